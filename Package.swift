@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+//
+// Domicile: a region-sharded, privacy-first store for CRM-backed personalization.
+// No package dependencies: the toolchain, plus SQLite and OpenSSL 3 as system
+// libraries. Module layering (a module imports only modules listed above it)
+// is documented in docs/ARCHITECTURE.md.
+import PackageDescription
+
+let package = Package(
+    name: "Domicile",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "domicile", targets: ["domicile"]),
+    ],
+    targets: [
+        // C libraries behind thin module maps.
+        .systemLibrary(
+            name: "CSQLite",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            providers: [.apt(["libssl-dev"])]
+        ),
+
+        // Pure vocabulary: regions, pids, identifiers, encodings.
+        .target(name: "DomicileModel"),
+        // Pure functions over OpenSSL: HMAC, AES-GCM, Ed25519, SHA-256, CSPRNG, keyring.
+        .target(name: "DomicileCrypto", dependencies: ["DomicileModel", "COpenSSL"]),
+        // Disk: SQLite connection, statements, migrations, group commit; keyring files.
+        .target(name: "DomicileStorage", dependencies: ["DomicileModel", "DomicileCrypto", "CSQLite"]),
+
+        // POSIX: processes, sockets, the event loop and HTTP/1.1.
+        .target(name: "DomicileNet", dependencies: ["DomicileModel"]),
+
+        .executableTarget(
+            name: "domicile",
+            dependencies: ["DomicileModel", "DomicileCrypto", "DomicileStorage", "DomicileNet"]
+        ),
+
+        // Helpers shared by the test targets: temporary directories, the built binary, seeded randomness.
+        .target(name: "DomicileTestSupport", dependencies: ["DomicileNet"], path: "Tests/DomicileTestSupport"),
+        .testTarget(name: "DomicileModelTests", dependencies: ["DomicileModel"]),
+        .testTarget(name: "DomicileCryptoTests", dependencies: ["DomicileCrypto"]),
+        .testTarget(name: "DomicileStorageTests", dependencies: ["DomicileStorage", "DomicileCrypto", "DomicileTestSupport"]),
+        // Runs the built `domicile` binary as a child process.
+        .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileStorage", "DomicileNet", "DomicileTestSupport"]),
+    ]
+)

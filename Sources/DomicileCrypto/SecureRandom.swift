@@ -1,0 +1,29 @@
+import COpenSSL
+
+/// The CSPRNG: OpenSSL's `RAND_bytes` (a DRBG seeded from the OS).
+///
+/// Usable as a `RandomNumberGenerator`. Pure modules never create one: they
+/// take a generator as a parameter so tests can pass a seeded one.
+public struct SecureRandom: RandomNumberGenerator, Sendable {
+    public init() {}
+
+    public mutating func next() -> UInt64 {
+        var value: UInt64 = 0
+        withUnsafeMutableBytes(of: &value) { Self.fill($0) }
+        return value
+    }
+
+    /// Fills `buffer` or stops the process: without randomness nothing
+    /// (nonces, keys, noise) can be produced safely, so fail closed.
+    public static func fill(_ buffer: UnsafeMutableRawBufferPointer) {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        precondition(RAND_bytes(base.assumingMemoryBound(to: UInt8.self), Int32(buffer.count)) == 1,
+                     "RAND_bytes failed: \(OpenSSL.lastError())")
+    }
+
+    public static func bytes(_ count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        bytes.withUnsafeMutableBytes { fill($0) }
+        return bytes
+    }
+}

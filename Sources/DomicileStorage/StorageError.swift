@@ -1,0 +1,66 @@
+import CSQLite
+
+/// A failed SQLite call. It carries the statement's SQL and SQLite's own
+/// message, never the values bound to the statement: those may be personal
+/// data (GRDB's `DatabaseError` keeps arguments out of descriptions the same way).
+public struct StorageError: Error, Sendable, CustomStringConvertible {
+    /// The extended result code (sqlite3_extended_result_codes is on).
+    public let resultCode: Int32
+    public let message: String
+    public let sql: String?
+
+    init(resultCode: Int32, message: String, sql: String?) {
+        self.resultCode = resultCode
+        self.message = message
+        self.sql = sql
+    }
+
+    init(resultCode: Int32, connection: OpaquePointer?, sql: String?) {
+        let message = connection.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) }
+            ?? String(cString: sqlite3_errstr(resultCode))
+        self.init(resultCode: resultCode, message: message, sql: sql)
+    }
+
+    /// The primary result code (the low byte of the extended code).
+    public var primaryResultCode: Int32 { resultCode & 0xFF }
+
+    public var isConstraintViolation: Bool { primaryResultCode == SQLITE_CONSTRAINT }
+    public var isUniqueViolation: Bool {
+        resultCode == domicile_sqlite_constraint_unique() || resultCode == domicile_sqlite_constraint_primarykey()
+    }
+    public var isBusy: Bool { primaryResultCode == SQLITE_BUSY || primaryResultCode == SQLITE_LOCKED }
+
+    public var description: String {
+        var text = "SQLite error \(resultCode) (\(String(cString: sqlite3_errstr(resultCode)))): \(message)"
+        if let sql { text += " — in `\(sql)`" }
+        return text
+    }
+}
+
+/// Storage failures that are not a single SQLite call.
+public enum StorageFailure: Error, Sendable, CustomStringConvertible {
+    /// The writer was closed before (or while) the request could run.
+    case writerClosed
+    /// Too many writes are already waiting; retry later.
+    case overloaded
+    /// SQLite rolled back the whole batch transaction (e.g. disk full) after
+    /// this request had succeeded; it was not committed and may be retried.
+    case batchAborted(cause: String)
+    case migrationDiverged(version: Int, expected: String, found: String)
+    case schemaNewerThanCode(version: Int)
+
+    public var description: String {
+        switch self {
+        case .writerClosed:
+            return "the storage writer is closed"
+        case .overloaded:
+            return "too many writes are waiting for the storage writer"
+        case .batchAborted(let cause):
+            return "the write batch was rolled back by SQLite (\(cause)); nothing of this request was committed"
+        case .migrationDiverged(let version, let expected, let found):
+            return "migration \(version) in the database is '\(found)', this build expects '\(expected)'"
+        case .schemaNewerThanCode(let version):
+            return "the database has migration \(version), newer than this build knows; refusing to run an older binary on it"
+        }
+    }
+}

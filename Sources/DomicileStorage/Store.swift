@@ -1,0 +1,33 @@
+/// A node's database: one group-commit writer and a pool of readers over one
+/// SQLite file, migrated to the current schema when opened.
+public final class Store: Sendable {
+    public let path: String
+    public let writer: Writer
+    public let readers: ReaderPool
+
+    public init(path: String, migrator: Migrator, now: Int64, settings: Writer.Settings = Writer.Settings(),
+                options: Database.Options = Database.Options()) throws {
+        self.path = path
+        writer = try Writer(path: path, options: options, settings: settings) { database in
+            try migrator.migrate(database, appliedAt: now)
+        }
+        readers = ReaderPool(path: path, options: options)
+    }
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await writer.write(body)
+    }
+
+    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try readers.read(body)
+    }
+
+    public func snapshot<T>(_ body: (Database) throws -> T) throws -> T {
+        try readers.snapshot(body)
+    }
+
+    public func close() {
+        readers.close()
+        writer.close()
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+
+@main
+enum Domicile {
+    /// Every command, in the order `domicile --help` lists them.
+    static let commands: [any Command.Type] = [
+        VersionCommand.self,
+        DemoCommand.self,
+        KeysInitCommand.self,
+        KeysRotateCommand.self,
+        KeysListCommand.self,
+        KeysExportPublicCommand.self,
+        KeysGenerateMasterKeyCommand.self,
+        StorageCheckCommand.self,
+        StorageLoadCommand.self,
+        BenchCryptoCommand.self,
+        BenchStorageCommand.self,
+    ]
+
+    static func main() async {
+        let words = Array(CommandLine.arguments.dropFirst())
+        if words.isEmpty || words == ["--help"] || words == ["-h"] || words == ["help"] {
+            Output.line(topLevelHelp())
+            exit(words.isEmpty ? 2 : 0)
+        }
+        guard let (command, rest) = resolve(words) else {
+            reportUnknown(words)
+            exit(2)
+        }
+        var arguments = Arguments(rest)
+        if arguments.wantsHelp {
+            Output.line("\(command.summary)\n\n\(command.usageLine)")
+            exit(0)
+        }
+        do {
+            try await command.run(&arguments)
+            exit(0)
+        } catch let error as CLIError {
+            Output.error(error.description)
+            if error.isUsage {
+                Output.error("run 'domicile \(command.path.joined(separator: " ")) --help' for usage")
+                exit(2)
+            }
+            exit(1)
+        } catch {
+            Output.error("\(error)")
+            exit(1)
+        }
+    }
+
+    static func topLevelHelp() -> String {
+        var lines = ["domicile — a region-sharded, privacy-first store for CRM-backed personalization", "",
+                     "usage: domicile <command> [options]   (domicile <command> --help for its options)", "",
+                     "commands:"]
+        for command in commands {
+            let name = command.path.joined(separator: " ")
+            lines.append("  " + name.padding(toLength: 28, withPad: " ", startingAt: 0) + command.summary)
+        }
+        lines.append("")
+        lines.append("exit codes: 0 success, 1 the operation failed, 2 the command line is wrong")
+        return lines.joined(separator: "\n")
+    }
+
+    /// The command whose path is the longest prefix of the arguments.
+    static func resolve(_ words: [String]) -> (command: any Command.Type, rest: [String])? {
+        let matches = commands.filter { words.starts(with: $0.path) }
+        guard let best = matches.max(by: { $0.path.count < $1.path.count }) else { return nil }
+        return (best, Array(words.dropFirst(best.path.count)))
+    }
+
+    static func reportUnknown(_ words: [String]) {
+        let group = commands.filter { $0.path.first == words[0] }
+        if group.isEmpty {
+            Output.error("unknown command '\(words[0])'; run 'domicile --help' for the list")
+            return
+        }
+        Output.error("'\(words.joined(separator: " "))' is not a command; try one of:")
+        for command in group {
+            Output.error("  domicile \(command.path.joined(separator: " ")) — \(command.summary)")
+        }
+    }
+}
+
+extension CLIError {
+    var isUsage: Bool {
+        if case .usage = self { return true }
+        return false
+    }
+}

@@ -1,0 +1,129 @@
+import DomicileStorage
+import DomicileTestSupport
+import Foundation
+import XCTest
+
+final class WriterTests: XCTestCase {
+    let directory = TemporaryDirectory()
+    static let schema = Migrator([Migration(version: 1, name: "rows", sql: """
+        CREATE TABLE rows (id INTEGER PRIMARY KEY, value TEXT NOT NULL) STRICT;
+        CREATE TABLE audit (id INTEGER PRIMARY KEY, row_id INTEGER NOT NULL) STRICT;
+        """)])
+
+    struct Deliberate: Error {}
+
+    func makeStore(_ name: String = "w.sqlite", settings: Writer.Settings = Writer.Settings()) throws -> Store {
+        try Store(path: directory.file(name), migrator: Self.schema, now: 0, settings: settings)
+    }
+
+    func test_groupCommit_hundredsOfConcurrentWritersOneFailing_allOthersCommitted() async throws {
+        let store = try makeStore()
+        let writers = 400
+        let failing = 123
+        let results = await withTaskGroup(of: (Int, Bool).self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    do {
+                        try await store.write { database in
+                            try database.execute("INSERT INTO rows (id, value) VALUES (?, ?)", [writer, "v\(writer)"])
+                            try database.execute("INSERT INTO audit (row_id) VALUES (?)", [writer])
+                            if writer == failing { throw Deliberate() }
+                        }
+                        return (writer, true)
+                    } catch {
+                        XCTAssertTrue(error is Deliberate, "only the deliberate failure: \(error)")
+                        return (writer, false)
+                    }
+                }
+            }
+            return await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+        }
+        XCTAssertEqual(results.filter { !$0.value }.map(\.key), [failing])
+        let statistics = store.writer.currentStatistics
+        XCTAssertEqual(statistics.committedRequests, writers - 1)
+        XCTAssertEqual(statistics.failedRequests, 1)
+        XCTAssertLessThan(statistics.commits, writers - 1, "concurrent writes shared commits")
+        store.close()
+
+        let database = try Database(path: directory.file("w.sqlite"))
+        XCTAssertEqual(try database.fetchOne("SELECT count(*) FROM rows") { $0.int(0) }, writers - 1)
+        XCTAssertEqual(try database.fetchOne("SELECT count(*) FROM audit") { $0.int(0) }, writers - 1,
+                       "the failed request's earlier statements were rolled back with it")
+        XCTAssertNil(try database.fetchOne("SELECT 1 FROM rows WHERE id = ?", [failing]) { $0.int(0) })
+    }
+
+    func test_groupCommit_constraintViolationFailsOnlyItsRequest() async throws {
+        let store = try makeStore()
+        try await store.write { try $0.execute("INSERT INTO rows (id, value) VALUES (1, 'first')") }
+        let duplicate = Task { try await store.write { try $0.execute("INSERT INTO rows (id, value) VALUES (1, 'again')") } }
+        let other = Task { try await store.write { try $0.execute("INSERT INTO rows (id, value) VALUES (2, 'second')") } }
+        await XCTAssertThrowsErrorAsync(try await duplicate.value) { XCTAssertTrue(($0 as? StorageError)?.isUniqueViolation ?? false) }
+        try await other.value
+        XCTAssertEqual(try store.read { try $0.fetchAll("SELECT value FROM rows ORDER BY id") { $0.text(0) } }, ["first", "second"])
+    }
+
+    func test_acknowledgedWrite_isVisibleToAnotherConnectionAtOnce() async throws {
+        let store = try makeStore()
+        let observer = try Database(path: directory.file("w.sqlite"))
+        for id in 0..<50 {
+            try await store.write { try $0.execute("INSERT INTO rows (id, value) VALUES (?, 'x')", [id]) }
+            XCTAssertEqual(try observer.fetchOne("SELECT count(*) FROM rows") { $0.int(0) }, id + 1)
+        }
+    }
+
+    func test_write_returnsTheBodysValue() async throws {
+        let store = try makeStore()
+        let rowID = try await store.write { database -> Int64 in
+            try database.execute("INSERT INTO rows (value) VALUES ('auto')")
+            return database.lastInsertRowID
+        }
+        XCTAssertEqual(rowID, 1)
+    }
+
+    func test_closedWriter_refusesWrites() async throws {
+        let store = try makeStore()
+        store.close()
+        await XCTAssertThrowsErrorAsync(try await store.write { try $0.execute("INSERT INTO rows (value) VALUES ('late')") }) {
+            guard case StorageFailure.writerClosed = $0 else { return XCTFail("\($0)") }
+        }
+    }
+
+    func test_oneTransactionPerWrite_stillCommitsEverything() async throws {
+        let store = try makeStore("single.sqlite", settings: .oneTransactionPerWrite)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for id in 0..<40 {
+                group.addTask { try await store.write { try $0.execute("INSERT INTO rows (id, value) VALUES (?, 'x')", [id]) } }
+            }
+            try await group.waitForAll()
+        }
+        let statistics = store.writer.currentStatistics
+        XCTAssertEqual(statistics.commits, 40)
+        XCTAssertEqual(statistics.batchSizeCounts[0], 40, "every batch had one request")
+    }
+
+    func test_readers_runConcurrentlyWithTheWriter() async throws {
+        let store = try makeStore()
+        let writes = Task {
+            for id in 0..<200 { try await store.write { try $0.execute("INSERT INTO rows (id, value) VALUES (?, 'x')", [id]) } }
+        }
+        var last = 0
+        while true {
+            let count = try store.snapshot { database -> Int in
+                let rows = try database.fetchOne("SELECT count(*) FROM rows") { $0.int(0) } ?? 0
+                let maximum = try database.fetchOne("SELECT coalesce(max(id) + 1, 0) FROM rows") { $0.int(0) } ?? 0
+                XCTAssertEqual(rows, maximum, "a snapshot sees whole commits")
+                return rows
+            }
+            XCTAssertGreaterThanOrEqual(count, last, "reads never go back in time")
+            last = count
+            if count == 200 { break }
+            try await Task.sleep(nanoseconds: 1_000_000)
+        }
+        try await writes.value
+    }
+
+    func test_readerConnections_refuseWrites() throws {
+        let store = try makeStore()
+        XCTAssertThrowsError(try store.read { try $0.execute("INSERT INTO rows (value) VALUES ('sneaky')") })
+    }
+}
