@@ -22,26 +22,32 @@ let package = Package(
             name: "COpenSSL",
             providers: [.apt(["libssl-dev"])]
         ),
+        // glibc's epoll, eventfd, accept4 and pthread_setname_np, which the Glibc module does not export.
+        .systemLibrary(name: "CLinux"),
 
         // Pure vocabulary: regions, pids, identifiers, encodings.
         .target(name: "DomicileModel"),
         // Pure functions over OpenSSL: HMAC, AES-GCM, Ed25519, SHA-256, CSPRNG, keyring.
         .target(name: "DomicileCrypto", dependencies: ["DomicileModel", "COpenSSL"]),
         // Disk: SQLite connection, statements, migrations, group commit; keyring files.
-        .target(name: "DomicileStorage", dependencies: ["DomicileModel", "DomicileCrypto", "CSQLite"]),
+        .target(name: "DomicileStorage", dependencies: ["DomicileModel", "DomicileCrypto", "CSQLite", "CLinux"]),
 
         // POSIX: processes, sockets, the event loop and HTTP/1.1.
-        .target(name: "DomicileNet", dependencies: ["DomicileModel"]),
+        .target(name: "DomicileNet", dependencies: ["DomicileModel", "CLinux"]),
 
         .executableTarget(
             name: "domicile",
             dependencies: ["DomicileModel", "DomicileCrypto", "DomicileStorage", "DomicileNet"]
         ),
 
+        // The HTTP request parser's fuzz target (Tests/Fuzz/run-http-fuzzer); a corpus replayer otherwise.
+        .executableTarget(name: "domicile-fuzz-http", dependencies: ["DomicileNet"], path: "Tests/Fuzz/HTTPRequestParser"),
+
         // Helpers shared by the test targets: temporary directories, the built binary, seeded randomness.
         .target(name: "DomicileTestSupport", dependencies: ["DomicileNet"], path: "Tests/DomicileTestSupport"),
         .testTarget(name: "DomicileModelTests", dependencies: ["DomicileModel"]),
         .testTarget(name: "DomicileCryptoTests", dependencies: ["DomicileCrypto"]),
+        .testTarget(name: "DomicileNetTests", dependencies: ["DomicileNet", "DomicileModel", "DomicileTestSupport"]),
         .testTarget(name: "DomicileStorageTests", dependencies: ["DomicileStorage", "DomicileCrypto", "DomicileTestSupport"]),
         // Runs the built `domicile` binary as a child process.
         .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileStorage", "DomicileNet", "DomicileTestSupport"]),

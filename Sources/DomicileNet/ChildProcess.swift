@@ -13,12 +13,22 @@ public enum ChildProcess {
         public let description: String
     }
 
-    /// Runs `executable` to completion and returns its standard output and
-    /// exit status. Standard error is discarded.
-    public static func run(_ executable: String, _ arguments: [String]) throws -> (output: String, status: Int32) {
+    /// The path of the executable `name` on PATH, if installed.
+    public static func find(_ name: String) -> String? {
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let candidate = "\(directory)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    /// Runs `executable` to completion and returns its standard output (and
+    /// standard error, if asked; else it is discarded) and exit status.
+    public static func run(_ executable: String, _ arguments: [String],
+                           captureStandardError: Bool = false) throws -> (output: String, status: Int32) {
         var pipe: [Int32] = [0, 0]
         guard Glibc.pipe(&pipe) == 0 else { throw Failure(description: "pipe: \(String(cString: strerror(errno)))") }
-        let pid = try spawn(executable, arguments, stdout: pipe[1])
+        let pid = try spawn(executable, arguments, stdout: pipe[1], stderr: captureStandardError ? pipe[1] : nil)
         close(pipe[1])
         var output = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 4096)

@@ -1,4 +1,5 @@
 import Foundation
+import CLinux
 import DomicileModel
 
 /// The single writer of a database, with group commit.
@@ -47,6 +48,7 @@ public final class Writer: Sendable {
         self.queue = RequestQueue(pendingMax: settings.pendingRequestsMax)
         let connection = ConnectionTransfer(database: database)
         let thread = Thread { [queue, statistics, finished, settings] in
+            domicile_set_thread_name("domicile-writer")
             let loop = WriterLoop(database: connection.database, queue: queue, statistics: statistics,
                                   batchMax: settings.batchRequestsMax)
             loop.run()

@@ -44,14 +44,6 @@ enum Bench {
         guard result.status == 0 else { Output.error("\(executable) exited with \(result.status)"); return nil }
         return result.output
     }
-
-    static func which(_ name: String) -> String? {
-        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let candidate = "\(directory)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
-    }
 }
 
 struct BenchCryptoCommand: Command {
@@ -152,7 +144,7 @@ struct BenchCryptoCommand: Command {
     /// Operations per second from `openssl speed -mr`. Its stdout carries
     /// `+F:<test>:hmac(sha256):<bytes per second>` for the one size asked.
     static func opensslHMACRate(seconds: Int) -> Double? {
-        guard let openssl = Bench.which("openssl"),
+        guard let openssl = ChildProcess.find("openssl"),
               let output = Bench.capture(openssl, ["speed", "-seconds", "\(seconds)", "-bytes", "64",
                                                     "-hmac", "sha256", "-mr"]) else { return nil }
         for line in output.split(separator: "\n") where line.hasPrefix("+F:") {

@@ -15,6 +15,7 @@ enum Domicile {
         StorageLoadCommand.self,
         BenchCryptoCommand.self,
         BenchStorageCommand.self,
+        BenchHTTPCommand.self,
     ]
 
     static func main() async {

@@ -1,0 +1,60 @@
+/// The property the HTTP request parser is fuzzed for (Tests/Fuzz): on any
+/// input it terminates, respects its limits, and reaches the same verdicts
+/// whether the bytes arrive at once or split across reads. Violations stop
+/// the process, which is what a fuzzer notices.
+public enum HTTPParserFuzzing {
+    /// Small limits, so the fuzzer reaches the limit paths with short inputs.
+    static let limits: HTTPParseLimits = {
+        var limits = HTTPParseLimits()
+        limits.requestLineBytesMax = 512
+        limits.headerBytesMax = 1_024
+        limits.headerCountMax = 16
+        limits.bodyBytesMax = 2_048
+        limits.chunkLineBytesMax = 64
+        return limits
+    }()
+
+    public static func check(_ data: UnsafeRawBufferPointer) {
+        let bytes = Array(data)
+        let whole = outcomes(bytes, splits: [])
+        // Split points derived from the input itself, so the fuzzer explores them.
+        let first = bytes.isEmpty ? 0 : Int(bytes[0]) % max(bytes.count, 1)
+        let second = bytes.count < 2 ? 0 : (Int(bytes[1]) * 7 + first) % max(bytes.count, 1)
+        let split = outcomes(bytes, splits: [first, second].sorted())
+        precondition(whole == split, "the parser's verdicts depend on how the input was split: \(whole) vs \(split)")
+        let byteByByte = bytes.count <= 4_096 ? outcomes(bytes, splits: Array(0..<bytes.count)) : whole
+        precondition(whole == byteByByte, "byte-by-byte delivery changed the verdicts: \(whole) vs \(byteByByte)")
+    }
+
+    /// One line per event: requests as method, target and body size; errors as status and code.
+    static func outcomes(_ bytes: [UInt8], splits: [Int]) -> [String] {
+        var parser = RequestParser(limits: limits)
+        var input = InputBuffer()
+        var results: [String] = []
+        var start = 0
+        for end in splits + [bytes.count] where end >= start {
+            input.append(Array(bytes[start..<end]))
+            start = end
+            // Each event consumes input or completes a request, so this is bounded by the input size.
+            for _ in 0...(bytes.count + 2) {
+                let before = input.count
+                switch parser.parse(&input) {
+                case .needMore:
+                    break
+                case .head(let head):
+                    precondition(head.headers.count <= limits.headerCountMax, "header count limit not enforced")
+                    continue
+                case .request(let request, _):
+                    precondition(request.body.count <= limits.bodyBytesMax, "body limit not enforced")
+                    results.append("\(request.method) \(request.target) \(request.body.count)")
+                    if input.count < before || !input.isEmpty { continue }
+                case .failure(let error):
+                    results.append("\(error.status) \(error.code)")
+                    return results
+                }
+                break
+            }
+        }
+        return results
+    }
+}

@@ -1,0 +1,104 @@
+/// How a route answers. `inline` handlers run on the event loop's thread and
+/// must not block (health checks, cached data); `async` handlers run as
+/// tasks and may await storage. A thrown `HTTPError` becomes its problem
+/// document; any other error becomes a 500 without details.
+public enum RouteHandler: Sendable {
+    case inline(@Sendable (HTTPRequest) throws -> HTTPResponse)
+    case async(@Sendable (HTTPRequest) async throws -> HTTPResponse)
+}
+
+/// Method and path matching with `{name}` parameters, e.g.
+/// `/v1/subjects/{pid}/consents`. A path that matches with another method
+/// answers 405 with `Allow`; a path that matches nothing answers 404.
+public struct Router: Sendable {
+    public struct Route: Sendable {
+        public let method: String
+        public let pattern: String
+        let segments: [Segment]
+        let handler: RouteHandler
+    }
+
+    enum Segment: Sendable, Equatable {
+        case literal(String)
+        case parameter(String)
+    }
+
+    public enum Match {
+        case found(Route, parameters: [String: String])
+        case methodNotAllowed(allowed: [String])
+        case notFound
+        case badPath
+    }
+
+    public private(set) var routes: [Route] = []
+
+    public init() {}
+
+    public mutating func add(_ method: String, _ pattern: String, _ handler: RouteHandler) {
+        precondition(pattern.hasPrefix("/"), "route patterns start with /: \(pattern)")
+        let segments = pattern.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { part -> Segment in
+            if part.hasPrefix("{") && part.hasSuffix("}") { return .parameter(String(part.dropFirst().dropLast())) }
+            return .literal(String(part))
+        }
+        precondition(!routes.contains { $0.method == method && $0.segments == segments }, "duplicate route \(method) \(pattern)")
+        routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler))
+    }
+
+    public mutating func get(_ pattern: String, _ handler: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) {
+        add("GET", pattern, .async(handler))
+    }
+
+    public mutating func post(_ pattern: String, _ handler: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) {
+        add("POST", pattern, .async(handler))
+    }
+
+    public mutating func put(_ pattern: String, _ handler: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) {
+        add("PUT", pattern, .async(handler))
+    }
+
+    public mutating func delete(_ pattern: String, _ handler: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) {
+        add("DELETE", pattern, .async(handler))
+    }
+
+    public func match(method: String, path: Substring) -> Match {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        var decoded: [String] = []
+        decoded.reserveCapacity(parts.count)
+        for part in parts {
+            if !part.utf8.contains(UInt8(ascii: "%")) {
+                decoded.append(String(part))
+                continue
+            }
+            guard let segment = PercentEncoding.decode(part) else { return .badPath }
+            decoded.append(segment)
+        }
+        var allowed: [String] = []
+        // When several routes match (`/v1/x/lookup` and `/v1/x/{id}`), the
+        // one with more literal segments wins, whatever the order of `add`.
+        var best: (route: Route, parameters: [String: String])?
+        for route in routes where route.segments.count == decoded.count {
+            guard let parameters = Self.bind(route.segments, to: decoded) else { continue }
+            guard route.method == method else {
+                allowed.append(route.method)
+                continue
+            }
+            if best == nil || parameters.count < best!.parameters.count { best = (route, parameters) }
+        }
+        if let best { return .found(best.route, parameters: best.parameters) }
+        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: Array(Set(allowed)).sorted())
+    }
+
+    private static func bind(_ segments: [Segment], to parts: [String]) -> [String: String]? {
+        var parameters: [String: String] = [:]
+        for (segment, part) in zip(segments, parts) {
+            switch segment {
+            case .literal(let literal):
+                guard literal == part else { return nil }
+            case .parameter(let name):
+                guard !part.isEmpty else { return nil }
+                parameters[name] = part
+            }
+        }
+        return parameters
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking TCP connection for tests that need byte-exact control over
+/// what is sent (malformed requests, pipelining, slow clients).
+/// Used from one thread at a time (tests hand it to one helper thread).
+public final class RawConnection: @unchecked Sendable {
+    public let descriptor: Int32
+
+    public struct Response {
+        public let status: Int
+        public let headers: [String: String]
+        public let body: [UInt8]
+        public var text: String { String(decoding: body, as: UTF8.self) }
+        public func header(_ name: String) -> String? { headers[name.lowercased()] }
+    }
+
+    public enum Failure: Error { case connect(Int32), closed, timeout, malformed(String) }
+
+    public init(port: UInt16, host: String = "127.0.0.1", receiveTimeoutSeconds: Int = 10) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        inet_pton(AF_INET, host, &address.sin_addr)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            let code = errno
+            close(descriptor)
+            throw Failure.connect(code)
+        }
+        setTimeout(seconds: receiveTimeoutSeconds)
+    }
+
+    deinit { close(descriptor) }
+
+    public func setTimeout(seconds: Int) {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    @discardableResult
+    public func send(_ text: String) -> Bool { send(Array(text.utf8)) }
+
+    @discardableResult
+    public func send(_ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            if written <= 0 { return false }
+            offset += written
+        }
+        return true
+    }
+
+    private var buffer: [UInt8] = []
+
+    private func fill() throws {
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+        if count == 0 { throw Failure.closed }
+        if count < 0 { throw errno == EAGAIN ? Failure.timeout : Failure.closed }
+        buffer.append(contentsOf: chunk[0..<count])
+    }
+
+    /// Reads one response (Content-Length framed; the server always sends it).
+    public func readResponse() throws -> Response {
+        while true {
+            if let end = headEnd() {
+                let head = String(decoding: buffer[0..<end], as: UTF8.self)
+                var lines = head.components(separatedBy: "\r\n")
+                let statusLine = lines.removeFirst().split(separator: " ")
+                guard statusLine.count >= 2, let status = Int(statusLine[1]) else { throw Failure.malformed(head) }
+                var headers: [String: String] = [:]
+                for line in lines where !line.isEmpty {
+                    guard let colon = line.firstIndex(of: ":") else { throw Failure.malformed(line) }
+                    headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                }
+                let length = Int(headers["content-length"] ?? "0") ?? 0
+                while buffer.count < end + 4 + length { try fill() }
+                let body = Array(buffer[(end + 4)..<(end + 4 + length)])
+                buffer.removeFirst(end + 4 + length)
+                return Response(status: status, headers: headers, body: body)
+            }
+            try fill()
+        }
+    }
+
+    /// True if the server closed the connection (reads end-of-file in time).
+    public func isClosedByPeer(timeoutSeconds: Int = 5) -> Bool {
+        setTimeout(seconds: timeoutSeconds)
+        while true {
+            do { try fill() } catch Failure.closed { return true } catch { return false }
+        }
+    }
+
+    private func headEnd() -> Int? {
+        guard buffer.count >= 4 else { return nil }
+        for index in 0...(buffer.count - 4) where buffer[index] == 13 && buffer[index + 1] == 10 && buffer[index + 2] == 13 && buffer[index + 3] == 10 {
+            return index
+        }
+        return nil
+    }
+}
