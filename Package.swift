@@ -29,15 +29,20 @@ let package = Package(
         .target(name: "DomicileModel"),
         // Pure functions over OpenSSL: HMAC, AES-GCM, Ed25519, SHA-256, CSPRNG, keyring.
         .target(name: "DomicileCrypto", dependencies: ["DomicileModel", "COpenSSL"]),
+        // Pure privacy logic: residency policy, consent receipts and folding (later: DP).
+        .target(name: "DomicilePrivacy", dependencies: ["DomicileModel", "DomicileCrypto"]),
         // Disk: SQLite connection, statements, migrations, group commit; keyring files.
         .target(name: "DomicileStorage", dependencies: ["DomicileModel", "DomicileCrypto", "CSQLite", "CLinux"]),
 
         // POSIX: processes, sockets, the event loop and HTTP/1.1.
         .target(name: "DomicileNet", dependencies: ["DomicileModel", "CLinux"]),
 
+        // The node: services, routes, and the shell that runs them.
+        .target(name: "DomicileNode", dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileStorage", "DomicileNet"]),
+
         .executableTarget(
             name: "domicile",
-            dependencies: ["DomicileModel", "DomicileCrypto", "DomicileStorage", "DomicileNet"]
+            dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileStorage", "DomicileNet", "DomicileNode"]
         ),
 
         // The HTTP request parser's fuzz target (Tests/Fuzz/run-http-fuzzer); a corpus replayer otherwise.
@@ -49,6 +54,10 @@ let package = Package(
         .testTarget(name: "DomicileCryptoTests", dependencies: ["DomicileCrypto"]),
         .testTarget(name: "DomicileNetTests", dependencies: ["DomicileNet", "DomicileModel", "DomicileTestSupport"]),
         .testTarget(name: "DomicileStorageTests", dependencies: ["DomicileStorage", "DomicileCrypto", "DomicileTestSupport"]),
+        .testTarget(name: "DomicilePrivacyTests", dependencies: ["DomicilePrivacy", "DomicileModel", "DomicileCrypto"]),
+        // Start the built `domicile` binary as real node processes.
+        .testTarget(name: "DomicileNodeTests",
+                    dependencies: ["domicile", "DomicileNode", "DomicileNet", "DomicileStorage", "DomicileModel", "DomicileTestSupport"]),
         // Runs the built `domicile` binary as a child process.
         .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileStorage", "DomicileNet", "DomicileTestSupport"]),
     ]

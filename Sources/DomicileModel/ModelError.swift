@@ -3,6 +3,8 @@
 public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidRegion
     case invalidNodeName
+    case invalidName(what: String)
+    case invalidTimestamp
     case invalidPID(reason: String)
     case invalidIdentifier(kind: IdentifierKind, reason: String)
     case unknownIdentifierKind
@@ -15,6 +17,10 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
             return "region ids are 1-16 lowercase letters or digits, starting with a letter"
         case .invalidNodeName:
             return "node names are 1-64 characters: lowercase letters, digits, '-', '.' or '_', starting with a letter or digit"
+        case .invalidName(let what):
+            return "invalid \(what)"
+        case .invalidTimestamp:
+            return "timestamps are RFC 3339, e.g. 2026-11-22T10:00:00Z"
         case .invalidPID(let reason):
             return "malformed pid: \(reason)"
         case .invalidIdentifier(let kind, let reason):

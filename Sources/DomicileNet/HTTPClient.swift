@@ -7,9 +7,9 @@ import Foundation
 /// peer's connections are all busy, a call fails at once with
 /// `poolExhausted` rather than waiting behind others.
 ///
-/// Calls block a Dispatch worker thread in poll(2), never a thread of
-/// Swift's cooperative pool; there are at most `connectionsPerPeerMax` of
-/// them per peer.
+/// Calls block a thread of the client's own `BlockingPool` in poll(2),
+/// never a thread of Swift's cooperative pool or of libdispatch (which share
+/// threads); at most `blockingThreadsMax` of them.
 public final class HTTPClient: Sendable {
     public struct Settings: Sendable {
         /// How long to wait for a TCP connection to be established.
@@ -23,6 +23,8 @@ public final class HTTPClient: Sendable {
         /// An idle connection older than this is closed instead of reused
         /// (servers close idle keep-alive connections too).
         public var idleTimeoutMilliseconds: Int64 = 20_000
+        /// Threads that may block in I/O at once, for all peers together.
+        public var blockingThreadsMax = 64
         /// Response size limits.
         public var responseLimits: HTTPParseLimits = {
             var limits = HTTPParseLimits()
@@ -59,10 +61,11 @@ public final class HTTPClient: Sendable {
 
     public let settings: Settings
     private let pools = Locked<[SocketAddress: PeerPool]>([:])
-    private let queue = DispatchQueue(label: "domicile.http-client", attributes: .concurrent)
+    private let pool: BlockingPool
 
     public init(settings: Settings = Settings()) {
         self.settings = settings
+        pool = BlockingPool(name: "http-client", threadsMax: settings.blockingThreadsMax)
     }
 
     deinit { closeIdleConnections() }
@@ -74,7 +77,7 @@ public final class HTTPClient: Sendable {
         let request = serialize(method, target, peer: peer, headers: headers, body: body)
         let idempotent = ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"].contains(method)
         return try await withCheckedThrowingContinuation { continuation in
-            queue.async {
+            pool.submit {
                 continuation.resume(with: Result {
                     try self.exchange(request, with: peer, deadline: deadline, retryStale: idempotent)
                 })

@@ -72,20 +72,19 @@ public struct Router: Sendable {
             guard let segment = PercentEncoding.decode(part) else { return .badPath }
             decoded.append(segment)
         }
-        var allowed: [String] = []
-        // When several routes match (`/v1/x/lookup` and `/v1/x/{id}`), the
-        // one with more literal segments wins, whatever the order of `add`.
-        var best: (route: Route, parameters: [String: String])?
+        // A path belongs to the most specific pattern that matches it (the
+        // fewest parameters): `/v1/x/lookup` is not an `{id}` of `/v1/x/{id}`.
+        // That pattern's routes decide between a match and 405 with `Allow`.
+        var candidates: [(route: Route, parameters: [String: String])] = []
         for route in routes where route.segments.count == decoded.count {
-            guard let parameters = Self.bind(route.segments, to: decoded) else { continue }
-            guard route.method == method else {
-                allowed.append(route.method)
-                continue
-            }
-            if best == nil || parameters.count < best!.parameters.count { best = (route, parameters) }
+            if let parameters = Self.bind(route.segments, to: decoded) { candidates.append((route, parameters)) }
         }
-        if let best { return .found(best.route, parameters: best.parameters) }
-        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: Array(Set(allowed)).sorted())
+        guard let fewest = candidates.map(\.parameters.count).min() else { return .notFound }
+        let claiming = candidates.filter { $0.parameters.count == fewest }
+        if let match = claiming.first(where: { $0.route.method == method }) {
+            return .found(match.route, parameters: match.parameters)
+        }
+        return .methodNotAllowed(allowed: Array(Set(claiming.map(\.route.method))).sorted())
     }
 
     private static func bind(_ segments: [Segment], to parts: [String]) -> [String: String]? {

@@ -1,4 +1,5 @@
 import CLinux
+import DomicileModel
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -136,16 +137,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-extension SocketAddress: Codable {
-    public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        do { try self.init(parsing: text) } catch {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description))
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
+extension SocketAddress: TextRepresentable {
+    public init(text: String) throws { try self.init(parsing: text) }
+    public var text: String { description }
 }

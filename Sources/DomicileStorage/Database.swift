@@ -15,6 +15,13 @@ public final class Database {
         public var queryOnly = false
         /// Prepared statements kept per connection, keyed by SQL text.
         public var statementCacheCountMax = 256
+        /// Page cache per connection, in KiB (SQLite's default is 2 MiB).
+        public var cacheKibibytes = 32 * 1_024
+        /// Bytes of the database file read through mmap instead of read(2).
+        public var mmapBytes: Int64 = 256 * 1_024 * 1_024
+        /// SQLite's own checkpoint every N WAL pages, inside COMMIT; 0 turns it
+        /// off (the store's `Checkpointer` runs them on another thread).
+        public var autoCheckpointPages = 1_000
 
         public init() {}
     }
@@ -63,6 +70,11 @@ public final class Database {
         try execute("PRAGMA synchronous = FULL")
         try execute("PRAGMA secure_delete = ON")
         try execute("PRAGMA foreign_keys = ON")
+        try execute("PRAGMA cache_size = -\(options.cacheKibibytes)")
+        _ = try fetchOne("PRAGMA mmap_size = \(options.mmapBytes)") { $0.int64(0) }
+        _ = try fetchOne("PRAGMA wal_autocheckpoint = \(options.autoCheckpointPages)") { $0.int64(0) }
+        // A WAL file that was reset after a checkpoint is truncated to this size.
+        _ = try fetchOne("PRAGMA journal_size_limit = \(64 * 1_024 * 1_024)") { $0.int64(0) }
         if options.queryOnly { try execute("PRAGMA query_only = ON") }
     }
 

@@ -4,14 +4,20 @@ public final class Store: Sendable {
     public let path: String
     public let writer: Writer
     public let readers: ReaderPool
+    private let checkpointer: Checkpointer
 
+    /// The writer checkpoints nothing itself: the store's checkpointer thread
+    /// does it (see `Checkpointer`).
     public init(path: String, migrator: Migrator, now: Int64, settings: Writer.Settings = Writer.Settings(),
                 options: Database.Options = Database.Options()) throws {
         self.path = path
-        writer = try Writer(path: path, options: options, settings: settings) { database in
+        var writerOptions = options
+        writerOptions.autoCheckpointPages = 0
+        writer = try Writer(path: path, options: writerOptions, settings: settings) { database in
             try migrator.migrate(database, appliedAt: now)
         }
-        readers = ReaderPool(path: path, options: options)
+        readers = ReaderPool(path: path, options: writerOptions)
+        checkpointer = try Checkpointer(path: path, options: writerOptions)
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
@@ -27,6 +33,7 @@ public final class Store: Sendable {
     }
 
     public func close() {
+        checkpointer.stop()
         readers.close()
         writer.close()
     }

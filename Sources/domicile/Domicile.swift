@@ -6,16 +6,22 @@ enum Domicile {
     static let commands: [any Command.Type] = [
         VersionCommand.self,
         DemoCommand.self,
+        ServeCommand.self,
+        ClusterInitCommand.self,
         KeysInitCommand.self,
         KeysRotateCommand.self,
         KeysListCommand.self,
         KeysExportPublicCommand.self,
         KeysGenerateMasterKeyCommand.self,
+        PolicyCheckCommand.self,
+        AuditVerifyCommand.self,
+        TokenGenerateCommand.self,
         StorageCheckCommand.self,
         StorageLoadCommand.self,
         BenchCryptoCommand.self,
         BenchStorageCommand.self,
         BenchHTTPCommand.self,
+        BenchNodeCommand.self,
     ]
 
     static func main() async {

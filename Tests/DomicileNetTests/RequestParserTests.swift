@@ -163,6 +163,10 @@ final class RouterTests: XCTestCase {
         XCTAssertEqual(lookup.pattern, "/v1/subjects/lookup")
         guard case .methodNotAllowed(let allowed) = router.match(method: "DELETE", path: "/v1/subjects/x/consents") else { return XCTFail() }
         XCTAssertEqual(allowed, ["GET", "POST"])
+        guard case .methodNotAllowed(let lookupAllowed) = router.match(method: "GET", path: "/v1/subjects/lookup") else {
+            return XCTFail("a literal path is not a parameter of a broader pattern")
+        }
+        XCTAssertEqual(lookupAllowed, ["POST"])
         guard case .notFound = router.match(method: "GET", path: "/v1/nothing") else { return XCTFail() }
         guard case .notFound = router.match(method: "GET", path: "/v1/subjects/") else { return XCTFail("empty parameter") }
         guard case .badPath = router.match(method: "GET", path: "/v1/subjects/%zz") else { return XCTFail() }

@@ -127,3 +127,28 @@ final class WriterTests: XCTestCase {
         XCTAssertThrowsError(try store.read { try $0.execute("INSERT INTO rows (value) VALUES ('sneaky')") })
     }
 }
+
+final class CheckpointerTests: XCTestCase {
+    func test_store_checkpointsInTheBackground_notInTheWriter() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("c.sqlite")
+        let store = try Store(path: path, migrator: WriterTests.schema, now: 0)
+        let writerSetting = try await store.write { try $0.fetchOne("PRAGMA wal_autocheckpoint") { $0.int(0) } }
+        XCTAssertEqual(writerSetting, 0, "the writer never checkpoints inside a commit")
+        let before = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
+        let payload = String(repeating: "x", count: 8_000)
+        for batch in 0..<100 {
+            try await store.write { database in
+                for index in 0..<10 { try database.execute("INSERT INTO rows (id, value) VALUES (?, ?)", [batch * 10 + index, payload]) }
+            }
+        }
+        // About 8 MB went to the WAL; the checkpointer copies it within a few intervals.
+        var after = before
+        for _ in 0..<50 where after < before + 4_000_000 {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            after = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
+        }
+        XCTAssertGreaterThan(after, before + 4_000_000, "pages reached the database file")
+        store.close()
+    }
+}

@@ -1,0 +1,56 @@
+import DomicileModel
+import DomicileNet
+
+/// The problem documents of API.md, by stable `code`. Details name fields
+/// and rules, never the values sent.
+enum APIError {
+    static func unauthorized() -> HTTPError {
+        HTTPError(status: 401, code: "unauthorized", detail: "send a valid bearer token in the Authorization header",
+                  headers: ["WWW-Authenticate": #"Bearer realm="domicile""#])
+    }
+
+    static func forbidden(_ roles: Set<Role>) -> HTTPError {
+        HTTPError(status: 403, code: "forbidden",
+                  detail: "this call needs one of the roles: \(roles.map(\.rawValue).sorted().joined(separator: ", "))")
+    }
+
+    static func invalidPID(_ reason: String) -> HTTPError {
+        HTTPError(status: 400, code: "invalid_pid", detail: "the pid is malformed: \(reason)")
+    }
+
+    static func misdirected(home: RegionID, nodes: [NodeAddress]) -> HTTPError {
+        HTTPError(status: 421, code: "misdirected", detail: "this subject belongs to region \(home); send the request to one of its nodes",
+                  extensions: ["home_region": .string(home.rawValue),
+                               "nodes": .array(nodes.map { .object(["name": .string($0.name), "http": .string($0.http)]) })])
+    }
+
+    static func unknownRegion(_ detail: String) -> HTTPError {
+        HTTPError(status: 422, code: "unknown_region", detail: detail)
+    }
+
+    static func unknownPurpose(_ field: String) -> HTTPError {
+        HTTPError(status: 422, code: "unknown_purpose", detail: "\(field) names a purpose the policy does not allow in this region")
+    }
+
+    static func invalidIdentifier(_ error: ModelError) -> HTTPError {
+        HTTPError(status: 422, code: "invalid_identifier", detail: error.description)
+    }
+
+    static func unknownSubject() -> HTTPError {
+        HTTPError(status: 404, code: "unknown_subject", detail: "no subject with this pid or identifier in this region")
+    }
+
+    static func invalid(_ field: String, _ rule: String, code: String = "invalid_request") -> HTTPError {
+        HTTPError(status: 422, code: code, detail: "\(field): \(rule)")
+    }
+
+    static func notReady(_ reason: String) -> HTTPError {
+        HTTPError(status: 503, code: "not_ready", detail: reason)
+    }
+}
+
+/// A node as other nodes and clients reach it.
+public struct NodeAddress: Sendable, Equatable, Codable {
+    public let name: String
+    public let http: String
+}

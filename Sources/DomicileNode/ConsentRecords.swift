@@ -1,0 +1,62 @@
+import DomicileModel
+import DomicilePrivacy
+import DomicileStorage
+
+/// Consent receipts in SQLite: appended, never updated (erasure aside).
+enum ConsentRecords {
+    static let columns = "receipt_id, pid, seq, action, purposes, basis, source, collected_at, expires_at, recorded_at, prev_hash, hash, redacted"
+
+    static func receipts(of pid: PID, in database: Database) throws -> [ConsentReceipt] {
+        try database.fetchAll("SELECT \(columns) FROM consent_receipts WHERE pid = ? ORDER BY seq", [pid.rawValue]) { row in
+            ConsentReceipt(
+                receiptID: row.text(0), pid: pid, seq: row.int64(2), action: ConsentAction(rawValue: row.text(3)) ?? .revoke,
+                purposes: row.text(4).split(separator: ",").compactMap { try? Purpose(String($0)) },
+                basis: row.optionalText(5).flatMap(LawfulBasis.init(rawValue:)), source: row.text(6),
+                collectedAt: Timestamp(milliseconds: row.int64(7)), expiresAt: row.optionalInt64(8).map(Timestamp.init(milliseconds:)),
+                recordedAt: Timestamp(milliseconds: row.int64(9)), previousHash: row.blob(10), hash: row.blob(11),
+                redacted: row.bool(12))
+        }
+    }
+
+    /// The last receipt's seq and hash, or (0, genesis).
+    static func head(of pid: PID, in database: Database) throws -> (seq: Int64, hash: [UInt8]) {
+        try database.fetchOne("SELECT seq, hash FROM consent_receipts WHERE pid = ? ORDER BY seq DESC LIMIT 1", [pid.rawValue]) {
+            ($0.int64(0), $0.blob(1))
+        } ?? (0, ReceiptChain.genesis)
+    }
+
+    /// Stores a receipt and folds it into `consent_active`.
+    static func append(_ receipt: ConsentReceipt, gpcPurposes: Set<Purpose>, in database: Database) throws {
+        try insert(receipt, in: database)
+        var active = try activeGrants(of: receipt.pid, in: database)
+        ConsentFolding.apply(receipt, to: &active, gpcPurposes: gpcPurposes)
+        try database.execute("DELETE FROM consent_active WHERE pid = ?", [receipt.pid.rawValue])
+        for grant in active.values {
+            try database.execute("""
+                INSERT INTO consent_active (pid, purpose, basis, granted_at, expires_at, receipt_id) VALUES (?, ?, ?, ?, ?, ?)
+                """, [receipt.pid.rawValue, grant.purpose.rawValue, grant.basis.rawValue, grant.grantedAt.milliseconds,
+                      grant.expiresAt?.milliseconds, grant.receiptID])
+        }
+    }
+
+    /// The materialized grants of a subject, before expiry and policy filtering.
+    static func activeGrants(of pid: PID, in database: Database) throws -> [Purpose: ActiveConsent] {
+        var active: [Purpose: ActiveConsent] = [:]
+        try database.forEach("SELECT purpose, basis, granted_at, expires_at, receipt_id FROM consent_active WHERE pid = ?",
+                             [pid.rawValue]) { row in
+            guard let purpose = try? Purpose(row.text(0)), let basis = LawfulBasis(rawValue: row.text(1)) else { return }
+            active[purpose] = ActiveConsent(purpose: purpose, basis: basis, grantedAt: Timestamp(milliseconds: row.int64(2)),
+                                            expiresAt: row.optionalInt64(3).map(Timestamp.init(milliseconds:)), receiptID: row.text(4))
+        }
+        return active
+    }
+
+    private static func insert(_ receipt: ConsentReceipt, in database: Database) throws {
+        try database.execute("INSERT INTO consent_receipts (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            receipt.receiptID, receipt.pid.rawValue, receipt.seq, receipt.action.rawValue,
+            receipt.purposes.map(\.rawValue).joined(separator: ","), receipt.basis?.rawValue, receipt.source,
+            receipt.collectedAt.milliseconds, receipt.expiresAt?.milliseconds, receipt.recordedAt.milliseconds,
+            receipt.previousHash, receipt.hash, receipt.redacted,
+        ])
+    }
+}

@@ -1,0 +1,116 @@
+import DomicileCrypto
+import DomicileModel
+import DomicileNet
+import DomicilePrivacy
+import DomicileStorage
+import Foundation
+
+/// A running region node: storage, keys, policy and the HTTP API.
+public final class Node: Sendable {
+    public struct StartupError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    let services: NodeServices
+    private let server: HTTPServer
+    public let httpAddress: SocketAddress
+    /// Every route served, as (method, pattern): docs/openapi.yaml must list the same.
+    public let routes: [Route]
+
+    public struct Route: Hashable, Sendable {
+        public let method: String
+        public let pattern: String
+    }
+
+    public var logger: Logger { services.logger }
+
+    private init(services: NodeServices, server: HTTPServer, httpAddress: SocketAddress, routes: [Route]) {
+        self.services = services
+        self.server = server
+        self.httpAddress = httpAddress
+        self.routes = routes
+    }
+
+    /// Opens everything the node needs — failing with a message that names
+    /// what is wrong — then starts serving.
+    public static func start(_ configuration: NodeConfiguration, clock: any Clock = SystemClock(),
+                             logger: Logger? = nil) async throws -> Node {
+        let logger = logger ?? Logger(clock: clock)
+        do {
+            try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw StartupError(description: "data directory \(configuration.dataDirectory): cannot create it")
+        }
+        let keyring: Keyring
+        do {
+            keyring = try KeyringFile.load(path: configuration.keyringPath, master: try configuration.masterKey.load())
+        } catch {
+            throw StartupError(description: "keyring \(configuration.keyringPath): \(error)")
+        }
+        guard keyring.region == configuration.region, keyring.node == configuration.node else {
+            throw StartupError(description: "keyring \(configuration.keyringPath) belongs to node \(keyring.node) in region "
+                               + "\(keyring.region), not \(configuration.node) in \(configuration.region)")
+        }
+        let policy: ResidencyPolicy
+        do {
+            policy = try ResidencyPolicy(json: try FileIO.read(configuration.policyPath, byteCountMax: ResidencyPolicy.documentBytesMax))
+        } catch {
+            throw StartupError(description: "policy \(configuration.policyPath): \(error)")
+        }
+        guard policy.isKnown(configuration.region) else {
+            throw StartupError(description: "policy \(configuration.policyPath) has no region \(configuration.region)")
+        }
+        let principals: Principals
+        do { principals = try Principals.load(path: configuration.principalsPath) } catch {
+            throw StartupError(description: "principals \(configuration.principalsPath): \(error)")
+        }
+        let store: Store
+        do {
+            store = try Store(path: configuration.databasePath, migrator: NodeSchema.migrator, now: clock.now().milliseconds)
+        } catch {
+            throw StartupError(description: "database \(configuration.databasePath): \(error)")
+        }
+        let services = NodeServices(configuration: configuration, store: store, keys: try RegionKeys(keyring: keyring), policy: policy,
+                                    principals: principals, clock: clock, metrics: Metrics(), logger: logger,
+                                    bootID: Hex.encode(SecureRandom.bytes(8)))
+        let boundAddress = Locked<String>(configuration.http.address.description)
+        var api = API(services: services)
+        SystemRoutes.add(to: &api) { boundAddress.value }
+        SubjectRoutes.add(to: &api)
+        ConsentRoutes.add(to: &api)
+        AuditRoutes.add(to: &api)
+
+        let accessLog = configuration.accessLog
+        let server = try HTTPServer(settings: configuration.http.settings, router: api.router) { exchange in
+            services.metrics.record(exchange)
+            if accessLog {
+                logger.info("http", ["method": .string(exchange.method), "route": .string(exchange.route),
+                                     "status": .int(Int64(exchange.status)),
+                                     "ms": .double(Double(exchange.durationMicroseconds) / 1_000),
+                                     "request_id": .string(exchange.requestID)])
+            }
+        }
+        let bound: SocketAddress
+        do { bound = try server.start(address: configuration.http.address) } catch {
+            store.close()
+            throw StartupError(description: "http.address \(configuration.http.address): \(error)")
+        }
+        boundAddress.withLock { $0 = bound.description }
+        services.lifecycle.withLock { $0 = .serving }
+        logger.info("listening", ["node": .string(configuration.node.rawValue), "region": .string(configuration.region.rawValue),
+                                  "http": .string(bound.description), "boot_id": .string(services.bootID),
+                                  "policy_version": .int(Int64(policy.version))])
+        return Node(services: services, server: server, httpAddress: bound,
+                    routes: api.router.routes.map { Route(method: $0.method, pattern: $0.pattern) })
+    }
+
+    /// Stops serving (requests in flight finish), then closes storage.
+    public func shutdown(graceMilliseconds: Int64 = 10_000) async {
+        services.lifecycle.withLock { $0 = .draining }
+        logger.info("stopping")
+        await server.shutdown(graceMilliseconds: graceMilliseconds)
+        services.store.close()
+        logger.info("stopped")
+    }
+}

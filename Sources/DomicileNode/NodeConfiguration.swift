@@ -1,0 +1,209 @@
+import DomicileModel
+import DomicileNet
+import DomicileStorage
+import Foundation
+
+/// A node's configuration file (JSON; docs/CONFIGURATION.md). Relative paths
+/// are relative to the file's directory. Unknown keys are errors: a typo must
+/// not silently fall back to a default.
+public struct NodeConfiguration: Sendable {
+    public struct HTTP: Sendable {
+        public var address: SocketAddress
+        public var settings: HTTPServer.Settings
+    }
+
+    public struct Gossip: Sendable {
+        public var address: SocketAddress?
+        public var seeds: [SocketAddress]
+    }
+
+    public struct Limits: Sendable {
+        /// Receipts in one `POST /v1/consents/batch` at most.
+        public var batchReceiptsMax = 1_000
+        /// Events in one `GET /v1/audit` page at most.
+        public var auditPageMax = 1_000
+        /// Largest body of a batch request (the batch endpoint's own body limit).
+        public var batchBodyBytesMax = 8 * 1_024 * 1_024
+        /// How far in the future a `collected_at` may be (clock skew), in seconds.
+        public var clockSkewSecondsMax: Int64 = 300
+    }
+
+    public var node: NodeName
+    public var region: RegionID
+    public var dataDirectory: String
+    public var http: HTTP
+    public var gossip: Gossip
+    public var keyringPath: String
+    public var masterKey: MasterKeySource
+    public var policyPath: String
+    public var principalsPath: String
+    public var accessLog: Bool
+    public var limits: Limits
+
+    /// The body limit of ordinary routes; the HTTP server's own limit is
+    /// raised to the batch endpoint's.
+    public var routeBodyBytesMax: Int
+
+    public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("node.sqlite") }
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public let field: String
+        public let reason: String
+        public var description: String { "config \(field): \(reason)" }
+    }
+
+    public static let fileBytesMax = 1 << 20
+
+    public static func load(path: String) throws -> NodeConfiguration {
+        let bytes = try FileIO.read(path, byteCountMax: fileBytesMax)
+        let base = (path as NSString).deletingLastPathComponent
+        return try parse(bytes, relativeTo: base.isEmpty ? "." : base)
+    }
+
+    public static func parse(_ bytes: [UInt8], relativeTo base: String) throws(Invalid) -> NodeConfiguration {
+        guard let root = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
+            throw Invalid(field: "(file)", reason: "not a JSON object")
+        }
+        var reader = ConfigReader(object: root, path: "")
+        let node = try reader.required("node", NodeName.self) { try NodeName($0) }
+        let region = try reader.required("region", RegionID.self) { try RegionID($0) }
+        func resolve(_ path: String) -> String {
+            path.hasPrefix("/") ? path : (base as NSString).appendingPathComponent(path)
+        }
+        let dataDirectory = resolve(try reader.string("data_dir"))
+        let keyringPath = resolve(try reader.string("keyring"))
+        let policyPath = resolve(try reader.string("policy"))
+        let principalsPath = resolve(try reader.string("principals"))
+        let masterKey: MasterKeySource = try reader.optionalString("master_key_file").map { .file(path: resolve($0)) } ?? .environment
+
+        var httpReader = try reader.object("http")
+        var settings = HTTPServer.Settings()
+        let address = try httpReader.required("address", SocketAddress.self) { try SocketAddress(parsing: $0) }
+        if let value = try httpReader.optionalInt("connections_max", 1...1_000_000) { settings.connectionsMax = value }
+        if let value = try httpReader.optionalInt("body_bytes_max", 0...(256 << 20)) { settings.limits.bodyBytesMax = value }
+        if let value = try httpReader.optionalInt("header_bytes_max", 256...(1 << 20)) { settings.limits.headerBytesMax = value }
+        if let value = try httpReader.optionalInt("request_line_bytes_max", 64...(1 << 20)) { settings.limits.requestLineBytesMax = value }
+        if let value = try httpReader.optionalInt("header_count_max", 4...10_000) { settings.limits.headerCountMax = value }
+        if let value = try httpReader.optionalInt("header_read_timeout_ms", 100...3_600_000) { settings.headerReadTimeoutMilliseconds = Int64(value) }
+        if let value = try httpReader.optionalInt("body_read_timeout_ms", 100...3_600_000) { settings.bodyReadTimeoutMilliseconds = Int64(value) }
+        if let value = try httpReader.optionalInt("idle_timeout_ms", 100...3_600_000) { settings.idleTimeoutMilliseconds = Int64(value) }
+        if let value = try httpReader.optionalInt("event_loops", 1...256) { settings.eventLoopCount = value }
+        try httpReader.finish()
+
+        var gossip = Gossip(address: nil, seeds: [])
+        if var gossipReader = try reader.optionalObject("gossip") {
+            if let text = try gossipReader.optionalString("address") {
+                do { gossip.address = try SocketAddress(parsing: text) } catch {
+                    throw Invalid(field: "gossip.address", reason: error.description)
+                }
+            }
+            for text in try gossipReader.stringArray("seeds") {
+                do { gossip.seeds.append(try SocketAddress(parsing: text)) } catch {
+                    throw Invalid(field: "gossip.seeds", reason: error.description)
+                }
+            }
+            try gossipReader.finish()
+        }
+
+        var accessLog = true
+        if var logReader = try reader.optionalObject("log") {
+            accessLog = try logReader.optionalBool("access") ?? true
+            try logReader.finish()
+        }
+
+        var limits = Limits()
+        if var limitsReader = try reader.optionalObject("limits") {
+            if let value = try limitsReader.optionalInt("batch_receipts_max", 1...100_000) { limits.batchReceiptsMax = value }
+            if let value = try limitsReader.optionalInt("audit_page_max", 1...100_000) { limits.auditPageMax = value }
+            if let value = try limitsReader.optionalInt("batch_body_bytes_max", 1_024...(256 << 20)) { limits.batchBodyBytesMax = value }
+            if let value = try limitsReader.optionalInt("clock_skew_seconds_max", 0...86_400) { limits.clockSkewSecondsMax = Int64(value) }
+            try limitsReader.finish()
+        }
+        try reader.finish()
+        let routeBodyBytesMax = settings.limits.bodyBytesMax
+        settings.limits.bodyBytesMax = max(settings.limits.bodyBytesMax, limits.batchBodyBytesMax)
+        do { settings = try settings.validated() } catch { throw Invalid(field: "http", reason: error.description) }
+        return NodeConfiguration(node: node, region: region, dataDirectory: dataDirectory,
+                                 http: HTTP(address: address, settings: settings), gossip: gossip, keyringPath: keyringPath,
+                                 masterKey: masterKey, policyPath: policyPath, principalsPath: principalsPath,
+                                 accessLog: accessLog, limits: limits, routeBodyBytesMax: routeBodyBytesMax)
+    }
+}
+
+/// Reads one JSON object of the configuration, remembering which keys were
+/// used so that `finish` can reject the others.
+struct ConfigReader {
+    private let object: [String: Any]
+    private let path: String
+    private var used: Set<String> = []
+
+    init(object: [String: Any], path: String) {
+        self.object = object
+        self.path = path
+    }
+
+    private func field(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    private mutating func value(_ key: String) -> Any? {
+        used.insert(key)
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        return value
+    }
+
+    mutating func optionalString(_ key: String) throws(NodeConfiguration.Invalid) -> String? {
+        guard let raw = value(key) else { return nil }
+        guard let text = raw as? String else { throw .init(field: field(key), reason: "must be a string") }
+        return text
+    }
+
+    mutating func string(_ key: String) throws(NodeConfiguration.Invalid) -> String {
+        guard let text = try optionalString(key) else { throw .init(field: field(key), reason: "is required") }
+        guard !text.isEmpty else { throw .init(field: field(key), reason: "must not be empty") }
+        return text
+    }
+
+    mutating func required<T>(_ key: String, _ type: T.Type, _ make: (String) throws -> T) throws(NodeConfiguration.Invalid) -> T {
+        let text = try string(key)
+        do { return try make(text) } catch { throw .init(field: field(key), reason: "\(error)") }
+    }
+
+    mutating func optionalInt(_ key: String, _ range: ClosedRange<Int>) throws(NodeConfiguration.Invalid) -> Int? {
+        guard let raw = value(key) else { return nil }
+        guard let number = raw as? NSNumber, !(raw is Bool), number.doubleValue == number.doubleValue.rounded() else {
+            throw .init(field: field(key), reason: "must be an integer")
+        }
+        guard range.contains(number.intValue) else {
+            throw .init(field: field(key), reason: "must be in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return number.intValue
+    }
+
+    mutating func optionalBool(_ key: String) throws(NodeConfiguration.Invalid) -> Bool? {
+        guard let raw = value(key) else { return nil }
+        guard let flag = raw as? Bool else { throw .init(field: field(key), reason: "must be true or false") }
+        return flag
+    }
+
+    mutating func stringArray(_ key: String) throws(NodeConfiguration.Invalid) -> [String] {
+        guard let raw = value(key) else { return [] }
+        guard let strings = raw as? [String] else { throw .init(field: field(key), reason: "must be an array of strings") }
+        return strings
+    }
+
+    mutating func optionalObject(_ key: String) throws(NodeConfiguration.Invalid) -> ConfigReader? {
+        guard let raw = value(key) else { return nil }
+        guard let nested = raw as? [String: Any] else { throw .init(field: field(key), reason: "must be an object") }
+        return ConfigReader(object: nested, path: field(key))
+    }
+
+    mutating func object(_ key: String) throws(NodeConfiguration.Invalid) -> ConfigReader {
+        guard let nested = try optionalObject(key) else { throw .init(field: field(key), reason: "is required") }
+        return nested
+    }
+
+    func finish() throws(NodeConfiguration.Invalid) {
+        if let unknown = object.keys.sorted().first(where: { !used.contains($0) }) {
+            throw .init(field: field(unknown), reason: "unknown key")
+        }
+    }
+}

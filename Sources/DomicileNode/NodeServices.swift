@@ -1,0 +1,156 @@
+import DomicileCrypto
+import DomicileModel
+import DomicileNet
+import DomicilePrivacy
+import DomicileStorage
+
+/// Everything the request handlers share: configuration, storage, keys,
+/// policy, principals, clock, metrics and logs.
+final class NodeServices: Sendable {
+    let configuration: NodeConfiguration
+    let store: Store
+    let keys: RegionKeys
+    let policy: ResidencyPolicy
+    let principals: Principals
+    let clock: any Clock
+    let metrics: Metrics
+    let logger: Logger
+    let bootID: String
+    /// Purposes the policy allows in this region, and those a GPC signal revokes (computed once).
+    let regionPurposes: Set<Purpose>
+    let gpcPurposes: Set<Purpose>
+    let lifecycle = Locked(Lifecycle.starting)
+
+    enum Lifecycle: Sendable, Equatable {
+        case starting
+        case serving
+        case draining
+    }
+
+    var region: RegionID { configuration.region }
+
+    init(configuration: NodeConfiguration, store: Store, keys: RegionKeys, policy: ResidencyPolicy, principals: Principals,
+         clock: any Clock, metrics: Metrics, logger: Logger, bootID: String) {
+        self.configuration = configuration
+        self.store = store
+        self.keys = keys
+        self.policy = policy
+        self.principals = principals
+        self.clock = clock
+        self.metrics = metrics
+        self.logger = logger
+        self.bootID = bootID
+        regionPurposes = Set(policy.purposes.keys.filter { policy.basis(for: $0, in: configuration.region) != nil })
+        gpcPurposes = policy.gpcPurposes
+    }
+
+    /// Live nodes of `region`, as far as this node knows (membership comes
+    /// with gossip; until then, none).
+    func liveNodes(in region: RegionID) -> [NodeAddress] { [] }
+
+    /// A pid from a path, owned by this region: else 400 or 421.
+    func homePID(_ text: String) throws(HTTPError) -> PID {
+        let pid: PID
+        do { pid = try PID(parsing: text) } catch {
+            if case .invalidPID(let reason) = error { throw APIError.invalidPID(reason) }
+            throw APIError.invalidPID("unparseable")
+        }
+        guard pid.region == region else { throw APIError.misdirected(home: pid.region, nodes: liveNodes(in: pid.region)) }
+        return pid
+    }
+
+    /// Reads a subject's data in one snapshot. An unknown subject is audited
+    /// as `not_found` for `action` and answered 404 `unknown_subject`.
+    func readSubject<T: Sendable>(_ pid: PID, action: String, request: APIRequest,
+                                  _ read: (Database) throws -> T) async throws -> T {
+        let found = try store.snapshot { database -> T? in
+            guard try SubjectRecords.exists(pid, in: database) else { return nil }
+            return try read(database)
+        }
+        guard let found else {
+            try await audit(request.event(action, pid: pid.rawValue, outcome: "not_found"))
+            throw APIError.unknownSubject()
+        }
+        return found
+    }
+
+    /// Appends an audit event in its own transaction (for reads, whose audit
+    /// record must be durable before the data leaves the node).
+    func audit(_ event: AuditEvent) async throws {
+        try await store.write { try AuditLog.append(event, to: $0) }
+        metrics.countAudit(action: event.action, outcome: event.outcome)
+    }
+}
+
+/// One authenticated API call.
+struct APIRequest: Sendable {
+    let http: HTTPRequest
+    let principal: Principal
+    let now: Timestamp
+
+    var requestID: String { http.requestID }
+
+    func event(_ action: String, pid: String? = nil, purpose: String? = nil, outcome: String = "ok", detail: String? = nil) -> AuditEvent {
+        AuditEvent(at: now, principal: principal.name, action: action, pid: pid, purpose: purpose, outcome: outcome,
+                   requestID: requestID, detail: detail)
+    }
+}
+
+/// Builds the router: every `/v1` route authenticates the bearer token and
+/// checks the caller's roles before its handler runs.
+struct API {
+    private(set) var router = Router()
+    let services: NodeServices
+
+    init(services: NodeServices) { self.services = services }
+
+    /// `roles`: the caller needs one of them; empty means any authenticated
+    /// principal. `bodyBytesMax` overrides the configured body limit for
+    /// this route (the server's own limit is the largest of them).
+    mutating func route(_ method: String, _ pattern: String, roles: Set<Role>, bodyBytesMax: Int? = nil,
+                        _ handler: @escaping @Sendable (APIRequest) async throws -> HTTPResponse) {
+        let services = self.services
+        let limit = bodyBytesMax ?? services.configuration.routeBodyBytesMax
+        router.add(method, pattern, .async { request in
+            let principal = try Self.authenticate(request, services: services)
+            guard roles.isEmpty || !roles.isDisjoint(with: principal.roles) else { throw APIError.forbidden(roles) }
+            guard request.body.count <= limit else {
+                throw HTTPError(status: 413, code: "body_too_large", detail: "the body exceeds \(limit) bytes for this route")
+            }
+            return try await handler(APIRequest(http: request, principal: principal, now: services.clock.now()))
+        })
+    }
+
+    /// Unauthenticated routes (health, readiness, metrics).
+    mutating func open(_ method: String, _ pattern: String, _ handler: @escaping @Sendable (HTTPRequest) throws -> HTTPResponse) {
+        router.add(method, pattern, .inline(handler))
+    }
+
+    static func authenticate(_ request: HTTPRequest, services: NodeServices) throws(HTTPError) -> Principal {
+        guard let header = request.headers["authorization"], let token = bearerToken(header),
+              let principal = services.principals.authenticate(token: token) else { throw APIError.unauthorized() }
+        return principal
+    }
+
+    /// The token of `Bearer <token>` (scheme case-insensitive, RFC 6750 section 2.1).
+    static func bearerToken(_ header: String) -> String? {
+        let utf8 = header.utf8
+        guard utf8.count > 7, let space = utf8.firstIndex(of: UInt8(ascii: " ")),
+              header[..<space].caseInsensitiveCompare("bearer") else { return nil }
+        let token = header[header.index(after: space)...].drop { $0 == " " }
+        return token.isEmpty ? nil : String(token)
+    }
+}
+
+
+extension Substring {
+    func caseInsensitiveCompare(_ other: String) -> Bool {
+        utf8.count == other.utf8.count && zip(utf8, other.utf8).allSatisfy { a, b in (a | 0x20) == (b | 0x20) }
+    }
+}
+
+extension JSONWriter {
+    mutating func member(_ name: StaticString, _ timestamp: Timestamp?) {
+        member(name, timestamp?.rfc3339)
+    }
+}

@@ -1,0 +1,114 @@
+import DomicileCrypto
+import DomicileModel
+import DomicileStorage
+import Foundation
+
+/// `domicile cluster init`: writes everything a local federation needs.
+struct ClusterInitCommand: Command {
+    static let path = ["cluster", "init"]
+    static let summary = "lay out keys, policy, principals and configs for local nodes"
+    static let help = """
+        --dir DIR [--regions eu,us,br] [--nodes-per-region 2] [--http-port 7100] [--gossip-port 7300]
+                  [--policy FILE] [--force]
+
+        Writes into DIR: master.key (mode 0600), policy.json (the embedded default unless --policy),
+        principals.json and tokens.json (one bearer token per role, plus a second privacy officer),
+        and per node NAME (eu-1, eu-2, …): NAME/NAME.keyring and NAME/config.json. Keyrings of a
+        region share region keys, all share federation keys. Ports count up from the bases;
+        --http-port 0 lets each node pick a free port (it logs the one it bound).
+        """
+
+    struct Layout {
+        let directory: String
+        let regions: [RegionID]
+        let nodesPerRegion: Int
+        let httpPort: Int
+        let gossipPort: Int
+
+        var nodes: [(name: NodeName, region: RegionID, index: Int)] {
+            var nodes: [(NodeName, RegionID, Int)] = []
+            for (regionIndex, region) in regions.enumerated() {
+                for number in 1...nodesPerRegion {
+                    nodes.append((try! NodeName("\(region)-\(number)"), region, regionIndex * nodesPerRegion + number - 1))
+                }
+            }
+            return nodes
+        }
+
+        func httpAddress(_ index: Int) -> String { "127.0.0.1:\(httpPort == 0 ? 0 : httpPort + index)" }
+        func gossipAddress(_ index: Int) -> String { "127.0.0.1:\(gossipPort == 0 ? 0 : gossipPort + index)" }
+    }
+
+    static func run(_ arguments: inout Arguments) async throws {
+        let directory = try arguments.required("dir")
+        let regionNames = (try arguments.option("regions") ?? "eu,us,br").split(separator: ",").map(String.init)
+        let nodesPerRegion = try arguments.integer("nodes-per-region", default: 2, range: 1...16)
+        let httpPort = try arguments.integer("http-port", default: 7_100, range: 0...65_000)
+        let gossipPort = try arguments.integer("gossip-port", default: 7_300, range: 0...65_000)
+        let policyFile = try arguments.option("policy")
+        let force = arguments.flag("force")
+        try arguments.finish()
+        let regions = try regionNames.map { name in
+            do { return try RegionID(name) } catch { throw CLIError.usage("--regions: '\(name)' is not a region id") }
+        }
+        let layout = Layout(directory: directory, regions: regions, nodesPerRegion: nodesPerRegion, httpPort: httpPort, gossipPort: gossipPort)
+        try write(layout, policy: policyFile.map { try FileIO.read($0, byteCountMax: 1 << 20) } ?? Array(DefaultPolicy.json.utf8), force: force)
+        Output.line("wrote a federation of \(layout.nodes.count) nodes (\(regions.map(\.rawValue).joined(separator: ", "))) to \(directory)")
+    }
+
+    static func write(_ layout: Layout, policy: [UInt8], force: Bool) throws {
+        let manager = FileManager.default
+        try manager.createDirectory(atPath: layout.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        func file(_ name: String) -> String { (layout.directory as NSString).appendingPathComponent(name) }
+
+        let masterText = MasterKey.generateBase64()
+        try FileIO.writeAtomically(Array((masterText + "\n").utf8), to: file("master.key"), mode: 0o600, replacing: force)
+        let master = try MasterKey(base64: masterText)
+        try FileIO.writeAtomically(policy, to: file("policy.json"), mode: 0o644, replacing: force)
+
+        var tokens: [(String, String)] = []
+        var principals: [[String: Any]] = []
+        let roles: [(name: String, roles: [String])] = [
+            ("ingest", ["ingest"]), ("serve", ["serve"]), ("analyst", ["analyst"]), ("privacy_officer", ["privacy_officer"]),
+            ("privacy_officer_2", ["privacy_officer"]), ("admin", ["admin"]), ("node", ["node"]),
+        ]
+        for entry in roles {
+            let token = Base64.encodeURL(SecureRandom.bytes(32))
+            tokens.append((entry.name, token))
+            principals.append(["name": entry.name, "token_sha256": Hex.encode(SHA256.hash(token)), "roles": entry.roles])
+        }
+        try writeJSON(["principals": principals], to: file("principals.json"), mode: 0o644, replacing: force)
+        try writeJSON(Dictionary(uniqueKeysWithValues: tokens), to: file("tokens.json"), mode: 0o600, replacing: force)
+
+        var keyrings: [RegionID: Keyring] = [:]
+        var first: Keyring?
+        let now = Int64(Date().timeIntervalSince1970)
+        for node in layout.nodes {
+            let nodeDirectory = file(node.name.rawValue)
+            try manager.createDirectory(atPath: nodeDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let keyring = Keyring.generate(region: node.region, node: node.name, createdAt: now, inheriting: keyrings[node.region] ?? first)
+            keyrings[node.region] = keyrings[node.region] ?? keyring
+            first = first ?? keyring
+            try KeyringFile.save(keyring, path: (nodeDirectory as NSString).appendingPathComponent("\(node.name).keyring"),
+                                 master: master, replacing: force)
+            let seeds = layout.nodes.filter { $0.name != node.name }.map { layout.gossipAddress($0.index) }
+            let configuration: [String: Any] = [
+                "node": node.name.rawValue,
+                "region": node.region.rawValue,
+                "data_dir": "data",
+                "keyring": "\(node.name).keyring",
+                "master_key_file": "../master.key",
+                "policy": "../policy.json",
+                "principals": "../principals.json",
+                "http": ["address": layout.httpAddress(node.index)],
+                "gossip": ["address": layout.gossipAddress(node.index), "seeds": layout.gossipPort == 0 ? [] : seeds],
+            ]
+            try writeJSON(configuration, to: (nodeDirectory as NSString).appendingPathComponent("config.json"), mode: 0o644, replacing: force)
+        }
+    }
+
+    static func writeJSON(_ object: Any, to path: String, mode: mode_t, replacing: Bool) throws {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        try FileIO.writeAtomically(Array(data) + [0x0A], to: path, mode: mode, replacing: replacing)
+    }
+}

@@ -1,0 +1,72 @@
+import DomicileNode
+import DomicileTestSupport
+import Foundation
+import XCTest
+
+final class ConfigurationTests: XCTestCase {
+    let valid: [String: Any] = [
+        "node": "eu-1", "region": "eu", "data_dir": "data", "keyring": "k.keyring", "policy": "policy.json",
+        "principals": "principals.json", "http": ["address": "127.0.0.1:7100"],
+    ]
+
+    func parse(_ object: [String: Any]) throws -> NodeConfiguration {
+        try NodeConfiguration.parse(Array(try JSONSerialization.data(withJSONObject: object)), relativeTo: "/etc/domicile")
+    }
+
+    func test_configuration_resolvesPathsAndDefaults() throws {
+        var object = valid
+        object["master_key_file"] = "/secrets/master.key"
+        object["limits"] = ["batch_receipts_max": 50]
+        let configuration = try parse(object)
+        XCTAssertEqual(configuration.dataDirectory, "/etc/domicile/data")
+        XCTAssertEqual(configuration.databasePath, "/etc/domicile/data/node.sqlite")
+        XCTAssertEqual(configuration.masterKey, .file(path: "/secrets/master.key"))
+        XCTAssertEqual(configuration.limits.batchReceiptsMax, 50)
+        XCTAssertEqual(configuration.http.address.port, 7100)
+        XCTAssertEqual(try parse(valid).masterKey, .environment)
+    }
+
+    func test_configuration_errorsNameTheField() {
+        func expect(_ field: String, _ change: (inout [String: Any]) -> Void) {
+            var object = valid
+            change(&object)
+            XCTAssertThrowsError(try parse(object), field) { error in
+                XCTAssertEqual((error as? NodeConfiguration.Invalid)?.field, field, "\(error)")
+            }
+        }
+        expect("node") { $0["node"] = nil }
+        expect("node") { $0["node"] = "EU 1" }
+        expect("region") { $0["region"] = "Europe" }
+        expect("data_dir") { $0["data_dir"] = "" }
+        expect("http") { $0["http"] = nil }
+        expect("http.address") { $0["http"] = ["address": "localhost"] }
+        expect("http.connections_max") { $0["http"] = ["address": "127.0.0.1:1", "connections_max": 0] }
+        expect("http.idle_timeout_ms") { $0["http"] = ["address": "127.0.0.1:1", "idle_timeout_ms": "soon"] }
+        expect("http.adress") { $0["http"] = ["address": "127.0.0.1:1", "adress": "typo"] }
+        expect("gossip.seeds") { $0["gossip"] = ["seeds": ["nowhere"]] }
+        expect("limits.batch_receipts_max") { $0["limits"] = ["batch_receipts_max": -1] }
+        expect("polcy") { $0["polcy"] = "typo.json" }
+    }
+
+    func test_serve_refusesABadConfig_withAMessageNamingTheField() throws {
+        let directory = TemporaryDirectory()
+        var object = valid
+        object["http"] = ["address": "127.0.0.1:7100", "body_bytes_max": "large"]
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: directory.file("config.json")))
+        let result = try Binary.run(["serve", "--config", directory.file("config.json")])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("http.body_bytes_max"), result.stderr)
+
+        let federation = try FederationFixture(regions: ["eu"])
+        try "\(Base64Text.random32())\n".write(toFile: federation.directory.file("master.key"), atomically: true, encoding: .utf8)
+        let refused = try Binary.run(["serve", "--config", federation.configPath("eu-1")])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("master key does not open this keyring"), refused.stderr)
+    }
+}
+
+enum Base64Text {
+    static func random32() -> String {
+        Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+    }
+}

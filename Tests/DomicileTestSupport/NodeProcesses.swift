@@ -1,0 +1,98 @@
+import DomicileNet
+import Foundation
+
+/// A directory laid out by `domicile cluster init` (keys, policy, principals,
+/// tokens, one config per node), from which node processes are started.
+public final class FederationFixture: @unchecked Sendable {
+    public let directory: TemporaryDirectory
+    public let tokens: [String: String]
+    public let nodeNames: [String]
+
+    /// `configure` may edit each node's config.json before any node starts.
+    public init(regions: [String] = ["eu"], nodesPerRegion: Int = 1,
+                configure: (_ node: String, _ config: inout [String: Any]) -> Void = { _, _ in }) throws {
+        directory = TemporaryDirectory("domicile-federation")
+        let result = try Binary.run(["cluster", "init", "--dir", directory.path, "--regions", regions.joined(separator: ","),
+                                     "--nodes-per-region", "\(nodesPerRegion)", "--http-port", "0", "--gossip-port", "0"])
+        guard result.status == 0 else { throw FixtureError(description: "cluster init failed: \(result.stderr)") }
+        let tokenData = try Data(contentsOf: URL(fileURLWithPath: directory.file("tokens.json")))
+        tokens = (try JSONSerialization.jsonObject(with: tokenData) as? [String: String]) ?? [:]
+        nodeNames = regions.flatMap { region in (1...nodesPerRegion).map { "\(region)-\($0)" } }
+        for name in nodeNames {
+            let path = configPath(name)
+            var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+            configure(name, &config)
+            let data = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: path))
+        }
+    }
+
+    public func configPath(_ node: String) -> String { directory.file("\(node)/config.json") }
+    public func dataDirectory(_ node: String) -> String { directory.file("\(node)/data") }
+    public func token(_ role: String) -> String { tokens[role]! }
+
+    public func start(_ node: String) throws -> NodeProcess {
+        try NodeProcess(name: node, configPath: configPath(node), logPath: directory.file("\(node)/stderr.log"))
+    }
+}
+
+public struct FixtureError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// A `domicile serve` process. Its JSON log lines (standard output) are kept.
+public final class NodeProcess: @unchecked Sendable {
+    public let name: String
+    public let address: SocketAddress
+    public let process: RunningProcess
+    public static let client = HTTPClient()
+
+    init(name: String, configPath: String, logPath: String) throws {
+        self.name = name
+        process = try RunningProcess(Binary.path, ["serve", "--config", configPath], stderrPath: logPath)
+        guard let line = process.waitForLine(timeout: 30, where: { $0.contains(#""event":"listening""#) }),
+              let data = line.data(using: .utf8),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let http = object["http"] as? String else {
+            process.signal(SIGKILL)
+            process.wait()
+            let errors = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            throw FixtureError(description: "node \(name) did not start: \(errors) \(process.output.suffix(5))")
+        }
+        address = try SocketAddress(parsing: http)
+    }
+
+    public var logLines: [String] { process.output }
+
+    public func kill() {
+        process.signal(SIGKILL)
+        process.wait()
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    @discardableResult
+    public func stop() -> Int32 {
+        process.signal(SIGTERM)
+        return process.wait()
+    }
+
+    public struct Response: Sendable {
+        public let status: Int
+        public let headers: HTTPHeaders
+        public let body: [UInt8]
+        public var text: String { String(decoding: body, as: UTF8.self) }
+        public var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:] }
+        public var contentType: String? { headers["content-type"] }
+    }
+
+    /// Calls the node. `json` is sent as the body with Content-Type application/json.
+    public func call(_ method: String, _ path: String, token: String?, json: String? = nil,
+                     headers: [String: String] = [:]) async throws -> Response {
+        var fields = HTTPHeaders()
+        if let token { fields.set("Authorization", "Bearer \(token)") }
+        if json != nil { fields.set("Content-Type", "application/json") }
+        for (name, value) in headers { fields.set(name, value) }
+        let response = try await Self.client.send(method, path, to: address, headers: fields, body: Array((json ?? "").utf8))
+        return Response(status: response.status, headers: response.headers, body: response.body)
+    }
+}
