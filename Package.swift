@@ -31,6 +31,8 @@ let package = Package(
         .target(name: "DomicileCrypto", dependencies: ["DomicileModel", "COpenSSL"]),
         // Pure privacy logic: residency policy, consent receipts and folding (later: DP).
         .target(name: "DomicilePrivacy", dependencies: ["DomicileModel", "DomicileCrypto"]),
+        // Membership: SWIM with Lifeguard as pure state machines; the gossip wire codec.
+        .target(name: "DomicileGossip", dependencies: ["DomicileModel", "DomicileCrypto"]),
         // Disk: SQLite connection, statements, migrations, group commit; keyring files.
         .target(name: "DomicileStorage", dependencies: ["DomicileModel", "DomicileCrypto", "CSQLite", "CLinux"]),
 
@@ -38,15 +40,23 @@ let package = Package(
         .target(name: "DomicileNet", dependencies: ["DomicileModel", "CLinux"]),
 
         // The node: services, routes, and the shell that runs them.
-        .target(name: "DomicileNode", dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileStorage", "DomicileNet"]),
+        .target(name: "DomicileNode", dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileGossip", "DomicileStorage",
+                                                     "DomicileNet"]),
+
+        // Many membership instances on a virtual clock and a simulated network, replayable from a seed.
+        .target(name: "DomicileSimulation", dependencies: ["DomicileModel", "DomicileGossip"]),
 
         .executableTarget(
             name: "domicile",
-            dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileStorage", "DomicileNet", "DomicileNode"]
+            dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileStorage", "DomicileNet", "DomicileNode",
+                           "DomicileGossip", "DomicileSimulation"]
         ),
 
-        // The HTTP request parser's fuzz target (Tests/Fuzz/run-http-fuzzer); a corpus replayer otherwise.
-        .executableTarget(name: "domicile-fuzz-http", dependencies: ["DomicileNet"], path: "Tests/Fuzz/HTTPRequestParser"),
+        // The HTTP request parser's fuzz target (Tests/Fuzz/run http); a corpus replayer otherwise.
+        .target(name: "DomicileFuzzSupport", path: "Tests/Fuzz/Support"),
+        .executableTarget(name: "domicile-fuzz-http", dependencies: ["DomicileNet", "DomicileFuzzSupport"], path: "Tests/Fuzz/HTTPRequestParser"),
+        // The gossip packet decoder's fuzz target (Tests/Fuzz/run gossip); a corpus replayer otherwise.
+        .executableTarget(name: "domicile-fuzz-gossip", dependencies: ["DomicileGossip", "DomicileFuzzSupport"], path: "Tests/Fuzz/GossipPacket"),
 
         // Helpers shared by the test targets: temporary directories, the built binary, seeded randomness.
         .target(name: "DomicileTestSupport", dependencies: ["DomicileNet"], path: "Tests/DomicileTestSupport"),
@@ -54,11 +64,13 @@ let package = Package(
         .testTarget(name: "DomicileCryptoTests", dependencies: ["DomicileCrypto"]),
         .testTarget(name: "DomicileNetTests", dependencies: ["DomicileNet", "DomicileModel", "DomicileTestSupport"]),
         .testTarget(name: "DomicileStorageTests", dependencies: ["DomicileStorage", "DomicileCrypto", "DomicileTestSupport"]),
+        .testTarget(name: "DomicileGossipTests", dependencies: ["DomicileGossip", "DomicileModel", "DomicileCrypto"]),
+        .testTarget(name: "DomicileSimulationTests", dependencies: ["DomicileSimulation", "DomicileGossip", "DomicileModel"]),
         .testTarget(name: "DomicilePrivacyTests", dependencies: ["DomicilePrivacy", "DomicileModel", "DomicileCrypto"]),
         // Start the built `domicile` binary as real node processes.
         .testTarget(name: "DomicileNodeTests",
                     dependencies: ["domicile", "DomicileNode", "DomicileNet", "DomicileStorage", "DomicileModel", "DomicileTestSupport"]),
         // Runs the built `domicile` binary as a child process.
-        .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileStorage", "DomicileNet", "DomicileTestSupport"]),
+        .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileModel", "DomicileStorage", "DomicileNet", "DomicileTestSupport"]),
     ]
 )

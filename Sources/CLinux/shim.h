@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <poll.h>
 #include <pthread.h>
+#include <fcntl.h>
 
 // accept4 is declared by <sys/socket.h> only under _GNU_SOURCE, which the
 // Glibc module is not built with. The prototype is glibc's (accept(2)).
@@ -15,6 +16,14 @@ extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int fl
 
 static inline int domicile_accept4(int listener, int flags) {
     return accept4(listener, (struct sockaddr *)0, (socklen_t *)0, flags);
+}
+
+// pipe2 is a GNU extension too. Both ends close on exec, so a pipe made for
+// one child is never inherited by another (or by that child's children).
+extern int pipe2(int pipefd[2], int flags);
+
+static inline int domicile_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
 }
 
 // pthread_setname_np is a GNU extension as well. Names the calling thread

@@ -8,7 +8,7 @@ import Foundation
 /// requests being waited on. Threads are started lazily up to `threadsMax`
 /// and kept; jobs beyond that wait in a queue whose length callers bound
 /// (the HTTP client admits a job only after it got a connection slot).
-final class BlockingPool: @unchecked Sendable {
+public final class BlockingPool: @unchecked Sendable {
     private let condition = NSCondition()
     // Guarded by `condition`.
     private var jobs: [@Sendable () -> Void] = []
@@ -17,13 +17,13 @@ final class BlockingPool: @unchecked Sendable {
     private let threadsMax: Int
     private let name: String
 
-    init(name: String, threadsMax: Int) {
+    public init(name: String, threadsMax: Int) {
         precondition(threadsMax >= 1, "a blocking pool needs a thread")
         self.name = name
         self.threadsMax = threadsMax
     }
 
-    func submit(_ job: @escaping @Sendable () -> Void) {
+    public func submit(_ job: @escaping @Sendable () -> Void) {
         condition.lock()
         jobs.append(job)
         let startThread = idle == 0 && threads < threadsMax

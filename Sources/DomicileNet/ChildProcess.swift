@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +28,7 @@ public enum ChildProcess {
     public static func run(_ executable: String, _ arguments: [String],
                            captureStandardError: Bool = false) throws -> (output: String, status: Int32) {
         var pipe: [Int32] = [0, 0]
-        guard Glibc.pipe(&pipe) == 0 else { throw Failure(description: "pipe: \(String(cString: strerror(errno)))") }
+        guard domicile_pipe_cloexec(&pipe) == 0 else { throw Failure(description: "pipe: \(String(cString: strerror(errno)))") }
         let pid = try spawn(executable, arguments, stdout: pipe[1], stderr: captureStandardError ? pipe[1] : nil)
         close(pipe[1])
         var output = [UInt8]()
@@ -107,7 +108,7 @@ public final class RunningProcess: @unchecked Sendable {
     public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                 stderrPath: String? = nil) throws {
         var pipe: [Int32] = [0, 0]
-        guard Glibc.pipe(&pipe) == 0 else { throw ChildProcess.Failure(description: "pipe: \(String(cString: strerror(errno)))") }
+        guard domicile_pipe_cloexec(&pipe) == 0 else { throw ChildProcess.Failure(description: "pipe: \(String(cString: strerror(errno)))") }
         var errorDescriptor: Int32? = nil
         if let stderrPath {
             let descriptor = open(stderrPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
@@ -151,6 +152,8 @@ public final class RunningProcess: @unchecked Sendable {
             }
         }
         lock.lock()
+        // A last line without a newline is still a line.
+        if !pending.isEmpty { lines.append(String(decoding: pending, as: UTF8.self)) }
         ended = true
         lock.unlock()
     }

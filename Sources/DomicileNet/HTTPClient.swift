@@ -177,14 +177,12 @@ public final class HTTPClient: Sendable {
     }
 
     private func wait(_ descriptor: Int32, for events: Int16, peer: SocketAddress, deadline: Int64) throws {
-        while true {
-            let remaining = deadline - monotonicMilliseconds()
-            guard remaining > 0 else { throw Failure.timedOut(peer: peer.description) }
-            var request = pollfd(fd: descriptor, events: events, revents: 0)
-            let ready = poll(&request, 1, Int32(min(remaining, Int64(Int32.max))))
-            if ready > 0 { return }
-            if ready == 0 { throw Failure.timedOut(peer: peer.description) }
-            if errno != EINTR { throw Failure.connectionClosed(peer: peer.description) }
+        do {
+            try Socket.wait(descriptor, for: events, deadline: deadline)
+        } catch .timedOut {
+            throw Failure.timedOut(peer: peer.description)
+        } catch {
+            throw Failure.connectionClosed(peer: peer.description)
         }
     }
 
@@ -227,35 +225,13 @@ public final class HTTPClient: Sendable {
     }
 
     private func connect(_ peer: SocketAddress, deadline: Int64) throws -> Int32 {
-        let descriptor: Int32
         do {
-            descriptor = try syscallValue("socket") {
-                socket(peer.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            }
-        } catch {
+            return try Socket.connect(to: peer, deadline: deadline)
+        } catch .timedOut {
+            throw Failure.timedOut(peer: peer.description)
+        } catch .failed(let error) {
             throw Failure.connectFailed(peer: peer.description, reason: error.description)
         }
-        let started = peer.withSockAddr { address, length in Glibc.connect(descriptor, address, length) }
-        if started == -1 && errno != EINPROGRESS && errno != EINTR {
-            let reason = SystemError(function: "connect", errno: errno).description
-            closeDescriptor(descriptor)
-            throw Failure.connectFailed(peer: peer.description, reason: reason)
-        }
-        do {
-            try wait(descriptor, for: Int16(POLLOUT), peer: peer, deadline: deadline)
-        } catch {
-            closeDescriptor(descriptor)
-            throw error
-        }
-        var code: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &code, &length)
-        guard code == 0 else {
-            closeDescriptor(descriptor)
-            throw Failure.connectFailed(peer: peer.description, reason: SystemError(function: "connect", errno: code).description)
-        }
-        Socket.setNoDelay(descriptor)
-        return descriptor
     }
 
     private func serialize(_ method: String, _ target: String, peer: SocketAddress, headers: HTTPHeaders, body: [UInt8]) -> [UInt8] {

@@ -97,6 +97,22 @@ public final class Node: Sendable {
             throw StartupError(description: "http.address \(configuration.http.address): \(error)")
         }
         boundAddress.withLock { $0 = bound.description }
+        if let gossipAddress = configuration.gossip.address {
+            do {
+                let gossip = try GossipService(bind: gossipAddress, advertise: configuration.gossip.advertise, name: configuration.node,
+                                               region: configuration.region, httpAddress: bound.description, seeds: configuration.gossip.seeds,
+                                               keyring: (services.keys.regionGossip, services.keys.federationGossip),
+                                               settings: try GossipService.Settings(configuration.gossip), logger: logger)
+                services.gossip.withLock { $0 = gossip }
+                gossip.start()
+                logger.info("gossip", ["address": .string(gossip.identity.gossipAddress), "seeds": .int(Int64(configuration.gossip.seeds.count)),
+                                       "profile": .string(configuration.gossip.profile.rawValue)])
+            } catch {
+                await server.shutdown(graceMilliseconds: 0)
+                store.close()
+                throw StartupError(description: "gossip.address \(gossipAddress): \(error)")
+            }
+        }
         services.lifecycle.withLock { $0 = .serving }
         logger.info("listening", ["node": .string(configuration.node.rawValue), "region": .string(configuration.region.rawValue),
                                   "http": .string(bound.description), "boot_id": .string(services.bootID),
@@ -109,6 +125,8 @@ public final class Node: Sendable {
     public func shutdown(graceMilliseconds: Int64 = 10_000) async {
         services.lifecycle.withLock { $0 = .draining }
         logger.info("stopping")
+        // Leave first: the other members learn of it now instead of suspecting us.
+        services.gossip.value?.stop()
         await server.shutdown(graceMilliseconds: graceMilliseconds)
         services.store.close()
         logger.info("stopped")

@@ -13,8 +13,22 @@ public struct NodeConfiguration: Sendable {
     }
 
     public struct Gossip: Sendable {
+        /// UDP (and TCP push-pull) address to bind; nil runs without gossip.
         public var address: SocketAddress?
+        /// The address other nodes use, when it differs from `address`.
+        public var advertise: SocketAddress?
         public var seeds: [SocketAddress]
+        /// `default`: LAN timings in the region pool, WAN across regions;
+        /// `loopback`: fast timings for nodes on one machine.
+        public var profile: Profile = .standard
+        /// Overrides of the profile's probe interval and timeout, for both pools.
+        public var probeIntervalMilliseconds: Int64?
+        public var probeTimeoutMilliseconds: Int64?
+
+        public enum Profile: String, Sendable {
+            case standard = "default"
+            case loopback
+        }
     }
 
     public struct Limits: Sendable {
@@ -90,12 +104,31 @@ public struct NodeConfiguration: Sendable {
         if let value = try httpReader.optionalInt("event_loops", 1...256) { settings.eventLoopCount = value }
         try httpReader.finish()
 
-        var gossip = Gossip(address: nil, seeds: [])
+        var gossip = Gossip(address: nil, advertise: nil, seeds: [])
         if var gossipReader = try reader.optionalObject("gossip") {
             if let text = try gossipReader.optionalString("address") {
                 do { gossip.address = try SocketAddress(parsing: text) } catch {
                     throw Invalid(field: "gossip.address", reason: error.description)
                 }
+            }
+            if let text = try gossipReader.optionalString("advertise") {
+                do { gossip.advertise = try SocketAddress(parsing: text) } catch {
+                    throw Invalid(field: "gossip.advertise", reason: error.description)
+                }
+            }
+            if let text = try gossipReader.optionalString("profile") {
+                guard let profile = Gossip.Profile(rawValue: text) else {
+                    throw Invalid(field: "gossip.profile", reason: "must be default or loopback")
+                }
+                gossip.profile = profile
+            }
+            if let value = try gossipReader.optionalInt("probe_interval_ms", 10...600_000) { gossip.probeIntervalMilliseconds = Int64(value) }
+            if let value = try gossipReader.optionalInt("probe_timeout_ms", 1...600_000) { gossip.probeTimeoutMilliseconds = Int64(value) }
+            if let interval = gossip.probeIntervalMilliseconds, let timeout = gossip.probeTimeoutMilliseconds, timeout >= interval {
+                throw Invalid(field: "gossip.probe_timeout_ms", reason: "must be shorter than gossip.probe_interval_ms")
+            }
+            if let address = gossip.address, gossip.advertise == nil, address.host == "0.0.0.0" || address.host == "::" {
+                throw Invalid(field: "gossip.advertise", reason: "needed when gossip.address binds every interface")
             }
             for text in try gossipReader.stringArray("seeds") {
                 do { gossip.seeds.append(try SocketAddress(parsing: text)) } catch {

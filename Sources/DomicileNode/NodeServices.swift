@@ -20,6 +20,8 @@ final class NodeServices: Sendable {
     let regionPurposes: Set<Purpose>
     let gpcPurposes: Set<Purpose>
     let lifecycle = Locked(Lifecycle.starting)
+    /// Membership, once started (nil when the node runs without gossip).
+    let gossip = Locked<GossipService?>(nil)
 
     enum Lifecycle: Sendable, Equatable {
         case starting
@@ -44,9 +46,8 @@ final class NodeServices: Sendable {
         gpcPurposes = policy.gpcPurposes
     }
 
-    /// Live nodes of `region`, as far as this node knows (membership comes
-    /// with gossip; until then, none).
-    func liveNodes(in region: RegionID) -> [NodeAddress] { [] }
+    /// Live nodes of `region`, as far as this node's membership knows.
+    func liveNodes(in region: RegionID) -> [NodeAddress] { gossip.value?.liveNodes(in: region) ?? [] }
 
     /// A pid from a path, owned by this region: else 400 or 421.
     func homePID(_ text: String) throws(HTTPError) -> PID {

@@ -8,12 +8,17 @@ public struct RegionKeys: Sendable {
     /// The region data key(s): wrap subject keys, encrypt region-level values.
     public let data: KeySet
     public let signing: Ed25519PrivateKey
+    /// Keys of the region's gossip pool and of the federation's.
+    public let regionGossip: KeySet
+    public let federationGossip: KeySet
 
     public init(keyring: Keyring) throws {
         pseudonymizers = try keyring.pseudonymizers()
         links = try keyring.linkKeys()
         data = try keyring.keySet(.data)
         signing = try keyring.signingKey()
+        regionGossip = try keyring.keySet(.regionGossip)
+        federationGossip = try keyring.keySet(.federationGossip)
     }
 
     /// A fresh per-subject key and its wrapped form (sealed under the region

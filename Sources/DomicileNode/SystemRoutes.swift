@@ -1,3 +1,4 @@
+import DomicileGossip
 import DomicileModel
 import DomicileNet
 
@@ -22,6 +23,7 @@ enum SystemRoutes {
             let status: String
             let incarnation: UInt64
             let http: String?
+            let bootId: String
         }
 
         let node: ThisNode
@@ -36,6 +38,9 @@ enum SystemRoutes {
         api.open("GET", "/readyz") { _ in
             switch services.lifecycle.value {
             case .serving:
+                if let gossip = services.gossip.value, !gossip.joined {
+                    return .json(bytes: Array(#"{"status":"not_ready","reason":"joining the region's members"}"#.utf8), status: 503)
+                }
                 return .json(bytes: Array(#"{"status":"ready"}"#.utf8))
             case .starting:
                 return .json(bytes: Array(#"{"status":"not_ready","reason":"starting"}"#.utf8), status: 503)
@@ -44,15 +49,25 @@ enum SystemRoutes {
             }
         }
         api.open("GET", "/metrics") { _ in
-            let text = services.metrics.render(writer: services.store.writer.currentStatistics, gauges: [
+            var text = services.metrics.render(writer: services.store.writer.currentStatistics, gauges: [
                 ("domicile_policy_version", "Version of the residency policy in force.", Double(services.policy.version)),
             ])
+            if let gossip = services.gossip.value { text += GossipMetrics.render(gossip) }
             return .text(text, contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         api.route("GET", "/v1/cluster", roles: []) { _ in
-            .json(Cluster(node: .init(name: services.configuration.node.rawValue, region: services.region, bootId: services.bootID,
-                                      http: httpAddress()),
-                          region: services.region, policyVersion: services.policy.version, pools: .init(region: [], federation: [])))
+            let gossip = services.gossip.value
+            func members(_ pool: Pool) -> [Cluster.Member] {
+                (gossip?.members(of: pool) ?? []).map {
+                    Cluster.Member(name: $0.name.rawValue, region: $0.identity.region.rawValue, status: $0.status.description,
+                                   incarnation: $0.incarnation, http: $0.identity.httpAddress, bootId: String($0.identity.bootID, radix: 16))
+                }
+            }
+            return .json(Cluster(node: .init(name: services.configuration.node.rawValue, region: services.region,
+                                             bootId: gossip.map { String($0.identity.bootID, radix: 16) } ?? services.bootID,
+                                             http: httpAddress()),
+                                 region: services.region, policyVersion: services.policy.version,
+                                 pools: .init(region: members(.region), federation: members(.federation))))
         }
         api.route("GET", "/v1/policy", roles: []) { _ in
             .json(bytes: services.policy.document)

@@ -101,7 +101,8 @@ struct ClusterInitCommand: Command {
                 "policy": "../policy.json",
                 "principals": "../principals.json",
                 "http": ["address": layout.httpAddress(node.index)],
-                "gossip": ["address": layout.gossipAddress(node.index), "seeds": layout.gossipPort == 0 ? [] : seeds],
+                "gossip": ["address": layout.gossipAddress(node.index), "seeds": layout.gossipPort == 0 ? [] : seeds,
+                           "profile": "loopback"],
             ]
             try writeJSON(configuration, to: (nodeDirectory as NSString).appendingPathComponent("config.json"), mode: 0o644, replacing: force)
         }

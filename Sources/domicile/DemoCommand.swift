@@ -1,38 +1,129 @@
-import DomicileCrypto
 import DomicileModel
-import DomicileStorage
+import DomicileNet
 import Foundation
 
+/// `domicile demo`: the main job. A local multi-region federation on the
+/// embedded defaults, and a workload that walks through what Domicile does.
 struct DemoCommand: Command {
     static let path = ["demo"]
-    static let summary = "run the demo: keys for a node, then a storage self-check"
+    static let summary = "run a local 3-region federation with a demo workload"
     static let help = """
-        [--dir DIR]
+        [--dir DIR] [--keep]
 
-        Creates an ephemeral master key and a sealed keyring in DIR (default: a new temporary
-        directory), lists its keys, pseudonymizes a sample identifier, and runs `storage check`.
+        Lays out and starts six nodes (regions eu, us, br; two each) on loopback with the embedded
+        default policy, then: registers subjects, following 421 answers to their home region;
+        records consent receipts and a Global Privacy Control signal; reads active consent; kills a
+        node with SIGKILL and watches the federation notice, then restarts it; verifies every
+        region's audit chain. Stops the nodes at the end (--keep keeps DIR with keys, data and logs).
         """
 
     static func run(_ arguments: inout Arguments) async throws {
+        let keep = arguments.flag("keep")
         let directory = try arguments.option("dir")
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("domicile-demo-\(UUID().uuidString)").path
         try arguments.finish()
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-
-        let master = try MasterKey(base64: MasterKey.generateBase64())
-        let keyringPath = (directory as NSString).appendingPathComponent("eu-1.keyring")
-        let keyring = Keyring.generate(region: try RegionID("eu"), node: try NodeName("eu-1"), createdAt: unixNow())
-        try KeyringFile.save(keyring, path: keyringPath, master: master, replacing: true)
-        let reopened = try KeyringFile.load(path: keyringPath, master: master)
-        Output.line("keyring for node \(reopened.node) (region \(reopened.region)) sealed at \(keyringPath):")
-        for kind in KeyKind.allCases {
-            Output.line("  \(kind.name.padding(toLength: 18, withPad: " ", startingAt: 0)) v\(try reopened.primary(kind).version)  (\(kind.scope.rawValue))")
+        let federation = try LocalFederation(directory: directory, regions: try ["eu", "us", "br"].map { try RegionID($0) },
+                                             nodesPerRegion: 2)
+        defer {
+            federation.stopAll()
+            if !keep { try? FileManager.default.removeItem(atPath: directory) }
         }
-        let identifier = try Identifier(kind: .email, raw: "  Alice.Example@Example.COM ")
-        let pid = try reopened.pseudonymizers().current.pid(for: identifier)
-        Output.line("pseudonym of a sample e-mail address: \(pid)")
-        Output.line("")
-        var check = Arguments(["--data-dir", directory])
-        try await StorageCheckCommand.run(&check)
+
+        step("Starting a federation of six nodes (eu, us, br × 2) in \(directory)")
+        for node in federation.nodeNames { try federation.start(node) }
+        for node in federation.nodeNames { say("\(node)  http://\(federation.addresses[node]!)") }
+        let converged = await waitUntil(seconds: 30) {
+            for node in federation.nodeNames {
+                if await federation.view(node).values.filter({ $0 == "alive" }).count != 6 { return false }
+            }
+            return true
+        }
+        guard converged else { throw CLIError.failed("the federation did not converge") }
+        say("every node sees six alive members (SWIM gossip, encrypted per pool)")
+
+        step("Registering subjects: each identifier goes to its home region, never across the border")
+        var pids: [String: (node: String, pid: String)] = [:]
+        for (label, kind, value, country) in [("Anna", "email", "anna.schmidt@example.de", "DE"), ("Bo", "phone", "+14155550142", "US"),
+                                              ("Clara", "customer_id", "CRM-BR-7731", "BR")] {
+            var node = "eu-1"
+            var reply = try await federation.call(node, "POST", "/v1/subjects", role: "ingest",
+                                                  json: #"{"identifier":{"kind":"\#(kind)","value":"\#(value)"},"country":"\#(country)"}"#)
+            if reply.status == 421, let nodes = reply.json["nodes"] as? [[String: Any]], let name = nodes.first?["name"] as? String {
+                say("\(label) (\(kind), \(country)): eu-1 answers 421, home region \(reply.json["home_region"] ?? "?"), live nodes "
+                    + nodes.compactMap { $0["name"] as? String }.joined(separator: ", "))
+                node = name
+                reply = try await federation.call(node, "POST", "/v1/subjects", role: "ingest",
+                                                  json: #"{"identifier":{"kind":"\#(kind)","value":"\#(value)"},"country":"\#(country)"}"#)
+            }
+            guard reply.status == 201, let pid = reply.json["pid"] as? String else { throw CLIError.failed("registration failed: \(reply.status)") }
+            say("\(label) registered on \(node): \(pid)")
+            pids[label] = (node, pid)
+        }
+
+        step("Consent: receipts are appended and hash-chained; GPC revokes the policy's gpc purposes")
+        for label in ["Anna", "Bo", "Clara"] {
+            let (node, pid) = pids[label]!
+            let grant = try await federation.call(node, "POST", "/v1/subjects/\(pid)/consents", role: "ingest", json: """
+                {"action":"grant","purposes":["product_recs","marketing_email","analytics"],"source":"web-portal:v2","collected_at":"\(Timestamp.now.rfc3339)"}
+                """)
+            guard grant.status == 201 else { throw CLIError.failed("grant refused: \(grant.json["code"] ?? grant.status)") }
+        }
+        let (boNode, boPID) = pids["Bo"]!
+        _ = try await federation.call(boNode, "POST", "/v1/subjects/\(boPID)/consents", role: "ingest",
+                                      json: #"{"action":"gpc","source":"browser:gpc","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
+        for label in ["Anna", "Bo", "Clara"] {
+            let (node, pid) = pids[label]!
+            let active = try await federation.call(node, "GET", "/v1/subjects/\(pid)/consent", role: "serve")
+            let purposes = (active.json["active"] as? [[String: Any]] ?? []).compactMap { $0["purpose"] as? String }
+            say("\(label): active consent \(purposes.joined(separator: ", "))\(label == "Bo" ? "   (after a GPC signal)" : "")")
+        }
+        let unknown = try await federation.call(pids["Anna"]!.node, "POST", "/v1/subjects/\(pids["Anna"]!.pid)/consents", role: "ingest",
+                                                json: #"{"action":"grant","purposes":["sell_to_brokers"],"source":"x","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
+        say("a purpose the policy does not know: \(unknown.status) \(unknown.json["code"] ?? "")  (unknown means deny)")
+
+        step("Failure detection: SIGKILL us-2, watch the others notice, restart it")
+        federation.kill("us-2")
+        let killedAt = Date()
+        let detected = await waitUntil(seconds: 30) {
+            for node in federation.nodeNames where node != "us-2" {
+                if await federation.view(node)["us-2"] != "dead" { return false }
+            }
+            return true
+        }
+        say(detected ? String(format: "all five others declared us-2 dead after %.1f s", Date().timeIntervalSince(killedAt))
+                     : "us-2 was not declared dead in 30 s")
+        try federation.start("us-2")
+        let rejoined = await waitUntil(seconds: 30) {
+            for node in federation.nodeNames {
+                if await federation.view(node)["us-2"] != "alive" { return false }
+            }
+            return true
+        }
+        say(rejoined ? "us-2 restarted with a new boot id and rejoined" : "us-2 did not rejoin in 30 s")
+
+        step("Audit: every access was recorded in each region's hash chain")
+        for node in ["eu-1", "us-1", "br-1"] {
+            let verify = try await federation.call(node, "GET", "/v1/audit/verify", role: "privacy_officer")
+            say("\(node): chain \((verify.json["valid"] as? Bool) == true ? "valid" : "BROKEN"), \(verify.json["length"] ?? 0) events")
+        }
+        step("Done")
+        say(keep ? "keys, configs, data and logs kept in \(directory)" : "stopping the nodes (run with --keep to keep their data and logs)")
     }
+
+    static func step(_ text: String) { Output.line("\n== \(text)") }
+    static func say(_ text: String) { Output.line("   \(text)") }
+
+    static func waitUntil(seconds: Double, _ condition: () async -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if await condition() { return true }
+            try? await Task.sleep(nanoseconds: 200_000_000)
+        }
+        return await condition()
+    }
+}
+
+extension Timestamp {
+    /// The wall clock, for the demo's `collected_at` values.
+    static var now: Timestamp { Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1_000)) }
 }

@@ -22,6 +22,7 @@ enum Domicile {
         BenchStorageCommand.self,
         BenchHTTPCommand.self,
         BenchNodeCommand.self,
+        BenchGossipCommand.self,
     ]
 
     static func main() async {

@@ -1,3 +1,4 @@
+import DomicileModel
 import DomicileNet
 import DomicileStorage
 import DomicileTestSupport
@@ -12,7 +13,7 @@ final class CrashTests: XCTestCase {
         let database = directory.file("crash.sqlite")
         let seed = UInt64(ProcessInfo.processInfo.environment["DOMICILE_CRASH_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64.max)
         print("crash test seed: \(seed) (replay with DOMICILE_CRASH_SEED=\(seed))")
-        var generator = SplitMix64(seed: seed)
+        var generator = SeededRandom(seed: seed)
         var acknowledged = Set<Int64>()
 
         for round in 0..<24 {

@@ -177,7 +177,7 @@ final class FuzzCorpusTests: XCTestCase {
     /// The fuzzer's seed corpus passes its check in the ordinary test run too.
     func test_fuzzSeedCorpus_passesTheSplitInvarianceCheck() throws {
         let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../Fuzz/corpus/http-request").standardized
+            .appendingPathComponent("../Fuzz/corpus/http").standardized
         let files = try FileManager.default.contentsOfDirectory(atPath: corpus.path)
         XCTAssertGreaterThan(files.count, 10)
         for file in files {

@@ -9,11 +9,16 @@ public final class FederationFixture: @unchecked Sendable {
     public let nodeNames: [String]
 
     /// `configure` may edit each node's config.json before any node starts.
-    public init(regions: [String] = ["eu"], nodesPerRegion: Int = 1,
+    /// With `gossip`, nodes get consecutive free ports and seed each other;
+    /// without, they pick their own HTTP port and run without gossip.
+    public init(regions: [String] = ["eu"], nodesPerRegion: Int = 1, gossip: Bool = false,
                 configure: (_ node: String, _ config: inout [String: Any]) -> Void = { _, _ in }) throws {
         directory = TemporaryDirectory("domicile-federation")
+        let count = regions.count * nodesPerRegion
+        let ports = gossip ? try FreePorts.consecutive(count * 2) : nil
         let result = try Binary.run(["cluster", "init", "--dir", directory.path, "--regions", regions.joined(separator: ","),
-                                     "--nodes-per-region", "\(nodesPerRegion)", "--http-port", "0", "--gossip-port", "0"])
+                                     "--nodes-per-region", "\(nodesPerRegion)",
+                                     "--http-port", "\(ports ?? 0)", "--gossip-port", "\(ports.map { $0 + count } ?? 0)"])
         guard result.status == 0 else { throw FixtureError(description: "cluster init failed: \(result.stderr)") }
         let tokenData = try Data(contentsOf: URL(fileURLWithPath: directory.file("tokens.json")))
         tokens = (try JSONSerialization.jsonObject(with: tokenData) as? [String: String]) ?? [:]
@@ -33,6 +38,34 @@ public final class FederationFixture: @unchecked Sendable {
 
     public func start(_ node: String) throws -> NodeProcess {
         try NodeProcess(name: node, configPath: configPath(node), logPath: directory.file("\(node)/stderr.log"))
+    }
+}
+
+/// Finds a run of free ports (TCP and UDP) for nodes that must know each
+/// other's addresses before they start.
+public enum FreePorts {
+    public static func consecutive(_ count: Int) throws -> Int {
+        for _ in 0..<50 {
+            let base = Int.random(in: 20_000...55_000)
+            if (base..<(base + count)).allSatisfy(isFree) { return base }
+        }
+        throw FixtureError(description: "no run of \(count) free ports")
+    }
+
+    static func isFree(_ port: Int) -> Bool {
+        for type in [Int32(SOCK_STREAM.rawValue), Int32(SOCK_DGRAM.rawValue)] {
+            let descriptor = socket(AF_INET, type, 0)
+            defer { close(descriptor) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(port).bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if bound != 0 { return false }
+        }
+        return true
     }
 }
 

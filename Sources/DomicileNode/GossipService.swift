@@ -1,0 +1,284 @@
+import DomicileCrypto
+import DomicileGossip
+import DomicileModel
+import DomicileNet
+import Foundation
+
+/// Runs the node's two membership pools — its region (LAN timings, region
+/// gossip key) and the federation (WAN timings, federation gossip key) —
+/// over one UDP socket, with push-pull state exchanges over TCP on the same
+/// port. The protocol is the pure `MembershipInstance`; this shell only
+/// performs its directives: encrypt and send, exchange state, keep time.
+final class GossipService: Sendable {
+    struct Settings: Sendable {
+        var region: MembershipSettings
+        var federation: MembershipSettings
+        /// Push-pull: connect, send and receive within this.
+        var pushPullTimeoutMilliseconds: Int64 = 2_000
+        /// Largest push-pull frame accepted.
+        var frameBytesMax = 4 * 1_024 * 1_024
+        /// Concurrent push-pull connections served.
+        var pushPullConnectionsMax = 16
+        /// How often the ticker looks at the pools' deadlines.
+        var tickGranularityMilliseconds: UInt32 = 10
+    }
+
+    private struct PoolState: Sendable {
+        var instance: MembershipInstance
+        var nextTick: Int64 = 0
+    }
+
+    let identity: MemberIdentity
+    private let settings: Settings
+    private let socket: DatagramSocket
+    private let listener: StreamListener
+    private let regionKeys: KeySet
+    private let federationKeys: KeySet
+    private let pools: Locked<[Pool: PoolState]>
+    private let outgoing: BlockingPool
+    private let stopping = Locked(false)
+    private let threadsDone = DispatchGroup()
+    private let addresses = Locked<[String: SocketAddress]>([:])
+    private let logger: Logger
+    let counters = Locked(Counters())
+
+    struct Counters: Sendable {
+        var packetsSent = 0
+        var packetsReceived = 0
+        var packetsDropped: [String: Int] = [:]
+        var pushPulls = 0
+        var pushPullFailures = 0
+    }
+
+    /// Binds the UDP socket and the TCP listener on `bind`; others reach this
+    /// node at `advertise` (the bound address unless configured).
+    init(bind: SocketAddress, advertise: SocketAddress?, name: NodeName, region: RegionID, httpAddress: String, seeds: [SocketAddress],
+         keyring keys: (region: KeySet, federation: KeySet), settings: Settings, logger: Logger) throws {
+        socket = try DatagramSocket(bind: bind, receiveTimeoutMilliseconds: 200)
+        // TCP on the same port number as UDP (as memberlist does).
+        listener = try StreamListener(bind: socket.localAddress, connectionsMax: settings.pushPullConnectionsMax, name: "gossip-push-pull")
+        let advertised = advertise ?? socket.localAddress
+        identity = MemberIdentity(name: name, region: region, bootID: UInt64.random(in: 1...UInt64.max),
+                                  gossipAddress: advertised.description, httpAddress: httpAddress)
+        self.settings = settings
+        regionKeys = keys.region
+        federationKeys = keys.federation
+        self.logger = logger
+        outgoing = BlockingPool(name: "gossip-out", threadsMax: 8)
+        let now = monotonicMilliseconds()
+        let seedAddresses = seeds.map(\.description)
+        pools = Locked([
+            .region: PoolState(instance: MembershipInstance(me: identity, pool: .region, settings: settings.region, seeds: seedAddresses,
+                                                            randomSeed: UInt64.random(in: 0...UInt64.max), now: now)),
+            .federation: PoolState(instance: MembershipInstance(me: identity, pool: .federation, settings: settings.federation,
+                                                                seeds: seedAddresses, randomSeed: UInt64.random(in: 0...UInt64.max), now: now)),
+        ])
+    }
+
+    var address: SocketAddress { socket.localAddress }
+
+    func start() {
+        let now = monotonicMilliseconds()
+        for pool in Pool.allCases {
+            let directives = pools.withLock { state -> [MembershipInstance.Directive] in
+                let directives = state[pool]!.instance.start(now: now)
+                Self.record(directives, in: &state[pool]!)
+                return directives
+            }
+            perform(directives, pool: pool)
+        }
+        listener.start { [self] connection in servePushPull(connection) }
+        spawn("gossip-receive") { [self] in
+            while !stopping.value {
+                if let (bytes, from) = socket.receive() { handlePacket(bytes, from: from) }
+            }
+        }
+        spawn("gossip-tick") { [self] in
+            while !stopping.value {
+                usleep(settings.tickGranularityMilliseconds * 1_000)
+                let now = monotonicMilliseconds()
+                for pool in Pool.allCases {
+                    let directives = pools.withLock { state -> [MembershipInstance.Directive] in
+                        guard now >= state[pool]!.nextTick else { return [] }
+                        let directives = state[pool]!.instance.tick(now: now)
+                        Self.record(directives, in: &state[pool]!)
+                        return directives
+                    }
+                    perform(directives, pool: pool)
+                }
+            }
+        }
+    }
+
+    /// Leaves both pools (others learn at once), then stops the threads.
+    func stop() {
+        let now = monotonicMilliseconds()
+        for pool in Pool.allCases {
+            let directives = pools.withLock { state -> [MembershipInstance.Directive] in
+                state[pool]!.instance.leave(now: now)
+            }
+            perform(directives, pool: pool)
+        }
+        stopping.withLock { $0 = true }
+        threadsDone.wait()
+        listener.close()
+    }
+
+    private func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        threadsDone.enter()
+        let thread = Thread { [threadsDone] in
+            nameCurrentThread(name)
+            body()
+            threadsDone.leave()
+        }
+        thread.start()
+    }
+
+    private static func record(_ directives: [MembershipInstance.Directive], in state: inout PoolState) {
+        for case .scheduleTick(let at) in directives { state.nextTick = at }
+    }
+
+    private func keys(_ pool: Pool) -> KeySet { pool == .region ? regionKeys : federationKeys }
+
+    // MARK: Directives
+
+    private func perform(_ directives: [MembershipInstance.Directive], pool: Pool) {
+        for directive in directives {
+            switch directive {
+            case .send(let messages, let address):
+                guard let target = resolve(address) else { continue }
+                let packet = GossipCodec.seal(GossipCodec.encode(messages), pool: pool, keys: keys(pool))
+                if socket.send(packet, to: target) { counters.withLock { $0.packetsSent += 1 } }
+            case .pushPull(let address):
+                guard let target = resolve(address) else { continue }
+                outgoing.submit { [self] in pushPull(pool, with: target) }
+            case .changed(let member):
+                guard member.name != identity.name else { continue }
+                logger.info("member", ["pool": .string(pool.description), "name": .string(member.name.rawValue),
+                                       "region": .string(member.identity.region.rawValue), "status": .string(member.status.description),
+                                       "incarnation": .int(Int64(member.incarnation))])
+            case .scheduleTick:
+                break
+            }
+        }
+    }
+
+    private func resolve(_ address: String) -> SocketAddress? {
+        if let cached = addresses.withLock({ $0[address] }) { return cached }
+        guard let parsed = try? SocketAddress(parsing: address) else { return nil }
+        addresses.withLock { cache in
+            if cache.count > 65_536 { cache.removeAll() }
+            cache[address] = parsed
+        }
+        return parsed
+    }
+
+    private func drop(_ reason: String) {
+        counters.withLock { $0.packetsDropped[reason, default: 0] += 1 }
+    }
+
+    /// A packet that fails to decrypt or parse is dropped and counted; it
+    /// never reaches the state machine.
+    private func handlePacket(_ bytes: [UInt8], from address: SocketAddress) {
+        counters.withLock { $0.packetsReceived += 1 }
+        let pool: Pool
+        let messages: [GossipMessage]
+        do {
+            pool = try GossipCodec.pool(of: bytes)
+            let opened = try GossipCodec.open(bytes, keys: keys(pool))
+            messages = try GossipCodec.decode(opened.plaintext).messages
+        } catch {
+            drop(Self.reason(error))
+            return
+        }
+        let now = monotonicMilliseconds()
+        let directives = pools.withLock { state -> [MembershipInstance.Directive] in
+            let directives = state[pool]!.instance.receive(messages, from: address.description, now: now)
+            Self.record(directives, in: &state[pool]!)
+            return directives
+        }
+        perform(directives, pool: pool)
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        switch error as? GossipCodec.Failure {
+        case .undecryptable?: return "undecryptable"
+        case .unsupportedVersion?: return "version"
+        case .unknownPool?: return "pool"
+        case .tooShort?: return "short"
+        default: return "malformed"
+        }
+    }
+
+    // MARK: Push-pull
+
+    private func sealedState(_ pool: Pool) -> [UInt8] {
+        let state = pools.withLock { $0[pool]!.instance.pushPullState() }
+        return GossipCodec.seal(GossipCodec.encodeState(state), pool: pool, keys: keys(pool))
+    }
+
+    private func openState(_ frame: [UInt8], expecting pool: Pool? = nil) -> (Pool, [MemberState])? {
+        guard let framePool = try? GossipCodec.pool(of: frame), pool == nil || pool == framePool,
+              let opened = try? GossipCodec.open(frame, keys: keys(framePool)),
+              let states = try? GossipCodec.decodeState(opened.plaintext, membersMax: settings.region.pushPullMembersMax)
+        else { return nil }
+        return (framePool, states)
+    }
+
+    private func merge(_ states: [MemberState], pool: Pool, from address: String) {
+        let now = monotonicMilliseconds()
+        let directives = pools.withLock { state -> [MembershipInstance.Directive] in
+            let directives = state[pool]!.instance.receivePushPull(states, from: address, now: now)
+            Self.record(directives, in: &state[pool]!)
+            return directives
+        }
+        perform(directives, pool: pool)
+    }
+
+    private func pushPull(_ pool: Pool, with address: SocketAddress) {
+        guard let reply = try? FramedConnection.exchange(sealedState(pool), with: address,
+                                                         timeoutMilliseconds: settings.pushPullTimeoutMilliseconds,
+                                                         frameBytesMax: settings.frameBytesMax),
+              let (_, states) = openState(reply, expecting: pool) else {
+            counters.withLock { $0.pushPullFailures += 1 }
+            return
+        }
+        counters.withLock { $0.pushPulls += 1 }
+        merge(states, pool: pool, from: address.description)
+    }
+
+    private func servePushPull(_ connection: Int32) {
+        defer { closeDescriptor(connection) }
+        let deadline = monotonicMilliseconds() + settings.pushPullTimeoutMilliseconds
+        guard let frame = try? FramedConnection.read(from: connection, deadline: deadline, frameBytesMax: settings.frameBytesMax),
+              let (pool, states) = openState(frame) else {
+            drop("push-pull")
+            return
+        }
+        try? FramedConnection.write(sealedState(pool), to: connection, deadline: deadline)
+        merge(states, pool: pool, from: states.first?.identity.gossipAddress ?? "")
+    }
+
+    // MARK: Views
+
+    /// This node and every member it knows in `pool`.
+    func members(of pool: Pool) -> [Member] {
+        pools.withLock { state in
+            let instance = state[pool]!.instance
+            return [instance.selfMember] + instance.members.values.sorted { $0.name < $1.name }
+        }
+    }
+
+    /// Alive nodes of `region` (from the federation pool), for 421 answers.
+    func liveNodes(in region: RegionID) -> [NodeAddress] {
+        members(of: .federation).filter { $0.identity.region == region && $0.status == .alive }
+            .map { NodeAddress(name: $0.name.rawValue, http: $0.identity.httpAddress) }
+    }
+
+    /// Joined the region pool (or there was nobody to join).
+    var joined: Bool { pools.withLock { $0[.region]!.instance.joined } }
+
+    func counts(of pool: Pool) -> [MemberStatus: Int] {
+        members(of: pool).reduce(into: [:]) { $0[$1.status, default: 0] += 1 }
+    }
+}
