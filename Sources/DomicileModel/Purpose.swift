@@ -2,15 +2,12 @@
 /// collection and aggregate names the purpose it serves; the residency
 /// policy says which purposes exist and on which lawful basis per region.
 public struct Purpose: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public static let lengthMax = 64
+    public static let lengthMax = Name.lengthMax
     public let rawValue: String
 
     /// 1-64 characters: lowercase letters, digits and `_`, starting with a letter.
     public init(_ rawValue: String) throws(ModelError) {
-        let bytes = rawValue.utf8
-        guard (1...Self.lengthMax).contains(bytes.count), let first = bytes.first, ASCII.isLowercaseLetter(first),
-              bytes.allSatisfy({ ASCII.isLowercaseLetter($0) || ASCII.isDigit($0) || $0 == UInt8(ascii: "_") })
-        else { throw .invalidName(what: "purpose") }
+        guard Name.isValid(rawValue) else { throw .invalidName(what: "purpose") }
         self.rawValue = rawValue
     }
 

@@ -37,6 +37,14 @@ public struct JSONWriter {
         needsComma = false
     }
 
+    /// Starts a member whose name is not known at compile time (escaped).
+    public mutating func key(escaping name: String) {
+        separate()
+        writeString(name)
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
     public mutating func value(_ text: String) {
         separate()
         writeString(text)

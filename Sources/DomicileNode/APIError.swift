@@ -44,6 +44,11 @@ enum APIError {
         HTTPError(status: 422, code: code, detail: "\(field): \(rule)")
     }
 
+    static func rateLimited(retryAfterSeconds: Int64) -> HTTPError {
+        HTTPError(status: 429, code: "rate_limited", detail: "this principal's read rate limit is exhausted; retry later",
+                  headers: ["Retry-After": String(max(1, retryAfterSeconds))])
+    }
+
     static func notReady(_ reason: String) -> HTTPError {
         HTTPError(status: 503, code: "not_ready", detail: reason)
     }

@@ -25,10 +25,15 @@ enum ConsentRecords {
         } ?? (0, ReceiptChain.genesis)
     }
 
-    /// Stores a receipt and folds it into `consent_active`.
-    static func append(_ receipt: ConsentReceipt, gpcPurposes: Set<Purpose>, in database: Database) throws {
+    /// Stores a receipt and folds it into `consent_active`. Returns the
+    /// purposes whose grant ended: withdrawn by this receipt, or expired by
+    /// `now` (data written under an expired grant must not live on under a
+    /// new one).
+    @discardableResult
+    static func append(_ receipt: ConsentReceipt, gpcPurposes: Set<Purpose>, now: Timestamp, in database: Database) throws -> Set<Purpose> {
         try insert(receipt, in: database)
-        var active = try activeGrants(of: receipt.pid, in: database)
+        let before = try activeGrants(of: receipt.pid, in: database)
+        var active = before
         ConsentFolding.apply(receipt, to: &active, gpcPurposes: gpcPurposes)
         try database.execute("DELETE FROM consent_active WHERE pid = ?", [receipt.pid.rawValue])
         for grant in active.values {
@@ -37,6 +42,7 @@ enum ConsentRecords {
                 """, [receipt.pid.rawValue, grant.purpose.rawValue, grant.basis.rawValue, grant.grantedAt.milliseconds,
                       grant.expiresAt?.milliseconds, grant.receiptID])
         }
+        return Set(before.filter { purpose, grant in active[purpose] == nil || grant.expiresAt.map { $0 <= now } ?? false }.keys)
     }
 
     /// The materialized grants of a subject, before expiry and policy filtering.

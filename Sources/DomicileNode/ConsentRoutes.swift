@@ -59,6 +59,13 @@ enum ConsentRoutes {
                 json.member("receipt_id", receipt.receiptID)
                 json.member("pid", receipt.pid.rawValue)
                 json.member("seq", receipt.seq)
+                guard !receipt.redacted else {
+                    // Erased: only the links of the chain remain.
+                    json.member("hash", Hex.encode(receipt.hash))
+                    json.member("prev_hash", Hex.encode(receipt.previousHash))
+                    json.member("redacted", true)
+                    return
+                }
                 json.member("action", receipt.action.rawValue)
                 json.key("purposes")
                 json.array(receipt.purposes) { $0.value($1.rawValue) }
@@ -134,8 +141,8 @@ enum ConsentRoutes {
     static func add(to api: inout API) {
         let services = api.services
         api.route("POST", "/v1/subjects/{pid}/consents", roles: [.ingest]) { try await append($0, services) }
-        api.route("GET", "/v1/subjects/{pid}/consents", roles: [.serve, .privacyOfficer]) { try await history($0, services) }
-        api.route("GET", "/v1/subjects/{pid}/consent", roles: [.serve]) { try await active($0, services) }
+        api.route("GET", "/v1/subjects/{pid}/consents", roles: [.serve, .privacyOfficer], limited: true) { try await history($0, services) }
+        api.route("GET", "/v1/subjects/{pid}/consent", roles: [.serve], limited: true) { try await active($0, services) }
         api.route("POST", "/v1/consents/batch", roles: [.ingest], bodyBytesMax: services.configuration.limits.batchBodyBytesMax) {
             try await batch($0, services)
         }
@@ -231,22 +238,25 @@ enum ConsentRoutes {
         let draft = try parse(try request.http.decode(ReceiptBody.self), field: "", limits: services.configuration.limits, now: request.now)
         let pid = try services.homePID(request.http.parameter("pid"))
         try checkPolicy(draft, field: "", services: services)
-        let gpcPurposes = services.gpcPurposes
-        do {
-            let receipt = try await services.store.write { database -> ConsentReceipt in
-                guard try SubjectRecords.exists(pid, in: database) else { throw APIError.unknownSubject() }
-                let receipt = draft.receipt(pid: pid, after: try ConsentRecords.head(of: pid, in: database), now: request.now)
-                try ConsentRecords.append(receipt, gpcPurposes: gpcPurposes, in: database)
-                try AuditLog.append(request.event("consent.append", pid: pid.rawValue, purpose: purposeField(receipt),
-                                                  outcome: receipt.action.rawValue), to: database)
-                return receipt
-            }
-            services.metrics.countAudit(action: "consent.append", outcome: receipt.action.rawValue)
-            return .json(Receipt(receipt), status: 201)
-        } catch let error as HTTPError where error.code == "unknown_subject" {
-            try await services.audit(request.event("consent.append", pid: pid.rawValue, outcome: "unknown_subject"))
-            throw error
+        let receipt = try await services.writeAudited(request, action: "consent.append", pid: pid) { database -> ConsentReceipt in
+            guard try SubjectRecords.exists(pid, in: database) else { throw APIError.unknownSubject() }
+            return try record(draft, for: pid, request: request, services: services, in: database)
         }
+        services.metrics.countAudit(action: "consent.append", outcome: receipt.action.rawValue)
+        return .json(Receipt(receipt), status: 201)
+    }
+
+    /// Appends the receipt, removes what it withdrew, and audits both, in
+    /// the caller's transaction.
+    static func record(_ draft: Draft, for pid: PID, request: APIRequest, services: NodeServices, detail: String? = nil,
+                       in database: Database) throws -> ConsentReceipt {
+        let receipt = draft.receipt(pid: pid, after: try ConsentRecords.head(of: pid, in: database), now: request.now)
+        let withdrawn = try ConsentRecords.append(receipt, gpcPurposes: services.gpcPurposes, now: request.now, in: database)
+        let removed = try ConsentEnforcement.withdraw(withdrawn, of: pid, services: services, in: database)
+        let details = [detail, removed.isEmpty ? nil : removed.auditDetail].compactMap { $0 }
+        try AuditLog.append(request.event("consent.append", pid: pid.rawValue, purpose: purposeField(receipt), outcome: receipt.action.rawValue,
+                                          detail: details.isEmpty ? nil : details.joined(separator: ",")), to: database)
+        return receipt
     }
 
     static func batch(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
@@ -270,18 +280,13 @@ enum ConsentRoutes {
         }
         // One transaction: every receipt is stored, or none is.
         let validated = drafts
-        let gpcPurposes = services.gpcPurposes
         let receipts = try await services.store.write { database -> [ConsentReceipt] in
             var stored: [ConsentReceipt] = []
             for (index, (pid, draft)) in validated.enumerated() {
                 guard try SubjectRecords.exists(pid, in: database) else {
                     throw HTTPError(status: 404, code: "unknown_subject", detail: "receipts[\(index)].pid: no such subject in this region")
                 }
-                let receipt = draft.receipt(pid: pid, after: try ConsentRecords.head(of: pid, in: database), now: request.now)
-                try ConsentRecords.append(receipt, gpcPurposes: gpcPurposes, in: database)
-                try AuditLog.append(request.event("consent.append", pid: pid.rawValue, purpose: purposeField(receipt),
-                                                  outcome: receipt.action.rawValue, detail: "batch"), to: database)
-                stored.append(receipt)
+                stored.append(try record(draft, for: pid, request: request, services: services, detail: "batch", in: database))
             }
             return stored
         }
@@ -289,12 +294,19 @@ enum ConsentRoutes {
         return .json(BatchResult(receipts: receipts), status: 201)
     }
 
+    /// A subject's receipts. An erased subject's receipts remain, redacted
+    /// to their hash links, so the chain can still be shown to verify.
     static func history(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let pid = try services.homePID(request.http.parameter("pid"))
-        let receipts = try await services.readSubject(pid, action: "consent.history", request: request) {
-            try ConsentRecords.receipts(of: pid, in: $0)
+        let (exists, receipts) = try services.store.snapshot { database in
+            (try SubjectRecords.exists(pid, in: database), try ConsentRecords.receipts(of: pid, in: database))
         }
-        try await services.audit(request.event("consent.history", pid: pid.rawValue, detail: "returned=\(receipts.count)"))
+        guard exists || !receipts.isEmpty else {
+            try await services.audit(request.event("consent.history", pid: pid.rawValue, outcome: "not_found"))
+            throw APIError.unknownSubject()
+        }
+        try await services.audit(request.event("consent.history", pid: pid.rawValue, outcome: exists ? "ok" : "erased",
+                                               detail: "returned=\(receipts.count)"))
         return .json(History(pid: pid, receipts: receipts, chainValid: ReceiptChain.verify(receipts)))
     }
 

@@ -50,13 +50,28 @@ final class GossipService: Sendable {
         var pushPullFailures = 0
     }
 
+    /// UDP, and TCP on the same port number (as memberlist does). With port
+    /// 0 the kernel picks a free UDP port that may be taken for TCP: then a
+    /// few other ports are tried.
+    private static func bindPair(_ bind: SocketAddress, connectionsMax: Int) throws -> (DatagramSocket, StreamListener) {
+        var attempt = 1
+        while true {
+            let socket = try DatagramSocket(bind: bind, receiveTimeoutMilliseconds: 200)
+            do {
+                return (socket, try StreamListener(bind: socket.localAddress, connectionsMax: connectionsMax, name: "gossip-push-pull"))
+            } catch {
+                // The UDP socket closes when it goes out of scope.
+                guard bind.port == 0, attempt < 10 else { throw error }
+                attempt += 1
+            }
+        }
+    }
+
     /// Binds the UDP socket and the TCP listener on `bind`; others reach this
     /// node at `advertise` (the bound address unless configured).
     init(bind: SocketAddress, advertise: SocketAddress?, name: NodeName, region: RegionID, httpAddress: String, seeds: [SocketAddress],
          keyring keys: (region: KeySet, federation: KeySet), settings: Settings, logger: Logger) throws {
-        socket = try DatagramSocket(bind: bind, receiveTimeoutMilliseconds: 200)
-        // TCP on the same port number as UDP (as memberlist does).
-        listener = try StreamListener(bind: socket.localAddress, connectionsMax: settings.pushPullConnectionsMax, name: "gossip-push-pull")
+        (socket, listener) = try Self.bindPair(bind, connectionsMax: settings.pushPullConnectionsMax)
         let advertised = advertise ?? socket.localAddress
         identity = MemberIdentity(name: name, region: region, bootID: UInt64.random(in: 1...UInt64.max),
                                   gossipAddress: advertised.description, httpAddress: httpAddress)

@@ -13,6 +13,7 @@ public final class Node: Sendable {
 
     let services: NodeServices
     private let server: HTTPServer
+    private let sweeper: RetentionSweeper
     public let httpAddress: SocketAddress
     /// Every route served, as (method, pattern): docs/openapi.yaml must list the same.
     public let routes: [Route]
@@ -24,9 +25,10 @@ public final class Node: Sendable {
 
     public var logger: Logger { services.logger }
 
-    private init(services: NodeServices, server: HTTPServer, httpAddress: SocketAddress, routes: [Route]) {
+    private init(services: NodeServices, server: HTTPServer, sweeper: RetentionSweeper, httpAddress: SocketAddress, routes: [Route]) {
         self.services = services
         self.server = server
+        self.sweeper = sweeper
         self.httpAddress = httpAddress
         self.routes = routes
     }
@@ -79,6 +81,10 @@ public final class Node: Sendable {
         SystemRoutes.add(to: &api) { boundAddress.value }
         SubjectRoutes.add(to: &api)
         ConsentRoutes.add(to: &api)
+        FeatureRoutes.add(to: &api)
+        ContractRoutes.add(to: &api)
+        ErasureRoutes.add(to: &api)
+        ReidentificationRoutes.add(to: &api)
         AuditRoutes.add(to: &api)
 
         let accessLog = configuration.accessLog
@@ -113,11 +119,13 @@ public final class Node: Sendable {
                 throw StartupError(description: "gossip.address \(gossipAddress): \(error)")
             }
         }
+        let sweeper = RetentionSweeper(services: services)
+        sweeper.start()
         services.lifecycle.withLock { $0 = .serving }
         logger.info("listening", ["node": .string(configuration.node.rawValue), "region": .string(configuration.region.rawValue),
                                   "http": .string(bound.description), "boot_id": .string(services.bootID),
                                   "policy_version": .int(Int64(policy.version))])
-        return Node(services: services, server: server, httpAddress: bound,
+        return Node(services: services, server: server, sweeper: sweeper, httpAddress: bound,
                     routes: api.router.routes.map { Route(method: $0.method, pattern: $0.pattern) })
     }
 
@@ -128,6 +136,7 @@ public final class Node: Sendable {
         // Leave first: the other members learn of it now instead of suspecting us.
         services.gossip.value?.stop()
         await server.shutdown(graceMilliseconds: graceMilliseconds)
+        await sweeper.stop()
         services.store.close()
         logger.info("stopped")
     }

@@ -40,6 +40,13 @@ public struct NodeConfiguration: Sendable {
         public var batchBodyBytesMax = 8 * 1_024 * 1_024
         /// How far in the future a `collected_at` may be (clock skew), in seconds.
         public var clockSkewSecondsMax: Int64 = 300
+        /// Reads and searches per second per principal (token bucket rate), and the bucket's size.
+        public var readRatePerSecond: Double = 1_000
+        public var readBurst: Double = 2_000
+        /// Distinct subjects one principal may touch in a minute before an access anomaly is recorded.
+        public var distinctSubjectsPerMinute = 1_000
+        /// How often the retention sweeper deletes expired feature values and consent grants.
+        public var retentionSweepIntervalMilliseconds: Int64 = 60_000
     }
 
     public var node: NodeName
@@ -150,6 +157,12 @@ public struct NodeConfiguration: Sendable {
             if let value = try limitsReader.optionalInt("audit_page_max", 1...100_000) { limits.auditPageMax = value }
             if let value = try limitsReader.optionalInt("batch_body_bytes_max", 1_024...(256 << 20)) { limits.batchBodyBytesMax = value }
             if let value = try limitsReader.optionalInt("clock_skew_seconds_max", 0...86_400) { limits.clockSkewSecondsMax = Int64(value) }
+            if let value = try limitsReader.optionalInt("read_rate_per_second", 1...10_000_000) { limits.readRatePerSecond = Double(value) }
+            if let value = try limitsReader.optionalInt("read_burst", 1...10_000_000) { limits.readBurst = Double(value) }
+            if let value = try limitsReader.optionalInt("distinct_subjects_per_minute", 1...100_000_000) { limits.distinctSubjectsPerMinute = value }
+            if let value = try limitsReader.optionalInt("retention_sweep_interval_ms", 100...86_400_000) {
+                limits.retentionSweepIntervalMilliseconds = Int64(value)
+            }
             try limitsReader.finish()
         }
         try reader.finish()
@@ -202,7 +215,7 @@ struct ConfigReader {
 
     mutating func optionalInt(_ key: String, _ range: ClosedRange<Int>) throws(NodeConfiguration.Invalid) -> Int? {
         guard let raw = value(key) else { return nil }
-        guard let number = raw as? NSNumber, !(raw is Bool), number.doubleValue == number.doubleValue.rounded() else {
+        guard let number = raw as? NSNumber, !Self.isBoolean(number), number.doubleValue == number.doubleValue.rounded() else {
             throw .init(field: field(key), reason: "must be an integer")
         }
         guard range.contains(number.intValue) else {
@@ -213,8 +226,14 @@ struct ConfigReader {
 
     mutating func optionalBool(_ key: String) throws(NodeConfiguration.Invalid) -> Bool? {
         guard let raw = value(key) else { return nil }
-        guard let flag = raw as? Bool else { throw .init(field: field(key), reason: "must be true or false") }
-        return flag
+        guard let number = raw as? NSNumber, Self.isBoolean(number) else { throw .init(field: field(key), reason: "must be true or false") }
+        return number.boolValue
+    }
+
+    /// Whether JSONSerialization read `true`/`false` (not `1`/`0`: on Linux
+    /// both are NSNumbers that `is Bool` accepts; only the type encoding differs).
+    private static func isBoolean(_ number: NSNumber) -> Bool {
+        String(cString: number.objCType) == "c"
     }
 
     mutating func stringArray(_ key: String) throws(NodeConfiguration.Invalid) -> [String] {

@@ -75,5 +75,89 @@ enum NodeSchema {
             ) STRICT;
             CREATE INDEX audit_log_by_pid ON audit_log (pid);
             """),
+        Migration(version: 2, name: "features, contracts, erasure, re-identification", sql: """
+            CREATE TABLE feature_definitions (
+                name TEXT PRIMARY KEY,
+                type TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                ttl_seconds INTEGER NOT NULL,
+                classification TEXT NOT NULL,
+                updated_at INTEGER NOT NULL
+            ) STRICT;
+
+            -- Values sealed under the subject key (associated data "feature" · pid ·
+            -- name). receipt_id is the grant in force when the value was written
+            -- (lineage); NULL when the policy's basis, not consent, covered it.
+            CREATE TABLE features (
+                pid TEXT NOT NULL REFERENCES subjects (pid) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                sealed_value BLOB NOT NULL,
+                basis TEXT NOT NULL,
+                receipt_id TEXT,
+                written_at INTEGER NOT NULL,
+                expires_at INTEGER NOT NULL,
+                PRIMARY KEY (pid, name)
+            ) STRICT, WITHOUT ROWID;
+            -- A subject's values share the primary key's pid prefix: reads and purges by
+            -- (pid, purpose) scan that short range, so no other index is kept but the sweeper's.
+            CREATE INDEX features_by_expiry ON features (expires_at);
+
+            CREATE TABLE contracts (
+                name TEXT PRIMARY KEY,
+                definition TEXT NOT NULL,
+                updated_at INTEGER NOT NULL
+            ) STRICT;
+
+            -- An erasure request and the regions it waits for (one row per region:
+            -- the cross-region cascade adds rows, the shape stays).
+            CREATE TABLE erasure_requests (
+                erasure_id TEXT PRIMARY KEY,
+                requested_at INTEGER NOT NULL,
+                requested_by TEXT NOT NULL,
+                origin_region TEXT NOT NULL,
+                jurisdiction TEXT NOT NULL,
+                due_at INTEGER NOT NULL,
+                link BLOB,
+                erased_pids TEXT NOT NULL,
+                status TEXT NOT NULL,
+                completed_at INTEGER
+            ) STRICT;
+            CREATE INDEX erasure_requests_by_status ON erasure_requests (status, due_at);
+            CREATE TABLE erasure_regions (
+                erasure_id TEXT NOT NULL REFERENCES erasure_requests (erasure_id),
+                region TEXT NOT NULL,
+                status TEXT NOT NULL,
+                PRIMARY KEY (erasure_id, region)
+            ) STRICT, WITHOUT ROWID;
+            -- A region's signed statement of what it erased.
+            CREATE TABLE erasure_acks (
+                erasure_id TEXT NOT NULL REFERENCES erasure_requests (erasure_id),
+                region TEXT NOT NULL,
+                node TEXT NOT NULL,
+                erased_at INTEGER NOT NULL,
+                counts TEXT NOT NULL,
+                signature BLOB NOT NULL,
+                public_key BLOB NOT NULL,
+                PRIMARY KEY (erasure_id, region)
+            ) STRICT;
+
+            CREATE TABLE reidentifications (
+                id TEXT PRIMARY KEY,
+                pid TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                ticket TEXT NOT NULL,
+                requester TEXT NOT NULL,
+                status TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                fulfilled_at INTEGER
+            ) STRICT;
+            CREATE TABLE reidentification_approvals (
+                id TEXT NOT NULL REFERENCES reidentifications (id),
+                approver TEXT NOT NULL,
+                approved_at INTEGER NOT NULL,
+                PRIMARY KEY (id, approver)
+            ) STRICT, WITHOUT ROWID;
+            """),
     ])
 }

@@ -19,6 +19,8 @@ final class NodeServices: Sendable {
     /// Purposes the policy allows in this region, and those a GPC signal revokes (computed once).
     let regionPurposes: Set<Purpose>
     let gpcPurposes: Set<Purpose>
+    let rateLimiter: RateLimiter
+    let accessMonitor: AccessMonitor
     let lifecycle = Locked(Lifecycle.starting)
     /// Membership, once started (nil when the node runs without gossip).
     let gossip = Locked<GossipService?>(nil)
@@ -44,6 +46,9 @@ final class NodeServices: Sendable {
         self.bootID = bootID
         regionPurposes = Set(policy.purposes.keys.filter { policy.basis(for: $0, in: configuration.region) != nil })
         gpcPurposes = policy.gpcPurposes
+        rateLimiter = RateLimiter(settings: .init(ratePerSecond: configuration.limits.readRatePerSecond,
+                                                  burst: configuration.limits.readBurst))
+        accessMonitor = AccessMonitor(distinctSubjectsPerMinute: configuration.limits.distinctSubjectsPerMinute)
     }
 
     /// Live nodes of `region`, as far as this node's membership knows.
@@ -75,6 +80,32 @@ final class NodeServices: Sendable {
         return found
     }
 
+    /// Whether `purpose` may be processed for a subject with these grants now.
+    func coverage(of purpose: Purpose, grants: [Purpose: ActiveConsent], now: Timestamp) -> Coverage {
+        ConsentFolding.coverage(of: purpose, grants: grants, policyBasis: policy.basis(for: purpose, in: region), now: now)
+    }
+
+    /// A purpose from a request, allowed in this region by the policy; else
+    /// 422 `unknown_purpose` naming `field`.
+    func regionPurpose(_ text: String, field: String) throws(HTTPError) -> Purpose {
+        guard let purpose = try? Purpose(text), regionPurposes.contains(purpose) else { throw APIError.unknownPurpose(field) }
+        return purpose
+    }
+
+    /// A write about one subject. When `body` refuses it (an `HTTPError`,
+    /// which rolls its transaction back), the refusal is audited, its code as
+    /// the outcome, before it is rethrown.
+    @discardableResult
+    func writeAudited<T: Sendable>(_ request: APIRequest, action: String, pid: PID, purpose: String? = nil,
+                                   _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await store.write(body)
+        } catch let error as HTTPError {
+            try await audit(request.event(action, pid: pid.rawValue, purpose: purpose, outcome: error.code))
+            throw error
+        }
+    }
+
     /// Appends an audit event in its own transaction (for reads, whose audit
     /// record must be durable before the data leaves the node).
     func audit(_ event: AuditEvent) async throws {
@@ -88,12 +119,34 @@ struct APIRequest: Sendable {
     let http: HTTPRequest
     let principal: Principal
     let now: Timestamp
+    let services: NodeServices
+    /// A read or search: rate-limited, and watched by the access monitor.
+    let isRead: Bool
 
     var requestID: String { http.requestID }
 
+    /// The audit event of this call. Every access to a subject's data is
+    /// audited, so for a read, building an event that names a pid is also
+    /// where the access monitor counts the subject as touched.
     func event(_ action: String, pid: String? = nil, purpose: String? = nil, outcome: String = "ok", detail: String? = nil) -> AuditEvent {
-        AuditEvent(at: now, principal: principal.name, action: action, pid: pid, purpose: purpose, outcome: outcome,
-                   requestID: requestID, detail: detail)
+        if isRead, let pid { services.touched(pid, by: principal, request: self) }
+        return AuditEvent(at: now, principal: principal.name, action: action, pid: pid, purpose: purpose, outcome: outcome,
+                          requestID: requestID, detail: detail)
+    }
+}
+
+extension NodeServices {
+    /// Counts `pid` as touched by `principal`; the touch that crosses the
+    /// per-minute limit is recorded as an access anomaly (audit and metric).
+    func touched(_ pid: String, by principal: Principal, request: APIRequest) {
+        guard let count = accessMonitor.touch(principal.name, pid: pid, now: request.now) else { return }
+        metrics.increment("domicile_access_anomalies_total", labels: ["principal": principal.name])
+        logger.warning("access anomaly", ["principal": .string(principal.name), "distinct_subjects": .int(Int64(count)),
+                                          "request_id": .string(request.requestID)])
+        let event = AuditEvent(at: request.now, principal: principal.name, action: "access.anomaly", outcome: "flagged",
+                               requestID: request.requestID,
+                               detail: "distinct_subjects>\(accessMonitor.distinctSubjectsPerMinute)/min")
+        Task { try? await audit(event) }
     }
 }
 
@@ -108,7 +161,9 @@ struct API {
     /// `roles`: the caller needs one of them; empty means any authenticated
     /// principal. `bodyBytesMax` overrides the configured body limit for
     /// this route (the server's own limit is the largest of them).
-    mutating func route(_ method: String, _ pattern: String, roles: Set<Role>, bodyBytesMax: Int? = nil,
+    /// `limited`: reads and searches, which draw on the caller's rate limit
+    /// and count towards access-anomaly detection.
+    mutating func route(_ method: String, _ pattern: String, roles: Set<Role>, bodyBytesMax: Int? = nil, limited: Bool = false,
                         _ handler: @escaping @Sendable (APIRequest) async throws -> HTTPResponse) {
         let services = self.services
         let limit = bodyBytesMax ?? services.configuration.routeBodyBytesMax
@@ -118,7 +173,12 @@ struct API {
             guard request.body.count <= limit else {
                 throw HTTPError(status: 413, code: "body_too_large", detail: "the body exceeds \(limit) bytes for this route")
             }
-            return try await handler(APIRequest(http: request, principal: principal, now: services.clock.now()))
+            let now = services.clock.now()
+            if limited, let wait = services.rateLimiter.take(principal.name, now: now) {
+                services.metrics.increment("domicile_rate_limited_total", labels: ["route": pattern])
+                throw APIError.rateLimited(retryAfterSeconds: wait)
+            }
+            return try await handler(APIRequest(http: request, principal: principal, now: now, services: services, isRead: limited))
         })
     }
 

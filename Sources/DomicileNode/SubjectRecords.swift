@@ -42,6 +42,23 @@ enum SubjectRecords {
                              [pid.rawValue, identifier.kind.rawValue, sealed])
     }
 
+    /// The subject's own key, unwrapped; nil for an unknown subject.
+    static func key(of pid: PID, keys: RegionKeys, in database: Database) throws -> AESGCMKey? {
+        guard let wrapped = try database.fetchOne("SELECT wrapped_key FROM subjects WHERE pid = ?", [pid.rawValue], { $0.blob(0) }) else {
+            return nil
+        }
+        return try keys.subjectKey(wrapped: wrapped, for: pid)
+    }
+
+    /// The identifiers a subject was registered under, decrypted.
+    static func identifiers(of pid: PID, key: AESGCMKey, in database: Database) throws -> [Identifier] {
+        try database.fetchAll("SELECT kind, sealed_value FROM identities WHERE pid = ? ORDER BY kind", [pid.rawValue]) { row -> Identifier? in
+            guard let kind = IdentifierKind(rawValue: row.text(0)) else { return nil }
+            let plain = try Envelope.open(row.blob(1), key: key, associatedData: identityAssociatedData(pid, kind))
+            return Identifier(kind: kind, normalized: String(decoding: plain, as: UTF8.self))
+        }.compactMap { $0 }
+    }
+
     static func identityAssociatedData(_ pid: PID, _ kind: IdentifierKind) -> [UInt8] {
         Array("identity/\(pid.rawValue)/\(kind.rawValue)".utf8)
     }

@@ -71,8 +71,8 @@ enum SubjectRoutes {
     static func add(to api: inout API) {
         let services = api.services
         api.route("POST", "/v1/subjects", roles: [.ingest]) { try await register($0, services) }
-        api.route("POST", "/v1/subjects/lookup", roles: [.ingest, .serve]) { try await lookup($0, services) }
-        api.route("GET", "/v1/subjects/{pid}", roles: [.serve, .privacyOfficer]) { try await read($0, services) }
+        api.route("POST", "/v1/subjects/lookup", roles: [.ingest, .serve], limited: true) { try await lookup($0, services) }
+        api.route("GET", "/v1/subjects/{pid}", roles: [.serve, .privacyOfficer], limited: true) { try await read($0, services) }
     }
 
     /// The home region named by `region` or `country`, through the policy.

@@ -18,7 +18,10 @@ public final class Database {
         /// Page cache per connection, in KiB (SQLite's default is 2 MiB).
         public var cacheKibibytes = 32 * 1_024
         /// Bytes of the database file read through mmap instead of read(2).
-        public var mmapBytes: Int64 = 256 * 1_024 * 1_024
+        /// Off by default: a node's file grows with every audited read, and
+        /// each growth made every reader remap it (munmap, TLB shootdowns and
+        /// page faults were ~15% of read-path CPU in `bench node`).
+        public var mmapBytes: Int64 = 0
         /// SQLite's own checkpoint every N WAL pages, inside COMMIT; 0 turns it
         /// off (the store's `Checkpointer` runs them on another thread).
         public var autoCheckpointPages = 1_000

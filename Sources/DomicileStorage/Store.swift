@@ -20,8 +20,18 @@ public final class Store: Sendable {
         checkpointer = try Checkpointer(path: path, options: writerOptions)
     }
 
+    @discardableResult
     public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await writer.write(body)
+    }
+
+    /// Checkpoints the whole WAL into the database file and truncates the
+    /// WAL to zero bytes, after every write queued before this call has
+    /// committed. With `secure_delete`, deleted rows then survive neither in
+    /// the WAL nor in free pages. Waits (up to the busy timeout) for readers
+    /// still using old WAL frames.
+    public func checkpointAndTruncateWAL() async throws {
+        try await writer.outsideTransaction { try $0.checkpoint(.truncate) }
     }
 
     public func read<T>(_ body: (Database) throws -> T) throws -> T {

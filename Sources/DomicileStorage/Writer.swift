@@ -62,13 +62,25 @@ public final class Writer: Sendable {
     /// durable; throws what `body` threw (its changes rolled back), or the
     /// commit's error (nothing of this request committed).
     public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await enqueue(body, transactional: true)
+    }
+
+    /// Runs `body` on the writer's connection outside any transaction, after
+    /// the writes queued before it have committed (e.g. a checkpoint, which
+    /// cannot run inside a transaction). Writes are held while it runs.
+    public func outsideTransaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await enqueue(body, transactional: false)
+    }
+
+    private func enqueue<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T, transactional: Bool) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let request = PendingWrite(
                 execute: { database in
                     let value = try body(database)
                     return { continuation.resume(returning: value) }
                 },
-                fail: { continuation.resume(throwing: $0) })
+                fail: { continuation.resume(throwing: $0) },
+                transactional: transactional)
             if let refusal = queue.enqueue(request) { continuation.resume(throwing: refusal) }
         }
     }
@@ -112,6 +124,8 @@ public struct WriterStatistics: Sendable {
 struct PendingWrite: Sendable {
     let execute: @Sendable (Database) throws -> @Sendable () -> Void
     let fail: @Sendable (any Error) -> Void
+    /// False for work that must run outside a transaction, after the batch commits.
+    var transactional = true
 }
 
 /// The requests waiting for the writer thread, guarded by a condition variable.
@@ -176,7 +190,17 @@ private struct WriterLoop {
 
     func run() {
         while let batch = queue.takeBatch(max: batchMax) {
-            commit(batch)
+            let writes = batch.filter(\.transactional)
+            if !writes.isEmpty { commit(writes) }
+            for request in batch where !request.transactional { runOutsideTransaction(request) }
+        }
+    }
+
+    private func runOutsideTransaction(_ request: PendingWrite) {
+        do {
+            try request.execute(database)()
+        } catch {
+            fail([request], error)
         }
     }
 

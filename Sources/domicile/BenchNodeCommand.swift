@@ -7,7 +7,7 @@ import Foundation
 /// under receipt ingestion and consent reads.
 struct BenchNodeCommand: Command {
     static let path = ["bench", "node"]
-    static let summary = "benchmark receipt ingestion and consent reads on a node"
+    static let summary = "benchmark receipt ingestion, consent and feature reads, and erasure on a node"
     static let help = """
         [--seconds N] [--subjects N] [--batch N] [--connections N] [--dir DIR]
 
@@ -18,7 +18,11 @@ struct BenchNodeCommand: Command {
             concurrent clients in the same run. Every receipt is durable and audited when acknowledged.
           - GET /v1/subjects/{pid}/consent under wrk (--connections, default 64), random pids,
             against GET /healthz on the same server. Each consent read appends a durable audit event.
-        Needs wrk for the second part. Build with -c release.
+          - feature writes (PUT /v1/subjects/{pid}/features, 4 values, 64 clients) against single receipts,
+            and GET /v1/subjects/{pid}/features?purpose=product_recs under wrk against consent reads.
+          - erasure latency of subjects holding 100 feature values each (erase, sign, checkpoint and
+            truncate the WAL), against the latency of one receipt append, both sequential.
+        Needs wrk for the read figures. Build with -c release.
         """
 
     static func run(_ arguments: inout Arguments) async throws {
@@ -36,6 +40,8 @@ struct BenchNodeCommand: Command {
         let configPath = (directory as NSString).appendingPathComponent("eu-1/config.json")
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as! [String: Any]
         config["log"] = ["access": false]
+        // The limiter and the access monitor still run on every read; they just never refuse here.
+        config["limits"] = ["read_rate_per_second": 10_000_000, "read_burst": 10_000_000, "distinct_subjects_per_minute": 100_000_000]
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
         let tokens = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: (directory as NSString).appendingPathComponent("tokens.json")))) as! [String: String]
         let quiet = open("/dev/null", O_WRONLY)
@@ -58,29 +64,117 @@ struct BenchNodeCommand: Command {
         Output.line("receipts/s   batch of \(batchSize) (4 clients)".padding(toLength: 47, withPad: " ", startingAt: 0)
                     + String(format: "%9.0f   ratio %.1f", batched, batched / single))
 
+        // Features: four of product_recs for reads, 96 of analytics to give erased subjects 100 values.
+        let admin: HTTPHeaders = ["Authorization": "Bearer \(tokens["admin"]!)", "Content-Type": "application/json"]
+        for index in 0..<100 {
+            let purpose = index < 4 ? "product_recs" : "analytics"
+            let body = #"{"type":"number","purpose":"\#(purpose)","ttl_seconds":86400,"classification":"behavioral"}"#
+            let response = try await client.send("PUT", "/v1/feature-definitions/f\(index)", to: address, headers: admin, body: Array(body.utf8))
+            guard response.status < 300 else { throw CLIError.failed("feature definition refused: \(response.status)") }
+        }
+        try await grantAll(pids, purposes: ["product_recs", "analytics"], client: client, address: address, headers: ingest)
+        let featureWrites = try await writeFeatures(pids, seconds: seconds, client: client, address: address, headers: ingest)
+        Output.line("feature writes/s   PUT …/features, 4 values (64 clients)   " + String(format: "%9.0f   ratio to single receipts %.2f",
+                                                                                       featureWrites, featureWrites / single))
+
         if let wrk = ChildProcess.find("wrk") {
-            let script = (directory as NSString).appendingPathComponent("consent.lua")
-            let sample = pids.shuffled().prefix(1_000).map { "\"\($0)\"" }.joined(separator: ",")
-            try """
-                local pids = {\(sample)}
-                local counter = 0
-                request = function()
-                    counter = counter + 1
-                    local pid = pids[(counter % #pids) + 1]
-                    return wrk.format("GET", "/v1/subjects/" .. pid .. "/consent", {["Authorization"] = "Bearer \(tokens["serve"]!)"})
-                end
-                """.write(toFile: script, atomically: true, encoding: .utf8)
+            let sample = pids.shuffled().prefix(1_000)
+            let consentScript = try wrkScript(directory: directory, name: "consent", pids: sample, path: "/consent", token: tokens["serve"]!)
+            let featureScript = try wrkScript(directory: directory, name: "features", pids: sample, path: "/features?purpose=product_recs",
+                                              token: tokens["serve"]!)
             let health = try BenchHTTPCommand.measure(wrk, port: address.port, route: "/healthz", extra: [], seconds: seconds,
                                                       connections: connections, threads: 1)
-            let consent = try BenchHTTPCommand.measure(wrk, port: address.port, route: "/", extra: ["-s", script], seconds: seconds,
+            let consent = try BenchHTTPCommand.measure(wrk, port: address.port, route: "/", extra: ["-s", consentScript], seconds: seconds,
                                                        connections: connections, threads: 1)
-            Output.line("GET /healthz (reference)         " + String(format: "%9.0f req/s   p99 %6.2f ms", health.rate, health.p99Milliseconds))
-            Output.line("GET /v1/subjects/{pid}/consent   " + String(format: "%9.0f req/s   p99 %6.2f ms   ratio %.2f",
-                                                                        consent.rate, consent.p99Milliseconds, consent.rate / health.rate))
+            let features = try BenchHTTPCommand.measure(wrk, port: address.port, route: "/", extra: ["-s", featureScript], seconds: seconds,
+                                                        connections: connections, threads: 1)
+            Output.line("GET /healthz (reference)                " + String(format: "%9.0f req/s   p99 %6.2f ms", health.rate, health.p99Milliseconds))
+            Output.line("GET /v1/subjects/{pid}/consent          " + String(format: "%9.0f req/s   p99 %6.2f ms   ratio %.2f",
+                                                                               consent.rate, consent.p99Milliseconds, consent.rate / health.rate))
+            Output.line("GET /v1/subjects/{pid}/features?purpose " + String(format: "%9.0f req/s   p99 %6.2f ms   ratio to consent reads %.2f",
+                                                                               features.rate, features.p99Milliseconds, features.rate / consent.rate))
         } else {
-            Output.line("wrk is not installed: consent reads not measured")
+            Output.line("wrk is not installed: consent and feature reads not measured")
         }
+
+        let (erasure, append) = try await erasureLatency(pids, client: client, address: address, tokens: tokens)
+        Output.line("erasure of a subject with 100 features   " + String(format: "median %6.2f ms   p90 %6.2f ms", erasure.median, erasure.p90))
+        Output.line("receipt append (reference)               " + String(format: "median %6.2f ms   p90 %6.2f ms   ratio %.1f",
+                                                                              append.median, append.p90, erasure.median / append.median))
         await node.shutdown(graceMilliseconds: 2_000)
+    }
+
+    static func wrkScript(directory: String, name: String, pids: ArraySlice<String>, path: String, token: String) throws -> String {
+        let script = (directory as NSString).appendingPathComponent("\(name).lua")
+        try """
+            local pids = {\(pids.map { "\"\($0)\"" }.joined(separator: ","))}
+            local counter = 0
+            request = function()
+                counter = counter + 1
+                local pid = pids[(counter % #pids) + 1]
+                return wrk.format("GET", "/v1/subjects/" .. pid .. "\(path)", {["Authorization"] = "Bearer \(token)"})
+            end
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        return script
+    }
+
+    static func grantAll(_ pids: [String], purposes: [String], client: HTTPClient, address: SocketAddress, headers: HTTPHeaders) async throws {
+        let list = purposes.map { "\"\($0)\"" }.joined(separator: ",")
+        for start in stride(from: 0, to: pids.count, by: 1_000) {
+            let entries = pids[start..<min(start + 1_000, pids.count)].map {
+                #"{"pid":"\#($0)","action":"grant","purposes":[\#(list)],"source":"bench","collected_at":"2026-01-01T00:00:00Z"}"#
+            }
+            let response = try await client.send("POST", "/v1/consents/batch", to: address, headers: headers,
+                                                 body: Array(#"{"receipts":[\#(entries.joined(separator: ","))]}"#.utf8))
+            guard response.status == 201 else { throw CLIError.failed("grant batch refused: \(response.status)") }
+        }
+    }
+
+    static func writeFeatures(_ pids: [String], seconds: Int, client: HTTPClient, address: SocketAddress,
+                              headers: HTTPHeaders) async throws -> Double {
+        try await closedLoop(clients: 64, seconds: seconds) { worker, done in
+            let pid = pids[(worker * 7919 + done * 64) % pids.count]
+            let body = #"{"values":{"f0":\#(done),"f1":\#(worker),"f2":0.5,"f3":1}}"#
+            let response = try await client.send("PUT", "/v1/subjects/\(pid)/features", to: address, headers: headers, body: Array(body.utf8))
+            guard response.status == 200 else { throw CLIError.failed("feature write refused: \(response.status) \(response.text)") }
+        }
+    }
+
+    /// Sequential erasures of subjects holding 100 feature values, and
+    /// sequential receipt appends as the reference: (median, p90) in ms.
+    static func erasureLatency(_ pids: [String], client: HTTPClient, address: SocketAddress,
+                               tokens: [String: String]) async throws -> (erasure: (median: Double, p90: Double), append: (median: Double, p90: Double)) {
+        let ingest: HTTPHeaders = ["Authorization": "Bearer \(tokens["ingest"]!)", "Content-Type": "application/json"]
+        let officer: HTTPHeaders = ["Authorization": "Bearer \(tokens["privacy_officer"]!)", "Content-Type": "application/json"]
+        let victims = Array(pids.suffix(30))
+        let values = (0..<100).map { #""f\#($0)":\#($0)"# }.joined(separator: ",")
+        for pid in victims {
+            let response = try await client.send("PUT", "/v1/subjects/\(pid)/features", to: address, headers: ingest,
+                                                 body: Array(#"{"values":{\#(values)}}"#.utf8))
+            guard response.status == 200 else { throw CLIError.failed("feature write refused: \(response.status) \(response.text)") }
+        }
+        var appends: [Double] = []
+        for pid in pids.prefix(30) {
+            let started = Bench.monotonicSeconds()
+            let response = try await client.send("POST", "/v1/subjects/\(pid)/consents", to: address, headers: ingest,
+                                                 body: Array(receiptJSON(action: "grant", pid: nil).utf8))
+            guard response.status == 201 else { throw CLIError.failed("receipt refused: \(response.status)") }
+            appends.append((Bench.monotonicSeconds() - started) * 1_000)
+        }
+        var erasures: [Double] = []
+        for pid in victims {
+            let started = Bench.monotonicSeconds()
+            let response = try await client.send("POST", "/v1/erasures", to: address, headers: officer, body: Array(#"{"pid":"\#(pid)"}"#.utf8))
+            guard response.status == 202, response.text.contains(#""features":100"#) else {
+                throw CLIError.failed("erasure failed: \(response.status) \(response.text)")
+            }
+            erasures.append((Bench.monotonicSeconds() - started) * 1_000)
+        }
+        func summary(_ samples: [Double]) -> (median: Double, p90: Double) {
+            let sorted = samples.sorted()
+            return (sorted[sorted.count / 2], sorted[Int(Double(sorted.count - 1) * 0.9)])
+        }
+        return (summary(erasures), summary(appends))
     }
 
     static func register(_ count: Int, client: HTTPClient, address: SocketAddress, headers: HTTPHeaders) async throws -> [String] {
@@ -110,17 +204,26 @@ struct BenchNodeCommand: Command {
 
     static func ingestSingle(_ pids: [String], seconds: Int, client: HTTPClient, address: SocketAddress,
                              headers: HTTPHeaders) async throws -> Double {
+        try await closedLoop(clients: 64, seconds: seconds) { worker, done in
+            let pid = pids[(worker * 7919 + done * 64) % pids.count]
+            let response = try await client.send("POST", "/v1/subjects/\(pid)/consents", to: address, headers: headers,
+                                                 body: Array(receiptJSON(action: done % 2 == 0 ? "grant" : "revoke", pid: nil).utf8))
+            guard response.status == 201 else { throw CLIError.failed("receipt refused: \(response.status) \(response.text)") }
+        }
+    }
+
+    /// `clients` concurrent clients each call `request(client, calls so far)`
+    /// back to back for `seconds`; returns calls per second.
+    static func closedLoop(clients: Int, seconds: Int,
+                           _ request: @escaping @Sendable (_ client: Int, _ done: Int) async throws -> Void) async throws -> Double {
         let deadline = Bench.monotonicSeconds() + Double(seconds)
         let start = Bench.monotonicSeconds()
         let total = try await withThrowingTaskGroup(of: Int.self) { group in
-            for worker in 0..<64 {
+            for client in 0..<clients {
                 group.addTask {
                     var done = 0
                     while Bench.monotonicSeconds() < deadline {
-                        let pid = pids[(worker * 7919 + done * 64) % pids.count]
-                        let response = try await client.send("POST", "/v1/subjects/\(pid)/consents", to: address, headers: headers,
-                                                             body: Array(receiptJSON(action: done % 2 == 0 ? "grant" : "revoke", pid: nil).utf8))
-                        guard response.status == 201 else { throw CLIError.failed("receipt refused: \(response.status) \(response.text)") }
+                        try await request(client, done)
                         done += 1
                     }
                     return done

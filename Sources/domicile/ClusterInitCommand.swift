@@ -70,7 +70,7 @@ struct ClusterInitCommand: Command {
         var principals: [[String: Any]] = []
         let roles: [(name: String, roles: [String])] = [
             ("ingest", ["ingest"]), ("serve", ["serve"]), ("analyst", ["analyst"]), ("privacy_officer", ["privacy_officer"]),
-            ("privacy_officer_2", ["privacy_officer"]), ("admin", ["admin"]), ("node", ["node"]),
+            ("privacy_officer_2", ["privacy_officer"]), ("privacy_officer_3", ["privacy_officer"]), ("admin", ["admin"]), ("node", ["node"]),
         ]
         for entry in roles {
             let token = Base64.encodeURL(SecureRandom.bytes(32))

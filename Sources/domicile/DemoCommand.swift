@@ -1,5 +1,6 @@
 import DomicileModel
 import DomicileNet
+import DomicilePrivacy
 import Foundation
 
 /// `domicile demo`: the main job. A local multi-region federation on the
@@ -12,7 +13,9 @@ struct DemoCommand: Command {
 
         Lays out and starts six nodes (regions eu, us, br; two each) on loopback with the embedded
         default policy, then: registers subjects, following 421 answers to their home region;
-        records consent receipts and a Global Privacy Control signal; reads active consent; kills a
+        records consent receipts and a Global Privacy Control signal; reads active consent; defines
+        features and an event contract, ingests a minimized event, revokes and watches the features
+        go; erases a subject and checks the signed certificate; kills a
         node with SIGKILL and watches the federation notice, then restarts it; verifies every
         region's audit chain. Stops the nodes at the end (--keep keeps DIR with keys, data and logs).
         """
@@ -81,6 +84,8 @@ struct DemoCommand: Command {
                                                 json: #"{"action":"grant","purposes":["sell_to_brokers"],"source":"x","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
         say("a purpose the policy does not know: \(unknown.status) \(unknown.json["code"] ?? "")  (unknown means deny)")
 
+        try await featuresAndErasure(federation, anna: pids["Anna"]!, directory: directory)
+
         step("Failure detection: SIGKILL us-2, watch the others notice, restart it")
         federation.kill("us-2")
         let killedAt = Date()
@@ -108,6 +113,69 @@ struct DemoCommand: Command {
         }
         step("Done")
         say(keep ? "keys, configs, data and logs kept in \(directory)" : "stopping the nodes (run with --keep to keep their data and logs)")
+    }
+
+    /// Features under consent, an event contract minimizing at ingestion,
+    /// then Anna's erasure and its signed certificate.
+    static func featuresAndErasure(_ federation: LocalFederation, anna: (node: String, pid: String), directory: String) async throws {
+        let (node, pid) = anna
+        step("Features: written under consent, minimized at ingestion, withheld once consent goes")
+        for name in ["last_category", "last_seen_day", "network"] {
+            _ = try await federation.call(node, "PUT", "/v1/feature-definitions/\(name)", role: "admin",
+                                          json: #"{"type":"string","purpose":"product_recs","ttl_seconds":7776000,"classification":"behavioral"}"#)
+        }
+        _ = try await federation.call(node, "PUT", "/v1/contracts/page_view", role: "admin", json: """
+            {"fields":{"category":{"type":"string","feature":"last_category"},
+                       "seen_at":{"type":"timestamp","transform":"bucket_day","feature":"last_seen_day"},
+                       "ip":{"type":"string","transform":"ip_prefix","feature":"network"},
+                       "email":{"type":"string","identity":true,"transform":"drop"}}}
+            """)
+        let event = try await federation.call(node, "POST", "/v1/events/page_view", role: "ingest", json: """
+            {"pid":"\(pid)","fields":{"category":"running shoes","seen_at":"\(Timestamp.now.rfc3339)","ip":"203.0.113.77",
+                                      "email":"anna.schmidt@example.de"}}
+            """)
+        say("event page_view for Anna: \(event.status), features updated \((event.json["features_updated"] as? [String] ?? []).joined(separator: ", "))")
+        let served = try await federation.call(node, "GET", "/v1/subjects/\(pid)/features?purpose=product_recs", role: "serve")
+        let features = (served.json["features"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        say("Anna's product_recs features: \(features.joined(separator: ", "))   (raw IP, time and e-mail never stored)")
+        let unknown = try await federation.call(node, "POST", "/v1/events/page_view", role: "ingest",
+                                                json: #"{"pid":"\#(pid)","fields":{"category":"hats","referrer":"https://x.example"}}"#)
+        let pii = try await federation.call(node, "POST", "/v1/events/page_view", role: "ingest",
+                                            json: #"{"pid":"\#(pid)","fields":{"category":"call +49 151 2345 6789"}}"#)
+        say("a field the contract does not allow: \(unknown.status) \(unknown.json["code"] ?? "");  a phone number in category: "
+            + "\(pii.status) \(pii.json["code"] ?? "")")
+        _ = try await federation.call(node, "POST", "/v1/subjects/\(pid)/consents", role: "ingest",
+                                      json: #"{"action":"revoke","purposes":["product_recs"],"source":"web-portal:v2","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
+        let withheld = try await federation.call(node, "GET", "/v1/subjects/\(pid)/features?purpose=product_recs", role: "serve")
+        let names = (withheld.json["withheld"] as? [[String: Any]] ?? []).map { "\($0["name"] ?? "?") (\($0["reason"] ?? "?"))" }
+        say("after Anna revokes product_recs: served \((withheld.json["features"] as? [String: Any])?.count ?? 0), withheld "
+            + names.joined(separator: ", ") + "; the values were purged with the revoke")
+        let refused = try await federation.call(node, "PUT", "/v1/subjects/\(pid)/features", role: "ingest",
+                                                json: #"{"values":{"last_category":"boots"}}"#)
+        say("writing a product_recs feature now: \(refused.status) \(refused.json["code"] ?? "")")
+
+        step("Erasure: Anna asks to be forgotten; the region erases, signs what it erased, and the certificate verifies")
+        let erasure = try await federation.call(node, "POST", "/v1/erasures", role: "privacy_officer",
+                                                json: #"{"identifier":{"kind":"email","value":"Anna.Schmidt@example.de"}}"#)
+        guard erasure.status == 202, let certificateObject = erasure.json["certificate"] else {
+            throw CLIError.failed("erasure failed: \(erasure.status) \(erasure.json["code"] ?? "")")
+        }
+        let certificateData = try JSONSerialization.data(withJSONObject: certificateObject, options: [.prettyPrinted, .sortedKeys])
+        let certificate = try JSONDecoder().decode(ErasureCertificate.self, from: certificateData)
+        let certificateFile = (directory as NSString).appendingPathComponent("erasure-certificate.json")
+        try certificateData.write(to: URL(fileURLWithPath: certificateFile))
+        for ack in certificate.acks {
+            let counts = ack.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            say("\(erasure.json["erasure_id"] ?? "?") \(erasure.json["status"] ?? "?"), due \(erasure.json["due_at"] ?? "?") "
+                + "(\(erasure.json["jurisdiction"] ?? "?")); \(ack.region) erased: \(counts)")
+        }
+        say("certificate signatures (Ed25519, node keys): \(certificate.problems().isEmpty ? "valid" : "INVALID")"
+            + "; offline (with --keep): domicile erasure verify \(certificateFile)")
+        let lookup = try await federation.call(node, "POST", "/v1/subjects/lookup", role: "serve",
+                                               json: #"{"identifier":{"kind":"email","value":"anna.schmidt@example.de"}}"#)
+        let history = try await federation.call(node, "GET", "/v1/subjects/\(pid)/consents", role: "privacy_officer")
+        say("lookup of Anna: \(lookup.status) \(lookup.json["code"] ?? "");  her receipts: \((history.json["receipts"] as? [Any])?.count ?? 0) "
+            + "redacted to their hashes, chain \((history.json["chain_valid"] as? Bool) == true ? "still valid" : "BROKEN")")
     }
 
     static func step(_ text: String) { Output.line("\n== \(text)") }

@@ -15,6 +15,7 @@ enum Domicile {
         KeysGenerateMasterKeyCommand.self,
         PolicyCheckCommand.self,
         AuditVerifyCommand.self,
+        ErasureVerifyCommand.self,
         TokenGenerateCommand.self,
         StorageCheckCommand.self,
         StorageLoadCommand.self,

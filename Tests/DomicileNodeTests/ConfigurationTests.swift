@@ -16,8 +16,12 @@ final class ConfigurationTests: XCTestCase {
     func test_configuration_resolvesPathsAndDefaults() throws {
         var object = valid
         object["master_key_file"] = "/secrets/master.key"
-        object["limits"] = ["batch_receipts_max": 50]
+        object["limits"] = ["batch_receipts_max": 50, "read_burst": 1, "retention_sweep_interval_ms": 1_000]
+        object["log"] = ["access": false]
         let configuration = try parse(object)
+        XCTAssertEqual(configuration.limits.readBurst, 1, "1 is a number, not true")
+        XCTAssertEqual(configuration.limits.retentionSweepIntervalMilliseconds, 1_000)
+        XCTAssertFalse(configuration.accessLog)
         XCTAssertEqual(configuration.dataDirectory, "/etc/domicile/data")
         XCTAssertEqual(configuration.databasePath, "/etc/domicile/data/node.sqlite")
         XCTAssertEqual(configuration.masterKey, .file(path: "/secrets/master.key"))
@@ -46,6 +50,8 @@ final class ConfigurationTests: XCTestCase {
         expect("gossip.seeds") { $0["gossip"] = ["seeds": ["nowhere"]] }
         expect("limits.batch_receipts_max") { $0["limits"] = ["batch_receipts_max": -1] }
         expect("polcy") { $0["polcy"] = "typo.json" }
+        expect("limits.read_burst") { $0["limits"] = ["read_burst": true] }
+        expect("log.access") { $0["log"] = ["access": 1] }
     }
 
     func test_serve_refusesABadConfig_withAMessageNamingTheField() throws {

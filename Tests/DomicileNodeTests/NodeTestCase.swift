@@ -45,6 +45,37 @@ class NodeTestCase: XCTestCase {
         return ((response.json["active"] as? [[String: Any]]) ?? []).compactMap { $0["purpose"] as? String }
     }
 
+    /// Defines (or redefines) a feature as admin.
+    @discardableResult
+    func defineFeature(_ name: String, type: String, purpose: String, ttlSeconds: Int = 3_600,
+                       file: StaticString = #filePath, line: UInt = #line) async throws -> NodeProcess.Response {
+        let response = try await node.call("PUT", "/v1/feature-definitions/\(name)", token: token("admin"), json: """
+            {"type":"\(type)","purpose":"\(purpose)","ttl_seconds":\(ttlSeconds),"classification":"behavioral"}
+            """)
+        XCTAssertTrue([200, 201].contains(response.status), response.text, file: file, line: line)
+        return response
+    }
+
+    func writeFeatures(_ pid: String, _ values: String) async throws -> NodeProcess.Response {
+        try await node.call("PUT", "/v1/subjects/\(pid)/features", token: token("ingest"), json: #"{"values":\#(values)}"#)
+    }
+
+    /// The served features of `purpose` and the withheld ones (name → reason).
+    func readFeatures(_ pid: String, purpose: String, file: StaticString = #filePath,
+                      line: UInt = #line) async throws -> (features: [String: Any], withheld: [String: String]) {
+        let response = try await node.call("GET", "/v1/subjects/\(pid)/features?purpose=\(purpose)", token: token("serve"))
+        XCTAssertEqual(response.status, 200, response.text, file: file, line: line)
+        let withheld = (response.json["withheld"] as? [[String: Any]] ?? []).reduce(into: [String: String]()) { result, entry in
+            result[entry["name"] as? String ?? "?"] = entry["reason"] as? String
+        }
+        return (response.json["features"] as? [String: Any] ?? [:], withheld)
+    }
+
+    func auditEvents(after seq: Int = 0) async throws -> [[String: Any]] {
+        let page = try await node.call("GET", "/v1/audit?after=\(seq)&limit=1000", token: token("privacy_officer"))
+        return page.json["events"] as? [[String: Any]] ?? []
+    }
+
     /// Asserts an RFC 9457 problem document with Domicile's stable code.
     func assertProblem(_ response: NodeProcess.Response, _ status: Int, _ code: String,
                        file: StaticString = #filePath, line: UInt = #line) {

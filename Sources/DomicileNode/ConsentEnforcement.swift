@@ -1,0 +1,41 @@
+import DomicileModel
+import DomicilePrivacy
+import DomicileStorage
+
+/// Invariant 2 on the write side: when consent for a purpose goes (revoke,
+/// GPC, expiry), the subject's data for that purpose goes with it, in the
+/// same transaction as the receipt (or the sweep) that ended it. Purposes
+/// the policy covers on another basis keep their data.
+enum ConsentEnforcement {
+    /// What was removed, per kind of data.
+    struct Removed: Sendable, Equatable {
+        var features = 0
+
+        var isEmpty: Bool { features == 0 }
+        var auditDetail: String { "purged_features=\(features)" }
+    }
+
+    static func withdraw(_ purposes: Set<Purpose>, of pid: PID, services: NodeServices, in database: Database) throws -> Removed {
+        let consentBased = purposes.filter { !services.policy.isCoveredWithoutConsent($0, in: services.region) }
+        guard !consentBased.isEmpty else { return Removed() }
+        return Removed(features: try FeatureRecords.purge(pid, purposes: consentBased, in: database))
+    }
+
+    /// Ends up to `limit` grants that have expired by `now`: removes their
+    /// data and their row in `consent_active`. Returns the grants ended and
+    /// what was removed.
+    static func endExpiredGrants(now: Timestamp, limit: Int, services: NodeServices,
+                                 in database: Database) throws -> (grants: Int, removed: Removed) {
+        let expired = try database.fetchAll("""
+            SELECT pid, purpose FROM consent_active WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?
+            """, [now.milliseconds, limit]) { row in (row.text(0), row.text(1)) }
+        var removed = Removed()
+        for (pidText, purposeText) in expired {
+            if let pid = try? PID(parsing: pidText), let purpose = try? Purpose(purposeText) {
+                removed.features += try withdraw([purpose], of: pid, services: services, in: database).features
+            }
+            try database.execute("DELETE FROM consent_active WHERE pid = ? AND purpose = ?", [pidText, purposeText])
+        }
+        return (expired.count, removed)
+    }
+}

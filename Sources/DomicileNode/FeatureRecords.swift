@@ -1,0 +1,133 @@
+import DomicileCrypto
+import DomicileModel
+import DomicilePrivacy
+import DomicileStorage
+
+/// A feature value as stored: decrypted only for a read that may see it.
+struct StoredFeature: Sendable {
+    let name: Name
+    let value: FeatureValue
+    let writtenAt: Timestamp
+    let expiresAt: Timestamp
+}
+
+/// Feature definitions and values in SQLite. Values are sealed under the
+/// subject's key, so erasing the subject (its wrapped key) makes every copy
+/// of them unreadable.
+enum FeatureRecords {
+    // MARK: Definitions
+
+    static func definitions(in database: Database) throws -> [FeatureDefinition] {
+        try database.fetchAll("SELECT name, type, purpose, ttl_seconds, classification FROM feature_definitions ORDER BY name",
+                              [], decodeDefinition).compactMap { $0 }
+    }
+
+    static func definitions(for purpose: Purpose, in database: Database) throws -> [FeatureDefinition] {
+        try database.fetchAll("""
+            SELECT name, type, purpose, ttl_seconds, classification FROM feature_definitions WHERE purpose = ? ORDER BY name
+            """, [purpose.rawValue], decodeDefinition).compactMap { $0 }
+    }
+
+    static func definition(_ name: Name, in database: Database) throws -> FeatureDefinition? {
+        try database.fetchOne("SELECT name, type, purpose, ttl_seconds, classification FROM feature_definitions WHERE name = ?",
+                              [name.rawValue], decodeDefinition) ?? nil
+    }
+
+    private static func decodeDefinition(_ row: Row) -> FeatureDefinition? {
+        guard let name = try? Name(row.text(0), what: "feature name"), let type = FeatureType(rawValue: row.text(1)),
+              let purpose = try? Purpose(row.text(2)), let classification = try? Name(row.text(4), what: "classification") else { return nil }
+        return FeatureDefinition(name: name, type: type, purpose: purpose, ttlSeconds: row.int64(3), classification: classification)
+    }
+
+    enum Upsert {
+        case created
+        case updated
+        /// Type or purpose changed while values exist: refused.
+        case inUse(valueCount: Int64)
+    }
+
+    /// Creates or updates a definition. Its type and purpose may change only
+    /// while no value is stored; a new TTL applies to stored values too.
+    static func upsert(_ definition: FeatureDefinition, now: Timestamp, in database: Database) throws -> Upsert {
+        let name = definition.name.rawValue
+        if let existing = try self.definition(definition.name, in: database) {
+            if existing.type != definition.type || existing.purpose != definition.purpose {
+                let count = try database.fetchOne("SELECT count(*) FROM features WHERE name = ?", [name]) { $0.int64(0) } ?? 0
+                if count > 0 { return .inUse(valueCount: count) }
+            }
+            try database.execute("""
+                UPDATE feature_definitions SET type = ?, purpose = ?, ttl_seconds = ?, classification = ?, updated_at = ? WHERE name = ?
+                """, [definition.type.rawValue, definition.purpose.rawValue, definition.ttlSeconds, definition.classification.rawValue,
+                      now.milliseconds, name])
+            if existing.ttlSeconds != definition.ttlSeconds {
+                try database.execute("UPDATE features SET expires_at = written_at + ? WHERE name = ?",
+                                     [definition.ttlSeconds * 1_000, name])
+            }
+            return .updated
+        }
+        try database.execute("""
+            INSERT INTO feature_definitions (name, type, purpose, ttl_seconds, classification, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+            """, [name, definition.type.rawValue, definition.purpose.rawValue, definition.ttlSeconds, definition.classification.rawValue,
+                  now.milliseconds])
+        return .created
+    }
+
+    // MARK: Values
+
+    /// Stores (or replaces) values, each sealed under the subject key and
+    /// linked to the coverage — the consent receipt, or the policy's basis —
+    /// in force for its purpose.
+    static func write(_ values: [(FeatureDefinition, FeatureValue)], pid: PID, key: AESGCMKey, coverage: [Purpose: Coverage],
+                      now: Timestamp, in database: Database) throws {
+        for (definition, value) in values {
+            guard let covered = coverage[definition.purpose], let basis = covered.basis else {
+                preconditionFailure("feature \(definition.name) written without coverage for its purpose")
+            }
+            let sealed = Envelope.seal(value.encoded, key: key, associatedData: associatedData(pid, definition.name))
+            try database.execute("""
+                INSERT INTO features (pid, name, purpose, sealed_value, basis, receipt_id, written_at, expires_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (pid, name) DO UPDATE SET purpose = excluded.purpose, sealed_value = excluded.sealed_value,
+                    basis = excluded.basis, receipt_id = excluded.receipt_id, written_at = excluded.written_at,
+                    expires_at = excluded.expires_at
+                """, [pid.rawValue, definition.name.rawValue, definition.purpose.rawValue, sealed, basis.rawValue, covered.receiptID,
+                      now.milliseconds, definition.expiry(writtenAt: now).milliseconds])
+        }
+    }
+
+    /// The subject's values of `purpose`, decrypted.
+    static func values(of pid: PID, purpose: Purpose, key: AESGCMKey, in database: Database) throws -> [StoredFeature] {
+        try database.fetchAll("""
+            SELECT name, sealed_value, written_at, expires_at FROM features WHERE pid = ? AND purpose = ? ORDER BY name
+            """, [pid.rawValue, purpose.rawValue]) { row -> StoredFeature? in
+            guard let name = try? Name(row.text(0), what: "feature name") else { return nil }
+            let plain = try Envelope.open(row.blob(1), key: key, associatedData: associatedData(pid, name))
+            guard let value = FeatureValue(encoded: plain) else { return nil }
+            return StoredFeature(name: name, value: value, writtenAt: Timestamp(milliseconds: row.int64(2)),
+                                 expiresAt: Timestamp(milliseconds: row.int64(3)))
+        }.compactMap { $0 }
+    }
+
+    /// Deletes the subject's values of these purposes; returns how many.
+    static func purge(_ pid: PID, purposes: Set<Purpose>, in database: Database) throws -> Int {
+        var deleted = 0
+        for purpose in purposes.sorted() {
+            try database.execute("DELETE FROM features WHERE pid = ? AND purpose = ?", [pid.rawValue, purpose.rawValue])
+            deleted += database.changes
+        }
+        return deleted
+    }
+
+    /// Deletes up to `limit` values past their TTL; returns how many.
+    static func deleteExpired(now: Timestamp, limit: Int, in database: Database) throws -> Int {
+        try database.execute("""
+            DELETE FROM features WHERE (pid, name) IN
+                (SELECT pid, name FROM features WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)
+            """, [now.milliseconds, limit])
+        return database.changes
+    }
+
+    static func associatedData(_ pid: PID, _ name: Name) -> [UInt8] {
+        Array("feature/\(pid.rawValue)/\(name.rawValue)".utf8)
+    }
+}

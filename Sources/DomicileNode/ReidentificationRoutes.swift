@@ -1,0 +1,174 @@
+import DomicileCrypto
+import DomicileModel
+import DomicileNet
+import DomicilePrivacy
+import DomicileStorage
+
+/// Re-identification: turning a pid back into its identifiers. It needs a
+/// request with a reason and a ticket, then two approvals by two privacy
+/// officers other than the requester; the identifiers are released once, to
+/// the requester, and every step is audited.
+enum ReidentificationRoutes {
+    enum Status: String, Sendable {
+        case pendingApproval = "pending_approval"
+        case approved
+        case fulfilled
+        /// The subject was erased before the identifiers were released.
+        case cancelled
+    }
+
+    static let approvalsNeeded = 2
+    static let reasonBytesMax = 500
+    static let ticketBytesMax = 64
+
+    struct CreateBody: Decodable, Sendable {
+        let pid: String
+        let reason: String
+        let ticket: String
+    }
+
+    struct Record: Sendable {
+        let id: String
+        let pid: PID
+        let requester: String
+        let status: Status
+        let approvers: [String]
+    }
+
+    struct State: JSONWritable {
+        let record: Record
+        var identifiers: [Identifier]? = nil
+
+        func write(to json: inout JSONWriter) {
+            json.object { json in
+                json.member("id", record.id)
+                json.member("pid", record.pid.rawValue)
+                json.member("status", record.status.rawValue)
+                json.member("requester", record.requester)
+                json.key("approvals")
+                json.array(record.approvers) { $0.value($1) }
+                if let identifiers {
+                    json.key("identifiers")
+                    json.array(identifiers) { json, identifier in
+                        json.object { json in
+                            json.member("kind", identifier.kind.rawValue)
+                            json.member("value", identifier.value)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    static func add(to api: inout API) {
+        let services = api.services
+        api.route("POST", "/v1/reidentifications", roles: [.privacyOfficer]) { try await create($0, services) }
+        api.route("POST", "/v1/reidentifications/{id}/approvals", roles: [.privacyOfficer]) { try await approve($0, services) }
+        api.route("GET", "/v1/reidentifications/{id}", roles: [.privacyOfficer], limited: true) { try await fetch($0, services) }
+    }
+
+    static func create(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
+        let body = try request.http.decode(CreateBody.self)
+        guard (1...reasonBytesMax).contains(body.reason.utf8.count) else {
+            throw APIError.invalid("reason", "1 to \(reasonBytesMax) bytes saying why the identifiers are needed")
+        }
+        guard (1...ticketBytesMax).contains(body.ticket.utf8.count),
+              body.ticket.utf8.allSatisfy({ ASCII.isAlphanumeric($0) || "._:/#-".utf8.contains($0) }) else {
+            throw APIError.invalid("ticket", "1-\(ticketBytesMax) letters, digits and . _ : / # -")
+        }
+        // Both are kept (the reason with the request, the ticket in the audit log): neither may identify.
+        for (field, text) in [("reason", body.reason), ("ticket", body.ticket)] {
+            if let kind = PIIClassifier.classify(text) { throw FeatureRoutes.piiDetected(field: field, kind: kind) }
+        }
+        let pid = try services.homePID(body.pid)
+        let id = "ri_" + Hex.encode(SecureRandom.bytes(12))
+        try await services.writeAudited(request, action: "reidentification.request", pid: pid) { database in
+            guard try SubjectRecords.exists(pid, in: database) else { throw APIError.unknownSubject() }
+            try database.execute("""
+                INSERT INTO reidentifications (id, pid, reason, ticket, requester, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, [id, pid.rawValue, body.reason, body.ticket, request.principal.name, Status.pendingApproval.rawValue,
+                      request.now.milliseconds])
+            try AuditLog.append(request.event("reidentification.request", pid: pid.rawValue, outcome: "pending_approval",
+                                              detail: "id=\(id),ticket=\(body.ticket)"), to: database)
+        }
+        let record = Record(id: id, pid: pid, requester: request.principal.name, status: .pendingApproval, approvers: [])
+        return .json(State(record: record), status: 201)
+    }
+
+    static func approve(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
+        let id = request.http.parameter("id")
+        let approver = request.principal.name
+        let record = try await services.store.write { database -> Result<Record, HTTPError> in
+            guard let record = try find(id, in: database) else { return .failure(unknown()) }
+            let refusal: HTTPError?
+            if record.requester == approver {
+                refusal = HTTPError(status: 403, code: "self_approval", detail: "the requester cannot approve their own request")
+            } else if record.approvers.contains(approver) {
+                refusal = HTTPError(status: 409, code: "already_approved", detail: "this principal has already approved the request")
+            } else if record.status != .pendingApproval {
+                refusal = HTTPError(status: 409, code: "already_approved",
+                                    detail: "the request is \(record.status.rawValue) and takes no more approvals")
+            } else {
+                refusal = nil
+            }
+            if let refusal {
+                try AuditLog.append(request.event("reidentification.approve", pid: record.pid.rawValue, outcome: refusal.code,
+                                                  detail: "id=\(id)"), to: database)
+                return .failure(refusal)
+            }
+            try database.execute("INSERT INTO reidentification_approvals (id, approver, approved_at) VALUES (?, ?, ?)",
+                                 [id, approver, request.now.milliseconds])
+            let approvers = record.approvers + [approver]
+            let status: Status = approvers.count >= approvalsNeeded ? .approved : .pendingApproval
+            try database.execute("UPDATE reidentifications SET status = ? WHERE id = ?", [status.rawValue, id])
+            try AuditLog.append(request.event("reidentification.approve", pid: record.pid.rawValue, outcome: status.rawValue,
+                                              detail: "id=\(id),approvals=\(approvers.count)"), to: database)
+            return .success(Record(id: id, pid: record.pid, requester: record.requester, status: status, approvers: approvers))
+        }.get()
+        return .json(State(record: record))
+    }
+
+    /// The requester's view. The first fetch after approval releases the
+    /// identifiers and marks the request fulfilled in the same transaction
+    /// (with its audit record); every later fetch sees `fulfilled` only.
+    static func fetch(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
+        let id = request.http.parameter("id")
+        let state = try await services.store.write { database -> Result<State, HTTPError> in
+            guard let record = try find(id, in: database) else { return .failure(unknown()) }
+            guard record.requester == request.principal.name else {
+                try AuditLog.append(request.event("reidentification.fetch", pid: record.pid.rawValue, outcome: "not_requester",
+                                                  detail: "id=\(id)"), to: database)
+                return .failure(HTTPError(status: 403, code: "not_requester", detail: "only the requester may fetch the result"))
+            }
+            guard record.status == .approved else { return .success(State(record: record)) }
+            guard let key = try SubjectRecords.key(of: record.pid, keys: services.keys, in: database) else {
+                try database.execute("UPDATE reidentifications SET status = ? WHERE id = ?", [Status.cancelled.rawValue, id])
+                return .success(State(record: Record(id: id, pid: record.pid, requester: record.requester, status: .cancelled,
+                                                     approvers: record.approvers)))
+            }
+            let identifiers = try SubjectRecords.identifiers(of: record.pid, key: key, in: database)
+            try database.execute("UPDATE reidentifications SET status = ?, fulfilled_at = ? WHERE id = ?",
+                                 [Status.fulfilled.rawValue, request.now.milliseconds, id])
+            try AuditLog.append(request.event("reidentification.release", pid: record.pid.rawValue, outcome: "released",
+                                              detail: "id=\(id),identifiers=\(identifiers.count)"), to: database)
+            return .success(State(record: Record(id: id, pid: record.pid, requester: record.requester, status: .approved,
+                                                 approvers: record.approvers), identifiers: identifiers))
+        }.get()
+        return .json(state)
+    }
+
+    static func unknown() -> HTTPError {
+        HTTPError(status: 404, code: "unknown_reidentification", detail: "no re-identification request with this id")
+    }
+
+    static func find(_ id: String, in database: Database) throws -> Record? {
+        guard let (pidText, requester, statusText) = try database.fetchOne(
+            "SELECT pid, requester, status FROM reidentifications WHERE id = ?", [id], { ($0.text(0), $0.text(1), $0.text(2)) }) else {
+            return nil
+        }
+        let approvers = try database.fetchAll("SELECT approver FROM reidentification_approvals WHERE id = ? ORDER BY approved_at, approver",
+                                              [id]) { $0.text(0) }
+        return Record(id: id, pid: try PID(parsing: pidText), requester: requester, status: Status(rawValue: statusText) ?? .cancelled,
+                      approvers: approvers)
+    }
+}

@@ -1,0 +1,73 @@
+import DomicileModel
+import DomicileStorage
+
+/// Deletes, on a schedule, feature values past their TTL and consent grants
+/// past their expiry (with the data they covered). Work is done in bounded
+/// batches, each one transaction carrying its own audit record (a count,
+/// principal `system`), so the writer is never held for long.
+final class RetentionSweeper: Sendable {
+    static let batchSize = 1_000
+
+    struct Totals: Sendable, Equatable {
+        var expiredFeatures = 0
+        var expiredGrants = 0
+        var purgedFeatures = 0
+    }
+
+    private let services: NodeServices
+    private let task = Locked<Task<Void, Never>?>(nil)
+
+    init(services: NodeServices) { self.services = services }
+
+    func start() {
+        let services = self.services
+        let interval = UInt64(services.configuration.limits.retentionSweepIntervalMilliseconds) * 1_000_000
+        task.withLock {
+            $0 = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: interval)
+                    guard !Task.isCancelled else { return }
+                    do { _ = try await Self.sweep(services, now: services.clock.now()) } catch {
+                        services.logger.error("retention sweep failed", ["error": .string("\(error)")])
+                    }
+                }
+            }
+        }
+    }
+
+    func stop() async {
+        let running = task.withLock { task -> Task<Void, Never>? in
+            defer { task = nil }
+            return task
+        }
+        running?.cancel()
+        await running?.value
+    }
+
+    /// One full sweep: batches until nothing expired is left.
+    @discardableResult
+    static func sweep(_ services: NodeServices, now: Timestamp) async throws -> Totals {
+        var totals = Totals()
+        while true {
+            let batch = try await services.store.write { database -> Totals in
+                let (grants, removed) = try ConsentEnforcement.endExpiredGrants(now: now, limit: batchSize, services: services, in: database)
+                let features = try FeatureRecords.deleteExpired(now: now, limit: batchSize, in: database)
+                let batch = Totals(expiredFeatures: features, expiredGrants: grants, purgedFeatures: removed.features)
+                if batch != Totals() {
+                    try AuditLog.append(AuditEvent(at: now, principal: "system", action: "retention.sweep", outcome: "ok",
+                                                   detail: "expired_features=\(features),expired_grants=\(grants),\(removed.auditDetail)"),
+                                        to: database)
+                }
+                return batch
+            }
+            totals.expiredFeatures += batch.expiredFeatures
+            totals.expiredGrants += batch.expiredGrants
+            totals.purgedFeatures += batch.purgedFeatures
+            services.metrics.increment("domicile_retention_deleted_total", labels: ["kind": "expired_features"], by: batch.expiredFeatures)
+            services.metrics.increment("domicile_retention_deleted_total", labels: ["kind": "expired_grants"], by: batch.expiredGrants)
+            services.metrics.increment("domicile_retention_deleted_total", labels: ["kind": "purged_features"], by: batch.purgedFeatures)
+            if batch != Totals() { services.metrics.countAudit(action: "retention.sweep", outcome: "ok") }
+            if batch.expiredFeatures < batchSize && batch.expiredGrants < batchSize { return totals }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import DomicileStorage
+import DomicileTestSupport
+import Foundation
+import XCTest
+
+final class ErasureTests: NodeTestCase {
+    func erase(_ json: String) async throws -> NodeProcess.Response {
+        try await node.call("POST", "/v1/erasures", token: token("privacy_officer"), json: json)
+    }
+
+    /// Every blob of `pid`'s rows that must not survive its erasure: its
+    /// wrapped key and every ciphertext sealed under it.
+    func sensitiveBlobs(of pid: String, in database: Database) throws -> [Data] {
+        var blobs = try database.fetchAll("SELECT wrapped_key FROM subjects WHERE pid = ?", [pid]) { Data($0.blob(0)) }
+        blobs += try database.fetchAll("SELECT sealed_value FROM identities WHERE pid = ?", [pid]) { Data($0.blob(0)) }
+        blobs += try database.fetchAll("SELECT sealed_value FROM features WHERE pid = ?", [pid]) { Data($0.blob(0)) }
+        return blobs
+    }
+
+    func dataDirectoryContents() throws -> [(String, Data)] {
+        let directory = federation.dataDirectory("eu-1")
+        return try FileManager.default.contentsOfDirectory(atPath: directory).map {
+            ($0, try Data(contentsOf: URL(fileURLWithPath: directory + "/" + $0)))
+        }
+    }
+
+    func test_erasureByIdentifier_removesEverything_keepsTheChainVerifiable_andSignsACertificate() async throws {
+        try startNode()
+        for name in ["last_category", "visits", "last_seen_day", "basket_value"] {
+            try await defineFeature(name, type: name == "visits" || name == "basket_value" ? "number" : "string", purpose: "product_recs")
+        }
+        let pid = try await register(email: "erase.me@example.com")
+        let neighbour = try await register(email: "stays@example.com")
+        for subject in [pid, neighbour] {
+            try await receipt(subject, "grant", ["product_recs"])
+            let written = try await writeFeatures(subject, #"{"last_category":"shoes","visits":7,"last_seen_day":"2026-11-20","basket_value":19.5}"#)
+            XCTAssertEqual(written.status, 200, written.text)
+        }
+        try await receipt(pid, "revoke", ["marketing_email"])
+        let reid = try await node.call("POST", "/v1/reidentifications", token: token("privacy_officer"),
+                                       json: #"{"pid":"\#(pid)","reason":"fraud case","ticket":"SEC-9"}"#)
+        let reidID = try XCTUnwrap(reid.json["id"] as? String)
+
+        let database = try Database(path: federation.dataDirectory("eu-1") + "/node.sqlite")
+        let blobs = try sensitiveBlobs(of: pid, in: database)
+        XCTAssertEqual(blobs.count, 6, "one wrapped key, one identity, four feature values")
+        XCTAssertTrue(try dataDirectoryContents().contains { _, data in blobs.allSatisfy { data.range(of: $0) != nil } },
+                      "the scan finds the blobs while they exist")
+
+        let response = try await erase(#"{"identifier":{"kind":"email","value":"  ERASE.me@Example.com"}}"#)
+        XCTAssertEqual(response.status, 202, response.text)
+        XCTAssertEqual(response.json["status"] as? String, "complete")
+        XCTAssertEqual(response.json["regions"] as? [String: String], ["eu": "erased"])
+        XCTAssertEqual(response.json["jurisdiction"] as? String, "gdpr")
+        let erasureID = try XCTUnwrap(response.json["erasure_id"] as? String)
+        let certificate = try XCTUnwrap(response.json["certificate"] as? [String: Any])
+        let acks = try XCTUnwrap(certificate["acks"] as? [[String: Any]])
+        XCTAssertEqual(acks.count, 1)
+        XCTAssertEqual(acks[0]["counts"] as? [String: Int], [
+            "subjects": 1, "identities": 1, "features": 4, "consent_grants": 1, "consent_receipts": 2, "reidentifications": 1,
+        ])
+        let requestedAt = try XCTUnwrap(response.json["requested_at"] as? String)
+        let dueAt = try XCTUnwrap(response.json["due_at"] as? String)
+        XCTAssertEqual(try date(dueAt).timeIntervalSince(try date(requestedAt)), 30 * 86_400, "GDPR: one month (30 days)")
+
+        // Nothing of the subject is left in any file of the data directory: not in a table, not in the WAL, not in a free page.
+        for (file, data) in try dataDirectoryContents() {
+            for blob in blobs { XCTAssertNil(data.range(of: blob), "\(file) still holds an erased ciphertext or key") }
+            XCTAssertNil(data.range(of: Data("erase.me@example.com".utf8)), file)
+        }
+        XCTAssertEqual(try database.fetchOne("SELECT count(*) FROM features WHERE pid = ?", [pid]) { $0.int64(0) }, 0)
+        let walSize = (try FileManager.default.attributesOfItem(atPath: federation.dataDirectory("eu-1") + "/node.sqlite-wal")[.size] as? Int) ?? 0
+        XCTAssertEqual(walSize, 0, "the WAL was checkpointed and truncated")
+
+        assertProblem(try await node.call("GET", "/v1/subjects/\(pid)", token: token("serve")), 404, "unknown_subject")
+        assertProblem(try await node.call("GET", "/v1/subjects/\(pid)/features?purpose=product_recs", token: token("serve")), 404,
+                      "unknown_subject")
+        let lookup = try await node.call("POST", "/v1/subjects/lookup", token: token("serve"),
+                                         json: #"{"identifier":{"kind":"email","value":"erase.me@example.com"}}"#)
+        assertProblem(lookup, 404, "unknown_subject")
+        // The receipts remain as hash links only, and the chain still verifies.
+        let history = try await node.call("GET", "/v1/subjects/\(pid)/consents", token: token("privacy_officer"))
+        XCTAssertEqual(history.json["chain_valid"] as? Bool, true)
+        let receipts = try XCTUnwrap(history.json["receipts"] as? [[String: Any]])
+        XCTAssertEqual(receipts.count, 2)
+        XCTAssertTrue(receipts.allSatisfy { $0["redacted"] as? Bool == true && $0["action"] == nil && $0["purposes"] == nil })
+        // The neighbour is untouched; the cancelled re-identification releases nothing.
+        await XCTAssertEqualAsync(try await readFeatures(neighbour, purpose: "product_recs").features.count, 4)
+        let cancelled = try await node.call("GET", "/v1/reidentifications/\(reidID)", token: token("privacy_officer"))
+        XCTAssertEqual(cancelled.json["status"] as? String, "cancelled")
+        await XCTAssertEqualAsync(try await node.call("GET", "/v1/audit/verify", token: token("privacy_officer")).json["valid"] as? Bool, true)
+
+        // The certificate verifies offline, against the node's exported public key, and fails once altered.
+        let fetched = try await node.call("GET", "/v1/erasures/\(erasureID)", token: token("privacy_officer"))
+        XCTAssertEqual(fetched.json["status"] as? String, "complete")
+        let certificateFile = federation.directory.file("certificate.json")
+        try Data(fetched.body).write(to: URL(fileURLWithPath: certificateFile))
+        let keys = try Binary.run(["keys", "export-public", "--keyring", federation.directory.file("eu-1/eu-1.keyring"),
+                                   "--master-key-file", federation.directory.file("master.key")])
+        XCTAssertEqual(keys.status, 0, keys.stderr)
+        let keysFile = federation.directory.file("eu-keys.json")
+        try Data(keys.stdout.utf8).write(to: URL(fileURLWithPath: keysFile))
+        let verified = try Binary.run(["erasure", "verify", certificateFile, "--trust", keysFile])
+        XCTAssertEqual(verified.status, 0, verified.stderr)
+        XCTAssertTrue(verified.stdout.contains("every key trusted"), verified.stdout)
+        let tampered = fetched.text.replacingOccurrences(of: #""features":4"#, with: #""features":3"#)
+        XCTAssertNotEqual(tampered, fetched.text)
+        try Data(tampered.utf8).write(to: URL(fileURLWithPath: certificateFile))
+        let refused = try Binary.run(["erasure", "verify", certificateFile, "--trust", keysFile])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("signature does not match"), refused.stderr)
+
+        let complete = try await node.call("GET", "/v1/erasures?status=complete", token: token("privacy_officer"))
+        XCTAssertEqual((complete.json["erasures"] as? [[String: Any]])?.compactMap { $0["erasure_id"] as? String }, [erasureID])
+        let overdue = try await node.call("GET", "/v1/erasures?status=overdue", token: token("privacy_officer"))
+        XCTAssertEqual((overdue.json["erasures"] as? [[String: Any]])?.count, 0)
+        let erasedEvents = try await auditEvents().filter { $0["action"] as? String == "erasure.erase" }
+        XCTAssertEqual(erasedEvents.map { $0["pid"] as? String }, [pid])
+    }
+
+    func test_erasureRequests_areValidated_andRoutedToTheHomeRegion() async throws {
+        try startNode()
+        let pid = try await register(email: "by-pid@example.com")
+        let byPID = try await erase(#"{"pid":"\#(pid)","jurisdiction":"cpra"}"#)
+        XCTAssertEqual(byPID.status, 202, byPID.text)
+        let due = try date(try XCTUnwrap(byPID.json["due_at"] as? String))
+        XCTAssertEqual(due.timeIntervalSince(try date(try XCTUnwrap(byPID.json["requested_at"] as? String))), 45 * 86_400)
+        // Erasing again (or a subject never known here) completes with nothing to erase.
+        let again = try await erase(#"{"pid":"\#(pid)"}"#)
+        XCTAssertEqual(((again.json["certificate"] as? [String: Any])?["acks"] as? [[String: Any]])?.first?["counts"] as? [String: Int],
+                       ["subjects": 0, "identities": 0, "features": 0, "consent_grants": 0, "consent_receipts": 0, "reidentifications": 0])
+
+        assertProblem(try await erase(#"{"pid":"psn:v1:us:\#(String(repeating: "B", count: 42))A"}"#), 421, "misdirected")
+        assertProblem(try await erase(#"{"pid":"not-a-pid"}"#), 400, "invalid_pid")
+        assertProblem(try await erase(#"{}"#), 422, "invalid_request")
+        assertProblem(try await erase(#"{"pid":"\#(pid)","identifier":{"kind":"email","value":"a@example.com"}}"#), 422, "invalid_request")
+        assertProblem(try await erase(#"{"identifier":{"kind":"email","value":"nope"}}"#), 422, "invalid_identifier")
+        assertProblem(try await erase(#"{"pid":"\#(pid)","jurisdiction":"atlantis"}"#), 422, "invalid_request")
+        assertProblem(try await node.call("POST", "/v1/erasures", token: token("admin"), json: #"{"pid":"\#(pid)"}"#), 403, "forbidden")
+        assertProblem(try await node.call("GET", "/v1/erasures/er_nope", token: token("privacy_officer")), 404, "unknown_erasure")
+        assertProblem(try await node.call("GET", "/v1/erasures?status=lost", token: token("privacy_officer")), 400, "invalid_query")
+    }
+
+    func date(_ text: String) throws -> Date {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return try XCTUnwrap(formatter.date(from: text))
+    }
+}
