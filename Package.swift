@@ -31,6 +31,9 @@ let package = Package(
         .target(name: "DomicileCrypto", dependencies: ["DomicileModel", "COpenSSL"]),
         // Pure privacy logic: residency policy, consent receipts and folding (later: DP).
         .target(name: "DomicilePrivacy", dependencies: ["DomicileModel", "DomicileCrypto"]),
+        // Vectors: SIMD distance kernels, flat and HNSW indexes with eligibility filters and deletes.
+        // Optimized in debug builds too: the tests build real graphs, which unoptimized code does 30 times slower.
+        .target(name: "DomicileVectors", swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // Membership: SWIM with Lifeguard as pure state machines; the gossip wire codec.
         .target(name: "DomicileGossip", dependencies: ["DomicileModel", "DomicileCrypto"]),
         // Disk: SQLite connection, statements, migrations, group commit; keyring files.
@@ -40,7 +43,8 @@ let package = Package(
         .target(name: "DomicileNet", dependencies: ["DomicileModel", "CLinux"]),
 
         // The node: services, routes, and the shell that runs them.
-        .target(name: "DomicileNode", dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileGossip", "DomicileStorage",
+        .target(name: "DomicileNode", dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileVectors", "DomicileGossip",
+                                                     "DomicileStorage",
                                                      "DomicileNet"]),
 
         // Many membership instances on a virtual clock and a simulated network, replayable from a seed.
@@ -48,7 +52,7 @@ let package = Package(
 
         .executableTarget(
             name: "domicile",
-            dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileStorage", "DomicileNet", "DomicileNode",
+            dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileVectors", "DomicileStorage", "DomicileNet", "DomicileNode",
                            "DomicileGossip", "DomicileSimulation"]
         ),
 
@@ -66,6 +70,7 @@ let package = Package(
         .testTarget(name: "DomicileStorageTests", dependencies: ["DomicileStorage", "DomicileCrypto", "DomicileTestSupport"]),
         .testTarget(name: "DomicileGossipTests", dependencies: ["DomicileGossip", "DomicileModel", "DomicileCrypto"]),
         .testTarget(name: "DomicileSimulationTests", dependencies: ["DomicileSimulation", "DomicileGossip", "DomicileModel"]),
+        .testTarget(name: "DomicileVectorsTests", dependencies: ["DomicileVectors"]),
         .testTarget(name: "DomicilePrivacyTests", dependencies: ["DomicilePrivacy", "DomicileModel", "DomicileCrypto"]),
         // Start the built `domicile` binary as real node processes.
         .testTarget(name: "DomicileNodeTests",

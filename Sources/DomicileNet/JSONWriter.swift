@@ -91,6 +91,16 @@ public struct JSONWriter {
         value(number)
     }
 
+    public mutating func member(_ name: StaticString, _ number: Int) {
+        key(name)
+        value(number)
+    }
+
+    public mutating func member(_ name: StaticString, _ number: Double) {
+        key(name)
+        value(number)
+    }
+
     public mutating func member(_ name: StaticString, _ flag: Bool) {
         key(name)
         value(flag)

@@ -10,15 +10,35 @@ enum ConsentEnforcement {
     /// What was removed, per kind of data.
     struct Removed: Sendable, Equatable {
         var features = 0
+        var vectors = 0
 
-        var isEmpty: Bool { features == 0 }
-        var auditDetail: String { "purged_features=\(features)" }
+        var isEmpty: Bool { features == 0 && vectors == 0 }
+        var auditDetail: String { "purged_features=\(features),purged_vectors=\(vectors)" }
+
+        static func += (total: inout Removed, more: Removed) {
+            total.features += more.features
+            total.vectors += more.vectors
+        }
     }
 
+    /// Removes the subject's features and vectors of the purposes whose
+    /// consent ended; its vectors leave the in-memory indexes before the
+    /// transaction commits.
     static func withdraw(_ purposes: Set<Purpose>, of pid: PID, services: NodeServices, in database: Database) throws -> Removed {
         let consentBased = purposes.filter { !services.policy.isCoveredWithoutConsent($0, in: services.region) }
         guard !consentBased.isEmpty else { return Removed() }
-        return Removed(features: try FeatureRecords.purge(pid, purposes: consentBased, in: database))
+        let collections = try VectorRecords.purge(pid, purposes: consentBased, in: database)
+        services.vectors.remove(pid, from: collections)
+        return Removed(features: try FeatureRecords.purge(pid, purposes: consentBased, in: database), vectors: collections.count)
+    }
+
+    /// After a receipt: the subject's vectors are eligible for search as
+    /// long as its grants (or the policy) now say.
+    static func refreshEligibility(of pid: PID, services: NodeServices, in database: Database) throws {
+        let grants = try ConsentRecords.activeGrants(of: pid, in: database)
+        services.vectors.refreshEligibility(of: pid) { purpose in
+            services.eligibleUntil(purpose, grant: grants[purpose].map { $0.expiresAt?.milliseconds ?? .max })
+        }
     }
 
     /// Ends up to `limit` grants that have expired by `now`: removes their
@@ -32,7 +52,7 @@ enum ConsentEnforcement {
         var removed = Removed()
         for (pidText, purposeText) in expired {
             if let pid = try? PID(parsing: pidText), let purpose = try? Purpose(purposeText) {
-                removed.features += try withdraw([purpose], of: pid, services: services, in: database).features
+                removed += try withdraw([purpose], of: pid, services: services, in: database)
             }
             try database.execute("DELETE FROM consent_active WHERE pid = ? AND purpose = ?", [pidText, purposeText])
         }

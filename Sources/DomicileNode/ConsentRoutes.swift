@@ -253,6 +253,7 @@ enum ConsentRoutes {
         let receipt = draft.receipt(pid: pid, after: try ConsentRecords.head(of: pid, in: database), now: request.now)
         let withdrawn = try ConsentRecords.append(receipt, gpcPurposes: services.gpcPurposes, now: request.now, in: database)
         let removed = try ConsentEnforcement.withdraw(withdrawn, of: pid, services: services, in: database)
+        try ConsentEnforcement.refreshEligibility(of: pid, services: services, in: database)
         let details = [detail, removed.isEmpty ? nil : removed.auditDetail].compactMap { $0 }
         try AuditLog.append(request.event("consent.append", pid: pid.rawValue, purpose: purposeField(receipt), outcome: receipt.action.rawValue,
                                           detail: details.isEmpty ? nil : details.joined(separator: ",")), to: database)

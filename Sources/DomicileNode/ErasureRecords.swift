@@ -43,15 +43,19 @@ enum ErasureRecords {
 
     /// The tables an ack counts, always all of them (zeros included), so
     /// every certificate has the same shape.
-    static let countedTables = ["consent_grants", "consent_receipts", "features", "identities", "reidentifications", "subjects"]
+    static let countedTables = ["consent_grants", "consent_receipts", "features", "identities", "reidentifications", "subjects", "vectors"]
 
     /// Erases one subject in the caller's transaction: its features,
-    /// identities, active consent and wrapped key (crypto-shredding whatever
+    /// vectors (out of the in-memory indexes too), identities, active
+    /// consent and wrapped key (crypto-shredding whatever
     /// copy of its ciphertexts survives elsewhere) are deleted; its receipts
     /// are redacted to their hash links; re-identifications not yet
     /// fulfilled are cancelled. Returns rows affected per table.
-    static func eraseSubject(_ pid: PID, in database: Database) throws -> [String: Int64] {
+    static func eraseSubject(_ pid: PID, vectors: VectorCollections, in database: Database) throws -> [String: Int64] {
         var counts: [String: Int64] = [:]
+        let collections = try VectorRecords.purge(pid, purposes: nil, in: database)
+        vectors.remove(pid, from: collections)
+        counts["vectors"] = Int64(collections.count)
         func run(_ table: String, _ sql: String) throws {
             try database.execute(sql, [pid.rawValue])
             counts[table, default: 0] += Int64(database.changes)

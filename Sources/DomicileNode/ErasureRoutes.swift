@@ -145,33 +145,42 @@ enum ErasureRoutes {
         }
         let erasureID = "er_" + Hex.encode(SecureRandom.bytes(12))
         let days = ErasureRecords.deadlineDays[jurisdiction] ?? ErasureRecords.defaultDeadlineDays
-        let erased = try await services.store.write { database -> ErasureRequest in
-            let pids: [PID]
-            switch target {
-            case .pid(let pid): pids = [pid]
-            case .identifier(let identifier): pids = try ErasureRecords.subjects(matching: identifier, keys: services.keys, in: database)
-            }
-            var counts = Dictionary(uniqueKeysWithValues: ErasureRecords.countedTables.map { ($0, Int64(0)) })
-            var erasedPIDs: [String] = []
-            for pid in pids {
-                let erased = try ErasureRecords.eraseSubject(pid, in: database)
-                counts.merge(erased, uniquingKeysWith: +)
-                if (erased["subjects"] ?? 0) > 0 || (erased["consent_receipts"] ?? 0) > 0 {
-                    erasedPIDs.append(pid.rawValue)
-                    try AuditLog.append(request.event("erasure.erase", pid: pid.rawValue, outcome: "erased", detail: "erasure_id=\(erasureID)"),
-                                        to: database)
+        // The subjects whose vectors left the indexes, to put back should the transaction fail.
+        let touched = Locked<[PID]>([])
+        let erased: ErasureRequest
+        do {
+            erased = try await services.store.write { database -> ErasureRequest in
+                let pids: [PID]
+                switch target {
+                case .pid(let pid): pids = [pid]
+                case .identifier(let identifier): pids = try ErasureRecords.subjects(matching: identifier, keys: services.keys, in: database)
                 }
+                var counts = Dictionary(uniqueKeysWithValues: ErasureRecords.countedTables.map { ($0, Int64(0)) })
+                var erasedPIDs: [String] = []
+                for pid in pids {
+                    touched.withLock { $0.append(pid) }
+                    let erased = try ErasureRecords.eraseSubject(pid, vectors: services.vectors, in: database)
+                    counts.merge(erased, uniquingKeysWith: +)
+                    if (erased["subjects"] ?? 0) > 0 || (erased["consent_receipts"] ?? 0) > 0 {
+                        erasedPIDs.append(pid.rawValue)
+                        try AuditLog.append(request.event("erasure.erase", pid: pid.rawValue, outcome: "erased", detail: "erasure_id=\(erasureID)"),
+                                            to: database)
+                    }
+                }
+                let ack = ErasureAck.signed(erasureID: erasureID, region: services.region, node: services.configuration.node.rawValue,
+                                            erasedAt: request.now, counts: counts, key: services.keys.signing)
+                let record = ErasureRequest(erasureID: erasureID, requestedAt: request.now, requestedBy: request.principal.name,
+                                            originRegion: services.region, jurisdiction: jurisdiction,
+                                            dueAt: request.now.adding(seconds: days * 86_400), erasedPIDs: erasedPIDs, status: .complete,
+                                            completedAt: request.now, regions: [services.region: "erased"], acks: [ack])
+                try ErasureRecords.insert(record, in: database)
+                try AuditLog.append(request.event("erasure.request", outcome: "complete",
+                                                  detail: "erasure_id=\(erasureID),subjects=\(counts["subjects"] ?? 0)"), to: database)
+                return record
             }
-            let ack = ErasureAck.signed(erasureID: erasureID, region: services.region, node: services.configuration.node.rawValue,
-                                        erasedAt: request.now, counts: counts, key: services.keys.signing)
-            let record = ErasureRequest(erasureID: erasureID, requestedAt: request.now, requestedBy: request.principal.name,
-                                        originRegion: services.region, jurisdiction: jurisdiction,
-                                        dueAt: request.now.adding(seconds: days * 86_400), erasedPIDs: erasedPIDs, status: .complete,
-                                        completedAt: request.now, regions: [services.region: "erased"], acks: [ack])
-            try ErasureRecords.insert(record, in: database)
-            try AuditLog.append(request.event("erasure.request", outcome: "complete",
-                                              detail: "erasure_id=\(erasureID),subjects=\(counts["subjects"] ?? 0)"), to: database)
-            return record
+        } catch {
+            try? await services.resynchronizeVectors(of: touched.value)
+            throw error
         }
         services.metrics.countAudit(action: "erasure.request", outcome: "complete")
         await truncateWAL(services)

@@ -76,6 +76,12 @@ public final class Node: Sendable {
         let services = NodeServices(configuration: configuration, store: store, keys: try RegionKeys(keyring: keyring), policy: policy,
                                     principals: principals, clock: clock, metrics: Metrics(), logger: logger,
                                     bootID: Hex.encode(SecureRandom.bytes(8)))
+        do {
+            try store.read { try services.vectors.load(services: services, from: $0) }
+        } catch {
+            store.close()
+            throw StartupError(description: "database \(configuration.databasePath): cannot load the vector collections: \(error)")
+        }
         let boundAddress = Locked<String>(configuration.http.address.description)
         var api = API(services: services)
         SystemRoutes.add(to: &api) { boundAddress.value }
@@ -83,6 +89,7 @@ public final class Node: Sendable {
         ConsentRoutes.add(to: &api)
         FeatureRoutes.add(to: &api)
         ContractRoutes.add(to: &api)
+        VectorRoutes.add(to: &api)
         ErasureRoutes.add(to: &api)
         ReidentificationRoutes.add(to: &api)
         AuditRoutes.add(to: &api)

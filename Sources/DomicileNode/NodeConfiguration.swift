@@ -45,6 +45,8 @@ public struct NodeConfiguration: Sendable {
         public var readBurst: Double = 2_000
         /// Distinct subjects one principal may touch in a minute before an access anomaly is recorded.
         public var distinctSubjectsPerMinute = 1_000
+        /// Results one search may ask for (`k`); above it: 422 `k_too_large`.
+        public var searchResultsCountMax = 100
         /// How often the retention sweeper deletes expired feature values and consent grants.
         public var retentionSweepIntervalMilliseconds: Int64 = 60_000
     }
@@ -160,6 +162,7 @@ public struct NodeConfiguration: Sendable {
             if let value = try limitsReader.optionalInt("read_rate_per_second", 1...10_000_000) { limits.readRatePerSecond = Double(value) }
             if let value = try limitsReader.optionalInt("read_burst", 1...10_000_000) { limits.readBurst = Double(value) }
             if let value = try limitsReader.optionalInt("distinct_subjects_per_minute", 1...100_000_000) { limits.distinctSubjectsPerMinute = value }
+            if let value = try limitsReader.optionalInt("search_k_max", 1...10_000) { limits.searchResultsCountMax = value }
             if let value = try limitsReader.optionalInt("retention_sweep_interval_ms", 100...86_400_000) {
                 limits.retentionSweepIntervalMilliseconds = Int64(value)
             }

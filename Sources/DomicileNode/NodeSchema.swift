@@ -159,5 +159,37 @@ enum NodeSchema {
                 PRIMARY KEY (id, approver)
             ) STRICT, WITHOUT ROWID;
             """),
+        Migration(version: 3, name: "vector collections and vectors", sql: """
+            -- A collection's shape is fixed once it holds vectors; the export
+            -- settings (noised embeddings for the federation) are optional.
+            CREATE TABLE collections (
+                name TEXT PRIMARY KEY,
+                dimension INTEGER NOT NULL,
+                metric TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                index_kind TEXT NOT NULL,
+                m INTEGER NOT NULL,
+                ef_construction INTEGER NOT NULL,
+                ef INTEGER NOT NULL,
+                export_epsilon REAL,
+                export_delta REAL,
+                export_clip_norm REAL,
+                updated_at INTEGER NOT NULL
+            ) STRICT;
+
+            -- One vector per subject and collection, sealed under the subject key
+            -- (associated data: "vector/" · collection · "/" · pid), with the
+            -- receipt in force when written. The rowid orders the rebuild at start.
+            CREATE TABLE vectors (
+                collection TEXT NOT NULL REFERENCES collections (name),
+                pid TEXT NOT NULL REFERENCES subjects (pid),
+                sealed_vector BLOB NOT NULL,
+                basis TEXT NOT NULL,
+                receipt_id TEXT,
+                written_at INTEGER NOT NULL,
+                UNIQUE (collection, pid)
+            ) STRICT;
+            CREATE INDEX vectors_by_pid ON vectors (pid);
+            """),
     ])
 }

@@ -22,6 +22,8 @@ final class NodeServices: Sendable {
     let rateLimiter: RateLimiter
     let accessMonitor: AccessMonitor
     let lifecycle = Locked(Lifecycle.starting)
+    /// The vector indexes, loaded at start.
+    let vectors = VectorCollections()
     /// Membership, once started (nil when the node runs without gossip).
     let gossip = Locked<GossipService?>(nil)
 
@@ -85,6 +87,16 @@ final class NodeServices: Sendable {
         ConsentFolding.coverage(of: purpose, grants: grants, policyBasis: policy.basis(for: purpose, in: region), now: now)
     }
 
+    /// Until when (milliseconds since the epoch) a subject's data may serve
+    /// `purpose`: forever under a non-consent basis of the policy; under
+    /// consent, until its grant expires (`grant`: the grant's expiry, `.max`
+    /// without one; nil when there is no grant). `Int64.min`: not at all.
+    func eligibleUntil(_ purpose: Purpose, grant: Int64?) -> Int64 {
+        guard let basis = policy.basis(for: purpose, in: region) else { return .min }
+        if basis != .consent { return .max }
+        return grant ?? .min
+    }
+
     /// A purpose from a request, allowed in this region by the policy; else
     /// 422 `unknown_purpose` naming `field`.
     func regionPurpose(_ text: String, field: String) throws(HTTPError) -> Purpose {
@@ -94,15 +106,29 @@ final class NodeServices: Sendable {
 
     /// A write about one subject. When `body` refuses it (an `HTTPError`,
     /// which rolls its transaction back), the refusal is audited, its code as
-    /// the outcome, before it is rethrown.
+    /// the outcome, before it is rethrown. Whatever the failure, the
+    /// subject's entries in the vector indexes are put back as committed.
     @discardableResult
     func writeAudited<T: Sendable>(_ request: APIRequest, action: String, pid: PID, purpose: String? = nil,
                                    _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await store.write(body)
         } catch let error as HTTPError {
+            try await resynchronizeVectors(of: [pid])
             try await audit(request.event(action, pid: pid.rawValue, purpose: purpose, outcome: error.code))
             throw error
+        } catch {
+            try? await resynchronizeVectors(of: [pid])
+            throw error
+        }
+    }
+
+    /// After a failed write that may have changed vector indexes: puts the
+    /// subjects' vectors back as committed (on the writer, in commit order).
+    func resynchronizeVectors(of pids: [PID]) async throws {
+        guard !pids.isEmpty, !vectors.collections(for: nil).isEmpty else { return }
+        try await store.write { database in
+            for pid in pids { try self.vectors.resynchronize(pid, services: self, in: database) }
         }
     }
 

@@ -12,6 +12,7 @@ final class RetentionSweeper: Sendable {
         var expiredFeatures = 0
         var expiredGrants = 0
         var purgedFeatures = 0
+        var purgedVectors = 0
     }
 
     private let services: NodeServices
@@ -52,7 +53,8 @@ final class RetentionSweeper: Sendable {
             let batch = try await services.store.write { database -> Totals in
                 let (grants, removed) = try ConsentEnforcement.endExpiredGrants(now: now, limit: batchSize, services: services, in: database)
                 let features = try FeatureRecords.deleteExpired(now: now, limit: batchSize, in: database)
-                let batch = Totals(expiredFeatures: features, expiredGrants: grants, purgedFeatures: removed.features)
+                let batch = Totals(expiredFeatures: features, expiredGrants: grants, purgedFeatures: removed.features,
+                                   purgedVectors: removed.vectors)
                 if batch != Totals() {
                     try AuditLog.append(AuditEvent(at: now, principal: "system", action: "retention.sweep", outcome: "ok",
                                                    detail: "expired_features=\(features),expired_grants=\(grants),\(removed.auditDetail)"),
@@ -63,9 +65,11 @@ final class RetentionSweeper: Sendable {
             totals.expiredFeatures += batch.expiredFeatures
             totals.expiredGrants += batch.expiredGrants
             totals.purgedFeatures += batch.purgedFeatures
+            totals.purgedVectors += batch.purgedVectors
             services.metrics.increment("domicile_retention_deleted_total", labels: ["kind": "expired_features"], by: batch.expiredFeatures)
             services.metrics.increment("domicile_retention_deleted_total", labels: ["kind": "expired_grants"], by: batch.expiredGrants)
             services.metrics.increment("domicile_retention_deleted_total", labels: ["kind": "purged_features"], by: batch.purgedFeatures)
+            services.metrics.increment("domicile_retention_deleted_total", labels: ["kind": "purged_vectors"], by: batch.purgedVectors)
             if batch != Totals() { services.metrics.countAudit(action: "retention.sweep", outcome: "ok") }
             if batch.expiredFeatures < batchSize && batch.expiredGrants < batchSize { return totals }
         }

@@ -1,0 +1,187 @@
+import DomicileCrypto
+import DomicileModel
+import DomicileStorage
+import DomicileVectors
+
+/// A collection: the shape of its vectors, the purpose they serve, how they
+/// are indexed, and whether (noised) they may leave the region.
+struct CollectionDefinition: Sendable, Equatable {
+    let name: Name
+    let dimension: Int
+    let metric: Metric
+    let purpose: Purpose
+    let index: IndexKind
+    let export: ExportSettings?
+
+    static let dimensionMax = 4_096
+
+    /// The search width a query gets when it does not ask for one.
+    var defaultEF: Int {
+        if case .hnsw(let settings) = index { return settings.ef }
+        return 0
+    }
+}
+
+/// The differential-privacy parameters of a collection's exported
+/// (noised) embeddings, used by the federation.
+struct ExportSettings: Sendable, Equatable {
+    let epsilon: Double
+    let delta: Double
+    let clipNorm: Double
+}
+
+/// Collections and vectors in SQLite. Vectors are sealed under the
+/// subject's key, so erasing the subject makes every copy unreadable.
+enum VectorRecords {
+    // MARK: Collections
+
+    private static let collectionColumns =
+        "name, dimension, metric, purpose, index_kind, m, ef_construction, ef, export_epsilon, export_delta, export_clip_norm"
+
+    static func collections(in database: Database) throws -> [CollectionDefinition] {
+        try database.fetchAll("SELECT \(collectionColumns) FROM collections ORDER BY name", [], decodeCollection).compactMap { $0 }
+    }
+
+    static func collection(_ name: Name, in database: Database) throws -> CollectionDefinition? {
+        try database.fetchOne("SELECT \(collectionColumns) FROM collections WHERE name = ?", [name.rawValue], decodeCollection) ?? nil
+    }
+
+    private static func decodeCollection(_ row: Row) -> CollectionDefinition? {
+        guard let name = try? Name(row.text(0), what: "collection name"), let metric = Metric(rawValue: row.text(2)),
+              let purpose = try? Purpose(row.text(3)) else { return nil }
+        let index: IndexKind
+        switch row.text(4) {
+        case "flat": index = .flat
+        case "hnsw": index = .hnsw(HNSWSettings(m: Int(row.int64(5)), efConstruction: Int(row.int64(6)), ef: Int(row.int64(7))))
+        default: return nil
+        }
+        var export: ExportSettings?
+        if let epsilon = row.optionalDouble(8), let delta = row.optionalDouble(9), let clipNorm = row.optionalDouble(10) {
+            export = ExportSettings(epsilon: epsilon, delta: delta, clipNorm: clipNorm)
+        }
+        return CollectionDefinition(name: name, dimension: Int(row.int64(1)), metric: metric, purpose: purpose, index: index, export: export)
+    }
+
+    enum Upsert: Equatable {
+        case created
+        case updated
+        /// Dimension, metric, purpose or index changed while vectors exist: refused.
+        case inUse(vectorCount: Int64)
+    }
+
+    /// Creates or updates a collection. Only its export settings and default
+    /// search width may change while it holds vectors.
+    static func upsert(_ definition: CollectionDefinition, now: Timestamp, in database: Database) throws -> Upsert {
+        let existing = try collection(definition.name, in: database)
+        if let existing, !sameShape(existing, definition) {
+            let count = try vectorCount(definition.name, in: database)
+            if count > 0 { return .inUse(vectorCount: count) }
+        }
+        let (kind, m, efConstruction, ef): (String, Int, Int, Int) = switch definition.index {
+        case .flat: ("flat", 0, 0, 0)
+        case .hnsw(let settings): ("hnsw", settings.m, settings.efConstruction, settings.ef)
+        }
+        try database.execute("""
+            INSERT INTO collections (\(collectionColumns), updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (name) DO UPDATE SET dimension = excluded.dimension, metric = excluded.metric, purpose = excluded.purpose,
+                index_kind = excluded.index_kind, m = excluded.m, ef_construction = excluded.ef_construction, ef = excluded.ef,
+                export_epsilon = excluded.export_epsilon, export_delta = excluded.export_delta,
+                export_clip_norm = excluded.export_clip_norm, updated_at = excluded.updated_at
+            """, [definition.name.rawValue, definition.dimension, definition.metric.rawValue, definition.purpose.rawValue, kind, m,
+                  efConstruction, ef, definition.export?.epsilon, definition.export?.delta, definition.export?.clipNorm, now.milliseconds])
+        return existing == nil ? .created : .updated
+    }
+
+    /// Whether two definitions index the same vectors the same way (the
+    /// default search width aside).
+    static func sameShape(_ a: CollectionDefinition, _ b: CollectionDefinition) -> Bool {
+        guard a.dimension == b.dimension, a.metric == b.metric, a.purpose == b.purpose else { return false }
+        switch (a.index, b.index) {
+        case (.flat, .flat): return true
+        case (.hnsw(let x), .hnsw(let y)): return x.m == y.m && x.efConstruction == y.efConstruction
+        default: return false
+        }
+    }
+
+    static func vectorCount(_ collection: Name, in database: Database) throws -> Int64 {
+        try database.fetchOne("SELECT count(*) FROM vectors WHERE collection = ?", [collection.rawValue]) { $0.int64(0) } ?? 0
+    }
+
+    // MARK: Vectors
+
+    /// Stores (or replaces) a subject's vector, linked to the coverage in
+    /// force for the collection's purpose.
+    static func write(_ vector: [Float], collection: Name, pid: PID, key: AESGCMKey, basis: String, receiptID: String?,
+                      now: Timestamp, in database: Database) throws {
+        let sealed = Envelope.seal(encode(vector), key: key, associatedData: associatedData(collection, pid))
+        // Delete and insert (not update): the row moves to the end of the rebuild order, as the vector does in the index.
+        try database.execute("DELETE FROM vectors WHERE collection = ? AND pid = ?", [collection.rawValue, pid.rawValue])
+        try database.execute("""
+            INSERT INTO vectors (collection, pid, sealed_vector, basis, receipt_id, written_at) VALUES (?, ?, ?, ?, ?, ?)
+            """, [collection.rawValue, pid.rawValue, sealed, basis, receiptID, now.milliseconds])
+    }
+
+    /// Deletes one vector; returns whether there was one.
+    static func delete(collection: Name, pid: PID, in database: Database) throws -> Bool {
+        try database.execute("DELETE FROM vectors WHERE collection = ? AND pid = ?", [collection.rawValue, pid.rawValue])
+        return database.changes > 0
+    }
+
+    /// Deletes the subject's vectors in collections of these purposes (or
+    /// in every collection when nil); returns the collections they were in.
+    static func purge(_ pid: PID, purposes: Set<Purpose>?, in database: Database) throws -> [Name] {
+        let rows = try database.fetchAll("""
+            SELECT v.collection, c.purpose FROM vectors v JOIN collections c ON c.name = v.collection WHERE v.pid = ? ORDER BY v.collection
+            """, [pid.rawValue]) { row in (row.text(0), row.text(1)) }
+        var purged: [Name] = []
+        for (collection, purpose) in rows {
+            if let purposes, let purpose = try? Purpose(purpose), !purposes.contains(purpose) { continue }
+            try database.execute("DELETE FROM vectors WHERE collection = ? AND pid = ?", [collection, pid.rawValue])
+            if let name = try? Name(collection, what: "collection name") { purged.append(name) }
+        }
+        return purged
+    }
+
+    /// The subject's vector in a collection, decrypted.
+    static func vector(collection: Name, pid: PID, key: AESGCMKey, in database: Database) throws -> [Float]? {
+        let sealed = try database.fetchOne("SELECT sealed_vector FROM vectors WHERE collection = ? AND pid = ?",
+                                           [collection.rawValue, pid.rawValue]) { $0.blob(0) }
+        return try sealed.flatMap { decode(try Envelope.open($0, key: key, associatedData: associatedData(collection, pid))) }
+    }
+
+    /// Every vector of a collection in the order it was written, with the
+    /// subject's grant expiry for the collection's purpose (nil: no grant).
+    static func forEachVector(in collection: CollectionDefinition, keys: RegionKeys, database: Database,
+                              _ body: (PID, [Float], _ hasGrant: Bool, _ grantExpiry: Int64?) throws -> Void) throws {
+        try database.forEach("""
+            SELECT v.pid, v.sealed_vector, a.pid IS NOT NULL, a.expires_at FROM vectors v
+            LEFT JOIN consent_active a ON a.pid = v.pid AND a.purpose = ?
+            WHERE v.collection = ? ORDER BY v.rowid
+            """, [collection.purpose.rawValue, collection.name.rawValue]) { row in
+            guard let pid = try? PID(parsing: row.text(0)), let key = try SubjectRecords.key(of: pid, keys: keys, in: database),
+                  let vector = decode(try Envelope.open(row.blob(1), key: key, associatedData: associatedData(collection.name, pid)))
+            else { return }
+            try body(pid, vector, row.bool(2), row.optionalInt64(3))
+        }
+    }
+
+    /// Little-endian IEEE 754 binary32, one after another (docs/FORMATS.md).
+    static func encode(_ vector: [Float]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(vector.count * 4)
+        for value in vector { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+        return bytes
+    }
+
+    static func decode(_ bytes: [UInt8]) -> [Float]? {
+        guard bytes.count % 4 == 0 else { return nil }
+        return stride(from: 0, to: bytes.count, by: 4).map { offset in
+            Float(bitPattern: UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16
+                  | UInt32(bytes[offset + 3]) << 24)
+        }
+    }
+
+    static func associatedData(_ collection: Name, _ pid: PID) -> [UInt8] {
+        Array("vector/\(collection.rawValue)/\(pid.rawValue)".utf8)
+    }
+}

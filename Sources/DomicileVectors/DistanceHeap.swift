@@ -1,0 +1,108 @@
+/// A slot, its distance to the query, and the slot's state when it was
+/// scored (so a result can be checked against a later occupant).
+struct Candidate: Sendable {
+    var distance: Float
+    var slot: UInt32
+    var state: UInt32 = 0
+
+    /// Nearest first; ties by slot, so equal inputs order equally in every process.
+    static func nearerFirst(_ a: Candidate, _ b: Candidate) -> Bool {
+        a.distance < b.distance || (a.distance == b.distance && a.slot < b.slot)
+    }
+}
+
+/// A binary heap of candidates: the farthest on top when `farthestFirst`
+/// (the result set, whose top is the one to evict), else the nearest (the
+/// frontier a search expands next).
+struct DistanceHeap {
+    private(set) var items: [Candidate] = []
+    let farthestFirst: Bool
+
+    init(farthestFirst: Bool, capacity: Int) {
+        self.farthestFirst = farthestFirst
+        items.reserveCapacity(capacity)
+    }
+
+    var count: Int { items.count }
+    var isEmpty: Bool { items.isEmpty }
+    var top: Candidate? { items.first }
+
+    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
+
+    @inline(__always)
+    private func above(_ a: Candidate, _ b: Candidate) -> Bool {
+        farthestFirst ? a.distance > b.distance : a.distance < b.distance
+    }
+
+    mutating func push(_ candidate: Candidate) {
+        items.append(candidate)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard above(items[child], items[parent]) else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    @discardableResult
+    mutating func pop() -> Candidate? {
+        guard let first = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var parent = 0
+            let count = items.count
+            while true {
+                let left = 2 * parent + 1
+                guard left < count else { break }
+                var best = left
+                if left + 1 < count, above(items[left + 1], items[left]) { best = left + 1 }
+                guard above(items[best], items[parent]) else { break }
+                items.swapAt(best, parent)
+                parent = best
+            }
+        }
+        return first
+    }
+
+    /// The candidates, nearest first.
+    func sortedNearestFirst() -> [Candidate] {
+        items.sorted(by: Candidate.nearerFirst)
+    }
+}
+
+/// Marks of the slots one search has visited: a tag per slot, and a
+/// generation that makes clearing free (`UInt16` wraps after 65 535 uses,
+/// when the marks are zeroed once).
+final class VisitedSet {
+    private var marks: UnsafeMutablePointer<UInt16>
+    let capacity: Int
+    private var generation: UInt16 = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        marks = .allocate(capacity: capacity)
+        marks.initialize(repeating: 0, count: capacity)
+    }
+
+    deinit { marks.deallocate() }
+
+    func reset() {
+        generation &+= 1
+        if generation == 0 {
+            marks.update(repeating: 0, count: capacity)
+            generation = 1
+        }
+    }
+
+    /// Marks `slot`; false when it was marked already, or lies beyond this
+    /// set (a slot added after the search began, which it may ignore).
+    @inline(__always)
+    func insert(_ slot: UInt32) -> Bool {
+        let index = Int(slot)
+        guard index < capacity, marks[index] != generation else { return false }
+        marks[index] = generation
+        return true
+    }
+}
