@@ -22,7 +22,7 @@ let package = Package(
             name: "COpenSSL",
             providers: [.apt(["libssl-dev"])]
         ),
-        // glibc's epoll, eventfd, accept4 and pthread_setname_np, which the Glibc module does not export.
+        // glibc's epoll, eventfd, accept4, pthread_setname_np and mallinfo2, which the Glibc module does not export.
         .systemLibrary(name: "CLinux"),
 
         // Pure vocabulary: regions, pids, identifiers, encodings.
@@ -30,10 +30,14 @@ let package = Package(
         // Pure functions over OpenSSL: HMAC, AES-GCM, Ed25519, SHA-256, CSPRNG, keyring.
         .target(name: "DomicileCrypto", dependencies: ["DomicileModel", "COpenSSL"]),
         // Pure privacy logic: residency policy, consent receipts and folding (later: DP).
-        .target(name: "DomicilePrivacy", dependencies: ["DomicileModel", "DomicileCrypto"]),
+        // Optimized in debug builds too: the samplers' statistical tests draw millions of samples in 128-bit arithmetic.
+        .target(name: "DomicilePrivacy", dependencies: ["DomicileModel", "DomicileCrypto"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // Vectors: SIMD distance kernels, flat and HNSW indexes with eligibility filters and deletes.
+        // A prefetch hint for the graph search (a header only; no library is linked).
+        .systemLibrary(name: "CPrefetch"),
         // Optimized in debug builds too: the tests build real graphs, which unoptimized code does 30 times slower.
-        .target(name: "DomicileVectors", swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        .target(name: "DomicileVectors", dependencies: ["CPrefetch"], swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // Membership: SWIM with Lifeguard as pure state machines; the gossip wire codec.
         .target(name: "DomicileGossip", dependencies: ["DomicileModel", "DomicileCrypto"]),
         // Disk: SQLite connection, statements, migrations, group commit; keyring files.
@@ -53,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "domicile",
             dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileVectors", "DomicileStorage", "DomicileNet", "DomicileNode",
-                           "DomicileGossip", "DomicileSimulation"]
+                           "DomicileGossip", "DomicileSimulation", "CLinux"]
         ),
 
         // The HTTP request parser's fuzz target (Tests/Fuzz/run http); a corpus replayer otherwise.

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <malloc.h>
 
 // accept4 is declared by <sys/socket.h> only under _GNU_SOURCE, which the
 // Glibc module is not built with. The prototype is glibc's (accept(2)).

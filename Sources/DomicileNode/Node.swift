@@ -90,6 +90,7 @@ public final class Node: Sendable {
         FeatureRoutes.add(to: &api)
         ContractRoutes.add(to: &api)
         VectorRoutes.add(to: &api)
+        AggregateRoutes.add(to: &api)
         ErasureRoutes.add(to: &api)
         ReidentificationRoutes.add(to: &api)
         AuditRoutes.add(to: &api)

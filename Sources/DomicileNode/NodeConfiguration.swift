@@ -31,6 +31,18 @@ public struct NodeConfiguration: Sendable {
         }
     }
 
+    /// The period a privacy budget renews over (UTC).
+    public enum PrivacyPeriod: String, Sendable {
+        case day
+        case month
+
+        /// The period containing `time`: `2026-11-22` or `2026-11`.
+        func key(at time: Timestamp) -> String {
+            let text = time.rfc3339
+            return String(text.prefix(self == .day ? 10 : 7))
+        }
+    }
+
     public struct Limits: Sendable {
         /// Receipts in one `POST /v1/consents/batch` at most.
         public var batchReceiptsMax = 1_000
@@ -45,6 +57,11 @@ public struct NodeConfiguration: Sendable {
         public var readBurst: Double = 2_000
         /// Distinct subjects one principal may touch in a minute before an access anomaly is recorded.
         public var distinctSubjectsPerMinute = 1_000
+        /// Privacy budget of each dataset per period (basic composition of
+        /// every release and charge in the period).
+        public var privacyEpsilonPerPeriod = 10.0
+        public var privacyDeltaPerPeriod = 1e-5
+        public var privacyPeriod = PrivacyPeriod.month
         /// Results one search may ask for (`k`); above it: 422 `k_too_large`.
         public var searchResultsCountMax = 100
         /// How often the retention sweeper deletes expired feature values and consent grants.
@@ -163,6 +180,14 @@ public struct NodeConfiguration: Sendable {
             if let value = try limitsReader.optionalInt("read_burst", 1...10_000_000) { limits.readBurst = Double(value) }
             if let value = try limitsReader.optionalInt("distinct_subjects_per_minute", 1...100_000_000) { limits.distinctSubjectsPerMinute = value }
             if let value = try limitsReader.optionalInt("search_k_max", 1...10_000) { limits.searchResultsCountMax = value }
+            if let value = try limitsReader.optionalDouble("privacy_epsilon_per_period", 0.001...1_000_000_000) { limits.privacyEpsilonPerPeriod = value }
+            if let value = try limitsReader.optionalDouble("privacy_delta_per_period", 0...0.1) { limits.privacyDeltaPerPeriod = value }
+            if let text = try limitsReader.optionalString("privacy_period") {
+                guard let period = PrivacyPeriod(rawValue: text) else {
+                    throw Invalid(field: "limits.privacy_period", reason: "must be day or month")
+                }
+                limits.privacyPeriod = period
+            }
             if let value = try limitsReader.optionalInt("retention_sweep_interval_ms", 100...86_400_000) {
                 limits.retentionSweepIntervalMilliseconds = Int64(value)
             }
@@ -225,6 +250,15 @@ struct ConfigReader {
             throw .init(field: field(key), reason: "must be in \(range.lowerBound)...\(range.upperBound)")
         }
         return number.intValue
+    }
+
+    mutating func optionalDouble(_ key: String, _ range: ClosedRange<Double>) throws(NodeConfiguration.Invalid) -> Double? {
+        guard let raw = value(key) else { return nil }
+        guard let number = raw as? NSNumber, !Self.isBoolean(number) else { throw .init(field: field(key), reason: "must be a number") }
+        guard range.contains(number.doubleValue) else {
+            throw .init(field: field(key), reason: "must be in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return number.doubleValue
     }
 
     mutating func optionalBool(_ key: String) throws(NodeConfiguration.Invalid) -> Bool? {

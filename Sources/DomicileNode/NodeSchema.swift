@@ -191,5 +191,38 @@ enum NodeSchema {
             ) STRICT;
             CREATE INDEX vectors_by_pid ON vectors (pid);
             """),
+        Migration(version: 4, name: "privacy budget ledger and aggregate releases", sql: """
+            -- Every release and every external charge, committed before its result
+            -- is returned: the spend of a dataset in a period is the sum of its rows.
+            CREATE TABLE privacy_charges (
+                charge_id TEXT PRIMARY KEY,
+                dataset TEXT NOT NULL,
+                period TEXT NOT NULL,
+                mechanism TEXT NOT NULL,
+                accountant TEXT NOT NULL,
+                epsilon REAL NOT NULL,
+                delta REAL NOT NULL,
+                release_id TEXT,
+                description TEXT,
+                charged_at INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX privacy_charges_by_dataset ON privacy_charges (dataset, period);
+
+            -- Released aggregates: noised values only, with how they were noised.
+            CREATE TABLE aggregate_releases (
+                release_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                region TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                dataset TEXT NOT NULL,
+                result TEXT NOT NULL,
+                mechanism TEXT NOT NULL,
+                epsilon REAL NOT NULL,
+                delta REAL NOT NULL,
+                noise_scale REAL NOT NULL,
+                released_at INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX aggregate_releases_by_name ON aggregate_releases (name, released_at);
+            """),
     ])
 }

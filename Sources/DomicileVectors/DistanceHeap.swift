@@ -11,15 +11,26 @@ struct Candidate: Sendable {
     }
 }
 
-/// A binary heap of candidates: the farthest on top when `farthestFirst`
-/// (the result set, whose top is the one to evict), else the nearest (the
-/// frontier a search expands next).
-struct DistanceHeap {
-    private(set) var items: [Candidate] = []
-    let farthestFirst: Bool
+/// Which candidate a heap keeps on top.
+protocol HeapOrder {
+    static func above(_ a: Candidate, _ b: Candidate) -> Bool
+}
 
-    init(farthestFirst: Bool, capacity: Int) {
-        self.farthestFirst = farthestFirst
+/// The farthest on top: a result set, whose top is the one to evict.
+enum FarthestFirst: HeapOrder {
+    @inline(__always) static func above(_ a: Candidate, _ b: Candidate) -> Bool { a.distance > b.distance }
+}
+
+/// The nearest on top: the frontier a search expands next.
+enum NearestFirst: HeapOrder {
+    @inline(__always) static func above(_ a: Candidate, _ b: Candidate) -> Bool { a.distance < b.distance }
+}
+
+/// A binary heap of candidates, ordered at compile time.
+struct DistanceHeap<Order: HeapOrder> {
+    private(set) var items: [Candidate] = []
+
+    init(capacity: Int) {
         items.reserveCapacity(capacity)
     }
 
@@ -29,19 +40,16 @@ struct DistanceHeap {
 
     mutating func removeAll() { items.removeAll(keepingCapacity: true) }
 
-    @inline(__always)
-    private func above(_ a: Candidate, _ b: Candidate) -> Bool {
-        farthestFirst ? a.distance > b.distance : a.distance < b.distance
-    }
-
     mutating func push(_ candidate: Candidate) {
         items.append(candidate)
-        var child = items.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard above(items[child], items[parent]) else { break }
-            items.swapAt(child, parent)
-            child = parent
+        items.withUnsafeMutableBufferPointer { items in
+            var child = items.count - 1
+            while child > 0 {
+                let parent = (child - 1) / 2
+                guard Order.above(items[child], items[parent]) else { break }
+                items.swapAt(child, parent)
+                child = parent
+            }
         }
     }
 
@@ -49,7 +57,8 @@ struct DistanceHeap {
     mutating func pop() -> Candidate? {
         guard let first = items.first else { return nil }
         let last = items.removeLast()
-        if !items.isEmpty {
+        guard !items.isEmpty else { return first }
+        items.withUnsafeMutableBufferPointer { items in
             items[0] = last
             var parent = 0
             let count = items.count
@@ -57,8 +66,8 @@ struct DistanceHeap {
                 let left = 2 * parent + 1
                 guard left < count else { break }
                 var best = left
-                if left + 1 < count, above(items[left + 1], items[left]) { best = left + 1 }
-                guard above(items[best], items[parent]) else { break }
+                if left + 1 < count, Order.above(items[left + 1], items[left]) { best = left + 1 }
+                guard Order.above(items[best], items[parent]) else { break }
                 items.swapAt(best, parent)
                 parent = best
             }

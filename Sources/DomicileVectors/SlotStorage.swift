@@ -1,3 +1,4 @@
+import CPrefetch
 import Synchronization
 
 /// The memory behind an index: per slot a vector, a liveness word, an
@@ -111,6 +112,15 @@ final class SlotStorage: @unchecked Sendable {
     func vector(_ slot: UInt32) -> UnsafeMutablePointer<Float> {
         let (chunk, index) = chunk(slot)
         return chunk.vectors + index * dimension
+    }
+
+    /// Hints the cache to fetch what scoring `slot` reads first: its state
+    /// and the start of its vector.
+    @inline(__always)
+    func prefetch(_ slot: UInt32) {
+        let (chunk, index) = chunk(slot)
+        domicile_prefetch(chunk.vectors + index * dimension)
+        domicile_prefetch(chunk.states + index)
     }
 
     // MARK: Liveness and eligibility

@@ -14,35 +14,41 @@ public struct SyntheticVectors: Sendable {
         Array(values[index * dimension..<(index + 1) * dimension])
     }
 
-    /// `count` vectors around `clusters` centres drawn uniformly in
-    /// [−1, 1]^dimension, each coordinate offset by N(0, spread²).
-    public static func clustered(count: Int, dimension: Int, clusters: Int, spread: Float = 0.35, seed: UInt64) -> SyntheticVectors {
+    /// `count` vectors in `clusters` clusters. Each vector is its cluster's
+    /// centre (uniform in [−1, 1]^dimension) plus a shared random projection
+    /// of a `latentDimension`-dimensional N(0, spread²) point plus a little
+    /// isotropic noise: clusters of low intrinsic dimension, as embeddings
+    /// of real items are.
+    public static func clustered(count: Int, dimension: Int, clusters: Int, latentDimension: Int = 24, spread: Float = 0.35,
+                                 seed: UInt64) -> SyntheticVectors {
         var random = SplitMix64(seed: seed)
         var centres = [Float](repeating: 0, count: clusters * dimension)
         for index in centres.indices { centres[index] = uniform(&random) * 2 - 1 }
+        // Columns scaled by 1/√latent so the projected offset has about `spread` per coordinate.
+        let scale = 1 / Float(latentDimension).squareRoot()
+        var projection = [Float](repeating: 0, count: latentDimension * dimension)
+        for index in projection.indices { projection[index] = gaussian(&random) * scale }
         var values = [Float](repeating: 0, count: count * dimension)
+        var latent = [Float](repeating: 0, count: latentDimension)
         values.withUnsafeMutableBufferPointer { values in
             for row in 0..<count {
                 let centre = Int(random.next() % UInt64(clusters)) * dimension
+                for index in 0..<latentDimension { latent[index] = spread * gaussian(&random) }
                 for column in 0..<dimension {
-                    values[row * dimension + column] = centres[centre + column] + spread * gaussian(&random)
+                    var value = centres[centre + column] + 0.2 * spread * gaussian(&random)
+                    for index in 0..<latentDimension { value += projection[index * dimension + column] * latent[index] }
+                    values[row * dimension + column] = value
                 }
             }
         }
         return SyntheticVectors(dimension: dimension, values: values)
     }
 
-    /// Queries near the data: points of the same clusters not in it.
-    public static func queries(like data: SyntheticVectors, count: Int, seed: UInt64) -> SyntheticVectors {
-        var random = SplitMix64(seed: seed)
-        var values = [Float](repeating: 0, count: count * data.dimension)
-        for row in 0..<count {
-            let base = Int(random.next() % UInt64(data.count)) * data.dimension
-            for column in 0..<data.dimension {
-                values[row * data.dimension + column] = data.values[base + column] + 0.25 * gaussian(&random)
-            }
-        }
-        return SyntheticVectors(dimension: data.dimension, values: values)
+    /// The first `count` rows, and the rest: queries drawn from the same
+    /// distribution as the data but not in it.
+    public func split(at count: Int) -> (data: SyntheticVectors, queries: SyntheticVectors) {
+        (SyntheticVectors(dimension: dimension, values: Array(values[..<(count * dimension)])),
+         SyntheticVectors(dimension: dimension, values: Array(values[(count * dimension)...])))
     }
 
     private static func uniform(_ random: inout SplitMix64) -> Float {

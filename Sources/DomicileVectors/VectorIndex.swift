@@ -246,7 +246,7 @@ public final class VectorIndex: @unchecked Sendable {
 
     /// Scores every live, eligible slot.
     private func scan(_ query: UnsafePointer<Float>, k: Int, now: Int64) -> [Candidate] {
-        var best = DistanceHeap(farthestFirst: true, capacity: k + 1)
+        var best = DistanceHeap<FarthestFirst>(capacity: k + 1)
         let slots = highWater.load(ordering: .acquiring)
         for index in 0..<slots {
             let slot = UInt32(index)
@@ -284,8 +284,10 @@ public final class VectorIndex: @unchecked Sendable {
         while moved {
             moved = false
             let count = context.copyNeighbours(of: current.slot, level: level, from: storage)
+            if count > 0 { storage.prefetch(context.scratch[0]) }
             for index in 0..<count {
                 let neighbour = context.scratch[index]
+                if index + 1 < count { storage.prefetch(context.scratch[index + 1]) }
                 guard storage.state(neighbour) & 1 == 1 else { continue }
                 let distance = distance(query, neighbour)
                 if distance < current.distance {
@@ -304,8 +306,8 @@ public final class VectorIndex: @unchecked Sendable {
                              context: SearchContext) -> [Candidate] {
         context.prepare(slots: highWater.load(ordering: .acquiring))
         // The heaps move out of the context for the search (no copy on write) and back after.
-        var frontier = DistanceHeap(farthestFirst: false, capacity: 0)
-        var results = DistanceHeap(farthestFirst: true, capacity: 0)
+        var frontier = DistanceHeap<NearestFirst>(capacity: 0)
+        var results = DistanceHeap<FarthestFirst>(capacity: 0)
         swap(&frontier, &context.frontier)
         swap(&results, &context.results)
         frontier.removeAll()
@@ -314,8 +316,9 @@ public final class VectorIndex: @unchecked Sendable {
             swap(&frontier, &context.frontier)
             swap(&results, &context.results)
         }
+        let filtered = now != nil, cutoff = now ?? 0
         func admit(_ candidate: Candidate) {
-            guard now.map({ storage.deadline(candidate.slot) > $0 }) ?? true else { return }
+            if filtered, storage.deadline(candidate.slot) <= cutoff { return }
             results.push(candidate)
             if results.count > ef { results.pop() }
         }
@@ -327,8 +330,10 @@ public final class VectorIndex: @unchecked Sendable {
         while let nearest = frontier.pop() {
             if results.count >= ef, nearest.distance > results.top!.distance { break }
             let count = context.copyNeighbours(of: nearest.slot, level: level, from: storage)
+            if count > 0 { storage.prefetch(context.scratch[0]) }
             for index in 0..<count {
                 let neighbour = context.scratch[index]
+                if index + 1 < count { storage.prefetch(context.scratch[index + 1]) }
                 guard context.visited.insert(neighbour) else { continue }
                 let state = storage.state(neighbour)
                 guard state & 1 == 1 else { continue }
@@ -488,8 +493,8 @@ public final class VectorIndex: @unchecked Sendable {
 /// buffer for a copied neighbour list.
 final class SearchContext: @unchecked Sendable {
     var visited = VisitedSet(capacity: 0)
-    var frontier = DistanceHeap(farthestFirst: false, capacity: 256)
-    var results = DistanceHeap(farthestFirst: true, capacity: 256)
+    var frontier = DistanceHeap<NearestFirst>(capacity: 256)
+    var results = DistanceHeap<FarthestFirst>(capacity: 256)
     let scratch: UnsafeMutablePointer<UInt32>
 
     init(level0Max: Int) {

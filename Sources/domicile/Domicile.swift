@@ -24,6 +24,10 @@ enum Domicile {
         BenchHTTPCommand.self,
         BenchNodeCommand.self,
         BenchGossipCommand.self,
+        BenchVectorsCommand.self,
+        BenchPrivacyCommand.self,
+        PrivacyRDPCommand.self,
+        PrivacyGaussianCommand.self,
     ]
 
     static func main() async {

@@ -3,8 +3,7 @@ import XCTest
 @testable import DomicileVectors
 
 final class VectorIndexTests: XCTestCase {
-    static let data = SyntheticVectors.clustered(count: 6_000, dimension: 48, clusters: 40, seed: 11)
-    static let queries = SyntheticVectors.queries(like: data, count: 100, seed: 12)
+    static let (data, queries) = SyntheticVectors.clustered(count: 6_100, dimension: 48, clusters: 40, seed: 11).split(at: 6_000)
     static let graph = IndexKind.hnsw(HNSWSettings(m: 12, efConstruction: 100, ef: 64))
 
     private func build(_ metric: Metric = .l2, kind: IndexKind = graph, count: Int? = nil,

@@ -1,0 +1,146 @@
+import DomicileCrypto
+import DomicileModel
+import DomicileNet
+import DomicilePrivacy
+import DomicileStorage
+import Foundation
+
+/// A released aggregate's noised result: one value, or one per category.
+enum AggregateResult: Sendable, Equatable {
+    case value(Double)
+    case values([(String, Double)])
+
+    static func == (a: AggregateResult, b: AggregateResult) -> Bool {
+        switch (a, b) {
+        case (.value(let x), .value(let y)): return x == y
+        case (.values(let x), .values(let y)): return x.map(\.0) == y.map(\.0) && x.map(\.1) == y.map(\.1)
+        default: return false
+        }
+    }
+
+    func write(to json: inout JSONWriter) {
+        switch self {
+        case .value(let value):
+            json.member("value", value)
+        case .values(let values):
+            json.key("values")
+            json.object { json in
+                for (category, value) in values {
+                    json.key(escaping: category)
+                    json.value(value)
+                }
+            }
+        }
+    }
+
+    /// Stored as the same JSON the API shows.
+    var encoded: String {
+        var json = JSONWriter()
+        json.object { write(to: &$0) }
+        return String(decoding: json.bytes, as: UTF8.self)
+    }
+
+    init?(encoded: String) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(encoded.utf8)) as? [String: Any] else { return nil }
+        if let value = object["value"] as? Double { self = .value(value); return }
+        guard let values = object["values"] as? [String: Double] else { return nil }
+        self = .values(values.sorted { $0.key < $1.key })
+    }
+}
+
+/// One release, as stored and served.
+struct Release: Sendable {
+    let releaseID: String
+    let region: String
+    let name: String
+    let kind: String
+    let dataset: String
+    let result: AggregateResult
+    let mechanism: String
+    let epsilon: Double
+    let delta: Double
+    let noiseScale: Double
+    let releasedAt: Timestamp
+
+    func writeMembers(to json: inout JSONWriter) {
+        json.member("release_id", releaseID)
+        json.member("region", region)
+        json.member("name", name)
+        json.member("kind", kind)
+        json.member("dataset", dataset)
+        result.write(to: &json)
+        json.member("mechanism", mechanism)
+        json.member("epsilon", epsilon)
+        json.member("delta", delta)
+        json.member("noise_scale", noiseScale)
+        json.member("released_at", releasedAt.rfc3339)
+    }
+}
+
+/// The data an aggregate reads, and the releases it leaves.
+enum AggregateData {
+    /// One contribution per subject: its value of the feature (numbers or
+    /// categories), or, for a count without a feature, a 1.
+    struct Contributions: Sendable {
+        var numbers: [Double] = []
+        var strings: [String] = []
+    }
+
+    /// The contributions of the subjects of this region whose consent (or
+    /// the policy) covers `query.purpose` now. A feature contributes only
+    /// while its value is live (within its TTL; revoked purposes have
+    /// purged theirs). The primary key (pid, feature) bounds each subject
+    /// to one value.
+    static func contributions(_ query: AggregateRoutes.Query, services: NodeServices, now: Timestamp,
+                              in database: Database) throws -> Contributions {
+        let purpose = query.purpose
+        let everyone = services.policy.isCoveredWithoutConsent(purpose, in: services.region)
+        let covered = everyone ? "1" : """
+            EXISTS (SELECT 1 FROM consent_active a WHERE a.pid = s.pid AND a.purpose = ? AND (a.expires_at IS NULL OR a.expires_at > ?))
+            """
+        var contributions = Contributions()
+        guard let feature = query.feature else {
+            let count = try database.fetchOne("SELECT count(*) FROM subjects s WHERE \(covered)",
+                                              everyone ? [] : [purpose.rawValue, now.milliseconds]) { $0.int64(0) } ?? 0
+            contributions.numbers = [Double](repeating: 1, count: Int(count))
+            return contributions
+        }
+        var arguments: [any DatabaseValueConvertible] = [feature.rawValue, now.milliseconds]
+        if !everyone { arguments += [purpose.rawValue, now.milliseconds] }
+        let rows = try database.fetchAll("""
+            SELECT s.pid, f.sealed_value FROM features f JOIN subjects s ON s.pid = f.pid
+            WHERE f.name = ? AND f.expires_at > ? AND \(covered)
+            """, arguments) { ($0.text(0), $0.blob(1)) }
+        for (pidText, sealed) in rows {
+            guard let pid = try? PID(parsing: pidText), let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database),
+                  let value = FeatureValue(encoded: try Envelope.open(sealed, key: key, associatedData: FeatureRecords.associatedData(pid, feature)))
+            else { continue }
+            switch value {
+            case .number(let number): contributions.numbers.append(number)
+            case .string(let text): contributions.strings.append(text)
+            case .bool(let flag): contributions.numbers.append(flag ? 1 : 0)
+            }
+        }
+        return contributions
+    }
+
+    static func insert(_ release: Release, in database: Database) throws {
+        try database.execute("""
+            INSERT INTO aggregate_releases (release_id, name, region, kind, dataset, result, mechanism, epsilon, delta, noise_scale, released_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [release.releaseID, release.name, release.region, release.kind, release.dataset, release.result.encoded, release.mechanism,
+                  release.epsilon, release.delta, release.noiseScale, release.releasedAt.milliseconds])
+    }
+
+    static func latest(_ name: Name, in database: Database) throws -> Release? {
+        try database.fetchOne("""
+            SELECT release_id, region, name, kind, dataset, result, mechanism, epsilon, delta, noise_scale, released_at
+            FROM aggregate_releases WHERE name = ? ORDER BY released_at DESC, rowid DESC LIMIT 1
+            """, [name.rawValue]) { row -> Release? in
+            guard let result = AggregateResult(encoded: row.text(5)) else { return nil }
+            return Release(releaseID: row.text(0), region: row.text(1), name: row.text(2), kind: row.text(3), dataset: row.text(4),
+                           result: result, mechanism: row.text(6), epsilon: row.double(7), delta: row.double(8),
+                           noiseScale: row.double(9), releasedAt: Timestamp(milliseconds: row.int64(10)))
+        } ?? nil
+    }
+}

@@ -1,0 +1,327 @@
+import DomicileCrypto
+import DomicileModel
+import DomicileNet
+import DomicilePrivacy
+import DomicileStorage
+import Foundation
+
+/// Differentially private aggregates of this region, and the budget they
+/// are charged to.
+enum AggregateRoutes {
+    struct AggregateBody: Decodable, Sendable {
+        let name: String
+        let kind: String
+        let feature: String?
+        let categories: [String]?
+        let clamp: [Double]?
+        let mechanism: String?
+        let epsilon: Double
+        let delta: Double?
+        let dataset: String?
+        let purpose: String?
+    }
+
+    struct ChargeBody: Decodable, Sendable {
+        let dataset: String
+        let mechanism: String
+        let sampleRate: Double
+        let noiseMultiplier: Double
+        let steps: Int
+        let delta: Double
+        let description: String?
+    }
+
+    enum Kind: String {
+        case count, sum, mean, histogram
+    }
+
+    static let categoriesMax = 1_000
+    static let defaultDataset = "crm"
+    static let defaultPurpose = "analytics"
+
+    static func add(to api: inout API) {
+        let services = api.services
+        api.route("POST", "/v1/aggregates", roles: [.analyst]) { try await release($0, services) }
+        api.route("GET", "/v1/aggregates/{name}", roles: [.analyst]) { try latest($0, services, global: false) }
+        api.route("GET", "/v1/aggregates/{name}/global", roles: [.analyst]) { try latest($0, services, global: true) }
+        api.route("GET", "/v1/privacy-budget", roles: [.analyst, .privacyOfficer]) { try budget($0, services) }
+        api.route("POST", "/v1/privacy-budget/charges", roles: [.analyst]) { try await charge($0, services) }
+    }
+
+    static func limits(_ services: NodeServices) -> PrivacyLedger.Limits {
+        let limits = services.configuration.limits
+        return PrivacyLedger.Limits(epsilon: limits.privacyEpsilonPerPeriod, delta: limits.privacyDeltaPerPeriod, period: limits.privacyPeriod)
+    }
+
+    // MARK: Releases
+
+    /// What a release computes, validated.
+    struct Query: Sendable {
+        let name: Name
+        let kind: Kind
+        let feature: Name?
+        let categories: [String]
+        let clamp: ClosedRange<Double>
+        let mechanism: NoiseMechanism
+        let epsilon: Double
+        let delta: Double
+        let dataset: Name
+        let purpose: Purpose
+    }
+
+    static func parse(_ body: AggregateBody, services: NodeServices) throws(HTTPError) -> Query {
+        guard let name = try? Name(body.name, what: "aggregate name") else {
+            throw APIError.invalid("name", "1-64 lowercase letters, digits and _, starting with a letter")
+        }
+        guard let kind = Kind(rawValue: body.kind) else { throw APIError.invalid("kind", "must be count, sum, mean or histogram") }
+        var feature: Name?
+        if let text = body.feature {
+            guard let parsed = try? Name(text, what: "feature name") else { throw APIError.invalid("feature", "is not a feature name") }
+            feature = parsed
+        }
+        if kind != .count, feature == nil { throw APIError.invalid("feature", "is required for \(kind.rawValue)") }
+        let categories = body.categories ?? []
+        if kind == .histogram {
+            guard (1...categoriesMax).contains(categories.count), Set(categories).count == categories.count else {
+                throw APIError.invalid("categories", "declare 1 to \(categoriesMax) distinct categories")
+            }
+        }
+        var clamp: ClosedRange<Double> = 0...1
+        if kind == .sum || kind == .mean {
+            guard let bounds = body.clamp, bounds.count == 2, bounds[0].isFinite, bounds[1].isFinite, bounds[0] < bounds[1],
+                  max(abs(bounds[0]), abs(bounds[1])) <= 1e12 else {
+                throw APIError.invalid("clamp", "give [low, high] with low < high, both finite and within ±1e12")
+            }
+            clamp = bounds[0]...bounds[1]
+        }
+        guard let mechanism = NoiseMechanism(rawValue: body.mechanism ?? "laplace") else {
+            throw APIError.invalid("mechanism", "must be laplace or gaussian")
+        }
+        guard body.epsilon > 0, body.epsilon <= 100 else { throw APIError.invalid("epsilon", "must be above 0 and at most 100") }
+        let delta = body.delta ?? 0
+        if mechanism == .gaussian { guard delta > 0, delta < 1 else { throw APIError.invalid("delta", "must be between 0 and 1") } }
+        else if delta != 0 { throw APIError.invalid("delta", "the Laplace mechanism takes no delta") }
+        guard let dataset = try? Name(body.dataset ?? defaultDataset, what: "dataset") else {
+            throw APIError.invalid("dataset", "1-64 lowercase letters, digits and _, starting with a letter")
+        }
+        let purpose = try services.regionPurpose(body.purpose ?? defaultPurpose, field: "purpose")
+        return Query(name: name, kind: kind, feature: feature, categories: categories, clamp: clamp, mechanism: mechanism,
+                     epsilon: body.epsilon, delta: delta, dataset: dataset, purpose: purpose)
+    }
+
+    static func release(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
+        let query = try parse(try request.http.decode(AggregateBody.self), services: services)
+        if let feature = query.feature {
+            let definition = try services.store.read { try FeatureRecords.definition(feature, in: $0) }
+            guard let definition else { throw HTTPError(status: 422, code: "unknown_feature", detail: "feature: no feature \(feature) is defined") }
+            let expected: FeatureType? = switch query.kind {
+            case .count: nil
+            case .sum, .mean: .number
+            case .histogram: .string
+            }
+            if let expected, definition.type != expected {
+                throw HTTPError(status: 422, code: "type_mismatch", detail: "feature: \(query.kind.rawValue) needs a \(expected.rawValue) feature")
+            }
+        }
+        let contributions = try services.store.snapshot { try AggregateData.contributions(query, services: services, now: request.now, in: $0) }
+        var random = SecureRandom()
+        let computed: Computed
+        do { computed = try compute(query, contributions, using: &random) } catch {
+            throw APIError.invalid("epsilon", error.description)
+        }
+        let releaseID = "rl_" + Hex.encode(SecureRandom.bytes(12))
+        let release = Release(releaseID: releaseID, region: services.region.rawValue, name: query.name.rawValue, kind: query.kind.rawValue,
+                              dataset: query.dataset.rawValue, result: computed.result, mechanism: query.mechanism.rawValue,
+                              epsilon: query.epsilon, delta: query.delta, noiseScale: computed.noiseScale, releasedAt: request.now)
+        let remaining = try await services.store.write { database -> PrivacyLedger.Spend in
+            let (_, spend) = try PrivacyLedger.charge(.init(dataset: query.dataset, mechanism: query.mechanism.rawValue,
+                                                            accountant: query.mechanism == .laplace ? "pure" : "analytic_gaussian",
+                                                            epsilon: query.epsilon, delta: query.delta, releaseID: releaseID,
+                                                            description: "aggregate \(query.name)"),
+                                                      limits: limits(services), now: request.now, in: database)
+            try AggregateData.insert(release, in: database)
+            try AuditLog.append(request.event("aggregate.release", purpose: query.purpose.rawValue,
+                                              detail: "name=\(query.name),dataset=\(query.dataset),epsilon=\(query.epsilon)"), to: database)
+            return spend
+        }
+        services.metrics.countAudit(action: "aggregate.release", outcome: "ok")
+        let budget = limits(services)
+        return .json(ReleaseJSON(release: release, remaining: (budget.epsilon - remaining.epsilon, budget.delta - remaining.delta)), status: 201)
+    }
+
+    struct Computed {
+        let result: AggregateResult
+        let noiseScale: Double
+    }
+
+    /// Bounds each subject's contribution, puts it on a grid, adds noise.
+    static func compute(_ query: Query, _ contributions: AggregateData.Contributions,
+                        using random: inout some RandomNumberGenerator) throws(NoiseMechanism.CalibrationError) -> Computed {
+        switch query.kind {
+        case .count:
+            let noise = try query.mechanism.calibrate(epsilon: query.epsilon, delta: query.delta, sensitivity: 1)
+            return Computed(result: .value(Double(Int64(contributions.numbers.count) + noise.sample(using: &random))), noiseScale: noise.scale)
+        case .histogram:
+            // One category per subject: the L1 and L2 sensitivities of the counts are both 1.
+            let noise = try query.mechanism.calibrate(epsilon: query.epsilon, delta: query.delta, sensitivity: 1)
+            var counts = Dictionary(uniqueKeysWithValues: query.categories.map { ($0, Int64(0)) })
+            for category in contributions.strings where counts[category] != nil { counts[category]! += 1 }
+            let values = query.categories.map { ($0, Double(counts[$0]! + noise.sample(using: &random))) }
+            return Computed(result: .values(values), noiseScale: noise.scale)
+        case .sum:
+            let (sum, scale) = try noisySum(contributions.numbers, clamp: query.clamp, epsilon: query.epsilon, delta: query.delta,
+                                            mechanism: query.mechanism, using: &random)
+            return Computed(result: .value(sum), noiseScale: scale)
+        case .mean:
+            // Half the budget to the sum, half to the count.
+            let (sum, scale) = try noisySum(contributions.numbers, clamp: query.clamp, epsilon: query.epsilon / 2, delta: query.delta / 2,
+                                            mechanism: query.mechanism, using: &random)
+            let noise = try query.mechanism.calibrate(epsilon: query.epsilon / 2, delta: query.delta / 2, sensitivity: 1)
+            let count = max(1, Double(Int64(contributions.numbers.count) + noise.sample(using: &random)))
+            let mean = min(max(sum / count, query.clamp.lowerBound), query.clamp.upperBound)
+            return Computed(result: .value(mean), noiseScale: scale)
+        }
+    }
+
+    static func noisySum(_ values: [Double], clamp: ClosedRange<Double>, epsilon: Double, delta: Double, mechanism: NoiseMechanism,
+                         using random: inout some RandomNumberGenerator) throws(NoiseMechanism.CalibrationError) -> (Double, Double) {
+        let bound = max(abs(clamp.lowerBound), abs(clamp.upperBound))
+        let grid = Grid(bound: bound)
+        let noise = try mechanism.calibrate(epsilon: epsilon, delta: delta, sensitivity: grid.sensitivity(bound: bound))
+        var steps: Int64 = 0
+        for value in values { steps += grid.steps(min(max(value, clamp.lowerBound), clamp.upperBound)) }
+        return (grid.value(steps + noise.sample(using: &random)), noise.scale * grid.step)
+    }
+
+    // MARK: Reading releases
+
+    static func latest(_ request: APIRequest, _ services: NodeServices, global: Bool) throws -> HTTPResponse {
+        guard let name = try? Name(request.http.parameter("name"), what: "aggregate name"),
+              let release = try services.store.read({ try AggregateData.latest(name, in: $0) }) else {
+            throw HTTPError(status: 404, code: "unknown_aggregate", detail: "no release of this aggregate in this region")
+        }
+        let budget = limits(services)
+        let spend = try services.store.read { try PrivacyLedger.spend(of: try Name(release.dataset, what: "dataset"),
+                                                                     period: budget.period.key(at: request.now), in: $0) }
+        let remaining = (budget.epsilon - spend.epsilon, budget.delta - spend.delta)
+        guard global else { return .json(ReleaseJSON(release: release, remaining: remaining)) }
+        let others = services.policy.regions.keys.filter { $0 != services.region }.map(\.rawValue).sorted()
+        return .json(GlobalJSON(release: release, remaining: remaining, missingRegions: others))
+    }
+
+    // MARK: Budget
+
+    static func budget(_ request: APIRequest, _ services: NodeServices) throws -> HTTPResponse {
+        let budget = limits(services)
+        let period = budget.period.key(at: request.now)
+        let spends = try services.store.read { try PrivacyLedger.spends(period: period, in: $0) }
+        return .json(BudgetJSON(period: period, limits: budget, spends: spends))
+    }
+
+    static func charge(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
+        let body = try request.http.decode(ChargeBody.self)
+        guard let dataset = try? Name(body.dataset, what: "dataset") else {
+            throw APIError.invalid("dataset", "1-64 lowercase letters, digits and _, starting with a letter")
+        }
+        guard body.mechanism == "subsampled_gaussian" else { throw APIError.invalid("mechanism", "must be subsampled_gaussian") }
+        guard body.sampleRate > 0, body.sampleRate <= 1 else { throw APIError.invalid("sample_rate", "must be in (0, 1]") }
+        guard body.noiseMultiplier >= 0.1, body.noiseMultiplier <= 1_000 else { throw APIError.invalid("noise_multiplier", "must be 0.1 to 1000") }
+        guard (1...10_000_000).contains(body.steps) else { throw APIError.invalid("steps", "must be 1 to 10000000") }
+        guard body.delta > 0, body.delta < 1 else { throw APIError.invalid("delta", "must be between 0 and 1") }
+        let rdp = RDP.sampledGaussian(sampleRate: body.sampleRate, noiseMultiplier: body.noiseMultiplier, steps: body.steps)
+        let epsilon = RDP.epsilon(orders: RDP.defaultOrders, rdp: rdp, delta: body.delta).epsilon
+        let description = body.description.map { String($0.prefix(200)) }
+        let (id, _) = try await services.store.write { database -> (String, PrivacyLedger.Spend) in
+            let charged = try PrivacyLedger.charge(.init(dataset: dataset, mechanism: body.mechanism, accountant: "rdp", epsilon: epsilon,
+                                                         delta: body.delta, releaseID: nil, description: description),
+                                                   limits: limits(services), now: request.now, in: database)
+            try AuditLog.append(request.event("privacy.charge", detail: "dataset=\(dataset),epsilon=\(epsilon)"), to: database)
+            return charged
+        }
+        return .json(ChargeJSON(id: id, epsilon: epsilon, delta: body.delta), status: 201)
+    }
+
+    // MARK: JSON
+
+    struct ReleaseJSON: JSONWritable {
+        let release: Release
+        let remaining: (epsilon: Double, delta: Double)
+
+        func write(to json: inout JSONWriter) {
+            json.object { json in
+                release.writeMembers(to: &json)
+                json.key("budget_remaining")
+                json.object { json in
+                    json.member("epsilon", max(0, remaining.epsilon))
+                    json.member("delta", max(0, remaining.delta))
+                }
+            }
+        }
+    }
+
+    struct GlobalJSON: JSONWritable {
+        let release: Release
+        let remaining: (epsilon: Double, delta: Double)
+        let missingRegions: [String]
+
+        func write(to json: inout JSONWriter) {
+            json.object { json in
+                json.member("name", release.name)
+                json.member("kind", release.kind)
+                json.key("regions")
+                json.object { json in
+                    json.key(escaping: release.region)
+                    ReleaseJSON(release: release, remaining: remaining).write(to: &json)
+                }
+                // The sum of the regions' latest releases: this region's alone until the federation replicates them.
+                release.result.write(to: &json)
+                json.member("noise_scale", release.noiseScale)
+                json.key("missing_regions")
+                json.array(missingRegions) { $0.value($1) }
+            }
+        }
+    }
+
+    struct BudgetJSON: JSONWritable {
+        let period: String
+        let limits: PrivacyLedger.Limits
+        let spends: [(String, PrivacyLedger.Spend)]
+
+        func write(to json: inout JSONWriter) {
+            json.object { json in
+                json.member("period", period)
+                json.member("period_kind", limits.period.rawValue)
+                json.key("limits")
+                json.object { json in
+                    json.member("epsilon", limits.epsilon)
+                    json.member("delta", limits.delta)
+                }
+                json.key("datasets")
+                json.array(spends) { json, entry in
+                    json.object { json in
+                        json.member("dataset", entry.0)
+                        json.member("epsilon_spent", entry.1.epsilon)
+                        json.member("delta_spent", entry.1.delta)
+                        json.member("epsilon_remaining", max(0, limits.epsilon - entry.1.epsilon))
+                        json.member("delta_remaining", max(0, limits.delta - entry.1.delta))
+                    }
+                }
+            }
+        }
+    }
+
+    struct ChargeJSON: JSONWritable {
+        let id: String
+        let epsilon: Double
+        let delta: Double
+
+        func write(to json: inout JSONWriter) {
+            json.object { json in
+                json.member("charge_id", id)
+                json.member("epsilon", epsilon)
+                json.member("delta", delta)
+                json.member("accountant", "rdp")
+            }
+        }
+    }
+}

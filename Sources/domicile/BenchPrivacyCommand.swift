@@ -1,0 +1,121 @@
+import DomicileCrypto
+import DomicileModel
+import DomicileNet
+import DomicileNode
+import DomicilePrivacy
+import Foundation
+
+/// `domicile bench privacy`: the exact samplers, and aggregate releases
+/// over a region of subjects.
+struct BenchPrivacyCommand: Command {
+    static let path = ["bench", "privacy"]
+    static let summary = "benchmark the exact DP samplers and aggregate releases over many subjects"
+    static let help = """
+        [--seconds N] [--subjects N] [--skip-aggregates]
+
+        Samples per second, on one thread over OpenSSL's CSPRNG, of the discrete Laplace and the
+        discrete Gaussian at several scales, against the CSPRNG's own rate (64-bit draws per second,
+        the floor every sampler stands on), each for --seconds (default 2). Then lays out a
+        one-region node, registers --subjects subjects (default 100000) with analytics consent and
+        a number and a category feature each, and times releases (count, sum, mean, histogram;
+        Laplace and Gaussian): median of 5, against a count (no decryption) as the reference.
+        Build with -c release.
+        """
+
+    static func run(_ arguments: inout Arguments) async throws {
+        let seconds = try arguments.integer("seconds", default: 2, range: 1...60)
+        let subjects = try arguments.integer("subjects", default: 100_000, range: 100...2_000_000)
+        let skipAggregates = arguments.flag("skip-aggregates")
+        try arguments.finish()
+        Output.line("domicile bench privacy (one thread, OpenSSL CSPRNG, \(seconds) s per figure)")
+        var random = SecureRandom()
+        var sink: UInt64 = 0
+        let reference = Bench.rate(seconds: Double(seconds)) { sink &+= random.next() }
+        Output.line("  csprng 64-bit draws: \(Bench.format(reference))")
+        let samplers: [(String, () throws -> NoiseMechanism.Calibrated)] = [
+            ("discrete Laplace, scale 1", { try NoiseMechanism.laplace.calibrate(epsilon: 1, delta: 0, sensitivity: 1) }),
+            ("discrete Laplace, scale 100", { try NoiseMechanism.laplace.calibrate(epsilon: 0.01, delta: 0, sensitivity: 1) }),
+            ("discrete Laplace, scale 1e6", { try NoiseMechanism.laplace.calibrate(epsilon: 1, delta: 0, sensitivity: 1e6) }),
+            ("discrete Gaussian, sigma ~4.4 (eps 1, delta 1e-6)", { try NoiseMechanism.gaussian.calibrate(epsilon: 1, delta: 1e-6, sensitivity: 1) }),
+            ("discrete Gaussian, sigma ~440", { try NoiseMechanism.gaussian.calibrate(epsilon: 1, delta: 1e-6, sensitivity: 100) }),
+            ("discrete Gaussian, sigma ~4.4e6 (an embedding component)", {
+                try NoiseMechanism.gaussian.calibrate(epsilon: 1, delta: 1e-6, sensitivity: 1e6)
+            }),
+        ]
+        for (name, make) in samplers {
+            let noise = try make()
+            let rate = Bench.rate(seconds: Double(seconds), batch: 100) { sink &+= UInt64(bitPattern: noise.sample(using: &random)) }
+            Output.line(String(format: "  %@: %@ (%.3f of the CSPRNG draw rate)", name, Bench.format(rate), rate / reference))
+        }
+        if sink == 42 { Output.line("") }  // keeps the draws from being optimized away
+        if !skipAggregates { try await measureAggregates(subjects: subjects) }
+    }
+
+    static func measureAggregates(subjects: Int) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("domicile-bench-privacy-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try ClusterInitCommand.write(.init(directory: directory, regions: [try RegionID("eu")], nodesPerRegion: 1, httpPort: 0, gossipPort: 0),
+                                     policy: Array(DefaultPolicy.json.utf8), force: true)
+        let configPath = (directory as NSString).appendingPathComponent("eu-1/config.json")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as! [String: Any]
+        config["log"] = ["access": false]
+        config["limits"] = ["privacy_epsilon_per_period": 1_000.0]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        let tokens = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: (directory as NSString).appendingPathComponent("tokens.json")))) as! [String: String]
+        let quiet = open("/dev/null", O_WRONLY)
+        defer { close(quiet) }
+        let node = try await Node.start(try NodeConfiguration.load(path: configPath), logger: Logger(clock: SystemClock(), descriptor: quiet))
+        let address = node.httpAddress
+        var clientSettings = HTTPClient.Settings()
+        clientSettings.connectionsPerPeerMax = 256
+        clientSettings.requestTimeoutMilliseconds = 120_000
+        let client = HTTPClient(settings: clientSettings)
+        func headers(_ role: String) -> HTTPHeaders { ["Authorization": "Bearer \(tokens[role]!)", "Content-Type": "application/json"] }
+
+        var started = Bench.monotonicSeconds()
+        let pids = try await BenchNodeCommand.register(subjects, client: client, address: address, headers: headers("ingest"))
+        try await BenchNodeCommand.grantAll(pids, purposes: ["analytics"], client: client, address: address, headers: headers("ingest"))
+        for (name, type) in [("spend", "number"), ("segment", "string")] {
+            let response = try await client.send("PUT", "/v1/feature-definitions/\(name)", to: address, headers: headers("admin"),
+                                                 body: Array(#"{"type":"\#(type)","purpose":"analytics","ttl_seconds":86400,"classification":"behavioral"}"#.utf8))
+            guard [200, 201].contains(response.status) else { throw CLIError.failed("feature definition refused: \(response.status)") }
+        }
+        let segments = ["bronze", "silver", "gold", "platinum"]
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<64 {
+                group.addTask {
+                    for index in stride(from: worker, to: pids.count, by: 64) {
+                        let body = #"{"values":{"spend":\#(index % 500),"segment":"\#(segments[index % 4])"}}"#
+                        let response = try await client.send("PUT", "/v1/subjects/\(pids[index])/features", to: address,
+                                                             headers: headers("ingest"), body: Array(body.utf8))
+                        guard response.status == 200 else { throw CLIError.failed("feature write refused: \(response.status)") }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        Output.line(String(format: "  %d subjects with analytics consent and 2 features each, loaded in %.0f s", pids.count,
+                           Bench.monotonicSeconds() - started))
+        let releases: [(String, String)] = [
+            ("count", #"{"name":"b_count","kind":"count","epsilon":0.5}"#),
+            ("sum (laplace)", #"{"name":"b_sum","kind":"sum","feature":"spend","clamp":[0,500],"epsilon":0.5}"#),
+            ("mean (gaussian)", #"{"name":"b_mean","kind":"mean","feature":"spend","clamp":[0,500],"mechanism":"gaussian","epsilon":0.5,"delta":1e-7}"#),
+            ("histogram (4 categories)", #"{"name":"b_hist","kind":"histogram","feature":"segment","categories":["bronze","silver","gold","platinum"],"epsilon":0.5}"#),
+        ]
+        var countMedian = 0.0
+        for (name, body) in releases {
+            var samples: [Double] = []
+            for _ in 0..<5 {
+                started = Bench.monotonicSeconds()
+                let response = try await client.send("POST", "/v1/aggregates", to: address, headers: headers("analyst"), body: Array(body.utf8))
+                guard response.status == 201 else { throw CLIError.failed("release refused: \(response.status) \(response.text)") }
+                samples.append((Bench.monotonicSeconds() - started) * 1_000)
+            }
+            let median = samples.sorted()[2]
+            if countMedian == 0 { countMedian = median }
+            Output.line(String(format: "  %@: median %.0f ms over %d subjects (%.2f µs per subject; %.1f× the count)", name, median, pids.count,
+                               median * 1_000 / Double(pids.count), median / countMedian))
+        }
+        await node.shutdown()
+    }
+}
