@@ -55,7 +55,7 @@ public struct SearchPlanner: Sendable, Equatable {
     /// Vectors sampled to estimate the eligible fraction.
     public var eligibilitySampleCount: Int
 
-    public init(exactScanVectorsMax: Int = 2_048, exactScanEligibleFractionMax: Double = 0.05, eligibilitySampleCount: Int = 512) {
+    public init(exactScanVectorsMax: Int = 2_048, exactScanEligibleFractionMax: Double = 0.10, eligibilitySampleCount: Int = 512) {
         self.exactScanVectorsMax = exactScanVectorsMax
         self.exactScanEligibleFractionMax = exactScanEligibleFractionMax
         self.eligibilitySampleCount = eligibilitySampleCount

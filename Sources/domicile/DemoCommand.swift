@@ -84,6 +84,7 @@ struct DemoCommand: Command {
                                                 json: #"{"action":"grant","purposes":["sell_to_brokers"],"source":"x","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
         say("a purpose the policy does not know: \(unknown.status) \(unknown.json["code"] ?? "")  (unknown means deny)")
 
+        try await embeddingsAndAggregates(federation, anna: pids["Anna"]!)
         try await featuresAndErasure(federation, anna: pids["Anna"]!, directory: directory)
 
         step("Failure detection: SIGKILL us-2, watch the others notice, restart it")

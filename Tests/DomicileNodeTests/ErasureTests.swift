@@ -57,7 +57,7 @@ final class ErasureTests: NodeTestCase {
         let acks = try XCTUnwrap(certificate["acks"] as? [[String: Any]])
         XCTAssertEqual(acks.count, 1)
         XCTAssertEqual(acks[0]["counts"] as? [String: Int], [
-            "subjects": 1, "identities": 1, "features": 4, "consent_grants": 1, "consent_receipts": 2, "reidentifications": 1,
+            "subjects": 1, "identities": 1, "features": 4, "consent_grants": 1, "consent_receipts": 2, "reidentifications": 1, "vectors": 0,
         ])
         let requestedAt = try XCTUnwrap(response.json["requested_at"] as? String)
         let dueAt = try XCTUnwrap(response.json["due_at"] as? String)
@@ -128,7 +128,7 @@ final class ErasureTests: NodeTestCase {
         // Erasing again (or a subject never known here) completes with nothing to erase.
         let again = try await erase(#"{"pid":"\#(pid)"}"#)
         XCTAssertEqual(((again.json["certificate"] as? [String: Any])?["acks"] as? [[String: Any]])?.first?["counts"] as? [String: Int],
-                       ["subjects": 0, "identities": 0, "features": 0, "consent_grants": 0, "consent_receipts": 0, "reidentifications": 0])
+                       ["subjects": 0, "identities": 0, "features": 0, "consent_grants": 0, "consent_receipts": 0, "reidentifications": 0, "vectors": 0])
 
         assertProblem(try await erase(#"{"pid":"psn:v1:us:\#(String(repeating: "B", count: 42))A"}"#), 421, "misdirected")
         assertProblem(try await erase(#"{"pid":"not-a-pid"}"#), 400, "invalid_pid")

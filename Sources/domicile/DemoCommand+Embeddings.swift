@@ -1,0 +1,59 @@
+import DomicileModel
+import Foundation
+
+extension DemoCommand {
+    /// Embeddings searched under consent, and a differentially private
+    /// aggregate charged to the region's budget.
+    static func embeddingsAndAggregates(_ federation: LocalFederation, anna: (node: String, pid: String)) async throws {
+        let (node, pid) = anna
+        step("Embeddings: stored sealed, searched only among subjects whose consent covers the purpose")
+        let collection = try await federation.call(node, "PUT", "/v1/collections/products", role: "admin",
+                                                   json: #"{"dimension":8,"metric":"cosine","purpose":"product_recs","index":{"kind":"hnsw","m":16,"ef_construction":100}}"#)
+        guard [200, 201].contains(collection.status) else { throw CLIError.failed("collection refused: \(collection.status)") }
+        func vector(_ seed: Int) -> String {
+            "[" + (0..<8).map { String(format: "%.3f", sin(Double(seed) * 0.37 + Double($0))) }.joined(separator: ",") + "]"
+        }
+        var stored = 0
+        for index in 0..<24 {
+            let registered = try await federation.call(node, "POST", "/v1/subjects", role: "ingest",
+                                                       json: #"{"identifier":{"kind":"customer_id","value":"shopper-\#(index)"},"country":"DE"}"#)
+            guard let shopper = registered.json["pid"] as? String else { throw CLIError.failed("registration failed: \(registered.status)") }
+            // Two in three shoppers consent to recommendations (and to analytics).
+            if index % 3 != 0 {
+                _ = try await federation.call(node, "POST", "/v1/subjects/\(shopper)/consents", role: "ingest",
+                                              json: #"{"action":"grant","purposes":["product_recs","analytics"],"source":"app:v7","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
+            }
+            let put = try await federation.call(node, "PUT", "/v1/collections/products/vectors/\(shopper)", role: "ingest",
+                                                json: #"{"vector":\#(vector(index))}"#)
+            if put.status == 200 { stored += 1 }
+        }
+        say("24 shoppers: \(stored) vectors stored, \(24 - stored) refused (403 consent_required: no grant)")
+        _ = try await federation.call(node, "PUT", "/v1/collections/products/vectors/\(pid)", role: "ingest", json: #"{"vector":\#(vector(5))}"#)
+        let search = try await federation.call(node, "POST", "/v1/collections/products/search", role: "serve",
+                                               json: #"{"pid":"\#(pid)","k":3,"purpose":"product_recs"}"#)
+        let results = search.json["results"] as? [[String: Any]] ?? []
+        let similar = results.map { String(format: "%@… %.3f", String(($0["pid"] as? String ?? "").prefix(18)), $0["score"] as? Double ?? 0) }
+        say("shoppers most like Anna (by her own vector, cosine): \(similar.joined(separator: ", "))")
+        if let nearest = results.first?["pid"] as? String {
+            _ = try await federation.call(node, "POST", "/v1/subjects/\(nearest)/consents", role: "ingest",
+                                          json: #"{"action":"revoke","purposes":["product_recs"],"source":"app:v7","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
+            let again = try await federation.call(node, "POST", "/v1/collections/products/search", role: "serve",
+                                                  json: #"{"pid":"\#(pid)","k":3,"purpose":"product_recs"}"#)
+            let still = (again.json["results"] as? [[String: Any]] ?? []).contains { $0["pid"] as? String == nearest }
+            say("the nearest shopper revokes product_recs: \(still ? "STILL RETURNED" : "out of the index before the revoke returned")")
+        }
+        let mismatch = try await federation.call(node, "POST", "/v1/collections/products/search", role: "serve",
+                                                 json: #"{"pid":"\#(pid)","k":3,"purpose":"marketing_email"}"#)
+        say("searching the collection for another purpose: \(mismatch.status) \(mismatch.json["code"] ?? "")")
+
+        step("Aggregates: differentially private, over consenting subjects only, charged to the budget before release")
+        let release = try await federation.call(node, "POST", "/v1/aggregates", role: "analyst",
+                                                json: #"{"name":"analytics_subjects","kind":"count","epsilon":1.0,"dataset":"crm"}"#)
+        let remaining = (release.json["budget_remaining"] as? [String: Any])?["epsilon"] as? Double ?? .nan
+        say(String(format: "subjects with analytics consent, discrete Laplace ε=1: %.0f (noise scale %.2f); ε left this month: %.1f",
+                   release.json["value"] as? Double ?? .nan, release.json["noise_scale"] as? Double ?? .nan, remaining))
+        let greedy = try await federation.call(node, "POST", "/v1/aggregates", role: "analyst",
+                                               json: #"{"name":"analytics_subjects","kind":"count","epsilon":100,"dataset":"crm"}"#)
+        say("a release beyond the budget: \(greedy.status) \(greedy.json["code"] ?? "") (nothing released)")
+    }
+}
