@@ -4,7 +4,14 @@
 // No package dependencies: the toolchain, plus SQLite and OpenSSL 3 as system
 // libraries. Module layering (a module imports only modules listed above it)
 // is documented in docs/ARCHITECTURE.md.
+import Foundation
 import PackageDescription
+
+/// Opt-in: `DOMICILE_TARGET_CPU=native swift build -c release` compiles the
+/// vector kernels for this machine's CPU (AVX2 on x86-64), about twice as
+/// fast on a graph search; the binary then runs only on CPUs like it. The
+/// default build is portable. docs/BENCHMARKS.md has both figures.
+let vectorTargetCPU: [String] = ProcessInfo.processInfo.environment["DOMICILE_TARGET_CPU"].map { ["-target-cpu", $0] } ?? []
 
 let package = Package(
     name: "Domicile",
@@ -37,7 +44,8 @@ let package = Package(
         // A prefetch hint for the graph search (a header only; no library is linked).
         .systemLibrary(name: "CPrefetch"),
         // Optimized in debug builds too: the tests build real graphs, which unoptimized code does 30 times slower.
-        .target(name: "DomicileVectors", dependencies: ["CPrefetch"], swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        .target(name: "DomicileVectors", dependencies: ["CPrefetch"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug)), .unsafeFlags(vectorTargetCPU)]),
         // Membership: SWIM with Lifeguard as pure state machines; the gossip wire codec.
         .target(name: "DomicileGossip", dependencies: ["DomicileModel", "DomicileCrypto"]),
         // Disk: SQLite connection, statements, migrations, group commit; keyring files.

@@ -27,3 +27,29 @@ public struct SecureRandom: RandomNumberGenerator, Sendable {
         return bytes
     }
 }
+
+/// The same CSPRNG, drawn 4 KiB at a time: for noise sampling, which takes
+/// dozens of 64-bit draws per sample and would otherwise pay a `RAND_bytes`
+/// call for each. Not `Sendable`: one per release, used and dropped; the
+/// unread part of the buffer is zeroed when it goes.
+public final class BufferedSecureRandom: RandomNumberGenerator {
+    private static let wordCount = 512
+    private let words = UnsafeMutablePointer<UInt64>.allocate(capacity: BufferedSecureRandom.wordCount)
+    private var position = BufferedSecureRandom.wordCount
+
+    public init() {}
+
+    deinit {
+        words.update(repeating: 0, count: Self.wordCount)
+        words.deallocate()
+    }
+
+    public func next() -> UInt64 {
+        if position == Self.wordCount {
+            SecureRandom.fill(UnsafeMutableRawBufferPointer(start: words, count: Self.wordCount * 8))
+            position = 0
+        }
+        defer { position += 1 }
+        return words[position]
+    }
+}

@@ -107,13 +107,15 @@ enum AggregateData {
         }
         var arguments: [any DatabaseValueConvertible] = [feature.rawValue, now.milliseconds]
         if !everyone { arguments += [purpose.rawValue, now.milliseconds] }
+        // The wrapped subject key comes with the row: one statement for the whole scan.
         let rows = try database.fetchAll("""
-            SELECT s.pid, f.sealed_value FROM features f JOIN subjects s ON s.pid = f.pid
+            SELECT s.pid, s.wrapped_key, f.sealed_value FROM features f JOIN subjects s ON s.pid = f.pid
             WHERE f.name = ? AND f.expires_at > ? AND \(covered)
-            """, arguments) { ($0.text(0), $0.blob(1)) }
-        for (pidText, sealed) in rows {
-            guard let pid = try? PID(parsing: pidText), let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database),
-                  let value = FeatureValue(encoded: try Envelope.open(sealed, key: key, associatedData: FeatureRecords.associatedData(pid, feature)))
+            """, arguments) { ($0.text(0), $0.blob(1), $0.blob(2)) }
+        for (pidText, wrapped, sealed) in rows {
+            guard let pid = try? PID(parsing: pidText) else { continue }
+            let key = try services.keys.subjectKey(wrapped: wrapped, for: pid)
+            guard let value = FeatureValue(encoded: try Envelope.open(sealed, key: key, associatedData: FeatureRecords.associatedData(pid, feature)))
             else { continue }
             switch value {
             case .number(let number): contributions.numbers.append(number)

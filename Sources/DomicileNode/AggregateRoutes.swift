@@ -124,7 +124,7 @@ enum AggregateRoutes {
             }
         }
         let contributions = try services.store.snapshot { try AggregateData.contributions(query, services: services, now: request.now, in: $0) }
-        var random = SecureRandom()
+        var random = BufferedSecureRandom()
         let computed: Computed
         do { computed = try compute(query, contributions, using: &random) } catch {
             throw APIError.invalid("epsilon", error.description)

@@ -27,8 +27,8 @@ public enum NoiseMechanism: String, Sendable, CaseIterable {
         public let scale: Double
         /// zCDP ρ of a Gaussian release (0 for Laplace, which is pure ε).
         public let rho: Double
-        let numerator: UInt64
-        let denominator: UInt64
+        @usableFromInline let numerator: UInt64
+        @usableFromInline let denominator: UInt64
     }
 
     public enum CalibrationError: Error, Equatable, CustomStringConvertible {
@@ -65,6 +65,7 @@ public enum NoiseMechanism: String, Sendable, CaseIterable {
 
 extension NoiseMechanism.Calibrated {
     /// One draw of the noise.
+    @inlinable
     public func sample(using random: inout some RandomNumberGenerator) -> Int64 {
         switch mechanism {
         case .laplace: return ExactSampler.discreteLaplace(scaleNumerator: numerator, scaleDenominator: denominator, using: &random)

@@ -6,6 +6,19 @@ import Synchronization
 /// that never move once allocated, so searches read them without a global
 /// lock while the writer appends new chunks.
 ///
+/// Each slot is one record, so a search that scores a slot and later
+/// expands it touches one region of memory (as hnswlib lays out its level 0):
+///
+///     offset                  size               field
+///     0                       4                  state (atomic)
+///     4                       1                  level
+///     8                       8                  eligibility deadline (atomic)
+///     16                      4 · (1 + 2m)       level-0 links: count, then neighbours
+///     upperOffset             8                  upper-level links (nil on level 0)
+///     vectorOffset (32-byte)  4 · dimension      the vector
+///
+/// records padded to a multiple of 64 bytes (a cache line).
+///
 /// Who may touch what:
 /// - `state` and `deadline` are atomics, read by anyone.
 /// - A slot's level and neighbour lists change only under its stripe lock
@@ -26,16 +39,16 @@ final class SlotStorage: @unchecked Sendable {
     let level0Max: Int
     let upperMax: Int
 
-    private struct Chunk {
-        let vectors: UnsafeMutablePointer<Float>
-        let level0: UnsafeMutablePointer<UInt32>
-        let upper: UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?>
-        let levels: UnsafeMutablePointer<UInt8>
-        let states: UnsafeMutablePointer<Atomic<UInt32>>
-        let deadlines: UnsafeMutablePointer<Atomic<Int64>>
-    }
+    private static let stateOffset = 0
+    private static let levelOffset = 4
+    private static let deadlineOffset = 8
+    private static let linksOffset = 16
+    private let upperOffset: Int
+    private let vectorOffset: Int
+    /// Bytes per record.
+    let stride: Int
 
-    private let chunks: UnsafeMutablePointer<Chunk>
+    private let chunks: UnsafeMutablePointer<UnsafeMutableRawPointer>
     /// Chunks allocated; written by the writer only.
     private var chunkCount = 0
     private let stripes: UnsafeMutablePointer<Mutex<Void>>
@@ -44,6 +57,9 @@ final class SlotStorage: @unchecked Sendable {
         self.dimension = dimension
         self.level0Max = level0Max
         self.upperMax = upperMax
+        upperOffset = (Self.linksOffset + 4 * (1 + level0Max) + 7) & ~7
+        vectorOffset = (upperOffset + 8 + 31) & ~31
+        stride = (vectorOffset + 4 * dimension + 63) & ~63
         chunks = .allocate(capacity: Self.chunksMax)
         stripes = .allocate(capacity: Self.stripeCount)
         for index in 0..<Self.stripeCount { (stripes + index).initialize(to: Mutex(())) }
@@ -51,14 +67,8 @@ final class SlotStorage: @unchecked Sendable {
 
     deinit {
         for index in 0..<chunkCount {
-            let chunk = chunks[index]
-            for slot in 0..<Self.chunkSlots { chunk.upper[slot]?.deallocate() }
-            chunk.vectors.deallocate()
-            chunk.level0.deallocate()
-            chunk.upper.deallocate()
-            chunk.levels.deallocate()
-            chunk.states.deinitialize(count: Self.chunkSlots).deallocate()
-            chunk.deadlines.deinitialize(count: Self.chunkSlots).deallocate()
+            for slot in 0..<Self.chunkSlots { upperLinks(chunks[index] + slot * stride).pointee?.deallocate() }
+            chunks[index].deallocate()
         }
         chunks.deallocate()
         stripes.deinitialize(count: Self.stripeCount).deallocate()
@@ -68,10 +78,7 @@ final class SlotStorage: @unchecked Sendable {
     private var upperBytes = 0
 
     /// Memory held: every allocated chunk, and the upper-level lists.
-    var allocatedBytes: Int {
-        let perSlot = dimension * 4 + (level0Max + 1) * 4 + MemoryLayout<UnsafeMutablePointer<UInt32>?>.stride + 1 + 4 + 8
-        return chunkCount * Self.chunkSlots * perSlot + upperBytes
-    }
+    var allocatedBytes: Int { chunkCount * Self.chunkSlots * stride + upperBytes }
 
     /// Slots allocated so far (writer only).
     var capacity: Int { chunkCount * Self.chunkSlots }
@@ -80,47 +87,43 @@ final class SlotStorage: @unchecked Sendable {
     func ensure(_ slot: Int) throws(VectorError) {
         while slot >= capacity {
             guard chunkCount < Self.chunksMax else { throw .capacityExhausted(Self.slotsMax) }
-            let count = Self.chunkSlots
-            let vectors = UnsafeMutablePointer<Float>.allocate(capacity: count * dimension)
-            vectors.initialize(repeating: 0, count: count * dimension)
-            let level0 = UnsafeMutablePointer<UInt32>.allocate(capacity: count * (level0Max + 1))
-            level0.initialize(repeating: 0, count: count * (level0Max + 1))
-            let upper = UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?>.allocate(capacity: count)
-            upper.initialize(repeating: nil, count: count)
-            let levels = UnsafeMutablePointer<UInt8>.allocate(capacity: count)
-            levels.initialize(repeating: 0, count: count)
-            let states = UnsafeMutablePointer<Atomic<UInt32>>.allocate(capacity: count)
-            let deadlines = UnsafeMutablePointer<Atomic<Int64>>.allocate(capacity: count)
-            for index in 0..<count {
-                (states + index).initialize(to: Atomic(0))
-                (deadlines + index).initialize(to: Atomic(0))
+            let chunk = UnsafeMutableRawPointer.allocate(byteCount: Self.chunkSlots * stride, alignment: 64)
+            chunk.initializeMemory(as: UInt8.self, repeating: 0, count: Self.chunkSlots * stride)
+            for index in 0..<Self.chunkSlots {
+                let record = chunk + index * stride
+                (record + Self.stateOffset).bindMemory(to: Atomic<UInt32>.self, capacity: 1).initialize(to: Atomic(0))
+                (record + Self.deadlineOffset).bindMemory(to: Atomic<Int64>.self, capacity: 1).initialize(to: Atomic(0))
+                (record + upperOffset).bindMemory(to: UnsafeMutablePointer<UInt32>?.self, capacity: 1).initialize(to: nil)
             }
-            chunks[chunkCount] = Chunk(vectors: vectors, level0: level0, upper: upper, levels: levels, states: states,
-                                       deadlines: deadlines)
+            chunks[chunkCount] = chunk
             chunkCount += 1
         }
     }
 
     @inline(__always)
-    private func chunk(_ slot: UInt32) -> (Chunk, Int) {
-        (chunks[Int(slot) >> Self.chunkShift], Int(slot) & (Self.chunkSlots - 1))
+    private func record(_ slot: UInt32) -> UnsafeMutableRawPointer {
+        chunks[Int(slot) >> Self.chunkShift] + (Int(slot) & (Self.chunkSlots - 1)) * stride
+    }
+
+    @inline(__always)
+    private func upperLinks(_ record: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UnsafeMutablePointer<UInt32>?> {
+        (record + upperOffset).assumingMemoryBound(to: UnsafeMutablePointer<UInt32>?.self)
     }
 
     // MARK: Vectors
 
     @inline(__always)
     func vector(_ slot: UInt32) -> UnsafeMutablePointer<Float> {
-        let (chunk, index) = chunk(slot)
-        return chunk.vectors + index * dimension
+        (record(slot) + vectorOffset).assumingMemoryBound(to: Float.self)
     }
 
     /// Hints the cache to fetch what scoring `slot` reads first: its state
-    /// and the start of its vector.
+    /// (and links, same line) and the start of its vector.
     @inline(__always)
     func prefetch(_ slot: UInt32) {
-        let (chunk, index) = chunk(slot)
-        domicile_prefetch(chunk.vectors + index * dimension)
-        domicile_prefetch(chunk.states + index)
+        let record = record(slot)
+        domicile_prefetch(record)
+        domicile_prefetch(record + vectorOffset)
     }
 
     // MARK: Liveness and eligibility
@@ -130,26 +133,22 @@ final class SlotStorage: @unchecked Sendable {
     /// later occupant of the same slot.
     @inline(__always)
     func state(_ slot: UInt32) -> UInt32 {
-        let (chunk, index) = chunk(slot)
-        return chunk.states[index].load(ordering: .acquiring)
+        (record(slot) + Self.stateOffset).assumingMemoryBound(to: Atomic<UInt32>.self).pointee.load(ordering: .acquiring)
     }
 
     func setState(_ slot: UInt32, _ state: UInt32) {
-        let (chunk, index) = chunk(slot)
-        chunk.states[index].store(state, ordering: .releasing)
+        (record(slot) + Self.stateOffset).assumingMemoryBound(to: Atomic<UInt32>.self).pointee.store(state, ordering: .releasing)
     }
 
     /// Milliseconds since the epoch until which the slot's subject is
     /// eligible to appear in results.
     @inline(__always)
     func deadline(_ slot: UInt32) -> Int64 {
-        let (chunk, index) = chunk(slot)
-        return chunk.deadlines[index].load(ordering: .relaxed)
+        (record(slot) + Self.deadlineOffset).assumingMemoryBound(to: Atomic<Int64>.self).pointee.load(ordering: .relaxed)
     }
 
     func setDeadline(_ slot: UInt32, _ deadline: Int64) {
-        let (chunk, index) = chunk(slot)
-        chunk.deadlines[index].store(deadline, ordering: .relaxed)
+        (record(slot) + Self.deadlineOffset).assumingMemoryBound(to: Atomic<Int64>.self).pointee.store(deadline, ordering: .relaxed)
     }
 
     // MARK: Levels and links
@@ -160,31 +159,32 @@ final class SlotStorage: @unchecked Sendable {
     @inline(__always)
     func withLinks<T>(_ slot: UInt32, level: Int, _ body: (Int, UnsafeMutablePointer<UInt32>?) -> T) -> T {
         stripes[Int(slot) & (Self.stripeCount - 1)].withLock { _ in
-            let (chunk, index) = chunk(slot)
-            let top = Int(chunk.levels[index])
+            let record = record(slot)
+            let top = Int(record.load(fromByteOffset: Self.levelOffset, as: UInt8.self))
             guard level <= top else { return body(top, nil) }
-            if level == 0 { return body(top, chunk.level0 + index * (level0Max + 1)) }
-            return body(top, chunk.upper[index]! + (level - 1) * (upperMax + 1))
+            if level == 0 { return body(top, (record + Self.linksOffset).assumingMemoryBound(to: UInt32.self)) }
+            return body(top, upperLinks(record).pointee! + (level - 1) * (upperMax + 1))
         }
     }
 
     /// Gives the slot `level` levels above level 0, all lists empty (writer only).
     func resetLinks(_ slot: UInt32, level: Int) {
         stripes[Int(slot) & (Self.stripeCount - 1)].withLock { _ in
-            let (chunk, index) = chunk(slot)
-            if let old = chunk.upper[index] {
+            let record = record(slot)
+            let upper = upperLinks(record)
+            if let old = upper.pointee {
                 old.deallocate()
-                upperBytes -= Int(chunk.levels[index]) * (upperMax + 1) * 4
+                upperBytes -= Int(record.load(fromByteOffset: Self.levelOffset, as: UInt8.self)) * (upperMax + 1) * 4
             }
-            chunk.upper[index] = nil
+            upper.pointee = nil
             if level > 0 {
                 upperBytes += level * (upperMax + 1) * 4
-                let upper = UnsafeMutablePointer<UInt32>.allocate(capacity: level * (upperMax + 1))
-                upper.initialize(repeating: 0, count: level * (upperMax + 1))
-                chunk.upper[index] = upper
+                let lists = UnsafeMutablePointer<UInt32>.allocate(capacity: level * (upperMax + 1))
+                lists.initialize(repeating: 0, count: level * (upperMax + 1))
+                upper.pointee = lists
             }
-            chunk.levels[index] = UInt8(level)
-            chunk.level0[index * (level0Max + 1)] = 0
+            record.storeBytes(of: UInt8(level), toByteOffset: Self.levelOffset, as: UInt8.self)
+            record.storeBytes(of: 0, toByteOffset: Self.linksOffset, as: UInt32.self)
         }
     }
 
