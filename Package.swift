@@ -86,7 +86,8 @@ let package = Package(
         .testTarget(name: "DomicilePrivacyTests", dependencies: ["DomicilePrivacy", "DomicileModel", "DomicileCrypto"]),
         // Start the built `domicile` binary as real node processes.
         .testTarget(name: "DomicileNodeTests",
-                    dependencies: ["domicile", "DomicileNode", "DomicileNet", "DomicileStorage", "DomicileModel", "DomicileTestSupport"]),
+                    dependencies: ["domicile", "DomicileNode", "DomicileNet", "DomicileStorage", "DomicileModel", "DomicilePrivacy",
+                                   "DomicileTestSupport"]),
         // Runs the built `domicile` binary as a child process.
         .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileModel", "DomicileStorage", "DomicileNet", "DomicileTestSupport"]),
     ]

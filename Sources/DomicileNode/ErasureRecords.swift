@@ -71,6 +71,8 @@ enum ErasureRecords {
         try run("reidentifications", """
             UPDATE reidentifications SET status = 'cancelled' WHERE pid = ? AND status IN ('pending_approval', 'approved')
             """)
+        // Budget bookkeeping, not data: deleted, not counted in the ack.
+        try database.execute("DELETE FROM embedding_charges WHERE pid = ?", [pid.rawValue])
         try run("subjects", "DELETE FROM subjects WHERE pid = ?")
         return counts
     }

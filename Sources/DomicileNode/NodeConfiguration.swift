@@ -62,6 +62,10 @@ public struct NodeConfiguration: Sendable {
         public var privacyEpsilonPerPeriod = 10.0
         public var privacyDeltaPerPeriod = 1e-5
         public var privacyPeriod = PrivacyPeriod.month
+        /// Each subject's budget for exported (noised) embeddings per
+        /// period, over all collections.
+        public var embeddingEpsilonPerPeriod = 16.0
+        public var embeddingDeltaPerPeriod = 1e-5
         /// Results one search may ask for (`k`); above it: 422 `k_too_large`.
         public var searchResultsCountMax = 100
         /// How often the retention sweeper deletes expired feature values and consent grants.
@@ -182,6 +186,10 @@ public struct NodeConfiguration: Sendable {
             if let value = try limitsReader.optionalInt("search_k_max", 1...10_000) { limits.searchResultsCountMax = value }
             if let value = try limitsReader.optionalDouble("privacy_epsilon_per_period", 0.001...1_000_000_000) { limits.privacyEpsilonPerPeriod = value }
             if let value = try limitsReader.optionalDouble("privacy_delta_per_period", 0...0.1) { limits.privacyDeltaPerPeriod = value }
+            if let value = try limitsReader.optionalDouble("embedding_epsilon_per_period", 0.001...1_000_000) {
+                limits.embeddingEpsilonPerPeriod = value
+            }
+            if let value = try limitsReader.optionalDouble("embedding_delta_per_period", 0...0.1) { limits.embeddingDeltaPerPeriod = value }
             if let text = try limitsReader.optionalString("privacy_period") {
                 guard let period = PrivacyPeriod(rawValue: text) else {
                     throw Invalid(field: "limits.privacy_period", reason: "must be day or month")

@@ -224,5 +224,18 @@ enum NodeSchema {
             ) STRICT;
             CREATE INDEX aggregate_releases_by_name ON aggregate_releases (name, released_at);
             """),
+        Migration(version: 5, name: "per-subject embedding export budget", sql: """
+            -- Each noised embedding exported, charged to its subject's budget for the
+            -- period before it leaves. Erasure deletes the subject's rows.
+            CREATE TABLE embedding_charges (
+                pid TEXT NOT NULL,
+                collection TEXT NOT NULL,
+                period TEXT NOT NULL,
+                epsilon REAL NOT NULL,
+                delta REAL NOT NULL,
+                charged_at INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX embedding_charges_by_subject ON embedding_charges (pid, period);
+            """),
     ])
 }
