@@ -123,7 +123,7 @@ enum AggregateRoutes {
                 throw HTTPError(status: 422, code: "type_mismatch", detail: "feature: \(query.kind.rawValue) needs a \(expected.rawValue) feature")
             }
         }
-        let contributions = try services.store.snapshot { try AggregateData.contributions(query, services: services, now: request.now, in: $0) }
+        let contributions = try await services.scan { try AggregateData.contributions(query, services: services, now: request.now, in: $0) }
         var random = BufferedSecureRandom()
         let computed: Computed
         do { computed = try compute(query, contributions, using: &random) } catch {

@@ -21,6 +21,9 @@ final class NodeServices: Sendable {
     let gpcPurposes: Set<Purpose>
     let rateLimiter: RateLimiter
     let accessMonitor: AccessMonitor
+    /// Threads for long reads (an aggregate's scan over every subject), so
+    /// they never hold one of the cooperative threads the server runs on.
+    let scans = BlockingPool(name: "scans", threadsMax: 2)
     let lifecycle = Locked(Lifecycle.starting)
     /// The vector indexes, loaded at start.
     let vectors = VectorCollections()
@@ -129,6 +132,13 @@ final class NodeServices: Sendable {
         guard !pids.isEmpty, !vectors.collections(for: nil).isEmpty else { return }
         try await store.write { database in
             for pid in pids { try self.vectors.resynchronize(pid, services: self, in: database) }
+        }
+    }
+
+    /// Runs a long read on a snapshot, on a thread of `scans`.
+    func scan<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            scans.submit { [store] in continuation.resume(with: Result { try store.snapshot(body) }) }
         }
     }
 
