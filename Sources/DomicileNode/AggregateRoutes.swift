@@ -89,8 +89,8 @@ enum AggregateRoutes {
         var clamp: ClosedRange<Double> = 0...1
         if kind == .sum || kind == .mean {
             guard let bounds = body.clamp, bounds.count == 2, bounds[0].isFinite, bounds[1].isFinite, bounds[0] < bounds[1],
-                  max(abs(bounds[0]), abs(bounds[1])) <= 1e12 else {
-                throw APIError.invalid("clamp", "give [low, high] with low < high, both finite and within ±1e12")
+                  (1e-6...1e12).contains(max(abs(bounds[0]), abs(bounds[1]))) else {
+                throw APIError.invalid("clamp", "give [low, high] with low < high, both within ±1e12, not both within ±1e-6")
             }
             clamp = bounds[0]...bounds[1]
         }

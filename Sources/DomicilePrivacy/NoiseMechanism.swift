@@ -13,9 +13,12 @@ public enum NoiseMechanism: String, Sendable, CaseIterable {
     static let laplaceScaleDenominator: UInt64 = 1 << 20
     /// Denominator of the rational Gaussian variance, rounded up likewise.
     static let varianceDenominator: UInt64 = 1 << 10
-    /// Noise scales above this many grid steps are refused (they would
-    /// overflow the samplers' 128-bit arithmetic).
-    public static let scaleStepsMax = 1e9
+    /// Noise scales above these many grid steps are refused. The Laplace
+    /// scale is kept as a 64-bit numerator over 2²⁰; the Gaussian sampler's
+    /// acceptance test squares |y|·b·t − a in 128 bits, which stays exact
+    /// up to |y| ≈ 60σ at σ = 2²⁴ (a larger draw has probability < e⁻¹⁸⁰⁰).
+    public static let laplaceScaleStepsMax = 1e9
+    public static let gaussianScaleStepsMax = Double(1 << 24)
 
     /// Noise for an integer statistic with sensitivity `sensitivity` (in
     /// grid steps: L1 for Laplace, L2 for Gaussian), at (ε, δ).
@@ -46,14 +49,16 @@ public enum NoiseMechanism: String, Sendable, CaseIterable {
         switch self {
         case .laplace:
             let scale = sensitivity / epsilon
-            guard scale <= Self.scaleStepsMax else { throw .parameters("the noise scale is too large; raise epsilon") }
+            guard scale <= Self.laplaceScaleStepsMax else { throw .parameters("the noise scale is too large; raise epsilon") }
             let numerator = UInt64((scale * Double(Self.laplaceScaleDenominator)).rounded(.up))
             return Calibrated(mechanism: self, epsilon: epsilon, delta: 0, scale: Double(numerator) / Double(Self.laplaceScaleDenominator),
                               rho: 0, numerator: numerator, denominator: Self.laplaceScaleDenominator)
         case .gaussian:
             guard delta > 0, delta < 1 else { throw .parameters("delta must be between 0 and 1 for the Gaussian mechanism") }
             let sigma = AnalyticGaussian.sigma(epsilon: epsilon, delta: delta, sensitivity: sensitivity)
-            guard sigma <= Self.scaleStepsMax else { throw .parameters("the noise scale is too large; raise epsilon or delta") }
+            guard sigma.isFinite, sigma <= Self.gaussianScaleStepsMax else {
+                throw .parameters("the noise scale is too large; raise epsilon or delta")
+            }
             let numerator = UInt64((sigma * sigma * Double(Self.varianceDenominator)).rounded(.up))
             let variance = Double(numerator) / Double(Self.varianceDenominator)
             return Calibrated(mechanism: self, epsilon: epsilon, delta: delta, scale: variance.squareRoot(),
@@ -75,13 +80,13 @@ extension NoiseMechanism.Calibrated {
 }
 
 /// A grid for real values: step 2^k with k chosen so that `bound` spans
-/// about 2²⁰ steps.
+/// about 2^`resolutionBits` steps.
 public struct Grid: Sendable, Equatable {
     public let step: Double
 
-    public init(bound: Double) {
+    public init(bound: Double, resolutionBits: Int = 20) {
         precondition(bound > 0 && bound.isFinite, "a grid needs a positive bound")
-        step = Double(sign: .plus, exponent: bound.exponent - 20, significand: 1)
+        step = Double(sign: .plus, exponent: bound.exponent - resolutionBits, significand: 1)
     }
 
     /// The nearest grid point to `value`, in steps.
@@ -110,7 +115,9 @@ public enum EmbeddingNoise {
                               using random: inout some RandomNumberGenerator) throws(NoiseMechanism.CalibrationError) -> Noised {
         let norm = vector.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
         let factor = norm > clipNorm ? clipNorm / norm : 1
-        let grid = Grid(bound: clipNorm)
+        // 2¹² steps across the clip norm: rounding adds √d half-steps to the sensitivity (0.5% at d = 384),
+        // and σ stays within the sampler's range down to ε ≈ 0.01.
+        let grid = Grid(bound: clipNorm, resolutionBits: 12)
         let sensitivity = 2 * clipNorm / grid.step + Double(vector.count).squareRoot()
         let noise = try NoiseMechanism.gaussian.calibrate(epsilon: epsilon, delta: delta, sensitivity: sensitivity)
         let noised = vector.map { component in

@@ -10,6 +10,9 @@ public enum Metric: String, Sendable, CaseIterable {
     /// Inner product: the distance is −a·b; the score is a·b (higher is closer).
     case dot
 
+    /// The largest component magnitude accepted.
+    public static let componentMagnitudeMax: Float = 1e15
+
     /// The distance between a prepared query and a stored vector.
     @inline(__always)
     func distance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
@@ -35,6 +38,8 @@ public enum Metric: String, Sendable, CaseIterable {
     public func prepare(_ vector: [Float], dimension: Int) throws(VectorError) -> [Float] {
         guard vector.count == dimension else { throw .wrongDimension(expected: dimension, got: vector.count) }
         guard vector.allSatisfy(\.isFinite) else { throw .notFinite }
+        // Bounded components keep every distance and score finite, even at 4096 dimensions.
+        guard vector.allSatisfy({ abs($0) <= Self.componentMagnitudeMax }) else { throw .outOfRange(Self.componentMagnitudeMax) }
         guard self == .cosine else { return vector }
         let norm = vector.withUnsafeBufferPointer { VectorKernels.dot($0.baseAddress!, $0.baseAddress!, count: dimension) }.squareRoot()
         guard norm > 0, norm.isFinite else { throw .zeroNorm }
@@ -47,6 +52,7 @@ public enum VectorError: Error, Equatable, Sendable, CustomStringConvertible {
     case wrongDimension(expected: Int, got: Int)
     case notFinite
     case zeroNorm
+    case outOfRange(Float)
     case capacityExhausted(Int)
 
     public var description: String {
@@ -54,6 +60,7 @@ public enum VectorError: Error, Equatable, Sendable, CustomStringConvertible {
         case .wrongDimension(let expected, let got): return "the collection holds \(expected)-dimensional vectors, not \(got)"
         case .notFinite: return "a vector component is NaN or infinite"
         case .zeroNorm: return "a zero vector has no direction, so cosine cannot compare it"
+        case .outOfRange(let magnitude): return "a vector component exceeds ±\(magnitude)"
         case .capacityExhausted(let slots): return "the index holds at most \(slots) vectors"
         }
     }

@@ -111,6 +111,13 @@ final class PrivacyAccountantTests: XCTestCase {
         }
     }
 
+    func test_calibration_refusesScalesBeyondTheSamplersRange_insteadOfOverflowing() {
+        XCTAssertThrowsError(try NoiseMechanism.gaussian.calibrate(epsilon: 1e-9, delta: 1e-12, sensitivity: 1))
+        XCTAssertThrowsError(try NoiseMechanism.gaussian.calibrate(epsilon: 1e-300, delta: 1e-300, sensitivity: 1))
+        XCTAssertThrowsError(try NoiseMechanism.laplace.calibrate(epsilon: 1e-300, delta: 0, sensitivity: 1))
+        XCTAssertNoThrow(try NoiseMechanism.gaussian.calibrate(epsilon: 0.01, delta: 1e-9, sensitivity: 1e4))
+    }
+
     func test_zcdp_conversion_isAtMostTheClassicBound() {
         for rho in [0.001, 0.05, 0.5, 2.0] {
             let classic = rho + 2 * (rho * log(1 / 1e-6)).squareRoot()

@@ -31,6 +31,7 @@ final class VectorKernelTests: XCTestCase {
         XCTAssertThrowsError(try Metric.dot.prepare([1, .nan, 2], dimension: 3)) { XCTAssertEqual($0 as? VectorError, .notFinite) }
         XCTAssertThrowsError(try Metric.l2.prepare([1, .infinity, 2], dimension: 3)) { XCTAssertEqual($0 as? VectorError, .notFinite) }
         XCTAssertThrowsError(try Metric.cosine.prepare([0, 0, 0], dimension: 3)) { XCTAssertEqual($0 as? VectorError, .zeroNorm) }
+        XCTAssertThrowsError(try Metric.dot.prepare([1, 2e15, 2], dimension: 3)) { XCTAssertEqual($0 as? VectorError, .outOfRange(1e15)) }
         XCTAssertEqual(try Metric.l2.prepare([0, 0, 0], dimension: 3), [0, 0, 0])
         XCTAssertEqual(try Metric.cosine.prepare([3, 4], dimension: 2), [0.6, 0.8])
     }
