@@ -50,7 +50,7 @@ struct BenchPrivacyCommand: Command {
             ("discrete Laplace, scale 1e6", { try NoiseMechanism.laplace.calibrate(epsilon: 1, delta: 0, sensitivity: 1e6) }),
             ("discrete Gaussian, sigma ~4.4 (eps 1, delta 1e-6)", { try NoiseMechanism.gaussian.calibrate(epsilon: 1, delta: 1e-6, sensitivity: 1) }),
             ("discrete Gaussian, sigma ~440", { try NoiseMechanism.gaussian.calibrate(epsilon: 1, delta: 1e-6, sensitivity: 100) }),
-            ("discrete Gaussian, sigma ~4.4e6 (an embedding component)", {
+            ("discrete Gaussian, sigma ~4.4e6 (near the largest scale allowed)", {
                 try NoiseMechanism.gaussian.calibrate(epsilon: 1, delta: 1e-6, sensitivity: 1e6)
             }),
         ]
