@@ -44,7 +44,7 @@ let package = Package(
         // A prefetch hint for the graph search (a header only; no library is linked).
         .systemLibrary(name: "CPrefetch"),
         // Optimized in debug builds too: the tests build real graphs, which unoptimized code does 30 times slower.
-        .target(name: "DomicileVectors", dependencies: ["CPrefetch"],
+        .target(name: "DomicileVectors", dependencies: ["DomicileModel", "CPrefetch"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug)), .unsafeFlags(vectorTargetCPU)]),
         // Membership: SWIM with Lifeguard as pure state machines; the gossip wire codec.
         .target(name: "DomicileGossip", dependencies: ["DomicileModel", "DomicileCrypto"]),
@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "DomicileStorageTests", dependencies: ["DomicileStorage", "DomicileCrypto", "DomicileTestSupport"]),
         .testTarget(name: "DomicileGossipTests", dependencies: ["DomicileGossip", "DomicileModel", "DomicileCrypto"]),
         .testTarget(name: "DomicileSimulationTests", dependencies: ["DomicileSimulation", "DomicileGossip", "DomicileModel"]),
-        .testTarget(name: "DomicileVectorsTests", dependencies: ["DomicileVectors"]),
+        .testTarget(name: "DomicileVectorsTests", dependencies: ["DomicileVectors", "DomicileModel"]),
         .testTarget(name: "DomicilePrivacyTests", dependencies: ["DomicilePrivacy", "DomicileModel", "DomicileCrypto"]),
         // Start the built `domicile` binary as real node processes.
         .testTarget(name: "DomicileNodeTests",

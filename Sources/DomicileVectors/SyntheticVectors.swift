@@ -1,3 +1,4 @@
+import DomicileModel
 import Foundation
 
 /// Seeded, clustered vectors for tests and benchmarks: real embeddings are
@@ -21,7 +22,7 @@ public struct SyntheticVectors: Sendable {
     /// of real items are.
     public static func clustered(count: Int, dimension: Int, clusters: Int, latentDimension: Int = 24, spread: Float = 0.35,
                                  seed: UInt64) -> SyntheticVectors {
-        var random = SplitMix64(seed: seed)
+        var random = SeededRandom(seed: seed)
         var centres = [Float](repeating: 0, count: clusters * dimension)
         for index in centres.indices { centres[index] = uniform(&random) * 2 - 1 }
         // Columns scaled by 1/√latent so the projected offset has about `spread` per coordinate.
@@ -51,12 +52,12 @@ public struct SyntheticVectors: Sendable {
          SyntheticVectors(dimension: dimension, values: Array(values[(count * dimension)...])))
     }
 
-    private static func uniform(_ random: inout SplitMix64) -> Float {
+    private static func uniform(_ random: inout SeededRandom) -> Float {
         Float(random.next() >> 40) * 0x1p-24
     }
 
     /// Box–Muller.
-    private static func gaussian(_ random: inout SplitMix64) -> Float {
+    private static func gaussian(_ random: inout SeededRandom) -> Float {
         let u = (Double(random.next() >> 11) + 1) * 0x1p-53
         let v = Double(random.next() >> 11) * 0x1p-53
         return Float((-2 * log(u)).squareRoot() * cos(2 * Double.pi * v))

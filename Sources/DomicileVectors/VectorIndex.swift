@@ -1,3 +1,4 @@
+import DomicileModel
 import Foundation
 import Synchronization
 
@@ -37,7 +38,7 @@ public final class VectorIndex: @unchecked Sendable {
     private let liveCount = Atomic<Int>(0)
 
     private struct WriterState {
-        var random: SplitMix64
+        var random: SeededRandom
         var free: [UInt32] = []
         var context: SearchContext?
     }
@@ -72,7 +73,7 @@ public final class VectorIndex: @unchecked Sendable {
         efConstruction = settings.efConstruction
         defaultEF = settings.ef
         storage = SlotStorage(dimension: dimension, level0Max: 2 * settings.m, upperMax: settings.m)
-        writer = Mutex(WriterState(random: SplitMix64(seed: settings.seed)))
+        writer = Mutex(WriterState(random: SeededRandom(seed: settings.seed)))
     }
 
     private var usesGraph: Bool { if case .hnsw = kind { return true } else { return false } }
@@ -164,7 +165,7 @@ public final class VectorIndex: @unchecked Sendable {
         state.free.append(slot)
     }
 
-    private func drawLevel(_ random: inout SplitMix64) -> Int {
+    private func drawLevel(_ random: inout SeededRandom) -> Int {
         // u in (0, 1]: the level is ⌊−ln u · 1/ln m⌋, capped.
         let u = (Double(random.next() >> 11) + 1) * 0x1p-53
         return min(Int(-log(u) * levelMultiplier), 16)
@@ -520,21 +521,5 @@ final class SearchContext: @unchecked Sendable {
             scratch.update(from: links + 1, count: count)
             return count
         }
-    }
-}
-
-/// Steele, Lea and Flood's SplitMix64: a small seeded generator for level
-/// draws (not for anything secret).
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

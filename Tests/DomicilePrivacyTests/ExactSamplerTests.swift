@@ -1,21 +1,7 @@
+import DomicileModel
 import Foundation
 import XCTest
 @testable import DomicilePrivacy
-
-/// A seeded generator, so every statistical test is reproducible.
-struct SeededRandom: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Goodness of fit against the exact probability mass functions. Each test
 /// is a chi-square test at significance 1e-6 (the false-failure rate of

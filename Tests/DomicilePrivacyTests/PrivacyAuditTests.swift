@@ -1,3 +1,4 @@
+import DomicileModel
 import Foundation
 import XCTest
 @testable import DomicilePrivacy

@@ -1,4 +1,5 @@
 import Synchronization
+import DomicileModel
 import XCTest
 @testable import DomicileVectors
 
@@ -45,7 +46,7 @@ final class VectorIndexTests: XCTestCase {
 
     func test_deletedVectors_areNeverReturned_andRecallHoldsUnderChurn() throws {
         let index = try build()
-        var random = SplitMix64(seed: 3)
+        var random = SeededRandom(seed: 3)
         var deleted = Set<String>()
         // Three rounds: delete a third of what is there, insert as many new vectors.
         var next = Self.data.count
@@ -90,7 +91,7 @@ final class VectorIndexTests: XCTestCase {
 
     func test_filteredSearch_recallHolds_at50_10_and1PercentEligible() throws {
         for (percent, minimum) in [(50, 0.95), (10, 0.93), (1, 0.9)] {
-            var random = SplitMix64(seed: UInt64(percent))
+            var random = SeededRandom(seed: UInt64(percent))
             let index = try build { _ in random.next() % 100 < UInt64(percent) ? .max : 0 }
             let now: Int64 = 1
             // The graph walk itself, filter inside the traversal.
@@ -153,7 +154,7 @@ final class VectorIndexTests: XCTestCase {
                 group.leave()
             }
         }
-        var random = SplitMix64(seed: 5)
+        var random = SeededRandom(seed: 5)
         for step in 0..<1_500 {
             let label = "v\(random.next() % 4_000)"
             if index.remove(label) { removed.withLock { _ = $0.insert(label) } }
