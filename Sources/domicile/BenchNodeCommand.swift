@@ -35,73 +35,67 @@ struct BenchNodeCommand: Command {
         try arguments.finish()
         defer { try? FileManager.default.removeItem(atPath: directory) }
 
-        try ClusterInitCommand.write(.init(directory: directory, regions: [try RegionID("eu")], nodesPerRegion: 1, httpPort: 0, gossipPort: 0),
-                                     policy: Array(DefaultPolicy.json.utf8), force: true)
-        let configPath = (directory as NSString).appendingPathComponent("eu-1/config.json")
-        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as! [String: Any]
-        config["log"] = ["access": false]
         // The limiter and the access monitor still run on every read; they just never refuse here.
-        config["limits"] = ["read_rate_per_second": 10_000_000, "read_burst": 10_000_000, "distinct_subjects_per_minute": 100_000_000]
-        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
-        let tokens = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: (directory as NSString).appendingPathComponent("tokens.json")))) as! [String: String]
-        let quiet = open("/dev/null", O_WRONLY)
-        defer { close(quiet) }
-        let node = try await Node.start(try NodeConfiguration.load(path: configPath), logger: Logger(clock: SystemClock(), descriptor: quiet))
-        let address = node.httpAddress
-        var clientSettings = HTTPClient.Settings()
-        clientSettings.connectionsPerPeerMax = 256
-        clientSettings.requestTimeoutMilliseconds = 60_000
-        let client = HTTPClient(settings: clientSettings)
-        let ingest: HTTPHeaders = ["Authorization": "Bearer \(tokens["ingest"]!)", "Content-Type": "application/json"]
+        let bench = try await BenchNode.start(in: directory, limits: ["read_rate_per_second": 10_000_000, "read_burst": 10_000_000,
+                                                                      "distinct_subjects_per_minute": 100_000_000],
+                                              requestTimeoutMilliseconds: 60_000)
+        let (client, address, tokens) = (bench.client, bench.address, bench.tokens)
+        let ingest = bench.headers("ingest")
+        // Stopped on every path: a node dropped while its event loops run would crash the process.
+        do {
 
-        Output.line("domicile bench node (\(seconds) s per figure, \(System.coreCount) cores, WAL + synchronous=FULL, audited)")
-        let pids = try await register(subjectCount, client: client, address: address, headers: ingest)
-        Output.line("registered \(pids.count) subjects")
+            Output.line("domicile bench node (\(seconds) s per figure, \(System.coreCount) cores, WAL + synchronous=FULL, audited)")
+            let pids = try await register(subjectCount, client: client, address: address, headers: ingest)
+            Output.line("registered \(pids.count) subjects")
 
-        let single = try await ingestSingle(pids, seconds: seconds, client: client, address: address, headers: ingest)
-        let batched = try await ingestBatches(pids, batchSize: batchSize, seconds: seconds, client: client, address: address, headers: ingest)
-        Output.line("receipts/s   single POST (64 clients)          " + String(format: "%9.0f", single))
-        Output.line("receipts/s   batch of \(batchSize) (4 clients)".padding(toLength: 47, withPad: " ", startingAt: 0)
-                    + String(format: "%9.0f   ratio %.1f", batched, batched / single))
+            let single = try await ingestSingle(pids, seconds: seconds, client: client, address: address, headers: ingest)
+            let batched = try await ingestBatches(pids, batchSize: batchSize, seconds: seconds, client: client, address: address, headers: ingest)
+            Output.line("receipts/s   single POST (64 clients)          " + String(format: "%9.0f", single))
+            Output.line("receipts/s   batch of \(batchSize) (4 clients)".padding(toLength: 47, withPad: " ", startingAt: 0)
+                        + String(format: "%9.0f   ratio %.1f", batched, batched / single))
 
-        // Features: four of product_recs for reads, 96 of analytics to give erased subjects 100 values.
-        let admin: HTTPHeaders = ["Authorization": "Bearer \(tokens["admin"]!)", "Content-Type": "application/json"]
-        for index in 0..<100 {
-            let purpose = index < 4 ? "product_recs" : "analytics"
-            let body = #"{"type":"number","purpose":"\#(purpose)","ttl_seconds":86400,"classification":"behavioral"}"#
-            let response = try await client.send("PUT", "/v1/feature-definitions/f\(index)", to: address, headers: admin, body: Array(body.utf8))
-            guard response.status < 300 else { throw CLIError.failed("feature definition refused: \(response.status)") }
+            // Features: four of product_recs for reads, 96 of analytics to give erased subjects 100 values.
+            let admin = bench.headers("admin")
+            for index in 0..<100 {
+                let purpose = index < 4 ? "product_recs" : "analytics"
+                let body = #"{"type":"number","purpose":"\#(purpose)","ttl_seconds":86400,"classification":"behavioral"}"#
+                let response = try await client.send("PUT", "/v1/feature-definitions/f\(index)", to: address, headers: admin, body: Array(body.utf8))
+                guard response.status < 300 else { throw CLIError.failed("feature definition refused: \(response.status)") }
+            }
+            try await grantAll(pids, purposes: ["product_recs", "analytics"], client: client, address: address, headers: ingest)
+            let featureWrites = try await writeFeatures(pids, seconds: seconds, client: client, address: address, headers: ingest)
+            Output.line("feature writes/s   PUT …/features, 4 values (64 clients)   " + String(format: "%9.0f   ratio to single receipts %.2f",
+                                                                                           featureWrites, featureWrites / single))
+
+            if let wrk = ChildProcess.find("wrk") {
+                let sample = pids.shuffled().prefix(1_000)
+                let consentScript = try wrkScript(directory: directory, name: "consent", pids: sample, path: "/consent", token: tokens["serve"]!)
+                let featureScript = try wrkScript(directory: directory, name: "features", pids: sample, path: "/features?purpose=product_recs",
+                                                  token: tokens["serve"]!)
+                let health = try BenchHTTPCommand.measure(wrk, port: address.port, route: "/healthz", extra: [], seconds: seconds,
+                                                          connections: connections, threads: 1)
+                let consent = try BenchHTTPCommand.measure(wrk, port: address.port, route: "/", extra: ["-s", consentScript], seconds: seconds,
+                                                           connections: connections, threads: 1)
+                let features = try BenchHTTPCommand.measure(wrk, port: address.port, route: "/", extra: ["-s", featureScript], seconds: seconds,
+                                                            connections: connections, threads: 1)
+                Output.line("GET /healthz (reference)                " + String(format: "%9.0f req/s   p99 %6.2f ms", health.rate, health.p99Milliseconds))
+                Output.line("GET /v1/subjects/{pid}/consent          " + String(format: "%9.0f req/s   p99 %6.2f ms   ratio %.2f",
+                                                                                   consent.rate, consent.p99Milliseconds, consent.rate / health.rate))
+                Output.line("GET /v1/subjects/{pid}/features?purpose " + String(format: "%9.0f req/s   p99 %6.2f ms   ratio to consent reads %.2f",
+                                                                                   features.rate, features.p99Milliseconds, features.rate / consent.rate))
+            } else {
+                Output.line("wrk is not installed: consent and feature reads not measured")
+            }
+
+            let (erasure, append) = try await erasureLatency(pids, client: client, address: address, tokens: tokens)
+            Output.line("erasure of a subject with 100 features   " + String(format: "median %6.2f ms   p90 %6.2f ms", erasure.median, erasure.p90))
+            Output.line("receipt append (reference)               " + String(format: "median %6.2f ms   p90 %6.2f ms   ratio %.1f",
+                                                                                  append.median, append.p90, erasure.median / append.median))
+        } catch {
+            await bench.stop()
+            throw error
         }
-        try await grantAll(pids, purposes: ["product_recs", "analytics"], client: client, address: address, headers: ingest)
-        let featureWrites = try await writeFeatures(pids, seconds: seconds, client: client, address: address, headers: ingest)
-        Output.line("feature writes/s   PUT …/features, 4 values (64 clients)   " + String(format: "%9.0f   ratio to single receipts %.2f",
-                                                                                       featureWrites, featureWrites / single))
-
-        if let wrk = ChildProcess.find("wrk") {
-            let sample = pids.shuffled().prefix(1_000)
-            let consentScript = try wrkScript(directory: directory, name: "consent", pids: sample, path: "/consent", token: tokens["serve"]!)
-            let featureScript = try wrkScript(directory: directory, name: "features", pids: sample, path: "/features?purpose=product_recs",
-                                              token: tokens["serve"]!)
-            let health = try BenchHTTPCommand.measure(wrk, port: address.port, route: "/healthz", extra: [], seconds: seconds,
-                                                      connections: connections, threads: 1)
-            let consent = try BenchHTTPCommand.measure(wrk, port: address.port, route: "/", extra: ["-s", consentScript], seconds: seconds,
-                                                       connections: connections, threads: 1)
-            let features = try BenchHTTPCommand.measure(wrk, port: address.port, route: "/", extra: ["-s", featureScript], seconds: seconds,
-                                                        connections: connections, threads: 1)
-            Output.line("GET /healthz (reference)                " + String(format: "%9.0f req/s   p99 %6.2f ms", health.rate, health.p99Milliseconds))
-            Output.line("GET /v1/subjects/{pid}/consent          " + String(format: "%9.0f req/s   p99 %6.2f ms   ratio %.2f",
-                                                                               consent.rate, consent.p99Milliseconds, consent.rate / health.rate))
-            Output.line("GET /v1/subjects/{pid}/features?purpose " + String(format: "%9.0f req/s   p99 %6.2f ms   ratio to consent reads %.2f",
-                                                                               features.rate, features.p99Milliseconds, features.rate / consent.rate))
-        } else {
-            Output.line("wrk is not installed: consent and feature reads not measured")
-        }
-
-        let (erasure, append) = try await erasureLatency(pids, client: client, address: address, tokens: tokens)
-        Output.line("erasure of a subject with 100 features   " + String(format: "median %6.2f ms   p90 %6.2f ms", erasure.median, erasure.p90))
-        Output.line("receipt append (reference)               " + String(format: "median %6.2f ms   p90 %6.2f ms   ratio %.1f",
-                                                                              append.median, append.p90, erasure.median / append.median))
-        await node.shutdown(graceMilliseconds: 2_000)
+        await bench.stop()
     }
 
     static func wrkScript(directory: String, name: String, pids: ArraySlice<String>, path: String, token: String) throws -> String {

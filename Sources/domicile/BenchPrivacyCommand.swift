@@ -66,68 +66,60 @@ struct BenchPrivacyCommand: Command {
     static func measureAggregates(subjects: Int) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("domicile-bench-privacy-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try ClusterInitCommand.write(.init(directory: directory, regions: [try RegionID("eu")], nodesPerRegion: 1, httpPort: 0, gossipPort: 0),
-                                     policy: Array(DefaultPolicy.json.utf8), force: true)
-        let configPath = (directory as NSString).appendingPathComponent("eu-1/config.json")
-        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as! [String: Any]
-        config["log"] = ["access": false]
-        config["limits"] = ["privacy_epsilon_per_period": 1_000.0]
-        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
-        let tokens = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: (directory as NSString).appendingPathComponent("tokens.json")))) as! [String: String]
-        let quiet = open("/dev/null", O_WRONLY)
-        defer { close(quiet) }
-        let node = try await Node.start(try NodeConfiguration.load(path: configPath), logger: Logger(clock: SystemClock(), descriptor: quiet))
-        let address = node.httpAddress
-        var clientSettings = HTTPClient.Settings()
-        clientSettings.connectionsPerPeerMax = 256
-        clientSettings.requestTimeoutMilliseconds = 120_000
-        let client = HTTPClient(settings: clientSettings)
-        func headers(_ role: String) -> HTTPHeaders { ["Authorization": "Bearer \(tokens[role]!)", "Content-Type": "application/json"] }
+        let bench = try await BenchNode.start(in: directory, limits: ["privacy_epsilon_per_period": 1_000.0], requestTimeoutMilliseconds: 120_000)
+        let (client, address) = (bench.client, bench.address)
+        // Stopped on every path: a node dropped while its event loops run would crash the process.
+        do {
+            let headers = bench.headers
 
-        var started = Bench.monotonicSeconds()
-        let pids = try await BenchNodeCommand.register(subjects, client: client, address: address, headers: headers("ingest"))
-        try await BenchNodeCommand.grantAll(pids, purposes: ["analytics"], client: client, address: address, headers: headers("ingest"))
-        for (name, type) in [("spend", "number"), ("segment", "string")] {
-            let response = try await client.send("PUT", "/v1/feature-definitions/\(name)", to: address, headers: headers("admin"),
-                                                 body: Array(#"{"type":"\#(type)","purpose":"analytics","ttl_seconds":86400,"classification":"behavioral"}"#.utf8))
-            guard [200, 201].contains(response.status) else { throw CLIError.failed("feature definition refused: \(response.status)") }
-        }
-        let segments = ["bronze", "silver", "gold", "platinum"]
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<64 {
-                group.addTask {
-                    for index in stride(from: worker, to: pids.count, by: 64) {
-                        let body = #"{"values":{"spend":\#(index % 500),"segment":"\#(segments[index % 4])"}}"#
-                        let response = try await client.send("PUT", "/v1/subjects/\(pids[index])/features", to: address,
-                                                             headers: headers("ingest"), body: Array(body.utf8))
-                        guard response.status == 200 else { throw CLIError.failed("feature write refused: \(response.status)") }
+            var started = Bench.monotonicSeconds()
+            let pids = try await BenchNodeCommand.register(subjects, client: client, address: address, headers: headers("ingest"))
+            try await BenchNodeCommand.grantAll(pids, purposes: ["analytics"], client: client, address: address, headers: headers("ingest"))
+            for (name, type) in [("spend", "number"), ("segment", "string")] {
+                let response = try await client.send("PUT", "/v1/feature-definitions/\(name)", to: address, headers: headers("admin"),
+                                                     body: Array(#"{"type":"\#(type)","purpose":"analytics","ttl_seconds":86400,"classification":"behavioral"}"#.utf8))
+                guard [200, 201].contains(response.status) else { throw CLIError.failed("feature definition refused: \(response.status)") }
+            }
+            let segments = ["bronze", "silver", "gold", "platinum"]
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<64 {
+                    group.addTask {
+                        for index in stride(from: worker, to: pids.count, by: 64) {
+                            let body = #"{"values":{"spend":\#(index % 500),"segment":"\#(segments[index % 4])"}}"#
+                            let response = try await client.send("PUT", "/v1/subjects/\(pids[index])/features", to: address,
+                                                                 headers: headers("ingest"), body: Array(body.utf8))
+                            guard response.status == 200 else { throw CLIError.failed("feature write refused: \(response.status)") }
+                        }
                     }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
-        }
-        Output.line(String(format: "  %d subjects with analytics consent and 2 features each, loaded in %.0f s", pids.count,
-                           Bench.monotonicSeconds() - started))
-        let releases: [(String, String)] = [
-            ("count", #"{"name":"b_count","kind":"count","epsilon":0.5}"#),
-            ("sum (laplace)", #"{"name":"b_sum","kind":"sum","feature":"spend","clamp":[0,500],"epsilon":0.5}"#),
-            ("mean (gaussian)", #"{"name":"b_mean","kind":"mean","feature":"spend","clamp":[0,500],"mechanism":"gaussian","epsilon":0.5,"delta":1e-7}"#),
-            ("histogram (4 categories)", #"{"name":"b_hist","kind":"histogram","feature":"segment","categories":["bronze","silver","gold","platinum"],"epsilon":0.5}"#),
-        ]
-        var countMedian = 0.0
-        for (name, body) in releases {
-            var samples: [Double] = []
-            for _ in 0..<5 {
-                started = Bench.monotonicSeconds()
-                let response = try await client.send("POST", "/v1/aggregates", to: address, headers: headers("analyst"), body: Array(body.utf8))
-                guard response.status == 201 else { throw CLIError.failed("release refused: \(response.status) \(response.text)") }
-                samples.append((Bench.monotonicSeconds() - started) * 1_000)
+            Output.line(String(format: "  %d subjects with analytics consent and 2 features each, loaded in %.0f s", pids.count,
+                               Bench.monotonicSeconds() - started))
+            let releases: [(String, String)] = [
+                ("count", #"{"name":"b_count","kind":"count","epsilon":0.5}"#),
+                ("sum (laplace)", #"{"name":"b_sum","kind":"sum","feature":"spend","clamp":[0,500],"epsilon":0.5}"#),
+                ("mean (gaussian)", #"{"name":"b_mean","kind":"mean","feature":"spend","clamp":[0,500],"mechanism":"gaussian","epsilon":0.5,"delta":1e-7}"#),
+                ("histogram (4 categories)", #"{"name":"b_hist","kind":"histogram","feature":"segment","categories":["bronze","silver","gold","platinum"],"epsilon":0.5}"#),
+            ]
+            var countMedian = 0.0
+            for (name, body) in releases {
+                var samples: [Double] = []
+                for _ in 0..<5 {
+                    started = Bench.monotonicSeconds()
+                    let response = try await client.send("POST", "/v1/aggregates", to: address, headers: headers("analyst"), body: Array(body.utf8))
+                    guard response.status == 201 else { throw CLIError.failed("release refused: \(response.status) \(response.text)") }
+                    samples.append((Bench.monotonicSeconds() - started) * 1_000)
+                }
+                let median = samples.sorted()[2]
+                if countMedian == 0 { countMedian = median }
+                Output.line(String(format: "  %@: median %.0f ms over %d subjects (%.2f µs per subject; %.1f× the count)", name, median, pids.count,
+                                   median * 1_000 / Double(pids.count), median / countMedian))
             }
-            let median = samples.sorted()[2]
-            if countMedian == 0 { countMedian = median }
-            Output.line(String(format: "  %@: median %.0f ms over %d subjects (%.2f µs per subject; %.1f× the count)", name, median, pids.count,
-                               median * 1_000 / Double(pids.count), median / countMedian))
+        } catch {
+            await bench.stop()
+            throw error
         }
-        await node.shutdown()
+        await bench.stop()
     }
 }
