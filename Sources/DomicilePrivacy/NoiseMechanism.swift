@@ -80,11 +80,15 @@ extension NoiseMechanism.Calibrated {
 }
 
 /// A grid for real values: step 2^k with k chosen so that `bound` spans
-/// about 2^`resolutionBits` steps.
+/// about 2^`resolutionBits` steps. 2¹² steps make the rounding cost 1/4096
+/// of the sensitivity (one step, charged) and keep noise scales in steps far
+/// inside the samplers' range for any ε the API accepts.
 public struct Grid: Sendable, Equatable {
+    public static let resolutionBits = 12
+
     public let step: Double
 
-    public init(bound: Double, resolutionBits: Int = 20) {
+    public init(bound: Double, resolutionBits: Int = Grid.resolutionBits) {
         precondition(bound > 0 && bound.isFinite, "a grid needs a positive bound")
         step = Double(sign: .plus, exponent: bound.exponent - resolutionBits, significand: 1)
     }
@@ -115,9 +119,8 @@ public enum EmbeddingNoise {
                               using random: inout some RandomNumberGenerator) throws(NoiseMechanism.CalibrationError) -> Noised {
         let norm = vector.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
         let factor = norm > clipNorm ? clipNorm / norm : 1
-        // 2¹² steps across the clip norm: rounding adds √d half-steps to the sensitivity (0.5% at d = 384),
-        // and σ stays within the sampler's range down to ε ≈ 0.01.
-        let grid = Grid(bound: clipNorm, resolutionBits: 12)
+        // Rounding adds √d half-steps to the sensitivity: 0.5% at d = 384.
+        let grid = Grid(bound: clipNorm)
         let sensitivity = 2 * clipNorm / grid.step + Double(vector.count).squareRoot()
         let noise = try NoiseMechanism.gaussian.calibrate(epsilon: epsilon, delta: delta, sensitivity: sensitivity)
         let noised = vector.map { component in

@@ -51,6 +51,9 @@ final class AggregateTests: NodeTestCase {
         let gaussian = try await aggregate(#"{"name":"spend_mean","kind":"mean","feature":"spend","clamp":[0,100],"mechanism":"gaussian","epsilon":2,"delta":1e-6}"#)
         XCTAssertEqual(gaussian.status, 201, gaussian.text)
         XCTAssertEqual(gaussian.json["delta"] as? Double, 1e-6)
+        // A small ε over a wide clamp still fits the samplers' range (the grid is chosen for it).
+        let wide = try await aggregate(#"{"name":"spend_wide","kind":"mean","feature":"spend","clamp":[0,1000],"mechanism":"gaussian","epsilon":0.05,"delta":1e-8}"#)
+        XCTAssertEqual(wide.status, 201, wide.text)
 
         // The latest release, and the global view of this region alone.
         let latest = try await node.call("GET", "/v1/aggregates/subjects", token: token("analyst"))
