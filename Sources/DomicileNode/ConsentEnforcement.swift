@@ -35,9 +35,10 @@ enum ConsentEnforcement {
     /// After a receipt: the subject's vectors are eligible for search as
     /// long as its grants (or the policy) now say.
     static func refreshEligibility(of pid: PID, services: NodeServices, in database: Database) throws {
+        guard !services.vectors.collections(for: nil).isEmpty else { return }  // no index to refresh: spare the query
         let grants = try ConsentRecords.activeGrants(of: pid, in: database)
         services.vectors.refreshEligibility(of: pid) { purpose in
-            services.eligibleUntil(purpose, grant: grants[purpose].map { $0.expiresAt?.milliseconds ?? .max })
+            services.eligibleUntil(purpose, grants: grants)
         }
     }
 

@@ -15,17 +15,16 @@ enum ConsentRoutes {
         let expiresAt: String?
     }
 
+    /// A batch entry: a receipt's fields, and the pid they are for, side by side.
     struct BatchEntry: Decodable, Sendable {
         let pid: String
-        let action: String
-        let purposes: [String]?
-        let basis: String?
-        let source: String
-        let collectedAt: String
-        let expiresAt: String?
+        let receipt: ReceiptBody
 
-        var receipt: ReceiptBody {
-            ReceiptBody(action: action, purposes: purposes, basis: basis, source: source, collectedAt: collectedAt, expiresAt: expiresAt)
+        private enum CodingKeys: String, CodingKey { case pid }
+
+        init(from decoder: any Decoder) throws {
+            pid = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .pid)
+            receipt = try ReceiptBody(from: decoder)
         }
     }
 

@@ -29,9 +29,9 @@ enum EmbeddingExports {
         let period = limits.privacyPeriod.key(at: now)
         let spent = try database.fetchOne("""
             SELECT coalesce(sum(epsilon), 0), coalesce(sum(delta), 0) FROM embedding_charges WHERE pid = ? AND period = ?
-            """, [pid.rawValue, period]) { ($0.double(0), $0.double(1)) } ?? (0, 0)
-        guard spent.0 + export.epsilon <= limits.embeddingEpsilonPerPeriod * (1 + 1e-9),
-              spent.1 + export.delta <= limits.embeddingDeltaPerPeriod * (1 + 1e-9) else {
+            """, [pid.rawValue, period]) { PrivacyLedger.Spend(epsilon: $0.double(0), delta: $0.double(1)) } ?? PrivacyLedger.Spend()
+        guard spent.admits(epsilon: export.epsilon, delta: export.delta,
+                           within: (limits.embeddingEpsilonPerPeriod, limits.embeddingDeltaPerPeriod)) else {
             throw HTTPError(status: 403, code: "budget_exhausted",
                             detail: "this subject's embedding budget for the \(limits.privacyPeriod.rawValue) is spent; the vector stays local")
         }

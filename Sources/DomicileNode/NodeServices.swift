@@ -100,6 +100,11 @@ final class NodeServices: Sendable {
         return grant ?? .min
     }
 
+    /// The same, from a subject's grants.
+    func eligibleUntil(_ purpose: Purpose, grants: [Purpose: ActiveConsent]) -> Int64 {
+        eligibleUntil(purpose, grant: grants[purpose].map { $0.expiresAt?.milliseconds ?? .max })
+    }
+
     /// A purpose from a request, allowed in this region by the policy; else
     /// 422 `unknown_purpose` naming `field`.
     func regionPurpose(_ text: String, field: String) throws(HTTPError) -> Purpose {

@@ -22,6 +22,12 @@ enum PrivacyLedger {
     struct Spend: Sendable, Equatable {
         var epsilon = 0.0
         var delta = 0.0
+
+        /// Whether a charge of (ε, δ) on top of this spend stays within
+        /// `limit`, up to a relative 1e-9 (ten charges of ε 0.1 fit a budget of 1).
+        func admits(epsilon: Double, delta: Double, within limit: (epsilon: Double, delta: Double)) -> Bool {
+            self.epsilon + epsilon <= limit.epsilon * (1 + 1e-9) && self.delta + delta <= limit.delta * (1 + 1e-9)
+        }
     }
 
     struct Limits: Sendable {
@@ -49,9 +55,7 @@ enum PrivacyLedger {
     static func charge(_ charge: Charge, limits: Limits, now: Timestamp, in database: Database) throws -> (id: String, spend: Spend) {
         let period = limits.period.key(at: now)
         var spend = try spend(of: charge.dataset, period: period, in: database)
-        // A relative tolerance: ten releases of ε = 0.1 fit a budget of 1.
-        let slack = 1e-9
-        guard spend.epsilon + charge.epsilon <= limits.epsilon * (1 + slack), spend.delta + charge.delta <= limits.delta * (1 + slack) + 1e-300 else {
+        guard spend.admits(epsilon: charge.epsilon, delta: charge.delta, within: (limits.epsilon, limits.delta)) else {
             throw HTTPError(status: 403, code: "budget_exhausted",
                             detail: "dataset \(charge.dataset) has ε \(format(limits.epsilon - spend.epsilon)) and "
                                 + "δ \(format(limits.delta - spend.delta)) left this \(limits.period.rawValue); nothing was released",

@@ -84,7 +84,7 @@ final class VectorCollections: Sendable {
                 continue
             }
             let purpose = collection.definition.purpose
-            let deadline = services.eligibleUntil(purpose, grant: grants[purpose].map { $0.expiresAt?.milliseconds ?? .max })
+            let deadline = services.eligibleUntil(purpose, grants: grants)
             try? collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
         }
     }

@@ -194,7 +194,7 @@ enum VectorRoutes {
             }
             try VectorRecords.write(vector, collection: definition.name, pid: pid, key: key, basis: basis.rawValue,
                                     receiptID: coverage.receiptID, now: request.now, in: database)
-            let deadline = services.eligibleUntil(purpose, grant: grants[purpose].map { $0.expiresAt?.milliseconds ?? .max })
+            let deadline = services.eligibleUntil(purpose, grants: grants)
             do throws(VectorError) {
                 try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
             } catch {
