@@ -32,13 +32,17 @@ public struct MasterKey: Sendable {
 /// with the magic as associated data, and a plaintext of
 ///
 /// `format(1) · region(u8-prefixed) · node(u8-prefixed) · count(2) ·
-///  count × [kind(1) · version(4) · createdAt(8) · material(u16-prefixed)]`.
+///  count × [kind(1) · version(4) · createdAt(8) · material(u16-prefixed)] ·
+///  bucketCount(4) · keyCount(4) · keyCount × [bucket(2) · version(4) · createdAt(8) · material(32)]`
+///
+/// (format 1, still read, ends after the entries and has no bucket keys).
 extension Keyring {
     public static let fileMagic: [UInt8] = Array("DMKR".utf8)
-    public static let plaintextFormat: UInt8 = 1
+    public static let plaintextFormat: UInt8 = 2
+    static let plaintextFormatsRead: ClosedRange<UInt8> = 1...2
 
     public func sealed(with master: MasterKey) -> [UInt8] {
-        var writer = BinaryWriter(capacity: 64 + entries.count * 48)
+        var writer = BinaryWriter(capacity: 64 + entries.count * 48 + buckets.keys.count * 46)
         writer.write(Self.plaintextFormat)
         writer.write8(string: region.rawValue)
         writer.write8(string: node.rawValue)
@@ -48,6 +52,14 @@ extension Keyring {
             writer.write(entry.version)
             writer.write(entry.createdAt)
             entry.material.withUnsafeBytes { writer.write16(prefixed: $0) }
+        }
+        writer.write(UInt32(buckets.count))
+        writer.write(UInt32(buckets.keys.count))
+        for key in buckets.keys {
+            writer.write(key.bucket)
+            writer.write(key.version)
+            writer.write(key.createdAt)
+            key.material.withUnsafeBytes { writer.write(raw: $0) }
         }
         var plaintext = writer.bytes
         defer { wipe(&plaintext) }
@@ -80,7 +92,7 @@ extension Keyring {
     private static func parse(_ plaintext: [UInt8]) throws -> Keyring {
         var reader = BinaryReader(plaintext, what: "keyring")
         let format = try reader.readUInt8()
-        guard format == plaintextFormat else { throw KeyringError.unsupportedFormat(format) }
+        guard plaintextFormatsRead.contains(format) else { throw KeyringError.unsupportedFormat(format) }
         let region = try RegionID(try reader.read8String())
         let node = try NodeName(try reader.read8String())
         let count = Int(try reader.readUInt16())
@@ -98,8 +110,34 @@ extension Keyring {
             }
             entries.append(KeyEntry(kind: kind, version: version, createdAt: createdAt, material: SecretBytes(material)))
         }
+        let buckets = format >= 2 ? try parseBuckets(&reader) : .none
         guard reader.isAtEnd else { throw KeyringError.corrupt(reason: "trailing bytes") }
-        return Keyring(region: region, node: node, entries: entries)
+        return Keyring(region: region, node: node, entries: entries, buckets: buckets)
+    }
+
+    private static func parseBuckets(_ reader: inout BinaryReader) throws -> SubjectKeyBuckets {
+        let count = Int(try reader.readUInt32())
+        let keyCount = Int(try reader.readUInt32())
+        guard count == 0 || (count.nonzeroBitCount == 1 && count <= SubjectKeyBuckets.countMax),
+              keyCount <= reader.remaining / (14 + SubjectKeyBuckets.keyByteCount) else {
+            throw KeyringError.corrupt(reason: "bad bucket key section")
+        }
+        var keys: [BucketKey] = []
+        keys.reserveCapacity(keyCount)
+        for _ in 0..<keyCount {
+            let bucket = try reader.readUInt16()
+            let version = try reader.readUInt32()
+            let createdAt = try reader.readInt64()
+            var material = try reader.readBytes(SubjectKeyBuckets.keyByteCount)
+            defer { wipe(&material) }
+            guard Int(bucket) < count, version > 0 else { throw KeyringError.corrupt(reason: "bad bucket key entry") }
+            keys.append(BucketKey(bucket: bucket, version: version, createdAt: createdAt, material: SecretBytes(material)))
+        }
+        let buckets = SubjectKeyBuckets(count: count, keys: keys)
+        guard (0..<count).allSatisfy({ buckets.current(UInt16($0)) != nil }) else {
+            throw KeyringError.corrupt(reason: "a bucket has no key")
+        }
+        return buckets
     }
 }
 

@@ -49,11 +49,14 @@ public struct Keyring: Sendable {
     public let region: RegionID
     public let node: NodeName
     public private(set) var entries: [KeyEntry]
+    /// The key-encryption keys of subject keys (node scope, never inherited).
+    public var buckets: SubjectKeyBuckets
 
-    public init(region: RegionID, node: NodeName, entries: [KeyEntry]) {
+    public init(region: RegionID, node: NodeName, entries: [KeyEntry], buckets: SubjectKeyBuckets = .none) {
         self.region = region
         self.node = node
         self.entries = entries.sorted { ($0.kind.rawValue, $0.version) < ($1.kind.rawValue, $1.version) }
+        self.buckets = buckets
     }
 
     /// A new keyring with version 1 of every kind. Keys are taken from
@@ -80,7 +83,7 @@ public struct Keyring: Sendable {
                 entries.append(contentsOf: inherited)
             }
         }
-        return Keyring(region: region, node: node, entries: entries)
+        return Keyring(region: region, node: node, entries: entries, buckets: .generate(createdAt: createdAt))
     }
 
     public func versions(of kind: KeyKind) -> [KeyEntry] {

@@ -114,7 +114,8 @@ enum AggregateData {
             """, arguments) { ($0.text(0), $0.blob(1), $0.blob(2)) }
         for (pidText, wrapped, sealed) in rows {
             guard let pid = try? PID(parsing: pidText) else { continue }
-            let key = try services.keys.subjectKey(wrapped: wrapped, for: pid)
+            // A key whose wrapping key was destroyed belongs to an erased subject.
+            guard let key = try services.keys.subjectKey(wrapped: wrapped, for: pid) else { continue }
             guard let value = FeatureValue(encoded: try Envelope.open(sealed, key: key, associatedData: FeatureRecords.associatedData(pid, feature)))
             else { continue }
             switch value {

@@ -238,7 +238,7 @@ enum ConsentRoutes {
         let pid = try services.homePID(request.http.parameter("pid"))
         try checkPolicy(draft, field: "", services: services)
         let receipt = try await services.writeAudited(request, action: "consent.append", pid: pid) { database -> ConsentReceipt in
-            guard try SubjectRecords.exists(pid, in: database) else { throw APIError.unknownSubject() }
+            guard try SubjectRecords.isLive(pid, keys: services.keys, in: database) else { throw APIError.unknownSubject() }
             return try record(draft, for: pid, request: request, services: services, in: database)
         }
         services.metrics.countAudit(action: "consent.append", outcome: receipt.action.rawValue)
@@ -283,7 +283,7 @@ enum ConsentRoutes {
         let receipts = try await services.store.write { database -> [ConsentReceipt] in
             var stored: [ConsentReceipt] = []
             for (index, (pid, draft)) in validated.enumerated() {
-                guard try SubjectRecords.exists(pid, in: database) else {
+                guard try SubjectRecords.isLive(pid, keys: services.keys, in: database) else {
                     throw HTTPError(status: 404, code: "unknown_subject", detail: "receipts[\(index)].pid: no such subject in this region")
                 }
                 stored.append(try record(draft, for: pid, request: request, services: services, detail: "batch", in: database))
@@ -299,7 +299,7 @@ enum ConsentRoutes {
     static func history(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let pid = try services.homePID(request.http.parameter("pid"))
         let (exists, receipts) = try services.store.snapshot { database in
-            (try SubjectRecords.exists(pid, in: database), try ConsentRecords.receipts(of: pid, in: database))
+            (try SubjectRecords.isLive(pid, keys: services.keys, in: database), try ConsentRecords.receipts(of: pid, in: database))
         }
         guard exists || !receipts.isEmpty else {
             try await services.audit(request.event("consent.history", pid: pid.rawValue, outcome: "not_found"))

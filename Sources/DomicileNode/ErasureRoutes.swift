@@ -160,6 +160,7 @@ enum ErasureRoutes {
                 for pid in pids {
                     touched.withLock { $0.append(pid) }
                     let erased = try ErasureRecords.eraseSubject(pid, vectors: services.vectors, in: database)
+                    try services.keys.subjects.rotateBucket(of: pid, in: database)
                     counts.merge(erased, uniquingKeysWith: +)
                     if (erased["subjects"] ?? 0) > 0 || (erased["consent_receipts"] ?? 0) > 0 {
                         erasedPIDs.append(pid.rawValue)
@@ -182,6 +183,7 @@ enum ErasureRoutes {
             try? await services.resynchronizeVectors(of: touched.value)
             throw error
         }
+        try services.keys.subjects.destroyRetired(services.store)
         services.metrics.countAudit(action: "erasure.request", outcome: "complete")
         await truncateWAL(services)
         return .json(Summary(request: erased, now: request.now, withCertificate: true), status: 202)

@@ -45,8 +45,10 @@ public final class Node: Sendable {
             throw StartupError(description: "data directory \(configuration.dataDirectory): cannot create it")
         }
         let keyring: Keyring
+        let master: MasterKey
         do {
-            keyring = try KeyringFile.load(path: configuration.keyringPath, master: try configuration.masterKey.load())
+            master = try configuration.masterKey.load()
+            keyring = try KeyringFile.load(path: configuration.keyringPath, master: master)
         } catch {
             throw StartupError(description: "keyring \(configuration.keyringPath): \(error)")
         }
@@ -73,9 +75,17 @@ public final class Node: Sendable {
         } catch {
             throw StartupError(description: "database \(configuration.databasePath): \(error)")
         }
-        let services = NodeServices(configuration: configuration, store: store, keys: try RegionKeys(keyring: keyring), policy: policy,
+        let services = NodeServices(configuration: configuration, store: store, keys: try RegionKeys(keyring: keyring, clock: { clock.now().milliseconds / 1_000 }) {
+                                        try KeyringFile.save($0, path: configuration.keyringPath, master: master, replacing: true)
+                                    }, policy: policy,
                                     principals: principals, clock: clock, metrics: Metrics(), logger: logger,
                                     bootID: Hex.encode(SecureRandom.bytes(8)))
+        do {
+            try await services.keys.subjects.recover(store)
+        } catch {
+            store.close()
+            throw StartupError(description: "keyring \(configuration.keyringPath): cannot finish re-wrapping subject keys: \(error)")
+        }
         do {
             try store.read { try services.vectors.load(services: services, from: $0) }
         } catch {

@@ -237,5 +237,13 @@ enum NodeSchema {
             ) STRICT;
             CREATE INDEX embedding_charges_by_subject ON embedding_charges (pid, period);
             """),
+        Migration(version: 6, name: "subject keys wrapped under bucket keys", sql: """
+            -- The bucket key (held only in the keyring) that wraps the subject key,
+            -- and its version. NULL: still wrapped under the region data key; the
+            -- node re-wraps such rows into their buckets at start (SubjectKeyring.recover).
+            ALTER TABLE subjects ADD COLUMN wrap_bucket INTEGER;
+            ALTER TABLE subjects ADD COLUMN wrap_version INTEGER;
+            CREATE INDEX subjects_by_wrap ON subjects (wrap_bucket, wrap_version);
+            """),
     ])
 }

@@ -75,7 +75,7 @@ final class NodeServices: Sendable {
     func readSubject<T: Sendable>(_ pid: PID, action: String, request: APIRequest,
                                   _ read: (Database) throws -> T) async throws -> T {
         let found = try store.snapshot { database -> T? in
-            guard try SubjectRecords.exists(pid, in: database) else { return nil }
+            guard try SubjectRecords.isLive(pid, keys: keys, in: database) else { return nil }
             return try read(database)
         }
         guard let found else {

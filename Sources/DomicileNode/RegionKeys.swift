@@ -12,30 +12,33 @@ public struct RegionKeys: Sendable {
     public let regionGossip: KeySet
     public let federationGossip: KeySet
 
-    public init(keyring: Keyring) throws {
+    /// Subject keys and the bucket keys that wrap them (the only keys the
+    /// node changes while it runs).
+    let subjects: SubjectKeyring
+
+    /// `persist` writes a changed keyring durably (the node's sealed file);
+    /// `clock` gives Unix seconds for new key versions.
+    public init(keyring: Keyring, clock: @escaping @Sendable () -> Int64,
+                persist: @escaping @Sendable (Keyring) throws -> Void) throws {
         pseudonymizers = try keyring.pseudonymizers()
         links = try keyring.linkKeys()
         data = try keyring.keySet(.data)
         signing = try keyring.signingKey()
         regionGossip = try keyring.keySet(.regionGossip)
         federationGossip = try keyring.keySet(.federationGossip)
+        subjects = SubjectKeyring(keyring: keyring, legacy: data, clock: clock, persist: persist)
     }
 
-    /// A fresh per-subject key and its wrapped form (sealed under the region
-    /// data key, bound to the pid).
-    func newSubjectKey(for pid: PID) -> (key: AESGCMKey, wrapped: [UInt8]) {
-        let secret = SecretBytes(randomCount: AESGCM.keyByteCount)
-        let key = try! AESGCMKey(version: 1, secret: secret)
-        return (key, data.seal(secret, associatedData: Self.wrapAssociatedData(pid)))
+    /// A fresh per-subject key and its wrapped form (under the current key of
+    /// the pid's bucket, bound to the pid).
+    func newSubjectKey(for pid: PID) -> (key: AESGCMKey, wrapped: [UInt8], wrapping: SubjectKeyring.Wrapping) {
+        subjects.newKey(for: pid)
     }
 
-    /// Unwraps a subject key; fails if the wrapped key was moved to another
-    /// subject or the data key is missing.
-    func subjectKey(wrapped: [UInt8], for pid: PID) throws -> AESGCMKey {
-        var raw = try data.open(wrapped, associatedData: Self.wrapAssociatedData(pid))
-        defer { for index in raw.indices { raw[index] = 0 } }
-        return try AESGCMKey(version: 1, secret: SecretBytes(raw))
+    /// Unwraps a subject key: nil when the key that wrapped it was destroyed
+    /// (an erased subject); throws when it was moved to another subject or
+    /// altered.
+    func subjectKey(wrapped: [UInt8], for pid: PID) throws -> AESGCMKey? {
+        try subjects.unwrap(wrapped, for: pid)
     }
-
-    static func wrapAssociatedData(_ pid: PID) -> [UInt8] { Array("subject-key/\(pid.rawValue)".utf8) }
 }

@@ -83,7 +83,7 @@ enum ReidentificationRoutes {
         let pid = try services.homePID(body.pid)
         let id = "ri_" + Hex.encode(SecureRandom.bytes(12))
         try await services.writeAudited(request, action: "reidentification.request", pid: pid) { database in
-            guard try SubjectRecords.exists(pid, in: database) else { throw APIError.unknownSubject() }
+            guard try SubjectRecords.isLive(pid, keys: services.keys, in: database) else { throw APIError.unknownSubject() }
             try database.execute("""
                 INSERT INTO reidentifications (id, pid, reason, ticket, requester, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, [id, pid.rawValue, body.reason, body.ticket, request.principal.name, Status.pendingApproval.rawValue,

@@ -10,20 +10,29 @@ struct SubjectRow: Sendable {
 
 /// Subjects and their encrypted identities in SQLite.
 enum SubjectRecords {
-    /// The first of `candidates` (one pid per live key version) that exists.
-    static func find(_ candidates: [PID], in database: Database) throws -> SubjectRow? {
+    /// A subject whose key can still be unwrapped. A row whose wrapping key
+    /// was destroyed (an erased subject, in a copy of the database taken
+    /// before the erasure) is no subject: its data is noise.
+    static func find(_ pid: PID, keys: RegionKeys, in database: Database) throws -> SubjectRow? {
+        try database.fetchOne("SELECT created_at, wrapped_key FROM subjects WHERE pid = ?", [pid.rawValue]) { row -> SubjectRow? in
+            guard keys.subjects.isLive(row.blob(1)) else { return nil }
+            return SubjectRow(pid: pid, createdAt: Timestamp(milliseconds: row.int64(0)))
+        } ?? nil
+    }
+
+    /// The first of `candidates` (one pid per live key version) that is a live subject.
+    static func find(_ candidates: [PID], keys: RegionKeys, in database: Database) throws -> SubjectRow? {
         for pid in candidates {
-            if let row = try find(pid, in: database) { return row }
+            if let row = try find(pid, keys: keys, in: database) { return row }
         }
         return nil
     }
 
-    static func find(_ pid: PID, in database: Database) throws -> SubjectRow? {
-        try database.fetchOne("SELECT created_at FROM subjects WHERE pid = ?", [pid.rawValue]) {
-            SubjectRow(pid: pid, createdAt: Timestamp(milliseconds: $0.int64(0)))
-        }
+    static func isLive(_ pid: PID, keys: RegionKeys, in database: Database) throws -> Bool {
+        try find(pid, keys: keys, in: database) != nil
     }
 
+    /// Whether a row exists for `pid`, live or shredded (what an erasure removes).
     static func exists(_ pid: PID, in database: Database) throws -> Bool {
         try database.fetchOne("SELECT 1 FROM subjects WHERE pid = ?", [pid.rawValue]) { _ in true } ?? false
     }
@@ -31,18 +40,21 @@ enum SubjectRecords {
     /// Inserts a subject: its wrapped key, its link, and its identifier
     /// encrypted under its own key.
     static func insert(pid: PID, identifier: Identifier, keys: RegionKeys, now: Timestamp, in database: Database) throws {
-        let (subjectKey, wrapped) = keys.newSubjectKey(for: pid)
+        let (subjectKey, wrapped, wrapping) = keys.newSubjectKey(for: pid)
         let linkKey = keys.links[0]
         try database.execute("""
-            INSERT INTO subjects (pid, key_version, link, link_version, wrapped_key, created_at) VALUES (?, ?, ?, ?, ?, ?)
-            """, [pid.rawValue, pid.keyVersion, linkKey.link(for: identifier), linkKey.version, wrapped, now.milliseconds])
+            INSERT INTO subjects (pid, key_version, link, link_version, wrapped_key, wrap_bucket, wrap_version, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """, [pid.rawValue, pid.keyVersion, linkKey.link(for: identifier), linkKey.version, wrapped, Int64(wrapping.bucket),
+                  Int64(wrapping.version), now.milliseconds])
         let sealed = Envelope.seal(Array(identifier.value.utf8), key: subjectKey,
                                    associatedData: identityAssociatedData(pid, identifier.kind))
         try database.execute("INSERT INTO identities (pid, kind, sealed_value) VALUES (?, ?, ?)",
                              [pid.rawValue, identifier.kind.rawValue, sealed])
     }
 
-    /// The subject's own key, unwrapped; nil for an unknown subject.
+    /// The subject's own key, unwrapped; nil for an unknown subject or one
+    /// whose key was destroyed.
     static func key(of pid: PID, keys: RegionKeys, in database: Database) throws -> AESGCMKey? {
         guard let wrapped = try database.fetchOne("SELECT wrapped_key FROM subjects WHERE pid = ?", [pid.rawValue], { $0.blob(0) }) else {
             return nil

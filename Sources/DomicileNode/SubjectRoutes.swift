@@ -103,11 +103,15 @@ enum SubjectRoutes {
         let candidates = services.keys.pseudonymizers.candidates(for: identifier)
         let keys = services.keys
         let (pid, created) = try await services.store.write { database -> (PID, Bool) in
-            if let existing = try SubjectRecords.find(candidates, in: database) {
+            if let existing = try SubjectRecords.find(candidates, keys: keys, in: database) {
                 try AuditLog.append(request.event("subject.register", pid: existing.pid.rawValue, outcome: "existing"), to: database)
                 return (existing.pid, false)
             }
             let pid = candidates[0]
+            if try SubjectRecords.exists(pid, in: database) {
+                // What is left of an erased subject whose key is destroyed (a restored copy): erase it before the new one.
+                _ = try ErasureRecords.eraseSubject(pid, vectors: services.vectors, in: database)
+            }
             try SubjectRecords.insert(pid: pid, identifier: identifier, keys: keys, now: request.now, in: database)
             try AuditLog.append(request.event("subject.register", pid: pid.rawValue, outcome: "created"), to: database)
             return (pid, true)
@@ -120,7 +124,7 @@ enum SubjectRoutes {
         let body = try request.http.decode(LookupBody.self)
         let identifier = try body.identifier.normalized()
         let candidates = services.keys.pseudonymizers.candidates(for: identifier)
-        let found = try services.store.read { try SubjectRecords.find(candidates, in: $0) }
+        let found = try services.store.read { try SubjectRecords.find(candidates, keys: services.keys, in: $0) }
         try await services.audit(request.event("subject.lookup", pid: found?.pid.rawValue, outcome: found == nil ? "not_found" : "ok"))
         guard let found else { throw APIError.unknownSubject() }
         return .json(Found(pid: found.pid))
@@ -129,7 +133,7 @@ enum SubjectRoutes {
     static func read(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let pid = try services.homePID(request.http.parameter("pid"))
         let (row, grants) = try await services.readSubject(pid, action: "subject.read", request: request) { database in
-            (try SubjectRecords.find(pid, in: database), try ConsentRecords.activeGrants(of: pid, in: database))
+            (try SubjectRecords.find(pid, keys: services.keys, in: database), try ConsentRecords.activeGrants(of: pid, in: database))
         }
         guard let row else { throw APIError.unknownSubject() }
         let active = ConsentRoutes.inForce(grants, services: services, now: request.now)

@@ -1,0 +1,124 @@
+import DomicileModel
+
+/// One version of one bucket's key-encryption key.
+public struct BucketKey: Sendable {
+    public let bucket: UInt16
+    public let version: UInt32
+    /// Unix seconds.
+    public let createdAt: Int64
+    public let material: SecretBytes
+
+    public init(bucket: UInt16, version: UInt32, createdAt: Int64, material: SecretBytes) {
+        self.bucket = bucket
+        self.version = version
+        self.createdAt = createdAt
+        self.material = material
+    }
+
+    public var aesKey: AESGCMKey { try! AESGCMKey(version: version, secret: material) }
+}
+
+/// The key-encryption keys that wrap subject keys (docs/DECISIONS.md,
+/// "Subject keys under bucket keys"). A pid falls in one of `count` buckets;
+/// each bucket has a current version, and while it is being rotated, older
+/// versions that still wrap committed rows. They live only in the keyring:
+/// destroying a version is what makes every copy of what it wrapped unreadable.
+///
+/// Bucket keys belong to one node (each node's store is its own until the
+/// region log exists), so they are never inherited from another keyring.
+public struct SubjectKeyBuckets: Sendable {
+    /// 4096 buckets: about 244 subject keys to re-wrap per erasure at 1M
+    /// subjects, a keyring of about 190 KB (docs/DECISIONS.md).
+    public static let defaultCount = 4096
+    public static let countMax = 1 << 16
+    public static let keyByteCount = 32
+
+    /// Number of buckets, a power of two (0: a keyring from before buckets).
+    public let count: Int
+    /// Every installed version, sorted by bucket then version.
+    public private(set) var keys: [BucketKey]
+
+    public init(count: Int, keys: [BucketKey]) {
+        precondition(count == 0 || (count.nonzeroBitCount == 1 && count <= Self.countMax), "bucket count is a power of two")
+        self.count = count
+        self.keys = keys.sorted { ($0.bucket, $0.version) < ($1.bucket, $1.version) }
+    }
+
+    public static let none = SubjectKeyBuckets(count: 0, keys: [])
+
+    /// Version 1 of every bucket.
+    public static func generate(count: Int = defaultCount, createdAt: Int64) -> SubjectKeyBuckets {
+        SubjectKeyBuckets(count: count, keys: (0..<count).map { bucket in
+            BucketKey(bucket: UInt16(bucket), version: 1, createdAt: createdAt, material: SecretBytes(randomCount: keyByteCount))
+        })
+    }
+
+    /// The bucket of a pid: its first two digest bytes modulo the count (the
+    /// digest is an HMAC output, so buckets fill evenly).
+    public func bucket(of pid: PID) -> UInt16 {
+        precondition(count > 0, "no bucket keys installed")
+        return Self.bucket(of: pid, count: count)
+    }
+
+    public static func bucket(of pid: PID, count: Int) -> UInt16 {
+        let digest = pid.digest
+        return UInt16((Int(digest[0]) << 8 | Int(digest[1])) & (count - 1))
+    }
+
+    /// Installed versions of a bucket, oldest first.
+    public func versions(of bucket: UInt16) -> ArraySlice<BucketKey> {
+        let start = firstIndex(atLeast: bucket)
+        var end = start
+        while end < keys.count && keys[end].bucket == bucket { end += 1 }
+        return keys[start..<end]
+    }
+
+    /// The version that wraps new subject keys of a bucket.
+    public func current(_ bucket: UInt16) -> BucketKey? { versions(of: bucket).last }
+
+    public func key(_ bucket: UInt16, version: UInt32) -> BucketKey? {
+        versions(of: bucket).first { $0.version == version }
+    }
+
+    /// Versions older than their bucket's current one: left over from a
+    /// rotation until no committed row uses them.
+    public var retired: [BucketKey] {
+        var found: [BucketKey] = []
+        for (index, key) in keys.enumerated() where index + 1 < keys.count && keys[index + 1].bucket == key.bucket {
+            found.append(key)
+        }
+        return found
+    }
+
+    /// Adds the next version of `bucket` and makes it current; the older
+    /// versions stay until `destroy` (their rows are re-wrapped first).
+    @discardableResult
+    public mutating func rotate(_ bucket: UInt16, createdAt: Int64) -> BucketKey {
+        precondition(Int(bucket) < count, "no such bucket")
+        let next = (current(bucket)?.version ?? 0) + 1
+        let key = BucketKey(bucket: bucket, version: next, createdAt: createdAt, material: SecretBytes(randomCount: Self.keyByteCount))
+        keys.insert(key, at: firstIndex(atLeast: bucket) + versions(of: bucket).count)
+        return key
+    }
+
+    /// Removes the given versions; never a bucket's current one.
+    public mutating func destroy(_ doomed: [BucketKey]) {
+        let currents = Set(doomed.compactMap { current($0.bucket) }.map { BucketName(bucket: $0.bucket, version: $0.version) })
+        let names = Set(doomed.map { BucketName(bucket: $0.bucket, version: $0.version) }).subtracting(currents)
+        keys.removeAll { names.contains(BucketName(bucket: $0.bucket, version: $0.version)) }
+    }
+
+    private struct BucketName: Hashable {
+        let bucket: UInt16
+        let version: UInt32
+    }
+
+    private func firstIndex(atLeast bucket: UInt16) -> Int {
+        var low = 0, high = keys.count
+        while low < high {
+            let middle = (low + high) / 2
+            if keys[middle].bucket < bucket { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+}

@@ -1,0 +1,214 @@
+import DomicileCrypto
+import DomicileModel
+import DomicileStorage
+
+/// The node's keyring while it runs, and the wrapping of subject keys under
+/// its bucket keys (docs/FORMATS.md, "Wrapped subject key").
+///
+/// Every change to the keyring is made on a copy, written durably (sealed,
+/// atomically, fsync'd) by `persist`, and only then installed: the file and
+/// the memory never disagree about a destroyed key, and one lock makes this
+/// the keyring's only writer in the process.
+final class SubjectKeyring: Sendable {
+    enum Failure: Error, CustomStringConvertible {
+        case corrupt(PID, String)
+
+        var description: String {
+            switch self {
+            case .corrupt(let pid, let reason): return "the wrapped key of \(pid) does not open: \(reason)"
+            }
+        }
+    }
+
+    /// A wrapped key's place: its bucket and the bucket key version (nil for
+    /// a key still wrapped under the region data key, from before buckets).
+    struct Wrapping: Sendable, Equatable {
+        let bucket: UInt16
+        let version: UInt32
+    }
+
+    static let bucketFormat: UInt8 = 2
+    static let headerByteCount = 3
+
+    private let keyring: Locked<Keyring>
+    private let legacy: KeySet
+    private let persist: @Sendable (Keyring) throws -> Void
+    private let clock: @Sendable () -> Int64
+
+    init(keyring: Keyring, legacy: KeySet, clock: @escaping @Sendable () -> Int64,
+         persist: @escaping @Sendable (Keyring) throws -> Void) {
+        self.keyring = Locked(keyring)
+        self.legacy = legacy
+        self.clock = clock
+        self.persist = persist
+    }
+
+    var buckets: SubjectKeyBuckets { keyring.withLock { $0.buckets } }
+
+    /// Makes a change to the keyring durable, then installs it.
+    private func change(_ body: (inout Keyring) throws -> Void) throws {
+        try keyring.withLock { current in
+            var next = current
+            try body(&next)
+            try persist(next)
+            current = next
+        }
+    }
+
+    /// Installs bucket keys in a keyring from before them.
+    func installBucketsIfMissing() throws {
+        guard buckets.count == 0 else { return }
+        let now = clock()
+        try change { $0.buckets = .generate(createdAt: now) }
+    }
+
+    // MARK: Wrapping
+
+    /// A fresh subject key, wrapped under its bucket's current key.
+    func newKey(for pid: PID) -> (key: AESGCMKey, wrapped: [UInt8], wrapping: Wrapping) {
+        let buckets = self.buckets
+        let bucketKey = buckets.current(buckets.bucket(of: pid))!
+        let secret = SecretBytes(randomCount: AESGCM.keyByteCount)
+        return (try! AESGCMKey(version: 1, secret: secret), wrap(secret, for: pid, under: bucketKey),
+                Wrapping(bucket: bucketKey.bucket, version: bucketKey.version))
+    }
+
+    private func wrap(_ secret: SecretBytes, for pid: PID, under bucketKey: BucketKey) -> [UInt8] {
+        var header: [UInt8] = [Self.bucketFormat]
+        withUnsafeBytes(of: bucketKey.bucket.bigEndian) { header.append(contentsOf: $0) }
+        return header + Envelope.seal(secret, key: bucketKey.aesKey, associatedData: Self.associatedData(pid, header))
+    }
+
+    /// The key that `wrapped` protects; nil when the key that wrapped it was
+    /// destroyed (the subject was erased: its data is noise to this keyring).
+    /// A wrapped key that does not open under a key that exists is corrupt.
+    func unwrap(_ wrapped: [UInt8], for pid: PID) throws -> AESGCMKey? {
+        var raw: [UInt8]
+        do {
+            if let wrapping = Self.wrapping(of: wrapped) {
+                guard let bucketKey = buckets.key(wrapping.bucket, version: wrapping.version) else { return nil }
+                let header = Array(wrapped.prefix(Self.headerByteCount))
+                raw = try Envelope.open(wrapped.dropFirst(Self.headerByteCount), key: bucketKey.aesKey,
+                                        associatedData: Self.associatedData(pid, header))
+            } else {
+                raw = try legacy.open(wrapped, associatedData: Self.legacyAssociatedData(pid))
+            }
+        } catch {
+            throw Failure.corrupt(pid, "\(error)")
+        }
+        defer { for index in raw.indices { raw[index] = 0 } }
+        return try AESGCMKey(version: 1, secret: SecretBytes(raw))
+    }
+
+    /// Whether the key that wrapped `wrapped` still exists (no decryption).
+    func isLive(_ wrapped: [UInt8]) -> Bool {
+        guard let wrapping = Self.wrapping(of: wrapped) else {
+            return (try? Envelope.keyVersion(of: wrapped)).flatMap(legacy.key(version:)) != nil
+        }
+        return buckets.key(wrapping.bucket, version: wrapping.version) != nil
+    }
+
+    /// Bucket and version named by a wrapped key; nil for the legacy format.
+    static func wrapping(of wrapped: [UInt8]) -> Wrapping? {
+        guard wrapped.count > headerByteCount, wrapped[0] == bucketFormat,
+              let version = try? Envelope.keyVersion(of: wrapped.dropFirst(headerByteCount)) else { return nil }
+        return Wrapping(bucket: UInt16(wrapped[1]) << 8 | UInt16(wrapped[2]), version: version)
+    }
+
+    static func associatedData(_ pid: PID, _ header: [UInt8]) -> [UInt8] { header + Array("subject-key/\(pid.rawValue)".utf8) }
+    static func legacyAssociatedData(_ pid: PID) -> [UInt8] { Array("subject-key/\(pid.rawValue)".utf8) }
+
+    // MARK: Rotation
+
+    /// Erasing `pid` rotates its bucket, in the erasure's transaction: a new
+    /// version is made current and saved (the old one kept), and the keys of
+    /// the bucket's other subjects are re-wrapped under it. The old version is
+    /// destroyed by `destroyRetired` once this transaction has committed.
+    func rotateBucket(of pid: PID, in database: Database) throws {
+        let bucket = buckets.bucket(of: pid)
+        let now = clock()
+        try change { $0.buckets.rotate(bucket, createdAt: now) }
+        try rewrap(bucket: bucket, in: database)
+    }
+
+    /// Re-wraps every key of `bucket` not under its current version. Keys
+    /// whose version is already gone stay as they are (they are shredded).
+    /// Returns how many were re-wrapped.
+    @discardableResult
+    func rewrap(bucket: UInt16, in database: Database) throws -> Int {
+        let buckets = self.buckets
+        guard let current = buckets.current(bucket) else { return 0 }
+        let rows = try database.fetchAll("SELECT pid, wrapped_key FROM subjects WHERE wrap_bucket = ? AND wrap_version < ?",
+                                         [Int64(bucket), Int64(current.version)]) { ($0.text(0), $0.blob(1)) }
+        var count = 0
+        for (text, wrapped) in rows {
+            let pid = try PID(parsing: text)
+            guard let key = try unwrap(wrapped, for: pid) else { continue }
+            try store(wrap(key.secret, for: pid, under: current), wrapping: Wrapping(bucket: bucket, version: current.version),
+                      of: pid, in: database)
+            count += 1
+        }
+        return count
+    }
+
+    /// Moves keys still wrapped under the region data key into their buckets,
+    /// `limit` rows after rowid `after` at a time. Returns the last rowid
+    /// seen, nil when none are left.
+    func rewrapLegacy(after: Int64, limit: Int, in database: Database) throws -> Int64? {
+        let rows = try database.fetchAll("""
+            SELECT rowid, pid, wrapped_key FROM subjects WHERE wrap_bucket IS NULL AND rowid > ? ORDER BY rowid LIMIT ?
+            """, [after, Int64(limit)]) { ($0.int64(0), $0.text(1), $0.blob(2)) }
+        let buckets = self.buckets
+        for (_, text, wrapped) in rows {
+            let pid = try PID(parsing: text)
+            guard let key = try unwrap(wrapped, for: pid) else { continue }
+            let current = buckets.current(buckets.bucket(of: pid))!
+            try store(wrap(key.secret, for: pid, under: current), wrapping: Wrapping(bucket: current.bucket, version: current.version),
+                      of: pid, in: database)
+        }
+        return rows.last?.0
+    }
+
+    private func store(_ wrapped: [UInt8], wrapping: Wrapping, of pid: PID, in database: Database) throws {
+        try database.execute("UPDATE subjects SET wrapped_key = ?, wrap_bucket = ?, wrap_version = ? WHERE pid = ?",
+                             [wrapped, Int64(wrapping.bucket), Int64(wrapping.version), pid.rawValue])
+    }
+
+    /// Destroys every retired bucket version that no committed row uses,
+    /// rewriting the keyring file before it returns. `database` must see
+    /// only committed rows (a reader), so a rotation still in flight, or one
+    /// rolled back, keeps the versions its rows need.
+    func destroyRetired(reading database: Database) throws -> Int {
+        let unused = try buckets.retired.filter { key in
+            try database.fetchOne("SELECT 1 FROM subjects WHERE wrap_bucket = ? AND wrap_version = ? LIMIT 1",
+                                  [Int64(key.bucket), Int64(key.version)]) { _ in true } == nil
+        }
+        guard !unused.isEmpty else { return 0 }
+        try change { $0.buckets.destroy(unused) }
+        return unused.count
+    }
+
+    /// After an erasure committed, before it is acknowledged: destroys the
+    /// bucket versions it retired.
+    func destroyRetired(_ store: Store) throws {
+        _ = try store.read { try self.destroyRetired(reading: $0) }
+    }
+
+    /// At start: finishes what a crash interrupted. Legacy keys move into
+    /// buckets; rotations left half-done (a retired version still installed)
+    /// re-wrap their rows and destroy the retired versions.
+    func recover(_ store: Store) async throws {
+        try installBucketsIfMissing()
+        var last: Int64? = 0
+        while let after = last {
+            last = try await store.write { try self.rewrapLegacy(after: after, limit: 1_000, in: $0) }
+        }
+        let pending = Set(buckets.retired.map(\.bucket))
+        if !pending.isEmpty {
+            try await store.write { database in
+                for bucket in pending { try self.rewrap(bucket: bucket, in: database) }
+            }
+        }
+        try destroyRetired(store)
+    }
+}

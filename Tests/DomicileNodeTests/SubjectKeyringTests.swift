@@ -1,0 +1,149 @@
+@testable import DomicileNode
+import DomicileCrypto
+import DomicileModel
+import DomicileStorage
+import DomicileTestSupport
+import XCTest
+
+/// Bucket rotation at the records layer: what an erasure re-wraps, what it
+/// destroys, and what a copy of the old wrapped keys still opens.
+final class SubjectKeyringTests: XCTestCase {
+    let directory = TemporaryDirectory("subject-keyring")
+    let saved = Locked<[Keyring]>([])
+
+    /// Keys with `bucketCount` buckets; every keyring change is recorded as if written to disk.
+    func makeKeys(bucketCount: Int) throws -> (RegionKeys, Keyring) {
+        var keyring = Keyring.generate(region: try RegionID("eu"), node: try NodeName("eu-1"), createdAt: 1)
+        keyring.buckets = .generate(count: bucketCount, createdAt: 1)
+        let saved = self.saved
+        return (try RegionKeys(keyring: keyring, clock: { 2 }) { keyring in saved.withLock { $0.append(keyring) } }, keyring)
+    }
+
+    func register(_ count: Int, keys: RegionKeys, store: Store) async throws -> [(PID, Identifier)] {
+        let subjects = (0..<count).map { index -> (PID, Identifier) in
+            let identifier = Identifier(kind: .email, normalized: "subject\(index)@example.com")
+            return (keys.pseudonymizers.current.pid(for: identifier), identifier)
+        }
+        try await store.write { database in
+            for (pid, identifier) in subjects {
+                try SubjectRecords.insert(pid: pid, identifier: identifier, keys: keys, now: Timestamp(milliseconds: 0), in: database)
+            }
+        }
+        return subjects
+    }
+
+    func wrappedKeys(_ store: Store) throws -> [String: [UInt8]] {
+        try store.read { database in
+            Dictionary(uniqueKeysWithValues: try database.fetchAll("SELECT pid, wrapped_key FROM subjects", []) { ($0.text(0), $0.blob(1)) })
+        }
+    }
+
+    func test_erasureRotatesTheBucket_rewrapsItsOtherSubjects_andDestroysTheOldVersion() async throws {
+        let (keys, _) = try makeKeys(bucketCount: 4)
+        let store = try Store(path: directory.file("node.sqlite"), migrator: NodeSchema.migrator, now: 0)
+        defer { store.close() }
+        let subjects = try await register(24, keys: keys, store: store)
+        let before = try wrappedKeys(store)
+        let (erased, _) = subjects[0]
+        let bucket = keys.subjects.buckets.bucket(of: erased)
+        let mates = subjects.dropFirst().filter { keys.subjects.buckets.bucket(of: $0.0) == bucket }
+        let others = subjects.dropFirst().filter { keys.subjects.buckets.bucket(of: $0.0) != bucket }
+        XCTAssertFalse(mates.isEmpty, "24 subjects in 4 buckets: the erased one has bucket-mates")
+
+        try await store.write { database in
+            try database.execute("DELETE FROM identities WHERE pid = ?", [erased.rawValue])
+            try database.execute("DELETE FROM subjects WHERE pid = ?", [erased.rawValue])
+            try keys.subjects.rotateBucket(of: erased, in: database)
+        }
+        XCTAssertEqual(keys.subjects.buckets.versions(of: bucket).map(\.version), [1, 2], "kept until the erasure committed")
+        try keys.subjects.destroyRetired(store)
+
+        let final = try XCTUnwrap(saved.value.last)
+        for buckets in [keys.subjects.buckets, final.buckets] {
+            XCTAssertEqual(buckets.versions(of: bucket).map(\.version), [2])
+            XCTAssertTrue(buckets.retired.isEmpty)
+            for other in 0..<4 where other != bucket { XCTAssertEqual(buckets.current(UInt16(other))?.version, 1) }
+        }
+        // What is stored now opens, identifiers included.
+        let after = try wrappedKeys(store)
+        try store.read { database in
+            for (pid, identifier) in subjects.dropFirst() {
+                let key = try XCTUnwrap(try SubjectRecords.key(of: pid, keys: keys, in: database))
+                XCTAssertEqual(try SubjectRecords.identifiers(of: pid, key: key, in: database), [identifier])
+            }
+        }
+        // What a copy taken before holds: the erased subject's key and its bucket-mates' no longer open; the other buckets' do.
+        XCTAssertNil(try keys.subjects.unwrap(before[erased.rawValue]!, for: erased))
+        for (pid, _) in mates {
+            XCTAssertNil(try keys.subjects.unwrap(before[pid.rawValue]!, for: pid))
+            XCTAssertNotEqual(before[pid.rawValue], after[pid.rawValue])
+        }
+        for (pid, _) in others {
+            XCTAssertNotNil(try keys.subjects.unwrap(before[pid.rawValue]!, for: pid))
+            XCTAssertEqual(before[pid.rawValue], after[pid.rawValue], "other buckets are not touched")
+        }
+    }
+
+    func test_aRotationRolledBack_keepsTheVersionItsRowsNeed_andStartFinishesIt() async throws {
+        let (keys, _) = try makeKeys(bucketCount: 2)
+        let store = try Store(path: directory.file("node.sqlite"), migrator: NodeSchema.migrator, now: 0)
+        defer { store.close() }
+        let subjects = try await register(8, keys: keys, store: store)
+        let (pid, identifier) = subjects[0]
+        let bucket = keys.subjects.buckets.bucket(of: pid)
+        struct Refused: Error {}
+        do {
+            try await store.write { database in
+                try keys.subjects.rotateBucket(of: pid, in: database)
+                throw Refused()
+            }
+            XCTFail("the write was refused")
+        } catch is Refused {}
+        try keys.subjects.destroyRetired(store)
+        XCTAssertEqual(keys.subjects.buckets.versions(of: bucket).map(\.version), [1, 2], "version 1 still wraps committed rows")
+        try store.read { database in
+            let key = try XCTUnwrap(try SubjectRecords.key(of: pid, keys: keys, in: database))
+            XCTAssertEqual(try SubjectRecords.identifiers(of: pid, key: key, in: database), [identifier])
+        }
+
+        try await keys.subjects.recover(store)
+        XCTAssertEqual(keys.subjects.buckets.versions(of: bucket).map(\.version), [2])
+        try store.read { database in
+            for (pid, identifier) in subjects {
+                let key = try XCTUnwrap(try SubjectRecords.key(of: pid, keys: keys, in: database))
+                XCTAssertEqual(try SubjectRecords.identifiers(of: pid, key: key, in: database), [identifier])
+            }
+        }
+    }
+
+    func test_keysWrappedUnderTheRegionDataKey_moveIntoBucketsAtStart() async throws {
+        let (keys, keyring) = try makeKeys(bucketCount: 4)
+        let store = try Store(path: directory.file("node.sqlite"), migrator: NodeSchema.migrator, now: 0)
+        defer { store.close() }
+        let subjects = try await register(6, keys: keys, store: store)
+        // Rewrite them as a node before migration 6 stored them: under the data key, no bucket.
+        let data = try keyring.keySet(.data)
+        try await store.write { database in
+            for (pid, identifier) in subjects {
+                let secret = SecretBytes(randomCount: 32)
+                let key = try AESGCMKey(version: 1, secret: secret)
+                let wrapped = data.seal(secret, associatedData: SubjectKeyring.legacyAssociatedData(pid))
+                try database.execute("UPDATE subjects SET wrapped_key = ?, wrap_bucket = NULL, wrap_version = NULL WHERE pid = ?",
+                                     [wrapped, pid.rawValue])
+                let sealed = Envelope.seal(Array(identifier.value.utf8), key: key,
+                                           associatedData: SubjectRecords.identityAssociatedData(pid, identifier.kind))
+                try database.execute("UPDATE identities SET sealed_value = ? WHERE pid = ?", [sealed, pid.rawValue])
+            }
+        }
+        try await keys.subjects.recover(store)
+        try store.read { database in
+            XCTAssertEqual(try database.fetchOne("SELECT count(*) FROM subjects WHERE wrap_bucket IS NULL", []) { $0.int64(0) }, 0)
+            for (pid, identifier) in subjects {
+                let wrapped = try XCTUnwrap(try database.fetchOne("SELECT wrapped_key FROM subjects WHERE pid = ?", [pid.rawValue]) { $0.blob(0) })
+                XCTAssertEqual(SubjectKeyring.wrapping(of: wrapped)?.bucket, keys.subjects.buckets.bucket(of: pid))
+                let key = try XCTUnwrap(try SubjectRecords.key(of: pid, keys: keys, in: database))
+                XCTAssertEqual(try SubjectRecords.identifiers(of: pid, key: key, in: database), [identifier])
+            }
+        }
+    }
+}
