@@ -6,8 +6,16 @@ import DomicileStorage
 enum ConsentRecords {
     static let columns = "receipt_id, pid, seq, action, purposes, basis, source, collected_at, expires_at, recorded_at, prev_hash, hash, redacted"
 
+    /// The chain of the subject's current life: the live subject's, else the
+    /// last erased one's (redacted). A subject registered again after its
+    /// erasure shares its pid with the erased one but not its chain.
+    static let lifeOfPID = """
+        COALESCE((SELECT life FROM subjects WHERE pid = ?), (SELECT MAX(life) FROM consent_receipts WHERE pid = ?))
+        """
+
     static func receipts(of pid: PID, in database: Database) throws -> [ConsentReceipt] {
-        try database.fetchAll("SELECT \(columns) FROM consent_receipts WHERE pid = ? ORDER BY seq", [pid.rawValue]) { row in
+        try database.fetchAll("SELECT \(columns) FROM consent_receipts WHERE pid = ? AND life = \(lifeOfPID) ORDER BY seq",
+                              [pid.rawValue, pid.rawValue, pid.rawValue]) { row in
             ConsentReceipt(
                 receiptID: row.text(0), pid: pid, seq: row.int64(2), action: ConsentAction(rawValue: row.text(3)) ?? .revoke,
                 purposes: row.text(4).split(separator: ",").compactMap { try? Purpose(String($0)) },
@@ -20,7 +28,10 @@ enum ConsentRecords {
 
     /// The last receipt's seq and hash, or (0, genesis).
     static func head(of pid: PID, in database: Database) throws -> (seq: Int64, hash: [UInt8]) {
-        try database.fetchOne("SELECT seq, hash FROM consent_receipts WHERE pid = ? ORDER BY seq DESC LIMIT 1", [pid.rawValue]) {
+        try database.fetchOne("""
+            SELECT seq, hash FROM consent_receipts WHERE pid = ? AND life = (SELECT life FROM subjects WHERE pid = ?)
+            ORDER BY seq DESC LIMIT 1
+            """, [pid.rawValue, pid.rawValue]) {
             ($0.int64(0), $0.blob(1))
         } ?? (0, ReceiptChain.genesis)
     }
@@ -58,11 +69,14 @@ enum ConsentRecords {
     }
 
     private static func insert(_ receipt: ConsentReceipt, in database: Database) throws {
-        try database.execute("INSERT INTO consent_receipts (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        // The life of the subject as registered now (NOT NULL: no receipt without a subject).
+        try database.execute("""
+            INSERT INTO consent_receipts (\(columns), life) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT life FROM subjects WHERE pid = ?))
+            """, [
             receipt.receiptID, receipt.pid.rawValue, receipt.seq, receipt.action.rawValue,
             receipt.purposes.map(\.rawValue).joined(separator: ","), receipt.basis?.rawValue, receipt.source,
             receipt.collectedAt.milliseconds, receipt.expiresAt?.milliseconds, receipt.recordedAt.milliseconds,
-            receipt.previousHash, receipt.hash, receipt.redacted,
+            receipt.previousHash, receipt.hash, receipt.redacted, receipt.pid.rawValue,
         ])
     }
 }

@@ -245,5 +245,34 @@ enum NodeSchema {
             ALTER TABLE subjects ADD COLUMN wrap_version INTEGER;
             CREATE INDEX subjects_by_wrap ON subjects (wrap_bucket, wrap_version);
             """),
+        Migration(version: 7, name: "a subject registered again after its erasure starts a new receipt chain", sql: """
+            -- A pid's lives: the subject registered again after an erasure keeps its pid
+            -- (the identifier's pseudonym) but is a new subject with a new receipt chain.
+            -- Its life is 1 + the last life that left receipts (docs/DECISIONS.md).
+            ALTER TABLE subjects ADD COLUMN life INTEGER NOT NULL DEFAULT 1;
+            CREATE TABLE consent_receipts_by_life (
+                receipt_id TEXT PRIMARY KEY,
+                pid TEXT NOT NULL,
+                life INTEGER NOT NULL,
+                seq INTEGER NOT NULL,
+                action TEXT NOT NULL,
+                purposes TEXT NOT NULL,
+                basis TEXT,
+                source TEXT NOT NULL,
+                collected_at INTEGER NOT NULL,
+                expires_at INTEGER,
+                recorded_at INTEGER NOT NULL,
+                prev_hash BLOB NOT NULL,
+                hash BLOB NOT NULL,
+                redacted INTEGER NOT NULL DEFAULT 0,
+                UNIQUE (pid, life, seq)
+            ) STRICT;
+            INSERT INTO consent_receipts_by_life (receipt_id, pid, life, seq, action, purposes, basis, source, collected_at, expires_at,
+                recorded_at, prev_hash, hash, redacted)
+            SELECT receipt_id, pid, 1, seq, action, purposes, basis, source, collected_at, expires_at, recorded_at, prev_hash, hash, redacted
+            FROM consent_receipts;
+            DROP TABLE consent_receipts;
+            ALTER TABLE consent_receipts_by_life RENAME TO consent_receipts;
+            """),
     ])
 }

@@ -38,15 +38,16 @@ enum SubjectRecords {
     }
 
     /// Inserts a subject: its wrapped key, its link, and its identifier
-    /// encrypted under its own key.
+    /// encrypted under its own key. A pid erased before starts a new life:
+    /// its receipts form a new chain (ConsentRecords.receipts).
     static func insert(pid: PID, identifier: Identifier, keys: RegionKeys, now: Timestamp, in database: Database) throws {
         let (subjectKey, wrapped, wrapping) = keys.newSubjectKey(for: pid)
         let linkKey = keys.links[0]
         try database.execute("""
-            INSERT INTO subjects (pid, key_version, link, link_version, wrapped_key, wrap_bucket, wrap_version, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO subjects (pid, key_version, link, link_version, wrapped_key, wrap_bucket, wrap_version, created_at, life)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1 + COALESCE((SELECT MAX(life) FROM consent_receipts WHERE pid = ?), 0))
             """, [pid.rawValue, pid.keyVersion, linkKey.link(for: identifier), linkKey.version, wrapped, Int64(wrapping.bucket),
-                  Int64(wrapping.version), now.milliseconds])
+                  Int64(wrapping.version), now.milliseconds, pid.rawValue])
         let sealed = Envelope.seal(Array(identifier.value.utf8), key: subjectKey,
                                    associatedData: identityAssociatedData(pid, identifier.kind))
         try database.execute("INSERT INTO identities (pid, kind, sealed_value) VALUES (?, ?, ?)",
