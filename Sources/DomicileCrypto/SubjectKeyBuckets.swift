@@ -122,3 +122,47 @@ public struct SubjectKeyBuckets: Sendable {
         return low
     }
 }
+
+/// The stored form of a subject key wrapped under a bucket key
+/// (docs/FORMATS.md, "Wrapped subject key"):
+///
+/// `format 0x02 · bucket(2, big-endian) · Envelope(keyVersion = the bucket key's version)`
+///
+/// with associated data `format · bucket · "subject-key/" · pid`, so a wrapped
+/// key cannot be moved to another subject or bucket. A key wrapped before
+/// buckets is a bare Envelope under the region data key (first byte 0x01).
+public enum WrappedSubjectKey {
+    public static let format: UInt8 = 2
+    public static let headerByteCount = 3
+
+    /// A wrapped key's place: its bucket and the bucket key version.
+    public struct Wrapping: Sendable, Equatable {
+        public let bucket: UInt16
+        public let version: UInt32
+
+        public init(bucket: UInt16, version: UInt32) {
+            self.bucket = bucket
+            self.version = version
+        }
+    }
+
+    public static func wrap(_ secret: SecretBytes, for pid: PID, under bucketKey: BucketKey) -> [UInt8] {
+        let header = [format, UInt8(bucketKey.bucket >> 8), UInt8(bucketKey.bucket & 0xFF)]
+        return header + Envelope.seal(secret, key: bucketKey.aesKey, associatedData: associatedData(pid, header))
+    }
+
+    /// Bucket and version a wrapped key names; nil for the format from before buckets.
+    public static func wrapping(of wrapped: [UInt8]) -> Wrapping? {
+        guard wrapped.count > headerByteCount, wrapped[0] == format,
+              let version = try? Envelope.keyVersion(of: wrapped.dropFirst(headerByteCount)) else { return nil }
+        return Wrapping(bucket: UInt16(wrapped[1]) << 8 | UInt16(wrapped[2]), version: version)
+    }
+
+    /// The raw subject key; `bucketKey` must be the version `wrapping(of:)` names.
+    public static func unwrap(_ wrapped: [UInt8], for pid: PID, under bucketKey: BucketKey) throws(CryptoError) -> [UInt8] {
+        let header = Array(wrapped.prefix(headerByteCount))
+        return try Envelope.open(wrapped.dropFirst(headerByteCount), key: bucketKey.aesKey, associatedData: associatedData(pid, header))
+    }
+
+    static func associatedData(_ pid: PID, _ header: [UInt8]) -> [UInt8] { header + Array("subject-key/\(pid.rawValue)".utf8) }
+}

@@ -20,15 +20,7 @@ final class SubjectKeyring: Sendable {
         }
     }
 
-    /// A wrapped key's place: its bucket and the bucket key version (nil for
-    /// a key still wrapped under the region data key, from before buckets).
-    struct Wrapping: Sendable, Equatable {
-        let bucket: UInt16
-        let version: UInt32
-    }
-
-    static let bucketFormat: UInt8 = 2
-    static let headerByteCount = 3
+    typealias Wrapping = WrappedSubjectKey.Wrapping
 
     private let keyring: Locked<Keyring>
     private let legacy: KeySet
@@ -74,9 +66,7 @@ final class SubjectKeyring: Sendable {
     }
 
     private func wrap(_ secret: SecretBytes, for pid: PID, under bucketKey: BucketKey) -> [UInt8] {
-        var header: [UInt8] = [Self.bucketFormat]
-        withUnsafeBytes(of: bucketKey.bucket.bigEndian) { header.append(contentsOf: $0) }
-        return header + Envelope.seal(secret, key: bucketKey.aesKey, associatedData: Self.associatedData(pid, header))
+        WrappedSubjectKey.wrap(secret, for: pid, under: bucketKey)
     }
 
     /// The key that `wrapped` protects; nil when the key that wrapped it was
@@ -87,9 +77,7 @@ final class SubjectKeyring: Sendable {
         do {
             if let wrapping = Self.wrapping(of: wrapped) {
                 guard let bucketKey = buckets.key(wrapping.bucket, version: wrapping.version) else { return nil }
-                let header = Array(wrapped.prefix(Self.headerByteCount))
-                raw = try Envelope.open(wrapped.dropFirst(Self.headerByteCount), key: bucketKey.aesKey,
-                                        associatedData: Self.associatedData(pid, header))
+                raw = try WrappedSubjectKey.unwrap(wrapped, for: pid, under: bucketKey)
             } else {
                 raw = try legacy.open(wrapped, associatedData: Self.legacyAssociatedData(pid))
             }
@@ -108,14 +96,8 @@ final class SubjectKeyring: Sendable {
         return buckets.key(wrapping.bucket, version: wrapping.version) != nil
     }
 
-    /// Bucket and version named by a wrapped key; nil for the legacy format.
-    static func wrapping(of wrapped: [UInt8]) -> Wrapping? {
-        guard wrapped.count > headerByteCount, wrapped[0] == bucketFormat,
-              let version = try? Envelope.keyVersion(of: wrapped.dropFirst(headerByteCount)) else { return nil }
-        return Wrapping(bucket: UInt16(wrapped[1]) << 8 | UInt16(wrapped[2]), version: version)
-    }
+    static func wrapping(of wrapped: [UInt8]) -> Wrapping? { WrappedSubjectKey.wrapping(of: wrapped) }
 
-    static func associatedData(_ pid: PID, _ header: [UInt8]) -> [UInt8] { header + Array("subject-key/\(pid.rawValue)".utf8) }
     static func legacyAssociatedData(_ pid: PID) -> [UInt8] { Array("subject-key/\(pid.rawValue)".utf8) }
 
     // MARK: Rotation

@@ -15,15 +15,21 @@ struct BenchNode {
 
     var address: SocketAddress { node.httpAddress }
 
-    /// `limits` replaces the config's `limits` object.
-    static func start(in directory: String, limits: [String: Any], requestTimeoutMilliseconds: Int64) async throws -> BenchNode {
-        try ClusterInitCommand.write(.init(directory: directory, regions: [try RegionID("eu")], nodesPerRegion: 1, httpPort: 0, gossipPort: 0),
-                                     policy: Array(DefaultPolicy.json.utf8), force: true)
-        let configPath = (directory as NSString).appendingPathComponent("eu-1/config.json")
-        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as! [String: Any]
-        config["log"] = ["access": false]
-        config["limits"] = limits
-        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+    static func configPath(in directory: String) -> String { (directory as NSString).appendingPathComponent("eu-1/config.json") }
+
+    /// `limits` replaces the config's `limits` object. With `layOut: false`
+    /// the node restarts on what an earlier `start` laid out in `directory`.
+    static func start(in directory: String, limits: [String: Any], requestTimeoutMilliseconds: Int64,
+                      layOut: Bool = true) async throws -> BenchNode {
+        let configPath = configPath(in: directory)
+        if layOut {
+            try ClusterInitCommand.write(.init(directory: directory, regions: [try RegionID("eu")], nodesPerRegion: 1, httpPort: 0, gossipPort: 0),
+                                         policy: Array(DefaultPolicy.json.utf8), force: true)
+            var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as! [String: Any]
+            config["log"] = ["access": false]
+            config["limits"] = limits
+            try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        }
         let tokensPath = (directory as NSString).appendingPathComponent("tokens.json")
         let tokens = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tokensPath))) as! [String: String]
         let quiet = open("/dev/null", O_WRONLY)

@@ -23,6 +23,7 @@ enum Domicile {
         BenchStorageCommand.self,
         BenchHTTPCommand.self,
         BenchNodeCommand.self,
+        BenchErasureCommand.self,
         BenchGossipCommand.self,
         BenchVectorsCommand.self,
         BenchPrivacyCommand.self,
