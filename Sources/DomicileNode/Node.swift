@@ -14,6 +14,7 @@ public final class Node: Sendable {
     let services: NodeServices
     private let server: HTTPServer
     private let sweeper: RetentionSweeper
+    private let keyringLock: KeyringLock
     public let httpAddress: SocketAddress
     /// Every route served, as (method, pattern): docs/openapi.yaml must list the same.
     public let routes: [Route]
@@ -25,8 +26,10 @@ public final class Node: Sendable {
 
     public var logger: Logger { services.logger }
 
-    private init(services: NodeServices, server: HTTPServer, sweeper: RetentionSweeper, httpAddress: SocketAddress, routes: [Route]) {
+    private init(services: NodeServices, server: HTTPServer, sweeper: RetentionSweeper, keyringLock: KeyringLock,
+                 httpAddress: SocketAddress, routes: [Route]) {
         self.services = services
+        self.keyringLock = keyringLock
         self.server = server
         self.sweeper = sweeper
         self.httpAddress = httpAddress
@@ -46,7 +49,10 @@ public final class Node: Sendable {
         }
         let keyring: Keyring
         let master: MasterKey
+        let keyringLock: KeyringLock
         do {
+            // This node rewrites its keyring (bucket keys): it must be the file's only writer.
+            keyringLock = try KeyringLock(keyringPath: configuration.keyringPath)
             master = try configuration.masterKey.load()
             keyring = try KeyringFile.load(path: configuration.keyringPath, master: master)
         } catch {
@@ -143,7 +149,7 @@ public final class Node: Sendable {
         logger.info("listening", ["node": .string(configuration.node.rawValue), "region": .string(configuration.region.rawValue),
                                   "http": .string(bound.description), "boot_id": .string(services.bootID),
                                   "policy_version": .int(Int64(policy.version))])
-        return Node(services: services, server: server, sweeper: sweeper, httpAddress: bound,
+        return Node(services: services, server: server, sweeper: sweeper, keyringLock: keyringLock, httpAddress: bound,
                     routes: api.router.routes.map { Route(method: $0.method, pattern: $0.pattern) })
     }
 
@@ -156,6 +162,7 @@ public final class Node: Sendable {
         await server.shutdown(graceMilliseconds: graceMilliseconds)
         await sweeper.stop()
         services.store.close()
+        keyringLock.release()
         logger.info("stopped")
     }
 }

@@ -45,3 +45,44 @@ public enum KeyringFile {
         try FileIO.writeAtomically(keyring.sealed(with: master), to: path, mode: 0o600, replacing: replacing)
     }
 }
+
+/// The keyring's single writer: an exclusive advisory lock (`flock`) on
+/// `{keyring}.lock`, held by a running node for its lifetime and by the keys
+/// commands while they rewrite the file. A node rewrites its keyring on every
+/// erasure (bucket keys); a command saving a copy it read earlier could
+/// otherwise put a destroyed bucket key back on disk.
+public final class KeyringLock: Sendable {
+    public enum Failure: Error, CustomStringConvertible {
+        case inUse(path: String)
+        case system(path: String, errno: Int32)
+
+        public var description: String {
+            switch self {
+            case .inUse(let path):
+                return "\(path) is in use by a running node or another keys command (its lock \(path).lock is held): stop the node first"
+            case .system(let path, let code):
+                return "\(path).lock: cannot lock: \(String(cString: strerror(code)))"
+            }
+        }
+    }
+
+    private let descriptor: Int32
+
+    /// Takes the lock, or fails at once if another process (or another
+    /// holder in this one) has it.
+    public init(keyringPath path: String) throws(Failure) {
+        let descriptor = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw .system(path: path, errno: errno) }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
+            close(descriptor)
+            throw code == EWOULDBLOCK ? .inUse(path: path) : .system(path: path, errno: code)
+        }
+        self.descriptor = descriptor
+    }
+
+    /// Lets another writer in (the descriptor closes with the lock).
+    public func release() { flock(descriptor, LOCK_UN) }
+
+    deinit { close(descriptor) }
+}

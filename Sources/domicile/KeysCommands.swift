@@ -61,7 +61,9 @@ struct KeysInitCommand: Command {
         let master = try options.masterKey.load()
         let source = try inherit.map { try KeyringFile.load(path: $0, master: master) }
         let keyring = Keyring.generate(region: region, node: node, createdAt: unixNow(), inheriting: source)
+        let lock = try KeyringLock(keyringPath: options.path)
         try KeyringFile.save(keyring, path: options.path, master: master, replacing: force)
+        lock.release()
         let shared = source.map { source in source.region == region ? " (region and federation keys from \(source.node))"
                                                                     : " (federation keys from \(source.node))" } ?? ""
         Output.line("created keyring for node \(node) in region \(region) at \(options.path)\(shared)")
@@ -88,6 +90,8 @@ struct KeysRotateCommand: Command {
         guard let kind = KeyKind(name: kindName) else {
             throw CLIError.usage("unknown key kind '\(kindName)'; expected one of \(KeyKind.allCases.map(\.name).joined(separator: ", "))")
         }
+        let lock = try KeyringLock(keyringPath: options.path)
+        defer { lock.release() }
         var (keyring, master) = try options.load()
         let entry = keyring.rotate(kind, createdAt: unixNow())
         try KeyringFile.save(keyring, path: options.path, master: master, replacing: true)
@@ -120,6 +124,8 @@ struct KeysListCommand: Command {
                 Output.line(columns.joined())
             }
         }
+        Output.line("subject-key buckets: \(keyring.buckets.count) (node scope), \(keyring.buckets.retired.count) retired version(s) "
+                    + "awaiting destruction")
     }
 }
 

@@ -144,4 +144,18 @@ final class CryptoShreddingTests: NodeTestCase {
         let (features, _) = try await readFeatures(second, purpose: "product_recs")
         XCTAssertNil(features["last_category"], "the erased value is not readable through the new subject")
     }
+
+    /// The node rewrites its keyring on every erasure, so it is the keyring's only writer while it runs: a keys
+    /// command saving a copy it read before could otherwise put a destroyed bucket key back on disk.
+    func test_whileANodeRuns_keysRotateRefusesToRewriteItsKeyring() async throws {
+        try startNode(regions: ["eu"])
+        let keyring = federation.directory.file("eu-1/eu-1.keyring")
+        let arguments = ["keys", "rotate", "--keyring", keyring, "--kind", "data", "--master-key-file", federation.directory.file("master.key")]
+        let refused = try Binary.run(arguments)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("in use"), refused.stderr)
+        XCTAssertEqual(node.stop(), 0)
+        let rotated = try Binary.run(arguments)
+        XCTAssertEqual(rotated.status, 0, rotated.stderr)
+    }
 }
