@@ -160,7 +160,7 @@ enum ErasureRoutes {
                 for pid in pids {
                     touched.withLock { $0.append(pid) }
                     let erased = try ErasureRecords.eraseSubject(pid, vectors: services.vectors, in: database)
-                    try services.keys.subjects.rotateBucket(of: pid, in: database)
+                    if erased["subjects", default: 0] > 0 { try services.keys.subjects.rotateBucket(of: pid, in: database) }
                     counts.merge(erased, uniquingKeysWith: +)
                     if (erased["subjects"] ?? 0) > 0 || (erased["consent_receipts"] ?? 0) > 0 {
                         erasedPIDs.append(pid.rawValue)
