@@ -13,14 +13,14 @@ struct BenchErasureCommand: Command {
     static let help = """
         [--subjects N] [--erasures N] [--dir DIR]
 
-        Lays out a one-region node in DIR (default: a temporary directory), registers --erasures
-        subjects (default 30) through the API, then adds filler subjects straight into its
-        database up to --subjects in all (default 1000000), each with its own key wrapped under
-        its pid's bucket key, and restarts the node on it. Then, sequentially: --erasures receipt
-        appends (the reference) and --erasures erasures by pid. Each erasure rotates its bucket:
-        about subjects/4096 keys re-wrapped under a new bucket key version, and the sealed keyring
-        rewritten (fsync'd) twice, before the WAL checkpoint and the 202. Also times one keyring
-        rewrite alone. Build with -c release.
+        Lays out a one-region node in DIR (default: a temporary directory) and registers 3 x --erasures
+        subjects (default 30) through the API. With only those, sequentially: --erasures receipt
+        appends (the reference) and --erasures erasures by pid (rotations with nothing to re-wrap).
+        Then adds filler subjects straight into its database up to --subjects in all (default
+        1000000), each with its own key wrapped under its pid's bucket key, restarts the node on it
+        and times --erasures erasures again: each rotates its bucket, about subjects/4096 keys
+        re-wrapped under a new version, the sealed keyring rewritten (fsync'd) twice, before the WAL
+        checkpoint and the 202. Also times one keyring rewrite alone. Build with -c release.
         """
 
     static func run(_ arguments: inout Arguments) async throws {
@@ -32,11 +32,16 @@ struct BenchErasureCommand: Command {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let limits: [String: Any] = ["read_rate_per_second": 10_000_000, "read_burst": 10_000_000, "distinct_subjects_per_minute": 100_000_000]
 
+        // Phase 1, a node holding a few subjects: receipt appends (the reference) and erasures whose bucket
+        // rotation has almost nothing to re-wrap (the keyring rewrites, the erasure, the checkpoint).
         var bench = try await BenchNode.start(in: directory, limits: limits, requestTimeoutMilliseconds: 60_000)
         let victims: [String]
+        let appends: [Double], smallErasures: [Double]
         do {
-            victims = try await BenchNodeCommand.register(erasureCount * 2, client: bench.client, address: bench.address,
+            victims = try await BenchNodeCommand.register(erasureCount * 3, client: bench.client, address: bench.address,
                                                           headers: bench.headers("ingest"))
+            appends = try await timeReceipts(victims.prefix(erasureCount), bench)
+            smallErasures = try await timeErasures(victims.dropFirst(erasureCount).prefix(erasureCount), bench)
         } catch {
             await bench.stop()
             throw error
@@ -46,14 +51,12 @@ struct BenchErasureCommand: Command {
         let configuration = try NodeConfiguration.load(path: BenchNode.configPath(in: directory))
         let master = try configuration.masterKey.load()
         let keyring = try KeyringFile.load(path: configuration.keyringPath, master: master)
-        let filler = subjectCount - victims.count
         Output.line("domicile bench erasure: \(subjectCount) subjects, \(keyring.buckets.count) buckets "
                     + "(about \(subjectCount / max(keyring.buckets.count, 1)) subject keys per bucket)")
         let started = Bench.monotonicSeconds()
-        try addFiller(filler, keyring: keyring, databasePath: configuration.databasePath)
+        try addFiller(subjectCount - victims.count, keyring: keyring, databasePath: configuration.databasePath)
         Output.line(String(format: "filler subjects written in %.1f s", Bench.monotonicSeconds() - started))
 
-        let sealed = keyring.sealed(with: master)
         let scratch = (directory as NSString).appendingPathComponent("scratch.keyring")
         var rewrites: [Double] = []
         for _ in 0..<erasureCount {
@@ -62,37 +65,68 @@ struct BenchErasureCommand: Command {
             rewrites.append((Bench.monotonicSeconds() - start) * 1_000)
         }
 
+        // The cryptographic part of one rotation alone: unwrap and re-wrap one bucket's worth of keys.
+        let perBucket = max(subjectCount / max(keyring.buckets.count, 1), 1)
+        let pseudonymizer = try keyring.pseudonymizers().current
+        let (old, new) = (keyring.buckets.current(0)!, BucketKey(bucket: 0, version: 2, createdAt: 0, material: SecretBytes(randomCount: 32)))
+        let sample = (0..<perBucket).map { index -> (PID, [UInt8]) in
+            let pid = pseudonymizer.pid(for: Identifier(kind: .customerID, normalized: "rewrap-\(index)"))
+            return (pid, WrappedSubjectKey.wrap(SecretBytes(randomCount: 32), for: pid, under: old))
+        }
+        var rewraps: [Double] = []
+        for _ in 0..<erasureCount {
+            let start = Bench.monotonicSeconds()
+            for (pid, wrapped) in sample {
+                _ = WrappedSubjectKey.wrap(SecretBytes(try WrappedSubjectKey.unwrap(wrapped, for: pid, under: old)), for: pid, under: new)
+            }
+            rewraps.append((Bench.monotonicSeconds() - start) * 1_000)
+        }
+
+        // Phase 2, the same node restarted on the full region.
         bench = try await BenchNode.start(in: directory, limits: limits, requestTimeoutMilliseconds: 60_000, layOut: false)
+        let erasures: [Double]
         do {
-            let ingest = bench.headers("ingest")
-            let officer = bench.headers("privacy_officer")
-            var appends: [Double] = []
-            for pid in victims.prefix(erasureCount) {
-                let start = Bench.monotonicSeconds()
-                let response = try await bench.client.send("POST", "/v1/subjects/\(pid)/consents", to: bench.address, headers: ingest,
-                                                           body: Array(BenchNodeCommand.receiptJSON(action: "grant", pid: nil).utf8))
-                guard response.status == 201 else { throw CLIError.failed("receipt refused: \(response.status) \(response.text)") }
-                appends.append((Bench.monotonicSeconds() - start) * 1_000)
-            }
-            var erasures: [Double] = []
-            for pid in victims.suffix(erasureCount) {
-                let start = Bench.monotonicSeconds()
-                let response = try await bench.client.send("POST", "/v1/erasures", to: bench.address, headers: officer,
-                                                           body: Array(#"{"pid":"\#(pid)"}"#.utf8))
-                guard response.status == 202 else { throw CLIError.failed("erasure failed: \(response.status) \(response.text)") }
-                erasures.append((Bench.monotonicSeconds() - start) * 1_000)
-            }
-            let erasure = summary(erasures), append = summary(appends), rewrite = summary(rewrites)
-            Output.line(String(format: "keyring rewrite alone (%d KB sealed)     median %6.2f ms   p90 %6.2f ms",
-                               sealed.count / 1_024, rewrite.median, rewrite.p90))
-            Output.line(String(format: "receipt append (reference)             median %6.2f ms   p90 %6.2f ms", append.median, append.p90))
-            Output.line(String(format: "erasure with bucket rotation           median %6.2f ms   p90 %6.2f ms   ratio %.1f",
-                               erasure.median, erasure.p90, erasure.median / append.median))
+            erasures = try await timeErasures(victims.suffix(erasureCount), bench)
         } catch {
             await bench.stop()
             throw error
         }
         await bench.stop()
+        let append = summary(appends), small = summary(smallErasures), erasure = summary(erasures), rewrite = summary(rewrites)
+        Output.line(String(format: "receipt append (reference)                  median %6.2f ms   p90 %6.2f ms", append.median, append.p90))
+        Output.line(String(format: "keyring rewrite alone (%3d KB sealed)        median %6.2f ms   p90 %6.2f ms",
+                           keyring.sealed(with: master).count / 1_024, rewrite.median, rewrite.p90))
+        Output.line(String(format: "re-wrap of %4d keys, crypto alone            median %6.2f ms", perBucket, summary(rewraps).median))
+        Output.line(String(format: "erasure, \(victims.count) subjects (nothing to re-wrap)  median %6.2f ms   p90 %6.2f ms   ratio to append %.1f",
+                           small.median, small.p90, small.median / append.median))
+        Output.line(String(format: "erasure, \(subjectCount) subjects                median %6.2f ms   p90 %6.2f ms   ratio to append %.1f, "
+                           + "to the small region %.1f", erasure.median, erasure.p90, erasure.median / append.median, erasure.median / small.median))
+    }
+
+    static func timeReceipts(_ pids: ArraySlice<String>, _ bench: BenchNode) async throws -> [Double] {
+        var samples: [Double] = []
+        for pid in pids {
+            let start = Bench.monotonicSeconds()
+            let response = try await bench.client.send("POST", "/v1/subjects/\(pid)/consents", to: bench.address, headers: bench.headers("ingest"),
+                                                       body: Array(BenchNodeCommand.receiptJSON(action: "grant", pid: nil).utf8))
+            guard response.status == 201 else { throw CLIError.failed("receipt refused: \(response.status) \(response.text)") }
+            samples.append((Bench.monotonicSeconds() - start) * 1_000)
+        }
+        return samples
+    }
+
+    static func timeErasures(_ pids: ArraySlice<String>, _ bench: BenchNode) async throws -> [Double] {
+        var samples: [Double] = []
+        for pid in pids {
+            let start = Bench.monotonicSeconds()
+            let response = try await bench.client.send("POST", "/v1/erasures", to: bench.address, headers: bench.headers("privacy_officer"),
+                                                       body: Array(#"{"pid":"\#(pid)"}"#.utf8))
+            guard response.status == 202 else {
+                throw CLIError.failed("erasure failed: \(response.status) \(response.text)")
+            }
+            samples.append((Bench.monotonicSeconds() - start) * 1_000)
+        }
+        return samples
     }
 
     /// Subjects straight into the stopped node's database, in one
