@@ -134,10 +134,10 @@ enum AggregateRoutes {
                               epsilon: query.epsilon, delta: query.delta, noiseScale: computed.noiseScale, releasedAt: request.now)
         let remaining = try await services.store.write { database -> PrivacyLedger.Spend in
             let (_, remaining) = try PrivacyLedger.charge(.init(dataset: query.dataset, mechanism: query.mechanism.rawValue,
-                                                            accountant: query.mechanism == .laplace ? "pure" : "analytic_gaussian",
-                                                            epsilon: query.epsilon, delta: query.delta, releaseID: releaseID,
-                                                            description: "aggregate \(query.name)"),
-                                                      limits: limits(services), now: request.now, in: database)
+                                                                accountant: query.mechanism == .laplace ? "pure" : "analytic_gaussian",
+                                                                epsilon: query.epsilon, delta: query.delta, releaseID: releaseID,
+                                                                description: "aggregate \(query.name)"),
+                                                          limits: limits(services), now: request.now, in: database)
             try AggregateData.insert(release, in: database)
             try AuditLog.append(request.event("aggregate.release", purpose: query.purpose.rawValue,
                                               detail: "name=\(query.name),dataset=\(query.dataset),epsilon=\(query.epsilon)"), to: database)
