@@ -54,6 +54,30 @@ final class ConfigurationTests: XCTestCase {
         expect("log.access") { $0["log"] = ["access": 1] }
     }
 
+    /// A label cap shares out the region's privacy budget: at most the
+    /// region's limit, for a valid label; δ defaults to the region's.
+    func test_configuration_privacyLabelCaps_neverAddBudget() throws {
+        var object = valid
+        object["limits"] = ["privacy_epsilon_per_period": 5, "privacy_label_caps": ["trial": ["epsilon": 1], "crm": ["epsilon": 5, "delta": 1e-7]]]
+        let caps = try parse(object).limits.privacyLabelCaps
+        XCTAssertEqual(caps.count, 2)
+        XCTAssertEqual(caps.first { $0.key.rawValue == "trial" }?.value, .init(epsilon: 1, delta: 1e-5))
+        XCTAssertEqual(caps.first { $0.key.rawValue == "crm" }?.value, .init(epsilon: 5, delta: 1e-7))
+        func refused(_ caps: Any, _ field: String) {
+            var object = valid
+            object["limits"] = ["privacy_epsilon_per_period": 5, "privacy_label_caps": caps]
+            XCTAssertThrowsError(try parse(object)) { error in
+                XCTAssertEqual((error as? NodeConfiguration.Invalid)?.field, field, "\(error)")
+            }
+        }
+        refused(["crm": ["epsilon": 5.5]], "limits.privacy_label_caps.crm")
+        refused(["crm": ["epsilon": 1, "delta": 1e-4]], "limits.privacy_label_caps.crm")
+        refused(["CRM": ["epsilon": 1]], "limits.privacy_label_caps.CRM")
+        refused(["crm": ["delta": 1e-6]], "limits.privacy_label_caps.crm.epsilon")
+        refused(["crm": ["epsilon": 1, "epsilom": 1]], "limits.privacy_label_caps.crm.epsilom")
+        refused(["crm": 1], "limits.privacy_label_caps.crm")
+    }
+
     func test_serve_refusesABadConfig_withAMessageNamingTheField() throws {
         let directory = TemporaryDirectory()
         var object = valid
