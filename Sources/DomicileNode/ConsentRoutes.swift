@@ -311,6 +311,7 @@ enum ConsentRoutes {
         }
         guard exists || !receipts.isEmpty else {
             try await services.audit(request.event("consent.history", pid: pid.rawValue, outcome: "not_found"))
+            request.refusals.markAudited()
             throw APIError.unknownSubject()
         }
         try await services.audit(request.event("consent.history", pid: pid.rawValue, outcome: exists ? "ok" : "erased",
