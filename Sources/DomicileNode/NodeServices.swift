@@ -125,8 +125,8 @@ final class NodeServices: Sendable {
             return try await store.write(body)
         } catch let error as HTTPError {
             try await resynchronizeVectors(of: [pid])
-            try await audit(request.event(action, pid: pid.rawValue, purpose: purpose, outcome: RefusalAudit.outcome(error)))
-            request.refusals.markAudited()
+            let event = request.event(action, pid: pid.rawValue, purpose: purpose, outcome: RefusalAudit.outcome(error))
+            if await auditRefusal([event], code: error.code, requestID: request.requestID) { request.refusals.markAudited() }
             throw error
         } catch {
             try? await resynchronizeVectors(of: [pid])

@@ -62,19 +62,11 @@ enum RefusalAudit {
         let pids = subjects(namedBy: request, region: services.region, readBody: refusal.status != 413)
         guard !pids.isEmpty else { return }
         let now = services.clock.now()
-        let outcome = outcome(refusal)
         let events = pids.map { pid in
-            AuditEvent(at: now, principal: principal.name, action: action, pid: pid.rawValue, outcome: outcome,
+            AuditEvent(at: now, principal: principal.name, action: action, pid: pid.rawValue, outcome: outcome(refusal),
                        requestID: request.requestID, detail: "route=\(request.method) \(pattern)")
         }
-        do {
-            try await services.store.write { database in
-                for event in events { try AuditLog.append(event, to: database) }
-            }
-            for _ in events { services.metrics.countAudit(action: action, outcome: outcome) }
-        } catch {
-            services.logger.warning("refusal not audited", ["code": .string(refusal.code), "request_id": .string(request.requestID)])
-        }
+        await services.auditRefusal(events, code: refusal.code, requestID: request.requestID)
     }
 
     /// The subjects of this region a request names: its `{pid}` path
@@ -96,5 +88,24 @@ enum RefusalAudit {
         }
         var seen: Set<String> = []
         return texts.compactMap { try? PID(parsing: $0) }.filter { $0.region == region && seen.insert($0.rawValue).inserted }
+    }
+}
+
+extension NodeServices {
+    /// Appends the audit events of a refusal in one transaction. A failure
+    /// is logged, not thrown: the refusal stays the answer. Returns whether
+    /// the events were written.
+    @discardableResult
+    func auditRefusal(_ events: [AuditEvent], code: String, requestID: String) async -> Bool {
+        do {
+            try await store.write { database in
+                for event in events { try AuditLog.append(event, to: database) }
+            }
+        } catch {
+            logger.warning("refusal not audited", ["code": .string(code), "request_id": .string(requestID)])
+            return false
+        }
+        for event in events { metrics.countAudit(action: event.action, outcome: event.outcome) }
+        return true
     }
 }
