@@ -25,9 +25,10 @@ final class RefusalTrail: Sendable {
 }
 
 /// Every refused call that names a subject is audited with its code
-/// (docs/DECISIONS.md, "Audit"): one `request.refused` event per subject of
-/// this region the call names, outcome `refused:<code>`, the route in the
-/// detail. Never the value that was refused: the code says what was wrong.
+/// (docs/DECISIONS.md, "Refusals, revocations and client text"): one
+/// `request.refused` event per subject of this region the call names,
+/// outcome `refused:<code>`, the route in the detail. Never the value that
+/// was refused: the code says what was wrong.
 ///
 /// Only authenticated callers' refusals are audited (a 401 has no principal,
 /// and auditing it would let anyone fill the log), and not 429 (the rate
