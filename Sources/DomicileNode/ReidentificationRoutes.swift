@@ -82,8 +82,16 @@ enum ReidentificationRoutes {
         }
         let pid = try services.homePID(body.pid)
         let id = "ri_" + Hex.encode(SecureRandom.bytes(12))
+        let ticketAsCustomerID = try? Identifier(kind: .customerID, raw: body.ticket)
         try await services.writeAudited(request, action: "reidentification.request", pid: pid) { database in
             guard try SubjectRecords.exists(pid, in: database) else { throw APIError.unknownSubject() }
+            // A customer id has no shape the classifier could recognize, but
+            // the region knows its own: a ticket that is one is refused too.
+            if let ticketAsCustomerID,
+               try SubjectRecords.find(services.keys.pseudonymizers.candidates(for: ticketAsCustomerID), in: database) != nil {
+                throw HTTPError(status: 422, code: "pii_detected",
+                                detail: "ticket: the value is a customer id; this field may not hold an identifier")
+            }
             try database.execute("""
                 INSERT INTO reidentifications (id, pid, reason, ticket, requester, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, [id, pid.rawValue, body.reason, body.ticket, request.principal.name, Status.pendingApproval.rawValue,

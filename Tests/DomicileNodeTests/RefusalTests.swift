@@ -238,5 +238,18 @@ final class RefusalTests: NodeTestCase {
             XCTAssertTrue((audited.first?["outcome"] as? String ?? "").hasPrefix("refused:"), id)
         }
         for raw in [email, "004915177665544", "0151 7766 5544"] { try await assertNowhere(raw) }
+
+        // A customer id has no shape, but a ticket that is one of this region's is refused too.
+        let customer = try await node.call("POST", "/v1/subjects", token: token("ingest"),
+                                           json: #"{"identifier":{"kind":"customer_id","value":"CUST-4711"},"country":"DE"}"#)
+        XCTAssertTrue([200, 201].contains(customer.status), customer.text)
+        let customerTicket = try await create(ticket: "CUST-4711", id: "ticket-customer")
+        assertProblem(customerTicket, 422, "pii_detected")
+        XCTAssertTrue(customerTicket.text.contains("ticket"), customerTicket.text)
+        let refused = try await events(requestID: "ticket-customer")
+        XCTAssertEqual(refused.map { "\($0["action"]!) \($0["outcome"]!)" }, ["reidentification.request refused:pii_detected"])
+        try await assertNowhere("CUST-4711")
+        let ordinary = try await create(ticket: "CUST-4712", id: "ticket-ordinary")
+        XCTAssertEqual(ordinary.status, 201, "a ticket that is no customer id here is kept: \(ordinary.text)")
     }
 }
