@@ -80,6 +80,7 @@ final class NodeServices: Sendable {
         }
         guard let found else {
             try await audit(request.event(action, pid: pid.rawValue, outcome: "not_found"))
+            request.refusals.markAudited()
             throw APIError.unknownSubject()
         }
         return found
@@ -113,9 +114,10 @@ final class NodeServices: Sendable {
     }
 
     /// A write about one subject. When `body` refuses it (an `HTTPError`,
-    /// which rolls its transaction back), the refusal is audited, its code as
-    /// the outcome, before it is rethrown. Whatever the failure, the
-    /// subject's entries in the vector indexes are put back as committed.
+    /// which rolls its transaction back), the refusal is audited for
+    /// `action` (outcome `refused:<code>`) before it is rethrown. Whatever
+    /// the failure, the subject's entries in the vector indexes are put
+    /// back as committed.
     @discardableResult
     func writeAudited<T: Sendable>(_ request: APIRequest, action: String, pid: PID, purpose: String? = nil,
                                    _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
@@ -123,7 +125,8 @@ final class NodeServices: Sendable {
             return try await store.write(body)
         } catch let error as HTTPError {
             try await resynchronizeVectors(of: [pid])
-            try await audit(request.event(action, pid: pid.rawValue, purpose: purpose, outcome: error.code))
+            let event = request.event(action, pid: pid.rawValue, purpose: purpose, outcome: RefusalAudit.outcome(error))
+            if await auditRefusal([event], code: error.code, requestID: request.requestID) { request.refusals.markAudited() }
             throw error
         } catch {
             try? await resynchronizeVectors(of: [pid])
@@ -163,6 +166,8 @@ struct APIRequest: Sendable {
     let services: NodeServices
     /// A read or search: rate-limited, and watched by the access monitor.
     let isRead: Bool
+    /// Tells the route whether this call's refusal still needs auditing.
+    let refusals: RefusalTrail
 
     var requestID: String { http.requestID }
 
@@ -203,13 +208,15 @@ struct API {
     /// principal. `bodyBytesMax` overrides the configured body limit for
     /// this route (the server's own limit is the largest of them).
     /// `limited`: reads and searches, which draw on the caller's rate limit
-    /// and count towards access-anomaly detection.
+    /// and count towards access-anomaly detection. A refusal of an
+    /// authenticated call that names a subject is audited (`RefusalAudit`).
     mutating func route(_ method: String, _ pattern: String, roles: Set<Role>, bodyBytesMax: Int? = nil, limited: Bool = false,
                         _ handler: @escaping @Sendable (APIRequest) async throws -> HTTPResponse) {
         let services = self.services
         let limit = bodyBytesMax ?? services.configuration.routeBodyBytesMax
-        router.add(method, pattern, .async { request in
+        let guarded: @Sendable (HTTPRequest, RefusalTrail) async throws -> HTTPResponse = { request, trail in
             let principal = try Self.authenticate(request, services: services)
+            trail.authenticated(principal)
             guard roles.isEmpty || !roles.isDisjoint(with: principal.roles) else { throw APIError.forbidden(roles) }
             guard request.body.count <= limit else {
                 throw HTTPError(status: 413, code: "body_too_large", detail: "the body exceeds \(limit) bytes for this route")
@@ -219,8 +226,10 @@ struct API {
                 services.metrics.increment("domicile_rate_limited_total", labels: ["route": pattern])
                 throw APIError.rateLimited(retryAfterSeconds: wait)
             }
-            return try await handler(APIRequest(http: request, principal: principal, now: now, services: services, isRead: limited))
-        })
+            return try await handler(APIRequest(http: request, principal: principal, now: now, services: services, isRead: limited,
+                                                 refusals: trail))
+        }
+        router.add(method, pattern, .async { request in try await RefusalAudit.run(request, pattern: pattern, services: services, guarded) })
     }
 
     /// Unauthenticated routes (health, readiness, metrics).
