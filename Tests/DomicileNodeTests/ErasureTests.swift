@@ -210,6 +210,18 @@ final class ErasureTests: NodeTestCase {
         assertProblem(try await node.call("GET", "/v1/subjects/\(pid)", token: token("serve")), 404, "unknown_subject")
     }
 
+    /// A node that has not joined its region does not know the nodes an
+    /// erasure must reach: it signs nothing and records nothing.
+    func test_aNodeThatHasNotJoinedItsRegion_refusesErasure_withNotReady() async throws {
+        federation = try FederationFixture(regions: ["eu"], nodesPerRegion: 2, gossip: true)
+        node = try federation.start("eu-1")  // its seed, eu-2, never starts
+        let pid = try await register(email: "alone@example.com")
+        assertProblem(try await erase(#"{"pid":"\#(pid)"}"#), 503, "not_ready")
+        let listed = try await node.call("GET", "/v1/erasures", token: token("privacy_officer"))
+        XCTAssertEqual((listed.json["erasures"] as? [[String: Any]])?.count, 0)
+        await XCTAssertEqualAsync(try await node.call("GET", "/v1/subjects/\(pid)", token: token("serve")).status, 200)
+    }
+
     func date(_ text: String) throws -> Date {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
