@@ -89,6 +89,7 @@ let package = Package(
                     dependencies: ["domicile", "DomicileNode", "DomicileNet", "DomicileStorage", "DomicileModel", "DomicilePrivacy",
                                    "DomicileTestSupport"]),
         // Runs the built `domicile` binary as a child process.
-        .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileModel", "DomicileStorage", "DomicileNet", "DomicileTestSupport"]),
+        .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileModel", "DomicileStorage", "DomicileNet", "DomicileCrypto", "DomicilePrivacy",
+                                                      "DomicileTestSupport"]),
     ]
 )

@@ -237,5 +237,40 @@ enum NodeSchema {
             ) STRICT;
             CREATE INDEX embedding_charges_by_subject ON embedding_charges (pid, period);
             """),
+        Migration(version: 6, name: "signed erasure requests, node-scoped acks, signed completion", sql: """
+            -- The request as its origin node signed it (docs/FORMATS.md, "Erasure
+            -- certificate"), and the origin's signature over its completion. Requests
+            -- recorded before this migration have no request_signature: they carry
+            -- no certificate.
+            ALTER TABLE erasure_requests ADD COLUMN origin_node TEXT;
+            ALTER TABLE erasure_requests ADD COLUMN policy_version INTEGER;
+            ALTER TABLE erasure_requests ADD COLUMN link_hash BLOB;
+            ALTER TABLE erasure_requests ADD COLUMN request_signature BLOB;
+            ALTER TABLE erasure_requests ADD COLUMN public_key BLOB;
+            ALTER TABLE erasure_requests ADD COLUMN completion_signature BLOB;
+            -- The nodes of each expected region that must ack (signed in the request).
+            CREATE TABLE erasure_expected_nodes (
+                erasure_id TEXT NOT NULL REFERENCES erasure_requests (erasure_id),
+                region TEXT NOT NULL,
+                node TEXT NOT NULL,
+                PRIMARY KEY (erasure_id, region, node)
+            ) STRICT, WITHOUT ROWID;
+            -- One signed ack per node (scope `node`): what that node erased.
+            CREATE TABLE erasure_node_acks (
+                erasure_id TEXT NOT NULL REFERENCES erasure_requests (erasure_id),
+                region TEXT NOT NULL,
+                node TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                request_hash BLOB NOT NULL,
+                erased_at INTEGER NOT NULL,
+                counts TEXT NOT NULL,
+                link_hash BLOB NOT NULL,
+                wal_truncated INTEGER NOT NULL,
+                policy_version INTEGER NOT NULL,
+                signature BLOB NOT NULL,
+                public_key BLOB NOT NULL,
+                PRIMARY KEY (erasure_id, region, node)
+            ) STRICT, WITHOUT ROWID;
+            """),
     ])
 }
