@@ -219,7 +219,11 @@ struct API {
                 services.metrics.increment("domicile_rate_limited_total", labels: ["route": pattern])
                 throw APIError.rateLimited(retryAfterSeconds: wait)
             }
-            return try await handler(APIRequest(http: request, principal: principal, now: now, services: services, isRead: limited))
+            do {
+                return try await handler(APIRequest(http: request, principal: principal, now: now, services: services, isRead: limited))
+            } catch {
+                throw APIError.problem(for: error, logger: services.logger, requestID: request.requestID)
+            }
         })
     }
 

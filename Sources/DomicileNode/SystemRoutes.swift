@@ -38,6 +38,9 @@ enum SystemRoutes {
         api.open("GET", "/readyz") { _ in
             switch services.lifecycle.value {
             case .serving:
+                if services.store.writer.currentStatistics.diskFull {
+                    return .json(bytes: Array(#"{"status":"not_ready","reason":"disk_full"}"#.utf8), status: 503)
+                }
                 if let gossip = services.gossip.value, !gossip.joined {
                     return .json(bytes: Array(#"{"status":"not_ready","reason":"joining the region's members"}"#.utf8), status: 503)
                 }
