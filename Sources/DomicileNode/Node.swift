@@ -44,9 +44,13 @@ public final class Node: Sendable {
         } catch {
             throw StartupError(description: "data directory \(configuration.dataDirectory): cannot create it")
         }
+        let master: MasterKey
+        do { master = try configuration.masterKey.load() } catch {
+            throw StartupError(description: "master key: \(error)")
+        }
         let keyring: Keyring
         do {
-            keyring = try KeyringFile.load(path: configuration.keyringPath, master: try configuration.masterKey.load())
+            keyring = try KeyringFile.load(path: configuration.keyringPath, master: master)
         } catch {
             throw StartupError(description: "keyring \(configuration.keyringPath): \(error)")
         }

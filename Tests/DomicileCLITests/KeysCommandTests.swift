@@ -55,6 +55,10 @@ final class KeysCommandTests: XCTestCase {
 
         let keyFile = directory.file("master.key")
         try (master + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let loose = try Binary.run(["keys", "list", "--keyring", keyring, "--master-key-file", keyFile])
+        XCTAssertEqual(loose.status, 1, "a master key file readable by others is refused")
+        XCTAssertTrue(loose.stderr.contains("permissions 0644 for '\(keyFile)' are too open"), loose.stderr)
+        XCTAssertEqual(chmod(keyFile, 0o600), 0)
         XCTAssertEqual(try Binary.run(["keys", "list", "--keyring", keyring, "--master-key-file", keyFile]).status, 0)
     }
 
