@@ -61,12 +61,20 @@ final class NodeServices: Sendable {
 
     /// A pid from a path, owned by this region: else 400 or 421.
     func homePID(_ text: String) throws(HTTPError) -> PID {
+        let pid = try knownPID(text)
+        guard pid.region == region else { throw APIError.misdirected(home: pid.region, nodes: liveNodes(in: pid.region)) }
+        return pid
+    }
+
+    /// A pid from a request, of a region of the policy: else 400 `invalid_pid`
+    /// (no node anywhere could hold it, so it is malformed, not misdirected).
+    func knownPID(_ text: String) throws(HTTPError) -> PID {
         let pid: PID
         do { pid = try PID(parsing: text) } catch {
             if case .invalidPID(let reason) = error { throw APIError.invalidPID(reason) }
             throw APIError.invalidPID("unparseable")
         }
-        guard pid.region == region else { throw APIError.misdirected(home: pid.region, nodes: liveNodes(in: pid.region)) }
+        guard policy.isKnown(pid.region) else { throw APIError.invalidPID("its region is not in the residency policy") }
         return pid
     }
 
