@@ -15,7 +15,8 @@ final class NodeServices: Sendable {
     let clock: any Clock
     let metrics: Metrics
     let logger: Logger
-    let bootID: String
+    /// This run of the node: gossip's member identity, the `listening` log line and `/v1/cluster`.
+    let bootID: UInt64
     /// Purposes the policy allows in this region, and those a GPC signal revokes (computed once).
     let regionPurposes: Set<Purpose>
     let gpcPurposes: Set<Purpose>
@@ -37,9 +38,11 @@ final class NodeServices: Sendable {
     }
 
     var region: RegionID { configuration.region }
+    /// The boot id as logged and reported: lowercase hexadecimal.
+    var bootIDText: String { String(bootID, radix: 16) }
 
     init(configuration: NodeConfiguration, store: Store, keys: RegionKeys, policy: ResidencyPolicy, principals: Principals,
-         clock: any Clock, metrics: Metrics, logger: Logger, bootID: String) {
+         clock: any Clock, metrics: Metrics, logger: Logger, bootID: UInt64) {
         self.configuration = configuration
         self.store = store
         self.keys = keys

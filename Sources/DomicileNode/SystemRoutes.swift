@@ -67,7 +67,7 @@ enum SystemRoutes {
                 }
             }
             return .json(Cluster(node: .init(name: services.configuration.node.rawValue, region: services.region,
-                                             bootId: gossip.map { String($0.identity.bootID, radix: 16) } ?? services.bootID,
+                                             bootId: services.bootIDText,
                                              http: httpAddress()),
                                  region: services.region, policyVersion: services.policy.version,
                                  pools: .init(region: members(.region), federation: members(.federation))))
