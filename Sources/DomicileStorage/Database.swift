@@ -68,11 +68,16 @@ public final class Database {
     /// file first with 0600 keeps all three private; files left by an older
     /// build are narrowed to their owner. Failures are left to
     /// `sqlite3_open_v2`, which reports them.
+    ///
+    /// An existing file is never opened here: closing any descriptor of a
+    /// file drops every POSIX lock this process holds on it, those of
+    /// SQLite's other connections included (another process could then
+    /// checkpoint and delete the WAL under them). So only `O_EXCL` creation,
+    /// and `chmod` by path.
     private static func makePrivate(_ path: String) {
         guard !path.isEmpty, path != ":memory:", !path.hasPrefix("file:") else { return }
-        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { return }
-        close(descriptor)
+        let descriptor = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if descriptor >= 0 { close(descriptor) }
         for file in [path, path + "-wal", path + "-shm"] {
             var info = stat()
             if stat(file, &info) == 0, info.st_mode & 0o077 != 0 { chmod(file, info.st_mode & 0o700) }
