@@ -35,6 +35,23 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
         resultCode == domicile_sqlite_constraint_unique() || resultCode == domicile_sqlite_constraint_primarykey()
     }
     public var isBusy: Bool { primaryResultCode == SQLITE_BUSY || primaryResultCode == SQLITE_LOCKED }
+    /// The database file is damaged (SQLITE_CORRUPT), or a value read from
+    /// it does not decode (`corrupt(table:column:)`).
+    public var isCorrupt: Bool { primaryResultCode == SQLITE_CORRUPT }
+
+    /// A stored value that does not decode: an enum case this build does not
+    /// know, a malformed name or pid, a vector of the wrong length or that
+    /// does not open. Names the table and column, never the value.
+    public static func corrupt(table: String, column: String) -> StorageError {
+        StorageError(resultCode: SQLITE_CORRUPT, message: "a stored value of \(table).\(column) does not decode", sql: nil)
+    }
+
+    /// `value`, or `corrupt(table:column:)` when it is nil.
+    public static func decoded<T>(_ value: T?, table: String, column: String) throws(StorageError) -> T {
+        guard let value else { throw corrupt(table: table, column: column) }
+        return value
+    }
+
     /// SQLITE_FULL, or an I/O error whose system call failed with ENOSPC
     /// (growing the WAL index, for instance): the file system is full.
     public var isDiskFull: Bool {
