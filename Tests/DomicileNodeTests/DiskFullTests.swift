@@ -8,11 +8,14 @@ import XCTest
 /// acknowledged lost.
 final class DiskFullTests: NodeTestCase {
     private var mountPoint: String?
+    /// Holds the mount point; removed only after it is unmounted.
+    private var scratch: TemporaryDirectory?
 
     override func tearDown() {
         node?.kill()
         node = nil
         if let mountPoint { _ = Self.run(["umount", "--lazy", mountPoint]) }
+        scratch = nil
         super.tearDown()
     }
 
@@ -49,6 +52,7 @@ final class DiskFullTests: NodeTestCase {
 
     func test_fullDisk_answers507_readyzDiskFull_logsStayJSON_andRecovers() async throws {
         let scratch = TemporaryDirectory("domicile-disk")
+        self.scratch = scratch
         let dataDirectory = scratch.file("data")
         try mountSmallFileSystem(at: dataDirectory, megabytes: 3)
         try startNode(regions: ["eu"]) { _, config in config["data_dir"] = dataDirectory }
