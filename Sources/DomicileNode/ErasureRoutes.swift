@@ -172,8 +172,7 @@ enum ErasureRoutes {
         let target: Target
         switch (body.pid, body.identifier) {
         case (let text?, nil):
-            guard let pid = try? PID(parsing: text) else { throw APIError.invalidPID("unparseable") }
-            target = .pid(pid)
+            target = .pid(try services.knownPID(text))
         case (nil, let identifier?):
             target = .identifier(try identifier.normalized())
         default:

@@ -15,7 +15,8 @@ final class NodeServices: Sendable {
     let clock: any Clock
     let metrics: Metrics
     let logger: Logger
-    let bootID: String
+    /// This run of the node: gossip's member identity, the `listening` log line and `/v1/cluster`.
+    let bootID: UInt64
     /// Purposes the policy allows in this region, and those a GPC signal revokes (computed once).
     let regionPurposes: Set<Purpose>
     let gpcPurposes: Set<Purpose>
@@ -37,9 +38,11 @@ final class NodeServices: Sendable {
     }
 
     var region: RegionID { configuration.region }
+    /// The boot id as logged and reported: lowercase hexadecimal.
+    var bootIDText: String { String(bootID, radix: 16) }
 
     init(configuration: NodeConfiguration, store: Store, keys: RegionKeys, policy: ResidencyPolicy, principals: Principals,
-         clock: any Clock, metrics: Metrics, logger: Logger, bootID: String) {
+         clock: any Clock, metrics: Metrics, logger: Logger, bootID: UInt64) {
         self.configuration = configuration
         self.store = store
         self.keys = keys
@@ -61,12 +64,20 @@ final class NodeServices: Sendable {
 
     /// A pid from a path, owned by this region: else 400 or 421.
     func homePID(_ text: String) throws(HTTPError) -> PID {
+        let pid = try knownPID(text)
+        guard pid.region == region else { throw APIError.misdirected(home: pid.region, nodes: liveNodes(in: pid.region)) }
+        return pid
+    }
+
+    /// A pid from a request, of a region of the policy: else 400 `invalid_pid`
+    /// (no node anywhere could hold it, so it is malformed, not misdirected).
+    func knownPID(_ text: String) throws(HTTPError) -> PID {
         let pid: PID
         do { pid = try PID(parsing: text) } catch {
             if case .invalidPID(let reason) = error { throw APIError.invalidPID(reason) }
             throw APIError.invalidPID("unparseable")
         }
-        guard pid.region == region else { throw APIError.misdirected(home: pid.region, nodes: liveNodes(in: pid.region)) }
+        guard policy.isKnown(pid.region) else { throw APIError.invalidPID("its region is not in the residency policy") }
         return pid
     }
 
@@ -226,8 +237,12 @@ struct API {
                 services.metrics.increment("domicile_rate_limited_total", labels: ["route": pattern])
                 throw APIError.rateLimited(retryAfterSeconds: wait)
             }
-            return try await handler(APIRequest(http: request, principal: principal, now: now, services: services, isRead: limited,
-                                                 refusals: trail))
+            do {
+                return try await handler(APIRequest(http: request, principal: principal, now: now, services: services, isRead: limited,
+                                                    refusals: trail))
+            } catch {
+                throw APIError.problem(for: error, logger: services.logger, requestID: request.requestID)
+            }
         }
         router.add(method, pattern, .async { request in try await RefusalAudit.run(request, pattern: pattern, services: services, guarded) })
     }

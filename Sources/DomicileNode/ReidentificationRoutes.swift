@@ -180,13 +180,16 @@ enum ReidentificationRoutes {
     }
 
     static func find(_ id: String, in database: Database) throws -> Record? {
-        guard let (pidText, requester, statusText) = try database.fetchOne(
-            "SELECT pid, requester, status FROM reidentifications WHERE id = ?", [id], { ($0.text(0), $0.text(1), $0.text(2)) }) else {
+        guard let (pid, requester, status) = try database.fetchOne(
+            "SELECT pid, requester, status FROM reidentifications WHERE id = ?", [id], { row throws(StorageError) in
+                (try row.decode(0, table: "reidentifications") { try PID(parsing: $0) }, row.text(1),
+                 try row.decode(2, table: "reidentifications", Status.init(rawValue:)))
+            }) else {
             return nil
         }
         let approvers = try database.fetchAll("SELECT approver FROM reidentification_approvals WHERE id = ? ORDER BY approved_at, approver",
                                               [id]) { $0.text(0) }
-        return Record(id: id, pid: try PID(parsing: pidText), requester: requester, status: Status(rawValue: statusText) ?? .cancelled,
+        return Record(id: id, pid: pid, requester: requester, status: status,
                       approvers: approvers)
     }
 }
