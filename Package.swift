@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "DomicileModelTests", dependencies: ["DomicileModel"]),
         .testTarget(name: "DomicileCryptoTests", dependencies: ["DomicileCrypto"]),
         .testTarget(name: "DomicileNetTests", dependencies: ["DomicileNet", "DomicileModel", "DomicileTestSupport"]),
-        .testTarget(name: "DomicileStorageTests", dependencies: ["DomicileStorage", "DomicileCrypto", "DomicileTestSupport"]),
+        .testTarget(name: "DomicileStorageTests", dependencies: ["DomicileStorage", "DomicileCrypto", "DomicileModel", "DomicileTestSupport"]),
         .testTarget(name: "DomicileGossipTests", dependencies: ["DomicileGossip", "DomicileModel", "DomicileCrypto"]),
         .testTarget(name: "DomicileSimulationTests", dependencies: ["DomicileSimulation", "DomicileGossip", "DomicileModel"]),
         .testTarget(name: "DomicileVectorsTests", dependencies: ["DomicileVectors", "DomicileModel"]),
@@ -89,6 +89,7 @@ let package = Package(
                     dependencies: ["domicile", "DomicileNode", "DomicileNet", "DomicileStorage", "DomicileModel", "DomicilePrivacy",
                                    "DomicileTestSupport"]),
         // Runs the built `domicile` binary as a child process.
-        .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileModel", "DomicileStorage", "DomicileNet", "DomicileTestSupport"]),
+        .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileModel", "DomicileStorage", "DomicileNet", "DomicileCrypto", "DomicilePrivacy",
+                                                      "DomicileTestSupport"]),
     ]
 )

@@ -14,6 +14,11 @@ import DomicileModel
 public enum GossipCodec {
     public static let version: UInt8 = 1
     public static let packetOverhead = 2 + AESGCM.nonceByteCount + AESGCM.tagByteCount
+    /// The largest incarnation a node sends or accepts. A member raises its
+    /// own incarnation by one per refutation, so an honest one never comes
+    /// near 2^62; a larger one is a peer's bug or malice and is refused
+    /// here, and `refute` saturates at it, so no arithmetic on it can trap.
+    public static let incarnationMax: UInt64 = 1 << 62
     /// Per message: type and length.
     static let messageHeaderBytes = 3
 
@@ -135,17 +140,23 @@ public enum GossipCodec {
         case .nack:
             return .nack(seq: try reader.readUInt32(), source: try name(&reader))
         case .alive:
-            return .alive(incarnation: try reader.readUInt64(), identity: try identity(&reader))
+            return .alive(incarnation: try incarnation(&reader), identity: try identity(&reader))
         case .suspect:
-            return .suspect(incarnation: try reader.readUInt64(), name: try name(&reader), accuser: try name(&reader))
+            return .suspect(incarnation: try incarnation(&reader), name: try name(&reader), accuser: try name(&reader))
         case .dead:
-            return .dead(incarnation: try reader.readUInt64(), name: try name(&reader), accuser: try name(&reader))
+            return .dead(incarnation: try incarnation(&reader), name: try name(&reader), accuser: try name(&reader))
         }
     }
 
     static func identity(_ reader: inout BinaryReader) throws -> MemberIdentity {
         MemberIdentity(name: try name(&reader), region: try RegionID(try reader.read8String()), bootID: try reader.readUInt64(),
                        gossipAddress: try address(&reader), httpAddress: try reader.read8String())
+    }
+
+    private static func incarnation(_ reader: inout BinaryReader) throws -> UInt64 {
+        let incarnation = try reader.readUInt64()
+        guard incarnation <= incarnationMax else { throw Failure.malformed("incarnation above 2^62") }
+        return incarnation
     }
 
     private static func name(_ reader: inout BinaryReader) throws -> NodeName { try NodeName(try reader.read8String()) }
@@ -178,7 +189,7 @@ public enum GossipCodec {
             var members: [MemberState] = []
             for _ in 0..<count {
                 guard let status = MemberStatus(rawValue: try reader.readUInt8()) else { throw Failure.malformed("unknown status") }
-                let incarnation = try reader.readUInt64()
+                let incarnation = try incarnation(&reader)
                 members.append(MemberState(identity: try identity(&reader), incarnation: incarnation, status: status))
             }
             guard reader.isAtEnd else { throw Failure.malformed("trailing bytes after the state") }

@@ -144,9 +144,12 @@ extension MembershipInstance {
         order.swapAt(index, order.count - 1)
     }
 
-    /// Someone believes an older us: outbid it and say so.
+    /// Someone believes an older us: outbid it and say so. The codec refuses
+    /// incarnations above `GossipCodec.incarnationMax`; should one arrive by
+    /// another path, ours saturates there instead of trapping.
     mutating func refute(above incarnation: UInt64, _ directives: inout [Directive]) {
-        self.incarnation = max(self.incarnation, incarnation) + 1
+        let highest = max(self.incarnation, incarnation)
+        self.incarnation = highest < GossipCodec.incarnationMax ? highest + 1 : GossipCodec.incarnationMax
         broadcasts.enqueue(.alive(incarnation: self.incarnation, identity: me), about: me.name)
         counters.refutations += 1
         directives.append(.changed(selfMember))

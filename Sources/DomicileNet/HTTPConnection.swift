@@ -176,8 +176,9 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
 
     private static func problem(for error: any Error) -> HTTPResponse {
         if let error = error as? HTTPError { return .problem(error) }
-        // Unexpected: the details stay in our log (by type, never by value).
-        FileHandle.standardError.write(Data("http: unhandled error of type \(type(of: error))\n".utf8))
+        // Unexpected: the details stay in our log (by type, never by value),
+        // as a JSON line like every other line a node writes.
+        FileHandle.standardError.write(Data(#"{"level":"error","event":"unhandled error","type":"\#(type(of: error))"}\#n"#.utf8))
         return .problem(HTTPError(status: 500, code: "internal_error", detail: "the server could not complete the request"))
     }
 

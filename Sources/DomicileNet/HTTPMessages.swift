@@ -336,6 +336,7 @@ public enum HTTPStatus {
         case 503: return "Service Unavailable"
         case 504: return "Gateway Timeout"
         case 505: return "HTTP Version Not Supported"
+        case 507: return "Insufficient Storage"
         default: return "Status \(status)"
         }
     }

@@ -1,7 +1,8 @@
-/// The property the HTTP request parser is fuzzed for (Tests/Fuzz): on any
-/// input it terminates, respects its limits, and reaches the same verdicts
-/// whether the bytes arrive at once or split across reads. Violations stop
-/// the process, which is what a fuzzer notices.
+/// The property the HTTP request parser, and the response parser that reads
+/// what peers answer, are fuzzed for (Tests/Fuzz): on any input each
+/// terminates, respects its limits, and reaches the same verdicts whether the
+/// bytes arrive at once or split across reads. Violations stop the process,
+/// which is what a fuzzer notices.
 public enum HTTPParserFuzzing {
     /// Small limits, so the fuzzer reaches the limit paths with short inputs.
     static let limits: HTTPParseLimits = {
@@ -24,6 +25,36 @@ public enum HTTPParserFuzzing {
         precondition(whole == split, "the parser's verdicts depend on how the input was split: \(whole) vs \(split)")
         let byteByByte = bytes.count <= 4_096 ? outcomes(bytes, splits: Array(0..<bytes.count)) : whole
         precondition(whole == byteByByte, "byte-by-byte delivery changed the verdicts: \(whole) vs \(byteByByte)")
+
+        let response = responseOutcome(bytes, splits: [])
+        precondition(response == responseOutcome(bytes, splits: [first, second].sorted()),
+                     "the response parser's verdict depends on how the input was split")
+        if bytes.count <= 4_096 {
+            precondition(response == responseOutcome(bytes, splits: Array(0..<bytes.count)),
+                         "byte-by-byte delivery changed the response parser's verdict")
+        }
+    }
+
+    /// The response parser's verdict on a connection that delivers `bytes` and then closes.
+    static func responseOutcome(_ bytes: [UInt8], splits: [Int]) -> String {
+        var parser = ResponseParser(limits: limits)
+        var input = InputBuffer()
+        var start = 0
+        for end in splits + [bytes.count] where end >= start {
+            input.append(Array(bytes[start..<end]))
+            start = end
+            let closed = end == bytes.count
+            switch parser.parse(&input, peerClosed: closed) {
+            case .needMore:
+                precondition(!closed, "the response parser wants more after the peer closed")
+            case .response(let response, let reusable):
+                precondition(response.body.count <= limits.bodyBytesMax, "response body limit not enforced")
+                return "\(response.status) \(response.body.count) \(reusable)"
+            case .failure(let error):
+                return "\(error.status) \(error.code)"
+            }
+        }
+        return "needMore"
     }
 
     /// One line per event: requests as method, target and body size; errors as status and code.

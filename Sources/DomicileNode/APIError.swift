@@ -1,5 +1,6 @@
 import DomicileModel
 import DomicileNet
+import DomicileStorage
 
 /// The problem documents of API.md, by stable `code`. Details name fields
 /// and rules, never the values sent.
@@ -51,6 +52,39 @@ enum APIError {
 
     static func notReady(_ reason: String) -> HTTPError {
         HTTPError(status: 503, code: "not_ready", detail: reason)
+    }
+
+    static func insufficientStorage() -> HTTPError {
+        HTTPError(status: 507, code: "insufficient_storage",
+                  detail: "the node's disk is full: nothing of this request was stored or returned; retry later")
+    }
+
+    static func corruptData() -> HTTPError {
+        HTTPError(status: 500, code: "corrupt_data", detail: "data stored on this node does not decode; the node's log names where")
+    }
+
+    static func internalError() -> HTTPError {
+        HTTPError(status: 500, code: "internal_error", detail: "the server could not complete the request")
+    }
+
+    /// The answer to a handler's error that is not an `HTTPError`: 507 when
+    /// the disk is full, 500 `corrupt_data` for stored data that does not
+    /// decode, else 500 `internal_error`. Each is logged as a JSON line
+    /// (table and column, type or SQLite code; never a value).
+    static func problem(for error: any Error, logger: Logger, requestID: String) -> HTTPError {
+        if let error = error as? HTTPError { return error }
+        if StorageError.isDiskFull(error) {
+            logger.error("disk full", ["request_id": .string(requestID)])
+            return insufficientStorage()
+        }
+        if let error = error as? StorageError, error.isCorrupt {
+            logger.error("corrupt data", ["error": .string(error.message), "request_id": .string(requestID)])
+            return corruptData()
+        }
+        let code = (error as? StorageError).map { Int64($0.resultCode) } ?? 0
+        logger.error("unhandled error", ["type": .string("\(type(of: error))"), "sqlite_code": .int(code),
+                                         "request_id": .string(requestID)])
+        return internalError()
     }
 }
 

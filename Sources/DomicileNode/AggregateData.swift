@@ -113,11 +113,11 @@ enum AggregateData {
             WHERE f.name = ? AND f.expires_at > ? AND \(covered)
             """, arguments) { ($0.text(0), $0.blob(1), $0.blob(2)) }
         for (pidText, wrapped, sealed) in rows {
-            guard let pid = try? PID(parsing: pidText) else { continue }
+            let pid = try StorageError.decoded(try? PID(parsing: pidText), table: "subjects", column: "pid")
             // A key whose wrapping key was destroyed belongs to an erased subject.
             guard let key = try services.keys.subjectKey(wrapped: wrapped, for: pid) else { continue }
-            guard let value = FeatureValue(encoded: try Envelope.open(sealed, key: key, associatedData: FeatureRecords.associatedData(pid, feature)))
-            else { continue }
+            let plain = try Envelope.open(sealed, key: key, associatedData: FeatureRecords.associatedData(pid, feature))
+            let value = try StorageError.decoded(FeatureValue(encoded: plain), table: "features", column: "sealed_value")
             switch value {
             case .number(let number): contributions.numbers.append(number)
             case .string(let text): contributions.strings.append(text)

@@ -49,8 +49,7 @@ enum AggregateRoutes {
     }
 
     static func limits(_ services: NodeServices) -> PrivacyLedger.Limits {
-        let limits = services.configuration.limits
-        return PrivacyLedger.Limits(epsilon: limits.privacyEpsilonPerPeriod, delta: limits.privacyDeltaPerPeriod, period: limits.privacyPeriod)
+        PrivacyLedger.Limits(services.configuration.limits)
     }
 
     // MARK: Releases
@@ -134,19 +133,18 @@ enum AggregateRoutes {
                               dataset: query.dataset.rawValue, result: computed.result, mechanism: query.mechanism.rawValue,
                               epsilon: query.epsilon, delta: query.delta, noiseScale: computed.noiseScale, releasedAt: request.now)
         let remaining = try await services.store.write { database -> PrivacyLedger.Spend in
-            let (_, spend) = try PrivacyLedger.charge(.init(dataset: query.dataset, mechanism: query.mechanism.rawValue,
-                                                            accountant: query.mechanism == .laplace ? "pure" : "analytic_gaussian",
-                                                            epsilon: query.epsilon, delta: query.delta, releaseID: releaseID,
-                                                            description: "aggregate \(query.name)"),
-                                                      limits: limits(services), now: request.now, in: database)
+            let (_, remaining) = try PrivacyLedger.charge(.init(dataset: query.dataset, mechanism: query.mechanism.rawValue,
+                                                                accountant: query.mechanism == .laplace ? "pure" : "analytic_gaussian",
+                                                                epsilon: query.epsilon, delta: query.delta, releaseID: releaseID,
+                                                                description: "aggregate \(query.name)"),
+                                                          limits: limits(services), now: request.now, in: database)
             try AggregateData.insert(release, in: database)
             try AuditLog.append(request.event("aggregate.release", purpose: query.purpose.rawValue,
                                               detail: "name=\(query.name),dataset=\(query.dataset),epsilon=\(query.epsilon)"), to: database)
-            return spend
+            return remaining
         }
         services.metrics.countAudit(action: "aggregate.release", outcome: "ok")
-        let budget = limits(services)
-        return .json(ReleaseJSON(release: release, remaining: (budget.epsilon - remaining.epsilon, budget.delta - remaining.delta)), status: 201)
+        return .json(ReleaseJSON(release: release, remaining: remaining), status: 201)
     }
 
     struct Computed {
@@ -201,9 +199,8 @@ enum AggregateRoutes {
             throw HTTPError(status: 404, code: "unknown_aggregate", detail: "no release of this aggregate in this region")
         }
         let budget = limits(services)
-        let spend = try services.store.read { try PrivacyLedger.spend(of: try Name(release.dataset, what: "dataset"),
-                                                                     period: budget.period.key(at: request.now), in: $0) }
-        let remaining = (budget.epsilon - spend.epsilon, budget.delta - spend.delta)
+        let standing = try services.store.read { try PrivacyLedger.standing(period: budget.period.key(at: request.now), in: $0) }
+        let remaining = standing.remaining(for: try Name(release.dataset, what: "stored dataset label"), limits: budget)
         guard global else { return .json(ReleaseJSON(release: release, remaining: remaining)) }
         let others = services.policy.regions.keys.filter { $0 != services.region }.map(\.rawValue).sorted()
         return .json(GlobalJSON(release: release, remaining: remaining, missingRegions: others))
@@ -213,9 +210,8 @@ enum AggregateRoutes {
 
     static func budget(_ request: APIRequest, _ services: NodeServices) throws -> HTTPResponse {
         let budget = limits(services)
-        let period = budget.period.key(at: request.now)
-        let spends = try services.store.read { try PrivacyLedger.spends(period: period, in: $0) }
-        return .json(BudgetJSON(period: period, limits: budget, spends: spends))
+        let standing = try services.store.read { try PrivacyLedger.standing(period: budget.period.key(at: request.now), in: $0) }
+        return .json(BudgetJSON(standing: standing, limits: budget))
     }
 
     static func charge(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
@@ -231,7 +227,7 @@ enum AggregateRoutes {
         let rdp = RDP.sampledGaussian(sampleRate: body.sampleRate, noiseMultiplier: body.noiseMultiplier, steps: body.steps)
         let epsilon = RDP.epsilon(orders: RDP.defaultOrders, rdp: rdp, delta: body.delta).epsilon
         let description = body.description.map { String($0.prefix(200)) }
-        let (id, _) = try await services.store.write { database -> (String, PrivacyLedger.Spend) in
+        let (id, _) = try await services.store.write { database -> (id: String, remaining: PrivacyLedger.Spend) in
             let charged = try PrivacyLedger.charge(.init(dataset: dataset, mechanism: body.mechanism, accountant: "rdp", epsilon: epsilon,
                                                          delta: body.delta, releaseID: nil, description: description),
                                                    limits: limits(services), now: request.now, in: database)
@@ -245,23 +241,21 @@ enum AggregateRoutes {
 
     struct ReleaseJSON: JSONWritable {
         let release: Release
-        let remaining: (epsilon: Double, delta: Double)
+        /// What the release's label may still spend this period.
+        let remaining: PrivacyLedger.Spend
 
         func write(to json: inout JSONWriter) {
             json.object { json in
                 release.writeMembers(to: &json)
                 json.key("budget_remaining")
-                json.object { json in
-                    json.member("epsilon", max(0, remaining.epsilon))
-                    json.member("delta", max(0, remaining.delta))
-                }
+                BudgetJSON.write(remaining, to: &json)
             }
         }
     }
 
     struct GlobalJSON: JSONWritable {
         let release: Release
-        let remaining: (epsilon: Double, delta: Double)
+        let remaining: PrivacyLedger.Spend
         let missingRegions: [String]
 
         func write(to json: inout JSONWriter) {
@@ -282,28 +276,44 @@ enum AggregateRoutes {
         }
     }
 
+    /// The region's limit, spend and remainder for the period, and each
+    /// label that spent or has a cap: its spend, its cap, and what it may
+    /// still spend (the region's remainder, or its cap's if smaller).
     struct BudgetJSON: JSONWritable {
-        let period: String
+        let standing: PrivacyLedger.Standing
         let limits: PrivacyLedger.Limits
-        let spends: [(String, PrivacyLedger.Spend)]
+
+        static func write(_ amount: PrivacyLedger.Spend, to json: inout JSONWriter) {
+            json.object { json in
+                json.member("epsilon", amount.epsilon)
+                json.member("delta", amount.delta)
+            }
+        }
 
         func write(to json: inout JSONWriter) {
             json.object { json in
-                json.member("period", period)
+                json.member("period", standing.period)
                 json.member("period_kind", limits.period.rawValue)
                 json.key("limits")
-                json.object { json in
-                    json.member("epsilon", limits.epsilon)
-                    json.member("delta", limits.delta)
-                }
+                Self.write(limits.region, to: &json)
+                json.key("spent")
+                Self.write(standing.region, to: &json)
+                json.key("remaining")
+                Self.write(standing.region.remaining(of: limits.region), to: &json)
                 json.key("datasets")
-                json.array(spends) { json, entry in
+                json.array(Set(standing.labels.keys).union(limits.labelCaps.keys).sorted()) { json, dataset in
+                    let spent = standing.label(dataset)
+                    let remaining = standing.remaining(for: dataset, limits: limits)
                     json.object { json in
-                        json.member("dataset", entry.0)
-                        json.member("epsilon_spent", entry.1.epsilon)
-                        json.member("delta_spent", entry.1.delta)
-                        json.member("epsilon_remaining", max(0, limits.epsilon - entry.1.epsilon))
-                        json.member("delta_remaining", max(0, limits.delta - entry.1.delta))
+                        json.member("dataset", dataset.rawValue)
+                        json.member("epsilon_spent", spent.epsilon)
+                        json.member("delta_spent", spent.delta)
+                        json.member("epsilon_remaining", remaining.epsilon)
+                        json.member("delta_remaining", remaining.delta)
+                        if let cap = limits.labelCaps[dataset] {
+                            json.key("cap")
+                            Self.write(cap, to: &json)
+                        }
                     }
                 }
             }

@@ -16,13 +16,19 @@ enum ConsentRecords {
     static func receipts(of pid: PID, in database: Database) throws -> [ConsentReceipt] {
         try database.fetchAll("SELECT \(columns) FROM consent_receipts WHERE pid = ? AND life = \(lifeOfPID) ORDER BY seq",
                               [pid.rawValue, pid.rawValue, pid.rawValue]) { row in
-            ConsentReceipt(
-                receiptID: row.text(0), pid: pid, seq: row.int64(2), action: ConsentAction(rawValue: row.text(3)) ?? .revoke,
-                purposes: row.text(4).split(separator: ",").compactMap { try? Purpose(String($0)) },
-                basis: row.optionalText(5).flatMap(LawfulBasis.init(rawValue:)), source: row.text(6),
+            let table = "consent_receipts"
+            let redacted = row.bool(12)
+            // An erased subject's receipts keep only their hash links: no action to decode.
+            return ConsentReceipt(
+                receiptID: row.text(0), pid: pid, seq: row.int64(2),
+                action: redacted ? .revoke : try row.decode(3, table: table, ConsentAction.init(rawValue:)),
+                purposes: try row.decode(4, table: table) { text in
+                    try text.split(separator: ",").map { try Purpose(String($0)) }
+                },
+                basis: try row.decodeOptional(5, table: table, LawfulBasis.init(rawValue:)), source: row.text(6),
                 collectedAt: Timestamp(milliseconds: row.int64(7)), expiresAt: row.optionalInt64(8).map(Timestamp.init(milliseconds:)),
                 recordedAt: Timestamp(milliseconds: row.int64(9)), previousHash: row.blob(10), hash: row.blob(11),
-                redacted: row.bool(12))
+                redacted: redacted)
         }
     }
 
@@ -61,7 +67,8 @@ enum ConsentRecords {
         var active: [Purpose: ActiveConsent] = [:]
         try database.forEach("SELECT purpose, basis, granted_at, expires_at, receipt_id FROM consent_active WHERE pid = ?",
                              [pid.rawValue]) { row in
-            guard let purpose = try? Purpose(row.text(0)), let basis = LawfulBasis(rawValue: row.text(1)) else { return }
+            let purpose = try row.decode(0, table: "consent_active") { try Purpose($0) }
+            let basis = try row.decode(1, table: "consent_active", LawfulBasis.init(rawValue:))
             active[purpose] = ActiveConsent(purpose: purpose, basis: basis, grantedAt: Timestamp(milliseconds: row.int64(2)),
                                             expiresAt: row.optionalInt64(3).map(Timestamp.init(milliseconds:)), receiptID: row.text(4))
         }

@@ -171,20 +171,26 @@ enum ConsentRoutes {
                 throw APIError.invalid("\(prefix)purposes", "a gpc signal revokes the policy's gpc purposes; list none")
             }
         }
+        // A revocation withdraws whatever grant there is, on any basis: the
+        // basis and expiry a consent platform may send along with it are
+        // redundant, ignored, never a reason to refuse it (DESIGN.md
+        // invariant 2; docs/DECISIONS.md, "Receipt basis").
         var basis: LawfulBasis?
-        if let name = body.basis {
-            guard action == .grant else { throw APIError.invalid("\(prefix)basis", "only a grant has a basis") }
-            guard let lawful = LawfulBasis(rawValue: name) else {
-                throw APIError.invalid("\(prefix)basis", "must be consent, contract, legitimate_interest or legal_obligation")
-            }
-            basis = lawful
-        } else if action == .grant {
+        if action == .grant {
             basis = .consent
+            if let name = body.basis {
+                guard let lawful = LawfulBasis(rawValue: name) else {
+                    throw APIError.invalid("\(prefix)basis", "must be consent, contract, legitimate_interest or legal_obligation")
+                }
+                basis = lawful
+            }
         }
         let sourceBytes = body.source.utf8
         guard (1...sourceBytesMax).contains(sourceBytes.count), sourceBytes.allSatisfy(isSourceByte) else {
             throw APIError.invalid("\(prefix)source", "1-128 characters of letters, digits and . _ : / + -")
         }
+        // Stored with the receipt and shown in its history: it may not identify anyone.
+        if let kind = PIIClassifier.classify(body.source) { throw FeatureRoutes.piiDetected(field: "\(prefix)source", kind: kind) }
         guard let collectedAt = try? Timestamp(rfc3339: body.collectedAt) else {
             throw APIError.invalid("\(prefix)collected_at", "must be an RFC 3339 timestamp", code: "invalid_timestamp")
         }
@@ -192,8 +198,7 @@ enum ConsentRoutes {
             throw APIError.invalid("\(prefix)collected_at", "is in the future", code: "invalid_timestamp")
         }
         var expiresAt: Timestamp?
-        if let text = body.expiresAt {
-            guard action == .grant else { throw APIError.invalid("\(prefix)expires_at", "only a grant expires") }
+        if action == .grant, let text = body.expiresAt {
             guard let parsed = try? Timestamp(rfc3339: text) else {
                 throw APIError.invalid("\(prefix)expires_at", "must be an RFC 3339 timestamp", code: "invalid_timestamp")
             }
@@ -205,9 +210,12 @@ enum ConsentRoutes {
         return Draft(action: action, purposes: purposes, basis: basis, source: body.source, collectedAt: collectedAt, expiresAt: expiresAt)
     }
 
-    /// Every purpose must be allowed in this region, and a basis other than
-    /// consent must be the one the policy gives that purpose here.
+    /// Every purpose granted must be allowed in this region, and a basis
+    /// other than consent must be the one the policy gives that purpose
+    /// here. A revocation is not checked against the policy: it may withdraw
+    /// a grant of a purpose the policy has since dropped here.
     static func checkPolicy(_ draft: Draft, field prefix: String, services: NodeServices) throws(HTTPError) {
+        guard draft.action == .grant else { return }
         for (index, purpose) in draft.purposes.enumerated() {
             guard let allowed = services.policy.basis(for: purpose, in: services.region) else {
                 throw APIError.unknownPurpose("\(prefix)purposes[\(index)]")
@@ -303,6 +311,7 @@ enum ConsentRoutes {
         }
         guard exists || !receipts.isEmpty else {
             try await services.audit(request.event("consent.history", pid: pid.rawValue, outcome: "not_found"))
+            request.refusals.markAudited()
             throw APIError.unknownSubject()
         }
         try await services.audit(request.event("consent.history", pid: pid.rawValue, outcome: exists ? "ok" : "erased",

@@ -4,8 +4,9 @@ import DomicilePrivacy
 import DomicileStorage
 
 /// An erasure request as stored. The regions it waits for are rows of
-/// `erasure_regions`, so the cross-region cascade adds regions without
-/// changing the request's shape.
+/// `erasure_regions`, the nodes of each that must ack rows of
+/// `erasure_expected_nodes`, so the cross-region cascade adds regions and
+/// acks without changing the request's shape.
 struct ErasureRequest: Sendable {
     enum Status: String, Sendable {
         case pending
@@ -21,15 +22,30 @@ struct ErasureRequest: Sendable {
     let erasedPIDs: [String]
     let status: Status
     let completedAt: Timestamp?
-    /// Region → `pending` or `erased`.
+    /// The request as its origin signed it; nil for requests recorded before
+    /// requests were signed (they carry no certificate).
+    let signed: SignedErasureRequest?
+    let completionSignature: [UInt8]?
+    /// Region → `pending` or `erased` (every expected node of it has acked).
     var regions: [RegionID: String]
     var acks: [ErasureAck]
 
     func isOverdue(at now: Timestamp) -> Bool { status == .pending && dueAt < now }
 
+    /// Expected nodes that have not acked yet, per region.
+    var waitingForNodes: [RegionID: [String]] {
+        guard let signed else { return [:] }
+        var waiting: [RegionID: [String]] = [:]
+        for (region, nodes) in signed.expectedNodes {
+            let missing = nodes.filter { node in !acks.contains { $0.region == region && $0.node == node } }
+            if !missing.isEmpty { waiting[region] = missing }
+        }
+        return waiting
+    }
+
     var certificate: ErasureCertificate? {
-        guard status == .complete, let completedAt else { return nil }
-        return ErasureCertificate(erasureID: erasureID, requestedAt: requestedAt, completedAt: completedAt, acks: acks)
+        guard status == .complete, let completedAt, let signed, let completionSignature else { return nil }
+        return ErasureCertificate(request: signed, completedAt: completedAt, completionSignature: completionSignature, acks: acks)
     }
 }
 
@@ -94,24 +110,91 @@ enum ErasureRecords {
         return found.sorted()
     }
 
-    static func insert(_ request: ErasureRequest, in database: Database) throws {
+    /// The link hash a request about `target` signs (docs/FORMATS.md): of
+    /// the identifier's link under the newest link key; for a pid, of the
+    /// subject's stored link, or of the pid when this node does not hold it.
+    static func linkHash(of target: ErasureRoutes.Target, keys: RegionKeys, in database: Database) throws -> [UInt8] {
+        switch target {
+        case .identifier(let identifier):
+            let newest = keys.links.max { $0.version < $1.version }!
+            return SignedErasureRequest.linkHash(link: newest.link(for: identifier), version: newest.version)
+        case .pid(let pid):
+            let stored = try database.fetchAll("SELECT link, link_version FROM subjects WHERE pid = ?", [pid.rawValue]) {
+                ($0.blob(0), $0.int64(1))
+            }.first
+            guard let (link, version) = stored else { return SignedErasureRequest.linkHash(pid: pid) }
+            guard let version = UInt32(exactly: version) else { throw Corrupt(erasureID: "-", what: "subject link version") }
+            return SignedErasureRequest.linkHash(link: link, version: version)
+        }
+    }
+
+    /// A stored erasure record that does not decode: a typed failure, never
+    /// a row silently dropped from a certificate.
+    struct Corrupt: Error, CustomStringConvertible {
+        let erasureID: String
+        let what: String
+        var description: String { "erasure \(erasureID): the stored \(what) does not decode" }
+    }
+
+    /// An ack that does not answer the request (another request or subject,
+    /// a node not expected, a second ack of a node, a bad signature): refused.
+    struct UnexpectedAck: Error, CustomStringConvertible {
+        let erasureID: String
+        var description: String { "erasure \(erasureID): the ack does not answer this request from one of its expected nodes" }
+    }
+
+    /// Records a signed request, pending in every expected region.
+    static func insert(_ request: SignedErasureRequest, requestedBy: String, erasedPIDs: [String], in database: Database) throws {
         try database.execute("""
             INSERT INTO erasure_requests (erasure_id, requested_at, requested_by, origin_region, jurisdiction, due_at, link, erased_pids,
-                status, completed_at)
-            VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)
-            """, [request.erasureID, request.requestedAt.milliseconds, request.requestedBy, request.originRegion.rawValue,
-                  request.jurisdiction, request.dueAt.milliseconds, request.erasedPIDs.joined(separator: ","), request.status.rawValue,
-                  request.completedAt?.milliseconds])
-        for (region, status) in request.regions {
-            try database.execute("INSERT INTO erasure_regions (erasure_id, region, status) VALUES (?, ?, ?)",
-                                 [request.erasureID, region.rawValue, status])
+                status, completed_at, origin_node, policy_version, link_hash, request_signature, public_key)
+            VALUES (?, ?, ?, ?, ?, ?, NULL, ?, 'pending', NULL, ?, ?, ?, ?, ?)
+            """, [request.erasureID, request.requestedAt.milliseconds, requestedBy, request.originRegion.rawValue,
+                  request.jurisdiction, request.dueAt.milliseconds, erasedPIDs.joined(separator: ","), request.originNode,
+                  request.policyVersion, request.linkHash, request.signature, request.publicKey.rawRepresentation])
+        for (region, nodes) in request.expectedNodes {
+            try database.execute("INSERT INTO erasure_regions (erasure_id, region, status) VALUES (?, ?, 'pending')",
+                                 [request.erasureID, region.rawValue])
+            for node in nodes {
+                try database.execute("INSERT INTO erasure_expected_nodes (erasure_id, region, node) VALUES (?, ?, ?)",
+                                     [request.erasureID, region.rawValue, node])
+            }
         }
-        for ack in request.acks {
+    }
+
+    /// Records one node's ack. A region is `erased` once every expected node
+    /// of it has acked; the request is `complete` once every expected region
+    /// is, and then the origin (`originKey`) signs the completion over the
+    /// request, `now` and every ack. Returns the request as it now stands.
+    static func record(_ ack: ErasureAck, originKey: Ed25519PrivateKey, now: Timestamp, in database: Database) throws -> ErasureRequest {
+        guard var request = try find(ack.erasureID, in: database), let signed = request.signed else {
+            throw Corrupt(erasureID: ack.erasureID, what: "request")
+        }
+        guard ack.isValid, ack.requestHash == signed.hash, ack.linkHash == signed.linkHash,
+              signed.expectedNodes[ack.region]?.contains(ack.node) == true,
+              !request.acks.contains(where: { $0.region == ack.region && $0.node == ack.node }) else {
+            throw UnexpectedAck(erasureID: ack.erasureID)
+        }
+        try database.execute("""
+            INSERT INTO erasure_node_acks (erasure_id, region, node, scope, request_hash, erased_at, counts, link_hash, wal_truncated,
+                policy_version, signature, public_key)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [ack.erasureID, ack.region.rawValue, ack.node, ack.scope.rawValue, ack.requestHash, ack.erasedAt.milliseconds,
+                  encode(ack.counts), ack.linkHash, ack.walTruncated ? 1 : 0, ack.policyVersion, ack.signature,
+                  ack.publicKey.rawRepresentation])
+        request.acks.append(ack)
+        let waiting = request.waitingForNodes
+        if waiting[ack.region] == nil {
+            try database.execute("UPDATE erasure_regions SET status = 'erased' WHERE erasure_id = ? AND region = ?",
+                                 [ack.erasureID, ack.region.rawValue])
+        }
+        if waiting.isEmpty {
+            let signature = ErasureCompletion.signature(request: signed, completedAt: now, acks: request.acks, key: originKey)
             try database.execute("""
-                INSERT INTO erasure_acks (erasure_id, region, node, erased_at, counts, signature, public_key) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, [ack.erasureID, ack.region.rawValue, ack.node, ack.erasedAt.milliseconds, encode(ack.counts),
-                      ack.signature, ack.publicKey.rawRepresentation])
+                UPDATE erasure_requests SET status = 'complete', completed_at = ?, completion_signature = ? WHERE erasure_id = ?
+                """, [now.milliseconds, signature, ack.erasureID])
         }
+        return try find(ack.erasureID, in: database)!
     }
 
     /// Counts as stored: `table=count` pairs, comma-separated, sorted.
@@ -123,17 +206,21 @@ enum ErasureRecords {
         var counts: [String: Int64] = [:]
         for pair in text.split(separator: ",") {
             let parts = pair.split(separator: "=")
-            guard parts.count == 2, let count = Int64(parts[1]) else { return nil }
-            counts[String(parts[0])] = count
+            guard parts.count == 2, let count = Int64(parts[1]), counts.updateValue(count, forKey: String(parts[0])) == nil else {
+                return nil
+            }
         }
         return counts
     }
 
-    static let requestColumns = "erasure_id, requested_at, requested_by, origin_region, jurisdiction, due_at, erased_pids, status, completed_at"
+    static let requestColumns = """
+        erasure_id, requested_at, requested_by, origin_region, jurisdiction, due_at, erased_pids, status, completed_at,
+        origin_node, policy_version, link_hash, request_signature, public_key, completion_signature
+        """
 
     static func find(_ erasureID: String, in database: Database) throws -> ErasureRequest? {
-        try database.fetchAll("SELECT \(requestColumns) FROM erasure_requests WHERE erasure_id = ?", [erasureID], decode)
-            .first.map { try withRegionsAndAcks($0, in: database) }
+        try database.fetchAll("SELECT \(requestColumns) FROM erasure_requests WHERE erasure_id = ?", [erasureID], RequestRow.init)
+            .first.map { try $0.request(in: database) }
     }
 
     /// Requests by status (`overdue`: pending past their due date), newest first.
@@ -152,33 +239,96 @@ enum ErasureRecords {
         }
         sql += " ORDER BY requested_at DESC, erasure_id LIMIT ?"
         arguments.append(limit)
-        return try database.fetchAll(sql, arguments, decode).map { try withRegionsAndAcks($0, in: database) }
+        return try database.fetchAll(sql, arguments, RequestRow.init).map { try $0.request(in: database) }
     }
 
-    /// A request row, its regions and acks still to be read.
-    private static func decode(_ row: Row) throws -> ErasureRequest {
-        ErasureRequest(
-            erasureID: row.text(0), requestedAt: Timestamp(milliseconds: row.int64(1)), requestedBy: row.text(2),
-            originRegion: try RegionID(row.text(3)), jurisdiction: row.text(4), dueAt: Timestamp(milliseconds: row.int64(5)),
-            erasedPIDs: row.text(6).split(separator: ",").map(String.init),
-            status: ErasureRequest.Status(rawValue: row.text(7)) ?? .pending,
-            completedAt: row.optionalInt64(8).map(Timestamp.init(milliseconds:)), regions: [:], acks: [])
-    }
+    /// The columns of a request row, copied out before its regions, expected
+    /// nodes and acks are read.
+    private struct RequestRow {
+        let erasureID: String
+        let requestedAt: Timestamp
+        let requestedBy: String
+        let originRegion: String
+        let jurisdiction: String
+        let dueAt: Timestamp
+        let erasedPIDs: String
+        let status: String
+        let completedAt: Timestamp?
+        let originNode: String?
+        let policyVersion: Int64?
+        let linkHash: [UInt8]?
+        let requestSignature: [UInt8]?
+        let publicKey: [UInt8]?
+        let completionSignature: [UInt8]?
 
-    private static func withRegionsAndAcks(_ request: ErasureRequest, in database: Database) throws -> ErasureRequest {
-        var request = request
-        let erasureID = request.erasureID
-        try database.forEach("SELECT region, status FROM erasure_regions WHERE erasure_id = ?", [erasureID]) { row in
-            if let region = try? RegionID(row.text(0)) { request.regions[region] = row.text(1) }
+        init(_ row: Row) {
+            erasureID = row.text(0)
+            requestedAt = Timestamp(milliseconds: row.int64(1))
+            requestedBy = row.text(2)
+            originRegion = row.text(3)
+            jurisdiction = row.text(4)
+            dueAt = Timestamp(milliseconds: row.int64(5))
+            erasedPIDs = row.text(6)
+            status = row.text(7)
+            completedAt = row.optionalInt64(8).map(Timestamp.init(milliseconds:))
+            originNode = row.optionalText(9)
+            policyVersion = row.optionalInt64(10)
+            linkHash = row.optionalBlob(11)
+            requestSignature = row.optionalBlob(12)
+            publicKey = row.optionalBlob(13)
+            completionSignature = row.optionalBlob(14)
         }
-        request.acks = try database.fetchAll("""
-            SELECT region, node, erased_at, counts, signature, public_key FROM erasure_acks WHERE erasure_id = ? ORDER BY region
-            """, [erasureID]) { row -> ErasureAck? in
-            guard let region = try? RegionID(row.text(0)), let key = try? Ed25519PublicKey(rawRepresentation: row.blob(5)),
-                  let counts = decodeCounts(row.text(3)) else { return nil }
-            return ErasureAck(erasureID: erasureID, region: region, node: row.text(1), erasedAt: Timestamp(milliseconds: row.int64(2)),
-                              counts: counts, signature: row.blob(4), publicKey: key)
-        }.compactMap { $0 }
-        return request
+
+        func request(in database: Database) throws -> ErasureRequest {
+            let corrupt = { (what: String) in Corrupt(erasureID: erasureID, what: what) }
+            guard let originRegion = try? RegionID(originRegion) else { throw corrupt("origin region") }
+            guard let status = ErasureRequest.Status(rawValue: status) else { throw corrupt("status") }
+            var regions: [RegionID: String] = [:]
+            for (name, state) in try database.fetchAll("SELECT region, status FROM erasure_regions WHERE erasure_id = ?", [erasureID],
+                                                       { ($0.text(0), $0.text(1)) }) {
+                guard let region = try? RegionID(name), ["pending", "erased"].contains(state) else { throw corrupt("region state") }
+                regions[region] = state
+            }
+            return ErasureRequest(erasureID: erasureID, requestedAt: requestedAt, requestedBy: requestedBy, originRegion: originRegion,
+                                  jurisdiction: jurisdiction, dueAt: dueAt, erasedPIDs: erasedPIDs.split(separator: ",").map(String.init),
+                                  status: status, completedAt: completedAt, signed: try signedRequest(originRegion, in: database),
+                                  completionSignature: completionSignature, regions: regions, acks: try acks(in: database))
+        }
+
+        /// The signed request, or nil for a request recorded before requests were signed.
+        private func signedRequest(_ originRegion: RegionID, in database: Database) throws -> SignedErasureRequest? {
+            guard let requestSignature else { return nil }
+            guard let originNode, let policyVersion, let linkHash, let publicKey,
+                  let key = try? Ed25519PublicKey(rawRepresentation: publicKey) else {
+                throw Corrupt(erasureID: erasureID, what: "signed request")
+            }
+            var expectedNodes: [RegionID: [String]] = [:]
+            for (name, node) in try database.fetchAll("SELECT region, node FROM erasure_expected_nodes WHERE erasure_id = ?", [erasureID],
+                                                      { ($0.text(0), $0.text(1)) }) {
+                guard let region = try? RegionID(name) else { throw Corrupt(erasureID: erasureID, what: "expected node") }
+                expectedNodes[region, default: []].append(node)
+            }
+            return SignedErasureRequest(erasureID: erasureID, requestedAt: requestedAt, dueAt: dueAt, jurisdiction: jurisdiction,
+                                        originRegion: originRegion, originNode: originNode, policyVersion: policyVersion,
+                                        linkHash: linkHash, expectedNodes: expectedNodes, signature: requestSignature, publicKey: key)
+        }
+
+        private func acks(in database: Database) throws -> [ErasureAck] {
+            try database.fetchAll("""
+                SELECT region, node, scope, request_hash, erased_at, counts, link_hash, wal_truncated, policy_version, signature, public_key
+                FROM erasure_node_acks WHERE erasure_id = ? ORDER BY region, node
+                """, [erasureID]) { row in
+                (row.text(0), row.text(1), row.text(2), row.blob(3), row.int64(4), row.text(5), row.blob(6), row.bool(7), row.int64(8),
+                 row.blob(9), row.blob(10))
+            }.map { region, node, scope, requestHash, erasedAt, counts, linkHash, walTruncated, policyVersion, signature, publicKey in
+                guard let region = try? RegionID(region), let scope = ErasureScope(rawValue: scope), let counts = decodeCounts(counts),
+                      let key = try? Ed25519PublicKey(rawRepresentation: publicKey) else {
+                    throw Corrupt(erasureID: erasureID, what: "ack")
+                }
+                return ErasureAck(erasureID: erasureID, requestHash: requestHash, region: region, node: node, scope: scope,
+                                  erasedAt: Timestamp(milliseconds: erasedAt), counts: counts, linkHash: linkHash,
+                                  walTruncated: walTruncated, policyVersion: policyVersion, signature: signature, publicKey: key)
+            }
+        }
     }
 }

@@ -7,10 +7,13 @@ import DomicileStorage
 /// `POST /v1/erasures`, `GET /v1/erasures/{id}`, `GET /v1/erasures`.
 ///
 /// The local part of the erasure cascade (DESIGN.md section 9): the request
-/// is recorded, the subject erased in this region, this region's ack signed
-/// and stored, all in one transaction; then the WAL is checkpointed and
-/// truncated. Until the federation carries erasure signals, a request covers
-/// this region only, and a pid of another region is answered 421.
+/// is signed and recorded and the subject erased here, in one transaction;
+/// then the WAL is checkpointed and truncated, and this node signs its ack
+/// (scope `node`). The request completes, and its origin signs the
+/// completion, once every expected node has acked: a region with other
+/// nodes stays pending until they have (docs/DECISIONS.md, "Erasure").
+/// Until the federation carries erasure signals, a request expects this
+/// region only, and a pid of another region is answered 421.
 enum ErasureRoutes {
     struct RequestBody: Decodable, Sendable {
         let pid: String?
@@ -51,22 +54,46 @@ enum ErasureRoutes {
             }
             json.key("waiting_for")
             json.array(request.regions.filter { $0.value != "erased" }.keys.sorted()) { $0.value($1.rawValue) }
+            if let signed = request.signed {
+                json.key("expected_nodes")
+                NodesJSON(nodes: signed.expectedNodes).write(to: &json)
+                json.key("waiting_for_nodes")
+                NodesJSON(nodes: request.waitingForNodes).write(to: &json)
+            }
         }
     }
 
+    /// The certificate as API.md and docs/FORMATS.md show it (the same
+    /// members `ErasureCertificate`'s Codable form reads back).
     struct CertificateJSON: JSONWritable {
         let certificate: ErasureCertificate
 
         func write(to json: inout JSONWriter) {
+            let request = certificate.request
             json.object { json in
-                json.member("erasure_id", certificate.erasureID)
-                json.member("requested_at", certificate.requestedAt)
+                json.member("erasure_id", request.erasureID)
+                json.member("requested_at", request.requestedAt)
+                json.member("due_at", request.dueAt)
+                json.member("jurisdiction", request.jurisdiction)
+                json.member("origin_region", request.originRegion.rawValue)
+                json.member("origin_node", request.originNode)
+                json.member("policy_version", request.policyVersion)
+                json.member("link_hash", Hex.encode(request.linkHash))
+                json.key("expected_regions")
+                json.array(request.expectedRegions) { $0.value($1.rawValue) }
+                json.key("expected_nodes")
+                NodesJSON(nodes: request.expectedNodes).write(to: &json)
+                json.member("request_signature", Base64.encode(request.signature))
+                json.member("public_key", Base64.encode(request.publicKey.rawRepresentation))
                 json.member("completed_at", certificate.completedAt)
+                json.member("completion_signature", Base64.encode(certificate.completionSignature))
                 json.key("acks")
                 json.array(certificate.acks) { json, ack in
                     json.object { json in
                         json.member("region", ack.region.rawValue)
                         json.member("node", ack.node)
+                        json.member("scope", ack.scope.rawValue)
+                        json.member("request_hash", Hex.encode(ack.requestHash))
                         json.member("erased_at", ack.erasedAt)
                         json.key("counts")
                         json.object { json in
@@ -75,9 +102,26 @@ enum ErasureRoutes {
                                 json.value(count)
                             }
                         }
+                        json.member("link_hash", Hex.encode(ack.linkHash))
+                        json.member("wal_truncated", ack.walTruncated)
+                        json.member("policy_version", ack.policyVersion)
                         json.member("signature", Base64.encode(ack.signature))
                         json.member("public_key", Base64.encode(ack.publicKey.rawRepresentation))
                     }
+                }
+            }
+        }
+    }
+
+    /// Region → node names.
+    struct NodesJSON: JSONWritable {
+        let nodes: [RegionID: [String]]
+
+        func write(to json: inout JSONWriter) {
+            json.object { json in
+                for (region, names) in nodes.sorted(by: { $0.key < $1.key }) {
+                    json.key(escaping: region.rawValue)
+                    json.array(names) { $0.value($1) }
                 }
             }
         }
@@ -128,8 +172,7 @@ enum ErasureRoutes {
         let target: Target
         switch (body.pid, body.identifier) {
         case (let text?, nil):
-            guard let pid = try? PID(parsing: text) else { throw APIError.invalidPID("unparseable") }
-            target = .pid(pid)
+            target = .pid(try services.knownPID(text))
         case (nil, let identifier?):
             target = .identifier(try identifier.normalized())
         default:
@@ -143,13 +186,42 @@ enum ErasureRoutes {
             // The cascade to other regions comes with the federation; until then the client goes to the home region.
             throw APIError.misdirected(home: pid.region, nodes: services.liveNodes(in: pid.region))
         }
-        let erasureID = "er_" + Hex.encode(SecureRandom.bytes(12))
-        let days = ErasureRecords.deadlineDays[jurisdiction] ?? ErasureRecords.defaultDeadlineDays
+        let signed = SignedErasureRequest.signed(
+            erasureID: "er_" + Hex.encode(SecureRandom.bytes(12)), requestedAt: request.now,
+            dueAt: request.now.adding(seconds: (ErasureRecords.deadlineDays[jurisdiction] ?? ErasureRecords.defaultDeadlineDays) * 86_400),
+            jurisdiction: jurisdiction, originRegion: services.region, originNode: services.configuration.node.rawValue,
+            policyVersion: Int64(services.policy.version), linkHash: try linkHash(of: target, services),
+            expectedNodes: [services.region: try regionNodes(services)], key: services.keys.signing)
+        let counts = try await recordAndErase(signed, target: target, request, services)
+        // The bucket key versions the erasure retired are destroyed before anything acknowledges it.
+        try services.keys.subjects.destroyRetired(services.store)
+        // This node's ack is signed once the WAL no longer holds what was erased, so it can say so.
+        let walTruncated = await truncateWAL(services)
+        let ack = ErasureAck.signed(for: signed, region: services.region, node: signed.originNode,
+                                    erasedAt: max(request.now, services.clock.now()), counts: counts, walTruncated: walTruncated,
+                                    policyVersion: signed.policyVersion, key: services.keys.signing)
+        let recorded = try await services.store.write { database in
+            let recorded = try ErasureRecords.record(ack, originKey: services.keys.signing, now: ack.erasedAt, in: database)
+            try AuditLog.append(request.event("erasure.request", outcome: recorded.status.rawValue,
+                                              detail: "erasure_id=\(signed.erasureID),subjects=\(counts["subjects"] ?? 0)"), to: database)
+            return recorded
+        }
+        services.metrics.countAudit(action: "erasure.request", outcome: recorded.status.rawValue)
+        return .json(Summary(request: recorded, now: request.now, withCertificate: true), status: 202)
+    }
+
+    static func linkHash(of target: Target, _ services: NodeServices) throws -> [UInt8] {
+        try services.store.read { try ErasureRecords.linkHash(of: target, keys: services.keys, in: $0) }
+    }
+
+    /// Records the signed request and erases its subjects here, in one
+    /// transaction. Returns the rows erased per table (every counted table).
+    static func recordAndErase(_ signed: SignedErasureRequest, target: Target, _ request: APIRequest,
+                               _ services: NodeServices) async throws -> [String: Int64] {
         // The subjects whose vectors left the indexes, to put back should the transaction fail.
         let touched = Locked<[PID]>([])
-        let erased: ErasureRequest
         do {
-            erased = try await services.store.write { database -> ErasureRequest in
+            return try await services.store.write { database in
                 let pids: [PID]
                 switch target {
                 case .pid(let pid): pids = [pid]
@@ -164,29 +236,33 @@ enum ErasureRoutes {
                     counts.merge(erased, uniquingKeysWith: +)
                     if (erased["subjects"] ?? 0) > 0 || (erased["consent_receipts"] ?? 0) > 0 {
                         erasedPIDs.append(pid.rawValue)
-                        try AuditLog.append(request.event("erasure.erase", pid: pid.rawValue, outcome: "erased", detail: "erasure_id=\(erasureID)"),
-                                            to: database)
+                        try AuditLog.append(request.event("erasure.erase", pid: pid.rawValue, outcome: "erased",
+                                                          detail: "erasure_id=\(signed.erasureID)"), to: database)
                     }
                 }
-                let ack = ErasureAck.signed(erasureID: erasureID, region: services.region, node: services.configuration.node.rawValue,
-                                            erasedAt: request.now, counts: counts, key: services.keys.signing)
-                let record = ErasureRequest(erasureID: erasureID, requestedAt: request.now, requestedBy: request.principal.name,
-                                            originRegion: services.region, jurisdiction: jurisdiction,
-                                            dueAt: request.now.adding(seconds: days * 86_400), erasedPIDs: erasedPIDs, status: .complete,
-                                            completedAt: request.now, regions: [services.region: "erased"], acks: [ack])
-                try ErasureRecords.insert(record, in: database)
-                try AuditLog.append(request.event("erasure.request", outcome: "complete",
-                                                  detail: "erasure_id=\(erasureID),subjects=\(counts["subjects"] ?? 0)"), to: database)
-                return record
+                try ErasureRecords.insert(signed, requestedBy: request.principal.name, erasedPIDs: erasedPIDs, in: database)
+                return counts
             }
         } catch {
             try? await services.resynchronizeVectors(of: touched.value)
             throw error
         }
-        try services.keys.subjects.destroyRetired(services.store)
-        services.metrics.countAudit(action: "erasure.request", outcome: "complete")
-        await truncateWAL(services)
-        return .json(Summary(request: erased, now: request.now, withCertificate: true), status: 202)
+    }
+
+    /// The nodes of this region that must ack: this one and every member
+    /// the region's gossip pool knows, whatever its state (a dead or departed
+    /// node keeps its disk). Until the region log replicates a region's
+    /// data, each node holds only what it was sent, so none can answer for
+    /// another (docs/DECISIONS.md, "Erasure").
+    /// A node that has not joined its region yet does not know them: 503.
+    static func regionNodes(_ services: NodeServices) throws -> [String] {
+        let gossip = services.gossip.value
+        if let gossip, !gossip.joined {
+            throw APIError.notReady("this node has not joined its region yet, so it cannot name the nodes an erasure must reach")
+        }
+        let members = gossip?.members(of: .region) ?? []
+        let names = members.filter { $0.identity.region == services.region }.map(\.name.rawValue)
+        return Array(Set(names + [services.configuration.node.rawValue])).sorted()
     }
 
     /// Nothing erased may remain in the WAL: checkpoint it into the database
@@ -194,11 +270,12 @@ enum ErasureRoutes {
     /// reader pinning old frames can make this fail; it is retried, and a
     /// failure is logged and counted (the erased ciphertexts are unreadable
     /// anyway: their subject key is gone).
-    static func truncateWAL(_ services: NodeServices) async {
+    /// Returns whether the WAL was truncated.
+    static func truncateWAL(_ services: NodeServices) async -> Bool {
         for attempt in 1...3 {
             do {
                 try await services.store.checkpointAndTruncateWAL()
-                return
+                return true
             } catch {
                 if attempt == 3 {
                     services.metrics.increment("domicile_erasure_checkpoint_failures_total")
@@ -206,5 +283,6 @@ enum ErasureRoutes {
                 }
             }
         }
+        return false
     }
 }

@@ -19,24 +19,26 @@ enum FeatureRecords {
 
     static func definitions(in database: Database) throws -> [FeatureDefinition] {
         try database.fetchAll("SELECT name, type, purpose, ttl_seconds, classification FROM feature_definitions ORDER BY name",
-                              [], decodeDefinition).compactMap { $0 }
+                              [], decodeDefinition)
     }
 
     static func definitions(for purpose: Purpose, in database: Database) throws -> [FeatureDefinition] {
         try database.fetchAll("""
             SELECT name, type, purpose, ttl_seconds, classification FROM feature_definitions WHERE purpose = ? ORDER BY name
-            """, [purpose.rawValue], decodeDefinition).compactMap { $0 }
+            """, [purpose.rawValue], decodeDefinition)
     }
 
     static func definition(_ name: Name, in database: Database) throws -> FeatureDefinition? {
         try database.fetchOne("SELECT name, type, purpose, ttl_seconds, classification FROM feature_definitions WHERE name = ?",
-                              [name.rawValue], decodeDefinition) ?? nil
+                              [name.rawValue], decodeDefinition)
     }
 
-    private static func decodeDefinition(_ row: Row) -> FeatureDefinition? {
-        guard let name = try? Name(row.text(0), what: "feature name"), let type = FeatureType(rawValue: row.text(1)),
-              let purpose = try? Purpose(row.text(2)), let classification = try? Name(row.text(4), what: "classification") else { return nil }
-        return FeatureDefinition(name: name, type: type, purpose: purpose, ttlSeconds: row.int64(3), classification: classification)
+    private static func decodeDefinition(_ row: Row) throws(StorageError) -> FeatureDefinition {
+        let table = "feature_definitions"
+        return FeatureDefinition(name: try row.decode(0, table: table) { try Name($0, what: "feature name") },
+                                 type: try row.decode(1, table: table, FeatureType.init(rawValue:)),
+                                 purpose: try row.decode(2, table: table) { try Purpose($0) }, ttlSeconds: row.int64(3),
+                                 classification: try row.decode(4, table: table) { try Name($0, what: "classification") })
     }
 
     enum Upsert {
@@ -99,13 +101,13 @@ enum FeatureRecords {
     static func values(of pid: PID, purpose: Purpose, key: AESGCMKey, in database: Database) throws -> [StoredFeature] {
         try database.fetchAll("""
             SELECT name, sealed_value, written_at, expires_at FROM features WHERE pid = ? AND purpose = ? ORDER BY name
-            """, [pid.rawValue, purpose.rawValue]) { row -> StoredFeature? in
-            guard let name = try? Name(row.text(0), what: "feature name") else { return nil }
+            """, [pid.rawValue, purpose.rawValue]) { row -> StoredFeature in
+            let name = try row.decode(0, table: "features") { try Name($0, what: "feature name") }
             let plain = try Envelope.open(row.blob(1), key: key, associatedData: associatedData(pid, name))
-            guard let value = FeatureValue(encoded: plain) else { return nil }
+            let value = try StorageError.decoded(FeatureValue(encoded: plain), table: "features", column: "sealed_value")
             return StoredFeature(name: name, value: value, writtenAt: Timestamp(milliseconds: row.int64(2)),
                                  expiresAt: Timestamp(milliseconds: row.int64(3)))
-        }.compactMap { $0 }
+        }
     }
 
     /// Deletes the subject's values of these purposes; returns how many.

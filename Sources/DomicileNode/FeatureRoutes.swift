@@ -177,7 +177,7 @@ enum FeatureRoutes {
 
     static func piiDetected(field: String, kind: PIIClassifier.Kind) -> HTTPError {
         HTTPError(status: 422, code: "pii_detected",
-                  detail: "\(field): the value looks like \(kind.article) \(kind.description); identifiers are not features")
+                  detail: "\(field): the value looks like \(kind.article) \(kind.description); this field may not hold an identifier")
     }
 
     /// Stores values for one subject in the caller's transaction, all or

@@ -69,11 +69,12 @@ final class GossipService: Sendable {
 
     /// Binds the UDP socket and the TCP listener on `bind`; others reach this
     /// node at `advertise` (the bound address unless configured).
-    init(bind: SocketAddress, advertise: SocketAddress?, name: NodeName, region: RegionID, httpAddress: String, seeds: [SocketAddress],
-         keyring keys: (region: KeySet, federation: KeySet), settings: Settings, logger: Logger) throws {
+    /// `bootID` is the node's (the one it logs and `/v1/cluster` reports).
+    init(bind: SocketAddress, advertise: SocketAddress?, name: NodeName, region: RegionID, bootID: UInt64, httpAddress: String,
+         seeds: [SocketAddress], keyring keys: (region: KeySet, federation: KeySet), settings: Settings, logger: Logger) throws {
         (socket, listener) = try Self.bindPair(bind, connectionsMax: settings.pushPullConnectionsMax)
         let advertised = advertise ?? socket.localAddress
-        identity = MemberIdentity(name: name, region: region, bootID: UInt64.random(in: 1...UInt64.max),
+        identity = MemberIdentity(name: name, region: region, bootID: bootID,
                                   gossipAddress: advertised.description, httpAddress: httpAddress)
         self.settings = settings
         regionKeys = keys.region

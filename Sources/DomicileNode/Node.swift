@@ -47,13 +47,15 @@ public final class Node: Sendable {
         } catch {
             throw StartupError(description: "data directory \(configuration.dataDirectory): cannot create it")
         }
-        let keyring: Keyring
         let master: MasterKey
+        do { master = try configuration.masterKey.load() } catch {
+            throw StartupError(description: "master key: \(error)")
+        }
+        let keyring: Keyring
         let keyringLock: KeyringLock
         do {
             // This node rewrites its keyring (bucket keys): it must be the file's only writer.
             keyringLock = try KeyringLock(keyringPath: configuration.keyringPath)
-            master = try configuration.masterKey.load()
             keyring = try KeyringFile.load(path: configuration.keyringPath, master: master)
         } catch {
             throw StartupError(description: "keyring \(configuration.keyringPath): \(error)")
@@ -85,7 +87,7 @@ public final class Node: Sendable {
                                         try KeyringFile.save($0, path: configuration.keyringPath, master: master, replacing: true)
                                     }, policy: policy,
                                     principals: principals, clock: clock, metrics: Metrics(), logger: logger,
-                                    bootID: Hex.encode(SecureRandom.bytes(8)))
+                                    bootID: UInt64.random(in: 1...UInt64.max))
         do {
             try await services.keys.subjects.recover(store)
         } catch {
@@ -130,7 +132,7 @@ public final class Node: Sendable {
         if let gossipAddress = configuration.gossip.address {
             do {
                 let gossip = try GossipService(bind: gossipAddress, advertise: configuration.gossip.advertise, name: configuration.node,
-                                               region: configuration.region, httpAddress: bound.description, seeds: configuration.gossip.seeds,
+                                               region: configuration.region, bootID: services.bootID, httpAddress: bound.description, seeds: configuration.gossip.seeds,
                                                keyring: (services.keys.regionGossip, services.keys.federationGossip),
                                                settings: try GossipService.Settings(configuration.gossip), logger: logger)
                 services.gossip.withLock { $0 = gossip }
@@ -147,7 +149,7 @@ public final class Node: Sendable {
         sweeper.start()
         services.lifecycle.withLock { $0 = .serving }
         logger.info("listening", ["node": .string(configuration.node.rawValue), "region": .string(configuration.region.rawValue),
-                                  "http": .string(bound.description), "boot_id": .string(services.bootID),
+                                  "http": .string(bound.description), "boot_id": .string(services.bootIDText),
                                   "policy_version": .int(Int64(policy.version))])
         return Node(services: services, server: server, sweeper: sweeper, keyringLock: keyringLock, httpAddress: bound,
                     routes: api.router.routes.map { Route(method: $0.method, pattern: $0.pattern) })

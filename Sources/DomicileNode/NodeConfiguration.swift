@@ -43,6 +43,18 @@ public struct NodeConfiguration: Sendable {
         }
     }
 
+    /// An admin's allocation of the region's privacy budget to one `dataset`
+    /// label: within the region's limit, never adding to it.
+    public struct PrivacyLabelCap: Sendable, Equatable {
+        public var epsilon: Double
+        public var delta: Double
+
+        public init(epsilon: Double, delta: Double) {
+            self.epsilon = epsilon
+            self.delta = delta
+        }
+    }
+
     public struct Limits: Sendable {
         /// Receipts in one `POST /v1/consents/batch` at most.
         public var batchReceiptsMax = 1_000
@@ -57,11 +69,13 @@ public struct NodeConfiguration: Sendable {
         public var readBurst: Double = 2_000
         /// Distinct subjects one principal may touch in a minute before an access anomaly is recorded.
         public var distinctSubjectsPerMinute = 1_000
-        /// Privacy budget of each dataset per period (basic composition of
-        /// every release and charge in the period).
+        /// The region's privacy budget per period (basic composition of
+        /// every release and charge in the period, whatever its `dataset` label).
         public var privacyEpsilonPerPeriod = 10.0
         public var privacyDeltaPerPeriod = 1e-5
         public var privacyPeriod = PrivacyPeriod.month
+        /// Caps on what some labels may spend of the region's budget per period.
+        public var privacyLabelCaps: [Name: PrivacyLabelCap] = [:]
         /// Each subject's budget for exported (noised) embeddings per
         /// period, over all collections.
         public var embeddingEpsilonPerPeriod = 16.0
@@ -199,6 +213,7 @@ public struct NodeConfiguration: Sendable {
             if let value = try limitsReader.optionalInt("retention_sweep_interval_ms", 100...86_400_000) {
                 limits.retentionSweepIntervalMilliseconds = Int64(value)
             }
+            limits.privacyLabelCaps = try privacyLabelCaps(&limitsReader, within: limits)
             try limitsReader.finish()
         }
         try reader.finish()
@@ -209,6 +224,30 @@ public struct NodeConfiguration: Sendable {
                                  http: HTTP(address: address, settings: settings), gossip: gossip, keyringPath: keyringPath,
                                  masterKey: masterKey, policyPath: policyPath, principalsPath: principalsPath,
                                  accessLog: accessLog, limits: limits, routeBodyBytesMax: routeBodyBytesMax)
+    }
+
+    /// `limits.privacy_label_caps`: `{"crm": {"epsilon": 2, "delta": 1e-6}}`.
+    /// A cap above the region's limit is refused: a label never adds budget.
+    /// A cap without `delta` takes the region's δ.
+    static func privacyLabelCaps(_ limitsReader: inout ConfigReader, within limits: Limits) throws(Invalid) -> [Name: PrivacyLabelCap] {
+        var caps: [Name: PrivacyLabelCap] = [:]
+        for (label, var capReader) in try limitsReader.optionalObjectEntries("privacy_label_caps") {
+            let field = "limits.privacy_label_caps.\(label)"
+            guard let dataset = try? Name(label, what: "dataset") else {
+                throw Invalid(field: field, reason: "a dataset label is 1-64 lowercase letters, digits and _, starting with a letter")
+            }
+            guard let epsilon = try capReader.optionalDouble("epsilon", 0...1_000_000_000) else {
+                throw Invalid(field: field + ".epsilon", reason: "is required")
+            }
+            let delta = try capReader.optionalDouble("delta", 0...0.1) ?? limits.privacyDeltaPerPeriod
+            guard epsilon <= limits.privacyEpsilonPerPeriod, delta <= limits.privacyDeltaPerPeriod else {
+                throw Invalid(field: field, reason: "exceeds the region's limits.privacy_epsilon_per_period or privacy_delta_per_period; "
+                                  + "a label cap shares out the region's budget, it never adds to it")
+            }
+            try capReader.finish()
+            caps[dataset] = PrivacyLabelCap(epsilon: epsilon, delta: delta)
+        }
+        return caps
     }
 }
 
@@ -291,6 +330,18 @@ struct ConfigReader {
         guard let raw = value(key) else { return nil }
         guard let nested = raw as? [String: Any] else { throw .init(field: field(key), reason: "must be an object") }
         return ConfigReader(object: nested, path: field(key))
+    }
+
+    /// The members of an object whose keys are names chosen by the operator, each an object, in key order.
+    mutating func optionalObjectEntries(_ key: String) throws(NodeConfiguration.Invalid) -> [(String, ConfigReader)] {
+        guard let raw = value(key) else { return [] }
+        guard let nested = raw as? [String: Any] else { throw .init(field: field(key), reason: "must be an object") }
+        var entries: [(String, ConfigReader)] = []
+        for name in nested.keys.sorted() {
+            guard let member = nested[name] as? [String: Any] else { throw .init(field: "\(field(key)).\(name)", reason: "must be an object") }
+            entries.append((name, ConfigReader(object: member, path: "\(field(key)).\(name)")))
+        }
+        return entries
     }
 
     mutating func object(_ key: String) throws(NodeConfiguration.Invalid) -> ConfigReader {

@@ -237,7 +237,42 @@ enum NodeSchema {
             ) STRICT;
             CREATE INDEX embedding_charges_by_subject ON embedding_charges (pid, period);
             """),
-        Migration(version: 6, name: "subject keys wrapped under bucket keys", sql: """
+        Migration(version: 6, name: "signed erasure requests, node-scoped acks, signed completion", sql: """
+            -- The request as its origin node signed it (docs/FORMATS.md, "Erasure
+            -- certificate"), and the origin's signature over its completion. Requests
+            -- recorded before this migration have no request_signature: they carry
+            -- no certificate.
+            ALTER TABLE erasure_requests ADD COLUMN origin_node TEXT;
+            ALTER TABLE erasure_requests ADD COLUMN policy_version INTEGER;
+            ALTER TABLE erasure_requests ADD COLUMN link_hash BLOB;
+            ALTER TABLE erasure_requests ADD COLUMN request_signature BLOB;
+            ALTER TABLE erasure_requests ADD COLUMN public_key BLOB;
+            ALTER TABLE erasure_requests ADD COLUMN completion_signature BLOB;
+            -- The nodes of each expected region that must ack (signed in the request).
+            CREATE TABLE erasure_expected_nodes (
+                erasure_id TEXT NOT NULL REFERENCES erasure_requests (erasure_id),
+                region TEXT NOT NULL,
+                node TEXT NOT NULL,
+                PRIMARY KEY (erasure_id, region, node)
+            ) STRICT, WITHOUT ROWID;
+            -- One signed ack per node (scope `node`): what that node erased.
+            CREATE TABLE erasure_node_acks (
+                erasure_id TEXT NOT NULL REFERENCES erasure_requests (erasure_id),
+                region TEXT NOT NULL,
+                node TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                request_hash BLOB NOT NULL,
+                erased_at INTEGER NOT NULL,
+                counts TEXT NOT NULL,
+                link_hash BLOB NOT NULL,
+                wal_truncated INTEGER NOT NULL,
+                policy_version INTEGER NOT NULL,
+                signature BLOB NOT NULL,
+                public_key BLOB NOT NULL,
+                PRIMARY KEY (erasure_id, region, node)
+            ) STRICT, WITHOUT ROWID;
+            """),
+        Migration(version: 7, name: "subject keys wrapped under bucket keys", sql: """
             -- The bucket key (held only in the keyring) that wraps the subject key,
             -- and its version. NULL: still wrapped under the region data key; the
             -- node re-wraps such rows into their buckets at start (SubjectKeyring.recover).
@@ -245,7 +280,7 @@ enum NodeSchema {
             ALTER TABLE subjects ADD COLUMN wrap_version INTEGER;
             CREATE INDEX subjects_by_wrap ON subjects (wrap_bucket, wrap_version);
             """),
-        Migration(version: 7, name: "a subject registered again after its erasure starts a new receipt chain", sql: """
+        Migration(version: 8, name: "a subject registered again after its erasure starts a new receipt chain", sql: """
             -- A pid's lives: the subject registered again after an erasure keeps its pid
             -- (the identifier's pseudonym) but is a new subject with a new receipt chain.
             -- Its life is 1 + the last life that left receipts (docs/DECISIONS.md).

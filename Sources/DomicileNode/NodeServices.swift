@@ -15,7 +15,8 @@ final class NodeServices: Sendable {
     let clock: any Clock
     let metrics: Metrics
     let logger: Logger
-    let bootID: String
+    /// This run of the node: gossip's member identity, the `listening` log line and `/v1/cluster`.
+    let bootID: UInt64
     /// Purposes the policy allows in this region, and those a GPC signal revokes (computed once).
     let regionPurposes: Set<Purpose>
     let gpcPurposes: Set<Purpose>
@@ -37,9 +38,11 @@ final class NodeServices: Sendable {
     }
 
     var region: RegionID { configuration.region }
+    /// The boot id as logged and reported: lowercase hexadecimal.
+    var bootIDText: String { String(bootID, radix: 16) }
 
     init(configuration: NodeConfiguration, store: Store, keys: RegionKeys, policy: ResidencyPolicy, principals: Principals,
-         clock: any Clock, metrics: Metrics, logger: Logger, bootID: String) {
+         clock: any Clock, metrics: Metrics, logger: Logger, bootID: UInt64) {
         self.configuration = configuration
         self.store = store
         self.keys = keys
@@ -61,12 +64,20 @@ final class NodeServices: Sendable {
 
     /// A pid from a path, owned by this region: else 400 or 421.
     func homePID(_ text: String) throws(HTTPError) -> PID {
+        let pid = try knownPID(text)
+        guard pid.region == region else { throw APIError.misdirected(home: pid.region, nodes: liveNodes(in: pid.region)) }
+        return pid
+    }
+
+    /// A pid from a request, of a region of the policy: else 400 `invalid_pid`
+    /// (no node anywhere could hold it, so it is malformed, not misdirected).
+    func knownPID(_ text: String) throws(HTTPError) -> PID {
         let pid: PID
         do { pid = try PID(parsing: text) } catch {
             if case .invalidPID(let reason) = error { throw APIError.invalidPID(reason) }
             throw APIError.invalidPID("unparseable")
         }
-        guard pid.region == region else { throw APIError.misdirected(home: pid.region, nodes: liveNodes(in: pid.region)) }
+        guard policy.isKnown(pid.region) else { throw APIError.invalidPID("its region is not in the residency policy") }
         return pid
     }
 
@@ -80,6 +91,7 @@ final class NodeServices: Sendable {
         }
         guard let found else {
             try await audit(request.event(action, pid: pid.rawValue, outcome: "not_found"))
+            request.refusals.markAudited()
             throw APIError.unknownSubject()
         }
         return found
@@ -113,9 +125,10 @@ final class NodeServices: Sendable {
     }
 
     /// A write about one subject. When `body` refuses it (an `HTTPError`,
-    /// which rolls its transaction back), the refusal is audited, its code as
-    /// the outcome, before it is rethrown. Whatever the failure, the
-    /// subject's entries in the vector indexes are put back as committed.
+    /// which rolls its transaction back), the refusal is audited for
+    /// `action` (outcome `refused:<code>`) before it is rethrown. Whatever
+    /// the failure, the subject's entries in the vector indexes are put
+    /// back as committed.
     @discardableResult
     func writeAudited<T: Sendable>(_ request: APIRequest, action: String, pid: PID, purpose: String? = nil,
                                    _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
@@ -123,7 +136,8 @@ final class NodeServices: Sendable {
             return try await store.write(body)
         } catch let error as HTTPError {
             try await resynchronizeVectors(of: [pid])
-            try await audit(request.event(action, pid: pid.rawValue, purpose: purpose, outcome: error.code))
+            let event = request.event(action, pid: pid.rawValue, purpose: purpose, outcome: RefusalAudit.outcome(error))
+            if await auditRefusal([event], code: error.code, requestID: request.requestID) { request.refusals.markAudited() }
             throw error
         } catch {
             try? await resynchronizeVectors(of: [pid])
@@ -163,6 +177,8 @@ struct APIRequest: Sendable {
     let services: NodeServices
     /// A read or search: rate-limited, and watched by the access monitor.
     let isRead: Bool
+    /// Tells the route whether this call's refusal still needs auditing.
+    let refusals: RefusalTrail
 
     var requestID: String { http.requestID }
 
@@ -203,13 +219,15 @@ struct API {
     /// principal. `bodyBytesMax` overrides the configured body limit for
     /// this route (the server's own limit is the largest of them).
     /// `limited`: reads and searches, which draw on the caller's rate limit
-    /// and count towards access-anomaly detection.
+    /// and count towards access-anomaly detection. A refusal of an
+    /// authenticated call that names a subject is audited (`RefusalAudit`).
     mutating func route(_ method: String, _ pattern: String, roles: Set<Role>, bodyBytesMax: Int? = nil, limited: Bool = false,
                         _ handler: @escaping @Sendable (APIRequest) async throws -> HTTPResponse) {
         let services = self.services
         let limit = bodyBytesMax ?? services.configuration.routeBodyBytesMax
-        router.add(method, pattern, .async { request in
+        let guarded: @Sendable (HTTPRequest, RefusalTrail) async throws -> HTTPResponse = { request, trail in
             let principal = try Self.authenticate(request, services: services)
+            trail.authenticated(principal)
             guard roles.isEmpty || !roles.isDisjoint(with: principal.roles) else { throw APIError.forbidden(roles) }
             guard request.body.count <= limit else {
                 throw HTTPError(status: 413, code: "body_too_large", detail: "the body exceeds \(limit) bytes for this route")
@@ -219,8 +237,14 @@ struct API {
                 services.metrics.increment("domicile_rate_limited_total", labels: ["route": pattern])
                 throw APIError.rateLimited(retryAfterSeconds: wait)
             }
-            return try await handler(APIRequest(http: request, principal: principal, now: now, services: services, isRead: limited))
-        })
+            do {
+                return try await handler(APIRequest(http: request, principal: principal, now: now, services: services, isRead: limited,
+                                                    refusals: trail))
+            } catch {
+                throw APIError.problem(for: error, logger: services.logger, requestID: request.requestID)
+            }
+        }
+        router.add(method, pattern, .async { request in try await RefusalAudit.run(request, pattern: pattern, services: services, guarded) })
     }
 
     /// Unauthenticated routes (health, readiness, metrics).

@@ -4,10 +4,20 @@ import DomicileNet
 import DomicileStorage
 import Foundation
 
-/// The privacy budget ledger: every release and external charge of a
-/// dataset, per period. A charge is inserted in the same transaction as
-/// its release, so nothing is returned before its cost is durable; over
-/// budget, the transaction is refused and nothing is released.
+/// The privacy budget ledger: every release and external charge, per
+/// period. The budget is the region's: what one subject can lose is bounded
+/// by the sum over every release that touches the region's subjects, so
+/// every charge spends from one limit whatever `dataset` label it carries.
+/// Labels report the spend, and an admin may cap a label below the region's
+/// limit (config `limits.privacy_label_caps`); a cap never adds budget.
+///
+/// Charges compose by basic composition: the ε and the δ of every charge in
+/// the period add (pure ε for Laplace; (ε, δ) of the analytic Gaussian or
+/// of the RDP accountant for the others), which is sound for any mix.
+///
+/// A charge is inserted in the same transaction as its release, so nothing
+/// is returned before its cost is durable; over budget, the transaction is
+/// refused and nothing is released.
 enum PrivacyLedger {
     struct Charge: Sendable {
         let dataset: Name
@@ -19,6 +29,7 @@ enum PrivacyLedger {
         let description: String?
     }
 
+    /// An amount of privacy loss: a spend, a limit or what is left of one.
     struct Spend: Sendable, Equatable {
         var epsilon = 0.0
         var delta = 0.0
@@ -28,39 +39,77 @@ enum PrivacyLedger {
         func admits(epsilon: Double, delta: Double, within limit: (epsilon: Double, delta: Double)) -> Bool {
             self.epsilon + epsilon <= limit.epsilon * (1 + 1e-9) && self.delta + delta <= limit.delta * (1 + 1e-9)
         }
+
+        func admits(_ charge: Spend, within limit: Spend) -> Bool {
+            admits(epsilon: charge.epsilon, delta: charge.delta, within: (limit.epsilon, limit.delta))
+        }
+
+        /// What is left of `limit` after this spend (never below 0).
+        func remaining(of limit: Spend) -> Spend {
+            Spend(epsilon: max(0, limit.epsilon - epsilon), delta: max(0, limit.delta - delta))
+        }
+
+        static func + (lhs: Spend, rhs: Spend) -> Spend {
+            Spend(epsilon: lhs.epsilon + rhs.epsilon, delta: lhs.delta + rhs.delta)
+        }
+
+        /// The smaller ε and the smaller δ of both.
+        static func least(_ lhs: Spend, _ rhs: Spend) -> Spend {
+            Spend(epsilon: min(lhs.epsilon, rhs.epsilon), delta: min(lhs.delta, rhs.delta))
+        }
     }
 
     struct Limits: Sendable {
-        let epsilon: Double
-        let delta: Double
+        /// The region's budget per period, over every label.
+        let region: Spend
         let period: NodeConfiguration.PrivacyPeriod
+        /// Labels an admin capped below the region's limit.
+        let labelCaps: [Name: Spend]
+
+        init(_ limits: NodeConfiguration.Limits) {
+            region = Spend(epsilon: limits.privacyEpsilonPerPeriod, delta: limits.privacyDeltaPerPeriod)
+            period = limits.privacyPeriod
+            labelCaps = limits.privacyLabelCaps.mapValues { Spend(epsilon: $0.epsilon, delta: $0.delta) }
+        }
     }
 
-    static func spend(of dataset: Name, period: String, in database: Database) throws -> Spend {
-        try database.fetchOne("""
-            SELECT coalesce(sum(epsilon), 0), coalesce(sum(delta), 0) FROM privacy_charges WHERE dataset = ? AND period = ?
-            """, [dataset.rawValue, period]) { Spend(epsilon: $0.double(0), delta: $0.double(1)) } ?? Spend()
+    /// The spend of a period: the region's and each label's.
+    struct Standing: Sendable {
+        let period: String
+        let region: Spend
+        let labels: [Name: Spend]
+
+        func label(_ dataset: Name) -> Spend { labels[dataset] ?? Spend() }
+
+        /// What `dataset` may still spend: the region's remainder, and its cap's if it has one.
+        func remaining(for dataset: Name, limits: Limits) -> Spend {
+            let regionLeft = region.remaining(of: limits.region)
+            guard let cap = limits.labelCaps[dataset] else { return regionLeft }
+            return .least(regionLeft, label(dataset).remaining(of: cap))
+        }
     }
 
-    /// Every dataset charged in `period`, with its spend.
-    static func spends(period: String, in database: Database) throws -> [(String, Spend)] {
-        try database.fetchAll("""
-            SELECT dataset, sum(epsilon), sum(delta) FROM privacy_charges WHERE period = ? GROUP BY dataset ORDER BY dataset
-            """, [period]) { ($0.text(0), Spend(epsilon: $0.double(1), delta: $0.double(2))) }
+    static func standing(period: String, in database: Database) throws -> Standing {
+        let rows = try database.fetchAll("""
+            SELECT dataset, sum(epsilon), sum(delta) FROM privacy_charges WHERE period = ? GROUP BY dataset
+            """, [period]) { (try Name($0.text(0), what: "stored dataset label"), Spend(epsilon: $0.double(1), delta: $0.double(2))) }
+        return Standing(period: period, region: rows.reduce(Spend()) { $0 + $1.1 }, labels: Dictionary(uniqueKeysWithValues: rows))
     }
 
-    /// Records `charge` if the dataset's budget for the period holds it;
-    /// else throws 403 `budget_exhausted` (the caller's transaction rolls
-    /// back). Returns the spend after the charge and its id.
-    static func charge(_ charge: Charge, limits: Limits, now: Timestamp, in database: Database) throws -> (id: String, spend: Spend) {
+    /// Records `charge` if the region's budget for the period, and the cap
+    /// of its label if it has one, hold it; else throws 403
+    /// `budget_exhausted` (the caller's transaction rolls back). Returns its
+    /// id and what its label may still spend after it.
+    static func charge(_ charge: Charge, limits: Limits, now: Timestamp, in database: Database) throws -> (id: String, remaining: Spend) {
         let period = limits.period.key(at: now)
-        var spend = try spend(of: charge.dataset, period: period, in: database)
-        guard spend.admits(epsilon: charge.epsilon, delta: charge.delta, within: (limits.epsilon, limits.delta)) else {
-            throw HTTPError(status: 403, code: "budget_exhausted",
-                            detail: "dataset \(charge.dataset) has ε \(format(limits.epsilon - spend.epsilon)) and "
-                                + "δ \(format(limits.delta - spend.delta)) left this \(limits.period.rawValue); nothing was released",
-                            extensions: ["epsilon_remaining": .number(max(0, limits.epsilon - spend.epsilon)),
-                                         "delta_remaining": .number(max(0, limits.delta - spend.delta))])
+        let standing = try standing(period: period, in: database)
+        let cost = Spend(epsilon: charge.epsilon, delta: charge.delta)
+        let remaining = standing.remaining(for: charge.dataset, limits: limits)
+        guard standing.region.admits(cost, within: limits.region) else {
+            throw exhausted("the region's budget", remaining: remaining, limits: limits)
+        }
+        if let cap = limits.labelCaps[charge.dataset], !standing.label(charge.dataset).admits(cost, within: cap) {
+            throw exhausted("the cap of dataset \(charge.dataset)", remaining: remaining, limits: limits)
         }
         let id = "ch_" + Hex.encode(SecureRandom.bytes(12))
         try database.execute("""
@@ -68,9 +117,16 @@ enum PrivacyLedger {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [id, charge.dataset.rawValue, period, charge.mechanism, charge.accountant, charge.epsilon, charge.delta, charge.releaseID,
                   charge.description, now.milliseconds])
-        spend.epsilon += charge.epsilon
-        spend.delta += charge.delta
-        return (id, spend)
+        let after = Standing(period: period, region: standing.region + cost,
+                             labels: standing.labels.merging([charge.dataset: standing.label(charge.dataset) + cost]) { $1 })
+        return (id, after.remaining(for: charge.dataset, limits: limits))
+    }
+
+    private static func exhausted(_ budget: String, remaining: Spend, limits: Limits) -> HTTPError {
+        HTTPError(status: 403, code: "budget_exhausted",
+                  detail: "\(budget) has ε \(format(remaining.epsilon)) and δ \(format(remaining.delta)) left this "
+                      + "\(limits.period.rawValue); nothing was released",
+                  extensions: ["epsilon_remaining": .number(remaining.epsilon), "delta_remaining": .number(remaining.delta)])
     }
 
     static func format(_ value: Double) -> String {

@@ -82,8 +82,17 @@ enum ReidentificationRoutes {
         }
         let pid = try services.homePID(body.pid)
         let id = "ri_" + Hex.encode(SecureRandom.bytes(12))
+        let ticketAsCustomerID = try? Identifier(kind: .customerID, raw: body.ticket)
         try await services.writeAudited(request, action: "reidentification.request", pid: pid) { database in
             guard try SubjectRecords.isLive(pid, keys: services.keys, in: database) else { throw APIError.unknownSubject() }
+            // A customer id has no shape the classifier could recognize, but
+            // the region knows its own: a ticket that is one is refused too.
+            if let ticketAsCustomerID,
+               try SubjectRecords.find(services.keys.pseudonymizers.candidates(for: ticketAsCustomerID), keys: services.keys,
+                                        in: database) != nil {
+                throw HTTPError(status: 422, code: "pii_detected",
+                                detail: "ticket: the value is a customer id; this field may not hold an identifier")
+            }
             try database.execute("""
                 INSERT INTO reidentifications (id, pid, reason, ticket, requester, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, [id, pid.rawValue, body.reason, body.ticket, request.principal.name, Status.pendingApproval.rawValue,
@@ -112,8 +121,9 @@ enum ReidentificationRoutes {
                 refusal = nil
             }
             if let refusal {
-                try AuditLog.append(request.event("reidentification.approve", pid: record.pid.rawValue, outcome: refusal.code,
-                                                  detail: "id=\(id)"), to: database)
+                try AuditLog.append(request.event("reidentification.approve", pid: record.pid.rawValue,
+                                                  outcome: RefusalAudit.outcome(refusal), detail: "id=\(id)"), to: database)
+                request.refusals.markAudited()
                 return .failure(refusal)
             }
             try database.execute("INSERT INTO reidentification_approvals (id, approver, approved_at) VALUES (?, ?, ?)",
@@ -136,13 +146,22 @@ enum ReidentificationRoutes {
         let state = try await services.store.write { database -> Result<State, HTTPError> in
             guard let record = try find(id, in: database) else { return .failure(unknown()) }
             guard record.requester == request.principal.name else {
-                try AuditLog.append(request.event("reidentification.fetch", pid: record.pid.rawValue, outcome: "not_requester",
-                                                  detail: "id=\(id)"), to: database)
-                return .failure(HTTPError(status: 403, code: "not_requester", detail: "only the requester may fetch the result"))
+                let refusal = HTTPError(status: 403, code: "not_requester", detail: "only the requester may fetch the result")
+                try AuditLog.append(request.event("reidentification.fetch", pid: record.pid.rawValue,
+                                                  outcome: RefusalAudit.outcome(refusal), detail: "id=\(id)"), to: database)
+                request.refusals.markAudited()
+                return .failure(refusal)
             }
-            guard record.status == .approved else { return .success(State(record: record)) }
+            guard record.status == .approved else {
+                // Nothing to release (yet, or any more): the look is audited all the same.
+                try AuditLog.append(request.event("reidentification.fetch", pid: record.pid.rawValue, outcome: record.status.rawValue,
+                                                  detail: "id=\(id)"), to: database)
+                return .success(State(record: record))
+            }
             guard let key = try SubjectRecords.key(of: record.pid, keys: services.keys, in: database) else {
                 try database.execute("UPDATE reidentifications SET status = ? WHERE id = ?", [Status.cancelled.rawValue, id])
+                try AuditLog.append(request.event("reidentification.fetch", pid: record.pid.rawValue, outcome: Status.cancelled.rawValue,
+                                                  detail: "id=\(id)"), to: database)
                 return .success(State(record: Record(id: id, pid: record.pid, requester: record.requester, status: .cancelled,
                                                      approvers: record.approvers)))
             }
@@ -162,13 +181,16 @@ enum ReidentificationRoutes {
     }
 
     static func find(_ id: String, in database: Database) throws -> Record? {
-        guard let (pidText, requester, statusText) = try database.fetchOne(
-            "SELECT pid, requester, status FROM reidentifications WHERE id = ?", [id], { ($0.text(0), $0.text(1), $0.text(2)) }) else {
+        guard let (pid, requester, status) = try database.fetchOne(
+            "SELECT pid, requester, status FROM reidentifications WHERE id = ?", [id], { row throws(StorageError) in
+                (try row.decode(0, table: "reidentifications") { try PID(parsing: $0) }, row.text(1),
+                 try row.decode(2, table: "reidentifications", Status.init(rawValue:)))
+            }) else {
             return nil
         }
         let approvers = try database.fetchAll("SELECT approver FROM reidentification_approvals WHERE id = ? ORDER BY approved_at, approver",
                                               [id]) { $0.text(0) }
-        return Record(id: id, pid: try PID(parsing: pidText), requester: requester, status: Status(rawValue: statusText) ?? .cancelled,
+        return Record(id: id, pid: pid, requester: requester, status: status,
                       approvers: approvers)
     }
 }

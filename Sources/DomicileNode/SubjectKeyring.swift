@@ -10,16 +10,6 @@ import DomicileStorage
 /// the memory never disagree about a destroyed key, and one lock makes this
 /// the keyring's only writer in the process.
 final class SubjectKeyring: Sendable {
-    enum Failure: Error, CustomStringConvertible {
-        case corrupt(PID, String)
-
-        var description: String {
-            switch self {
-            case .corrupt(let pid, let reason): return "the wrapped key of \(pid) does not open: \(reason)"
-            }
-        }
-    }
-
     typealias Wrapping = WrappedSubjectKey.Wrapping
 
     private let keyring: Locked<Keyring>
@@ -71,7 +61,8 @@ final class SubjectKeyring: Sendable {
 
     /// The key that `wrapped` protects; nil when the key that wrapped it was
     /// destroyed (the subject was erased: its data is noise to this keyring).
-    /// A wrapped key that does not open under a key that exists is corrupt.
+    /// A wrapped key that does not open under a key that exists is corrupt
+    /// (`StorageError.corrupt`, answered 500 `corrupt_data`).
     func unwrap(_ wrapped: [UInt8], for pid: PID) throws -> AESGCMKey? {
         var raw: [UInt8]
         do {
@@ -82,7 +73,7 @@ final class SubjectKeyring: Sendable {
                 raw = try legacy.open(wrapped, associatedData: Self.legacyAssociatedData(pid))
             }
         } catch {
-            throw Failure.corrupt(pid, "\(error)")
+            throw StorageError.corrupt(table: "subjects", column: "wrapped_key")
         }
         defer { for index in raw.indices { raw[index] = 0 } }
         return try AESGCMKey(version: 1, secret: SecretBytes(raw))
@@ -124,7 +115,7 @@ final class SubjectKeyring: Sendable {
                                          [Int64(bucket), Int64(current.version)]) { ($0.text(0), $0.blob(1)) }
         var count = 0
         for (text, wrapped) in rows {
-            let pid = try PID(parsing: text)
+            let pid = try StorageError.decoded(try? PID(parsing: text), table: "subjects", column: "pid")
             guard let key = try unwrap(wrapped, for: pid) else { continue }
             try store(wrap(key.secret, for: pid, under: current), wrapping: Wrapping(bucket: bucket, version: current.version),
                       of: pid, in: database)
@@ -142,7 +133,7 @@ final class SubjectKeyring: Sendable {
             """, [after, Int64(limit)]) { ($0.int64(0), $0.text(1), $0.blob(2)) }
         let buckets = self.buckets
         for (_, text, wrapped) in rows {
-            let pid = try PID(parsing: text)
+            let pid = try StorageError.decoded(try? PID(parsing: text), table: "subjects", column: "pid")
             guard let key = try unwrap(wrapped, for: pid) else { continue }
             let current = buckets.current(buckets.bucket(of: pid))!
             try store(wrap(key.secret, for: pid, under: current), wrapping: Wrapping(bucket: current.bucket, version: current.version),

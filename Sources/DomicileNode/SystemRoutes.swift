@@ -38,6 +38,9 @@ enum SystemRoutes {
         api.open("GET", "/readyz") { _ in
             switch services.lifecycle.value {
             case .serving:
+                if services.store.writer.currentStatistics.diskFull {
+                    return .json(bytes: Array(#"{"status":"not_ready","reason":"disk_full"}"#.utf8), status: 503)
+                }
                 if let gossip = services.gossip.value, !gossip.joined {
                     return .json(bytes: Array(#"{"status":"not_ready","reason":"joining the region's members"}"#.utf8), status: 503)
                 }
@@ -64,7 +67,7 @@ enum SystemRoutes {
                 }
             }
             return .json(Cluster(node: .init(name: services.configuration.node.rawValue, region: services.region,
-                                             bootId: gossip.map { String($0.identity.bootID, radix: 16) } ?? services.bootID,
+                                             bootId: services.bootIDText,
                                              http: httpAddress()),
                                  region: services.region, policyVersion: services.policy.version,
                                  pools: .init(region: members(.region), federation: members(.federation))))

@@ -85,7 +85,7 @@ final class VectorCollections: Sendable {
             }
             let purpose = collection.definition.purpose
             let deadline = services.eligibleUntil(purpose, grants: grants)
-            try? collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
+            try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
         }
     }
 }

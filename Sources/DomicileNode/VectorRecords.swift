@@ -39,21 +39,24 @@ enum VectorRecords {
         "name, dimension, metric, purpose, index_kind, m, ef_construction, ef, export_epsilon, export_delta, export_clip_norm"
 
     static func collections(in database: Database) throws -> [CollectionDefinition] {
-        try database.fetchAll("SELECT \(collectionColumns) FROM collections ORDER BY name", [], decodeCollection).compactMap { $0 }
+        try database.fetchAll("SELECT \(collectionColumns) FROM collections ORDER BY name", [], decodeCollection)
     }
 
     static func collection(_ name: Name, in database: Database) throws -> CollectionDefinition? {
-        try database.fetchOne("SELECT \(collectionColumns) FROM collections WHERE name = ?", [name.rawValue], decodeCollection) ?? nil
+        try database.fetchOne("SELECT \(collectionColumns) FROM collections WHERE name = ?", [name.rawValue], decodeCollection)
     }
 
-    private static func decodeCollection(_ row: Row) -> CollectionDefinition? {
-        guard let name = try? Name(row.text(0), what: "collection name"), let metric = Metric(rawValue: row.text(2)),
-              let purpose = try? Purpose(row.text(3)) else { return nil }
-        let index: IndexKind
-        switch row.text(4) {
-        case "flat": index = .flat
-        case "hnsw": index = .hnsw(HNSWSettings(m: Int(row.int64(5)), efConstruction: Int(row.int64(6)), ef: Int(row.int64(7))))
-        default: return nil
+    private static func decodeCollection(_ row: Row) throws(StorageError) -> CollectionDefinition {
+        let table = "collections"
+        let name = try row.decode(0, table: table) { try Name($0, what: "collection name") }
+        let metric = try row.decode(2, table: table, Metric.init(rawValue:))
+        let purpose = try row.decode(3, table: table) { try Purpose($0) }
+        let index = try row.decode(4, table: table) { kind -> IndexKind? in
+            switch kind {
+            case "flat": return .flat
+            case "hnsw": return .hnsw(HNSWSettings(m: Int(row.int64(5)), efConstruction: Int(row.int64(6)), ef: Int(row.int64(7))))
+            default: return nil
+            }
         }
         var export: ExportSettings?
         if let epsilon = row.optionalDouble(8), let delta = row.optionalDouble(9), let clipNorm = row.optionalDouble(10) {
@@ -132,12 +135,15 @@ enum VectorRecords {
     static func purge(_ pid: PID, purposes: Set<Purpose>?, in database: Database) throws -> [Name] {
         let rows = try database.fetchAll("""
             SELECT v.collection, c.purpose FROM vectors v JOIN collections c ON c.name = v.collection WHERE v.pid = ? ORDER BY v.collection
-            """, [pid.rawValue]) { row in (row.text(0), row.text(1)) }
+            """, [pid.rawValue]) { row in
+            (try row.decode(0, table: "vectors") { try Name($0, what: "collection name") },
+             try row.decode(1, table: "collections") { try Purpose($0) })
+        }
         var purged: [Name] = []
         for (collection, purpose) in rows {
-            if let purposes, let purpose = try? Purpose(purpose), !purposes.contains(purpose) { continue }
-            try database.execute("DELETE FROM vectors WHERE collection = ? AND pid = ?", [collection, pid.rawValue])
-            if let name = try? Name(collection, what: "collection name") { purged.append(name) }
+            if let purposes, !purposes.contains(purpose) { continue }
+            try database.execute("DELETE FROM vectors WHERE collection = ? AND pid = ?", [collection.rawValue, pid.rawValue])
+            purged.append(collection)
         }
         return purged
     }
@@ -146,7 +152,7 @@ enum VectorRecords {
     static func vector(collection: Name, pid: PID, key: AESGCMKey, in database: Database) throws -> [Float]? {
         let sealed = try database.fetchOne("SELECT sealed_vector FROM vectors WHERE collection = ? AND pid = ?",
                                            [collection.rawValue, pid.rawValue]) { $0.blob(0) }
-        return try sealed.flatMap { decode(try Envelope.open($0, key: key, associatedData: associatedData(collection, pid))) }
+        return try sealed.map { try open($0, key: key, collection: collection, pid: pid) }
     }
 
     /// Every vector of a collection in the order it was written, with the
@@ -158,10 +164,10 @@ enum VectorRecords {
             LEFT JOIN consent_active a ON a.pid = v.pid AND a.purpose = ?
             WHERE v.collection = ? ORDER BY v.rowid
             """, [collection.purpose.rawValue, collection.name.rawValue]) { row in
-            guard let pid = try? PID(parsing: row.text(0)), let key = try SubjectRecords.key(of: pid, keys: keys, in: database),
-                  let vector = decode(try Envelope.open(row.blob(1), key: key, associatedData: associatedData(collection.name, pid)))
-            else { return }
-            try body(pid, vector, row.bool(2), row.optionalInt64(3))
+            let pid = try row.decode(0, table: "vectors") { try PID(parsing: $0) }
+            // A subject without a key was erased: its vectors can no longer be read.
+            guard let key = try SubjectRecords.key(of: pid, keys: keys, in: database) else { return }
+            try body(pid, try open(row.blob(1), key: key, collection: collection.name, pid: pid), row.bool(2), row.optionalInt64(3))
         }
     }
 
@@ -171,6 +177,12 @@ enum VectorRecords {
         bytes.reserveCapacity(vector.count * 4)
         for value in vector { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
         return bytes
+    }
+
+    /// A stored vector, opened and decoded; one that does not open or decode is corrupt data.
+    static func open(_ sealed: [UInt8], key: AESGCMKey, collection: Name, pid: PID) throws(StorageError) -> [Float] {
+        let plain = try? Envelope.open(sealed, key: key, associatedData: associatedData(collection, pid))
+        return try StorageError.decoded(plain.flatMap(decode), table: "vectors", column: "sealed_vector")
     }
 
     static func decode(_ bytes: [UInt8]) -> [Float]? {

@@ -280,6 +280,7 @@ enum VectorRoutes {
                   collection.index.isEligible(pid.rawValue, now: now) else {
                 try await services.audit(request.event("vector.search", pid: pid.rawValue, purpose: purpose.rawValue, outcome: "not_found",
                                                        detail: "collection=\(definition.name)"))
+                request.refusals.markAudited()
                 throw HTTPError(status: 404, code: "unknown_vector", detail: "no eligible vector for this pid in the collection")
             }
             query = stored

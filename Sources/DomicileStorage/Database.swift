@@ -1,4 +1,5 @@
 import CSQLite
+import Glibc
 
 /// One SQLite connection. It owns its handle and its prepared statements and
 /// closes them when released. It is used by one thread at a time (SQLite's
@@ -42,7 +43,10 @@ public final class Database {
     /// WAL (readers do not block the writer), synchronous=FULL (a commit is
     /// on disk when COMMIT returns, WAL included), secure_delete=ON (deleted
     /// content is overwritten, not left in free pages), foreign_keys=ON.
+    /// The database file and its -wal and -shm files are readable by their
+    /// owner only (mode 0600).
     public init(path: String, options: Options = Options()) throws(StorageError) {
+        Self.makePrivate(path)
         var connection: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let code = sqlite3_open_v2(path, &connection, flags, nil)
@@ -57,6 +61,27 @@ public final class Database {
         sqlite3_extended_result_codes(connection, 1)
         sqlite3_busy_timeout(connection, options.busyTimeoutMilliseconds)
         try configure()
+    }
+
+    /// SQLite creates a database file with mode 0644 (less the umask) and
+    /// gives its -wal and -shm files the database file's mode. Creating the
+    /// file first with 0600 keeps all three private; files left by an older
+    /// build are narrowed to their owner. Failures are left to
+    /// `sqlite3_open_v2`, which reports them.
+    ///
+    /// An existing file is never opened here: closing any descriptor of a
+    /// file drops every POSIX lock this process holds on it, those of
+    /// SQLite's other connections included (another process could then
+    /// checkpoint and delete the WAL under them). So only `O_EXCL` creation,
+    /// and `chmod` by path.
+    private static func makePrivate(_ path: String) {
+        guard !path.isEmpty, path != ":memory:", !path.hasPrefix("file:") else { return }
+        let descriptor = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if descriptor >= 0 { close(descriptor) }
+        for file in [path, path + "-wal", path + "-shm"] {
+            var info = stat()
+            if stat(file, &info) == 0, info.st_mode & 0o077 != 0 { chmod(file, info.st_mode & 0o700) }
+        }
     }
 
     deinit {

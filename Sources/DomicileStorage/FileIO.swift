@@ -8,6 +8,8 @@ public enum FileIO {
         case tooLarge(path: String, limit: Int)
         case exists(path: String)
         case system(path: String, operation: String, errno: Int32)
+        /// A secret (master key, keyring) that group or others may read.
+        case tooOpen(path: String, mode: mode_t)
 
         public var description: String {
             switch self {
@@ -16,16 +18,46 @@ public enum FileIO {
             case .exists(let path): return "\(path) already exists (pass --force to replace it)"
             case .system(let path, let operation, let code):
                 return "\(path): \(operation) failed: \(String(cString: strerror(code)))"
+            case .tooOpen(let path, let mode):
+                return "permissions \(FileIO.octal(mode)) for '\(path)' are too open: it holds a secret and must not be "
+                    + "accessible by group or others (chmod 600 '\(path)')"
             }
         }
     }
 
     public static func read(_ path: String, byteCountMax: Int) throws(Failure) -> [UInt8] {
+        let descriptor = try openForReading(path)
+        defer { close(descriptor) }
+        return try readAll(descriptor, path: path, byteCountMax: byteCountMax)
+    }
+
+    /// Reads a file holding a secret, refusing it (like ssh does a private
+    /// key) when its mode lets group or others read, write or execute it.
+    public static func readSecret(_ path: String, byteCountMax: Int) throws(Failure) -> [UInt8] {
+        let descriptor = try openForReading(path)
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw .system(path: path, operation: "fstat", errno: errno) }
+        let permissions = info.st_mode & 0o777
+        guard permissions & 0o077 == 0 else { throw .tooOpen(path: path, mode: permissions) }
+        return try readAll(descriptor, path: path, byteCountMax: byteCountMax)
+    }
+
+    /// Four octal digits, as `ls` and `chmod` spell a mode: 0644.
+    static func octal(_ mode: mode_t) -> String {
+        let digits = String(mode, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+
+    private static func openForReading(_ path: String) throws(Failure) -> Int32 {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw errno == ENOENT ? .notFound(path: path) : .system(path: path, operation: "open", errno: errno)
         }
-        defer { close(descriptor) }
+        return descriptor
+    }
+
+    private static func readAll(_ descriptor: Int32, path: String, byteCountMax: Int) throws(Failure) -> [UInt8] {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {

@@ -17,14 +17,15 @@ public enum MasterKeySource: Sendable, Equatable {
             }
             return try MasterKey(base64: text)
         case .file(let path):
-            let bytes = try FileIO.read(path, byteCountMax: Self.fileByteCountMax)
+            let bytes = try FileIO.readSecret(path, byteCountMax: Self.fileByteCountMax)
             return try MasterKey(base64: String(decoding: bytes, as: UTF8.self))
         }
     }
 }
 
 /// The sealed keyring on disk (format in docs/FORMATS.md). The file is only
-/// ever written sealed, atomically, with mode 0600.
+/// ever written sealed, atomically, with mode 0600, and is refused when group
+/// or others may access it (as the master key file is).
 public enum KeyringFile {
     public static let byteCountMax = 1 << 20
 
@@ -38,7 +39,7 @@ public enum KeyringFile {
     }
 
     public static func load(path: String, master: MasterKey) throws -> Keyring {
-        try Keyring.unseal(try FileIO.read(path, byteCountMax: byteCountMax), with: master)
+        try Keyring.unseal(try FileIO.readSecret(path, byteCountMax: byteCountMax), with: master)
     }
 
     public static func save(_ keyring: Keyring, path: String, master: MasterKey, replacing: Bool) throws {

@@ -118,4 +118,21 @@ public struct Row {
     }
 
     public func optionalBlob(_ column: Int) -> [UInt8]? { isNull(column) ? nil : blob(column) }
+
+    /// The name of `column` in the result (its alias if it has one).
+    public func name(_ column: Int) -> String {
+        sqlite3_column_name(statement.handle, Int32(column)).map { String(cString: $0) } ?? "column \(column)"
+    }
+
+    /// The text of `column` decoded by `decode` (an enum's raw value, a
+    /// name). A value that does not decode is corrupt data: it throws
+    /// `StorageError.corrupt`, never skipped or replaced by a default.
+    public func decode<T>(_ column: Int, table: String, _ decode: (String) throws -> T?) throws(StorageError) -> T {
+        try StorageError.decoded(try? decode(text(column)), table: table, column: name(column))
+    }
+
+    /// The same for a column that may be NULL (nil when it is).
+    public func decodeOptional<T>(_ column: Int, table: String, _ decode: (String) throws -> T?) throws(StorageError) -> T? {
+        isNull(column) ? nil : try self.decode(column, table: table, decode)
+    }
 }

@@ -107,15 +107,22 @@ public struct WriterStatistics: Sendable {
     /// `batchSizeCounts[i]` counts batches of size ≤ `batchSizeBuckets[i]`
     /// and > the previous bucket (not cumulative).
     public private(set) var batchSizeCounts = [Int](repeating: 0, count: batchSizeBuckets.count + 1)
+    /// True from a write that failed because the disk is full until a
+    /// commit succeeds again (the node is then not ready: `/readyz`).
+    public private(set) var diskFull = false
 
     mutating func recordCommit(size: Int) {
+        diskFull = false
         commits += 1
         committedRequests += size
         let bucket = Self.batchSizeBuckets.firstIndex { size <= $0 } ?? Self.batchSizeBuckets.count
         batchSizeCounts[bucket] += 1
     }
 
-    mutating func recordFailures(_ count: Int) { failedRequests += count }
+    mutating func recordFailures(_ count: Int, diskFull: Bool) {
+        failedRequests += count
+        if diskFull { self.diskFull = true }
+    }
 }
 
 /// One queued write: `execute` runs the caller's body on the writer's
@@ -229,7 +236,7 @@ private struct WriterLoop {
                 // SQLite rolled the whole transaction back (SQLITE_FULL,
                 // SQLITE_IOERR, …): earlier requests are gone too. Fail them
                 // (none was acknowledged) and start over with the rest.
-                fail(succeeded.map(\.request), StorageFailure.batchAborted(cause: "\(error)"))
+                fail(succeeded.map(\.request), StorageFailure.batchAborted(cause: error))
                 succeeded.removeAll()
                 do {
                     try database.execute("BEGIN IMMEDIATE")
@@ -252,7 +259,7 @@ private struct WriterLoop {
 
     private func fail(_ requests: [PendingWrite], _ error: any Error) {
         guard !requests.isEmpty else { return }
-        statistics.withLock { $0.recordFailures(requests.count) }
+        statistics.withLock { $0.recordFailures(requests.count, diskFull: StorageError.isDiskFull(error)) }
         for request in requests { request.fail(error) }
     }
 }

@@ -8,14 +8,16 @@ struct ClusterInitCommand: Command {
     static let path = ["cluster", "init"]
     static let summary = "lay out keys, policy, principals and configs for local nodes"
     static let help = """
-        --dir DIR [--regions eu,us,br] [--nodes-per-region 2] [--http-port 7100] [--gossip-port 7300]
-                  [--policy FILE] [--force]
+        --dir DIR [--regions eu,us,br] [--nodes-per-region 2] [--http-port 7100]
+                  [--gossip-port 7300 | --no-gossip] [--policy FILE] [--force]
 
         Writes into DIR: master.key (mode 0600), policy.json (the embedded default unless --policy),
         principals.json and tokens.json (one bearer token per role, plus a second privacy officer),
         and per node NAME (eu-1, eu-2, …): NAME/NAME.keyring and NAME/config.json. Keyrings of a
         region share region keys, all share federation keys. Ports count up from the bases;
-        --http-port 0 lets each node pick a free port (it logs the one it bound).
+        --http-port 0 lets each node pick a free port (it logs the one it bound). Gossip ports must be
+        known in advance, since every node's config lists the others' as seeds: --gossip-port 0 is
+        refused; --no-gossip writes nodes that run without membership (each node alone).
         """
 
     struct Layout {
@@ -23,7 +25,8 @@ struct ClusterInitCommand: Command {
         let regions: [RegionID]
         let nodesPerRegion: Int
         let httpPort: Int
-        let gossipPort: Int
+        /// nil: the nodes run without gossip.
+        let gossipPort: Int?
 
         var nodes: [(name: NodeName, region: RegionID, index: Int)] {
             var nodes: [(NodeName, RegionID, Int)] = []
@@ -36,7 +39,7 @@ struct ClusterInitCommand: Command {
         }
 
         func httpAddress(_ index: Int) -> String { "127.0.0.1:\(httpPort == 0 ? 0 : httpPort + index)" }
-        func gossipAddress(_ index: Int) -> String { "127.0.0.1:\(gossipPort == 0 ? 0 : gossipPort + index)" }
+        func gossipAddress(_ index: Int) -> String? { gossipPort.map { "127.0.0.1:\($0 + index)" } }
     }
 
     static func run(_ arguments: inout Arguments) async throws {
@@ -45,13 +48,19 @@ struct ClusterInitCommand: Command {
         let nodesPerRegion = try arguments.integer("nodes-per-region", default: 2, range: 1...16)
         let httpPort = try arguments.integer("http-port", default: 7_100, range: 0...65_000)
         let gossipPort = try arguments.integer("gossip-port", default: 7_300, range: 0...65_000)
+        let noGossip = arguments.flag("no-gossip")
         let policyFile = try arguments.option("policy")
         let force = arguments.flag("force")
         try arguments.finish()
         let regions = try regionNames.map { name in
             do { return try RegionID(name) } catch { throw CLIError.usage("--regions: '\(name)' is not a region id") }
         }
-        let layout = Layout(directory: directory, regions: regions, nodesPerRegion: nodesPerRegion, httpPort: httpPort, gossipPort: gossipPort)
+        guard gossipPort != 0 else {
+            throw CLIError.usage("--gossip-port 0 would leave every node without seeds (each node's gossip port must be known "
+                                 + "to the others); give a base port, or --no-gossip to run the nodes without membership")
+        }
+        let layout = Layout(directory: directory, regions: regions, nodesPerRegion: nodesPerRegion, httpPort: httpPort,
+                            gossipPort: noGossip ? nil : gossipPort)
         try write(layout, policy: policyFile.map { try FileIO.read($0, byteCountMax: 1 << 20) } ?? Array(DefaultPolicy.json.utf8), force: force)
         Output.line("wrote a federation of \(layout.nodes.count) nodes (\(regions.map(\.rawValue).joined(separator: ", "))) to \(directory)")
     }
@@ -91,8 +100,8 @@ struct ClusterInitCommand: Command {
             first = first ?? keyring
             try KeyringFile.save(keyring, path: (nodeDirectory as NSString).appendingPathComponent("\(node.name).keyring"),
                                  master: master, replacing: force)
-            let seeds = layout.nodes.filter { $0.name != node.name }.map { layout.gossipAddress($0.index) }
-            let configuration: [String: Any] = [
+            let seeds = layout.nodes.filter { $0.name != node.name }.compactMap { layout.gossipAddress($0.index) }
+            var configuration: [String: Any] = [
                 "node": node.name.rawValue,
                 "region": node.region.rawValue,
                 "data_dir": "data",
@@ -101,9 +110,10 @@ struct ClusterInitCommand: Command {
                 "policy": "../policy.json",
                 "principals": "../principals.json",
                 "http": ["address": layout.httpAddress(node.index)],
-                "gossip": ["address": layout.gossipAddress(node.index), "seeds": layout.gossipPort == 0 ? [] : seeds,
-                           "profile": "loopback"],
             ]
+            if let address = layout.gossipAddress(node.index) {
+                configuration["gossip"] = ["address": address, "seeds": seeds, "profile": "loopback"]
+            }
             try writeJSON(configuration, to: (nodeDirectory as NSString).appendingPathComponent("config.json"), mode: 0o644, replacing: force)
         }
     }

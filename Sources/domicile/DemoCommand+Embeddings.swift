@@ -55,5 +55,11 @@ extension DemoCommand {
         let greedy = try await federation.call(node, "POST", "/v1/aggregates", role: "analyst",
                                                json: #"{"name":"analytics_subjects","kind":"count","epsilon":100,"dataset":"crm"}"#)
         say("a release beyond the budget: \(greedy.status) \(greedy.json["code"] ?? "") (nothing released)")
+        let relabelled = try await federation.call(node, "POST", "/v1/aggregates", role: "analyst",
+                                                   json: #"{"name":"analytics_subjects","kind":"count","epsilon":\#(remaining),"dataset":"web"}"#)
+        let anotherLabel = try await federation.call(node, "POST", "/v1/aggregates", role: "analyst",
+                                                     json: #"{"name":"analytics_subjects","kind":"count","epsilon":0.5,"dataset":"crm_copy"}"#)
+        say("the region's remaining ε under the label web: \(relabelled.status); then ε 0.5 under a fresh label: "
+            + "\(anotherLabel.status) \(anotherLabel.json["code"] ?? "") (one budget per region, whatever the label)")
     }
 }

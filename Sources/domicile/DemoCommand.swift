@@ -15,7 +15,7 @@ struct DemoCommand: Command {
         default policy, then: registers subjects, following 421 answers to their home region;
         records consent receipts and a Global Privacy Control signal; reads active consent; defines
         features and an event contract, ingests a minimized event, revokes and watches the features
-        go; erases a subject and checks the signed certificate; kills a
+        go; erases a subject and shows which signed acks the request waits for; kills a
         node with SIGKILL and watches the federation notice, then restarts it; verifies every
         region's audit chain. Stops the nodes at the end (--keep keeps DIR with keys, data and logs).
         """
@@ -117,7 +117,7 @@ struct DemoCommand: Command {
     }
 
     /// Features under consent, an event contract minimizing at ingestion,
-    /// then Anna's erasure and its signed certificate.
+    /// then Anna's erasure and what its signed request still waits for.
     static func featuresAndErasure(_ federation: LocalFederation, anna: (node: String, pid: String), directory: String) async throws {
         let (node, pid) = anna
         step("Features: written under consent, minimized at ingestion, withheld once consent goes")
@@ -155,23 +155,20 @@ struct DemoCommand: Command {
                                                 json: #"{"values":{"last_category":"boots"}}"#)
         say("writing a product_recs feature now: \(refused.status) \(refused.json["code"] ?? "")")
 
-        step("Erasure: Anna asks to be forgotten; the region erases, signs what it erased, and the certificate verifies")
+        step("Erasure: Anna asks to be forgotten; her node erases and signs for itself, the region waits for its other node")
         let erasure = try await federation.call(node, "POST", "/v1/erasures", role: "privacy_officer",
                                                 json: #"{"identifier":{"kind":"email","value":"Anna.Schmidt@example.de"}}"#)
-        guard erasure.status == 202, let certificateObject = erasure.json["certificate"] else {
+        guard erasure.status == 202, let erasureID = erasure.json["erasure_id"] as? String else {
             throw CLIError.failed("erasure failed: \(erasure.status) \(erasure.json["code"] ?? "")")
         }
-        let certificateData = try JSONSerialization.data(withJSONObject: certificateObject, options: [.prettyPrinted, .sortedKeys])
-        let certificate = try JSONDecoder().decode(ErasureCertificate.self, from: certificateData)
-        let certificateFile = (directory as NSString).appendingPathComponent("erasure-certificate.json")
-        try certificateData.write(to: URL(fileURLWithPath: certificateFile))
-        for ack in certificate.acks {
-            let counts = ack.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            say("\(erasure.json["erasure_id"] ?? "?") \(erasure.json["status"] ?? "?"), due \(erasure.json["due_at"] ?? "?") "
-                + "(\(erasure.json["jurisdiction"] ?? "?")); \(ack.region) erased: \(counts)")
-        }
-        say("certificate signatures (Ed25519, node keys): \(certificate.problems().isEmpty ? "valid" : "INVALID")"
-            + "; offline (with --keep): domicile erasure verify \(certificateFile)")
+        let expected = (erasure.json["expected_nodes"] as? [String: [String]] ?? [:]).sorted { $0.key < $1.key }
+            .map { "\($0.key): \($0.value.joined(separator: ", "))" }.joined(separator: "; ")
+        let waiting = (erasure.json["waiting_for_nodes"] as? [String: [String]] ?? [:]).values.flatMap { $0 }.sorted()
+        say("\(erasureID) \(erasure.json["status"] ?? "?"), due \(erasure.json["due_at"] ?? "?") (\(erasure.json["jurisdiction"] ?? "?")); "
+            + "the signed request expects \(expected)")
+        say("\(node) erased Anna and signed its ack (scope node); waiting for \(waiting.joined(separator: ", ")): until the region log "
+            + "replicates a region, no node certifies data another node may hold, so the certificate (domicile erasure verify "
+            + "FILE --trust KEYS) comes once every expected node has acked")
         let lookup = try await federation.call(node, "POST", "/v1/subjects/lookup", role: "serve",
                                                json: #"{"identifier":{"kind":"email","value":"anna.schmidt@example.de"}}"#)
         let history = try await federation.call(node, "GET", "/v1/subjects/\(pid)/consents", role: "privacy_officer")

@@ -38,6 +38,10 @@ enum Domicile {
             exit(words.isEmpty ? 2 : 0)
         }
         guard let (command, rest) = resolve(words) else {
+            if let help = groupHelp(words) {
+                Output.line(help)
+                exit(0)
+            }
             reportUnknown(words)
             exit(2)
         }
@@ -72,6 +76,21 @@ enum Domicile {
         }
         lines.append("")
         lines.append("exit codes: 0 success, 1 the operation failed, 2 the command line is wrong")
+        return lines.joined(separator: "\n")
+    }
+
+    /// `domicile GROUP --help` (or `-h`) for a group of commands such as
+    /// `keys`: the group's commands and what each does; nil for anything else.
+    static func groupHelp(_ words: [String]) -> String? {
+        guard words.count == 2, ["--help", "-h"].contains(words[1]) else { return nil }
+        let group = commands.filter { $0.path.count > 1 && $0.path.first == words[0] }
+        guard !group.isEmpty else { return nil }
+        var lines = ["usage: domicile \(words[0]) <command> [options]   (domicile \(words[0]) <command> --help for its options)", "",
+                     "commands:"]
+        for command in group {
+            let name = command.path.joined(separator: " ")
+            lines.append("  " + name.padding(toLength: 28, withPad: " ", startingAt: 0) + command.summary)
+        }
         return lines.joined(separator: "\n")
     }
 

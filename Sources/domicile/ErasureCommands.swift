@@ -8,13 +8,16 @@ struct ErasureVerifyCommand: Command {
     static let path = ["erasure", "verify"]
     static let summary = "check an erasure certificate offline"
     static let help = """
-        FILE [--trust KEYS.json]...
+        FILE --trust KEYS.json [--trust KEYS.json]...
 
-        FILE is a certificate ({"erasure_id","requested_at","completed_at","acks":[…]}) or the
-        answer of GET /v1/erasures/{id}, which carries one. Checks every ack's Ed25519 signature
-        over its canonical encoding (docs/FORMATS.md, "Erasure ack"). With --trust (the output of
-        `domicile keys export-public`, once per node), each ack's key must also be a trusted
-        key of its region. Exits 1 if anything does not check out.
+        FILE is a certificate (docs/FORMATS.md, "Erasure certificate") or the answer of
+        GET /v1/erasures/{id}, which carries one. Checks, offline: the origin's signature over the
+        request (id, times, jurisdiction, expected regions and nodes, link hash, policy version) and
+        over its completion (completed_at and the set of acks); each ack's signature, that it answers
+        this request (id, request hash, link hash), and that every expected node of every expected
+        region acked, once, and nobody else; and that every key is a trusted key of its region.
+        KEYS.json is the output of `domicile keys export-public`, once per node or region. Exits 1
+        if anything does not check out.
         """
 
     static let fileBytesMax = 1 << 20
@@ -24,24 +27,30 @@ struct ErasureVerifyCommand: Command {
         while let file = try arguments.option("trust") { trustFiles.append(file) }
         guard let file = arguments.positional() else { throw CLIError.usage("give the certificate file") }
         try arguments.finish()
+        // Without trusted keys anyone can sign a consistent certificate: it would prove nothing.
+        guard !trustFiles.isEmpty else { throw CLIError.usage("give the trusted keys with --trust (domicile keys export-public)") }
 
         let certificate = try loadCertificate(file)
-        var trusted: [RegionID: Set<Ed25519PublicKey>]?
+        var trusted: [RegionID: Set<Ed25519PublicKey>] = [:]
         for trustFile in trustFiles {
             let (region, keys) = try loadTrustedKeys(trustFile)
-            trusted = trusted ?? [:]
-            trusted![region, default: []].formUnion(keys)
+            trusted[region, default: []].formUnion(keys)
         }
         let problems = certificate.problems(trustedKeys: trusted)
+        let request = certificate.request
+        Output.line("request \(request.erasureID) from \(request.originRegion)/\(request.originNode) at \(request.requestedAt), "
+                    + "due \(request.dueAt) (\(request.jurisdiction)), policy v\(request.policyVersion); expects "
+                    + request.expectedRegions.map { "\($0): \(request.expectedNodes[$0]!.joined(separator: ", "))" }.joined(separator: "; "))
         for ack in certificate.acks {
             let counts = ack.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            Output.line("region \(ack.region) node \(ack.node) erased at \(ack.erasedAt): \(counts)")
+            Output.line("region \(ack.region) node \(ack.node) (scope \(ack.scope.rawValue)) erased at \(ack.erasedAt): \(counts); "
+                        + "WAL \(ack.walTruncated ? "truncated" : "NOT truncated")")
         }
         guard problems.isEmpty else {
             throw CLIError.failed("certificate \(certificate.erasureID) INVALID: " + problems.map(\.description).joined(separator: "; "))
         }
-        Output.line("certificate \(certificate.erasureID) valid: \(certificate.acks.count) signed ack(s), completed \(certificate.completedAt)"
-                    + (trusted == nil ? " (keys not checked against trusted keys: use --trust)" : ", every key trusted"))
+        Output.line("certificate \(certificate.erasureID) valid: \(certificate.acks.count) signed ack(s) from every expected node, "
+                    + "completed \(certificate.completedAt), every key trusted")
     }
 
     static func loadCertificate(_ file: String) throws -> ErasureCertificate {

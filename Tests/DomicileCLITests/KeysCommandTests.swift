@@ -55,6 +55,10 @@ final class KeysCommandTests: XCTestCase {
 
         let keyFile = directory.file("master.key")
         try (master + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let loose = try Binary.run(["keys", "list", "--keyring", keyring, "--master-key-file", keyFile])
+        XCTAssertEqual(loose.status, 1, "a master key file readable by others is refused")
+        XCTAssertTrue(loose.stderr.contains("permissions 0644 for '\(keyFile)' are too open"), loose.stderr)
+        XCTAssertEqual(chmod(keyFile, 0o600), 0)
         XCTAssertEqual(try Binary.run(["keys", "list", "--keyring", keyring, "--master-key-file", keyFile]).status, 0)
     }
 
@@ -80,6 +84,7 @@ final class KeysCommandTests: XCTestCase {
         XCTAssertEqual(try Binary.run(["keys", "rotate", "--keyring", "x", "--kind", "nope"], environment: environment).status, 2)
         XCTAssertEqual(try Binary.run(["nonsense"]).status, 2)
         XCTAssertEqual(try Binary.run(["keys"]).status, 2)
+        XCTAssertEqual(try Binary.run(["keys", "nonsense", "--help"]).status, 2)
         XCTAssertEqual(try Binary.run(["version", "--extra"]).status, 2)
 
         let help = try Binary.run(["--help"])
@@ -91,6 +96,22 @@ final class KeysCommandTests: XCTestCase {
             let result = try Binary.run(command.split(separator: " ").map(String.init) + ["--help"])
             XCTAssertEqual(result.status, 0, command)
             XCTAssertTrue(result.stdout.contains("usage: domicile \(command)"), command)
+        }
+    }
+
+    /// `domicile GROUP --help` lists the group's commands and exits 0, for every group.
+    func test_cli_everyCommandGroupHasHelp() throws {
+        let groups = ["keys", "cluster", "erasure", "bench", "privacy", "storage", "policy", "audit", "token"]
+        for group in groups {
+            for flag in ["--help", "-h"] {
+                let result = try Binary.run([group, flag])
+                XCTAssertEqual(result.status, 0, "\(group) \(flag): \(result.stderr)")
+                XCTAssertTrue(result.stdout.contains("usage: domicile \(group) <command>"), result.stdout)
+            }
+        }
+        let keys = try Binary.run(["keys", "--help"]).stdout
+        for command in ["keys init", "keys rotate", "keys list", "keys export-public", "keys generate-master-key"] {
+            XCTAssertTrue(keys.contains(command), keys)
         }
     }
 }

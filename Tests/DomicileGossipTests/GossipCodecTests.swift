@@ -87,6 +87,42 @@ final class GossipCodecTests: XCTestCase {
     }
 }
 
+final class GossipIncarnationBoundTests: XCTestCase {
+    private let me = MemberIdentity(name: try! NodeName("a"), region: try! RegionID("eu"), bootID: 1, gossipAddress: "a:1", httpAddress: "a:2")
+
+    /// A peer's `alive`, `suspect` or `dead` about us at `UInt64.max` used to
+    /// trap the refutation (`max(ours, theirs) + 1`); the codec refuses it.
+    func test_incarnationAboveTheBound_failsTheWholePacketAndState() {
+        let peer = MemberIdentity(name: try! NodeName("b"), region: try! RegionID("eu"), bootID: 2, gossipAddress: "b:1", httpAddress: "b:2")
+        for incarnation in [GossipCodec.incarnationMax + 1, UInt64.max] {
+            for message in [GossipMessage.alive(incarnation: incarnation, identity: me),
+                            .suspect(incarnation: incarnation, name: me.name, accuser: peer.name),
+                            .dead(incarnation: incarnation, name: peer.name, accuser: peer.name)] {
+                XCTAssertThrowsError(try GossipCodec.decode(GossipCodec.encode([.ack(seq: 1, source: peer.name), message])))
+            }
+            let state = GossipCodec.encodeState([MemberState(identity: peer, incarnation: incarnation, status: .alive)])
+            XCTAssertThrowsError(try GossipCodec.decodeState(state, membersMax: 8))
+        }
+        let atBound = GossipMessage.suspect(incarnation: GossipCodec.incarnationMax, name: me.name, accuser: peer.name)
+        XCTAssertEqual(try GossipCodec.decode(GossipCodec.encode([atBound])).messages, [atBound])
+    }
+
+    /// At the bound a refutation saturates instead of trapping.
+    func test_refutationAtTheBound_saturates() {
+        var instance = MembershipInstance(me: me, pool: .region, settings: .loopback, seeds: [], randomSeed: 1, now: 0)
+        let accuser = try! NodeName("b")
+        _ = instance.receive([.suspect(incarnation: GossipCodec.incarnationMax - 1, name: me.name, accuser: accuser)], from: "b:1", now: 1)
+        XCTAssertEqual(instance.incarnation, GossipCodec.incarnationMax)
+        for message in [GossipMessage.suspect(incarnation: GossipCodec.incarnationMax, name: me.name, accuser: accuser),
+                        .dead(incarnation: .max, name: me.name, accuser: accuser),
+                        .alive(incarnation: .max, identity: MemberIdentity(name: me.name, region: me.region, bootID: 9,
+                                                                           gossipAddress: "old:1", httpAddress: "old:2"))] {
+            _ = instance.receive([message], from: "b:1", now: 2)
+            XCTAssertEqual(instance.incarnation, GossipCodec.incarnationMax)
+        }
+    }
+}
+
 final class GossipFuzzCorpusTests: XCTestCase {
     /// The gossip fuzzer's seed corpus passes its check in the ordinary run too.
     func test_gossipSeedCorpus_passesTheFuzzCheck() throws {

@@ -82,6 +82,23 @@ final class AccessControlTests: NodeTestCase {
         assertProblem(batch, 421, "misdirected")
     }
 
+    /// A pid of a region the policy does not have is malformed (400), not
+    /// misdirected: no node anywhere could hold it.
+    func test_aPidOfARegionOutsideThePolicy_isInvalid() async throws {
+        try startNode()
+        let strayPid = "psn:v1:zz:" + String(repeating: "B", count: 42) + "A"
+        for (method, path, role, body) in [("GET", "/v1/subjects/\(strayPid)", "serve", nil as String?),
+                                           ("GET", "/v1/subjects/\(strayPid)/consent", "serve", nil),
+                                           ("POST", "/v1/subjects/\(strayPid)/consents", "ingest",
+                                            #"{"action":"grant","purposes":["product_recs"],"source":"t","collected_at":"2026-01-01T00:00:00Z"}"#),
+                                           ("POST", "/v1/consents/batch", "ingest",
+                                            #"{"receipts":[{"pid":"\#(strayPid)","action":"grant","purposes":["product_recs"],"source":"t","collected_at":"2026-01-01T00:00:00Z"}]}"#),
+                                           ("POST", "/v1/erasures", "privacy_officer", #"{"pid":"\#(strayPid)"}"#)] {
+            let response = try await node.call(method, path, token: token(role), json: body)
+            assertProblem(response, 400, "invalid_pid")
+        }
+    }
+
     func test_invalidInput_isRefusedWithTypedErrors_andChangesNothing() async throws {
         try startNode()
         let pid = try await register(email: "input@example.com")

@@ -31,6 +31,20 @@ final class ClusterTests: XCTestCase {
         return await condition()
     }
 
+    /// The boot id a node logs when it starts is the one it gossips and reports.
+    func test_listeningLogLine_carriesTheBootIdGossipAndTheClusterViewUse() async throws {
+        let federation = try FederationFixture(regions: ["eu"], nodesPerRegion: 2, gossip: true)
+        for name in federation.nodeNames { nodes[name] = try federation.start(name) }
+        let seen = await waitUntil(seconds: 20) { await status("eu-1", seenBy: "eu-2", federation: federation)?.status == "alive" }
+        XCTAssertTrue(seen, "eu-2 never saw eu-1")
+        let listening = try XCTUnwrap(nodes["eu-1"]!.logLines.first { $0.contains(#""event":"listening""#) })
+        let logged = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(listening.utf8)) as? [String: Any])?["boot_id"] as? String)
+        let view = try await nodes["eu-1"]!.call("GET", "/v1/cluster", token: federation.token("serve"))
+        XCTAssertEqual((view.json["node"] as? [String: Any])?["boot_id"] as? String, logged)
+        let gossiped = await status("eu-1", seenBy: "eu-2", federation: federation)
+        XCTAssertEqual(gossiped?.bootID, logged)
+    }
+
     func test_sixNodeCluster_detectsASIGKILL_andTheRestartRejoins() async throws {
         let federation = try FederationFixture(regions: ["eu", "us", "br"], nodesPerRegion: 2, gossip: true)
         for name in federation.nodeNames { nodes[name] = try federation.start(name) }

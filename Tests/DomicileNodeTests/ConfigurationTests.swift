@@ -54,6 +54,30 @@ final class ConfigurationTests: XCTestCase {
         expect("log.access") { $0["log"] = ["access": 1] }
     }
 
+    /// A label cap shares out the region's privacy budget: at most the
+    /// region's limit, for a valid label; δ defaults to the region's.
+    func test_configuration_privacyLabelCaps_neverAddBudget() throws {
+        var object = valid
+        object["limits"] = ["privacy_epsilon_per_period": 5, "privacy_label_caps": ["trial": ["epsilon": 1], "crm": ["epsilon": 5, "delta": 1e-7]]]
+        let caps = try parse(object).limits.privacyLabelCaps
+        XCTAssertEqual(caps.count, 2)
+        XCTAssertEqual(caps.first { $0.key.rawValue == "trial" }?.value, .init(epsilon: 1, delta: 1e-5))
+        XCTAssertEqual(caps.first { $0.key.rawValue == "crm" }?.value, .init(epsilon: 5, delta: 1e-7))
+        func refused(_ caps: Any, _ field: String) {
+            var object = valid
+            object["limits"] = ["privacy_epsilon_per_period": 5, "privacy_label_caps": caps]
+            XCTAssertThrowsError(try parse(object)) { error in
+                XCTAssertEqual((error as? NodeConfiguration.Invalid)?.field, field, "\(error)")
+            }
+        }
+        refused(["crm": ["epsilon": 5.5]], "limits.privacy_label_caps.crm")
+        refused(["crm": ["epsilon": 1, "delta": 1e-4]], "limits.privacy_label_caps.crm")
+        refused(["CRM": ["epsilon": 1]], "limits.privacy_label_caps.CRM")
+        refused(["crm": ["delta": 1e-6]], "limits.privacy_label_caps.crm.epsilon")
+        refused(["crm": ["epsilon": 1, "epsilom": 1]], "limits.privacy_label_caps.crm.epsilom")
+        refused(["crm": 1], "limits.privacy_label_caps.crm")
+    }
+
     func test_serve_refusesABadConfig_withAMessageNamingTheField() throws {
         let directory = TemporaryDirectory()
         var object = valid
@@ -65,9 +89,52 @@ final class ConfigurationTests: XCTestCase {
 
         let federation = try FederationFixture(regions: ["eu"])
         try "\(Base64Text.random32())\n".write(toFile: federation.directory.file("master.key"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(chmod(federation.directory.file("master.key"), 0o600), 0)
         let refused = try Binary.run(["serve", "--config", federation.configPath("eu-1")])
         XCTAssertEqual(refused.status, 1)
         XCTAssertTrue(refused.stderr.contains("master key does not open this keyring"), refused.stderr)
+    }
+}
+
+/// Key files and database files: private to the node's user.
+final class FilePermissionE2ETests: XCTestCase {
+    func test_serve_refusesKeyFilesReadableByOthers_namingFileAndMode() throws {
+        let federation = try FederationFixture(regions: ["eu"])
+        let keyring = federation.directory.file("eu-1/eu-1.keyring")
+        let master = federation.directory.file("master.key")  // the config names it as eu-1/../master.key
+        XCTAssertEqual(chmod(keyring, 0o644), 0)
+        let looseKeyring = try Binary.run(["serve", "--config", federation.configPath("eu-1")])
+        XCTAssertEqual(looseKeyring.status, 1)
+        XCTAssertTrue(looseKeyring.stderr.contains("permissions 0644 for '\(keyring)' are too open"), looseKeyring.stderr)
+
+        XCTAssertEqual(chmod(keyring, 0o600), 0)
+        XCTAssertEqual(chmod(master, 0o640), 0)
+        let looseMaster = try Binary.run(["serve", "--config", federation.configPath("eu-1")])
+        XCTAssertEqual(looseMaster.status, 1)
+        XCTAssertTrue(looseMaster.stderr.contains("permissions 0640 for '"), looseMaster.stderr)
+        XCTAssertTrue(looseMaster.stderr.contains("master.key' are too open"), looseMaster.stderr)
+    }
+
+    func test_node_createsItsDataDirectory0700_andDatabaseFiles0600() async throws {
+        let federation = try FederationFixture(regions: ["eu"])
+        let node = try federation.start("eu-1")
+        defer { node.kill() }
+        let registered = try await node.call("POST", "/v1/subjects", token: federation.token("ingest"),
+                                             json: #"{"identifier":{"kind":"email","value":"modes@example.com"},"country":"DE"}"#)
+        XCTAssertEqual(registered.status, 201, registered.text)
+        func mode(_ path: String) -> mode_t {
+            var info = stat()
+            XCTAssertEqual(stat(path, &info), 0, path)
+            return info.st_mode & 0o777
+        }
+        let data = federation.dataDirectory("eu-1")
+        XCTAssertEqual(mode(data), 0o700)
+        for file in ["node.sqlite", "node.sqlite-wal", "node.sqlite-shm"] {
+            XCTAssertEqual(mode((data as NSString).appendingPathComponent(file)), 0o600, file)
+        }
+        for file in ["master.key", "tokens.json", "eu-1/eu-1.keyring"] {
+            XCTAssertEqual(mode(federation.directory.file(file)), 0o600, file)
+        }
     }
 }
 

@@ -34,16 +34,18 @@ final class EmbeddingExportTests: XCTestCase {
         }
         _ = try await call("PUT", "/v1/collections/shared", "admin",
                            #"{"dimension":4,"metric":"l2","purpose":"product_recs","index":{"kind":"flat"},"export":{"epsilon":4,"delta":1e-6,"clip_norm":1}}"#)
+        _ = try await call("PUT", "/v1/collections/also", "admin",
+                           #"{"dimension":4,"metric":"l2","purpose":"product_recs","index":{"kind":"flat"},"export":{"epsilon":4,"delta":1e-6,"clip_norm":1}}"#)
         _ = try await call("PUT", "/v1/collections/private", "admin", #"{"dimension":4,"metric":"l2","purpose":"product_recs","index":{"kind":"flat"}}"#)
         let registered = try await call("POST", "/v1/subjects", "ingest", #"{"identifier":{"kind":"customer_id","value":"exported"},"country":"DE"}"#)
         let pid = try PID(parsing: try XCTUnwrap(registered["pid"] as? String))
         _ = try await call("POST", "/v1/subjects/\(pid)/consents", "ingest",
                            #"{"action":"grant","purposes":["product_recs"],"source":"test","collected_at":"2026-01-01T00:00:00Z"}"#)
-        for name in ["shared", "private"] {
+        for name in ["shared", "also", "private"] {
             _ = try await call("PUT", "/v1/collections/\(name)/vectors/\(pid)", "ingest", #"{"vector":[3,4,0,0]}"#)
         }
         let services = node.services
-        let shared = try Name("shared", what: "collection"), secret = try Name("private", what: "collection")
+        let shared = try Name("shared", what: "collection"), also = try Name("also", what: "collection"), secret = try Name("private", what: "collection")
         func export(_ collection: Name) async throws -> EmbeddingNoise.Noised {
             try await services.store.write { try EmbeddingExports.export(collection, pid: pid, services: services, now: services.clock.now(), in: $0) }
         }
@@ -57,6 +59,13 @@ final class EmbeddingExportTests: XCTestCase {
         do {
             _ = try await export(shared)
             XCTFail("a third export fitted a budget of 10 at ε 4 each")
+        } catch let error as HTTPError {
+            XCTAssertEqual(error.code, "budget_exhausted")
+        }
+        // The budget is the subject's, over every collection: another collection adds none.
+        do {
+            _ = try await export(also)
+            XCTFail("another collection exported beyond the subject's budget")
         } catch let error as HTTPError {
             XCTAssertEqual(error.code, "budget_exhausted")
         }

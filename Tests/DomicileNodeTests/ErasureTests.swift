@@ -56,6 +56,16 @@ final class ErasureTests: NodeTestCase {
         let certificate = try XCTUnwrap(response.json["certificate"] as? [String: Any])
         let acks = try XCTUnwrap(certificate["acks"] as? [[String: Any]])
         XCTAssertEqual(acks.count, 1)
+        // The node certifies itself only, and the signed request says which nodes of which regions had to ack.
+        XCTAssertEqual(acks[0]["scope"] as? String, "node")
+        XCTAssertEqual(acks[0]["node"] as? String, "eu-1")
+        XCTAssertEqual(certificate["expected_regions"] as? [String], ["eu"])
+        XCTAssertEqual(certificate["expected_nodes"] as? [String: [String]], ["eu": ["eu-1"]])
+        XCTAssertEqual(certificate["origin_node"] as? String, "eu-1")
+        XCTAssertEqual(acks[0]["link_hash"] as? String, certificate["link_hash"] as? String)
+        XCTAssertEqual((certificate["link_hash"] as? String)?.count, 64)
+        XCTAssertNotNil(certificate["request_signature"] as? String)
+        XCTAssertNotNil(certificate["completion_signature"] as? String)
         XCTAssertEqual(acks[0]["counts"] as? [String: Int], [
             "subjects": 1, "identities": 1, "features": 4, "consent_grants": 1, "consent_receipts": 2, "reidentifications": 1, "vectors": 0,
         ])
@@ -69,8 +79,8 @@ final class ErasureTests: NodeTestCase {
             XCTAssertNil(data.range(of: Data("erase.me@example.com".utf8)), file)
         }
         XCTAssertEqual(try database.fetchOne("SELECT count(*) FROM features WHERE pid = ?", [pid]) { $0.int64(0) }, 0)
-        let walSize = (try FileManager.default.attributesOfItem(atPath: federation.dataDirectory("eu-1") + "/node.sqlite-wal")[.size] as? Int) ?? 0
-        XCTAssertEqual(walSize, 0, "the WAL was checkpointed and truncated")
+        // The WAL was checkpointed and truncated before the node signed its ack (which says so); it holds only the ack's commit.
+        XCTAssertEqual(acks[0]["wal_truncated"] as? Bool, true)
 
         assertProblem(try await node.call("GET", "/v1/subjects/\(pid)", token: token("serve")), 404, "unknown_subject")
         assertProblem(try await node.call("GET", "/v1/subjects/\(pid)/features?purpose=product_recs", token: token("serve")), 404,
@@ -109,6 +119,14 @@ final class ErasureTests: NodeTestCase {
         let refused = try Binary.run(["erasure", "verify", certificateFile, "--trust", keysFile])
         XCTAssertEqual(refused.status, 1)
         XCTAssertTrue(refused.stderr.contains("signature does not match"), refused.stderr)
+        // Backdating the request breaks the origin's signature over it.
+        let requested = try XCTUnwrap((fetched.json["certificate"] as? [String: Any])?["requested_at"] as? String)
+        let backdated = fetched.text.replacingOccurrences(of: #""requested_at":"\#(requested)""#, with: #""requested_at":"2026-01-01T00:00:00Z""#)
+        XCTAssertNotEqual(backdated, fetched.text)
+        try Data(backdated.utf8).write(to: URL(fileURLWithPath: certificateFile))
+        let backdatedRun = try Binary.run(["erasure", "verify", certificateFile, "--trust", keysFile])
+        XCTAssertEqual(backdatedRun.status, 1)
+        XCTAssertTrue(backdatedRun.stderr.contains("the signature does not match the request"), backdatedRun.stderr)
 
         let complete = try await node.call("GET", "/v1/erasures?status=complete", token: token("privacy_officer"))
         XCTAssertEqual((complete.json["erasures"] as? [[String: Any]])?.compactMap { $0["erasure_id"] as? String }, [erasureID])
@@ -139,6 +157,69 @@ final class ErasureTests: NodeTestCase {
         assertProblem(try await node.call("POST", "/v1/erasures", token: token("admin"), json: #"{"pid":"\#(pid)"}"#), 403, "forbidden")
         assertProblem(try await node.call("GET", "/v1/erasures/er_nope", token: token("privacy_officer")), 404, "unknown_erasure")
         assertProblem(try await node.call("GET", "/v1/erasures?status=lost", token: token("privacy_officer")), 400, "invalid_query")
+    }
+
+    /// Until the region log replicates a region, a node that does not hold a
+    /// subject must not certify the region: the erasure stays pending, naming
+    /// the node it waits for, and carries no certificate.
+    func test_inARegionOfTwoNodes_aNodeCertifiesOnlyItself_andTheRequestWaitsForTheOther() async throws {
+        federation = try FederationFixture(regions: ["eu"], nodesPerRegion: 2, gossip: true)
+        node = try federation.start("eu-1")
+        let other = try federation.start("eu-2")
+        defer { other.kill() }
+        let officer = token("privacy_officer")
+        func regionView(of observer: NodeProcess) async -> [String] {
+            let view = try? await observer.call("GET", "/v1/cluster", token: token("serve"))
+            let members = (view?.json["pools"] as? [String: Any])?["region"] as? [[String: Any]] ?? []
+            return members.compactMap { $0["name"] as? String }.sorted()
+        }
+        var converged = false
+        for _ in 0..<200 where !converged {
+            let views = [await regionView(of: node), await regionView(of: other)]
+            converged = views.allSatisfy { $0 == ["eu-1", "eu-2"] }
+            if !converged { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        XCTAssertTrue(converged, "both nodes know the region's two members")
+        let pid = try await register(email: "held.by.eu1@example.com")
+
+        // eu-2 does not hold the subject: it acks for itself (zero counts), the region stays pending, waiting for eu-1.
+        let elsewhere = try await other.call("POST", "/v1/erasures", token: officer,
+                                             json: #"{"identifier":{"kind":"email","value":"held.by.eu1@example.com"}}"#)
+        XCTAssertEqual(elsewhere.status, 202, elsewhere.text)
+        XCTAssertEqual(elsewhere.json["status"] as? String, "pending")
+        XCTAssertEqual(elsewhere.json["regions"] as? [String: String], ["eu": "pending"])
+        XCTAssertEqual(elsewhere.json["waiting_for"] as? [String], ["eu"])
+        XCTAssertEqual(elsewhere.json["expected_nodes"] as? [String: [String]], ["eu": ["eu-1", "eu-2"]])
+        XCTAssertEqual(elsewhere.json["waiting_for_nodes"] as? [String: [String]], ["eu": ["eu-1"]])
+        XCTAssertNil(elsewhere.json["certificate"])
+        let erasureID = try XCTUnwrap(elsewhere.json["erasure_id"] as? String)
+        let fetched = try await other.call("GET", "/v1/erasures/\(erasureID)", token: officer)
+        XCTAssertEqual(fetched.json["status"] as? String, "pending")
+        XCTAssertNil(fetched.json["certificate"])
+        let pending = try await other.call("GET", "/v1/erasures?status=pending", token: officer)
+        XCTAssertEqual((pending.json["erasures"] as? [[String: Any]])?.compactMap { $0["erasure_id"] as? String }, [erasureID])
+        // The subject is untouched on eu-1.
+        await XCTAssertEqualAsync(try await node.call("GET", "/v1/subjects/\(pid)", token: token("serve")).status, 200)
+
+        // On eu-1, which holds it, the subject is erased; the region still waits for eu-2's own ack.
+        let holder = try await node.call("POST", "/v1/erasures", token: officer, json: #"{"pid":"\#(pid)"}"#)
+        XCTAssertEqual(holder.status, 202, holder.text)
+        XCTAssertEqual(holder.json["status"] as? String, "pending")
+        XCTAssertEqual(holder.json["waiting_for_nodes"] as? [String: [String]], ["eu": ["eu-2"]])
+        XCTAssertNil(holder.json["certificate"])
+        assertProblem(try await node.call("GET", "/v1/subjects/\(pid)", token: token("serve")), 404, "unknown_subject")
+    }
+
+    /// A node that has not joined its region does not know the nodes an
+    /// erasure must reach: it signs nothing and records nothing.
+    func test_aNodeThatHasNotJoinedItsRegion_refusesErasure_withNotReady() async throws {
+        federation = try FederationFixture(regions: ["eu"], nodesPerRegion: 2, gossip: true)
+        node = try federation.start("eu-1")  // its seed, eu-2, never starts
+        let pid = try await register(email: "alone@example.com")
+        assertProblem(try await erase(#"{"pid":"\#(pid)"}"#), 503, "not_ready")
+        let listed = try await node.call("GET", "/v1/erasures", token: token("privacy_officer"))
+        XCTAssertEqual((listed.json["erasures"] as? [[String: Any]])?.count, 0)
+        await XCTAssertEqualAsync(try await node.call("GET", "/v1/subjects/\(pid)", token: token("serve")).status, 200)
     }
 
     func date(_ text: String) throws -> Date {

@@ -63,7 +63,7 @@ final class FeatureTests: NodeTestCase {
         let events = try await auditEvents()
         let gpcEvent = try XCTUnwrap(events.last { $0["action"] as? String == "consent.append" })
         XCTAssertEqual(gpcEvent["detail"] as? String, "purged_features=1,purged_vectors=0")
-        XCTAssertTrue(events.contains { $0["action"] as? String == "feature.write" && $0["outcome"] as? String == "consent_required" },
+        XCTAssertTrue(events.contains { $0["action"] as? String == "feature.write" && $0["outcome"] as? String == "refused:consent_required" },
                       "refused writes are audited")
     }
 

@@ -44,13 +44,15 @@ final class ReidentificationTests: NodeTestCase {
         let steps = try await auditEvents().filter { ($0["action"] as? String ?? "").hasPrefix("reidentification.") }
         XCTAssertEqual(steps.map { "\($0["action"]!) \($0["principal"]!) \($0["outcome"]!)" }, [
             "reidentification.request privacy_officer pending_approval",
-            "reidentification.approve privacy_officer self_approval",
+            "reidentification.approve privacy_officer refused:self_approval",
             "reidentification.approve privacy_officer_2 pending_approval",
-            "reidentification.approve privacy_officer_2 already_approved",
-            "reidentification.fetch privacy_officer_2 not_requester",
+            "reidentification.approve privacy_officer_2 refused:already_approved",
+            "reidentification.fetch privacy_officer pending_approval",
+            "reidentification.fetch privacy_officer_2 refused:not_requester",
             "reidentification.approve privacy_officer_3 approved",
-            "reidentification.approve privacy_officer_3 already_approved",
+            "reidentification.approve privacy_officer_3 refused:already_approved",
             "reidentification.release privacy_officer released",
+            "reidentification.fetch privacy_officer fulfilled",
         ])
         XCTAssertTrue(steps.allSatisfy { $0["pid"] as? String == pid })
         let log = try await auditEvents().description

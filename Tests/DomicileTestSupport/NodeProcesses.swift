@@ -18,7 +18,7 @@ public final class FederationFixture: @unchecked Sendable {
         let ports = gossip ? try FreePorts.consecutive(count * 2) : nil
         let result = try Binary.run(["cluster", "init", "--dir", directory.path, "--regions", regions.joined(separator: ","),
                                      "--nodes-per-region", "\(nodesPerRegion)",
-                                     "--http-port", "\(ports ?? 0)", "--gossip-port", "\(ports.map { $0 + count } ?? 0)"])
+                                     "--http-port", "\(ports ?? 0)"] + (ports.map { ["--gossip-port", "\($0 + count)"] } ?? ["--no-gossip"]))
         guard result.status == 0 else { throw FixtureError(description: "cluster init failed: \(result.stderr)") }
         let tokenData = try Data(contentsOf: URL(fileURLWithPath: directory.file("tokens.json")))
         tokens = (try JSONSerialization.jsonObject(with: tokenData) as? [String: String]) ?? [:]
