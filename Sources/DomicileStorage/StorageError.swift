@@ -59,11 +59,14 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
     }
 
     /// Whether `error`, as thrown by the writer or a reader, means the disk
-    /// is full (a `StorageError`, or a batch SQLite rolled back because of one).
+    /// is full (a `StorageError`, a batch SQLite rolled back because of one,
+    /// or a durable file write that failed with ENOSPC).
     public static func isDiskFull(_ error: any Error) -> Bool {
         switch error {
         case let error as StorageError: return error.isDiskFull
         case StorageFailure.batchAborted(let cause): return isDiskFull(cause)
+        // A file written beside the database (the keyring, rewritten on every erasure).
+        case FileIO.Failure.system(_, _, let code): return code == ENOSPC
         default: return false
         }
     }

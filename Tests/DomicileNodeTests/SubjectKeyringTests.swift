@@ -146,4 +146,10 @@ final class SubjectKeyringTests: XCTestCase {
             }
         }
     }
+
+    /// The keyring is rewritten on every erasure: a full disk there is answered like a full database (507).
+    func test_aKeyringWriteOnAFullDisk_isDiskFull() {
+        XCTAssertTrue(StorageError.isDiskFull(FileIO.Failure.system(path: "k", operation: "write", errno: ENOSPC)))
+        XCTAssertFalse(StorageError.isDiskFull(FileIO.Failure.system(path: "k", operation: "write", errno: EACCES)))
+    }
 }
