@@ -147,24 +147,22 @@ final class SubjectKeyring: Sendable {
                              [wrapped, Int64(wrapping.bucket), Int64(wrapping.version), pid.rawValue])
     }
 
-    /// Destroys every retired bucket version that no committed row uses,
-    /// rewriting the keyring file before it returns. `database` must see
-    /// only committed rows (a reader), so a rotation still in flight, or one
-    /// rolled back, keeps the versions its rows need.
-    func destroyRetired(reading database: Database) throws -> Int {
-        let unused = try buckets.retired.filter { key in
-            try database.fetchOne("SELECT 1 FROM subjects WHERE wrap_bucket = ? AND wrap_version = ? LIMIT 1",
-                                  [Int64(key.bucket), Int64(key.version)]) { _ in true } == nil
-        }
-        guard !unused.isEmpty else { return 0 }
-        try change { $0.buckets.destroy(unused) }
-        return unused.count
-    }
-
-    /// After an erasure committed, before it is acknowledged: destroys the
-    /// bucket versions it retired.
+    /// After an erasure committed, before it is acknowledged: destroys every
+    /// retired bucket version that no committed row uses, rewriting the
+    /// keyring file before it returns. The rows are read on a reader, which
+    /// sees only committed rows, so a rotation still in flight, or one rolled
+    /// back, keeps the versions its rows need.
     func destroyRetired(_ store: Store) throws {
-        _ = try store.read { try self.destroyRetired(reading: $0) }
+        let retired = buckets.retired
+        guard !retired.isEmpty else { return }
+        let unused = try store.read { database in
+            try retired.filter { key in
+                try database.fetchOne("SELECT 1 FROM subjects WHERE wrap_bucket = ? AND wrap_version = ? LIMIT 1",
+                                      [Int64(key.bucket), Int64(key.version)]) { _ in true } == nil
+            }
+        }
+        guard !unused.isEmpty else { return }
+        try change { $0.buckets.destroy(unused) }
     }
 
     /// At start: finishes what a crash interrupted. Legacy keys move into
