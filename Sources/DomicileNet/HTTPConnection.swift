@@ -124,10 +124,11 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
                 finish(request, keepAlive: keepAlive)
             case .failure(let error):
                 requestStarted = loop.now
+                let pending = admission
+                admission = nil
                 // A refused request whose body broke the refused-body limit gets its refusal.
-                if let admission, case .refused(let refusal) = admission.verdict {
-                    self.admission = nil
-                    respond(.problem(refusal), to: admission.request, keepAlive: false, requestID: admission.request.requestID)
+                if let pending, case .refused(let refusal) = pending.verdict {
+                    respond(.problem(refusal), to: pending.request, keepAlive: false, requestID: pending.request.requestID)
                     return
                 }
                 let problem = HTTPError(status: error.status, code: error.code, detail: error.detail)
