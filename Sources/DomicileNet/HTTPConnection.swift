@@ -16,8 +16,16 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         case handling
         /// The last response is being written; then the connection closes.
         case closing
+        /// The answer to a request whose body was not read is written and the
+        /// write side shut; what the client still sends is read and dropped
+        /// (`lingerMilliseconds`, `lingerBytesMax`), so that it reads the
+        /// answer instead of a reset; then the connection closes.
+        case lingering(since: Int64, discarded: Int)
         case closed
     }
+
+    static let lingerMilliseconds: Int64 = 2_000
+    static let lingerBytesMax = 16 * 1_024 * 1_024
 
     private let descriptor: Int32
     private unowned let registry: ConnectionRegistry
@@ -34,6 +42,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private var interest: UInt32 = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
     private var draining = false
     private var requestStarted: Int64 = 0
+    /// The last response answers a request whose body was left unread.
+    private var lingersOnClose = false
 
     private var server: HTTPServer { registry.server }
     private var loop: EventLoop { registry.loop }
@@ -51,6 +61,10 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     func handle(events: UInt32) {
         if events & EPOLLOUT.rawValue != 0 { flush() }
         if case .closed = phase { return }
+        if case .lingering = phase {
+            discardAvailable()
+            return
+        }
         if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { readAvailable() }
     }
 
@@ -89,7 +103,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private func process() {
         while true {
             switch phase {
-            case .handling, .closing, .closed:
+            case .handling, .closing, .lingering, .closed:
                 updateInterest()
                 return
             case .idle, .head, .body:
@@ -126,6 +140,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
                 requestStarted = loop.now
                 let pending = admission
                 admission = nil
+                lingersOnClose = true
                 // A refused request whose body broke the refused-body limit gets its refusal.
                 if let pending, case .refused(let refusal) = pending.verdict {
                     respond(.problem(refusal), to: pending.request, keepAlive: false, requestID: pending.request.requestID)
@@ -246,6 +261,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     /// Answers without reading the body, and closes.
     private func cutOff(_ refusal: HTTPError, _ request: HTTPRequest) {
         admission = nil
+        lingersOnClose = true
         respond(.problem(refusal), to: request, keepAlive: false, requestID: request.requestID)
     }
 
@@ -409,10 +425,40 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         outputOffset = 0
         outputPendingSince = nil
         if case .closing = phase {
-            close()
+            if lingersOnClose && !peerClosed { linger() } else { close() }
             return
         }
         updateInterest()
+    }
+
+    private func linger() {
+        lingersOnClose = false
+        _ = shutdown(descriptor, Int32(SHUT_WR))
+        input = InputBuffer()
+        phase = .lingering(since: loop.now, discarded: 0)
+        updateInterest()
+    }
+
+    /// Lingering: reads and drops what arrived; closes at the client's end
+    /// of stream, an error, or past `lingerBytesMax`.
+    private func discardAvailable() {
+        guard case .lingering(let since, var discarded) = phase else { return }
+        while true {
+            switch try? Socket.read(descriptor, into: registry.readBuffer) {
+            case .wouldBlock?:
+                phase = .lingering(since: since, discarded: discarded)
+                return
+            case .done(let count)? where count > 0:
+                discarded += count
+                if discarded > Self.lingerBytesMax {
+                    close()
+                    return
+                }
+            default:
+                close()
+                return
+            }
+        }
     }
 
     /// Asks epoll for readability unless paused, and writability while output is pending.
@@ -449,6 +495,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
             }
         case .body(let since):
             if now - since > settings.bodyReadTimeoutMilliseconds { timeOut("the request body was not received in time") }
+        case .lingering(let since, _):
+            if now - since > Self.lingerMilliseconds { close() }
         case .handling, .closing, .closed:
             break
         }
@@ -465,7 +513,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     func drain() {
         draining = true
         switch phase {
-        case .idle:
+        case .idle, .lingering:
             close()
         case .head where input.isEmpty && parser.isBetweenRequests:
             close()

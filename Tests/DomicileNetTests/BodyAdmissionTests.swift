@@ -48,6 +48,22 @@ final class BodyAdmissionTests: XCTestCase {
         await fixture.stop()
     }
 
+    /// A client that sends its whole (refused) body before reading gets the
+    /// answer, not a reset: the server stops writing, drains what arrives for
+    /// a moment (lingering close), then closes.
+    func test_aClientThatSendsTheRefusedBodyAnyway_stillReadsTheAnswer() async throws {
+        let fixture = try server()
+        for (head, status) in [("POST /small HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n", 413),
+                               ("POST /guarded HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n", 401)] {
+            let connection = try RawConnection(port: fixture.port)
+            XCTAssertTrue(connection.send(head) && connection.send([UInt8](repeating: 0x61, count: 2_000_000)), "the body was accepted by the socket")
+            XCTAssertEqual(try connection.readResponse().status, status)
+            XCTAssertTrue(connection.isClosedByPeer(), "then closed")
+        }
+        XCTAssertEqual(fixture.server.bodyBytesReserved, 0)
+        await fixture.stop()
+    }
+
     func test_aChunkedBodyOverTheRouteLimit_is413AsItsRunningTotalPassesIt() async throws {
         let fixture = try server()
         let connection = try RawConnection(port: fixture.port)
