@@ -30,6 +30,12 @@ final class NodeServices: Sendable {
     let vectors = VectorCollections()
     /// Membership, once started (nil when the node runs without gossip).
     let gossip = Locked<GossipService?>(nil)
+    /// Calls to the other nodes of the region (`RegionErasure`).
+    let peerClient = HTTPClient(settings: {
+        var settings = HTTPClient.Settings()
+        settings.blockingThreadsMax = 8
+        return settings
+    }())
 
     enum Lifecycle: Sendable, Equatable {
         case starting
@@ -245,6 +251,18 @@ struct API {
             }
         }
         router.add(method, pattern, .async { request in try await RefusalAudit.run(request, pattern: pattern, services: services, guarded) })
+    }
+
+    /// A route for the other nodes of the region: no bearer token; the
+    /// handler authenticates the sealed body itself (`RegionErasure`).
+    mutating func peer(_ method: String, _ pattern: String, bodyBytesMax: Int,
+                       _ handler: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) {
+        router.add(method, pattern, .async { request in
+            guard request.body.count <= bodyBytesMax else {
+                throw HTTPError(status: 413, code: "body_too_large", detail: "the body exceeds \(bodyBytesMax) bytes for this route")
+            }
+            return try await handler(request)
+        })
     }
 
     /// Unauthenticated routes (health, readiness, metrics).
