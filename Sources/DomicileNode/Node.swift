@@ -96,6 +96,7 @@ public final class Node: Sendable {
         VectorRoutes.add(to: &api)
         AggregateRoutes.add(to: &api)
         ErasureRoutes.add(to: &api)
+        RegionErasure.add(to: &api)
         ReidentificationRoutes.add(to: &api)
         AuditRoutes.add(to: &api)
 

@@ -30,6 +30,12 @@ final class NodeServices: Sendable {
     let vectors = VectorCollections()
     /// Membership, once started (nil when the node runs without gossip).
     let gossip = Locked<GossipService?>(nil)
+    /// Calls to the other nodes of the region (`RegionErasure`).
+    let peerClient = HTTPClient(settings: {
+        var settings = HTTPClient.Settings()
+        settings.blockingThreadsMax = 8
+        return settings
+    }())
 
     enum Lifecycle: Sendable, Equatable {
         case starting
@@ -247,6 +253,14 @@ struct API {
         let admission: RouteAdmission = { request throws(HTTPError) in _ = try Self.authenticate(request, services: services) }
         router.add(method, pattern, bodyBytesMax: limit, admission: admission,
                    .async { request in try await RefusalAudit.run(request, pattern: pattern, services: services, guarded) })
+    }
+
+    /// A route for the other nodes of the region: no bearer token; the
+    /// handler authenticates the sealed body itself (`RegionErasure`). The
+    /// body limit is checked from the headers, like every route's.
+    mutating func peer(_ method: String, _ pattern: String, bodyBytesMax: Int,
+                       _ handler: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) {
+        router.add(method, pattern, bodyBytesMax: bodyBytesMax, .async(handler))
     }
 
     /// Unauthenticated routes (health, readiness, metrics); they read no body.
