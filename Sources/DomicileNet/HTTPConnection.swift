@@ -16,8 +16,16 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         case handling
         /// The last response is being written; then the connection closes.
         case closing
+        /// The answer to a request whose body was not read is written and the
+        /// write side shut; what the client still sends is read and dropped
+        /// (`lingerMilliseconds`, `lingerBytesMax`), so that it reads the
+        /// answer instead of a reset; then the connection closes.
+        case lingering(since: Int64, discarded: Int)
         case closed
     }
+
+    static let lingerMilliseconds: Int64 = 2_000
+    static let lingerBytesMax = 16 * 1_024 * 1_024
 
     private let descriptor: Int32
     private unowned let registry: ConnectionRegistry
@@ -34,6 +42,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private var interest: UInt32 = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
     private var draining = false
     private var requestStarted: Int64 = 0
+    /// The last response answers a request whose body was left unread.
+    private var lingersOnClose = false
 
     private var server: HTTPServer { registry.server }
     private var loop: EventLoop { registry.loop }
@@ -51,6 +61,10 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     func handle(events: UInt32) {
         if events & EPOLLOUT.rawValue != 0 { flush() }
         if case .closed = phase { return }
+        if case .lingering = phase {
+            discardAvailable()
+            return
+        }
         if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { readAvailable() }
     }
 
@@ -89,7 +103,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private func process() {
         while true {
             switch phase {
-            case .handling, .closing, .closed:
+            case .handling, .closing, .lingering, .closed:
                 updateInterest()
                 return
             case .idle, .head, .body:
@@ -110,19 +124,28 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
             }
             switch parser.parse(&input) {
             case .needMore:
-                if peerClosed { close() }
+                if peerClosed {
+                    close()
+                    return
+                }
+                guard reserveBufferedBody() else { return }
                 updateInterest()
                 return
             case .head(let head):
+                guard admit(head) else { return }
                 if head.hasBody { phase = .body(since: loop.now) }
-                if head.expectsContinue && input.isEmpty {
-                    queue(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
-                    flush()
-                }
             case .request(let request, let keepAlive):
-                dispatch(request, keepAlive: keepAlive)
+                finish(request, keepAlive: keepAlive)
             case .failure(let error):
                 requestStarted = loop.now
+                let pending = admission
+                admission = nil
+                lingersOnClose = true
+                // A refused request whose body broke the refused-body limit gets its refusal.
+                if let pending, case .refused(let refusal) = pending.verdict {
+                    respond(.problem(refusal), to: pending.request, keepAlive: false, requestID: pending.request.requestID)
+                    return
+                }
                 let problem = HTTPError(status: error.status, code: error.code, detail: error.detail)
                 respond(.problem(problem), to: nil, keepAlive: false, requestID: registry.nextRequestID())
                 return
@@ -131,27 +154,143 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         updateInterest()
     }
 
-    // MARK: Handling
+    // MARK: Admission (from the head, before the body is read)
 
-    private func dispatch(_ request: HTTPRequest, keepAlive: Bool) {
-        phase = .handling
+    /// What was decided about the request being read, from its head.
+    private struct Admission {
+        /// The head (no body), with its request id, route and path parameters.
+        let request: HTTPRequest
+        let verdict: Verdict
+    }
+
+    private enum Verdict {
+        case admitted(Router.Route)
+        /// Refused; a body of at most `refusedBodyBytesMax` is read and dropped
+        /// first, so the connection stays usable.
+        case refused(HTTPError)
+        /// Refused without reading the body: answered at once, then closed.
+        case cutOff(HTTPError)
+    }
+
+    private var admission: Admission?
+    /// Bytes of the server's in-flight body budget this connection holds.
+    private var bodyReservation = 0
+
+    /// Decides from the head whether the body is read: route, the route's
+    /// admission (authentication), the route's body limit and the in-flight
+    /// budget. False when the request was answered and the connection is closing.
+    private func admit(_ head: RequestHead) -> Bool {
         requestStarted = loop.now
-        var request = request
-        request.requestID = Self.acceptableRequestID(request.headers.first(lowercased: "x-request-id")) ?? registry.nextRequestID()
+        var request = HTTPRequest(method: head.method, target: head.target, version: head.version, headers: head.headers)
+        request.requestID = requestID(from: head.headers)
+        let verdict = verdict(for: &request, head)
+        admission = Admission(request: request, verdict: verdict)
+        switch verdict {
+        case .admitted:
+            if head.expectsContinue && input.isEmpty {
+                queue(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+                flush()
+            }
+            return true
+        case .refused(let refusal):
+            if !head.hasBody || (!head.expectsContinue && parser.restrictBody(to: server.settings.refusedBodyBytesMax) == nil) {
+                return true
+            }
+            cutOff(refusal, request)
+            return false
+        case .cutOff(let refusal):
+            cutOff(refusal, request)
+            return false
+        }
+    }
+
+    private func verdict(for request: inout HTTPRequest, _ head: RequestHead) -> Verdict {
         switch server.router.match(method: request.method, path: request.path) {
         case .notFound:
-            respond(.problem(HTTPError(status: 404, code: "not_found", detail: "no such resource")),
-                    to: request, keepAlive: keepAlive, requestID: request.requestID)
+            return .refused(HTTPError(status: 404, code: "not_found", detail: "no such resource"))
         case .badPath:
-            respond(.problem(HTTPError(status: 400, code: "invalid_path", detail: "the path has a malformed percent-encoding")),
-                    to: request, keepAlive: keepAlive, requestID: request.requestID)
+            return .refused(HTTPError(status: 400, code: "invalid_path", detail: "the path has a malformed percent-encoding"))
         case .methodNotAllowed(let allowed):
             var problem = HTTPError(status: 405, code: "method_not_allowed", detail: "allowed: \(allowed.joined(separator: ", "))")
             problem.headers.set("Allow", allowed.joined(separator: ", "))
-            respond(.problem(problem), to: request, keepAlive: keepAlive, requestID: request.requestID)
+            return .refused(problem)
         case .found(let route, let parameters):
             request.pathParameters = parameters
             request.routePattern = route.pattern
+            if let admission = route.admission {
+                do { try admission(request) } catch { return .refused(error) }
+            }
+            if let error = parser.restrictBody(to: route.bodyBytesMax ?? .max) {
+                return .cutOff(HTTPError(status: error.status, code: error.code, detail: error.detail))
+            }
+            if let declared = head.declaredBodyBytes, declared > 0 {
+                guard server.reserveBody(declared) else { return .cutOff(Self.overloaded) }
+                bodyReservation = declared
+            }
+            return .admitted(route)
+        }
+    }
+
+    /// A chunked body reserves its running total as it arrives (a declared
+    /// length was reserved whole at admission). False when over the budget:
+    /// the request was answered 503 and the connection is closing.
+    private func reserveBufferedBody() -> Bool {
+        guard parser.isReadingBody, let admission, case .admitted = admission.verdict else { return true }
+        let held = parser.bodyBytesRead + input.count
+        guard held > bodyReservation else { return true }
+        guard server.reserveBody(held - bodyReservation) else {
+            releaseBodyReservation()
+            self.admission = nil
+            respond(.problem(Self.overloaded), to: admission.request, keepAlive: false, requestID: admission.request.requestID)
+            return false
+        }
+        bodyReservation = held
+        return true
+    }
+
+    private func releaseBodyReservation() {
+        server.releaseBody(bodyReservation)
+        bodyReservation = 0
+    }
+
+    private static var overloaded: HTTPError {
+        HTTPError(status: 503, code: "overloaded", detail: "the server holds as many request bodies as it may; retry later",
+                  headers: ["Retry-After": "1"])
+    }
+
+    /// Answers without reading the body, and closes.
+    private func cutOff(_ refusal: HTTPError, _ request: HTTPRequest) {
+        admission = nil
+        lingersOnClose = true
+        respond(.problem(refusal), to: request, keepAlive: false, requestID: request.requestID)
+    }
+
+    /// A client's request id when it is acceptable (`acceptableRequestID`
+    /// and the server's filter), else a generated one.
+    private func requestID(from headers: HTTPHeaders) -> String {
+        if let candidate = Self.acceptableRequestID(headers.first(lowercased: "x-request-id")),
+           server.requestIDFilter?(candidate) ?? true {
+            return candidate
+        }
+        return registry.nextRequestID()
+    }
+
+    // MARK: Handling
+
+    /// The whole request is read: its handler runs, or its refusal is sent.
+    private func finish(_ parsed: HTTPRequest, keepAlive: Bool) {
+        guard let admission else { preconditionFailure("a request completes after its head was admitted") }
+        self.admission = nil
+        phase = .handling
+        requestStarted = loop.now
+        var request = parsed
+        request.requestID = admission.request.requestID
+        request.pathParameters = admission.request.pathParameters
+        request.routePattern = admission.request.routePattern
+        switch admission.verdict {
+        case .refused(let refusal), .cutOff(let refusal):
+            respond(.problem(refusal), to: request, keepAlive: keepAlive, requestID: request.requestID)
+        case .admitted(let route):
             switch route.handler {
             case .inline(let handler):
                 respond(Self.run { try handler(request) }, to: request, keepAlive: keepAlive, requestID: request.requestID)
@@ -182,10 +321,11 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         return .problem(HTTPError(status: 500, code: "internal_error", detail: "the server could not complete the request"))
     }
 
-    /// A client's `X-Request-Id` is echoed if it is 1-128 characters of
-    /// `[A-Za-z0-9._:-]`; anything else is replaced (it would end up in logs).
+    /// A client's `X-Request-Id` is kept if it is 1-64 characters of
+    /// `[A-Za-z0-9._:-]` (and the server's filter accepts it); anything else
+    /// is replaced (it ends up in logs and the audit log).
     static func acceptableRequestID(_ candidate: String?) -> String? {
-        guard let candidate, (1...128).contains(candidate.utf8.count),
+        guard let candidate, (1...64).contains(candidate.utf8.count),
               candidate.utf8.allSatisfy({ byte in
                   (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
                       || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "-")
@@ -199,18 +339,22 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private func respond(_ response: HTTPResponse, to request: HTTPRequest?, keepAlive: Bool, requestID: String) {
         // The client may have gone while an async handler ran.
         if case .closed = phase { return }
+        // The request's body is no longer held.
+        releaseBodyReservation()
         let persist = keepAlive && !draining && !peerClosed && !server.isDraining
-        queue(serialize(response, keepAlive: persist, requestID: requestID))
+        // HEAD: the headers a GET would get (its Content-Length included), no body.
+        let sendsBody = request?.method != "HEAD"
+        queue(serialize(response, keepAlive: persist, requestID: requestID, sendsBody: sendsBody))
         server.observer?(HTTPExchange(
             method: request?.method ?? "-", route: request?.routePattern ?? "unmatched", status: response.status,
             durationMicroseconds: max(0, (monotonicMilliseconds() - requestStarted) * 1_000),
-            requestBodyBytes: request?.body.count ?? 0, responseBodyBytes: response.body.count, requestID: requestID))
+            requestBodyBytes: request?.body.count ?? 0, responseBodyBytes: sendsBody ? response.body.count : 0, requestID: requestID))
         phase = persist ? .idle(since: loop.now) : .closing
         flush()
         if persist { process() }
     }
 
-    private func serialize(_ response: HTTPResponse, keepAlive: Bool, requestID: String) -> [UInt8] {
+    private func serialize(_ response: HTTPResponse, keepAlive: Bool, requestID: String, sendsBody: Bool) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(160 + response.body.count + response.headers.count * 48)
         bytes.append(contentsOf: Self.statusLine(response.status).utf8)
@@ -228,7 +372,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         bytes.append(contentsOf: requestID.utf8)
         if !keepAlive { bytes.append(contentsOf: "\r\nConnection: close".utf8) }
         bytes.append(contentsOf: "\r\n\r\n".utf8)
-        bytes.append(contentsOf: response.body)
+        if sendsBody { bytes.append(contentsOf: response.body) }
         return bytes
     }
 
@@ -281,10 +425,40 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         outputOffset = 0
         outputPendingSince = nil
         if case .closing = phase {
-            close()
+            if lingersOnClose && !peerClosed { linger() } else { close() }
             return
         }
         updateInterest()
+    }
+
+    private func linger() {
+        lingersOnClose = false
+        _ = shutdown(descriptor, Int32(SHUT_WR))
+        input = InputBuffer()
+        phase = .lingering(since: loop.now, discarded: 0)
+        updateInterest()
+    }
+
+    /// Lingering: reads and drops what arrived; closes at the client's end
+    /// of stream, an error, or past `lingerBytesMax`.
+    private func discardAvailable() {
+        guard case .lingering(let since, var discarded) = phase else { return }
+        while true {
+            switch try? Socket.read(descriptor, into: registry.readBuffer) {
+            case .wouldBlock?:
+                phase = .lingering(since: since, discarded: discarded)
+                return
+            case .done(let count)? where count > 0:
+                discarded += count
+                if discarded > Self.lingerBytesMax {
+                    close()
+                    return
+                }
+            default:
+                close()
+                return
+            }
+        }
     }
 
     /// Asks epoll for readability unless paused, and writability while output is pending.
@@ -321,6 +495,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
             }
         case .body(let since):
             if now - since > settings.bodyReadTimeoutMilliseconds { timeOut("the request body was not received in time") }
+        case .lingering(let since, _):
+            if now - since > Self.lingerMilliseconds { close() }
         case .handling, .closing, .closed:
             break
         }
@@ -337,7 +513,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     func drain() {
         draining = true
         switch phase {
-        case .idle:
+        case .idle, .lingering:
             close()
         case .head where input.isEmpty && parser.isBetweenRequests:
             close()
@@ -349,6 +525,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     func close() {
         if case .closed = phase { return }
         phase = .closed
+        releaseBodyReservation()
         loop.deregister(descriptor)
         closeDescriptor(descriptor)
         registry.connectionClosed(descriptor)

@@ -83,8 +83,13 @@ struct ChunkedBodyReader {
     private var lines = LineReader()
     private var trailerBytes = 0
     let limits: HTTPParseLimits
+    /// The running total of chunk data may not pass this.
+    let bodyBytesMax: Int
 
-    init(limits: HTTPParseLimits) { self.limits = limits }
+    init(limits: HTTPParseLimits, bodyBytesMax: Int? = nil) {
+        self.limits = limits
+        self.bodyBytesMax = bodyBytesMax ?? limits.bodyBytesMax
+    }
 
     mutating func read(_ input: inout InputBuffer, into body: inout [UInt8]) -> Progress {
         while true {
@@ -95,7 +100,7 @@ struct ChunkedBodyReader {
                 switch line {
                 case .failure(let error): return .failure(error)
                 case .line(let bytes):
-                    switch Self.chunkSize(bytes, room: limits.bodyBytesMax - body.count, limit: limits.bodyBytesMax) {
+                    switch Self.chunkSize(bytes, room: bodyBytesMax - body.count, limit: bodyBytesMax) {
                     case .failure(let error): return .failure(error)
                     case .success(0): phase = .trailers
                     case .success(let size): phase = .data(remaining: size)

@@ -73,9 +73,23 @@ public struct HTTPRequest: Sendable {
             throw HTTPError(status: 415, code: "unsupported_media_type", detail: "send the body as application/json")
         }
         guard !body.isEmpty else { throw HTTPError(status: 400, code: "invalid_json", detail: "the request body is empty") }
+        switch JSONBodyScanner.scan(body) {
+        case .duplicate(let path)?:
+            throw HTTPError(status: 400, code: "duplicate_key", detail: "\(path) appears more than once in its object")
+        case .tooDeep?:
+            throw HTTPError(status: 400, code: "invalid_json",
+                            detail: "the body is nested deeper than \(JSONBodyScanner.depthMaxDefault) levels")
+        case nil:
+            break
+        }
         do {
             return try decoder.decode(T.self, from: Data(body))
         } catch let error as DecodingError {
+            if JSONCoding.isSyntaxError(error),
+               let path = JSONCoding.numberNotFitting(body, decode: { _ = try decoder.decode(T.self, from: Data($0)) }) {
+                throw HTTPError(status: 422, code: "number_out_of_range",
+                                detail: "\(path) is a number its field cannot hold (out of range, or not an integer)")
+            }
             throw HTTPError(status: 400, code: "invalid_json", detail: JSONCoding.describe(error))
         } catch let error as HTTPError {
             throw error
@@ -227,6 +241,52 @@ public enum JSONCoding {
         decoder.dateDecodingStrategy = .iso8601
         return decoder
     }()
+
+    /// The decoder's "not valid JSON", with no field named. Foundation says
+    /// the same for a number that does not fit its field (`1e400`, an
+    /// integer past `Int.max`, `1.5` for an integer).
+    static func isSyntaxError(_ error: DecodingError) -> Bool {
+        if case .dataCorrupted(let context) = error { return context.codingPath.isEmpty }
+        return false
+    }
+
+    /// The path of a number in `body` that made `decode` fail, found by
+    /// putting `0` in place of the suspects one after another until the
+    /// failure changes (at most `triesMax` decodes); nil if none did.
+    /// Suspects: literals with a fraction or exponent, or over 18 digits,
+    /// those out of every range first.
+    static func numberNotFitting(_ body: [UInt8], triesMax: Int = 4, decode: ([UInt8]) throws -> Void) -> String? {
+        let suspects = JSONBodyScanner.numbers(in: body, limit: 64) { literal in
+            literal.count > 18 || literal.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
+        }
+        let ordered = suspects.filter { isOutOfEveryRange(body[$0.range]) } + suspects.filter { !isOutOfEveryRange(body[$0.range]) }
+        var patched = body
+        // Each suspect becomes "0" padded with spaces: the other ranges stay valid.
+        for suspect in ordered.prefix(triesMax) {
+            patched.replaceSubrange(suspect.range, with: [UInt8(ascii: "0")] + Array(repeating: UInt8(ascii: " "), count: suspect.range.count - 1))
+            do {
+                try decode(patched)
+                return suspect.path
+            } catch let error as DecodingError where isSyntaxError(error) {
+                continue
+            } catch {
+                return suspect.path
+            }
+        }
+        return nil
+    }
+
+    /// A literal no Swift number type holds: past `Double`'s range, or an
+    /// integer past 64 bits, or a non-zero that underflows to zero.
+    private static func isOutOfEveryRange(_ literal: ArraySlice<UInt8>) -> Bool {
+        let text = String(decoding: literal, as: UTF8.self)
+        guard let value = Double(text) else { return false }
+        if !value.isFinite { return true }
+        let isInteger = !literal.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
+        if isInteger { return Int64(text) == nil && UInt64(text) == nil }
+        let mantissa = literal.prefix { $0 != UInt8(ascii: "e") && $0 != UInt8(ascii: "E") }
+        return value == 0 && mantissa.contains { $0 >= UInt8(ascii: "1") && $0 <= UInt8(ascii: "9") }
+    }
 
     /// A decoding error as "field: rule", without the offending value.
     public static func describe(_ error: DecodingError) -> String {

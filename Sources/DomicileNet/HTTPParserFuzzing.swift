@@ -1,8 +1,11 @@
+import Foundation
+
 /// The property the HTTP request parser, and the response parser that reads
 /// what peers answer, are fuzzed for (Tests/Fuzz): on any input each
 /// terminates, respects its limits, and reaches the same verdicts whether the
-/// bytes arrive at once or split across reads. Violations stop the process,
-/// which is what a fuzzer notices.
+/// bytes arrive at once or split across reads. The JSON body scanner runs on
+/// the input and on what follows its first blank line (see `checkJSON`).
+/// Violations stop the process, which is what a fuzzer notices.
 public enum HTTPParserFuzzing {
     /// Small limits, so the fuzzer reaches the limit paths with short inputs.
     static let limits: HTTPParseLimits = {
@@ -32,6 +35,35 @@ public enum HTTPParserFuzzing {
         if bytes.count <= 4_096 {
             precondition(response == responseOutcome(bytes, splits: Array(0..<bytes.count)),
                          "byte-by-byte delivery changed the response parser's verdict")
+        }
+        checkJSON(bytes)
+        // And on what would be the body: whatever follows the first blank line.
+        if let blank = (0..<max(bytes.count - 3, 0)).first(where: { bytes[$0] == 0x0D && bytes[$0 + 1] == 0x0A && bytes[$0 + 2] == 0x0D && bytes[$0 + 3] == 0x0A }) {
+            checkJSON(Array(bytes[(blank + 4)...]))
+        }
+    }
+
+    /// The JSON body scanner terminates within its depth bound and reports
+    /// number literals inside the input; on valid JSON (as Foundation reads
+    /// it) it finds the same duplicate when the input is wrapped as the
+    /// value of a key, one level deeper.
+    static func checkJSON(_ bytes: [UInt8]) {
+        let finding = JSONBodyScanner.scan(bytes)
+        for (range, path) in JSONBodyScanner.numbers(in: bytes, limit: 64, where: { _ in true }) {
+            precondition(range.lowerBound >= 0 && range.upperBound <= bytes.count && !range.isEmpty, "a number outside the input")
+            let first = bytes[range.lowerBound]
+            precondition(first == UInt8(ascii: "-") || (first >= 0x30 && first <= 0x39), "a number literal starting with \(first)")
+            precondition(!path.isEmpty, "a number without a path")
+        }
+        guard (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil else { return }
+        let wrapped = JSONBodyScanner.scan(Array(#"{"w":"#.utf8) + bytes + Array("}".utf8), depthMax: JSONBodyScanner.depthMaxDefault + 1)
+        switch (finding, wrapped) {
+        case (.duplicate(let path)?, .duplicate(let outer)?):
+            precondition(outer == "w." + path || outer == "w" + path, "the wrapped duplicate is \(outer), not w.\(path)")
+        case (.duplicate?, _):
+            preconditionFailure("a duplicate vanished when the input was wrapped")
+        default:
+            break
         }
     }
 

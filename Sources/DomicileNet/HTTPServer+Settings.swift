@@ -4,6 +4,15 @@ extension HTTPServer {
     public struct Settings: Sendable {
         /// Request size limits (414, 431, 413).
         public var limits = HTTPParseLimits()
+        /// Request bodies held at once, over all connections: a body's
+        /// `Content-Length` is reserved once its head is admitted (a chunked
+        /// body's running total as it arrives). Past it: 503 `overloaded`
+        /// with `Retry-After`, and the connection is closed unread.
+        public var bodyBytesInFlightMax = 64 * 1_024 * 1_024
+        /// A refused request (401, 403, 404, 405…) whose body is at most this
+        /// large is read and dropped, so the connection stays usable; a larger
+        /// one is answered at once and the connection closed without reading it.
+        public var refusedBodyBytesMax = 16 * 1_024
         /// Open connections at most. Past it, new connections get a 503 and
         /// are closed at once; established ones are not disturbed.
         public var connectionsMax = 4_096
@@ -55,6 +64,8 @@ extension HTTPServer {
             try require(limits.headerBytesMax >= 256, "header block limit must be at least 256 bytes")
             try require(limits.headerCountMax >= 4, "header count limit must be at least 4")
             try require(limits.bodyBytesMax >= 0, "body limit must not be negative")
+            try require(bodyBytesInFlightMax >= limits.bodyBytesMax, "the in-flight body budget must hold the largest body")
+            try require(refusedBodyBytesMax >= 0, "the refused-body limit must not be negative")
             try require(headerReadTimeoutMilliseconds >= 100 && bodyReadTimeoutMilliseconds >= 100
                         && idleTimeoutMilliseconds >= 100 && writeTimeoutMilliseconds >= 100,
                         "timeouts must be at least 100 ms")

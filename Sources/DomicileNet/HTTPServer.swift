@@ -20,13 +20,19 @@ public struct HTTPExchange: Sendable {
 /// connection), strict parsing, per-connection deadlines, graceful shutdown.
 public final class HTTPServer: Sendable {
     public typealias Observer = @Sendable (HTTPExchange) -> Void
+    /// Says whether a client's `X-Request-Id` (already of the allowed
+    /// characters and length) may be kept; a refused one is replaced.
+    public typealias RequestIDFilter = @Sendable (String) -> Bool
 
     let settings: Settings
     let router: Router
     let observer: Observer?
+    let requestIDFilter: RequestIDFilter?
     private let loops: [EventLoop]
     private let state = Locked(State())
     let openConnections = Locked(0)
+    /// Body bytes reserved by requests being read or handled.
+    let bodyBytesInFlight = Locked(0)
     /// A per-server prefix for generated request ids.
     let requestIDPrefix: String
 
@@ -36,9 +42,11 @@ public final class HTTPServer: Sendable {
         var draining = false
     }
 
-    public init(settings: Settings = Settings(), router: Router, observer: Observer? = nil) throws {
+    public init(settings: Settings = Settings(), router: Router, requestIDFilter: RequestIDFilter? = nil,
+                observer: Observer? = nil) throws {
         self.settings = try settings.validated()
         self.router = router
+        self.requestIDFilter = requestIDFilter
         self.observer = observer
         loops = try (0..<settings.eventLoopCount).map { try EventLoop(name: "http-loop-\($0)") }
         requestIDPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
@@ -47,6 +55,22 @@ public final class HTTPServer: Sendable {
     }
 
     public var connectionCount: Int { openConnections.value }
+    /// Body bytes currently reserved (see `Settings.bodyBytesInFlightMax`).
+    public var bodyBytesReserved: Int { bodyBytesInFlight.value }
+
+    /// Reserves `bytes` of the in-flight body budget; false if it would pass it.
+    func reserveBody(_ bytes: Int) -> Bool {
+        bodyBytesInFlight.withLock { reserved in
+            guard bytes <= settings.bodyBytesInFlightMax - reserved else { return false }
+            reserved += bytes
+            return true
+        }
+    }
+
+    func releaseBody(_ bytes: Int) {
+        guard bytes > 0 else { return }
+        bodyBytesInFlight.withLock { $0 -= bytes }
+    }
     var isDraining: Bool { state.value.draining }
 
     /// Binds `address` (port 0 picks a free port), starts the loops and

@@ -6,7 +6,8 @@ public struct HTTPParseLimits: Sendable {
     public var headerBytesMax = 32 * 1024
     /// Most header fields. Over: 431.
     public var headerCountMax = 100
-    /// Largest body, after de-chunking. Over: 413.
+    /// Largest body, after de-chunking, for any route (a route may set a
+    /// lower limit of its own). Over: 413.
     public var bodyBytesMax = 1024 * 1024
     /// Longest chunk-size line, chunk extensions included. Over: 400.
     public var chunkLineBytesMax = 1024
@@ -33,6 +34,8 @@ struct RequestHead {
     let keepAlive: Bool
     let expectsContinue: Bool
     let hasBody: Bool
+    /// The `Content-Length` of the body; nil when it is chunked or absent.
+    let declaredBodyBytes: Int?
 }
 
 /// An incremental, strict HTTP/1.1 request parser (RFC 9112). Feed it the
@@ -77,8 +80,30 @@ struct RequestParser {
     private var framing = Framing.none
     private var keepAlive = true
     private var body: [UInt8] = []
+    /// This request's body limit: `limits.bodyBytesMax` unless `restrictBody` lowered it.
+    private var bodyBytesMax: Int
 
-    init(limits: HTTPParseLimits) { self.limits = limits }
+    init(limits: HTTPParseLimits) {
+        self.limits = limits
+        bodyBytesMax = limits.bodyBytesMax
+    }
+
+    /// Body bytes of the current request decoded so far.
+    var bodyBytesRead: Int { body.count }
+
+    /// Lowers the current request's body limit, once its head is parsed and
+    /// before its body is read: a declared length over it is refused here,
+    /// a chunked body as soon as its running total passes it.
+    mutating func restrictBody(to limit: Int) -> HTTPParseError? {
+        precondition(isReadingBody && body.isEmpty, "the body limit is set between the head and the body")
+        bodyBytesMax = min(max(limit, 0), bodyBytesMax)
+        if case .length(let length) = framing, length > bodyBytesMax { return Self.tooLarge(bodyBytesMax) }
+        return nil
+    }
+
+    static func tooLarge(_ limit: Int) -> HTTPParseError {
+        HTTPParseError(status: 413, code: "body_too_large", detail: "the body exceeds \(limit) bytes")
+    }
 
     /// True while nothing of the next request has been parsed.
     var isBetweenRequests: Bool {
@@ -139,7 +164,7 @@ struct RequestParser {
                     body = input.take(length)
                     return complete()
                 case .chunked:
-                    phase = .chunked(ChunkedBodyReader(limits: limits))
+                    phase = .chunked(ChunkedBodyReader(limits: limits, bodyBytesMax: bodyBytesMax))
                 }
             case .chunked(var reader):
                 let progress = reader.read(&input, into: &body)
@@ -233,10 +258,7 @@ struct RequestParser {
                   first.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let length = Int(first) else {
                 return .failure(.bad("bad_content_length", "Content-Length must be one non-negative integer"))
             }
-            guard length <= limits.bodyBytesMax else {
-                return .failure(HTTPParseError(status: 413, code: "body_too_large",
-                                               detail: "the body exceeds \(limits.bodyBytesMax) bytes"))
-            }
+            guard length <= limits.bodyBytesMax else { return .failure(Self.tooLarge(limits.bodyBytesMax)) }
             framing = length > 0 ? .length(length) : .none
         } else {
             framing = .none
@@ -253,9 +275,13 @@ struct RequestParser {
         phase = .body
         let hasBody: Bool
         if case .none = framing { hasBody = false } else { hasBody = true }
-        if hasBody, case .length(let length) = framing { body.reserveCapacity(length) }
+        var declaredBodyBytes: Int?
+        if case .length(let length) = framing { declaredBodyBytes = length }
+        // Nothing is reserved for the body here: the server decides from the
+        // head whether it is read at all.
         return .success(RequestHead(method: method, target: target, version: version, headers: headers,
-                                    keepAlive: keepAlive, expectsContinue: expectsContinue && hasBody, hasBody: hasBody))
+                                    keepAlive: keepAlive, expectsContinue: expectsContinue && hasBody, hasBody: hasBody,
+                                    declaredBodyBytes: declaredBodyBytes))
     }
 }
 

@@ -7,14 +7,26 @@ public enum RouteHandler: Sendable {
     case async(@Sendable (HTTPRequest) async throws -> HTTPResponse)
 }
 
+/// Decides from a request's head (method, target, headers; the body not
+/// read yet) whether its body is read at all: authentication and
+/// authorization belong here, so a refused caller never makes the server
+/// hold its body. A thrown `HTTPError` is the answer.
+public typealias RouteAdmission = @Sendable (HTTPRequest) throws(HTTPError) -> Void
+
 /// Method and path matching with `{name}` parameters, e.g.
 /// `/v1/subjects/{pid}/consents`. A path that matches with another method
 /// answers 405 with `Allow`; a path that matches nothing answers 404.
+/// `HEAD` is served by the `GET` route of a path (the server sends the
+/// headers without the body).
 public struct Router: Sendable {
     public struct Route: Sendable {
         public let method: String
         public let pattern: String
+        /// The largest body this route reads; nil: the server's
+        /// `limits.bodyBytesMax` (which also caps every route's own).
+        public let bodyBytesMax: Int?
         let segments: [Segment]
+        let admission: RouteAdmission?
         let handler: RouteHandler
     }
 
@@ -34,14 +46,16 @@ public struct Router: Sendable {
 
     public init() {}
 
-    public mutating func add(_ method: String, _ pattern: String, _ handler: RouteHandler) {
+    public mutating func add(_ method: String, _ pattern: String, bodyBytesMax: Int? = nil, admission: RouteAdmission? = nil,
+                             _ handler: RouteHandler) {
         precondition(pattern.hasPrefix("/"), "route patterns start with /: \(pattern)")
         let segments = pattern.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { part -> Segment in
             if part.hasPrefix("{") && part.hasSuffix("}") { return .parameter(String(part.dropFirst().dropLast())) }
             return .literal(String(part))
         }
         precondition(!routes.contains { $0.method == method && $0.segments == segments }, "duplicate route \(method) \(pattern)")
-        routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler))
+        routes.append(Route(method: method, pattern: pattern, bodyBytesMax: bodyBytesMax, segments: segments,
+                            admission: admission, handler: handler))
     }
 
     public mutating func get(_ pattern: String, _ handler: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) {
@@ -81,10 +95,13 @@ public struct Router: Sendable {
         }
         guard let fewest = candidates.map(\.parameters.count).min() else { return .notFound }
         let claiming = candidates.filter { $0.parameters.count == fewest }
-        if let match = claiming.first(where: { $0.route.method == method }) {
+        if let match = claiming.first(where: { $0.route.method == method })
+            ?? (method == "HEAD" ? claiming.first(where: { $0.route.method == "GET" }) : nil) {
             return .found(match.route, parameters: match.parameters)
         }
-        return .methodNotAllowed(allowed: Array(Set(claiming.map(\.route.method))).sorted())
+        var allowed = Set(claiming.map(\.route.method))
+        if allowed.contains("GET") { allowed.insert("HEAD") }
+        return .methodNotAllowed(allowed: allowed.sorted())
     }
 
     private static func bind(_ segments: [Segment], to parts: [String]) -> [String: String]? {

@@ -193,15 +193,18 @@ enum ErasureRoutes {
             policyVersion: Int64(services.policy.version), linkHash: try linkHash(of: target, services),
             expectedNodes: [services.region: try regionNodes(services)], key: services.keys.signing)
         let counts = try await recordAndErase(signed, target: target, request, services)
-        // The bucket key versions the erasure retired are destroyed before anything acknowledges it.
-        try services.keys.subjects.destroyRetired(services.store)
         // This node's ack is signed once the WAL no longer holds what was erased, so it can say so.
         let walTruncated = await truncateWAL(services)
         let ack = ErasureAck.signed(for: signed, region: services.region, node: signed.originNode,
                                     erasedAt: max(request.now, services.clock.now()), counts: counts, walTruncated: walTruncated,
                                     policyVersion: signed.policyVersion, key: services.keys.signing)
+        let peerAcks = await RegionErasure.ask(peersOf: signed, target: target, services: services)
         let recorded = try await services.store.write { database in
-            let recorded = try ErasureRecords.record(ack, originKey: services.keys.signing, now: ack.erasedAt, in: database)
+            var recorded = try ErasureRecords.record(ack, originKey: services.keys.signing, now: ack.erasedAt, in: database)
+            for peerAck in peerAcks {
+                recorded = try ErasureRecords.record(peerAck, originKey: services.keys.signing,
+                                                     now: max(ack.erasedAt, peerAck.erasedAt, services.clock.now()), in: database)
+            }
             try AuditLog.append(request.event("erasure.request", outcome: recorded.status.rawValue,
                                               detail: "erasure_id=\(signed.erasureID),subjects=\(counts["subjects"] ?? 0)"), to: database)
             return recorded
@@ -218,10 +221,25 @@ enum ErasureRoutes {
     /// transaction. Returns the rows erased per table (every counted table).
     static func recordAndErase(_ signed: SignedErasureRequest, target: Target, _ request: APIRequest,
                                _ services: NodeServices) async throws -> [String: Int64] {
+        try await erase(target, services: services, event: { pid in
+            request.event("erasure.erase", pid: pid.rawValue, outcome: "erased", detail: "erasure_id=\(signed.erasureID)")
+        }, then: { erasedPIDs, database in
+            try ErasureRecords.insert(signed, requestedBy: request.principal.name, erasedPIDs: erasedPIDs, in: database)
+        })
+    }
+
+    /// Erases every subject `target` names on this node, in one transaction
+    /// that appends `event` for each subject erased and runs `then` with
+    /// their pids; each erased subject's bucket key is rotated, and the
+    /// retired versions are destroyed once it committed (docs/DECISIONS.md,
+    /// "Subject keys under bucket keys"). Returns the rows erased per table
+    /// (every counted table).
+    static func erase(_ target: Target, services: NodeServices, event: @escaping @Sendable (PID) -> AuditEvent,
+                      then: @escaping @Sendable ([String], Database) throws -> Void = { _, _ in }) async throws -> [String: Int64] {
         // The subjects whose vectors left the indexes, to put back should the transaction fail.
         let touched = Locked<[PID]>([])
         do {
-            return try await services.store.write { database in
+            let counts = try await services.store.write { database in
                 let pids: [PID]
                 switch target {
                 case .pid(let pid): pids = [pid]
@@ -236,13 +254,15 @@ enum ErasureRoutes {
                     counts.merge(erased, uniquingKeysWith: +)
                     if (erased["subjects"] ?? 0) > 0 || (erased["consent_receipts"] ?? 0) > 0 {
                         erasedPIDs.append(pid.rawValue)
-                        try AuditLog.append(request.event("erasure.erase", pid: pid.rawValue, outcome: "erased",
-                                                          detail: "erasure_id=\(signed.erasureID)"), to: database)
+                        try AuditLog.append(event(pid), to: database)
                     }
                 }
-                try ErasureRecords.insert(signed, requestedBy: request.principal.name, erasedPIDs: erasedPIDs, in: database)
+                try then(erasedPIDs, database)
                 return counts
             }
+            // The bucket key versions the erasure retired are destroyed before anything acknowledges it.
+            try services.keys.subjects.destroyRetired(services.store)
+            return counts
         } catch {
             try? await services.resynchronizeVectors(of: touched.value)
             throw error

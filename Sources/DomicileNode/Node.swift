@@ -110,11 +110,15 @@ public final class Node: Sendable {
         VectorRoutes.add(to: &api)
         AggregateRoutes.add(to: &api)
         ErasureRoutes.add(to: &api)
+        RegionErasure.add(to: &api)
         ReidentificationRoutes.add(to: &api)
         AuditRoutes.add(to: &api)
 
         let accessLog = configuration.accessLog
-        let server = try HTTPServer(settings: configuration.http.settings, router: api.router) { exchange in
+        // A client's request id is logged and audited: one that looks like an
+        // identifier (a phone number, an e-mail address…) is replaced.
+        let server = try HTTPServer(settings: configuration.http.settings, router: api.router,
+                                    requestIDFilter: { PIIClassifier.classify($0) == nil }) { exchange in
             services.metrics.record(exchange)
             if accessLog {
                 logger.info("http", ["method": .string(exchange.method), "route": .string(exchange.route),

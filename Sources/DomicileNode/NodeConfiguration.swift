@@ -139,6 +139,7 @@ public struct NodeConfiguration: Sendable {
         let address = try httpReader.required("address", SocketAddress.self) { try SocketAddress(parsing: $0) }
         if let value = try httpReader.optionalInt("connections_max", 1...1_000_000) { settings.connectionsMax = value }
         if let value = try httpReader.optionalInt("body_bytes_max", 0...(256 << 20)) { settings.limits.bodyBytesMax = value }
+        let bodyBytesInFlightMax = try httpReader.optionalInt("body_bytes_in_flight_max", (1 << 20)...(16 << 30))
         if let value = try httpReader.optionalInt("header_bytes_max", 256...(1 << 20)) { settings.limits.headerBytesMax = value }
         if let value = try httpReader.optionalInt("request_line_bytes_max", 64...(1 << 20)) { settings.limits.requestLineBytesMax = value }
         if let value = try httpReader.optionalInt("header_count_max", 4...10_000) { settings.limits.headerCountMax = value }
@@ -219,6 +220,8 @@ public struct NodeConfiguration: Sendable {
         try reader.finish()
         let routeBodyBytesMax = settings.limits.bodyBytesMax
         settings.limits.bodyBytesMax = max(settings.limits.bodyBytesMax, limits.batchBodyBytesMax)
+        // Unless configured, the budget holds at least one largest body.
+        settings.bodyBytesInFlightMax = bodyBytesInFlightMax ?? max(settings.bodyBytesInFlightMax, settings.limits.bodyBytesMax)
         do { settings = try settings.validated() } catch { throw Invalid(field: "http", reason: error.description) }
         return NodeConfiguration(node: node, region: region, dataDirectory: dataDirectory,
                                  http: HTTP(address: address, settings: settings), gossip: gossip, keyringPath: keyringPath,

@@ -30,6 +30,12 @@ final class NodeServices: Sendable {
     let vectors = VectorCollections()
     /// Membership, once started (nil when the node runs without gossip).
     let gossip = Locked<GossipService?>(nil)
+    /// Calls to the other nodes of the region (`RegionErasure`).
+    let peerClient = HTTPClient(settings: {
+        var settings = HTTPClient.Settings()
+        settings.blockingThreadsMax = 8
+        return settings
+    }())
 
     enum Lifecycle: Sendable, Equatable {
         case starting
@@ -217,21 +223,21 @@ struct API {
 
     /// `roles`: the caller needs one of them; empty means any authenticated
     /// principal. `bodyBytesMax` overrides the configured body limit for
-    /// this route (the server's own limit is the largest of them).
+    /// this route (the server's own limit is the largest of them); a GET
+    /// reads no body. The server checks the token (the route's admission)
+    /// and the body limit from the request's head, before reading the body;
+    /// roles are checked here, so a 403 is audited like any other refusal.
     /// `limited`: reads and searches, which draw on the caller's rate limit
     /// and count towards access-anomaly detection. A refusal of an
     /// authenticated call that names a subject is audited (`RefusalAudit`).
     mutating func route(_ method: String, _ pattern: String, roles: Set<Role>, bodyBytesMax: Int? = nil, limited: Bool = false,
                         _ handler: @escaping @Sendable (APIRequest) async throws -> HTTPResponse) {
         let services = self.services
-        let limit = bodyBytesMax ?? services.configuration.routeBodyBytesMax
+        let limit = bodyBytesMax ?? (method == "GET" ? 0 : services.configuration.routeBodyBytesMax)
         let guarded: @Sendable (HTTPRequest, RefusalTrail) async throws -> HTTPResponse = { request, trail in
             let principal = try Self.authenticate(request, services: services)
             trail.authenticated(principal)
             guard roles.isEmpty || !roles.isDisjoint(with: principal.roles) else { throw APIError.forbidden(roles) }
-            guard request.body.count <= limit else {
-                throw HTTPError(status: 413, code: "body_too_large", detail: "the body exceeds \(limit) bytes for this route")
-            }
             let now = services.clock.now()
             if limited, let wait = services.rateLimiter.take(principal.name, now: now) {
                 services.metrics.increment("domicile_rate_limited_total", labels: ["route": pattern])
@@ -244,12 +250,22 @@ struct API {
                 throw APIError.problem(for: error, logger: services.logger, requestID: request.requestID)
             }
         }
-        router.add(method, pattern, .async { request in try await RefusalAudit.run(request, pattern: pattern, services: services, guarded) })
+        let admission: RouteAdmission = { request throws(HTTPError) in _ = try Self.authenticate(request, services: services) }
+        router.add(method, pattern, bodyBytesMax: limit, admission: admission,
+                   .async { request in try await RefusalAudit.run(request, pattern: pattern, services: services, guarded) })
     }
 
-    /// Unauthenticated routes (health, readiness, metrics).
+    /// A route for the other nodes of the region: no bearer token; the
+    /// handler authenticates the sealed body itself (`RegionErasure`). The
+    /// body limit is checked from the headers, like every route's.
+    mutating func peer(_ method: String, _ pattern: String, bodyBytesMax: Int,
+                       _ handler: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) {
+        router.add(method, pattern, bodyBytesMax: bodyBytesMax, .async(handler))
+    }
+
+    /// Unauthenticated routes (health, readiness, metrics); they read no body.
     mutating func open(_ method: String, _ pattern: String, _ handler: @escaping @Sendable (HTTPRequest) throws -> HTTPResponse) {
-        router.add(method, pattern, .inline(handler))
+        router.add(method, pattern, bodyBytesMax: 0, .inline(handler))
     }
 
     static func authenticate(_ request: HTTPRequest, services: NodeServices) throws(HTTPError) -> Principal {

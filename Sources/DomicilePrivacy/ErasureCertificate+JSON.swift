@@ -6,16 +6,76 @@ import DomicileModel
 // Times are RFC 3339 (milliseconds when not zero, so they convert back
 // exactly), hashes lowercase hex, signatures and keys standard base64.
 
-extension ErasureCertificate: Codable {
+/// The signed request's members, as the certificate shows them and as a
+/// node sends the request to the other nodes of its region.
+extension SignedErasureRequest: Codable {
     enum CodingKeys: String, CodingKey {
         case erasureID = "erasure_id", requestedAt = "requested_at", dueAt = "due_at", jurisdiction
         case originRegion = "origin_region", originNode = "origin_node", policyVersion = "policy_version", linkHash = "link_hash"
         case expectedRegions = "expected_regions", expectedNodes = "expected_nodes"
         case requestSignature = "request_signature", publicKey = "public_key"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        func text(_ key: CodingKeys) throws -> String { try container.decode(String.self, forKey: key) }
+        func malformed(_ key: CodingKeys) -> ErasureCertificate.Malformed {
+            ErasureCertificate.Malformed(description: "\(key.rawValue) is malformed")
+        }
+        func timestamp(_ key: CodingKeys) throws -> Timestamp {
+            guard let value = try? Timestamp(rfc3339: try text(key)) else {
+                throw ErasureCertificate.Malformed(description: "\(key.rawValue) is not an RFC 3339 timestamp")
+            }
+            return value
+        }
+        func bytes(_ key: CodingKeys, _ decode: (String) -> [UInt8]?) throws -> [UInt8] {
+            guard let value = decode(try text(key)) else { throw malformed(key) }
+            return value
+        }
+
+        guard let originRegion = try? RegionID(try text(.originRegion)) else { throw malformed(.originRegion) }
+        var expectedNodes: [RegionID: [String]] = [:]
+        for (name, nodes) in try container.decode([String: [String]].self, forKey: .expectedNodes) {
+            guard let region = try? RegionID(name) else { throw malformed(.expectedNodes) }
+            expectedNodes[region] = nodes
+        }
+        // The list API.md shows, and the signed map's keys: they must agree.
+        let expectedRegions = try container.decode([String].self, forKey: .expectedRegions)
+        guard expectedRegions.sorted() == expectedNodes.keys.map(\.rawValue).sorted() else {
+            throw ErasureCertificate.Malformed(description: "expected_regions and expected_nodes name different regions")
+        }
+        guard let publicKey = ErasureCertificate.publicKey(try text(.publicKey)) else { throw malformed(.publicKey) }
+        self.init(erasureID: try text(.erasureID), requestedAt: try timestamp(.requestedAt), dueAt: try timestamp(.dueAt),
+                  jurisdiction: try text(.jurisdiction), originRegion: originRegion, originNode: try text(.originNode),
+                  policyVersion: try container.decode(Int64.self, forKey: .policyVersion), linkHash: try bytes(.linkHash, Hex.decode),
+                  expectedNodes: expectedNodes, signature: try bytes(.requestSignature, Base64.decode), publicKey: publicKey)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(erasureID, forKey: .erasureID)
+        try container.encode(requestedAt.rfc3339, forKey: .requestedAt)
+        try container.encode(dueAt.rfc3339, forKey: .dueAt)
+        try container.encode(jurisdiction, forKey: .jurisdiction)
+        try container.encode(originRegion.rawValue, forKey: .originRegion)
+        try container.encode(originNode, forKey: .originNode)
+        try container.encode(policyVersion, forKey: .policyVersion)
+        try container.encode(Hex.encode(linkHash), forKey: .linkHash)
+        try container.encode(expectedRegions.map(\.rawValue), forKey: .expectedRegions)
+        try container.encode(Dictionary(uniqueKeysWithValues: expectedNodes.map { ($0.key.rawValue, $0.value) }), forKey: .expectedNodes)
+        try container.encode(Base64.encode(signature), forKey: .requestSignature)
+        try container.encode(Base64.encode(publicKey.rawRepresentation), forKey: .publicKey)
+    }
+}
+
+/// The certificate: the signed request's members, then the completion and the acks.
+extension ErasureCertificate: Codable {
+    enum CodingKeys: String, CodingKey {
         case completedAt = "completed_at", completionSignature = "completion_signature", acks
     }
 
-    struct AckDocument: Codable {
+    /// One ack as the certificate lists it (its erasure id is the request's).
+    public struct AckDocument: Codable, Sendable {
         let region: String
         let node: String
         let scope: String
@@ -33,7 +93,7 @@ extension ErasureCertificate: Codable {
             case walTruncated = "wal_truncated", policyVersion = "policy_version", signature, publicKey = "public_key"
         }
 
-        init(_ ack: ErasureAck) {
+        public init(_ ack: ErasureAck) {
             region = ack.region.rawValue
             node = ack.node
             scope = ack.scope.rawValue
@@ -47,7 +107,7 @@ extension ErasureCertificate: Codable {
             publicKey = Base64.encode(ack.publicKey.rawRepresentation)
         }
 
-        func ack(erasureID: String, index: Int) throws -> ErasureAck {
+        public func ack(erasureID: String, index: Int) throws -> ErasureAck {
             func malformed(_ field: String) -> Malformed { Malformed(description: "acks[\(index)].\(field) is malformed") }
             guard let region = try? RegionID(region) else { throw malformed("region") }
             guard let scope = ErasureScope(rawValue: scope) else { throw malformed("scope") }
@@ -71,60 +131,23 @@ extension ErasureCertificate: Codable {
     }
 
     public init(from decoder: any Decoder) throws {
+        let request = try SignedErasureRequest(from: decoder)
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        func text(_ key: CodingKeys) throws -> String { try container.decode(String.self, forKey: key) }
-        func malformed(_ key: CodingKeys) -> Malformed { Malformed(description: "\(key.rawValue) is malformed") }
-        func timestamp(_ key: CodingKeys) throws -> Timestamp {
-            guard let value = try? Timestamp(rfc3339: try text(key)) else {
-                throw Malformed(description: "\(key.rawValue) is not an RFC 3339 timestamp")
-            }
-            return value
+        guard let completedAt = try? Timestamp(rfc3339: try container.decode(String.self, forKey: .completedAt)) else {
+            throw Malformed(description: "completed_at is not an RFC 3339 timestamp")
         }
-        func bytes(_ key: CodingKeys, _ decode: (String) -> [UInt8]?) throws -> [UInt8] {
-            guard let value = decode(try text(key)) else { throw malformed(key) }
-            return value
+        guard let completionSignature = Base64.decode(try container.decode(String.self, forKey: .completionSignature)) else {
+            throw Malformed(description: "completion_signature is malformed")
         }
-
-        let erasureID = try text(.erasureID)
-        guard let originRegion = try? RegionID(try text(.originRegion)) else { throw malformed(.originRegion) }
-        var expectedNodes: [RegionID: [String]] = [:]
-        for (name, nodes) in try container.decode([String: [String]].self, forKey: .expectedNodes) {
-            guard let region = try? RegionID(name) else { throw malformed(.expectedNodes) }
-            expectedNodes[region] = nodes
-        }
-        // The list API.md shows, and the signed map's keys: they must agree.
-        let expectedRegions = try container.decode([String].self, forKey: .expectedRegions)
-        guard expectedRegions.sorted() == expectedNodes.keys.map(\.rawValue).sorted() else {
-            throw Malformed(description: "expected_regions and expected_nodes name different regions")
-        }
-        guard let publicKey = Self.publicKey(try text(.publicKey)) else { throw malformed(.publicKey) }
-        let request = SignedErasureRequest(
-            erasureID: erasureID, requestedAt: try timestamp(.requestedAt), dueAt: try timestamp(.dueAt),
-            jurisdiction: try text(.jurisdiction), originRegion: originRegion, originNode: try text(.originNode),
-            policyVersion: try container.decode(Int64.self, forKey: .policyVersion), linkHash: try bytes(.linkHash, Hex.decode),
-            expectedNodes: expectedNodes, signature: try bytes(.requestSignature, Base64.decode), publicKey: publicKey)
         let acks = try container.decode([AckDocument].self, forKey: .acks).enumerated().map { index, document in
-            try document.ack(erasureID: erasureID, index: index)
+            try document.ack(erasureID: request.erasureID, index: index)
         }
-        self.init(request: request, completedAt: try timestamp(.completedAt),
-                  completionSignature: try bytes(.completionSignature, Base64.decode), acks: acks)
+        self.init(request: request, completedAt: completedAt, completionSignature: completionSignature, acks: acks)
     }
 
     public func encode(to encoder: any Encoder) throws {
+        try request.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(request.erasureID, forKey: .erasureID)
-        try container.encode(request.requestedAt.rfc3339, forKey: .requestedAt)
-        try container.encode(request.dueAt.rfc3339, forKey: .dueAt)
-        try container.encode(request.jurisdiction, forKey: .jurisdiction)
-        try container.encode(request.originRegion.rawValue, forKey: .originRegion)
-        try container.encode(request.originNode, forKey: .originNode)
-        try container.encode(request.policyVersion, forKey: .policyVersion)
-        try container.encode(Hex.encode(request.linkHash), forKey: .linkHash)
-        try container.encode(request.expectedRegions.map(\.rawValue), forKey: .expectedRegions)
-        try container.encode(Dictionary(uniqueKeysWithValues: request.expectedNodes.map { ($0.key.rawValue, $0.value) }),
-                             forKey: .expectedNodes)
-        try container.encode(Base64.encode(request.signature), forKey: .requestSignature)
-        try container.encode(Base64.encode(request.publicKey.rawRepresentation), forKey: .publicKey)
         try container.encode(completedAt.rfc3339, forKey: .completedAt)
         try container.encode(Base64.encode(completionSignature), forKey: .completionSignature)
         try container.encode(acks.map(AckDocument.init), forKey: .acks)

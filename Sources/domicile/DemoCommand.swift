@@ -1,6 +1,8 @@
+import DomicileCrypto
 import DomicileModel
 import DomicileNet
 import DomicilePrivacy
+import DomicileStorage
 import Foundation
 
 /// `domicile demo`: the main job. A local multi-region federation on the
@@ -15,7 +17,7 @@ struct DemoCommand: Command {
         default policy, then: registers subjects, following 421 answers to their home region;
         records consent receipts and a Global Privacy Control signal; reads active consent; defines
         features and an event contract, ingests a minimized event, revokes and watches the features
-        go; erases a subject and shows which signed acks the request waits for; kills a
+        go; erases a subject on every node of its region and verifies the signed certificate; kills a
         node with SIGKILL and watches the federation notice, then restarts it; verifies every
         region's audit chain. Stops the nodes at the end (--keep keeps DIR with keys, data and logs).
         """
@@ -155,25 +157,47 @@ struct DemoCommand: Command {
                                                 json: #"{"values":{"last_category":"boots"}}"#)
         say("writing a product_recs feature now: \(refused.status) \(refused.json["code"] ?? "")")
 
-        step("Erasure: Anna asks to be forgotten; her node erases and signs for itself, the region waits for its other node")
+        step("Erasure: Anna asks to be forgotten; each node of her region erases and signs what it held, and the certificate verifies")
         let erasure = try await federation.call(node, "POST", "/v1/erasures", role: "privacy_officer",
                                                 json: #"{"identifier":{"kind":"email","value":"Anna.Schmidt@example.de"}}"#)
-        guard erasure.status == 202, let erasureID = erasure.json["erasure_id"] as? String else {
-            throw CLIError.failed("erasure failed: \(erasure.status) \(erasure.json["code"] ?? "")")
+        guard erasure.status == 202, let certificateObject = erasure.json["certificate"] else {
+            throw CLIError.failed("erasure did not complete: \(erasure.status) \(erasure.json["code"] ?? "") "
+                                  + "waiting for \(erasure.json["waiting_for_nodes"] ?? "?")")
         }
-        let expected = (erasure.json["expected_nodes"] as? [String: [String]] ?? [:]).sorted { $0.key < $1.key }
-            .map { "\($0.key): \($0.value.joined(separator: ", "))" }.joined(separator: "; ")
-        let waiting = (erasure.json["waiting_for_nodes"] as? [String: [String]] ?? [:]).values.flatMap { $0 }.sorted()
-        say("\(erasureID) \(erasure.json["status"] ?? "?"), due \(erasure.json["due_at"] ?? "?") (\(erasure.json["jurisdiction"] ?? "?")); "
-            + "the signed request expects \(expected)")
-        say("\(node) erased Anna and signed its ack (scope node); waiting for \(waiting.joined(separator: ", ")): until the region log "
-            + "replicates a region, no node certifies data another node may hold, so the certificate (domicile erasure verify "
-            + "FILE --trust KEYS) comes once every expected node has acked")
+        let certificateData = try JSONSerialization.data(withJSONObject: certificateObject, options: [.prettyPrinted, .sortedKeys])
+        let certificate = try JSONDecoder().decode(ErasureCertificate.self, from: certificateData)
+        let certificateFile = (directory as NSString).appendingPathComponent("erasure-certificate.json")
+        try certificateData.write(to: URL(fileURLWithPath: certificateFile))
+        say("\(certificate.request.erasureID) \(erasure.json["status"] ?? "?"), due \(erasure.json["due_at"] ?? "?") "
+            + "(\(certificate.request.jurisdiction)); acks:")
+        for ack in certificate.acks {
+            let counts = ack.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            say("  \(ack.node) (scope \(ack.scope.rawValue)) erased: \(counts)")
+        }
+        let problems = certificate.problems(trustedKeys: try trustedKeys(of: certificate, directory: directory))
+        say("certificate against the nodes' public keys: \(problems.isEmpty ? "valid and complete" : "INVALID: \(problems)")"
+            + "; offline (with --keep): domicile erasure verify \(certificateFile) --trust KEYS (domicile keys export-public)")
         let lookup = try await federation.call(node, "POST", "/v1/subjects/lookup", role: "serve",
                                                json: #"{"identifier":{"kind":"email","value":"anna.schmidt@example.de"}}"#)
         let history = try await federation.call(node, "GET", "/v1/subjects/\(pid)/consents", role: "privacy_officer")
         say("lookup of Anna: \(lookup.status) \(lookup.json["code"] ?? "");  her receipts: \((history.json["receipts"] as? [Any])?.count ?? 0) "
             + "redacted to their hashes, chain \((history.json["chain_valid"] as? Bool) == true ? "still valid" : "BROKEN")")
+    }
+
+    /// The signing keys of every node the certificate expects, read from their keyrings (what `keys export-public` prints).
+    static func trustedKeys(of certificate: ErasureCertificate, directory: String) throws -> [RegionID: Set<Ed25519PublicKey>] {
+        let master = try MasterKeySource.file(path: (directory as NSString).appendingPathComponent("master.key")).load()
+        var trusted: [RegionID: Set<Ed25519PublicKey>] = [:]
+        for (region, nodes) in certificate.request.expectedNodes {
+            for node in nodes {
+                let keyring = try KeyringFile.load(path: (directory as NSString).appendingPathComponent("\(node)/\(node).keyring"),
+                                                   master: master)
+                for entry in try keyring.versions(of: .nodeSigning) {
+                    trusted[region, default: []].insert(try Ed25519PrivateKey(seed: entry.material).publicKey)
+                }
+            }
+        }
+        return trusted
     }
 
     static func step(_ text: String) { Output.line("\n== \(text)") }

@@ -9,7 +9,7 @@ final class DemoTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         for expected in ["every node sees six alive members", "eu-1 answers 421, home region us", "Bo: active consent analytics",
                          "unknown_purpose", "all five others declared us-2 dead", "us-2 restarted with a new boot id and rejoined",
-                         "eu-1: chain valid", "eu-1 erased Anna and signed its ack (scope node); waiting for eu-2"] {
+                         "eu-1: chain valid", "certificate against the nodes' public keys: valid and complete", "eu-2 (scope node) erased"] {
             XCTAssertTrue(result.stdout.contains(expected), "demo output lacks '\(expected)':\n\(result.stdout)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.file("run")), "the demo removes its directory unless --keep")

@@ -162,7 +162,11 @@ final class RouterTests: XCTestCase {
         guard case .found(let lookup, _) = router.match(method: "POST", path: "/v1/subjects/lookup") else { return XCTFail() }
         XCTAssertEqual(lookup.pattern, "/v1/subjects/lookup")
         guard case .methodNotAllowed(let allowed) = router.match(method: "DELETE", path: "/v1/subjects/x/consents") else { return XCTFail() }
-        XCTAssertEqual(allowed, ["GET", "POST"])
+        XCTAssertEqual(allowed, ["GET", "HEAD", "POST"], "HEAD is served by GET")
+        guard case .found(let head, _) = router.match(method: "HEAD", path: "/v1/subjects/x/consents") else { return XCTFail("HEAD") }
+        XCTAssertEqual(head.method, "GET")
+        guard case .methodNotAllowed(let postOnly) = router.match(method: "HEAD", path: "/v1/subjects/lookup") else { return XCTFail() }
+        XCTAssertEqual(postOnly, ["POST"])
         guard case .methodNotAllowed(let lookupAllowed) = router.match(method: "GET", path: "/v1/subjects/lookup") else {
             return XCTFail("a literal path is not a parameter of a broader pattern")
         }

@@ -15,7 +15,8 @@ final class TestServer: Sendable {
         var all: [HTTPExchange] { lock.lock(); defer { lock.unlock() }; return entries }
     }
 
-    init(settings: HTTPServer.Settings = .loopback, extraRoutes: (inout Router) -> Void = { _ in }) throws {
+    init(settings: HTTPServer.Settings = .loopback, requestIDFilter: HTTPServer.RequestIDFilter? = nil,
+         extraRoutes: (inout Router) -> Void = { _ in }) throws {
         var router = Router()
         router.add("GET", "/healthz", .inline { _ in .json(bytes: Array(#"{"status":"ok"}"#.utf8)) })
         router.add("GET", "/items/{id}", .inline { request in .text("item \(request.parameter("id"))") })
@@ -39,7 +40,7 @@ final class TestServer: Sendable {
         }
         extraRoutes(&router)
         let log = exchanges
-        server = try HTTPServer(settings: settings, router: router) { log.append($0) }
+        server = try HTTPServer(settings: settings, router: router, requestIDFilter: requestIDFilter, observer: { log.append($0) })
         address = try server.start(address: try SocketAddress(parsing: "127.0.0.1:0"))
     }
 

@@ -52,6 +52,20 @@ final class ConfigurationTests: XCTestCase {
         expect("polcy") { $0["polcy"] = "typo.json" }
         expect("limits.read_burst") { $0["limits"] = ["read_burst": true] }
         expect("log.access") { $0["log"] = ["access": 1] }
+        expect("http") { $0["http"] = ["address": "127.0.0.1:1", "body_bytes_in_flight_max": 1 << 20] }
+    }
+
+    /// The in-flight body budget holds at least one largest body (the batch
+    /// route's) unless configured; configured below it, the node refuses to start.
+    func test_configuration_bodyBudget_holdsTheLargestBody() throws {
+        var object = valid
+        object["limits"] = ["batch_body_bytes_max": 100 << 20]
+        let configuration = try parse(object)
+        XCTAssertEqual(configuration.http.settings.limits.bodyBytesMax, 100 << 20)
+        XCTAssertEqual(configuration.http.settings.bodyBytesInFlightMax, 100 << 20)
+        XCTAssertEqual(try parse(valid).http.settings.bodyBytesInFlightMax, 64 << 20)
+        object["http"] = ["address": "127.0.0.1:1", "body_bytes_in_flight_max": 200 << 20]
+        XCTAssertEqual(try parse(object).http.settings.bodyBytesInFlightMax, 200 << 20)
     }
 
     /// A label cap shares out the region's privacy budget: at most the

@@ -158,4 +158,36 @@ final class CryptoShreddingTests: NodeTestCase {
         let rotated = try Binary.run(arguments)
         XCTAssertEqual(rotated.status, 0, rotated.stderr)
     }
+
+    /// An erasure asked on another node of the region reaches the node that holds the subject, which rotates its
+    /// own bucket: its keyring on disk no longer holds the version that wrapped the subject's key.
+    func test_anErasureFannedOutToThePeerHoldingTheSubject_rotatesThePeersBucket() async throws {
+        federation = try FederationFixture(regions: ["eu"], nodesPerRegion: 2, gossip: true)
+        node = try federation.start("eu-1")
+        let other = try federation.start("eu-2")
+        defer { other.kill() }
+        var converged = false
+        for _ in 0..<200 where !converged {
+            var views: [[String]] = []
+            for observer in [node!, other] {
+                let view = try? await observer.call("GET", "/v1/cluster", token: token("serve"))
+                let members = (view?.json["pools"] as? [String: Any])?["region"] as? [[String: Any]] ?? []
+                views.append(members.compactMap { $0["name"] as? String }.sorted())
+            }
+            converged = views.allSatisfy { $0 == ["eu-1", "eu-2"] }
+            if !converged { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        XCTAssertTrue(converged, "both nodes know the region's two members")
+        let pid = try PID(parsing: try await register(email: "held.by.eu1@example.com"))
+        let keyringPath = federation.directory.file("eu-1/eu-1.keyring")
+        let master = try MasterKeySource.file(path: federation.directory.file("master.key")).load()
+        let bucket = SubjectKeyBuckets.bucket(of: pid, count: SubjectKeyBuckets.defaultCount)
+        XCTAssertEqual(try KeyringFile.load(path: keyringPath, master: master).buckets.versions(of: bucket).map(\.version), [1])
+
+        let erased = try await other.call("POST", "/v1/erasures", token: token("privacy_officer"), json: #"{"pid":"\#(pid.rawValue)"}"#)
+        XCTAssertEqual(erased.status, 202, erased.text)
+        XCTAssertEqual(erased.json["status"] as? String, "complete", erased.text)
+        XCTAssertEqual(try KeyringFile.load(path: keyringPath, master: master).buckets.versions(of: bucket).map(\.version), [2],
+                       "eu-1 rotated the bucket and destroyed version 1 before it acked")
+    }
 }

@@ -159,10 +159,11 @@ final class ErasureTests: NodeTestCase {
         assertProblem(try await node.call("GET", "/v1/erasures?status=lost", token: token("privacy_officer")), 400, "invalid_query")
     }
 
-    /// Until the region log replicates a region, a node that does not hold a
-    /// subject must not certify the region: the erasure stays pending, naming
-    /// the node it waits for, and carries no certificate.
-    func test_inARegionOfTwoNodes_aNodeCertifiesOnlyItself_andTheRequestWaitsForTheOther() async throws {
+    /// Until the region log replicates a region, each node signs only for
+    /// itself: the node asked sends the erasure to the region's other node,
+    /// each erases what it holds and acks, and the certificate holds both
+    /// acks. With the other node gone, the request stays pending, naming it.
+    func test_inARegionOfTwoNodes_eachNodeErasesAndCertifiesItself_andASilentNodeKeepsTheRequestPending() async throws {
         federation = try FederationFixture(regions: ["eu"], nodesPerRegion: 2, gossip: true)
         node = try federation.start("eu-1")
         let other = try federation.start("eu-2")
@@ -182,32 +183,62 @@ final class ErasureTests: NodeTestCase {
         XCTAssertTrue(converged, "both nodes know the region's two members")
         let pid = try await register(email: "held.by.eu1@example.com")
 
-        // eu-2 does not hold the subject: it acks for itself (zero counts), the region stays pending, waiting for eu-1.
+        // Asked on eu-2, which does not hold the subject: eu-1 erases it, and each node signs what it erased.
         let elsewhere = try await other.call("POST", "/v1/erasures", token: officer,
                                              json: #"{"identifier":{"kind":"email","value":"held.by.eu1@example.com"}}"#)
         XCTAssertEqual(elsewhere.status, 202, elsewhere.text)
-        XCTAssertEqual(elsewhere.json["status"] as? String, "pending")
-        XCTAssertEqual(elsewhere.json["regions"] as? [String: String], ["eu": "pending"])
-        XCTAssertEqual(elsewhere.json["waiting_for"] as? [String], ["eu"])
+        XCTAssertEqual(elsewhere.json["status"] as? String, "complete", elsewhere.text + other.logLines.suffix(5).joined(separator: "\n"))
         XCTAssertEqual(elsewhere.json["expected_nodes"] as? [String: [String]], ["eu": ["eu-1", "eu-2"]])
-        XCTAssertEqual(elsewhere.json["waiting_for_nodes"] as? [String: [String]], ["eu": ["eu-1"]])
-        XCTAssertNil(elsewhere.json["certificate"])
-        let erasureID = try XCTUnwrap(elsewhere.json["erasure_id"] as? String)
-        let fetched = try await other.call("GET", "/v1/erasures/\(erasureID)", token: officer)
-        XCTAssertEqual(fetched.json["status"] as? String, "pending")
-        XCTAssertNil(fetched.json["certificate"])
-        let pending = try await other.call("GET", "/v1/erasures?status=pending", token: officer)
-        XCTAssertEqual((pending.json["erasures"] as? [[String: Any]])?.compactMap { $0["erasure_id"] as? String }, [erasureID])
-        // The subject is untouched on eu-1.
-        await XCTAssertEqualAsync(try await node.call("GET", "/v1/subjects/\(pid)", token: token("serve")).status, 200)
+        XCTAssertEqual(elsewhere.json["waiting_for_nodes"] as? [String: [String]], [:])
+        let certificate = try XCTUnwrap(elsewhere.json["certificate"] as? [String: Any])
+        let acks = try XCTUnwrap(certificate["acks"] as? [[String: Any]])
+        let subjectsErased = Dictionary(uniqueKeysWithValues: acks.map {
+            ($0["node"] as? String ?? "?", ($0["counts"] as? [String: Any])?["subjects"] as? Int ?? -1)
+        })
+        XCTAssertEqual(subjectsErased, ["eu-1": 1, "eu-2": 0], "each node vouches for what it held")
+        XCTAssertEqual(Set(acks.compactMap { $0["scope"] as? String }), ["node"])
+        assertProblem(try await node.call("GET", "/v1/subjects/\(pid)", token: token("serve")), 404, "unknown_subject")
+        let audit = try await node.call("GET", "/v1/audit?limit=1000", token: officer)
+        let events = try XCTUnwrap(audit.json["events"] as? [[String: Any]])
+        XCTAssertTrue(events.contains { $0["action"] as? String == "erasure.erase" && $0["pid"] as? String == pid
+                                        && $0["principal"] as? String == "node:eu-2" }, "eu-1 audits the erasure it was sent")
 
-        // On eu-1, which holds it, the subject is erased; the region still waits for eu-2's own ack.
-        let holder = try await node.call("POST", "/v1/erasures", token: officer, json: #"{"pid":"\#(pid)"}"#)
+        // The certificate verifies offline only with both nodes' keys.
+        let certificateFile = federation.directory.file("certificate.json")
+        try JSONSerialization.data(withJSONObject: certificate).write(to: URL(fileURLWithPath: certificateFile))
+        var trust: [String] = []
+        for name in ["eu-1", "eu-2"] {
+            let keys = try Binary.run(["keys", "export-public", "--keyring", federation.directory.file("\(name)/\(name).keyring"),
+                                       "--master-key-file", federation.directory.file("master.key")])
+            XCTAssertEqual(keys.status, 0, keys.stderr)
+            let keysFile = federation.directory.file("\(name)-keys.json")
+            try Data(keys.stdout.utf8).write(to: URL(fileURLWithPath: keysFile))
+            trust += ["--trust", keysFile]
+        }
+        let verified = try Binary.run(["erasure", "verify", certificateFile] + trust)
+        XCTAssertEqual(verified.status, 0, verified.stderr + verified.stdout)
+        let halfTrusted = try Binary.run(["erasure", "verify", certificateFile] + trust.prefix(2))
+        XCTAssertEqual(halfTrusted.status, 1, "eu-2's ack is not trusted with eu-1's keys alone")
+
+        // An order not sealed by a node of the region is refused, and erases nothing.
+        let second = try await register(email: "second@example.com")
+        let forged = try await node.call("POST", "/internal/v1/erasures", token: nil, json: #"{"pid":"\#(second)"}"#)
+        XCTAssertEqual(forged.status, 403, forged.text)
+        XCTAssertEqual(forged.json["code"] as? String, "not_a_region_node")
+        await XCTAssertEqualAsync(try await node.call("GET", "/v1/subjects/\(second)", token: token("serve")).status, 200)
+
+        // With eu-2 gone, eu-1 erases what it holds, signs for itself, and waits for eu-2.
+        other.kill()
+        let holder = try await node.call("POST", "/v1/erasures", token: officer, json: #"{"pid":"\#(second)"}"#)
         XCTAssertEqual(holder.status, 202, holder.text)
         XCTAssertEqual(holder.json["status"] as? String, "pending")
+        XCTAssertEqual(holder.json["regions"] as? [String: String], ["eu": "pending"])
         XCTAssertEqual(holder.json["waiting_for_nodes"] as? [String: [String]], ["eu": ["eu-2"]])
         XCTAssertNil(holder.json["certificate"])
-        assertProblem(try await node.call("GET", "/v1/subjects/\(pid)", token: token("serve")), 404, "unknown_subject")
+        assertProblem(try await node.call("GET", "/v1/subjects/\(second)", token: token("serve")), 404, "unknown_subject")
+        let erasureID = try XCTUnwrap(holder.json["erasure_id"] as? String)
+        let pending = try await node.call("GET", "/v1/erasures?status=pending", token: officer)
+        XCTAssertEqual((pending.json["erasures"] as? [[String: Any]])?.compactMap { $0["erasure_id"] as? String }, [erasureID])
     }
 
     /// A node that has not joined its region does not know the nodes an

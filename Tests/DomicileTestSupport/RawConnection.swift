@@ -68,7 +68,13 @@ public final class RawConnection: @unchecked Sendable {
     }
 
     /// Reads one response (Content-Length framed; the server always sends it).
-    public func readResponse() throws -> Response {
+    public func readResponse() throws -> Response { try readResponse(withBody: true) }
+
+    /// Reads the status line and headers of one response, not its body (the
+    /// answer to a HEAD, whose Content-Length describes a body never sent).
+    public func readResponseHead() throws -> Response { try readResponse(withBody: false) }
+
+    private func readResponse(withBody: Bool) throws -> Response {
         while true {
             if let end = headEnd() {
                 let head = String(decoding: buffer[0..<end], as: UTF8.self)
@@ -80,7 +86,7 @@ public final class RawConnection: @unchecked Sendable {
                     guard let colon = line.firstIndex(of: ":") else { throw Failure.malformed(line) }
                     headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
                 }
-                let length = Int(headers["content-length"] ?? "0") ?? 0
+                let length = withBody ? Int(headers["content-length"] ?? "0") ?? 0 : 0
                 while buffer.count < end + 4 + length { try fill() }
                 let body = Array(buffer[(end + 4)..<(end + 4 + length)])
                 buffer.removeFirst(end + 4 + length)

@@ -1,0 +1,168 @@
+import DomicileCrypto
+import DomicileModel
+import DomicileNet
+import DomicilePrivacy
+import Foundation
+
+/// The erasure's way to the other nodes of its region, until the region log
+/// (DESIGN.md section 7) replicates a region's writes. Each node holds only
+/// what it was sent, so each must erase and sign for itself (scope `node`):
+/// the origin sends the signed request and its target to every other
+/// expected node of its region, each erases what it holds, truncates its WAL
+/// and answers with its own signed ack, which the origin records. A node that
+/// does not answer within `timeoutMilliseconds` stays in `waiting_for_nodes`
+/// and the request stays pending (docs/DECISIONS.md, "Erasure across the
+/// nodes of a region").
+///
+/// The exchange is sealed both ways under the region's gossip key, which
+/// only the region's nodes hold (the associated data keeps it apart from
+/// gossip packets): that authenticates the peer as a node of the region and
+/// keeps the identifier, which never leaves the region, off the wire in
+/// clear. A replayed order erases nothing new, and its second ack is refused
+/// by the origin.
+enum RegionErasure {
+    static let path = "/internal/v1/erasures"
+    static let timeoutMilliseconds: Int64 = 3_000
+    static let bodyBytesMax = 64 * 1_024
+    static let orderAssociatedData = Array("domicile/region-erasure/order/v1".utf8)
+    static let answerAssociatedData = Array("domicile/region-erasure/ack/v1".utf8)
+    // Plain JSON coders: the documents name their members themselves (as the certificate does).
+
+    /// What the origin sends: the signed request and whom it is about.
+    struct Order: Codable {
+        let request: SignedErasureRequest
+        let pid: String?
+        let identifier: IdentifierDocument?
+    }
+
+    struct IdentifierDocument: Codable {
+        let kind: IdentifierKind
+        let value: String
+    }
+
+    struct Answer: Codable {
+        let ack: ErasureCertificate.AckDocument
+    }
+
+    // MARK: The origin
+
+    /// Asks every other expected node of this region to erase, concurrently.
+    /// Returns the acks that answer `signed` from the node asked; a node that
+    /// is unknown, silent or answers anything else is logged and left waiting.
+    static func ask(peersOf signed: SignedErasureRequest, target: ErasureRoutes.Target, services: NodeServices) async -> [ErasureAck] {
+        let me = services.configuration.node.rawValue
+        let addresses = Dictionary(services.gossip.value?.members(of: .region).map { ($0.name.rawValue, $0.identity.httpAddress) } ?? [],
+                                   uniquingKeysWith: { first, _ in first })
+        let peers = (signed.expectedNodes[services.region] ?? []).filter { $0 != me }
+        guard !peers.isEmpty else { return [] }
+        let order: Order
+        switch target {
+        case .pid(let pid): order = Order(request: signed, pid: pid.rawValue, identifier: nil)
+        case .identifier(let identifier):
+            order = Order(request: signed, pid: nil, identifier: IdentifierDocument(kind: identifier.kind, value: identifier.value))
+        }
+        guard let plaintext = try? JSONEncoder().encode(order) else { return [] }
+        let sealed = services.keys.regionGossip.seal(Array(plaintext), associatedData: orderAssociatedData)
+        return await withTaskGroup(of: ErasureAck?.self) { group in
+            for peer in peers {
+                group.addTask {
+                    do {
+                        guard let address = addresses[peer] else { throw Failure.unknownAddress }
+                        let ack = try await send(sealed, erasureID: signed.erasureID, to: address, services: services)
+                        guard ack.node == peer, ack.region == services.region, ack.isValid, ack.requestHash == signed.hash,
+                              ack.linkHash == signed.linkHash, ack.erasureID == signed.erasureID else { throw Failure.unexpectedAck }
+                        return ack
+                    } catch {
+                        services.logger.warning("erasure not acked by a node of the region", [
+                            "erasure_id": .string(signed.erasureID), "node": .string(peer), "error": .string("\(error)")])
+                        return nil
+                    }
+                }
+            }
+            var acks: [ErasureAck] = []
+            for await ack in group { if let ack { acks.append(ack) } }
+            return acks
+        }
+    }
+
+    enum Failure: Error, CustomStringConvertible {
+        case unknownAddress
+        case status(Int)
+        case unexpectedAck
+
+        var description: String {
+            switch self {
+            case .unknownAddress: return "the node's address is unknown"
+            case .status(let status): return "the node answered \(status)"
+            case .unexpectedAck: return "the node's ack does not answer this request"
+            }
+        }
+    }
+
+    private static func send(_ sealed: [UInt8], erasureID: String, to address: String, services: NodeServices) async throws -> ErasureAck {
+        var headers = HTTPHeaders()
+        headers.set("Content-Type", "application/octet-stream")
+        let response = try await services.peerClient.send("POST", path, to: try SocketAddress(parsing: address), headers: headers,
+                                                          body: sealed, timeoutMilliseconds: timeoutMilliseconds)
+        guard response.status == 200 else { throw Failure.status(response.status) }
+        let plaintext = try services.keys.regionGossip.open(response.body, associatedData: answerAssociatedData)
+        let answer = try JSONDecoder().decode(Answer.self, from: Data(plaintext))
+        return try answer.ack.ack(erasureID: erasureID, index: 0)
+    }
+
+    // MARK: A peer
+
+    /// `POST /internal/v1/erasures`: a sealed order from a node of this
+    /// region; erases here and answers with this node's sealed ack.
+    static func add(to api: inout API) {
+        let services = api.services
+        api.peer("POST", path, bodyBytesMax: bodyBytesMax) { request in
+            guard let plaintext = try? services.keys.regionGossip.open(request.body, associatedData: orderAssociatedData) else {
+                throw HTTPError(status: 403, code: "not_a_region_node", detail: "the body is not sealed by a node of this region")
+            }
+            guard let order = try? JSONDecoder().decode(Order.self, from: Data(plaintext)) else {
+                throw HTTPError(status: 400, code: "invalid_order", detail: "the erasure order does not decode")
+            }
+            let ack = try await obey(order, services: services)
+            let answer = try JSONEncoder().encode(Answer(ack: ErasureCertificate.AckDocument(ack)))
+            return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"],
+                                body: services.keys.regionGossip.seal(Array(answer), associatedData: answerAssociatedData))
+        }
+    }
+
+    /// Erases what `order` names on this node, if the order is one this node
+    /// must answer: signed, for this region, naming this node.
+    static func obey(_ order: Order, services: NodeServices) async throws -> ErasureAck {
+        let signed = order.request
+        guard signed.isValid, signed.originRegion == services.region,
+              signed.expectedNodes[services.region]?.contains(services.configuration.node.rawValue) == true else {
+            throw HTTPError(status: 422, code: "invalid_order", detail: "the erasure order is not signed for this node")
+        }
+        let target: ErasureRoutes.Target
+        switch (order.pid, order.identifier) {
+        case (let text?, nil):
+            guard let pid = try? PID(parsing: text), pid.region == services.region else {
+                throw HTTPError(status: 422, code: "invalid_order", detail: "the erasure order names a pid of another region")
+            }
+            target = .pid(pid)
+        case (nil, let document?):
+            guard let identifier = try? Identifier(kind: document.kind, raw: document.value),
+                  try ErasureRoutes.linkHash(of: .identifier(identifier), services) == signed.linkHash else {
+                throw HTTPError(status: 422, code: "invalid_order", detail: "the erasure order's identifier does not match its link hash")
+            }
+            target = .identifier(identifier)
+        default:
+            throw HTTPError(status: 422, code: "invalid_order", detail: "the erasure order names no subject")
+        }
+        let now = services.clock.now()
+        let counts = try await ErasureRoutes.erase(target, services: services) { pid in
+            AuditEvent(at: now, principal: "node:\(signed.originNode)", action: "erasure.erase", pid: pid.rawValue, outcome: "erased",
+                       detail: "erasure_id=\(signed.erasureID)")
+        }
+        let walTruncated = await ErasureRoutes.truncateWAL(services)
+        services.metrics.countAudit(action: "erasure.erase", outcome: "erased")
+        return ErasureAck.signed(for: signed, region: services.region, node: services.configuration.node.rawValue,
+                                 erasedAt: max(now, services.clock.now()), counts: counts, walTruncated: walTruncated,
+                                 policyVersion: signed.policyVersion, key: services.keys.signing)
+    }
+}
