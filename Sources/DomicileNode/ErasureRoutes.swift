@@ -261,7 +261,7 @@ enum ErasureRoutes {
                 return counts
             }
             // The bucket key versions the erasure retired are destroyed before anything acknowledges it.
-            try services.keys.subjects.destroyRetired(services.store)
+            try await services.keys.subjects.destroyRetired(services.store)
             return counts
         } catch {
             try? await services.resynchronizeVectors(of: touched.value)

@@ -27,6 +27,9 @@ final class SubjectKeyring: Sendable {
 
     var buckets: SubjectKeyBuckets { keyring.withLock { $0.buckets } }
 
+    /// How long `destroyRetired` lets reads that began before an erasure's commit finish.
+    static let graceMilliseconds: Int64 = 2_000
+
     /// Makes a change to the keyring durable, then installs it.
     private func change(_ body: (inout Keyring) throws -> Void) throws {
         try keyring.withLock { current in
@@ -151,10 +154,15 @@ final class SubjectKeyring: Sendable {
     /// retired bucket version that no committed row uses, rewriting the
     /// keyring file before it returns. The rows are read on a reader, which
     /// sees only committed rows, so a rotation still in flight, or one rolled
-    /// back, keeps the versions its rows need.
-    func destroyRetired(_ store: Store) throws {
+    /// back, keeps the versions its rows need. Reads that began before the
+    /// commit may still hold a bucket-mate's row wrapped under a retired
+    /// version: they are let finish first (for at most `graceMilliseconds`),
+    /// so a live subject never reads as absent because of someone's erasure.
+    func destroyRetired(_ store: Store) async throws {
         let retired = buckets.retired
         guard !retired.isEmpty else { return }
+        // A read still running after the grace (a long scan) skips such a row as absent.
+        _ = await store.awaitEarlierReads(timeoutMilliseconds: Self.graceMilliseconds)
         let unused = try store.read { database in
             try retired.filter { key in
                 try database.fetchOne("SELECT 1 FROM subjects WHERE wrap_bucket = ? AND wrap_version = ? LIMIT 1",
@@ -180,6 +188,6 @@ final class SubjectKeyring: Sendable {
                 for bucket in pending { try self.rewrap(bucket: bucket, in: database) }
             }
         }
-        try destroyRetired(store)
+        try await destroyRetired(store)
     }
 }

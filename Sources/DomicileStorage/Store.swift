@@ -42,6 +42,11 @@ public final class Store: Sendable {
         try readers.snapshot(body)
     }
 
+    /// See `ReaderPool.awaitEarlierReads`.
+    public func awaitEarlierReads(timeoutMilliseconds: Int64) async -> Bool {
+        await readers.awaitEarlierReads(timeoutMilliseconds: timeoutMilliseconds)
+    }
+
     public func close() {
         checkpointer.stop()
         readers.close()

@@ -3,6 +3,7 @@ import DomicileCrypto
 import DomicileModel
 import DomicileStorage
 import DomicileTestSupport
+import Foundation
 import XCTest
 
 /// Bucket rotation at the records layer: what an erasure re-wraps, what it
@@ -38,6 +39,44 @@ final class SubjectKeyringTests: XCTestCase {
         }
     }
 
+    /// A read whose snapshot began before an erasure committed still holds a
+    /// bucket-mate's key wrapped under the version the erasure retired: the
+    /// version is destroyed only once that read has ended, so the mate never
+    /// reads as absent because of someone else's erasure.
+    func test_aReadFromBeforeTheErasure_stillOpensABucketMate_andTheVersionGoesWhenItEnds() async throws {
+        let (keys, _) = try makeKeys(bucketCount: 1)
+        let store = try Store(path: directory.file("node.sqlite"), migrator: NodeSchema.migrator, now: 0)
+        defer { store.close() }
+        let subjects = try await register(4, keys: keys, store: store)
+        let (erased, mate) = (subjects[0].0, subjects[1].0)
+        let started = DispatchSemaphore(value: 0)
+        let proceed = DispatchSemaphore(value: 0)
+        let opened = Locked<Bool?>(nil)
+        let reader = Thread {
+            try? store.snapshot { database in
+                _ = try database.fetchOne("SELECT count(*) FROM subjects", []) { $0.int64(0) }  // the snapshot starts here
+                started.signal()
+                proceed.wait()
+                opened.withLock { $0 = (try? SubjectRecords.key(of: mate, keys: keys, in: database)) != nil }
+            }
+        }
+        reader.start()
+        started.wait()
+        try await store.write { database in
+            try database.execute("DELETE FROM identities WHERE pid = ?", [erased.rawValue])
+            try database.execute("DELETE FROM subjects WHERE pid = ?", [erased.rawValue])
+            try keys.subjects.rotateBucket(of: erased, in: database)
+        }
+        let destroying = Task { try await keys.subjects.destroyRetired(store) }
+        try await Task.sleep(for: .milliseconds(100))
+        XCTAssertEqual(keys.subjects.buckets.versions(of: 0).map(\.version), [1, 2], "the earlier read still runs")
+        proceed.signal()
+        try await destroying.value
+        XCTAssertEqual(opened.value, true, "the read from before the erasure opened the mate's key")
+        XCTAssertEqual(keys.subjects.buckets.versions(of: 0).map(\.version), [2])
+        try store.read { database in XCTAssertNotNil(try SubjectRecords.key(of: mate, keys: keys, in: database)) }
+    }
+
     func test_erasureRotatesTheBucket_rewrapsItsOtherSubjects_andDestroysTheOldVersion() async throws {
         let (keys, _) = try makeKeys(bucketCount: 4)
         let store = try Store(path: directory.file("node.sqlite"), migrator: NodeSchema.migrator, now: 0)
@@ -58,7 +97,7 @@ final class SubjectKeyringTests: XCTestCase {
             try keys.subjects.rotateBucket(of: erased, in: database)
         }
         XCTAssertEqual(keys.subjects.buckets.versions(of: bucket).map(\.version), [1, 2], "kept until the erasure committed")
-        try keys.subjects.destroyRetired(store)
+        try await keys.subjects.destroyRetired(store)
 
         let final = try XCTUnwrap(saved.value.last)
         for buckets in [keys.subjects.buckets, final.buckets] {
@@ -101,7 +140,7 @@ final class SubjectKeyringTests: XCTestCase {
             }
             XCTFail("the write was refused")
         } catch is Refused {}
-        try keys.subjects.destroyRetired(store)
+        try await keys.subjects.destroyRetired(store)
         XCTAssertEqual(keys.subjects.buckets.versions(of: bucket).map(\.version), [1, 2], "version 1 still wraps committed rows")
         try store.read { database in
             let key = try XCTUnwrap(try SubjectRecords.key(of: pid, keys: keys, in: database))
