@@ -123,17 +123,9 @@ enum ErasureRecords {
                 ($0.blob(0), $0.int64(1))
             }.first
             guard let (link, version) = stored else { return SignedErasureRequest.linkHash(pid: pid) }
-            guard let version = UInt32(exactly: version) else { throw Corrupt(erasureID: "-", what: "subject link version") }
+            guard let version = UInt32(exactly: version) else { throw StorageError.corrupt(table: "subjects", column: "link_version") }
             return SignedErasureRequest.linkHash(link: link, version: version)
         }
-    }
-
-    /// A stored erasure record that does not decode: a typed failure, never
-    /// a row silently dropped from a certificate.
-    struct Corrupt: Error, CustomStringConvertible {
-        let erasureID: String
-        let what: String
-        var description: String { "erasure \(erasureID): the stored \(what) does not decode" }
     }
 
     /// An ack that does not answer the request (another request or subject,
@@ -168,7 +160,7 @@ enum ErasureRecords {
     /// request, `now` and every ack. Returns the request as it now stands.
     static func record(_ ack: ErasureAck, originKey: Ed25519PrivateKey, now: Timestamp, in database: Database) throws -> ErasureRequest {
         guard var request = try find(ack.erasureID, in: database), let signed = request.signed else {
-            throw Corrupt(erasureID: ack.erasureID, what: "request")
+            throw UnexpectedAck(erasureID: ack.erasureID)
         }
         guard ack.isValid, ack.requestHash == signed.hash, ack.linkHash == signed.linkHash,
               signed.expectedNodes[ack.region]?.contains(ack.node) == true,
@@ -280,13 +272,17 @@ enum ErasureRecords {
         }
 
         func request(in database: Database) throws -> ErasureRequest {
-            let corrupt = { (what: String) in Corrupt(erasureID: erasureID, what: what) }
-            guard let originRegion = try? RegionID(originRegion) else { throw corrupt("origin region") }
-            guard let status = ErasureRequest.Status(rawValue: status) else { throw corrupt("status") }
+            // A stored record that does not decode is a typed failure, never a row silently dropped from a certificate.
+            guard let originRegion = try? RegionID(originRegion) else {
+                throw StorageError.corrupt(table: "erasure_requests", column: "origin_region")
+            }
+            guard let status = ErasureRequest.Status(rawValue: status) else {
+                throw StorageError.corrupt(table: "erasure_requests", column: "status")
+            }
             var regions: [RegionID: String] = [:]
             for (name, state) in try database.fetchAll("SELECT region, status FROM erasure_regions WHERE erasure_id = ?", [erasureID],
                                                        { ($0.text(0), $0.text(1)) }) {
-                guard let region = try? RegionID(name), ["pending", "erased"].contains(state) else { throw corrupt("region state") }
+                guard let region = try? RegionID(name), ["pending", "erased"].contains(state) else { throw StorageError.corrupt(table: "erasure_regions", column: "status") }
                 regions[region] = state
             }
             return ErasureRequest(erasureID: erasureID, requestedAt: requestedAt, requestedBy: requestedBy, originRegion: originRegion,
@@ -300,12 +296,12 @@ enum ErasureRecords {
             guard let requestSignature else { return nil }
             guard let originNode, let policyVersion, let linkHash, let publicKey,
                   let key = try? Ed25519PublicKey(rawRepresentation: publicKey) else {
-                throw Corrupt(erasureID: erasureID, what: "signed request")
+                throw StorageError.corrupt(table: "erasure_requests", column: "request_signature")
             }
             var expectedNodes: [RegionID: [String]] = [:]
             for (name, node) in try database.fetchAll("SELECT region, node FROM erasure_expected_nodes WHERE erasure_id = ?", [erasureID],
                                                       { ($0.text(0), $0.text(1)) }) {
-                guard let region = try? RegionID(name) else { throw Corrupt(erasureID: erasureID, what: "expected node") }
+                guard let region = try? RegionID(name) else { throw StorageError.corrupt(table: "erasure_expected_nodes", column: "region") }
                 expectedNodes[region, default: []].append(node)
             }
             return SignedErasureRequest(erasureID: erasureID, requestedAt: requestedAt, dueAt: dueAt, jurisdiction: jurisdiction,
@@ -323,7 +319,7 @@ enum ErasureRecords {
             }.map { region, node, scope, requestHash, erasedAt, counts, linkHash, walTruncated, policyVersion, signature, publicKey in
                 guard let region = try? RegionID(region), let scope = ErasureScope(rawValue: scope), let counts = decodeCounts(counts),
                       let key = try? Ed25519PublicKey(rawRepresentation: publicKey) else {
-                    throw Corrupt(erasureID: erasureID, what: "ack")
+                    throw StorageError.corrupt(table: "erasure_node_acks", column: "ack")
                 }
                 return ErasureAck(erasureID: erasureID, requestHash: requestHash, region: region, node: node, scope: scope,
                                   erasedAt: Timestamp(milliseconds: erasedAt), counts: counts, linkHash: linkHash,

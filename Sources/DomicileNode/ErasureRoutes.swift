@@ -197,7 +197,7 @@ enum ErasureRoutes {
         let walTruncated = await truncateWAL(services)
         let ack = ErasureAck.signed(for: signed, region: services.region, node: signed.originNode,
                                     erasedAt: max(request.now, services.clock.now()), counts: counts, walTruncated: walTruncated,
-                                    policyVersion: signed.policyVersion, key: services.keys.signing)
+                                    policyVersion: Int64(services.policy.version), key: services.keys.signing)
         let peerAcks = await RegionErasure.ask(peersOf: signed, target: target, services: services)
         let recorded = try await services.store.write { database in
             var recorded = try ErasureRecords.record(ack, originKey: services.keys.signing, now: ack.erasedAt, in: database)

@@ -18,12 +18,20 @@ import Foundation
 /// only the region's nodes hold (the associated data keeps it apart from
 /// gossip packets): that authenticates the peer as a node of the region and
 /// keeps the identifier, which never leaves the region, off the wire in
-/// clear. A replayed order erases nothing new, and its second ack is refused
-/// by the origin.
+/// clear. An order is refused once five minutes old, and one about a pid
+/// must match its signed link hash; a replay within that window erases
+/// nothing new, and its second ack is refused by the origin.
 enum RegionErasure {
     static let path = "/internal/v1/erasures"
-    static let timeoutMilliseconds: Int64 = 3_000
-    static let bodyBytesMax = 64 * 1_024
+    /// Above what a peer's erasure may take: its read grace before destroying
+    /// key versions (2 s), two keyring fsyncs and its WAL checkpoint.
+    static let timeoutMilliseconds: Int64 = 10_000
+    /// An order is a few kilobytes; no more than a refused request may make
+    /// the server hold (the route has no bearer token to admit it by).
+    static let bodyBytesMax = 16 * 1_024
+    /// How old (or, for clock skew, how far ahead) an order may be: the
+    /// origin sends it right after signing, so a replay is refused soon after.
+    static let freshnessMilliseconds: Int64 = 5 * 60_000
     static let orderAssociatedData = Array("domicile/region-erasure/order/v1".utf8)
     static let answerAssociatedData = Array("domicile/region-erasure/ack/v1".utf8)
     // Plain JSON coders: the documents name their members themselves (as the certificate does).
@@ -70,7 +78,11 @@ enum RegionErasure {
                         guard let address = addresses[peer] else { throw Failure.unknownAddress }
                         let ack = try await send(sealed, erasureID: signed.erasureID, to: address, services: services)
                         guard ack.node == peer, ack.region == services.region, ack.isValid, ack.requestHash == signed.hash,
-                              ack.linkHash == signed.linkHash, ack.erasureID == signed.erasureID else { throw Failure.unexpectedAck }
+                              ack.linkHash == signed.linkHash, ack.erasureID == signed.erasureID,
+                              ack.erasedAt >= signed.requestedAt, ack.scope == .node,
+                              ack.counts.allSatisfy({ ErasureRecords.countedTables.contains($0.key) && $0.value >= 0 }) else {
+                            throw Failure.unexpectedAck
+                        }
                         return ack
                     } catch {
                         services.logger.warning("erasure not acked by a node of the region", [
@@ -131,18 +143,28 @@ enum RegionErasure {
     }
 
     /// Erases what `order` names on this node, if the order is one this node
-    /// must answer: signed, for this region, naming this node.
+    /// must answer: signed, for this region, naming this node, fresh, and
+    /// about the subject its signed link hash names.
     static func obey(_ order: Order, services: NodeServices) async throws -> ErasureAck {
         let signed = order.request
+        let now = services.clock.now()
         guard signed.isValid, signed.originRegion == services.region,
               signed.expectedNodes[services.region]?.contains(services.configuration.node.rawValue) == true else {
             throw HTTPError(status: 422, code: "invalid_order", detail: "the erasure order is not signed for this node")
+        }
+        guard abs(now.milliseconds - signed.requestedAt.milliseconds) <= freshnessMilliseconds else {
+            throw HTTPError(status: 422, code: "stale_order", detail: "the erasure order was not signed within the last five minutes")
         }
         let target: ErasureRoutes.Target
         switch (order.pid, order.identifier) {
         case (let text?, nil):
             guard let pid = try? PID(parsing: text), pid.region == services.region else {
                 throw HTTPError(status: 422, code: "invalid_order", detail: "the erasure order names a pid of another region")
+            }
+            // The origin signed the hash of the subject's link if it held it, else of the pid; held here, it must be one of them.
+            let held = try ErasureRoutes.linkHash(of: .pid(pid), services)
+            guard held == signed.linkHash || SignedErasureRequest.linkHash(pid: pid) == signed.linkHash else {
+                throw HTTPError(status: 422, code: "invalid_order", detail: "the erasure order's pid does not match its link hash")
             }
             target = .pid(pid)
         case (nil, let document?):
@@ -154,15 +176,15 @@ enum RegionErasure {
         default:
             throw HTTPError(status: 422, code: "invalid_order", detail: "the erasure order names no subject")
         }
-        let now = services.clock.now()
         let counts = try await ErasureRoutes.erase(target, services: services) { pid in
             AuditEvent(at: now, principal: "node:\(signed.originNode)", action: "erasure.erase", pid: pid.rawValue, outcome: "erased",
                        detail: "erasure_id=\(signed.erasureID)")
         }
         let walTruncated = await ErasureRoutes.truncateWAL(services)
         services.metrics.countAudit(action: "erasure.erase", outcome: "erased")
+        // Never before the request, whatever the skew between this node's clock and the origin's.
         return ErasureAck.signed(for: signed, region: services.region, node: services.configuration.node.rawValue,
-                                 erasedAt: max(now, services.clock.now()), counts: counts, walTruncated: walTruncated,
-                                 policyVersion: signed.policyVersion, key: services.keys.signing)
+                                 erasedAt: max(signed.requestedAt, now, services.clock.now()), counts: counts,
+                                 walTruncated: walTruncated, policyVersion: Int64(services.policy.version), key: services.keys.signing)
     }
 }

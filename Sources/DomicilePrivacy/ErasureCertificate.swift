@@ -67,13 +67,13 @@ public struct ErasureCertificate: Sendable, Equatable {
         public var description: String {
             switch self {
             case .badRequestSignature: return "the signature does not match the request"
-            case .untrustedRequestKey(let region): return "the request's key is not among region \(region)'s trusted keys"
+            case .untrustedRequestKey(let region): return "the request's key is not a trusted key of its origin node in region \(region)"
             case .noExpectedRegions: return "the request expects no region"
             case .regionWithoutNodes(let region): return "the request expects region \(region) but none of its nodes"
             case .badCompletionSignature: return "the completion signature does not match the request, completed_at and acks"
             case .completedBeforeRequested: return "completed_at is before requested_at"
             case .badSignature(let region, let node): return "region \(region) node \(node): the signature does not match the ack"
-            case .untrustedKey(let region, let node): return "region \(region): node \(node)'s key is not among the trusted keys"
+            case .untrustedKey(let region, let node): return "region \(region): the ack's key is not a trusted key of node \(node)"
             case .otherRequest(let region, let node): return "region \(region) node \(node): the ack answers another request"
             case .otherSubject(let region, let node): return "region \(region) node \(node): the ack's link hash is not the request's"
             case .erasedOutsideRequest(let region, let node):
@@ -86,14 +86,15 @@ public struct ErasureCertificate: Sendable, Equatable {
         }
     }
 
-    /// Every problem found; empty means valid. With `trustedKeys` (public
-    /// keys per region, e.g. from `domicile keys export-public`), the
-    /// request's key must be one of its origin region's and each ack's one of
-    /// its region's; without, only the signatures and completeness are checked.
-    public func problems(trustedKeys: [RegionID: Set<Ed25519PublicKey>]? = nil) -> [Problem] {
+    /// Every problem found; empty means valid. With `trusted` (each node's
+    /// public keys, e.g. from `domicile keys export-public`), the request
+    /// must be signed by a key of its origin node and each ack by a key of
+    /// the node it names: a node cannot sign for another, even of its own
+    /// region. Without, only the signatures and completeness are checked.
+    public func problems(trusted: ErasureTrust? = nil) -> [Problem] {
         var problems: [Problem] = []
         if !request.isValid { problems.append(.badRequestSignature) }
-        if let trustedKeys, !(trustedKeys[request.originRegion]?.contains(request.publicKey) ?? false) {
+        if let trusted, !trusted.trusts(request.publicKey, region: request.originRegion, node: request.originNode) {
             problems.append(.untrustedRequestKey(region: request.originRegion))
         }
         if request.expectedNodes.isEmpty { problems.append(.noExpectedRegions) }
@@ -109,7 +110,7 @@ public struct ErasureCertificate: Sendable, Equatable {
         for ack in acks {
             let (region, node) = (ack.region, ack.node)
             if !ack.isValid { problems.append(.badSignature(region: region, node: node)) }
-            if let trustedKeys, !(trustedKeys[region]?.contains(ack.publicKey) ?? false) {
+            if let trusted, !trusted.trusts(ack.publicKey, region: region, node: node) {
                 problems.append(.untrustedKey(region: region, node: node))
             }
             if ack.erasureID != request.erasureID || ack.requestHash != requestHash {
@@ -132,5 +133,21 @@ public struct ErasureCertificate: Sendable, Equatable {
             }
         }
         return problems
+    }
+}
+
+/// The public signing keys a reader trusts, per node: what `domicile keys
+/// export-public` prints for each node.
+public struct ErasureTrust: Sendable {
+    private var keys: [RegionID: [String: Set<Ed25519PublicKey>]] = [:]
+
+    public init() {}
+
+    public mutating func trust(_ key: Ed25519PublicKey, region: RegionID, node: String) {
+        keys[region, default: [:]][node, default: []].insert(key)
+    }
+
+    public func trusts(_ key: Ed25519PublicKey, region: RegionID, node: String) -> Bool {
+        keys[region]?[node]?.contains(key) ?? false
     }
 }

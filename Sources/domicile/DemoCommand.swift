@@ -174,7 +174,7 @@ struct DemoCommand: Command {
             let counts = ack.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             say("  \(ack.node) (scope \(ack.scope.rawValue)) erased: \(counts)")
         }
-        let problems = certificate.problems(trustedKeys: try trustedKeys(of: certificate, directory: directory))
+        let problems = certificate.problems(trusted: try trustedKeys(of: certificate, directory: directory))
         say("certificate against the nodes' public keys: \(problems.isEmpty ? "valid and complete" : "INVALID: \(problems)")"
             + "; offline (with --keep): domicile erasure verify \(certificateFile) --trust KEYS (domicile keys export-public)")
         let lookup = try await federation.call(node, "POST", "/v1/subjects/lookup", role: "serve",
@@ -185,15 +185,15 @@ struct DemoCommand: Command {
     }
 
     /// The signing keys of every node the certificate expects, read from their keyrings (what `keys export-public` prints).
-    static func trustedKeys(of certificate: ErasureCertificate, directory: String) throws -> [RegionID: Set<Ed25519PublicKey>] {
+    static func trustedKeys(of certificate: ErasureCertificate, directory: String) throws -> ErasureTrust {
         let master = try MasterKeySource.file(path: (directory as NSString).appendingPathComponent("master.key")).load()
-        var trusted: [RegionID: Set<Ed25519PublicKey>] = [:]
+        var trusted = ErasureTrust()
         for (region, nodes) in certificate.request.expectedNodes {
             for node in nodes {
                 let keyring = try KeyringFile.load(path: (directory as NSString).appendingPathComponent("\(node)/\(node).keyring"),
                                                    master: master)
                 for entry in try keyring.versions(of: .nodeSigning) {
-                    trusted[region, default: []].insert(try Ed25519PrivateKey(seed: entry.material).publicKey)
+                    trusted.trust(try Ed25519PrivateKey(seed: entry.material).publicKey, region: region, node: node)
                 }
             }
         }

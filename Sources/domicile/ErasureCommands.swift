@@ -31,12 +31,12 @@ struct ErasureVerifyCommand: Command {
         guard !trustFiles.isEmpty else { throw CLIError.usage("give the trusted keys with --trust (domicile keys export-public)") }
 
         let certificate = try loadCertificate(file)
-        var trusted: [RegionID: Set<Ed25519PublicKey>] = [:]
+        var trusted = ErasureTrust()
         for trustFile in trustFiles {
-            let (region, keys) = try loadTrustedKeys(trustFile)
-            trusted[region, default: []].formUnion(keys)
+            let (region, node, keys) = try loadTrustedKeys(trustFile)
+            for key in keys { trusted.trust(key, region: region, node: node) }
         }
-        let problems = certificate.problems(trustedKeys: trusted)
+        let problems = certificate.problems(trusted: trusted)
         let request = certificate.request
         Output.line("request \(request.erasureID) from \(request.originRegion)/\(request.originNode) at \(request.requestedAt), "
                     + "due \(request.dueAt) (\(request.jurisdiction)), policy v\(request.policyVersion); expects "
@@ -68,10 +68,12 @@ struct ErasureVerifyCommand: Command {
         }
     }
 
-    static func loadTrustedKeys(_ file: String) throws -> (RegionID, [Ed25519PublicKey]) {
+    /// A node's keys as `keys export-public` prints them: they vouch for that node only.
+    static func loadTrustedKeys(_ file: String) throws -> (RegionID, String, [Ed25519PublicKey]) {
         let bytes = try FileIO.read(file, byteCountMax: fileBytesMax)
         guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any],
               let regionText = object["region"] as? String, let region = try? RegionID(regionText),
+              let node = object["node"] as? String, !node.isEmpty,
               let entries = object["signing_keys"] as? [[String: Any]] else {
             throw CLIError.failed("\(file): expected the output of `domicile keys export-public`")
         }
@@ -82,6 +84,6 @@ struct ErasureVerifyCommand: Command {
             }
             return key
         }
-        return (region, keys)
+        return (region, node, keys)
     }
 }

@@ -83,7 +83,7 @@ final class ErasureVerifyCommandTests: XCTestCase {
 
         let eu1Only = try verify(good, trust: [try trustFiles()[0]])
         XCTAssertEqual(eu1Only.status, 1, "us-1's key is not trusted")
-        XCTAssertTrue(eu1Only.stderr.contains("node us-1's key is not among the trusted keys"), eu1Only.stderr)
+        XCTAssertTrue(eu1Only.stderr.contains("the ack's key is not a trusted key of node us-1"), eu1Only.stderr)
     }
 
     func test_withoutTrustedKeys_theCommandLineIsWrong() throws {

@@ -1,3 +1,8 @@
+@testable import DomicileNode
+import DomicileCrypto
+import DomicileModel
+import DomicileNet
+import DomicilePrivacy
 import DomicileStorage
 import DomicileTestSupport
 import Foundation
@@ -239,6 +244,44 @@ final class ErasureTests: NodeTestCase {
         let erasureID = try XCTUnwrap(holder.json["erasure_id"] as? String)
         let pending = try await node.call("GET", "/v1/erasures?status=pending", token: officer)
         XCTAssertEqual((pending.json["erasures"] as? [[String: Any]])?.compactMap { $0["erasure_id"] as? String }, [erasureID])
+    }
+
+    /// The route the nodes of a region erase through obeys only a sealed,
+    /// fresh order about the subject its signed link hash names; anything
+    /// else is refused and erases nothing.
+    func test_regionErasureOrders_thatAreStaleOrAboutAnotherSubject_areRefused_andEraseNothing() async throws {
+        try startNode()
+        let pid = try await register(email: "kept@example.com")
+        let other = try await register(email: "other@example.com")
+        let master = try MasterKeySource.file(path: federation.directory.file("master.key")).load()
+        let sealing = try KeyringFile.load(path: federation.directory.file("eu-1/eu-1.keyring"), master: master).keySet(.regionGossip)
+        let eu = try RegionID("eu")
+        let origin = try Ed25519PrivateKey(seed: [UInt8](repeating: 7, count: 32))
+        let now = Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1_000))
+        func send(requestedAt: Timestamp, about named: String) async throws -> NodeProcess.Response {
+            let signed = SignedErasureRequest.signed(
+                erasureID: "er_order", requestedAt: requestedAt, dueAt: requestedAt.adding(seconds: 86_400), jurisdiction: "gdpr",
+                originRegion: eu, originNode: "eu-2", policyVersion: 1, linkHash: SignedErasureRequest.linkHash(pid: try PID(parsing: named)),
+                expectedNodes: [eu: ["eu-1", "eu-2"]], key: origin)
+            let order = try JSONEncoder().encode(RegionErasure.Order(request: signed, pid: pid, identifier: nil))
+            let body = sealing.seal(Array(order), associatedData: RegionErasure.orderAssociatedData)
+            let response = try await NodeProcess.client.send("POST", RegionErasure.path, to: node.address,
+                                                             headers: ["Content-Type": "application/octet-stream"], body: body)
+            return NodeProcess.Response(status: response.status, headers: response.headers, body: response.body)
+        }
+        assertProblem(try await send(requestedAt: now.adding(seconds: -3_600), about: pid), 422, "stale_order")
+        assertProblem(try await send(requestedAt: now, about: other), 422, "invalid_order")
+        await XCTAssertEqualAsync(try await node.call("GET", "/v1/subjects/\(pid)", token: token("serve")).status, 200)
+
+        let obeyed = try await send(requestedAt: now, about: pid)
+        XCTAssertEqual(obeyed.status, 200)
+        let answer = try JSONDecoder().decode(RegionErasure.Answer.self, from: Data(
+            try sealing.open(obeyed.body, associatedData: RegionErasure.answerAssociatedData)))
+        let ack = try answer.ack.ack(erasureID: "er_order", index: 0)
+        XCTAssertEqual(ack.node, "eu-1")
+        XCTAssertEqual(ack.counts["subjects"], 1)
+        assertProblem(try await node.call("GET", "/v1/subjects/\(pid)", token: token("serve")), 404, "unknown_subject")
+        await XCTAssertEqualAsync(try await node.call("GET", "/v1/subjects/\(other)", token: token("serve")).status, 200)
     }
 
     /// A node that has not joined its region does not know the nodes an

@@ -16,8 +16,12 @@ final class ErasureCertificateTests: XCTestCase {
     let requestedAt = Timestamp(milliseconds: 1_700_000_000_000)
     let completedAt = Timestamp(milliseconds: 1_700_000_060_000)
 
-    var trusted: [RegionID: Set<Ed25519PublicKey>] {
-        [eu: [nodeKeys["eu-1"]!.publicKey, nodeKeys["eu-2"]!.publicKey], us: [nodeKeys["us-1"]!.publicKey]]
+    var trusted: ErasureTrust { trust(["eu-1", "eu-2", "us-1"]) }
+
+    func trust(_ nodes: [String], as keys: [String: Ed25519PrivateKey]? = nil) -> ErasureTrust {
+        var trust = ErasureTrust()
+        for node in nodes { trust.trust((keys ?? nodeKeys)[node]!.publicKey, region: try! RegionID(String(node.prefix(2))), node: node) }
+        return trust
     }
 
     func request(id: String = "er_1", linkHash: [UInt8] = [UInt8](repeating: 0xAB, count: 32)) -> SignedErasureRequest {
@@ -56,7 +60,7 @@ final class ErasureCertificateTests: XCTestCase {
         edit(&document)
         let data = try JSONSerialization.data(withJSONObject: document)
         guard let decoded = try? JSONDecoder().decode(ErasureCertificate.self, from: data) else { return nil }
-        return decoded.problems(trustedKeys: trusted)
+        return decoded.problems(trusted: trusted)
     }
 
     func editAck(_ index: Int, _ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
@@ -69,10 +73,10 @@ final class ErasureCertificateTests: XCTestCase {
 
     func test_validCertificate_verifies_andSurvivesJSON() throws {
         let original = valid()
-        XCTAssertEqual(original.problems(trustedKeys: trusted), [])
+        XCTAssertEqual(original.problems(trusted: trusted), [])
         let decoded = try JSONDecoder().decode(ErasureCertificate.self, from: try JSONEncoder().encode(original))
         XCTAssertEqual(decoded, original)
-        XCTAssertEqual(decoded.problems(trustedKeys: trusted), [])
+        XCTAssertEqual(decoded.problems(trusted: trusted), [])
         XCTAssertEqual(decoded.acks.map(\.scope), [.node, .node, .node], "a node certifies only itself")
         XCTAssertEqual(try problems { _ in }, [])
     }
@@ -119,17 +123,17 @@ final class ErasureCertificateTests: XCTestCase {
 
     func test_certificateMissingAnExpectedRegionOrNode_fails_evenWhenTheOriginSignsIt() {
         let request = request()
-        XCTAssertEqual(certificate(request, acks: [ack(request, "eu-1"), ack(request, "eu-2")]).problems(trustedKeys: trusted),
+        XCTAssertEqual(certificate(request, acks: [ack(request, "eu-1"), ack(request, "eu-2")]).problems(trusted: trusted),
                        [.missingAck(region: us, node: "us-1")])
-        XCTAssertEqual(certificate(request, acks: [ack(request, "eu-1"), ack(request, "us-1")]).problems(trustedKeys: trusted),
+        XCTAssertEqual(certificate(request, acks: [ack(request, "eu-1"), ack(request, "us-1")]).problems(trusted: trusted),
                        [.missingAck(region: eu, node: "eu-2")], "a node that acked does not answer for the region's other node")
         let duplicated = certificate(request, acks: ["eu-1", "eu-2", "us-1", "us-1"].map { ack(request, $0) })
-        XCTAssertEqual(duplicated.problems(trustedKeys: trusted), [.duplicateAck(region: us, node: "us-1")])
+        XCTAssertEqual(duplicated.problems(trusted: trusted), [.duplicateAck(region: us, node: "us-1")])
         // Dropping an ack from a certificate the origin signed also breaks its completion signature.
         let valid = valid()
         let dropped = ErasureCertificate(request: valid.request, completedAt: valid.completedAt,
                                          completionSignature: valid.completionSignature, acks: Array(valid.acks.dropLast()))
-        XCTAssertEqual(dropped.problems(trustedKeys: trusted), [.badCompletionSignature, .missingAck(region: us, node: "us-1")])
+        XCTAssertEqual(dropped.problems(trusted: trusted), [.badCompletionSignature, .missingAck(region: us, node: "us-1")])
     }
 
     func test_ackFromAnotherRequest_splicedIn_fails() {
@@ -139,18 +143,18 @@ final class ErasureCertificateTests: XCTestCase {
                                                 originRegion: eu, originNode: "eu-1", policyVersion: 3, linkHash: request.linkHash,
                                                 expectedNodes: [us: ["us-1"]], key: nodeKeys["eu-1"]!)
         let spliced = certificate(request, acks: [ack(request, "eu-1"), ack(request, "eu-2"), ack(other, "us-1")])
-        XCTAssertEqual(spliced.problems(trustedKeys: trusted), [.otherRequest(region: us, node: "us-1")])
+        XCTAssertEqual(spliced.problems(trusted: trusted), [.otherRequest(region: us, node: "us-1")])
         // Another subject's erasure.
         let otherSubject = self.request(id: "er_1", linkHash: [UInt8](repeating: 0x01, count: 32))
         XCTAssertTrue(certificate(request, acks: [ack(request, "eu-1"), ack(request, "eu-2"), ack(otherSubject, "us-1")])
-            .problems(trustedKeys: trusted).contains(.otherSubject(region: us, node: "us-1")))
+            .problems(trusted: trusted).contains(.otherSubject(region: us, node: "us-1")))
         // Another request id: the ack, rebuilt under this certificate's id, no longer matches its signature.
         let elsewhere = self.request(id: "er_9")
         let moved = ack(elsewhere, "us-1")
         let rebuilt = ErasureAck(erasureID: "er_1", requestHash: moved.requestHash, region: moved.region, node: moved.node, scope: moved.scope,
                                  erasedAt: moved.erasedAt, counts: moved.counts, linkHash: moved.linkHash, walTruncated: moved.walTruncated,
                                  policyVersion: moved.policyVersion, signature: moved.signature, publicKey: moved.publicKey)
-        XCTAssertEqual(certificate(request, acks: [ack(request, "eu-1"), ack(request, "eu-2"), rebuilt]).problems(trustedKeys: trusted),
+        XCTAssertEqual(certificate(request, acks: [ack(request, "eu-1"), ack(request, "eu-2"), rebuilt]).problems(trusted: trusted),
                        [.badSignature(region: us, node: "us-1"), .otherRequest(region: us, node: "us-1")])
     }
 
@@ -161,8 +165,15 @@ final class ErasureCertificateTests: XCTestCase {
                                       walTruncated: true, policyVersion: 3, key: stranger)
         let withExtra = certificate(request, acks: ["eu-1", "eu-2", "us-1"].map { ack(request, $0) } + [extra])
         XCTAssertEqual(withExtra.problems(), [.unexpectedRegion(try! RegionID("br"))])
-        XCTAssertEqual(valid().problems(trustedKeys: [eu: [stranger.publicKey], us: trusted[us]!]),
+        XCTAssertEqual(valid().problems(trusted: trust(["eu-1", "eu-2", "us-1"], as: ["eu-1": stranger, "eu-2": stranger,
+                                                                                         "us-1": nodeKeys["us-1"]!])),
                        [.untrustedRequestKey(region: eu), .untrustedKey(region: eu, node: "eu-1"), .untrustedKey(region: eu, node: "eu-2")])
+        // A node of the region signing for another: eu-1's key on an ack that says eu-2.
+        let impostor = ErasureAck.signed(for: request, region: eu, node: "eu-2", erasedAt: requestedAt.adding(seconds: 5),
+                                         counts: ["subjects": 0], walTruncated: true, policyVersion: 3, key: nodeKeys["eu-1"]!)
+        let impersonated = certificate(request, acks: [ack(request, "eu-1"), impostor, ack(request, "us-1")])
+        XCTAssertEqual(impersonated.problems(), [], "every signature checks and every node acked")
+        XCTAssertEqual(impersonated.problems(trusted: trusted), [.untrustedKey(region: eu, node: "eu-2")])
         // A forger with their own key: every signature checks, no key is trusted.
         let forged = SignedErasureRequest.signed(erasureID: "er_1", requestedAt: requestedAt, dueAt: request.dueAt, jurisdiction: "gdpr",
                                                  originRegion: eu, originNode: "eu-1", policyVersion: 3, linkHash: request.linkHash,
@@ -174,7 +185,7 @@ final class ErasureCertificateTests: XCTestCase {
                                                                                           acks: [forgedAck], key: stranger),
                                          acks: [forgedAck])
         XCTAssertEqual(forgery.problems(), [])
-        XCTAssertEqual(forgery.problems(trustedKeys: trusted), [.untrustedRequestKey(region: eu), .untrustedKey(region: eu, node: "eu-1")])
+        XCTAssertEqual(forgery.problems(trusted: trusted), [.untrustedRequestKey(region: eu), .untrustedKey(region: eu, node: "eu-1")])
     }
 
     /// The request's signed bytes, field by field as docs/FORMATS.md lays them out.

@@ -116,6 +116,12 @@ public final class NodeProcess: @unchecked Sendable {
         public var text: String { String(decoding: body, as: UTF8.self) }
         public var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:] }
         public var contentType: String? { headers["content-type"] }
+
+        public init(status: Int, headers: HTTPHeaders, body: [UInt8]) {
+            self.status = status
+            self.headers = headers
+            self.body = body
+        }
     }
 
     /// Calls the node. `json` is sent as the body with Content-Type application/json.
