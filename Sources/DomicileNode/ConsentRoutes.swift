@@ -37,7 +37,10 @@ enum ConsentRoutes {
         let action: ConsentAction
         let purposes: [Purpose]
         let basis: LawfulBasis?
+        /// The client's source, or a revocation's marker in its place.
         let source: String
+        /// Why a revocation's source was not kept (audited), or nil.
+        let sourceFlaw: ReceiptSource.Flaw?
         let collectedAt: Timestamp
         let expiresAt: Timestamp?
 
@@ -135,14 +138,12 @@ enum ConsentRoutes {
         }
     }
 
-    static let sourceBytesMax = 128
-
     static func add(to api: inout API) {
         let services = api.services
         api.route("POST", "/v1/subjects/{pid}/consents", roles: [.ingest]) { try await append($0, services) }
         api.route("GET", "/v1/subjects/{pid}/consents", roles: [.serve, .privacyOfficer], limited: true) { try await history($0, services) }
         api.route("GET", "/v1/subjects/{pid}/consent", roles: [.serve], limited: true) { try await active($0, services) }
-        api.route("POST", "/v1/consents/batch", roles: [.ingest], bodyBytesMax: services.configuration.limits.batchBodyBytesMax) {
+        api.route("POST", batchPattern, roles: [.ingest], bodyBytesMax: services.configuration.limits.batchBodyBytesMax) {
             try await batch($0, services)
         }
     }
@@ -185,12 +186,10 @@ enum ConsentRoutes {
                 basis = lawful
             }
         }
-        let sourceBytes = body.source.utf8
-        guard (1...sourceBytesMax).contains(sourceBytes.count), sourceBytes.allSatisfy(isSourceByte) else {
-            throw APIError.invalid("\(prefix)source", "1-128 characters of letters, digits and . _ : / + -")
-        }
-        // Stored with the receipt and shown in its history: it may not identify anyone.
-        if let kind = PIIClassifier.classify(body.source) { throw FeatureRoutes.piiDetected(field: "\(prefix)source", kind: kind) }
+        // Stored with the receipt and shown in its history: it may not
+        // identify anyone. A revocation is recorded with a marker instead.
+        let sourceFlaw = ReceiptSource.flaw(of: body.source)
+        if let sourceFlaw, action == .grant { throw sourceFlaw.refusal(field: "\(prefix)source") }
         guard let collectedAt = try? Timestamp(rfc3339: body.collectedAt) else {
             throw APIError.invalid("\(prefix)collected_at", "must be an RFC 3339 timestamp", code: "invalid_timestamp")
         }
@@ -207,7 +206,8 @@ enum ConsentRoutes {
             }
             expiresAt = parsed
         }
-        return Draft(action: action, purposes: purposes, basis: basis, source: body.source, collectedAt: collectedAt, expiresAt: expiresAt)
+        return Draft(action: action, purposes: purposes, basis: basis, source: sourceFlaw?.marker ?? body.source, sourceFlaw: sourceFlaw,
+                     collectedAt: collectedAt, expiresAt: expiresAt)
     }
 
     /// Every purpose granted must be allowed in this region, and a basis
@@ -224,13 +224,6 @@ enum ConsentRoutes {
                 throw APIError.invalid("\(prefix)basis", "the policy does not allow this basis for \(purpose) here",
                                        code: "basis_not_allowed")
             }
-        }
-    }
-
-    private static func isSourceByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
-        default: return "._:/+-".utf8.contains(byte)
         }
     }
 
@@ -261,45 +254,111 @@ enum ConsentRoutes {
         let withdrawn = try ConsentRecords.append(receipt, gpcPurposes: services.gpcPurposes, now: request.now, in: database)
         let removed = try ConsentEnforcement.withdraw(withdrawn, of: pid, services: services, in: database)
         try ConsentEnforcement.refreshEligibility(of: pid, services: services, in: database)
-        let details = [detail, removed.isEmpty ? nil : removed.auditDetail].compactMap { $0 }
+        let details = [detail, draft.sourceFlaw.map { "source_redacted=\($0.code)" },
+                       removed.isEmpty ? nil : removed.auditDetail].compactMap { $0 }
         try AuditLog.append(request.event("consent.append", pid: pid.rawValue, purpose: purposeField(receipt), outcome: receipt.action.rawValue,
                                           detail: details.isEmpty ? nil : details.joined(separator: ",")), to: database)
         return receipt
     }
 
+    /// One batch entry checked on its own: the subject and draft to store,
+    /// or the refusal it would get alone.
+    typealias CheckedEntry = Result<(pid: PID, draft: Draft), HTTPError>
+
+    /// What a batch stored, and the refusal it answers with if an entry failed.
+    struct BatchOutcome: Sendable {
+        let stored: [(index: Int, receipt: ConsentReceipt)]
+        let refusal: HTTPError?
+        /// The `request.refused` events written for the entries not stored.
+        let refusalEvents: [AuditEvent]
+    }
+
+    static let batchPattern = "/v1/consents/batch"
+
+    /// Every entry is checked on its own. When all pass, all are stored in
+    /// one transaction. When one fails, the batch answers the first failing
+    /// entry's refusal and stores none of its grants (grants are all or
+    /// nothing), but still stores, in that transaction, every revocation that
+    /// passes on its own: a revocation is never refused because of another
+    /// entry (DESIGN.md invariant 2). The refusal lists those under `stored`.
+    /// A body that does not decode, or holds no or too many entries, is
+    /// malformed as a whole and stores nothing.
     static func batch(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let body = try request.http.decode(BatchBody.self)
         let limit = services.configuration.limits.batchReceiptsMax
         guard (1...limit).contains(body.receipts.count) else {
             throw APIError.invalid("receipts", "send 1 to \(limit) receipts per batch")
         }
-        let parsed = try body.receipts.enumerated().map { index, entry throws(HTTPError) in
-            try parse(entry.receipt, field: "receipts[\(index)].", limits: services.configuration.limits, now: request.now)
+        let checked = body.receipts.enumerated().map { index, entry in check(entry, index: index, request: request, services: services) }
+        let pids = body.receipts.map(\.pid)
+        let outcome: BatchOutcome
+        do {
+            outcome = try await services.store.write { database in
+                try store(checked, pids: pids, request: request, services: services, in: database)
+            }
+        } catch {
+            // Rolled back: the indexes may hold what its receipts withdrew or made eligible.
+            try? await services.resynchronizeVectors(of: RefusalAudit.subjects(named: pids, region: services.region))
+            throw error
         }
-        var drafts: [(PID, Draft)] = []
-        for (index, (entry, draft)) in zip(body.receipts, parsed).enumerated() {
+        for (_, receipt) in outcome.stored { services.metrics.countAudit(action: "consent.append", outcome: receipt.action.rawValue) }
+        for event in outcome.refusalEvents { services.metrics.countAudit(action: event.action, outcome: event.outcome) }
+        guard var refusal = outcome.refusal else {
+            return .json(BatchResult(receipts: outcome.stored.map(\.receipt)), status: 201)
+        }
+        request.refusals.markAudited()
+        refusal.extensions["stored"] = .array(outcome.stored.map { index, receipt in
+            .object(["index": .number(Double(index)), "receipt_id": .string(receipt.receiptID), "pid": .string(receipt.pid.rawValue),
+                     "seq": .number(Double(receipt.seq)), "hash": .string(Hex.encode(receipt.hash))])
+        })
+        throw refusal
+    }
+
+    /// An entry's draft, pid and policy, checked as a single receipt would be
+    /// (whether its subject exists is checked in the transaction).
+    static func check(_ entry: BatchEntry, index: Int, request: APIRequest, services: NodeServices) -> CheckedEntry {
+        let prefix = "receipts[\(index)]."
+        do throws(HTTPError) {
+            let draft = try parse(entry.receipt, field: prefix, limits: services.configuration.limits, now: request.now)
             let pid: PID
             do { pid = try services.homePID(entry.pid) } catch {
-                throw HTTPError(status: error.status, code: error.code, detail: "receipts[\(index)].pid: \(error.detail)",
+                throw HTTPError(status: error.status, code: error.code, detail: "\(prefix)pid: \(error.detail)",
                                 headers: error.headers, extensions: error.extensions)
             }
-            try checkPolicy(draft, field: "receipts[\(index)].", services: services)
-            drafts.append((pid, draft))
+            try checkPolicy(draft, field: prefix, services: services)
+            return .success((pid, draft))
+        } catch {
+            return .failure(error)
         }
-        // One transaction: every receipt is stored, or none is.
-        let validated = drafts
-        let receipts = try await services.store.write { database -> [ConsentReceipt] in
-            var stored: [ConsentReceipt] = []
-            for (index, (pid, draft)) in validated.enumerated() {
-                guard try SubjectRecords.isLive(pid, keys: services.keys, in: database) else {
-                    throw HTTPError(status: 404, code: "unknown_subject", detail: "receipts[\(index)].pid: no such subject in this region")
-                }
-                stored.append(try record(draft, for: pid, request: request, services: services, detail: "batch", in: database))
-            }
-            return stored
+    }
+
+    /// Stores a checked batch in the caller's transaction (see `batch`), and
+    /// audits the refusal for the subjects of the entries it did not store.
+    static func store(_ checked: [CheckedEntry], pids: [String], request: APIRequest, services: NodeServices,
+                      in database: Database) throws -> BatchOutcome {
+        var checked = checked
+        for (index, entry) in checked.enumerated() {
+            guard case .success(let (pid, _)) = entry, try !SubjectRecords.isLive(pid, keys: services.keys, in: database) else { continue }
+            checked[index] = .failure(HTTPError(status: 404, code: "unknown_subject", detail: "receipts[\(index)].pid: no such subject in this region"))
         }
-        for receipt in receipts { services.metrics.countAudit(action: "consent.append", outcome: receipt.action.rawValue) }
-        return .json(BatchResult(receipts: receipts), status: 201)
+        let refusal = checked.lazy.compactMap { entry -> HTTPError? in
+            if case .failure(let refusal) = entry { refusal } else { nil }
+        }.first
+        var stored: [(index: Int, receipt: ConsentReceipt)] = []
+        for (index, entry) in checked.enumerated() {
+            // A failing entry holds back the grants, never a revocation.
+            guard case .success(let (pid, draft)) = entry, refusal == nil || draft.action != .grant else { continue }
+            stored.append((index, try record(draft, for: pid, request: request, services: services, detail: "batch", in: database)))
+        }
+        guard let refusal else { return BatchOutcome(stored: stored, refusal: nil, refusalEvents: []) }
+        let storedIndices = Set(stored.map(\.index))
+        let unstored = pids.enumerated().filter { !storedIndices.contains($0.offset) }.map(\.element)
+        let events = RefusalAudit.subjects(named: unstored, region: services.region).map { pid in
+            request.event(RefusalAudit.action, pid: pid.rawValue, outcome: RefusalAudit.outcome(refusal),
+                          detail: RefusalAudit.detail(method: "POST", pattern: batchPattern))
+        }
+        for event in events { try AuditLog.append(event, to: database) }
+        return BatchOutcome(stored: stored, refusal: refusal, refusalEvents: events)
     }
 
     /// A subject's receipts. An erased subject's receipts remain, redacted

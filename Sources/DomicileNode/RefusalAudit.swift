@@ -54,6 +54,9 @@ enum RefusalAudit {
     /// The outcome of a refusal's audit event, wherever it is written.
     static func outcome(_ refusal: HTTPError) -> String { "refused:\(refusal.code)" }
 
+    /// The detail of a `request.refused` event: the route refused.
+    static func detail(method: String, pattern: String) -> String { "route=\(method) \(pattern)" }
+
     static func isAudited(_ refusal: HTTPError) -> Bool {
         (400..<500).contains(refusal.status) && refusal.status != 401 && refusal.status != 429
     }
@@ -65,7 +68,7 @@ enum RefusalAudit {
         let now = services.clock.now()
         let events = pids.map { pid in
             AuditEvent(at: now, principal: principal.name, action: action, pid: pid.rawValue, outcome: outcome(refusal),
-                       requestID: request.requestID, detail: "route=\(request.method) \(pattern)")
+                       requestID: request.requestID, detail: detail(method: request.method, pattern: pattern))
         }
         await services.auditRefusal(events, code: refusal.code, requestID: request.requestID)
     }
@@ -87,6 +90,11 @@ enum RefusalAudit {
                 }
             }
         }
+        return subjects(named: texts, region: region)
+    }
+
+    /// The pids among `texts` that parse and belong to `region`, each once.
+    static func subjects(named texts: [String], region: RegionID) -> [PID] {
         var seen: Set<String> = []
         return texts.compactMap { try? PID(parsing: $0) }.filter { $0.region == region && seen.insert($0.rawValue).inserted }
     }

@@ -166,6 +166,15 @@ public final class Database {
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
     /// True inside an explicit transaction (SQLite is not in autocommit mode).
     public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+    /// Pages this connection has written to its files so far (to the WAL, in
+    /// WAL mode): `SQLITE_DBSTATUS_CACHE_WRITE`. It wraps around after 2³¹
+    /// pages, so compare two readings for equality, not order.
+    public var pagesWritten: Int32 {
+        var current: Int32 = 0
+        var highwater: Int32 = 0
+        sqlite3_db_status(handle, SQLITE_DBSTATUS_CACHE_WRITE, &current, &highwater, 0)
+        return current
+    }
 
     // MARK: Transactions
 

@@ -87,6 +87,10 @@ public final class Writer: Sendable {
 
     public var currentStatistics: WriterStatistics { statistics.withLock { $0 } }
 
+    /// Requests queued and not yet taken by the writer thread (tests use it
+    /// to put requests in one batch).
+    var queuedRequests: Int { queue.count }
+
     /// Stops taking requests, commits what is queued, and waits for the
     /// writer thread to close its connection.
     public func close() {
@@ -107,12 +111,17 @@ public struct WriterStatistics: Sendable {
     /// `batchSizeCounts[i]` counts batches of size ≤ `batchSizeBuckets[i]`
     /// and > the previous bucket (not cumulative).
     public private(set) var batchSizeCounts = [Int](repeating: 0, count: batchSizeBuckets.count + 1)
-    /// True from a write that failed because the disk is full until a
-    /// commit succeeds again (the node is then not ready: `/readyz`).
+    /// True from a write that failed because the disk is full until the
+    /// disk takes a write again (the node is then not ready: `/readyz`).
+    /// The disk takes a write when a commit writes pages to the WAL in a
+    /// batch none of whose requests failed for a full disk. A commit that
+    /// writes nothing (the retention sweeper's idle pass every minute)
+    /// proves nothing about free space, and neither does a small write that
+    /// fit in pages the WAL already held, beside one the disk just refused.
     public private(set) var diskFull = false
 
-    mutating func recordCommit(size: Int) {
-        diskFull = false
+    mutating func recordCommit(size: Int, diskTookWrite: Bool) {
+        if diskTookWrite { diskFull = false }
         commits += 1
         committedRequests += size
         let bucket = Self.batchSizeBuckets.firstIndex { size <= $0 } ?? Self.batchSizeBuckets.count
@@ -171,6 +180,12 @@ private final class RequestQueue: @unchecked Sendable {
         return batch
     }
 
+    var count: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return pending.count
+    }
+
     /// Returns false if it was already closed.
     func close() -> Bool {
         condition.lock()
@@ -212,12 +227,14 @@ private struct WriterLoop {
     }
 
     private func commit(_ batch: [PendingWrite]) {
+        let pagesWrittenBefore = database.pagesWritten
         do {
             try database.execute("BEGIN IMMEDIATE")
         } catch {
             fail(batch, error)
             return
         }
+        var diskRefusedWrite = false
         var succeeded: [(request: PendingWrite, resume: @Sendable () -> Void)] = []
         succeeded.reserveCapacity(batch.count)
         for (index, request) in batch.enumerated() {
@@ -228,6 +245,7 @@ private struct WriterLoop {
                 succeeded.append((request, resume))
             } catch {
                 fail([request], error)
+                diskRefusedWrite = diskRefusedWrite || StorageError.isDiskFull(error)
                 if database.isInTransaction {
                     try? database.execute("ROLLBACK TO request")
                     try? database.execute("RELEASE request")
@@ -253,7 +271,10 @@ private struct WriterLoop {
             fail(succeeded.map(\.request), error)
             return
         }
-        if !succeeded.isEmpty { statistics.withLock { $0.recordCommit(size: succeeded.count) } }
+        if !succeeded.isEmpty {
+            let diskTookWrite = !diskRefusedWrite && database.pagesWritten != pagesWrittenBefore
+            statistics.withLock { $0.recordCommit(size: succeeded.count, diskTookWrite: diskTookWrite) }
+        }
         for entry in succeeded { entry.resume() }
     }
 

@@ -132,7 +132,8 @@ final class AccessControlTests: NodeTestCase {
             (#""action":"grant","purposes":["product_recs"],"source":"t","collected_at":"yesterday""#, 422, "invalid_timestamp"),
             (#""action":"grant","purposes":["product_recs"],"source":"t","collected_at":"2099-01-01T00:00:00Z""#, 422, "invalid_timestamp"),
             (#""action":"grant","purposes":["product_recs"],"source":"t","collected_at":"2026-01-02T00:00:00Z","expires_at":"2026-01-01T00:00:00Z""#, 422, "invalid_timestamp"),
-            (#""action":"grant","purposes":["product_recs"],"source":"who@example.com","collected_at":"2026-01-01T00:00:00Z""#, 422, "invalid_request"),
+            (#""action":"grant","purposes":["product_recs"],"source":"who@example.com","collected_at":"2026-01-01T00:00:00Z""#, 422, "pii_detected"),
+            (#""action":"grant","purposes":["product_recs"],"source":"web portal","collected_at":"2026-01-01T00:00:00Z""#, 422, "invalid_request"),
             (#""action":"gpc","purposes":["analytics"],"source":"t","collected_at":"2026-01-01T00:00:00Z""#, 422, "invalid_request"),
         ]
         for (fields, status, code) in receipts {

@@ -102,6 +102,111 @@ final class RefusalTests: NodeTestCase {
         XCTAssertTrue(revokes.allSatisfy { ($0["detail"] as? String ?? "").hasPrefix("batch") })
     }
 
+    /// A source that may not be kept does not stop a revocation: it is
+    /// recorded with a marker in its place, audited as redacted, and the
+    /// text is stored nowhere. A grant with it is still refused.
+    func test_revoke_withASourceHoldingAnIdentifier_isRecordedWithAMarker_andTakesEffect() async throws {
+        try startNode()
+        try await defineCollection()
+        let pid = try await subjectWithVector("revoke-source@example.com")
+        let phone = "+4915177665544"
+
+        let revoked = try await node.call("POST", "/v1/subjects/\(pid)/consents", token: token("ingest"), json: """
+            {"action":"revoke","purposes":["product_recs"],"source":"\(phone)","collected_at":"2026-01-02T00:00:00Z"}
+            """, headers: ["X-Request-Id": "source-revoke"])
+        XCTAssertEqual(revoked.status, 201, revoked.text)
+        XCTAssertEqual(revoked.json["source"] as? String, "redacted:pii_detected")
+        await XCTAssertEqualAsync(try await activePurposes(pid), [])
+        await XCTAssertEqualAsync(try await searchable(), [], "the vector left the index before the revoke returned")
+        let appended = try await events(requestID: "source-revoke")
+        XCTAssertEqual(appended.map { "\($0["action"]!) \($0["outcome"]!)" }, ["consent.append revoke"])
+        XCTAssertTrue((appended.first?["detail"] as? String ?? "").contains("source_redacted=pii_detected"), "\(appended)")
+
+        // Text that breaks the character rules: a GPC signal is recorded all the same.
+        await XCTAssertEqualAsync(try await receipt(pid, "grant", ["marketing_email"]).status, 201)
+        let gpc = try await node.call("POST", "/v1/subjects/\(pid)/consents", token: token("ingest"), json: """
+            {"action":"gpc","source":"Browser GPC signal (Sec-GPC: 1)","collected_at":"2026-01-03T00:00:00Z"}
+            """)
+        XCTAssertEqual(gpc.status, 201, gpc.text)
+        XCTAssertEqual(gpc.json["source"] as? String, "redacted:invalid_request")
+        await XCTAssertEqualAsync(try await activePurposes(pid), [])
+
+        let history = try await node.call("GET", "/v1/subjects/\(pid)/consents", token: token("serve"))
+        XCTAssertEqual(history.json["chain_valid"] as? Bool, true, history.text)
+        let sources = (history.json["receipts"] as? [[String: Any]] ?? []).compactMap { $0["source"] as? String }
+        XCTAssertEqual(sources, ["test:e2e", "redacted:pii_detected", "test:e2e", "redacted:invalid_request"])
+
+        // A grant is still refused for its source, and the marker is the node's alone.
+        func grant(source: String) async throws -> NodeProcess.Response {
+            try await node.call("POST", "/v1/subjects/\(pid)/consents", token: token("ingest"), json: """
+                {"action":"grant","purposes":["product_recs"],"source":"\(source)","collected_at":"2026-01-04T00:00:00Z"}
+                """)
+        }
+        assertProblem(try await grant(source: phone), 422, "pii_detected")
+        assertProblem(try await grant(source: "redacted:pii_detected"), 422, "invalid_request")
+        // Malformed is still malformed: a source that is not a string.
+        let numeric = try await node.call("POST", "/v1/subjects/\(pid)/consents", token: token("ingest"), json: """
+            {"action":"revoke","purposes":["product_recs"],"source":4915177665544,"collected_at":"2026-01-04T00:00:00Z"}
+            """)
+        XCTAssertTrue((400..<500).contains(numeric.status), numeric.text)
+        await XCTAssertEqualAsync(try await activePurposes(pid), [])
+        try await assertNowhere("4915177665544")
+    }
+
+    /// One entry that fails does not hold back the batch's revocations: they
+    /// are stored and listed under `stored`; its grants are not; the
+    /// subjects of the entries not stored are audited as refused.
+    func test_batch_withAFailingEntry_storesItsRevocations_notItsGrants() async throws {
+        try startNode()
+        try await defineCollection()
+        let first = try await subjectWithVector("batch-partial-1@example.com")
+        let second = try await subjectWithVector("batch-partial-2@example.com")
+        let third = try await register(email: "batch-partial-3@example.com")
+        let erased = try await register(email: "batch-partial-erased@example.com")
+        let erasure = try await node.call("POST", "/v1/erasures", token: token("privacy_officer"), json: #"{"pid":"\#(erased)"}"#)
+        XCTAssertTrue((200..<300).contains(erasure.status), erasure.text)
+
+        func entry(_ pid: String, _ action: String, source: String = "cmp:bulk") -> String {
+            #"{"pid":"\#(pid)","action":"\#(action)","purposes":["product_recs"],"source":"\#(source)","collected_at":"2026-01-02T00:00:00Z"}"#
+        }
+        let entries = [entry(first, "revoke", source: "+4915177665544"), entry(third, "grant"), entry(erased, "revoke"),
+                       entry(second, "revoke")]
+        let batch = try await node.call("POST", "/v1/consents/batch", token: token("ingest"),
+                                        json: #"{"receipts":[\#(entries.joined(separator: ","))]}"#, headers: ["X-Request-Id": "batch-partial"])
+        assertProblem(batch, 404, "unknown_subject")
+        XCTAssertTrue(batch.text.contains("receipts[2].pid"), batch.text)
+        let stored = batch.json["stored"] as? [[String: Any]] ?? []
+        XCTAssertEqual(stored.compactMap { $0["index"] as? Int }, [0, 3], batch.text)
+        XCTAssertEqual(stored.compactMap { $0["pid"] as? String }, [first, second], batch.text)
+
+        await XCTAssertEqualAsync(try await activePurposes(first), [])
+        await XCTAssertEqualAsync(try await activePurposes(second), [])
+        await XCTAssertEqualAsync(try await activePurposes(third), [], "a grant of a failed batch is not stored")
+        await XCTAssertEqualAsync(try await searchable(), [], "the revoked vectors left the index")
+        let firstHistory = try await node.call("GET", "/v1/subjects/\(first)/consents", token: token("serve"))
+        let receipts = firstHistory.json["receipts"] as? [[String: Any]] ?? []
+        XCTAssertEqual(receipts.last?["source"] as? String, "redacted:pii_detected")
+        XCTAssertEqual(receipts.last?["receipt_id"] as? String, stored.first?["receipt_id"] as? String)
+
+        let audited = try await events(requestID: "batch-partial")
+        let byPid = Dictionary(grouping: audited) { $0["pid"] as? String ?? "" }
+            .mapValues { $0.map { "\($0["action"]!) \($0["outcome"]!)" } }
+        XCTAssertEqual(byPid[first], ["consent.append revoke"])
+        XCTAssertEqual(byPid[second], ["consent.append revoke"])
+        XCTAssertEqual(byPid[third], ["request.refused refused:unknown_subject"])
+        XCTAssertEqual(byPid[erased], ["request.refused refused:unknown_subject"])
+        XCTAssertEqual(audited.count, 4, "each subject audited once: \(audited)")
+
+        // Every entry passing: all stored, as one transaction.
+        let ok = try await node.call("POST", "/v1/consents/batch", token: token("ingest"),
+                                     json: #"{"receipts":[\#(entry(third, "grant")),\#(entry(third, "revoke"))]}"#)
+        XCTAssertEqual(ok.status, 201, ok.text)
+        XCTAssertEqual(ok.json["count"] as? Int, 2)
+        let verify = try await node.call("GET", "/v1/audit/verify", token: token("privacy_officer"))
+        XCTAssertEqual(verify.json["valid"] as? Bool, true, verify.text)
+        try await assertNowhere("4915177665544")
+    }
+
     // MARK: Refusals are audited
 
     func test_refusedCallsNamingASubject_areAuditedWithTheirCode_once_andNeverTheValue() async throws {
