@@ -198,6 +198,27 @@ final class BodyAdmissionTests: XCTestCase {
         await fixture.stop()
     }
 
+    /// A GET that changes state (a one-time release) declares it: its HEAD
+    /// is 405 and never runs the handler, whose answer nobody would read.
+    func test_head_ofAGetThatChangesState_is405_andRunsNothing() async throws {
+        let calls = Locked(0)
+        let fixture = try TestServer(extraRoutes: { router in
+            router.add("GET", "/once", servesHead: false, .inline { _ in
+                calls.withLock { $0 += 1 }
+                return .text("released")
+            })
+        })
+        let connection = try RawConnection(port: fixture.port)
+        connection.send("HEAD /once HTTP/1.1\r\nHost: t\r\n\r\n")
+        let head = try connection.readResponseHead()
+        XCTAssertEqual(head.status, 405)
+        XCTAssertEqual(head.header("allow"), "GET")
+        connection.send("GET /once HTTP/1.1\r\nHost: t\r\n\r\n")
+        XCTAssertEqual(try connection.readResponse().text, "released")
+        XCTAssertEqual(calls.value, 1, "only the GET ran the handler")
+        await fixture.stop()
+    }
+
     func test_requestIDs_outsideTheRules_orRefusedByTheFilter_areReplaced() async throws {
         let fixture = try TestServer(requestIDFilter: { !$0.contains("0049") })
         let connection = try RawConnection(port: fixture.port)
