@@ -15,16 +15,20 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         /// A handler is producing the response.
         case handling
         /// The last response is being written; then the connection closes.
+        /// Nothing more is parsed: what the client still sends is read and
+        /// dropped (`discardedBytes`), never buffered.
         case closing
         /// The answer to a request whose body was not read is written and the
         /// write side shut; what the client still sends is read and dropped
         /// (`lingerMilliseconds`, `lingerBytesMax`), so that it reads the
         /// answer instead of a reset; then the connection closes.
-        case lingering(since: Int64, discarded: Int)
+        case lingering(since: Int64)
         case closed
     }
 
     static let lingerMilliseconds: Int64 = 2_000
+    /// Bytes a closing or lingering connection reads and drops before it
+    /// closes without waiting any longer.
     static let lingerBytesMax = 16 * 1_024 * 1_024
 
     private let descriptor: Int32
@@ -44,6 +48,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private var requestStarted: Int64 = 0
     /// The last response answers a request whose body was left unread.
     private var lingersOnClose = false
+    /// Bytes read and dropped after the last response (closing, lingering).
+    private var discardedBytes = 0
 
     private var server: HTTPServer { registry.server }
     private var loop: EventLoop { registry.loop }
@@ -60,13 +66,19 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
 
     func handle(events: UInt32) {
         if events & EPOLLOUT.rawValue != 0 { flush() }
-        if case .closed = phase { return }
-        if case .lingering = phase {
-            discardAvailable()
+        guard events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 else { return }
+        switch phase {
+        case .closed:
             return
+        case .closing, .lingering:
+            discardAvailable()
+        case .idle, .head, .body, .handling:
+            readAvailable()
         }
-        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { readAvailable() }
     }
+
+    /// Request bytes read and not yet parsed (for tests).
+    var bufferedInputBytes: Int { input.count }
 
     private func readAvailable() {
         var total = 0
@@ -173,7 +185,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     }
 
     private var admission: Admission?
-    /// Bytes of the server's in-flight body budget this connection holds.
+    /// Bytes of the server's in-flight body budget reserved for the body being
+    /// read; its handler takes them over (`finish`) and releases them when it returns.
     private var bodyReservation = 0
 
     /// Decides from the head whether the body is read: route, the route's
@@ -248,9 +261,14 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         return true
     }
 
+    /// The connection's reservation, now held by the caller.
+    private func takeBodyReservation() -> Int {
+        defer { bodyReservation = 0 }
+        return bodyReservation
+    }
+
     private func releaseBodyReservation() {
-        server.releaseBody(bodyReservation)
-        bodyReservation = 0
+        server.releaseBody(takeBodyReservation())
     }
 
     private static var overloaded: HTTPError {
@@ -291,14 +309,21 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         case .refused(let refusal), .cutOff(let refusal):
             respond(.problem(refusal), to: request, keepAlive: keepAlive, requestID: request.requestID)
         case .admitted(let route):
+            // The body is the handler's now: its share of the budget is held
+            // until the handler returns, even if the client goes first.
+            let reserved = takeBodyReservation()
+            let server = self.server
             switch route.handler {
             case .inline(let handler):
-                respond(Self.run { try handler(request) }, to: request, keepAlive: keepAlive, requestID: request.requestID)
+                let response = Self.run { try handler(request) }
+                server.releaseBody(reserved)
+                respond(response, to: request, keepAlive: keepAlive, requestID: request.requestID)
             case .async(let handler):
                 let loop = self.loop
                 let request = request
                 Task {
                     let response = await Self.run { try await handler(request) }
+                    server.releaseBody(reserved)
                     loop.execute { self.respond(response, to: request, keepAlive: keepAlive, requestID: request.requestID) }
                 }
             }
@@ -339,7 +364,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private func respond(_ response: HTTPResponse, to request: HTTPRequest?, keepAlive: Bool, requestID: String) {
         // The client may have gone while an async handler ran.
         if case .closed = phase { return }
-        // The request's body is no longer held.
+        // A refused or timed-out request's body is no longer held (a handled
+        // one's reservation went with it to the handler).
         releaseBodyReservation()
         let persist = keepAlive && !draining && !peerClosed && !server.isDraining
         // HEAD: the headers a GET would get (its Content-Length included), no body.
@@ -349,7 +375,13 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
             method: request?.method ?? "-", route: request?.routePattern ?? "unmatched", status: response.status,
             durationMicroseconds: max(0, (monotonicMilliseconds() - requestStarted) * 1_000),
             requestBodyBytes: request?.body.count ?? 0, responseBodyBytes: sendsBody ? response.body.count : 0, requestID: requestID))
-        phase = persist ? .idle(since: loop.now) : .closing
+        if persist {
+            phase = .idle(since: loop.now)
+        } else {
+            // Nothing more is parsed: pipelined input is dropped, and so is what still arrives.
+            phase = .closing
+            input = InputBuffer()
+        }
         flush()
         if persist { process() }
     }
@@ -434,27 +466,33 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private func linger() {
         lingersOnClose = false
         _ = shutdown(descriptor, Int32(SHUT_WR))
-        input = InputBuffer()
-        phase = .lingering(since: loop.now, discarded: 0)
+        phase = .lingering(since: loop.now)
         updateInterest()
     }
 
-    /// Lingering: reads and drops what arrived; closes at the client's end
-    /// of stream, an error, or past `lingerBytesMax`.
+    /// Closing or lingering: reads and drops what arrived. Closes at an error
+    /// or past `lingerBytesMax` (counted from the last response); at the
+    /// client's end of stream a lingering connection closes, and a closing
+    /// one stops reading and goes on writing its response.
     private func discardAvailable() {
-        guard case .lingering(let since, var discarded) = phase else { return }
-        while true {
+        while !peerClosed {
             switch try? Socket.read(descriptor, into: registry.readBuffer) {
             case .wouldBlock?:
-                phase = .lingering(since: since, discarded: discarded)
                 return
             case .done(let count)? where count > 0:
-                discarded += count
-                if discarded > Self.lingerBytesMax {
+                discardedBytes += count
+                if discardedBytes > Self.lingerBytesMax {
                     close()
                     return
                 }
-            default:
+            case .done?:
+                if case .lingering = phase {
+                    close()
+                    return
+                }
+                peerClosed = true
+                updateInterest()
+            case nil:
                 close()
                 return
             }
@@ -495,7 +533,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
             }
         case .body(let since):
             if now - since > settings.bodyReadTimeoutMilliseconds { timeOut("the request body was not received in time") }
-        case .lingering(let since, _):
+        case .lingering(let since):
             if now - since > Self.lingerMilliseconds { close() }
         case .handling, .closing, .closed:
             break

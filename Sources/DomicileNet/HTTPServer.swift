@@ -71,6 +71,19 @@ public final class HTTPServer: Sendable {
         guard bytes > 0 else { return }
         bodyBytesInFlight.withLock { $0 -= bytes }
     }
+
+    /// Request bytes read and not yet parsed, over all connections (for tests:
+    /// each loop is asked on its own thread).
+    func bufferedInputBytes() async -> Int {
+        var total = 0
+        for registry in state.value.registries {
+            total += await withCheckedContinuation { continuation in
+                registry.loop.execute { continuation.resume(returning: registry.bufferedInputBytes) }
+            }
+        }
+        return total
+    }
+
     var isDraining: Bool { state.value.draining }
 
     /// Binds `address` (port 0 picks a free port), starts the loops and
@@ -216,6 +229,8 @@ final class ConnectionRegistry: Selectable, @unchecked Sendable {
         _ = bytes.withUnsafeMutableBytes { try? Socket.send(descriptor, UnsafeRawBufferPointer($0)) }
         closeDescriptor(descriptor)
     }
+
+    var bufferedInputBytes: Int { connections.values.reduce(0) { $0 + $1.bufferedInputBytes } }
 
     func connectionClosed(_ descriptor: Int32) {
         connections[descriptor] = nil

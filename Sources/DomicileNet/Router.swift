@@ -17,7 +17,7 @@ public typealias RouteAdmission = @Sendable (HTTPRequest) throws(HTTPError) -> V
 /// `/v1/subjects/{pid}/consents`. A path that matches with another method
 /// answers 405 with `Allow`; a path that matches nothing answers 404.
 /// `HEAD` is served by the `GET` route of a path (the server sends the
-/// headers without the body).
+/// headers without the body), unless that route says `servesHead: false`.
 public struct Router: Sendable {
     public struct Route: Sendable {
         public let method: String
@@ -25,6 +25,10 @@ public struct Router: Sendable {
         /// The largest body this route reads; nil: the server's
         /// `limits.bodyBytesMax` (which also caps every route's own).
         public let bodyBytesMax: Int?
+        /// Whether a `HEAD` of this `GET` route's path runs its handler. False
+        /// for a `GET` that changes state (a one-time release): a `HEAD` would
+        /// spend it on an answer whose body nobody reads, so it gets 405.
+        public let servesHead: Bool
         let segments: [Segment]
         let admission: RouteAdmission?
         let handler: RouteHandler
@@ -46,16 +50,16 @@ public struct Router: Sendable {
 
     public init() {}
 
-    public mutating func add(_ method: String, _ pattern: String, bodyBytesMax: Int? = nil, admission: RouteAdmission? = nil,
-                             _ handler: RouteHandler) {
+    public mutating func add(_ method: String, _ pattern: String, bodyBytesMax: Int? = nil, servesHead: Bool = true,
+                             admission: RouteAdmission? = nil, _ handler: RouteHandler) {
         precondition(pattern.hasPrefix("/"), "route patterns start with /: \(pattern)")
         let segments = pattern.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { part -> Segment in
             if part.hasPrefix("{") && part.hasSuffix("}") { return .parameter(String(part.dropFirst().dropLast())) }
             return .literal(String(part))
         }
         precondition(!routes.contains { $0.method == method && $0.segments == segments }, "duplicate route \(method) \(pattern)")
-        routes.append(Route(method: method, pattern: pattern, bodyBytesMax: bodyBytesMax, segments: segments,
-                            admission: admission, handler: handler))
+        routes.append(Route(method: method, pattern: pattern, bodyBytesMax: bodyBytesMax, servesHead: servesHead,
+                            segments: segments, admission: admission, handler: handler))
     }
 
     public mutating func get(_ pattern: String, _ handler: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) {
@@ -95,12 +99,12 @@ public struct Router: Sendable {
         }
         guard let fewest = candidates.map(\.parameters.count).min() else { return .notFound }
         let claiming = candidates.filter { $0.parameters.count == fewest }
-        if let match = claiming.first(where: { $0.route.method == method })
-            ?? (method == "HEAD" ? claiming.first(where: { $0.route.method == "GET" }) : nil) {
+        let headServer = claiming.first { $0.route.method == "GET" && $0.route.servesHead }
+        if let match = claiming.first(where: { $0.route.method == method }) ?? (method == "HEAD" ? headServer : nil) {
             return .found(match.route, parameters: match.parameters)
         }
         var allowed = Set(claiming.map(\.route.method))
-        if allowed.contains("GET") { allowed.insert("HEAD") }
+        if headServer != nil { allowed.insert("HEAD") }
         return .methodNotAllowed(allowed: allowed.sorted())
     }
 

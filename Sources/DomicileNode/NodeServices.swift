@@ -223,17 +223,21 @@ struct API {
 
     /// `roles`: the caller needs one of them; empty means any authenticated
     /// principal. `bodyBytesMax` overrides the configured body limit for
-    /// this route (the server's own limit is the largest of them); a GET
-    /// reads no body. The server checks the token (the route's admission)
+    /// this route (the server's own limit is the largest of them); GET and
+    /// DELETE read no body (limit 0). The server checks the token (the route's admission)
     /// and the body limit from the request's head, before reading the body;
     /// roles are checked here, so a 403 is audited like any other refusal.
     /// `limited`: reads and searches, which draw on the caller's rate limit
     /// and count towards access-anomaly detection. A refusal of an
     /// authenticated call that names a subject is audited (`RefusalAudit`).
+    /// `servesHead: false`: a GET that changes state (a one-time release)
+    /// answers HEAD 405, so a HEAD never spends what only the GET may.
+    /// (A HEAD of any other GET is audited as the read it is: its status and
+    /// `Content-Length` say something about the subject.)
     mutating func route(_ method: String, _ pattern: String, roles: Set<Role>, bodyBytesMax: Int? = nil, limited: Bool = false,
-                        _ handler: @escaping @Sendable (APIRequest) async throws -> HTTPResponse) {
+                        servesHead: Bool = true, _ handler: @escaping @Sendable (APIRequest) async throws -> HTTPResponse) {
         let services = self.services
-        let limit = bodyBytesMax ?? (method == "GET" ? 0 : services.configuration.routeBodyBytesMax)
+        let limit = bodyBytesMax ?? (Self.readsNoBody(method) ? 0 : services.configuration.routeBodyBytesMax)
         let guarded: @Sendable (HTTPRequest, RefusalTrail) async throws -> HTTPResponse = { request, trail in
             let principal = try Self.authenticate(request, services: services)
             trail.authenticated(principal)
@@ -251,8 +255,13 @@ struct API {
             }
         }
         let admission: RouteAdmission = { request throws(HTTPError) in _ = try Self.authenticate(request, services: services) }
-        router.add(method, pattern, bodyBytesMax: limit, admission: admission,
+        router.add(method, pattern, bodyBytesMax: limit, servesHead: servesHead, admission: admission,
                    .async { request in try await RefusalAudit.run(request, pattern: pattern, services: services, guarded) })
+    }
+
+    /// Methods whose routes take no body unless they declare a limit.
+    static func readsNoBody(_ method: String) -> Bool {
+        method == "GET" || method == "HEAD" || method == "DELETE"
     }
 
     /// A route for the other nodes of the region: no bearer token; the

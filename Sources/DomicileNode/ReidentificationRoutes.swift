@@ -64,7 +64,10 @@ enum ReidentificationRoutes {
         let services = api.services
         api.route("POST", "/v1/reidentifications", roles: [.privacyOfficer]) { try await create($0, services) }
         api.route("POST", "/v1/reidentifications/{id}/approvals", roles: [.privacyOfficer]) { try await approve($0, services) }
-        api.route("GET", "/v1/reidentifications/{id}", roles: [.privacyOfficer], limited: true) { try await fetch($0, services) }
+        // The first fetch after approval releases the identifiers: a HEAD must not (405).
+        api.route("GET", "/v1/reidentifications/{id}", roles: [.privacyOfficer], limited: true, servesHead: false) {
+            try await fetch($0, services)
+        }
     }
 
     static func create(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {

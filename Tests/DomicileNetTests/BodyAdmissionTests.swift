@@ -134,6 +134,43 @@ final class BodyAdmissionTests: XCTestCase {
         await fixture.stop()
     }
 
+    /// A client that sends its body and resets its connection while the
+    /// handler still holds that body frees nothing: the budget is released
+    /// when the handler returns, not when the connection closes.
+    func test_aBodyHeldByItsHandler_keepsItsBudget_afterTheClientResets() async throws {
+        let gate = Gate()
+        var settings = HTTPServer.Settings.loopback
+        settings.limits.bodyBytesMax = 8_000
+        settings.bodyBytesInFlightMax = 10_000
+        let held = try TestServer(settings: settings, extraRoutes: { router in
+            router.post("/held") { request in
+                await gate.pass()
+                return .text("held \(request.body.count)")
+            }
+        })
+
+        for index in 1...2 {
+            let client = try RawConnection(port: held.port)
+            client.send("POST /held HTTP/1.1\r\nHost: t\r\nContent-Length: 4000\r\n\r\n" + String(repeating: "b", count: 4_000))
+            try await waitUntil("handler \(index) holds its body") { gate.arrivals == index }
+            client.reset()
+        }
+        try await waitUntil("the server saw both resets") { held.server.connectionCount == 0 }
+        XCTAssertEqual(held.server.bodyBytesReserved, 8_000, "the handlers still hold both bodies")
+        let over = try RawConnection(port: held.port)
+        over.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n" + String(repeating: "o", count: 5_000))
+        let refused = try over.readResponse()
+        XCTAssertEqual(refused.status, 503)
+        XCTAssertEqual(problemCode(refused), "overloaded")
+
+        gate.open()
+        try await waitUntil("the handlers returned") { held.server.bodyBytesReserved == 0 }
+        let after = try RawConnection(port: held.port)
+        after.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n" + String(repeating: "a", count: 5_000))
+        XCTAssertEqual(try after.readResponse().status, 200, "the budget is free again")
+        await held.stop()
+    }
+
     func test_settings_refuseABudgetSmallerThanTheLargestBody() {
         var settings = HTTPServer.Settings()
         settings.limits.bodyBytesMax = 2_000
@@ -161,6 +198,27 @@ final class BodyAdmissionTests: XCTestCase {
         await fixture.stop()
     }
 
+    /// A GET that changes state (a one-time release) declares it: its HEAD
+    /// is 405 and never runs the handler, whose answer nobody would read.
+    func test_head_ofAGetThatChangesState_is405_andRunsNothing() async throws {
+        let calls = Locked(0)
+        let fixture = try TestServer(extraRoutes: { router in
+            router.add("GET", "/once", servesHead: false, .inline { _ in
+                calls.withLock { $0 += 1 }
+                return .text("released")
+            })
+        })
+        let connection = try RawConnection(port: fixture.port)
+        connection.send("HEAD /once HTTP/1.1\r\nHost: t\r\n\r\n")
+        let head = try connection.readResponseHead()
+        XCTAssertEqual(head.status, 405)
+        XCTAssertEqual(head.header("allow"), "GET")
+        connection.send("GET /once HTTP/1.1\r\nHost: t\r\n\r\n")
+        XCTAssertEqual(try connection.readResponse().text, "released")
+        XCTAssertEqual(calls.value, 1, "only the GET ran the handler")
+        await fixture.stop()
+    }
+
     func test_requestIDs_outsideTheRules_orRefusedByTheFilter_areReplaced() async throws {
         let fixture = try TestServer(requestIDFilter: { !$0.contains("0049") })
         let connection = try RawConnection(port: fixture.port)
@@ -179,4 +237,44 @@ final class BodyAdmissionTests: XCTestCase {
         XCTAssertFalse(fixture.exchanges.all.contains { $0.requestID == "004915177665544" }, "the observer sees the replacement")
         await fixture.stop()
     }
+}
+
+/// Holds every task that passes until it is opened, counting arrivals.
+final class Gate: @unchecked Sendable {
+    private let lock = NSLock()
+    private var isOpen = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var arrived = 0
+
+    var arrivals: Int { lock.withLock { arrived } }
+
+    func pass() async {
+        await withCheckedContinuation { continuation in
+            let passes = lock.withLock { () -> Bool in
+                arrived += 1
+                if !isOpen { waiting.append(continuation) }
+                return isOpen
+            }
+            if passes { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let released = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            isOpen = true
+            defer { waiting = [] }
+            return waiting
+        }
+        released.forEach { $0.resume() }
+    }
+}
+
+/// Waits (at most 10 s) for a condition the server reaches on its own threads.
+func waitUntil(_ what: String, file: StaticString = #filePath, line: UInt = #line,
+               _ condition: () async -> Bool) async throws {
+    for _ in 0..<1_000 {
+        if await condition() { return }
+        try await Task.sleep(nanoseconds: 10_000_000)
+    }
+    XCTFail("timed out waiting until \(what)", file: file, line: line)
 }

@@ -59,6 +59,33 @@ final class ReidentificationTests: NodeTestCase {
         XCTAssertFalse(log.contains("reid.subject"), "the audit log never holds the identifier")
     }
 
+    /// A HEAD would run the fetch and drop its body: the one-time release
+    /// spent on an answer nobody reads. It is 405; the GET still releases once.
+    func test_head_ofAnApprovedReidentification_releasesNothing() async throws {
+        try startNode()
+        let pid = try await register(email: "head.subject@example.com")
+        let created = try await call("POST", "/v1/reidentifications", as: "privacy_officer",
+                                     json: #"{"pid":"\#(pid)","reason":"chargeback fraud investigation","ticket":"SEC-4712"}"#)
+        let id = try XCTUnwrap(created.json["id"] as? String, created.text)
+        for approver in ["privacy_officer_2", "privacy_officer_3"] {
+            await XCTAssertEqualAsync(try await call("POST", "/v1/reidentifications/\(id)/approvals", as: approver).status, 200)
+        }
+
+        let connection = try RawConnection(port: node.address.port)
+        connection.send("HEAD /v1/reidentifications/\(id) HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token("privacy_officer"))\r\n\r\n")
+        let head = try connection.readResponseHead()
+        XCTAssertEqual(head.status, 405)
+        XCTAssertEqual(head.header("allow"), "GET")
+
+        let released = try await call("GET", "/v1/reidentifications/\(id)", as: "privacy_officer")
+        XCTAssertEqual(released.json["status"] as? String, "approved", released.text)
+        XCTAssertEqual(released.json["identifiers"] as? [[String: String]], [["kind": "email", "value": "head.subject@example.com"]])
+        let again = try await call("GET", "/v1/reidentifications/\(id)", as: "privacy_officer")
+        XCTAssertNil(again.json["identifiers"])
+        let releases = try await auditEvents().filter { $0["action"] as? String == "reidentification.release" }
+        XCTAssertEqual(releases.count, 1, "released exactly once")
+    }
+
     func test_reidentification_refusesBadRequests() async throws {
         try startNode()
         let pid = try await register(email: "reid-bad@example.com")

@@ -19,8 +19,13 @@ public final class RawConnection: @unchecked Sendable {
 
     public enum Failure: Error { case connect(Int32), closed, timeout, malformed(String) }
 
-    public init(port: UInt16, host: String = "127.0.0.1", receiveTimeoutSeconds: Int = 10) throws {
+    /// `receiveBufferBytes`: a fixed, small receive window (set before
+    /// connecting), for a client that must not take in a large response.
+    public init(port: UInt16, host: String = "127.0.0.1", receiveTimeoutSeconds: Int = 10, receiveBufferBytes: Int32? = nil) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var bytes = receiveBufferBytes {
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
@@ -36,7 +41,18 @@ public final class RawConnection: @unchecked Sendable {
         setTimeout(seconds: receiveTimeoutSeconds)
     }
 
-    deinit { close(descriptor) }
+    private var isOpen = true
+
+    deinit { if isOpen { close(descriptor) } }
+
+    /// Closes with a reset (RST) instead of an orderly end of stream.
+    public func reset() {
+        guard isOpen else { return }
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        close(descriptor)
+        isOpen = false
+    }
 
     public func setTimeout(seconds: Int) {
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
