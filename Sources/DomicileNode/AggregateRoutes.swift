@@ -128,7 +128,7 @@ enum AggregateRoutes {
         do { computed = try compute(query, contributions, using: &random) } catch {
             throw APIError.invalid("epsilon", error.description)
         }
-        let releaseID = "rl_" + Hex.encode(SecureRandom.bytes(12))
+        let releaseID = services.ids.next(.release)
         let release = Release(releaseID: releaseID, region: services.region.rawValue, name: query.name.rawValue, kind: query.kind.rawValue,
                               dataset: query.dataset.rawValue, result: computed.result, mechanism: query.mechanism.rawValue,
                               epsilon: query.epsilon, delta: query.delta, noiseScale: computed.noiseScale, releasedAt: request.now)
@@ -137,7 +137,7 @@ enum AggregateRoutes {
                                                                 accountant: query.mechanism == .laplace ? "pure" : "analytic_gaussian",
                                                                 epsilon: query.epsilon, delta: query.delta, releaseID: releaseID,
                                                                 description: "aggregate \(query.name)"),
-                                                          limits: limits(services), now: request.now, in: database)
+                                                          id: services.ids.next(.privacyCharge), limits: limits(services), now: request.now, in: database)
             try AggregateData.insert(release, in: database)
             try AuditLog.append(request.event("aggregate.release", purpose: query.purpose.rawValue,
                                               detail: "name=\(query.name),dataset=\(query.dataset),epsilon=\(query.epsilon)"), to: database)
@@ -230,7 +230,7 @@ enum AggregateRoutes {
         let (id, _) = try await services.store.write { database -> (id: String, remaining: PrivacyLedger.Spend) in
             let charged = try PrivacyLedger.charge(.init(dataset: dataset, mechanism: body.mechanism, accountant: "rdp", epsilon: epsilon,
                                                          delta: body.delta, releaseID: nil, description: description),
-                                                   limits: limits(services), now: request.now, in: database)
+                                                   id: services.ids.next(.privacyCharge), limits: limits(services), now: request.now, in: database)
             try AuditLog.append(request.event("privacy.charge", detail: "dataset=\(dataset),epsilon=\(epsilon)"), to: database)
             return charged
         }

@@ -44,8 +44,8 @@ enum ConsentRoutes {
         let collectedAt: Timestamp
         let expiresAt: Timestamp?
 
-        func receipt(pid: PID, after head: (seq: Int64, hash: [UInt8]), now: Timestamp) -> ConsentReceipt {
-            ConsentReceipt.make(receiptID: "rc_" + Hex.encode(SecureRandom.bytes(12)), pid: pid, seq: head.seq + 1, action: action,
+        func receipt(_ receiptID: String, pid: PID, after head: (seq: Int64, hash: [UInt8]), now: Timestamp) -> ConsentReceipt {
+            ConsentReceipt.make(receiptID: receiptID, pid: pid, seq: head.seq + 1, action: action,
                                 purposes: purposes, basis: basis, source: source, collectedAt: collectedAt, expiresAt: expiresAt,
                                 recordedAt: now, previousHash: head.hash)
         }
@@ -250,7 +250,8 @@ enum ConsentRoutes {
     /// the caller's transaction.
     static func record(_ draft: Draft, for pid: PID, request: APIRequest, services: NodeServices, detail: String? = nil,
                        in database: Database) throws -> ConsentReceipt {
-        let receipt = draft.receipt(pid: pid, after: try ConsentRecords.head(of: pid, in: database), now: request.now)
+        let receipt = draft.receipt(services.ids.next(.consentReceipt), pid: pid, after: try ConsentRecords.head(of: pid, in: database),
+                                    now: request.now)
         let withdrawn = try ConsentRecords.append(receipt, gpcPurposes: services.gpcPurposes, now: request.now, in: database)
         let removed = try ConsentEnforcement.withdraw(withdrawn, of: pid, services: services, in: database)
         try ConsentEnforcement.refreshEligibility(of: pid, services: services, in: database)

@@ -187,7 +187,7 @@ enum ErasureRoutes {
             throw APIError.misdirected(home: pid.region, nodes: services.liveNodes(in: pid.region))
         }
         let signed = SignedErasureRequest.signed(
-            erasureID: "er_" + Hex.encode(SecureRandom.bytes(12)), requestedAt: request.now,
+            erasureID: services.ids.next(.erasure), requestedAt: request.now,
             dueAt: request.now.adding(seconds: (ErasureRecords.deadlineDays[jurisdiction] ?? ErasureRecords.defaultDeadlineDays) * 86_400),
             jurisdiction: jurisdiction, originRegion: services.region, originNode: services.configuration.node.rawValue,
             policyVersion: Int64(services.policy.version), linkHash: try linkHash(of: target, services),

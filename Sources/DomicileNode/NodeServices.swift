@@ -5,7 +5,7 @@ import DomicilePrivacy
 import DomicileStorage
 
 /// Everything the request handlers share: configuration, storage, keys,
-/// policy, principals, clock, metrics and logs.
+/// policy, principals, clock, ids, metrics and logs.
 final class NodeServices: Sendable {
     let configuration: NodeConfiguration
     let store: Store
@@ -13,6 +13,8 @@ final class NodeServices: Sendable {
     let policy: ResidencyPolicy
     let principals: Principals
     let clock: any Clock
+    /// Every id the node mints (receipts, charges, releases, erasures…).
+    let ids: any IDGenerator
     let metrics: Metrics
     let logger: Logger
     /// This run of the node: gossip's member identity, the `listening` log line and `/v1/cluster`.
@@ -48,13 +50,14 @@ final class NodeServices: Sendable {
     var bootIDText: String { String(bootID, radix: 16) }
 
     init(configuration: NodeConfiguration, store: Store, keys: RegionKeys, policy: ResidencyPolicy, principals: Principals,
-         clock: any Clock, metrics: Metrics, logger: Logger, bootID: UInt64) {
+         clock: any Clock, ids: any IDGenerator, metrics: Metrics, logger: Logger, bootID: UInt64) {
         self.configuration = configuration
         self.store = store
         self.keys = keys
         self.policy = policy
         self.principals = principals
         self.clock = clock
+        self.ids = ids
         self.metrics = metrics
         self.logger = logger
         self.bootID = bootID

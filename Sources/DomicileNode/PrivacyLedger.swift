@@ -96,11 +96,12 @@ enum PrivacyLedger {
         return Standing(period: period, region: rows.reduce(Spend()) { $0 + $1.1 }, labels: Dictionary(uniqueKeysWithValues: rows))
     }
 
-    /// Records `charge` if the region's budget for the period, and the cap
-    /// of its label if it has one, hold it; else throws 403
+    /// Records `charge` as `chargeID` if the region's budget for the period,
+    /// and the cap of its label if it has one, hold it; else throws 403
     /// `budget_exhausted` (the caller's transaction rolls back). Returns its
     /// id and what its label may still spend after it.
-    static func charge(_ charge: Charge, limits: Limits, now: Timestamp, in database: Database) throws -> (id: String, remaining: Spend) {
+    static func charge(_ charge: Charge, id: String, limits: Limits, now: Timestamp,
+                       in database: Database) throws -> (id: String, remaining: Spend) {
         let period = limits.period.key(at: now)
         let standing = try standing(period: period, in: database)
         let cost = Spend(epsilon: charge.epsilon, delta: charge.delta)
@@ -111,7 +112,6 @@ enum PrivacyLedger {
         if let cap = limits.labelCaps[charge.dataset], !standing.label(charge.dataset).admits(cost, within: cap) {
             throw exhausted("the cap of dataset \(charge.dataset)", remaining: remaining, limits: limits)
         }
-        let id = "ch_" + Hex.encode(SecureRandom.bytes(12))
         try database.execute("""
             INSERT INTO privacy_charges (charge_id, dataset, period, mechanism, accountant, epsilon, delta, release_id, description, charged_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

@@ -84,7 +84,7 @@ enum ReidentificationRoutes {
             if let kind = PIIClassifier.classify(text) { throw FeatureRoutes.piiDetected(field: field, kind: kind) }
         }
         let pid = try services.homePID(body.pid)
-        let id = "ri_" + Hex.encode(SecureRandom.bytes(12))
+        let id = services.ids.next(.reidentification)
         let ticketAsCustomerID = try? Identifier(kind: .customerID, raw: body.ticket)
         try await services.writeAudited(request, action: "reidentification.request", pid: pid) { database in
             guard try SubjectRecords.isLive(pid, keys: services.keys, in: database) else { throw APIError.unknownSubject() }
