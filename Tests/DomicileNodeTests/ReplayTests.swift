@@ -1,0 +1,62 @@
+@testable import DomicileNode
+import DomicileModel
+import DomicileNet
+import DomicileTestSupport
+import Foundation
+import XCTest
+
+/// A node started with a manual clock and a seeded id generator mints the
+/// same ids for the same calls: the first step towards replaying a run.
+final class ReplayTests: XCTestCase {
+    func test_twoNodes_withTheSameSeededProviders_mintTheSameIDs() async throws {
+        let first = try await mintedIDs(seed: 11)
+        let second = try await mintedIDs(seed: 11)
+        XCTAssertEqual(first, second)
+        XCTAssertEqual(first.map { String($0.prefix(3)) }, ["rc_", "rc_", "rc_", "er_"])
+        XCTAssertEqual(Set(first).count, first.count)
+        let otherSeed = try await mintedIDs(seed: 12)
+        XCTAssertNotEqual(otherSeed, first, "the ids come from the seed")
+    }
+
+    /// Starts a fresh node on its own database, registers a subject, grants,
+    /// revokes, signals GPC and erases it; returns the ids the node minted.
+    private func mintedIDs(seed: UInt64) async throws -> [String] {
+        let federation = try FederationFixture(regions: ["eu"])
+        var configuration = try NodeConfiguration.load(path: federation.configPath("eu-1"))
+        configuration.gossip.address = nil
+        configuration.accessLog = false
+        let clock = ManualClock(Timestamp(seconds: 1_800_000_000))
+        let devNull = open("/dev/null", O_WRONLY)
+        defer { close(devNull) }
+        let node = try await Node.start(configuration, clock: clock, ids: SeededIDGenerator(seed: seed),
+                                        logger: Logger(clock: clock, descriptor: devNull))
+        let client = HTTPClient()
+        func call(_ method: String, _ path: String, _ role: String, _ json: String) async throws -> [String: Any] {
+            var headers = HTTPHeaders()
+            headers.set("Authorization", "Bearer \(federation.token(role))")
+            headers.set("Content-Type", "application/json")
+            let response = try await client.send(method, path, to: node.httpAddress, headers: headers, body: Array(json.utf8))
+            XCTAssertTrue((200..<300).contains(response.status), "\(method) \(path): \(response.status)")
+            return (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
+        }
+        var ids: [String] = []
+        do {
+            let subject = try await call("POST", "/v1/subjects", "ingest", #"{"identifier":{"kind":"customer_id","value":"replay-1"},"region":"eu"}"#)
+            let pid = try XCTUnwrap(subject["pid"] as? String)
+            let at = clock.now().rfc3339
+            for body in [#"{"action":"grant","purposes":["analytics"],"source":"replay","collected_at":"\#(at)"}"#,
+                         #"{"action":"revoke","purposes":["analytics"],"source":"replay","collected_at":"\#(at)"}"#,
+                         #"{"action":"gpc","source":"replay","collected_at":"\#(at)"}"#] {
+                let receipt = try await call("POST", "/v1/subjects/\(pid)/consents", "ingest", body)
+                ids.append(try XCTUnwrap(receipt["receipt_id"] as? String))
+            }
+            let erasure = try await call("POST", "/v1/erasures", "privacy_officer", #"{"pid":"\#(pid)"}"#)
+            ids.append(try XCTUnwrap(erasure["erasure_id"] as? String))
+        } catch {
+            await node.shutdown(graceMilliseconds: 0)
+            throw error
+        }
+        await node.shutdown(graceMilliseconds: 0)
+        return ids
+    }
+}
