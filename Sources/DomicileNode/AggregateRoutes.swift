@@ -123,7 +123,7 @@ enum AggregateRoutes {
             }
         }
         let contributions = try await services.scan { try AggregateData.contributions(query, services: services, now: request.now, in: $0) }
-        var random = BufferedSecureRandom()
+        var random = services.random.generator()
         let computed: Computed
         do { computed = try compute(query, contributions, using: &random) } catch {
             throw APIError.invalid("epsilon", error.description)

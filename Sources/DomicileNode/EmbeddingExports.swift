@@ -35,7 +35,7 @@ enum EmbeddingExports {
             throw HTTPError(status: 403, code: "budget_exhausted",
                             detail: "this subject's embedding budget for the \(limits.privacyPeriod.rawValue) is spent; the vector stays local")
         }
-        var random = BufferedSecureRandom()
+        var random = services.random.generator()
         let noised: EmbeddingNoise.Noised
         do {
             noised = try EmbeddingNoise.noised(vector, clipNorm: export.clipNorm, epsilon: export.epsilon, delta: export.delta, using: &random)

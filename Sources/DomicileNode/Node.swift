@@ -38,10 +38,12 @@ public final class Node: Sendable {
 
     /// Opens everything the node needs — failing with a message that names
     /// what is wrong — then starts serving.
-    /// `clock` and `ids` are where every time and id comes from: a test
-    /// passes a manual clock and a `SeededIDGenerator` to replay a run.
+    /// `clock`, `ids` and `random` are where every time, id and random draw
+    /// comes from: a test passes a manual clock, a `SeededIDGenerator` and a
+    /// `SeededRandomSource` to replay a run.
     public static func start(_ configuration: NodeConfiguration, clock: any Clock = SystemClock(),
-                             ids: any IDGenerator = SecureIDGenerator(), logger: Logger? = nil) async throws -> Node {
+                             ids: any IDGenerator = SecureIDGenerator(), random: any RandomSource = SecureRandomSource(),
+                             logger: Logger? = nil) async throws -> Node {
         let logger = logger ?? Logger(clock: clock)
         do {
             try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true,
@@ -88,8 +90,8 @@ public final class Node: Sendable {
         let services = NodeServices(configuration: configuration, store: store, keys: try RegionKeys(keyring: keyring, clock: { clock.now().milliseconds / 1_000 }) {
                                         try KeyringFile.save($0, path: configuration.keyringPath, master: master, replacing: true)
                                     }, policy: policy,
-                                    principals: principals, clock: clock, ids: ids, metrics: Metrics(), logger: logger,
-                                    bootID: UInt64.random(in: 1...UInt64.max))
+                                    principals: principals, clock: clock, ids: ids, random: random, metrics: Metrics(), logger: logger,
+                                    bootID: { var draws = random.generator(); return UInt64.random(in: 1...UInt64.max, using: &draws) }())
         do {
             try await services.keys.subjects.recover(store)
         } catch {

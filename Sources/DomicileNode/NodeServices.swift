@@ -15,6 +15,8 @@ final class NodeServices: Sendable {
     let clock: any Clock
     /// Every id the node mints (receipts, charges, releases, erasures…).
     let ids: any IDGenerator
+    /// Every random draw of an operation (a release's noise, an export's).
+    let random: any RandomSource
     let metrics: Metrics
     let logger: Logger
     /// This run of the node: gossip's member identity, the `listening` log line and `/v1/cluster`.
@@ -50,7 +52,7 @@ final class NodeServices: Sendable {
     var bootIDText: String { String(bootID, radix: 16) }
 
     init(configuration: NodeConfiguration, store: Store, keys: RegionKeys, policy: ResidencyPolicy, principals: Principals,
-         clock: any Clock, ids: any IDGenerator, metrics: Metrics, logger: Logger, bootID: UInt64) {
+         clock: any Clock, ids: any IDGenerator, random: any RandomSource, metrics: Metrics, logger: Logger, bootID: UInt64) {
         self.configuration = configuration
         self.store = store
         self.keys = keys
@@ -58,6 +60,7 @@ final class NodeServices: Sendable {
         self.principals = principals
         self.clock = clock
         self.ids = ids
+        self.random = random
         self.metrics = metrics
         self.logger = logger
         self.bootID = bootID
