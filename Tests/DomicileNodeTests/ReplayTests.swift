@@ -5,21 +5,23 @@ import DomicileTestSupport
 import Foundation
 import XCTest
 
-/// A node started with a manual clock and a seeded id generator mints the
-/// same ids for the same calls: the first step towards replaying a run.
+/// A node started with a manual clock, a seeded id generator and a seeded
+/// random source mints the same ids and draws the same noise for the same
+/// calls: the first step towards replaying a run.
 final class ReplayTests: XCTestCase {
     func test_twoNodes_withTheSameSeededProviders_mintTheSameIDs() async throws {
         let first = try await mintedIDs(seed: 11)
         let second = try await mintedIDs(seed: 11)
         XCTAssertEqual(first, second)
-        XCTAssertEqual(first.map { String($0.prefix(3)) }, ["rc_", "rc_", "rc_", "er_"])
+        XCTAssertEqual(first.map { String($0.prefix(3)) }, ["rc_", "rl_", "va=", "rc_", "rc_", "er_"])
         XCTAssertEqual(Set(first).count, first.count)
         let otherSeed = try await mintedIDs(seed: 12)
         XCTAssertNotEqual(otherSeed, first, "the ids come from the seed")
     }
 
     /// Starts a fresh node on its own database, registers a subject, grants,
-    /// revokes, signals GPC and erases it; returns the ids the node minted.
+    /// releases a noisy count, revokes, signals GPC and erases the subject;
+    /// returns the ids the node minted and the released value.
     private func mintedIDs(seed: UInt64) async throws -> [String] {
         let federation = try FederationFixture(regions: ["eu"])
         var configuration = try NodeConfiguration.load(path: federation.configPath("eu-1"))
@@ -29,7 +31,7 @@ final class ReplayTests: XCTestCase {
         let devNull = open("/dev/null", O_WRONLY)
         defer { close(devNull) }
         let node = try await Node.start(configuration, clock: clock, ids: SeededIDGenerator(seed: seed),
-                                        logger: Logger(clock: clock, descriptor: devNull))
+                                        random: SeededRandomSource(seed: seed), logger: Logger(clock: clock, descriptor: devNull))
         let client = HTTPClient()
         func call(_ method: String, _ path: String, _ role: String, _ json: String) async throws -> [String: Any] {
             var headers = HTTPHeaders()
@@ -49,6 +51,12 @@ final class ReplayTests: XCTestCase {
                          #"{"action":"gpc","source":"replay","collected_at":"\#(at)"}"#] {
                 let receipt = try await call("POST", "/v1/subjects/\(pid)/consents", "ingest", body)
                 ids.append(try XCTUnwrap(receipt["receipt_id"] as? String))
+                if ids.count == 1 {
+                    // ε = 0.1: the count's noise has a scale of 10, so another seed draws another value.
+                    let release = try await call("POST", "/v1/aggregates", "analyst", #"{"name":"subjects","kind":"count","epsilon":0.1}"#)
+                    ids.append(try XCTUnwrap(release["release_id"] as? String))
+                    ids.append("va=\(try XCTUnwrap(release["value"] as? Double))")
+                }
             }
             let erasure = try await call("POST", "/v1/erasures", "privacy_officer", #"{"pid":"\#(pid)"}"#)
             ids.append(try XCTUnwrap(erasure["erasure_id"] as? String))
