@@ -12,7 +12,8 @@ public enum IDKind: String, Sendable, CaseIterable {
 
     /// The id's text: the prefix, `_`, and `randomBytes` in hexadecimal.
     public func id(randomBytes: [UInt8]) -> String {
-        precondition(randomBytes.count == Self.randomByteCount, "an id takes \(Self.randomByteCount) random bytes, not \(randomBytes.count)")
+        precondition(randomBytes.count == Self.randomByteCount,
+                     "an id takes \(Self.randomByteCount) random bytes, not \(randomBytes.count)")
         return rawValue + "_" + Hex.encode(randomBytes)
     }
 }

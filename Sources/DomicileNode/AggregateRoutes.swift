@@ -137,7 +137,8 @@ enum AggregateRoutes {
                                                                 accountant: query.mechanism == .laplace ? "pure" : "analytic_gaussian",
                                                                 epsilon: query.epsilon, delta: query.delta, releaseID: releaseID,
                                                                 description: "aggregate \(query.name)"),
-                                                          id: services.ids.next(.privacyCharge), limits: limits(services), now: request.now, in: database)
+                                                          id: services.ids.next(.privacyCharge), limits: limits(services),
+                                                          now: request.now, in: database)
             try AggregateData.insert(release, in: database)
             try AuditLog.append(request.event("aggregate.release", purpose: query.purpose.rawValue,
                                               detail: "name=\(query.name),dataset=\(query.dataset),epsilon=\(query.epsilon)"), to: database)
@@ -230,7 +231,8 @@ enum AggregateRoutes {
         let (id, _) = try await services.store.write { database -> (id: String, remaining: PrivacyLedger.Spend) in
             let charged = try PrivacyLedger.charge(.init(dataset: dataset, mechanism: body.mechanism, accountant: "rdp", epsilon: epsilon,
                                                          delta: body.delta, releaseID: nil, description: description),
-                                                   id: services.ids.next(.privacyCharge), limits: limits(services), now: request.now, in: database)
+                                                   id: services.ids.next(.privacyCharge), limits: limits(services),
+                                                   now: request.now, in: database)
             try AuditLog.append(request.event("privacy.charge", detail: "dataset=\(dataset),epsilon=\(epsilon)"), to: database)
             return charged
         }

@@ -9,20 +9,20 @@ import XCTest
 /// random source mints the same ids and draws the same noise for the same
 /// calls: the first step towards replaying a run.
 final class ReplayTests: XCTestCase {
-    func test_twoNodes_withTheSameSeededProviders_mintTheSameIDs() async throws {
-        let first = try await mintedIDs(seed: 11)
-        let second = try await mintedIDs(seed: 11)
+    func test_twoNodes_withTheSameSeededProviders_mintTheSameIDs_andDrawTheSameNoise() async throws {
+        let first = try await replay(seed: 11)
+        let second = try await replay(seed: 11)
         XCTAssertEqual(first, second)
         XCTAssertEqual(first.map { String($0.prefix(3)) }, ["rc_", "rl_", "va=", "rc_", "rc_", "er_"])
         XCTAssertEqual(Set(first).count, first.count)
-        let otherSeed = try await mintedIDs(seed: 12)
-        XCTAssertNotEqual(otherSeed, first, "the ids come from the seed")
+        let otherSeed = try await replay(seed: 12)
+        XCTAssertNotEqual(otherSeed, first, "the ids and the noise come from the seeds")
     }
 
     /// Starts a fresh node on its own database, registers a subject, grants,
     /// releases a noisy count, revokes, signals GPC and erases the subject;
     /// returns the ids the node minted and the released value.
-    private func mintedIDs(seed: UInt64) async throws -> [String] {
+    private func replay(seed: UInt64) async throws -> [String] {
         let federation = try FederationFixture(regions: ["eu"])
         var configuration = try NodeConfiguration.load(path: federation.configPath("eu-1"))
         configuration.gossip.address = nil
@@ -43,7 +43,8 @@ final class ReplayTests: XCTestCase {
         }
         var ids: [String] = []
         do {
-            let subject = try await call("POST", "/v1/subjects", "ingest", #"{"identifier":{"kind":"customer_id","value":"replay-1"},"region":"eu"}"#)
+            let subject = try await call("POST", "/v1/subjects", "ingest",
+                                         #"{"identifier":{"kind":"customer_id","value":"replay-1"},"region":"eu"}"#)
             let pid = try XCTUnwrap(subject["pid"] as? String)
             let at = clock.now().rfc3339
             for body in [#"{"action":"grant","purposes":["analytics"],"source":"replay","collected_at":"\#(at)"}"#,
