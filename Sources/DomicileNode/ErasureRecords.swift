@@ -79,8 +79,12 @@ enum ErasureRecords {
         try run("features", "DELETE FROM features WHERE pid = ?")
         try run("identities", "DELETE FROM identities WHERE pid = ?")
         try run("consent_grants", "DELETE FROM consent_active WHERE pid = ?")
+        // A receipt's purposes are its content: deleted with it, counted with the receipts they belong to.
+        try database.execute("""
+            DELETE FROM consent_receipt_purposes WHERE receipt_id IN (SELECT receipt_id FROM consent_receipts WHERE pid = ?)
+            """, [pid.rawValue])
         try run("consent_receipts", """
-            UPDATE consent_receipts SET action = '', purposes = '', basis = NULL, source = '', collected_at = 0, expires_at = NULL,
+            UPDATE consent_receipts SET action = '', basis = NULL, source = '', collected_at = 0, expires_at = NULL,
                 recorded_at = 0, redacted = 1
             WHERE pid = ? AND redacted = 0
             """)
@@ -138,12 +142,13 @@ enum ErasureRecords {
     /// Records a signed request, pending in every expected region.
     static func insert(_ request: SignedErasureRequest, requestedBy: String, erasedPIDs: [String], in database: Database) throws {
         try database.execute("""
-            INSERT INTO erasure_requests (erasure_id, requested_at, requested_by, origin_region, jurisdiction, due_at, link, erased_pids,
+            INSERT INTO erasure_requests (erasure_id, requested_at, requested_by, origin_region, jurisdiction, due_at, link,
                 status, completed_at, origin_node, policy_version, link_hash, request_signature, public_key)
-            VALUES (?, ?, ?, ?, ?, ?, NULL, ?, 'pending', NULL, ?, ?, ?, ?, ?)
+            VALUES (?, ?, ?, ?, ?, ?, NULL, 'pending', NULL, ?, ?, ?, ?, ?)
             """, [request.erasureID, request.requestedAt.milliseconds, requestedBy, request.originRegion.rawValue,
-                  request.jurisdiction, request.dueAt.milliseconds, erasedPIDs.joined(separator: ","), request.originNode,
+                  request.jurisdiction, request.dueAt.milliseconds, request.originNode,
                   request.policyVersion, request.linkHash, request.signature, request.publicKey.rawRepresentation])
+        try insertErasedPIDs(erasedPIDs, of: request.erasureID, in: database)
         for (region, nodes) in request.expectedNodes {
             try database.execute("INSERT INTO erasure_regions (erasure_id, region, status) VALUES (?, ?, 'pending')",
                                  [request.erasureID, region.rawValue])
@@ -168,12 +173,12 @@ enum ErasureRecords {
             throw UnexpectedAck(erasureID: ack.erasureID)
         }
         try database.execute("""
-            INSERT INTO erasure_node_acks (erasure_id, region, node, scope, request_hash, erased_at, counts, link_hash, wal_truncated,
+            INSERT INTO erasure_node_acks (erasure_id, region, node, scope, request_hash, erased_at, link_hash, wal_truncated,
                 policy_version, signature, public_key)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [ack.erasureID, ack.region.rawValue, ack.node, ack.scope.rawValue, ack.requestHash, ack.erasedAt.milliseconds,
-                  encode(ack.counts), ack.linkHash, ack.walTruncated ? 1 : 0, ack.policyVersion, ack.signature,
-                  ack.publicKey.rawRepresentation])
+                  ack.linkHash, ack.walTruncated ? 1 : 0, ack.policyVersion, ack.signature, ack.publicKey.rawRepresentation])
+        try insertCounts(ack.counts, erasureID: ack.erasureID, region: ack.region.rawValue, node: ack.node, in: database)
         request.acks.append(ack)
         let waiting = request.waitingForNodes
         if waiting[ack.region] == nil {
@@ -189,24 +194,25 @@ enum ErasureRecords {
         return try find(ack.erasureID, in: database)!
     }
 
-    /// Counts as stored: `table=count` pairs, comma-separated, sorted.
-    static func encode(_ counts: [String: Int64]) -> String {
-        counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    /// The subjects a request erased here: one row each.
+    static func insertErasedPIDs(_ pids: [String], of erasureID: String, in database: Database) throws {
+        for pid in pids {
+            try database.execute("INSERT INTO erasure_erased_pids (erasure_id, pid) VALUES (?, ?)", [erasureID, pid])
+        }
     }
 
-    static func decodeCounts(_ text: String) -> [String: Int64]? {
-        var counts: [String: Int64] = [:]
-        for pair in text.split(separator: ",") {
-            let parts = pair.split(separator: "=")
-            guard parts.count == 2, let count = Int64(parts[1]), counts.updateValue(count, forKey: String(parts[0])) == nil else {
-                return nil
-            }
+    /// An ack's counts: one row per table.
+    static func insertCounts(_ counts: [String: Int64], erasureID: String, region: String, node: String,
+                             in database: Database) throws {
+        for (table, count) in counts.sorted(by: { $0.key < $1.key }) {
+            try database.execute("""
+                INSERT INTO erasure_ack_counts (erasure_id, region, node, table_name, count) VALUES (?, ?, ?, ?, ?)
+                """, [erasureID, region, node, table, count])
         }
-        return counts
     }
 
     static let requestColumns = """
-        erasure_id, requested_at, requested_by, origin_region, jurisdiction, due_at, erased_pids, status, completed_at,
+        erasure_id, requested_at, requested_by, origin_region, jurisdiction, due_at, status, completed_at,
         origin_node, policy_version, link_hash, request_signature, public_key, completion_signature
         """
 
@@ -243,7 +249,6 @@ enum ErasureRecords {
         let originRegion: String
         let jurisdiction: String
         let dueAt: Timestamp
-        let erasedPIDs: String
         let status: String
         let completedAt: Timestamp?
         let originNode: String?
@@ -260,15 +265,14 @@ enum ErasureRecords {
             originRegion = row.text(3)
             jurisdiction = row.text(4)
             dueAt = Timestamp(milliseconds: row.int64(5))
-            erasedPIDs = row.text(6)
-            status = row.text(7)
-            completedAt = row.optionalInt64(8).map(Timestamp.init(milliseconds:))
-            originNode = row.optionalText(9)
-            policyVersion = row.optionalInt64(10)
-            linkHash = row.optionalBlob(11)
-            requestSignature = row.optionalBlob(12)
-            publicKey = row.optionalBlob(13)
-            completionSignature = row.optionalBlob(14)
+            status = row.text(6)
+            completedAt = row.optionalInt64(7).map(Timestamp.init(milliseconds:))
+            originNode = row.optionalText(8)
+            policyVersion = row.optionalInt64(9)
+            linkHash = row.optionalBlob(10)
+            requestSignature = row.optionalBlob(11)
+            publicKey = row.optionalBlob(12)
+            completionSignature = row.optionalBlob(13)
         }
 
         func request(in database: Database) throws -> ErasureRequest {
@@ -286,9 +290,15 @@ enum ErasureRecords {
                 regions[region] = state
             }
             return ErasureRequest(erasureID: erasureID, requestedAt: requestedAt, requestedBy: requestedBy, originRegion: originRegion,
-                                  jurisdiction: jurisdiction, dueAt: dueAt, erasedPIDs: erasedPIDs.split(separator: ",").map(String.init),
+                                  jurisdiction: jurisdiction, dueAt: dueAt, erasedPIDs: try erasedPIDs(in: database),
                                   status: status, completedAt: completedAt, signed: try signedRequest(originRegion, in: database),
                                   completionSignature: completionSignature, regions: regions, acks: try acks(in: database))
+        }
+
+        private func erasedPIDs(in database: Database) throws -> [String] {
+            try database.fetchAll("SELECT pid FROM erasure_erased_pids WHERE erasure_id = ? ORDER BY pid", [erasureID]) { row in
+                try row.decode(0, table: "erasure_erased_pids") { try PID(parsing: $0).rawValue }
+            }
         }
 
         /// The signed request, or nil for a request recorded before requests were signed.
@@ -311,20 +321,29 @@ enum ErasureRecords {
 
         private func acks(in database: Database) throws -> [ErasureAck] {
             try database.fetchAll("""
-                SELECT region, node, scope, request_hash, erased_at, counts, link_hash, wal_truncated, policy_version, signature, public_key
+                SELECT region, node, scope, request_hash, erased_at, link_hash, wal_truncated, policy_version, signature, public_key
                 FROM erasure_node_acks WHERE erasure_id = ? ORDER BY region, node
                 """, [erasureID]) { row in
-                (row.text(0), row.text(1), row.text(2), row.blob(3), row.int64(4), row.text(5), row.blob(6), row.bool(7), row.int64(8),
-                 row.blob(9), row.blob(10))
-            }.map { region, node, scope, requestHash, erasedAt, counts, linkHash, walTruncated, policyVersion, signature, publicKey in
-                guard let region = try? RegionID(region), let scope = ErasureScope(rawValue: scope), let counts = decodeCounts(counts),
+                (row.text(0), row.text(1), row.text(2), row.blob(3), row.int64(4), row.blob(5), row.bool(6), row.int64(7),
+                 row.blob(8), row.blob(9))
+            }.map { regionName, node, scope, requestHash, erasedAt, linkHash, walTruncated, policyVersion, signature, publicKey in
+                guard let region = try? RegionID(regionName), let scope = ErasureScope(rawValue: scope),
                       let key = try? Ed25519PublicKey(rawRepresentation: publicKey) else {
                     throw StorageError.corrupt(table: "erasure_node_acks", column: "ack")
                 }
+                let counts = try ackCounts(region: regionName, node: node, in: database)
                 return ErasureAck(erasureID: erasureID, requestHash: requestHash, region: region, node: node, scope: scope,
                                   erasedAt: Timestamp(milliseconds: erasedAt), counts: counts, linkHash: linkHash,
                                   walTruncated: walTruncated, policyVersion: policyVersion, signature: signature, publicKey: key)
             }
+        }
+
+        /// One ack's counts (the primary key keeps each table once).
+        private func ackCounts(region: String, node: String, in database: Database) throws -> [String: Int64] {
+            let rows = try database.fetchAll("""
+                SELECT table_name, count FROM erasure_ack_counts WHERE erasure_id = ? AND region = ? AND node = ?
+                """, [erasureID, region, node]) { ($0.text(0), $0.int64(1)) }
+            return Dictionary(uniqueKeysWithValues: rows)
         }
     }
 }

@@ -309,5 +309,31 @@ enum NodeSchema {
             DROP TABLE consent_receipts;
             ALTER TABLE consent_receipts_by_life RENAME TO consent_receipts;
             """),
+        Migration(version: 9, name: "lists stored as rows, not joined text", sql: """
+            -- A receipt's purposes, in the order its hash covers them (docs/FORMATS.md,
+            -- "Consent receipt hash"). Erasure deletes a subject's rows with its content.
+            CREATE TABLE consent_receipt_purposes (
+                receipt_id TEXT NOT NULL REFERENCES consent_receipts (receipt_id),
+                position INTEGER NOT NULL,
+                purpose TEXT NOT NULL,
+                PRIMARY KEY (receipt_id, position)
+            ) STRICT, WITHOUT ROWID;
+            -- The subjects an erasure request erased on this node.
+            CREATE TABLE erasure_erased_pids (
+                erasure_id TEXT NOT NULL REFERENCES erasure_requests (erasure_id),
+                pid TEXT NOT NULL,
+                PRIMARY KEY (erasure_id, pid)
+            ) STRICT, WITHOUT ROWID;
+            -- A node's ack: rows it erased per table (the signed `counts`).
+            CREATE TABLE erasure_ack_counts (
+                erasure_id TEXT NOT NULL,
+                region TEXT NOT NULL,
+                node TEXT NOT NULL,
+                table_name TEXT NOT NULL,
+                count INTEGER NOT NULL,
+                PRIMARY KEY (erasure_id, region, node, table_name),
+                FOREIGN KEY (erasure_id, region, node) REFERENCES erasure_node_acks (erasure_id, region, node)
+            ) STRICT, WITHOUT ROWID;
+            """, convert: JoinedTextMigration.convert),
     ])
 }

@@ -4,11 +4,17 @@ public struct Migration: Sendable {
     public let version: Int
     public let name: String
     public let sql: String
+    /// Runs after `sql`, in the same transaction, for what SQL alone cannot
+    /// do well: read an old encoding, refuse a value that does not decode
+    /// with a typed error (the whole migration then rolls back), and write
+    /// the new form.
+    public let convert: (@Sendable (Database) throws -> Void)?
 
-    public init(version: Int, name: String, sql: String) {
+    public init(version: Int, name: String, sql: String, convert: (@Sendable (Database) throws -> Void)? = nil) {
         self.version = version
         self.name = name
         self.sql = sql
+        self.convert = convert
     }
 }
 
@@ -52,6 +58,7 @@ public struct Migrator: Sendable {
         for migration in migrations.dropFirst(applied.count) {
             try database.transaction {
                 try database.executeScript(migration.sql)
+                try migration.convert?(database)
                 try database.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                                      [migration.version, migration.name, appliedAt])
             }

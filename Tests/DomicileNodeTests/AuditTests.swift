@@ -46,7 +46,9 @@ final class AuditTests: NodeTestCase {
         await XCTAssertEqualAsync(try await node.call("GET", "/v1/audit/verify", token: token("privacy_officer")).json["valid"] as? Bool, false)
 
         // A receipt edited in place breaks its subject's chain.
-        try database.execute("UPDATE consent_receipts SET purposes = 'analytics' WHERE pid = ?", [pid])
+        try database.execute("""
+            UPDATE consent_receipt_purposes SET purpose = 'analytics' WHERE receipt_id IN (SELECT receipt_id FROM consent_receipts WHERE pid = ?)
+            """, [pid])
         let history = try await node.call("GET", "/v1/subjects/\(pid)/consents", token: token("privacy_officer"))
         XCTAssertEqual(history.json["chain_valid"] as? Bool, false)
     }

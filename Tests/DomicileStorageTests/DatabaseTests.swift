@@ -136,4 +136,30 @@ final class MigratorTests: XCTestCase {
         XCTAssertEqual(try database.fetchOne("SELECT max(version) FROM schema_migrations") { $0.int(0) }, 1)
         XCTAssertNil(try database.fetchOne("SELECT name FROM sqlite_master WHERE name = 'ok'") { $0.text(0) })
     }
+
+    /// A conversion runs after the migration's SQL and commits with it; one
+    /// that throws (a stored value that does not decode) leaves nothing behind.
+    func test_migrator_convertsInTheMigrationsTransaction_andRollsBackWhenTheConversionThrows() throws {
+        let database = try Database(path: directory.file("p.sqlite"))
+        try Migrator(first).migrate(database, appliedAt: 1)
+        try database.execute("INSERT INTO subjects (pid) VALUES ('a'), ('b')")
+        let copyIDs = Migration(version: 2, name: "ids", sql: "CREATE TABLE ids (pid TEXT PRIMARY KEY)") { database in
+            for pid in try database.fetchAll("SELECT pid FROM subjects ORDER BY pid", [], { $0.text(0) }) {
+                guard pid != "bad" else { throw StorageError.corrupt(table: "subjects", column: "pid") }
+                try database.execute("INSERT INTO ids (pid) VALUES (?)", [pid])
+            }
+        }
+        let other = try Database(path: directory.file("q.sqlite"))
+        try Migrator(first).migrate(other, appliedAt: 1)
+        try other.execute("INSERT INTO subjects (pid) VALUES ('a'), ('bad')")
+        XCTAssertThrowsError(try Migrator(first + [copyIDs]).migrate(other, appliedAt: 2)) {
+            XCTAssertTrue(($0 as? StorageError)?.isCorrupt == true, "\($0)")
+            XCTAssertTrue("\($0)".contains("subjects.pid"), "\($0)")
+        }
+        XCTAssertEqual(try other.fetchOne("SELECT max(version) FROM schema_migrations") { $0.int(0) }, 1)
+        XCTAssertNil(try other.fetchOne("SELECT name FROM sqlite_master WHERE name = 'ids'") { $0.text(0) })
+
+        XCTAssertEqual(try Migrator(first + [copyIDs]).migrate(database, appliedAt: 2), [2])
+        XCTAssertEqual(try database.fetchAll("SELECT pid FROM ids ORDER BY pid") { $0.text(0) }, ["a", "b"])
+    }
 }
