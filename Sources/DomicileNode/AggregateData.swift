@@ -139,11 +139,14 @@ enum AggregateData {
         try database.fetchOne("""
             SELECT release_id, region, name, kind, dataset, result, mechanism, epsilon, delta, noise_scale, released_at
             FROM aggregate_releases WHERE name = ? ORDER BY released_at DESC, rowid DESC LIMIT 1
-            """, [name.rawValue]) { row -> Release? in
-            guard let result = AggregateResult(encoded: row.text(5)) else { return nil }
+            """, [name.rawValue]) { row throws(StorageError) -> Release in
+            // A release that does not decode is corrupt, never silently "no release".
+            guard let result = AggregateResult(encoded: row.text(5)) else {
+                throw StorageError.corrupt(table: "aggregate_releases", column: "result")
+            }
             return Release(releaseID: row.text(0), region: row.text(1), name: row.text(2), kind: row.text(3), dataset: row.text(4),
                            result: result, mechanism: row.text(6), epsilon: row.double(7), delta: row.double(8),
                            noiseScale: row.double(9), releasedAt: Timestamp(milliseconds: row.int64(10)))
-        } ?? nil
+        }
     }
 }

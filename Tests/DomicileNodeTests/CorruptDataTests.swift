@@ -35,6 +35,18 @@ final class CorruptDataTests: NodeTestCase {
         XCTAssertFalse(logged.contains { $0.contains("frobnicate") || $0.contains("whim") })
     }
 
+    /// A release whose stored result does not decode is corrupt, not "no release".
+    func test_aStoredReleaseThatDoesNotDecode_is500CorruptData_notAbsent() async throws {
+        try startNode(regions: ["eu"])
+        let released = try await node.call("POST", "/v1/aggregates", token: token("analyst"),
+                                           json: #"{"name":"subjects","kind":"count","epsilon":0.5}"#)
+        XCTAssertEqual(released.status, 201, released.text)
+        node.stop()
+        try tamper("UPDATE aggregate_releases SET result = 'not a result' WHERE name = ?", ["subjects"])
+        node = try federation.start("eu-1")
+        assertProblem(try await node.call("GET", "/v1/aggregates/subjects", token: token("analyst")), 500, "corrupt_data")
+    }
+
     func test_aStoredVectorThatDoesNotOpen_stopsTheNodeFromStarting_insteadOfVanishing() async throws {
         try startNode(regions: ["eu"])
         let pid = try await register(email: "vector@example.com")
