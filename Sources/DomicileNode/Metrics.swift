@@ -63,7 +63,8 @@ public final class Metrics: Sendable {
         state.withLock { $0.counters[rendered, default: 0] += amount }
     }
 
-    func render(writer: WriterStatistics, gauges: [(String, String, Double)]) -> String {
+    /// `counters` and `gauges` are (name, help, value) kept by other owners.
+    func render(writer: WriterStatistics, counters: [(String, String, Int)] = [], gauges: [(String, String, Double)]) -> String {
         let snapshot = state.value
         var lines: [String] = []
         lines.append("# HELP domicile_http_requests_total HTTP requests by method, route pattern and status.")
@@ -119,6 +120,11 @@ public final class Metrics: Sendable {
             let family = String(name.prefix { $0 != "{" })
             if declared.insert(family).inserted { lines.append("# TYPE \(family) counter") }
             lines.append("\(name) \(count)")
+        }
+        for (name, help, value) in counters {
+            lines.append("# HELP \(name) \(help)")
+            lines.append("# TYPE \(name) counter")
+            lines.append("\(name) \(value)")
         }
         for (name, help, value) in gauges {
             lines.append("# HELP \(name) \(help)")

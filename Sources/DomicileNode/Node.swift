@@ -163,7 +163,8 @@ public final class Node: Sendable {
                     routes: api.router.routes.map { Route(method: $0.method, pattern: $0.pattern) })
     }
 
-    /// Stops serving (requests in flight finish), then closes storage.
+    /// Stops serving (requests in flight finish), closes storage, and
+    /// flushes the log (bounded) so the last lines outlive the process.
     public func shutdown(graceMilliseconds: Int64 = 10_000) async {
         services.lifecycle.withLock { $0 = .draining }
         logger.info("stopping")
@@ -174,5 +175,6 @@ public final class Node: Sendable {
         services.store.close()
         keyringLock.release()
         logger.info("stopped")
+        logger.flush()
     }
 }

@@ -52,7 +52,10 @@ enum SystemRoutes {
             }
         }
         api.open("GET", "/metrics") { _ in
-            var text = services.metrics.render(writer: services.store.writer.currentStatistics, gauges: [
+            var text = services.metrics.render(writer: services.store.writer.currentStatistics, counters: [
+                ("domicile_log_lines_dropped_total", "Log lines dropped because standard output was not read fast enough.",
+                 services.logger.droppedLineCount),
+            ], gauges: [
                 ("domicile_policy_version", "Version of the residency policy in force.", Double(services.policy.version)),
             ])
             if let gossip = services.gossip.value { text += GossipMetrics.render(gossip) }

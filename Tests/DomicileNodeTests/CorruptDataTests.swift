@@ -29,6 +29,9 @@ final class CorruptDataTests: NodeTestCase {
         for response in [history, active] {
             XCTAssertFalse(response.text.contains("frobnicate") || response.text.contains("whim"), response.text)
         }
+        // Log lines are written by the node's log thread, after the response may have left: wait for the
+        // last one (lines keep their order) before reading them all.
+        _ = node.process.waitForLine(timeout: 30) { $0.contains(#""event":"corrupt data""#) && $0.contains("consent_active.basis") }
         let logged = node.logLines.filter { $0.contains(#""event":"corrupt data""#) }
         XCTAssertTrue(logged.contains { $0.contains("consent_receipts.action") }, "\(logged)")
         XCTAssertTrue(logged.contains { $0.contains("consent_active.basis") }, "\(logged)")
