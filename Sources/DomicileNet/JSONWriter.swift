@@ -59,6 +59,13 @@ public struct JSONWriter {
 
     public mutating func value(_ number: Int) { value(Int64(number)) }
 
+    /// A value already serialized as JSON (by a `Codable` type's encoding).
+    public mutating func value(encoded json: some Collection<UInt8>) {
+        separate()
+        bytes.append(contentsOf: json)
+        needsComma = true
+    }
+
     public mutating func value(_ flag: Bool) {
         separate()
         bytes.append(contentsOf: flag ? Array("true".utf8) : Array("false".utf8))

@@ -3,6 +3,7 @@ import DomicileModel
 import DomicileNet
 import DomicilePrivacy
 import DomicileStorage
+import Foundation
 
 /// `POST /v1/erasures`, `GET /v1/erasures/{id}`, `GET /v1/erasures`.
 ///
@@ -31,7 +32,9 @@ enum ErasureRoutes {
                 writeMembers(to: &json)
                 if withCertificate, let certificate = request.certificate {
                     json.key("certificate")
-                    CertificateJSON(certificate: certificate).write(to: &json)
+                    // The certificate's own encoding, the one `domicile erasure verify` reads back (it has
+                    // no floating-point member, so encoding cannot fail).
+                    json.value(encoded: (try? ErasureRoutes.certificateEncoder.encode(certificate)) ?? Data("null".utf8))
                 }
             }
         }
@@ -63,55 +66,11 @@ enum ErasureRoutes {
         }
     }
 
-    /// The certificate as API.md and docs/FORMATS.md show it (the same
-    /// members `ErasureCertificate`'s Codable form reads back).
-    struct CertificateJSON: JSONWritable {
-        let certificate: ErasureCertificate
-
-        func write(to json: inout JSONWriter) {
-            let request = certificate.request
-            json.object { json in
-                json.member("erasure_id", request.erasureID)
-                json.member("requested_at", request.requestedAt)
-                json.member("due_at", request.dueAt)
-                json.member("jurisdiction", request.jurisdiction)
-                json.member("origin_region", request.originRegion.rawValue)
-                json.member("origin_node", request.originNode)
-                json.member("policy_version", request.policyVersion)
-                json.member("link_hash", Hex.encode(request.linkHash))
-                json.key("expected_regions")
-                json.array(request.expectedRegions) { $0.value($1.rawValue) }
-                json.key("expected_nodes")
-                NodesJSON(nodes: request.expectedNodes).write(to: &json)
-                json.member("request_signature", Base64.encode(request.signature))
-                json.member("public_key", Base64.encode(request.publicKey.rawRepresentation))
-                json.member("completed_at", certificate.completedAt)
-                json.member("completion_signature", Base64.encode(certificate.completionSignature))
-                json.key("acks")
-                json.array(certificate.acks) { json, ack in
-                    json.object { json in
-                        json.member("region", ack.region.rawValue)
-                        json.member("node", ack.node)
-                        json.member("scope", ack.scope.rawValue)
-                        json.member("request_hash", Hex.encode(ack.requestHash))
-                        json.member("erased_at", ack.erasedAt)
-                        json.key("counts")
-                        json.object { json in
-                            for (table, count) in ack.counts.sorted(by: { $0.key < $1.key }) {
-                                json.key(escaping: table)
-                                json.value(count)
-                            }
-                        }
-                        json.member("link_hash", Hex.encode(ack.linkHash))
-                        json.member("wal_truncated", ack.walTruncated)
-                        json.member("policy_version", ack.policyVersion)
-                        json.member("signature", Base64.encode(ack.signature))
-                        json.member("public_key", Base64.encode(ack.publicKey.rawRepresentation))
-                    }
-                }
-            }
-        }
-    }
+    static let certificateEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
 
     /// Region → node names.
     struct NodesJSON: JSONWritable {
