@@ -3,33 +3,6 @@ import DomicileModel
 import DomicileStorage
 import DomicileVectors
 
-/// A collection: the shape of its vectors, the purpose they serve, how they
-/// are indexed, and whether (noised) they may leave the region.
-struct CollectionDefinition: Sendable, Equatable {
-    let name: Name
-    let dimension: Int
-    let metric: Metric
-    let purpose: Purpose
-    let index: IndexKind
-    let export: ExportSettings?
-
-    static let dimensionMax = 4_096
-
-    /// The search width a query gets when it does not ask for one.
-    var defaultEF: Int {
-        if case .hnsw(let settings) = index { return settings.ef }
-        return 0
-    }
-}
-
-/// The differential-privacy parameters of a collection's exported
-/// (noised) embeddings, used by the federation.
-struct ExportSettings: Sendable, Equatable {
-    let epsilon: Double
-    let delta: Double
-    let clipNorm: Double
-}
-
 /// Collections and vectors in SQLite. Vectors are sealed under the
 /// subject's key, so erasing the subject makes every copy unreadable.
 enum VectorRecords {

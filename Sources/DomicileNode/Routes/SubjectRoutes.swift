@@ -4,19 +4,6 @@ import DomicileNet
 import DomicilePrivacy
 import DomicileStorage
 
-struct IdentifierBody: Decodable, Sendable {
-    let kind: String
-    let value: String
-
-    /// The normalized identifier, or 422 `invalid_identifier` naming the rule broken.
-    func normalized() throws(HTTPError) -> Identifier {
-        guard let kind = IdentifierKind(rawValue: kind) else {
-            throw APIError.invalid("identifier.kind", "must be email, phone or customer_id", code: "invalid_identifier")
-        }
-        do { return try Identifier(kind: kind, raw: value) } catch { throw APIError.invalidIdentifier(error) }
-    }
-}
-
 /// `POST /v1/subjects`, `POST /v1/subjects/lookup`, `GET /v1/subjects/{pid}`.
 enum SubjectRoutes {
     struct RegisterBody: Decodable, Sendable {
