@@ -75,21 +75,21 @@ final class NodeServices: Sendable {
     func liveNodes(in region: RegionID) -> [NodeAddress] { gossip.value?.liveNodes(in: region) ?? [] }
 
     /// A pid from a path, owned by this region: else 400 or 421.
-    func homePID(_ text: String) throws(HTTPError) -> PID {
+    func homePID(_ text: String) throws(DomainError) -> PID {
         let pid = try knownPID(text)
-        guard pid.region == region else { throw APIError.misdirected(home: pid.region, nodes: liveNodes(in: pid.region)) }
+        guard pid.region == region else { throw DomainError.misdirected(home: pid.region, nodes: liveNodes(in: pid.region)) }
         return pid
     }
 
     /// A pid from a request, of a region of the policy: else 400 `invalid_pid`
     /// (no node anywhere could hold it, so it is malformed, not misdirected).
-    func knownPID(_ text: String) throws(HTTPError) -> PID {
+    func knownPID(_ text: String) throws(DomainError) -> PID {
         let pid: PID
         do { pid = try PID(parsing: text) } catch {
-            if case .invalidPID(let reason) = error { throw APIError.invalidPID(reason) }
-            throw APIError.invalidPID("unparseable")
+            if case .invalidPID(let reason) = error { throw DomainError.invalidPID(reason) }
+            throw DomainError.invalidPID("unparseable")
         }
-        guard policy.isKnown(pid.region) else { throw APIError.invalidPID("its region is not in the residency policy") }
+        guard policy.isKnown(pid.region) else { throw DomainError.invalidPID("its region is not in the residency policy") }
         return pid
     }
 
@@ -104,7 +104,7 @@ final class NodeServices: Sendable {
         guard let found else {
             try await audit(request.event(action, pid: pid.rawValue, outcome: "not_found"))
             request.refusals.markAudited()
-            throw APIError.unknownSubject()
+            throw DomainError.unknownSubject()
         }
         return found
     }
@@ -131,12 +131,12 @@ final class NodeServices: Sendable {
 
     /// A purpose from a request, allowed in this region by the policy; else
     /// 422 `unknown_purpose` naming `field`.
-    func regionPurpose(_ text: String, field: String) throws(HTTPError) -> Purpose {
-        guard let purpose = try? Purpose(text), regionPurposes.contains(purpose) else { throw APIError.unknownPurpose(field) }
+    func regionPurpose(_ text: String, field: String) throws(DomainError) -> Purpose {
+        guard let purpose = try? Purpose(text), regionPurposes.contains(purpose) else { throw DomainError.unknownPurpose(field) }
         return purpose
     }
 
-    /// A write about one subject. When `body` refuses it (an `HTTPError`,
+    /// A write about one subject. When `body` refuses it (a `DomainError`,
     /// which rolls its transaction back), the refusal is audited for
     /// `action` (outcome `refused:<code>`) before it is rethrown. Whatever
     /// the failure, the subject's entries in the vector indexes are put
@@ -146,9 +146,9 @@ final class NodeServices: Sendable {
                                    _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await store.write(body)
-        } catch let error as HTTPError {
+        } catch let error as DomainError {
             try await resynchronizeVectors(of: [pid])
-            let event = request.event(action, pid: pid.rawValue, purpose: purpose, outcome: RefusalAudit.outcome(error))
+            let event = request.event(action, pid: pid.rawValue, purpose: purpose, outcome: RefusalAudit.outcome(error.code))
             if await auditRefusal([event], code: error.code, requestID: request.requestID) { request.refusals.markAudited() }
             throw error
         } catch {

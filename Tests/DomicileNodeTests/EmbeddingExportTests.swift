@@ -59,14 +59,14 @@ final class EmbeddingExportTests: XCTestCase {
         do {
             _ = try await export(shared)
             XCTFail("a third export fitted a budget of 10 at ε 4 each")
-        } catch let error as HTTPError {
+        } catch let error as DomainError {
             XCTAssertEqual(error.code, "budget_exhausted")
         }
         // The budget is the subject's, over every collection: another collection adds none.
         do {
             _ = try await export(also)
             XCTFail("another collection exported beyond the subject's budget")
-        } catch let error as HTTPError {
+        } catch let error as DomainError {
             XCTAssertEqual(error.code, "budget_exhausted")
         }
         let charges = try services.store.read { try $0.fetchOne("SELECT count(*) FROM embedding_charges WHERE pid = ?", [pid.rawValue]) { $0.int64(0) } }
@@ -76,7 +76,7 @@ final class EmbeddingExportTests: XCTestCase {
         do {
             _ = try await export(secret)
             XCTFail("a collection without export settings exported")
-        } catch let error as HTTPError {
+        } catch let error as DomainError {
             XCTAssertEqual(error.code, "export_not_allowed")
         }
         // Without consent, nothing leaves either (the revoke purged the vector too).
@@ -85,7 +85,7 @@ final class EmbeddingExportTests: XCTestCase {
         do {
             _ = try await export(shared)
             XCTFail("an export without consent")
-        } catch let error as HTTPError {
+        } catch let error as DomainError {
             XCTAssertEqual(error.code, "unknown_vector")
         }
     }

@@ -14,16 +14,16 @@ enum EmbeddingExports {
     static func export(_ collection: Name, pid: PID, services: NodeServices, now: Timestamp,
                        in database: Database) throws -> EmbeddingNoise.Noised {
         guard let definition = services.vectors.collection(collection)?.definition else {
-            throw HTTPError(status: 404, code: "unknown_collection", detail: "no collection with this name")
+            throw DomainError(.notFound, code: "unknown_collection", detail: "no collection with this name")
         }
         guard let export = definition.export else {
-            throw HTTPError(status: 403, code: "export_not_allowed", detail: "collection \(collection) has no export settings; its vectors stay in the region")
+            throw DomainError(.refused, code: "export_not_allowed", detail: "collection \(collection) has no export settings; its vectors stay in the region")
         }
         let grants = try ConsentRecords.activeGrants(of: pid, in: database)
         guard services.coverage(of: definition.purpose, grants: grants, now: now).isCovered,
               let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database),
               let vector = try VectorRecords.vector(collection: collection, pid: pid, key: key, in: database) else {
-            throw HTTPError(status: 404, code: "unknown_vector", detail: "no vector this subject's consent lets leave the region")
+            throw DomainError(.notFound, code: "unknown_vector", detail: "no vector this subject's consent lets leave the region")
         }
         let limits = services.configuration.limits
         let period = limits.privacyPeriod.key(at: now)
@@ -32,7 +32,7 @@ enum EmbeddingExports {
             """, [pid.rawValue, period]) { PrivacyLedger.Spend(epsilon: $0.double(0), delta: $0.double(1)) } ?? PrivacyLedger.Spend()
         guard spent.admits(epsilon: export.epsilon, delta: export.delta,
                            within: (limits.embeddingEpsilonPerPeriod, limits.embeddingDeltaPerPeriod)) else {
-            throw HTTPError(status: 403, code: "budget_exhausted",
+            throw DomainError(.refused, code: "budget_exhausted",
                             detail: "this subject's embedding budget for the \(limits.privacyPeriod.rawValue) is spent; the vector stays local")
         }
         var random = services.random.generator()
@@ -40,7 +40,7 @@ enum EmbeddingExports {
         do {
             noised = try EmbeddingNoise.noised(vector, clipNorm: export.clipNorm, epsilon: export.epsilon, delta: export.delta, using: &random)
         } catch {
-            throw HTTPError(status: 422, code: "invalid_request", detail: "export settings: \(error.description)")
+            throw DomainError(.invalid, code: "invalid_request", detail: "export settings: \(error.description)")
         }
         try database.execute("""
             INSERT INTO embedding_charges (pid, collection, period, epsilon, delta, charged_at) VALUES (?, ?, ?, ?, ?, ?)

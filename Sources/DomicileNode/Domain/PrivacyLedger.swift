@@ -122,8 +122,8 @@ enum PrivacyLedger {
         return (id, after.remaining(for: charge.dataset, limits: limits))
     }
 
-    private static func exhausted(_ budget: String, remaining: Spend, limits: Limits) -> HTTPError {
-        HTTPError(status: 403, code: "budget_exhausted",
+    private static func exhausted(_ budget: String, remaining: Spend, limits: Limits) -> DomainError {
+        DomainError(.refused, code: "budget_exhausted",
                   detail: "\(budget) has ε \(format(remaining.epsilon)) and δ \(format(remaining.delta)) left this "
                       + "\(limits.period.rawValue); nothing was released",
                   extensions: ["epsilon_remaining": .number(remaining.epsilon), "delta_remaining": .number(remaining.delta)])

@@ -35,10 +35,10 @@ enum ReceiptSource {
         /// What a revocation records instead of the text.
         var marker: String { ReceiptSource.markerPrefix + code }
 
-        func refusal(field: String) -> HTTPError {
+        func refusal(field: String) -> DomainError {
             switch self {
             case .invalid:
-                APIError.invalid(field, "1-\(ReceiptSource.bytesMax) characters of letters, digits and . _ : / + -, not starting with \(ReceiptSource.markerPrefix)")
+                DomainError.invalid(field, "1-\(ReceiptSource.bytesMax) characters of letters, digits and . _ : / + -, not starting with \(ReceiptSource.markerPrefix)")
             case .identifier(let kind):
                 FeatureRoutes.piiDetected(field: field, kind: kind)
             }

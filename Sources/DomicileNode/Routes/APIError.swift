@@ -15,36 +15,6 @@ enum APIError {
                   detail: "this call needs one of the roles: \(roles.map(\.rawValue).sorted().joined(separator: ", "))")
     }
 
-    static func invalidPID(_ reason: String) -> HTTPError {
-        HTTPError(status: 400, code: "invalid_pid", detail: "the pid is malformed: \(reason)")
-    }
-
-    static func misdirected(home: RegionID, nodes: [NodeAddress]) -> HTTPError {
-        HTTPError(status: 421, code: "misdirected", detail: "this subject belongs to region \(home); send the request to one of its nodes",
-                  extensions: ["home_region": .string(home.rawValue),
-                               "nodes": .array(nodes.map { .object(["name": .string($0.name), "http": .string($0.http)]) })])
-    }
-
-    static func unknownRegion(_ detail: String) -> HTTPError {
-        HTTPError(status: 422, code: "unknown_region", detail: detail)
-    }
-
-    static func unknownPurpose(_ field: String) -> HTTPError {
-        HTTPError(status: 422, code: "unknown_purpose", detail: "\(field) names a purpose the policy does not allow in this region")
-    }
-
-    static func invalidIdentifier(_ error: ModelError) -> HTTPError {
-        HTTPError(status: 422, code: "invalid_identifier", detail: error.description)
-    }
-
-    static func unknownSubject() -> HTTPError {
-        HTTPError(status: 404, code: "unknown_subject", detail: "no subject with this pid or identifier in this region")
-    }
-
-    static func invalid(_ field: String, _ rule: String, code: String = "invalid_request") -> HTTPError {
-        HTTPError(status: 422, code: code, detail: "\(field): \(rule)")
-    }
-
     static func rateLimited(retryAfterSeconds: Int64) -> HTTPError {
         HTTPError(status: 429, code: "rate_limited", detail: "this principal's read rate limit is exhausted; retry later",
                   headers: ["Retry-After": String(max(1, retryAfterSeconds))])
@@ -67,12 +37,13 @@ enum APIError {
         HTTPError(status: 500, code: "internal_error", detail: "the server could not complete the request")
     }
 
-    /// The answer to a handler's error that is not an `HTTPError`: 507 when
+    /// The answer to a handler's error: a domain refusal as its problem document; otherwise 507 when
     /// the disk is full, 500 `corrupt_data` for stored data that does not
     /// decode, else 500 `internal_error`. Each is logged as a JSON line
     /// (table and column, type or SQLite code; never a value).
     static func problem(for error: any Error, logger: Logger, requestID: String) -> HTTPError {
         if let error = error as? HTTPError { return error }
+        if let error = error as? DomainError { return error.problem }
         if StorageError.isDiskFull(error) {
             logger.error("disk full", ["request_id": .string(requestID)])
             return insufficientStorage()

@@ -68,40 +68,40 @@ enum AggregateRoutes {
         let purpose: Purpose
     }
 
-    static func parse(_ body: AggregateBody, services: NodeServices) throws(HTTPError) -> Query {
+    static func parse(_ body: AggregateBody, services: NodeServices) throws(DomainError) -> Query {
         guard let name = try? Name(body.name, what: "aggregate name") else {
-            throw APIError.invalid("name", "1-64 lowercase letters, digits and _, starting with a letter")
+            throw DomainError.invalid("name", "1-64 lowercase letters, digits and _, starting with a letter")
         }
-        guard let kind = Kind(rawValue: body.kind) else { throw APIError.invalid("kind", "must be count, sum, mean or histogram") }
+        guard let kind = Kind(rawValue: body.kind) else { throw DomainError.invalid("kind", "must be count, sum, mean or histogram") }
         var feature: Name?
         if let text = body.feature {
-            guard let parsed = try? Name(text, what: "feature name") else { throw APIError.invalid("feature", "is not a feature name") }
+            guard let parsed = try? Name(text, what: "feature name") else { throw DomainError.invalid("feature", "is not a feature name") }
             feature = parsed
         }
-        if kind != .count, feature == nil { throw APIError.invalid("feature", "is required for \(kind.rawValue)") }
+        if kind != .count, feature == nil { throw DomainError.invalid("feature", "is required for \(kind.rawValue)") }
         let categories = body.categories ?? []
         if kind == .histogram {
             guard (1...categoriesMax).contains(categories.count), Set(categories).count == categories.count else {
-                throw APIError.invalid("categories", "declare 1 to \(categoriesMax) distinct categories")
+                throw DomainError.invalid("categories", "declare 1 to \(categoriesMax) distinct categories")
             }
         }
         var clamp: ClosedRange<Double> = 0...1
         if kind == .sum || kind == .mean {
             guard let bounds = body.clamp, bounds.count == 2, bounds[0].isFinite, bounds[1].isFinite, bounds[0] < bounds[1],
                   (1e-6...1e12).contains(max(abs(bounds[0]), abs(bounds[1]))) else {
-                throw APIError.invalid("clamp", "give [low, high] with low < high, both within ±1e12, not both within ±1e-6")
+                throw DomainError.invalid("clamp", "give [low, high] with low < high, both within ±1e12, not both within ±1e-6")
             }
             clamp = bounds[0]...bounds[1]
         }
         guard let mechanism = NoiseMechanism(rawValue: body.mechanism ?? "laplace") else {
-            throw APIError.invalid("mechanism", "must be laplace or gaussian")
+            throw DomainError.invalid("mechanism", "must be laplace or gaussian")
         }
-        guard body.epsilon > 0, body.epsilon <= 100 else { throw APIError.invalid("epsilon", "must be above 0 and at most 100") }
+        guard body.epsilon > 0, body.epsilon <= 100 else { throw DomainError.invalid("epsilon", "must be above 0 and at most 100") }
         let delta = body.delta ?? 0
-        if mechanism == .gaussian { guard delta > 0, delta < 1 else { throw APIError.invalid("delta", "must be between 0 and 1") } }
-        else if delta != 0 { throw APIError.invalid("delta", "the Laplace mechanism takes no delta") }
+        if mechanism == .gaussian { guard delta > 0, delta < 1 else { throw DomainError.invalid("delta", "must be between 0 and 1") } }
+        else if delta != 0 { throw DomainError.invalid("delta", "the Laplace mechanism takes no delta") }
         guard let dataset = try? Name(body.dataset ?? defaultDataset, what: "dataset") else {
-            throw APIError.invalid("dataset", "1-64 lowercase letters, digits and _, starting with a letter")
+            throw DomainError.invalid("dataset", "1-64 lowercase letters, digits and _, starting with a letter")
         }
         let purpose = try services.regionPurpose(body.purpose ?? defaultPurpose, field: "purpose")
         return Query(name: name, kind: kind, feature: feature, categories: categories, clamp: clamp, mechanism: mechanism,
@@ -112,21 +112,21 @@ enum AggregateRoutes {
         let query = try parse(try request.http.decode(AggregateBody.self), services: services)
         if let feature = query.feature {
             let definition = try services.store.read { try FeatureRecords.definition(feature, in: $0) }
-            guard let definition else { throw HTTPError(status: 422, code: "unknown_feature", detail: "feature: no feature \(feature) is defined") }
+            guard let definition else { throw DomainError(.invalid, code: "unknown_feature", detail: "feature: no feature \(feature) is defined") }
             let expected: FeatureType? = switch query.kind {
             case .count: nil
             case .sum, .mean: .number
             case .histogram: .string
             }
             if let expected, definition.type != expected {
-                throw HTTPError(status: 422, code: "type_mismatch", detail: "feature: \(query.kind.rawValue) needs a \(expected.rawValue) feature")
+                throw DomainError(.invalid, code: "type_mismatch", detail: "feature: \(query.kind.rawValue) needs a \(expected.rawValue) feature")
             }
         }
         let contributions = try await services.scan { try AggregateData.contributions(query, services: services, now: request.now, in: $0) }
         var random = services.random.generator()
         let computed: Computed
         do { computed = try compute(query, contributions, using: &random) } catch {
-            throw APIError.invalid("epsilon", error.description)
+            throw DomainError.invalid("epsilon", error.description)
         }
         let releaseID = services.ids.next(.release)
         let release = Release(releaseID: releaseID, region: services.region.rawValue, name: query.name.rawValue, kind: query.kind.rawValue,
@@ -197,7 +197,7 @@ enum AggregateRoutes {
     static func latest(_ request: APIRequest, _ services: NodeServices, global: Bool) throws -> HTTPResponse {
         guard let name = try? Name(request.http.parameter("name"), what: "aggregate name"),
               let release = try services.store.read({ try AggregateData.latest(name, in: $0) }) else {
-            throw HTTPError(status: 404, code: "unknown_aggregate", detail: "no release of this aggregate in this region")
+            throw DomainError(.notFound, code: "unknown_aggregate", detail: "no release of this aggregate in this region")
         }
         let budget = limits(services)
         let standing = try services.store.read { try PrivacyLedger.standing(period: budget.period.key(at: request.now), in: $0) }
@@ -218,13 +218,13 @@ enum AggregateRoutes {
     static func charge(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let body = try request.http.decode(ChargeBody.self)
         guard let dataset = try? Name(body.dataset, what: "dataset") else {
-            throw APIError.invalid("dataset", "1-64 lowercase letters, digits and _, starting with a letter")
+            throw DomainError.invalid("dataset", "1-64 lowercase letters, digits and _, starting with a letter")
         }
-        guard body.mechanism == "subsampled_gaussian" else { throw APIError.invalid("mechanism", "must be subsampled_gaussian") }
-        guard body.sampleRate > 0, body.sampleRate <= 1 else { throw APIError.invalid("sample_rate", "must be in (0, 1]") }
-        guard body.noiseMultiplier >= 0.1, body.noiseMultiplier <= 1_000 else { throw APIError.invalid("noise_multiplier", "must be 0.1 to 1000") }
-        guard (1...10_000_000).contains(body.steps) else { throw APIError.invalid("steps", "must be 1 to 10000000") }
-        guard body.delta > 0, body.delta < 1 else { throw APIError.invalid("delta", "must be between 0 and 1") }
+        guard body.mechanism == "subsampled_gaussian" else { throw DomainError.invalid("mechanism", "must be subsampled_gaussian") }
+        guard body.sampleRate > 0, body.sampleRate <= 1 else { throw DomainError.invalid("sample_rate", "must be in (0, 1]") }
+        guard body.noiseMultiplier >= 0.1, body.noiseMultiplier <= 1_000 else { throw DomainError.invalid("noise_multiplier", "must be 0.1 to 1000") }
+        guard (1...10_000_000).contains(body.steps) else { throw DomainError.invalid("steps", "must be 1 to 10000000") }
+        guard body.delta > 0, body.delta < 1 else { throw DomainError.invalid("delta", "must be between 0 and 1") }
         let rdp = RDP.sampledGaussian(sampleRate: body.sampleRate, noiseMultiplier: body.noiseMultiplier, steps: body.steps)
         let epsilon = RDP.epsilon(orders: RDP.defaultOrders, rdp: rdp, delta: body.delta).epsilon
         let description = body.description.map { String($0.prefix(200)) }

@@ -53,10 +53,10 @@ enum AuditRoutes {
         }
     }
 
-    static func integer(_ text: String?, name: String, default fallback: Int64, range: ClosedRange<Int64>) throws(HTTPError) -> Int64 {
+    static func integer(_ text: String?, name: String, default fallback: Int64, range: ClosedRange<Int64>) throws(DomainError) -> Int64 {
         guard let text else { return fallback }
         guard let value = Int64(text), range.contains(value) else {
-            throw APIError.invalid(name, "must be an integer in \(range.lowerBound)...\(range.upperBound)")
+            throw DomainError.invalid(name, "must be an integer in \(range.lowerBound)...\(range.upperBound)")
         }
         return value
     }

@@ -155,21 +155,21 @@ enum ConsentRoutes {
     /// lets a malformed request be refused as such before any 421: malformed
     /// is malformed in every region.
     static func parse(_ body: ReceiptBody, field prefix: String, limits: NodeConfiguration.Limits,
-                      now: Timestamp) throws(HTTPError) -> Draft {
+                      now: Timestamp) throws(DomainError) -> Draft {
         guard let action = ConsentAction(rawValue: body.action) else {
-            throw APIError.invalid("\(prefix)action", "must be grant, revoke or gpc")
+            throw DomainError.invalid("\(prefix)action", "must be grant, revoke or gpc")
         }
         var purposes: [Purpose] = []
         for (index, name) in (body.purposes ?? []).enumerated() {
-            guard let purpose = try? Purpose(name) else { throw APIError.unknownPurpose("\(prefix)purposes[\(index)]") }
+            guard let purpose = try? Purpose(name) else { throw DomainError.unknownPurpose("\(prefix)purposes[\(index)]") }
             purposes.append(purpose)
         }
         switch action {
         case .grant, .revoke:
-            guard !purposes.isEmpty else { throw APIError.invalid("\(prefix)purposes", "list at least one purpose") }
+            guard !purposes.isEmpty else { throw DomainError.invalid("\(prefix)purposes", "list at least one purpose") }
         case .gpc:
             guard purposes.isEmpty else {
-                throw APIError.invalid("\(prefix)purposes", "a gpc signal revokes the policy's gpc purposes; list none")
+                throw DomainError.invalid("\(prefix)purposes", "a gpc signal revokes the policy's gpc purposes; list none")
             }
         }
         // A revocation withdraws whatever grant there is, on any basis: the
@@ -181,7 +181,7 @@ enum ConsentRoutes {
             basis = .consent
             if let name = body.basis {
                 guard let lawful = LawfulBasis(rawValue: name) else {
-                    throw APIError.invalid("\(prefix)basis", "must be consent, contract, legitimate_interest or legal_obligation")
+                    throw DomainError.invalid("\(prefix)basis", "must be consent, contract, legitimate_interest or legal_obligation")
                 }
                 basis = lawful
             }
@@ -191,18 +191,18 @@ enum ConsentRoutes {
         let sourceFlaw = ReceiptSource.flaw(of: body.source)
         if let sourceFlaw, action == .grant { throw sourceFlaw.refusal(field: "\(prefix)source") }
         guard let collectedAt = try? Timestamp(rfc3339: body.collectedAt) else {
-            throw APIError.invalid("\(prefix)collected_at", "must be an RFC 3339 timestamp", code: "invalid_timestamp")
+            throw DomainError.invalid("\(prefix)collected_at", "must be an RFC 3339 timestamp", code: "invalid_timestamp")
         }
         guard collectedAt <= now.adding(seconds: limits.clockSkewSecondsMax) else {
-            throw APIError.invalid("\(prefix)collected_at", "is in the future", code: "invalid_timestamp")
+            throw DomainError.invalid("\(prefix)collected_at", "is in the future", code: "invalid_timestamp")
         }
         var expiresAt: Timestamp?
         if action == .grant, let text = body.expiresAt {
             guard let parsed = try? Timestamp(rfc3339: text) else {
-                throw APIError.invalid("\(prefix)expires_at", "must be an RFC 3339 timestamp", code: "invalid_timestamp")
+                throw DomainError.invalid("\(prefix)expires_at", "must be an RFC 3339 timestamp", code: "invalid_timestamp")
             }
             guard parsed > collectedAt else {
-                throw APIError.invalid("\(prefix)expires_at", "must be after collected_at", code: "invalid_timestamp")
+                throw DomainError.invalid("\(prefix)expires_at", "must be after collected_at", code: "invalid_timestamp")
             }
             expiresAt = parsed
         }
@@ -214,14 +214,14 @@ enum ConsentRoutes {
     /// other than consent must be the one the policy gives that purpose
     /// here. A revocation is not checked against the policy: it may withdraw
     /// a grant of a purpose the policy has since dropped here.
-    static func checkPolicy(_ draft: Draft, field prefix: String, services: NodeServices) throws(HTTPError) {
+    static func checkPolicy(_ draft: Draft, field prefix: String, services: NodeServices) throws(DomainError) {
         guard draft.action == .grant else { return }
         for (index, purpose) in draft.purposes.enumerated() {
             guard let allowed = services.policy.basis(for: purpose, in: services.region) else {
-                throw APIError.unknownPurpose("\(prefix)purposes[\(index)]")
+                throw DomainError.unknownPurpose("\(prefix)purposes[\(index)]")
             }
             if let basis = draft.basis, basis != .consent, basis != allowed {
-                throw APIError.invalid("\(prefix)basis", "the policy does not allow this basis for \(purpose) here",
+                throw DomainError.invalid("\(prefix)basis", "the policy does not allow this basis for \(purpose) here",
                                        code: "basis_not_allowed")
             }
         }
@@ -239,7 +239,7 @@ enum ConsentRoutes {
         let pid = try services.homePID(request.http.parameter("pid"))
         try checkPolicy(draft, field: "", services: services)
         let receipt = try await services.writeAudited(request, action: "consent.append", pid: pid) { database -> ConsentReceipt in
-            guard try SubjectRecords.isLive(pid, keys: services.keys, in: database) else { throw APIError.unknownSubject() }
+            guard try SubjectRecords.isLive(pid, keys: services.keys, in: database) else { throw DomainError.unknownSubject() }
             return try record(draft, for: pid, request: request, services: services, in: database)
         }
         services.metrics.countAudit(action: "consent.append", outcome: receipt.action.rawValue)
@@ -264,12 +264,12 @@ enum ConsentRoutes {
 
     /// One batch entry checked on its own: the subject and draft to store,
     /// or the refusal it would get alone.
-    typealias CheckedEntry = Result<(pid: PID, draft: Draft), HTTPError>
+    typealias CheckedEntry = Result<(pid: PID, draft: Draft), DomainError>
 
     /// What a batch stored, and the refusal it answers with if an entry failed.
     struct BatchOutcome: Sendable {
         let stored: [(index: Int, receipt: ConsentReceipt)]
-        let refusal: HTTPError?
+        let refusal: DomainError?
         /// The `request.refused` events written for the entries not stored.
         let refusalEvents: [AuditEvent]
     }
@@ -288,7 +288,7 @@ enum ConsentRoutes {
         let body = try request.http.decode(BatchBody.self)
         let limit = services.configuration.limits.batchReceiptsMax
         guard (1...limit).contains(body.receipts.count) else {
-            throw APIError.invalid("receipts", "send 1 to \(limit) receipts per batch")
+            throw DomainError.invalid("receipts", "send 1 to \(limit) receipts per batch")
         }
         let checked = body.receipts.enumerated().map { index, entry in check(entry, index: index, request: request, services: services) }
         let pids = body.receipts.map(\.pid)
@@ -319,12 +319,11 @@ enum ConsentRoutes {
     /// (whether its subject exists is checked in the transaction).
     static func check(_ entry: BatchEntry, index: Int, request: APIRequest, services: NodeServices) -> CheckedEntry {
         let prefix = "receipts[\(index)]."
-        do throws(HTTPError) {
+        do throws(DomainError) {
             let draft = try parse(entry.receipt, field: prefix, limits: services.configuration.limits, now: request.now)
             let pid: PID
             do { pid = try services.homePID(entry.pid) } catch {
-                throw HTTPError(status: error.status, code: error.code, detail: "\(prefix)pid: \(error.detail)",
-                                headers: error.headers, extensions: error.extensions)
+                throw error.at("\(prefix)pid: ")
             }
             try checkPolicy(draft, field: prefix, services: services)
             return .success((pid, draft))
@@ -340,9 +339,9 @@ enum ConsentRoutes {
         var checked = checked
         for (index, entry) in checked.enumerated() {
             guard case .success(let (pid, _)) = entry, try !SubjectRecords.isLive(pid, keys: services.keys, in: database) else { continue }
-            checked[index] = .failure(HTTPError(status: 404, code: "unknown_subject", detail: "receipts[\(index)].pid: no such subject in this region"))
+            checked[index] = .failure(DomainError(.notFound, code: "unknown_subject", detail: "receipts[\(index)].pid: no such subject in this region"))
         }
-        let refusal = checked.lazy.compactMap { entry -> HTTPError? in
+        let refusal = checked.lazy.compactMap { entry -> DomainError? in
             if case .failure(let refusal) = entry { refusal } else { nil }
         }.first
         var stored: [(index: Int, receipt: ConsentReceipt)] = []
@@ -355,7 +354,7 @@ enum ConsentRoutes {
         let storedIndices = Set(stored.map(\.index))
         let unstored = pids.enumerated().filter { !storedIndices.contains($0.offset) }.map(\.element)
         let events = RefusalAudit.subjects(named: unstored, region: services.region).map { pid in
-            request.event(RefusalAudit.action, pid: pid.rawValue, outcome: RefusalAudit.outcome(refusal),
+            request.event(RefusalAudit.action, pid: pid.rawValue, outcome: RefusalAudit.outcome(refusal.code),
                           detail: RefusalAudit.detail(method: "POST", pattern: batchPattern))
         }
         for event in events { try AuditLog.append(event, to: database) }
@@ -372,7 +371,7 @@ enum ConsentRoutes {
         guard exists || !receipts.isEmpty else {
             try await services.audit(request.event("consent.history", pid: pid.rawValue, outcome: "not_found"))
             request.refusals.markAudited()
-            throw APIError.unknownSubject()
+            throw DomainError.unknownSubject()
         }
         try await services.audit(request.event("consent.history", pid: pid.rawValue, outcome: exists ? "ok" : "erased",
                                                detail: "returned=\(receipts.count)"))

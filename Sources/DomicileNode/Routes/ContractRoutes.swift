@@ -84,7 +84,7 @@ enum ContractRoutes {
 
     /// The contract a body describes, checked on its own (not yet against
     /// the feature definitions).
-    static func parse(_ body: ContractBody) throws(HTTPError) -> EventContract {
+    static func parse(_ body: ContractBody) throws(DomainError) -> EventContract {
         var fields: [String: EventContract.Field] = [:]
         for (name, field) in body.fields {
             let path = EventContract.isFieldName(name) ? "fields.\(name)" : "fields"
@@ -108,18 +108,18 @@ enum ContractRoutes {
         do { return try EventContract(fields: fields) } catch { throw invalidContract(error.field, error.reason) }
     }
 
-    static func invalidContract(_ field: String, _ reason: String) -> HTTPError {
-        HTTPError(status: 422, code: "invalid_contract", detail: "\(field): \(reason)")
+    static func invalidContract(_ field: String, _ reason: String) -> DomainError {
+        DomainError(.invalid, code: "invalid_contract", detail: "\(field): \(reason)")
     }
 
     /// Every feature the contract feeds must exist with the type its field stores.
     static func checkFeatures(_ contract: EventContract, in database: Database) throws {
         for (feature, field) in contract.features.sorted(by: { $0.key < $1.key }) {
             guard let definition = try FeatureRecords.definition(feature, in: database) else {
-                throw HTTPError(status: 422, code: "unknown_feature", detail: "no feature \(feature) is defined")
+                throw DomainError(.invalid, code: "unknown_feature", detail: "no feature \(feature) is defined")
             }
             guard definition.type == field.storedType else {
-                throw HTTPError(status: 422, code: "type_mismatch",
+                throw DomainError(.invalid, code: "type_mismatch",
                                 detail: "feature \(feature) holds a \(definition.type.rawValue); its field stores a \(field.storedType.rawValue)")
             }
         }
@@ -127,7 +127,7 @@ enum ContractRoutes {
 
     static func define(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         guard let name = try? Name(request.http.parameter("name"), what: "contract name") else {
-            throw APIError.invalid("name", "contract names are 1-64 lowercase letters, digits and _, starting with a letter")
+            throw DomainError.invalid("name", "contract names are 1-64 lowercase letters, digits and _, starting with a letter")
         }
         let contract = try parse(try request.http.decode(ContractBody.self, using: decoder))
         let created = try await services.store.write { database -> Bool in
@@ -143,7 +143,7 @@ enum ContractRoutes {
         let body = try request.http.decode(EventBody.self, using: decoder)
         guard let name = try? Name(request.http.parameter("contract"), what: "contract name"),
               let contract = try services.store.read({ try ContractRecords.find(name, in: $0) }) else {
-            throw HTTPError(status: 404, code: "unknown_contract", detail: "no event contract with this name")
+            throw DomainError(.notFound, code: "unknown_contract", detail: "no event contract with this name")
         }
         var values: [String: EventContract.Value] = [:]
         for (field, json) in body.fields {
@@ -168,19 +168,19 @@ enum ContractRoutes {
         return .json(Updated(features: written.map(\.name).sorted()), status: 202)
     }
 
-    static func problem(_ rejection: EventContract.Rejection) -> HTTPError {
+    static func problem(_ rejection: EventContract.Rejection) -> DomainError {
         switch rejection {
         case .unknownFields(let named, let unnamed):
             var list = named.joined(separator: ", ")
             if unnamed > 0 { list += (list.isEmpty ? "" : " and ") + "\(unnamed) field(s) with unprintable names" }
-            return HTTPError(status: 422, code: "unknown_field", detail: "the contract does not allow: \(list)",
+            return DomainError(.invalid, code: "unknown_field", detail: "the contract does not allow: \(list)",
                              extensions: ["fields": .array(named.map(JSONValue.string))])
         case .typeMismatch(let field, let expected):
-            return HTTPError(status: 422, code: "type_mismatch", detail: "fields.\(field): must be a \(expected.rawValue)")
+            return DomainError(.invalid, code: "type_mismatch", detail: "fields.\(field): must be a \(expected.rawValue)")
         case .piiDetected(let field, let kind):
             return FeatureRoutes.piiDetected(field: "fields.\(field)", kind: kind)
         case .invalidValue(let field, let reason):
-            return HTTPError(status: 422, code: "invalid_field", detail: "fields.\(field): \(reason)")
+            return DomainError(.invalid, code: "invalid_field", detail: "fields.\(field): \(reason)")
         }
     }
 }

@@ -106,14 +106,14 @@ enum ErasureRoutes {
         api.route("GET", "/v1/erasures/{id}", roles: [.privacyOfficer]) { request in
             let id = request.http.parameter("id")
             guard let found = try services.store.read({ try ErasureRecords.find(id, in: $0) }) else {
-                throw HTTPError(status: 404, code: "unknown_erasure", detail: "no erasure request with this id")
+                throw DomainError(.notFound, code: "unknown_erasure", detail: "no erasure request with this id")
             }
             return .json(Summary(request: found, now: request.now, withCertificate: true))
         }
         api.route("GET", "/v1/erasures", roles: [.privacyOfficer]) { request in
             let status = try request.http.queryParameters()["status"]
             guard status == nil || ["pending", "complete", "overdue"].contains(status!) else {
-                throw HTTPError(status: 400, code: "invalid_query", detail: "status must be pending, complete or overdue")
+                throw DomainError(.malformed, code: "invalid_query", detail: "status must be pending, complete or overdue")
             }
             let found = try services.store.read { try ErasureRecords.list(status: status, now: request.now, limit: listLimit, in: $0) }
             return .json(List(requests: found, now: request.now))
@@ -135,15 +135,15 @@ enum ErasureRoutes {
         case (nil, let identifier?):
             target = .identifier(try identifier.normalized())
         default:
-            throw APIError.invalid("pid, identifier", "give exactly one of them")
+            throw DomainError.invalid("pid, identifier", "give exactly one of them")
         }
         if let named = body.jurisdiction, ErasureRecords.deadlineDays[named] == nil {
-            throw APIError.invalid("jurisdiction", "must be one of \(ErasureRecords.deadlineDays.keys.sorted().joined(separator: ", "))")
+            throw DomainError.invalid("jurisdiction", "must be one of \(ErasureRecords.deadlineDays.keys.sorted().joined(separator: ", "))")
         }
         let jurisdiction = body.jurisdiction ?? services.policy.jurisdiction(of: services.region) ?? "default"
         if case .pid(let pid) = target, pid.region != services.region {
             // The cascade to other regions comes with the federation; until then the client goes to the home region.
-            throw APIError.misdirected(home: pid.region, nodes: services.liveNodes(in: pid.region))
+            throw DomainError.misdirected(home: pid.region, nodes: services.liveNodes(in: pid.region))
         }
         let signed = SignedErasureRequest.signed(
             erasureID: services.ids.next(.erasure), requestedAt: request.now,

@@ -106,16 +106,16 @@ enum FeatureRoutes {
 
     static func define(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         guard let name = try? Name(request.http.parameter("name"), what: "feature name") else {
-            throw APIError.invalid("name", "feature names are 1-64 lowercase letters, digits and _, starting with a letter")
+            throw DomainError.invalid("name", "feature names are 1-64 lowercase letters, digits and _, starting with a letter")
         }
         let body = try request.http.decode(DefinitionBody.self)
-        guard let type = FeatureType(rawValue: body.type) else { throw APIError.invalid("type", "must be number, string or bool") }
+        guard let type = FeatureType(rawValue: body.type) else { throw DomainError.invalid("type", "must be number, string or bool") }
         let purpose = try services.regionPurpose(body.purpose, field: "purpose")
         guard (1...FeatureDefinition.ttlSecondsMax).contains(body.ttlSeconds) else {
-            throw APIError.invalid("ttl_seconds", "must be 1 to \(FeatureDefinition.ttlSecondsMax) seconds")
+            throw DomainError.invalid("ttl_seconds", "must be 1 to \(FeatureDefinition.ttlSecondsMax) seconds")
         }
         guard let classification = try? Name(body.classification, what: "classification") else {
-            throw APIError.invalid("classification", "1-64 lowercase letters, digits and _, e.g. behavioral")
+            throw DomainError.invalid("classification", "1-64 lowercase letters, digits and _, e.g. behavioral")
         }
         let definition = FeatureDefinition(name: name, type: type, purpose: purpose, ttlSeconds: body.ttlSeconds, classification: classification)
         let outcome = try await services.store.write { database -> FeatureRecords.Upsert in
@@ -128,7 +128,7 @@ enum FeatureRoutes {
         case .created: return .json(Definition(definition: definition), status: 201)
         case .updated: return .json(Definition(definition: definition))
         case .inUse(let count):
-            throw HTTPError(status: 409, code: "definition_in_use",
+            throw DomainError(.conflict, code: "definition_in_use",
                             detail: "\(count) stored values have this feature's type and purpose; define a new feature instead")
         }
     }
@@ -138,12 +138,12 @@ enum FeatureRoutes {
     static func write(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let body = try request.http.decode(ValuesBody.self)
         guard (1...valuesPerWriteMax).contains(body.values.count) else {
-            throw APIError.invalid("values", "send 1 to \(valuesPerWriteMax) values")
+            throw DomainError.invalid("values", "send 1 to \(valuesPerWriteMax) values")
         }
         var values: [(name: Name, value: FeatureValue, field: String)] = []
         for (text, json) in body.values.sorted(by: { $0.key < $1.key }) {
             guard let name = try? Name(text, what: "feature name") else {
-                throw HTTPError(status: 422, code: "unknown_feature", detail: "values: a feature name is malformed")
+                throw DomainError(.invalid, code: "unknown_feature", detail: "values: a feature name is malformed")
             }
             values.append((name, try featureValue(json, field: "values.\(name)"), "values.\(name)"))
         }
@@ -160,23 +160,23 @@ enum FeatureRoutes {
 
     /// A JSON value as a feature value: a number, a string (refused when it
     /// looks like an identifier) or a bool.
-    static func featureValue(_ json: JSONValue, field: String) throws(HTTPError) -> FeatureValue {
+    static func featureValue(_ json: JSONValue, field: String) throws(DomainError) -> FeatureValue {
         switch json {
         case .number(let number): return .number(number)
         case .bool(let flag): return .bool(flag)
         case .string(let text):
             if let kind = PIIClassifier.classify(text) { throw piiDetected(field: field, kind: kind) }
             guard text.utf8.count <= FeatureValue.stringBytesMax else {
-                throw APIError.invalid(field, "longer than \(FeatureValue.stringBytesMax) bytes")
+                throw DomainError.invalid(field, "longer than \(FeatureValue.stringBytesMax) bytes")
             }
             return .string(text)
         case .null, .array, .object:
-            throw HTTPError(status: 422, code: "type_mismatch", detail: "\(field): must be a number, a string or a bool")
+            throw DomainError(.invalid, code: "type_mismatch", detail: "\(field): must be a number, a string or a bool")
         }
     }
 
-    static func piiDetected(field: String, kind: PIIClassifier.Kind) -> HTTPError {
-        HTTPError(status: 422, code: "pii_detected",
+    static func piiDetected(field: String, kind: PIIClassifier.Kind) -> DomainError {
+        DomainError(.invalid, code: "pii_detected",
                   detail: "\(field): the value looks like \(kind.article) \(kind.description); this field may not hold an identifier")
     }
 
@@ -185,14 +185,14 @@ enum FeatureRoutes {
     /// value's type, and every purpose involved be covered now.
     static func store(_ values: [(name: Name, value: FeatureValue, field: String)], for pid: PID, services: NodeServices,
                       now: Timestamp, in database: Database) throws -> [FeatureDefinition] {
-        guard let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database) else { throw APIError.unknownSubject() }
+        guard let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database) else { throw DomainError.unknownSubject() }
         var typed: [(FeatureDefinition, FeatureValue)] = []
         for (name, value, field) in values {
             guard let definition = try FeatureRecords.definition(name, in: database) else {
-                throw HTTPError(status: 422, code: "unknown_feature", detail: "\(field): no feature \(name) is defined")
+                throw DomainError(.invalid, code: "unknown_feature", detail: "\(field): no feature \(name) is defined")
             }
             guard definition.type == value.type else {
-                throw HTTPError(status: 422, code: "type_mismatch", detail: "\(field): feature \(name) holds a \(definition.type.rawValue)")
+                throw DomainError(.invalid, code: "type_mismatch", detail: "\(field): feature \(name) holds a \(definition.type.rawValue)")
             }
             typed.append((definition, value))
         }
@@ -201,7 +201,7 @@ enum FeatureRoutes {
         for purpose in Set(typed.map(\.0.purpose)) { coverage[purpose] = services.coverage(of: purpose, grants: grants, now: now) }
         let uncovered = coverage.filter { !$0.value.isCovered }.keys.map(\.rawValue).sorted()
         guard uncovered.isEmpty else {
-            throw HTTPError(status: 403, code: "consent_required",
+            throw DomainError(.refused, code: "consent_required",
                             detail: "the subject's consent does not cover \(uncovered.joined(separator: ", ")); nothing was stored")
         }
         try FeatureRecords.write(typed, pid: pid, key: key, coverage: coverage, now: now, in: database)
@@ -215,7 +215,7 @@ enum FeatureRoutes {
 
     static func read(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         guard let purposeText = try request.http.queryParameters()["purpose"], !purposeText.isEmpty else {
-            throw HTTPError(status: 400, code: "purpose_required", detail: "say why you read: ?purpose=…")
+            throw DomainError(.malformed, code: "purpose_required", detail: "say why you read: ?purpose=…")
         }
         let purpose = try services.regionPurpose(purposeText, field: "purpose")
         let pid = try services.homePID(request.http.parameter("pid"))

@@ -9,10 +9,10 @@ struct IdentifierBody: Decodable, Sendable {
     let value: String
 
     /// The normalized identifier, or 422 `invalid_identifier` naming the rule broken.
-    func normalized() throws(HTTPError) -> Identifier {
+    func normalized() throws(DomainError) -> Identifier {
         guard let kind = IdentifierKind(rawValue: kind) else {
-            throw APIError.invalid("identifier.kind", "must be email, phone or customer_id", code: "invalid_identifier")
+            throw DomainError.invalid("identifier.kind", "must be email, phone or customer_id", code: "invalid_identifier")
         }
-        do { return try Identifier(kind: kind, raw: value) } catch { throw APIError.invalidIdentifier(error) }
+        do { return try Identifier(kind: kind, raw: value) } catch { throw DomainError.invalidIdentifier(error) }
     }
 }

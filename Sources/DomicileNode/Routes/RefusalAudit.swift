@@ -31,7 +31,7 @@ enum RefusalAudit {
     }
 
     /// The outcome of a refusal's audit event, wherever it is written.
-    static func outcome(_ refusal: HTTPError) -> String { "refused:\(refusal.code)" }
+    static func outcome(_ code: String) -> String { "refused:\(code)" }
 
     /// The detail of a `request.refused` event: the route refused.
     static func detail(method: String, pattern: String) -> String { "route=\(method) \(pattern)" }
@@ -46,7 +46,7 @@ enum RefusalAudit {
         guard !pids.isEmpty else { return }
         let now = services.clock.now()
         let events = pids.map { pid in
-            AuditEvent(at: now, principal: principal.name, action: action, pid: pid.rawValue, outcome: outcome(refusal),
+            AuditEvent(at: now, principal: principal.name, action: action, pid: pid.rawValue, outcome: outcome(refusal.code),
                        requestID: request.requestID, detail: detail(method: request.method, pattern: pattern))
         }
         await services.auditRefusal(events, code: refusal.code, requestID: request.requestID)

@@ -73,11 +73,11 @@ enum ReidentificationRoutes {
     static func create(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let body = try request.http.decode(CreateBody.self)
         guard (1...reasonBytesMax).contains(body.reason.utf8.count) else {
-            throw APIError.invalid("reason", "1 to \(reasonBytesMax) bytes saying why the identifiers are needed")
+            throw DomainError.invalid("reason", "1 to \(reasonBytesMax) bytes saying why the identifiers are needed")
         }
         guard (1...ticketBytesMax).contains(body.ticket.utf8.count),
               body.ticket.utf8.allSatisfy({ ASCII.isAlphanumeric($0) || "._:/#-".utf8.contains($0) }) else {
-            throw APIError.invalid("ticket", "1-\(ticketBytesMax) letters, digits and . _ : / # -")
+            throw DomainError.invalid("ticket", "1-\(ticketBytesMax) letters, digits and . _ : / # -")
         }
         // Both are kept (the reason with the request, the ticket in the audit log): neither may identify.
         for (field, text) in [("reason", body.reason), ("ticket", body.ticket)] {
@@ -87,13 +87,13 @@ enum ReidentificationRoutes {
         let id = services.ids.next(.reidentification)
         let ticketAsCustomerID = try? Identifier(kind: .customerID, raw: body.ticket)
         try await services.writeAudited(request, action: "reidentification.request", pid: pid) { database in
-            guard try SubjectRecords.isLive(pid, keys: services.keys, in: database) else { throw APIError.unknownSubject() }
+            guard try SubjectRecords.isLive(pid, keys: services.keys, in: database) else { throw DomainError.unknownSubject() }
             // A customer id has no shape the classifier could recognize, but
             // the region knows its own: a ticket that is one is refused too.
             if let ticketAsCustomerID,
                try SubjectRecords.find(services.keys.pseudonymizers.candidates(for: ticketAsCustomerID), keys: services.keys,
                                         in: database) != nil {
-                throw HTTPError(status: 422, code: "pii_detected",
+                throw DomainError(.invalid, code: "pii_detected",
                                 detail: "ticket: the value is a customer id; this field may not hold an identifier")
             }
             try database.execute("""
@@ -110,22 +110,22 @@ enum ReidentificationRoutes {
     static func approve(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let id = request.http.parameter("id")
         let approver = request.principal.name
-        let record = try await services.store.write { database -> Result<Record, HTTPError> in
+        let record = try await services.store.write { database -> Result<Record, DomainError> in
             guard let record = try find(id, in: database) else { return .failure(unknown()) }
-            let refusal: HTTPError?
+            let refusal: DomainError?
             if record.requester == approver {
-                refusal = HTTPError(status: 403, code: "self_approval", detail: "the requester cannot approve their own request")
+                refusal = DomainError(.refused, code: "self_approval", detail: "the requester cannot approve their own request")
             } else if record.approvers.contains(approver) {
-                refusal = HTTPError(status: 409, code: "already_approved", detail: "this principal has already approved the request")
+                refusal = DomainError(.conflict, code: "already_approved", detail: "this principal has already approved the request")
             } else if record.status != .pendingApproval {
-                refusal = HTTPError(status: 409, code: "already_approved",
+                refusal = DomainError(.conflict, code: "already_approved",
                                     detail: "the request is \(record.status.rawValue) and takes no more approvals")
             } else {
                 refusal = nil
             }
             if let refusal {
                 try AuditLog.append(request.event("reidentification.approve", pid: record.pid.rawValue,
-                                                  outcome: RefusalAudit.outcome(refusal), detail: "id=\(id)"), to: database)
+                                                  outcome: RefusalAudit.outcome(refusal.code), detail: "id=\(id)"), to: database)
                 request.refusals.markAudited()
                 return .failure(refusal)
             }
@@ -146,12 +146,12 @@ enum ReidentificationRoutes {
     /// (with its audit record); every later fetch sees `fulfilled` only.
     static func fetch(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let id = request.http.parameter("id")
-        let state = try await services.store.write { database -> Result<State, HTTPError> in
+        let state = try await services.store.write { database -> Result<State, DomainError> in
             guard let record = try find(id, in: database) else { return .failure(unknown()) }
             guard record.requester == request.principal.name else {
-                let refusal = HTTPError(status: 403, code: "not_requester", detail: "only the requester may fetch the result")
+                let refusal = DomainError(.refused, code: "not_requester", detail: "only the requester may fetch the result")
                 try AuditLog.append(request.event("reidentification.fetch", pid: record.pid.rawValue,
-                                                  outcome: RefusalAudit.outcome(refusal), detail: "id=\(id)"), to: database)
+                                                  outcome: RefusalAudit.outcome(refusal.code), detail: "id=\(id)"), to: database)
                 request.refusals.markAudited()
                 return .failure(refusal)
             }
@@ -179,8 +179,8 @@ enum ReidentificationRoutes {
         return .json(state)
     }
 
-    static func unknown() -> HTTPError {
-        HTTPError(status: 404, code: "unknown_reidentification", detail: "no re-identification request with this id")
+    static func unknown() -> DomainError {
+        DomainError(.notFound, code: "unknown_reidentification", detail: "no re-identification request with this id")
     }
 
     static func find(_ id: String, in database: Database) throws -> Record? {

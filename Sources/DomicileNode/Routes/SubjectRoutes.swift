@@ -63,20 +63,20 @@ enum SubjectRoutes {
     }
 
     /// The home region named by `region` or `country`, through the policy.
-    static func homeRegion(country: String?, region: String?, policy: ResidencyPolicy) throws(HTTPError) -> RegionID {
+    static func homeRegion(country: String?, region: String?, policy: ResidencyPolicy) throws(DomainError) -> RegionID {
         switch (country, region) {
         case (nil, let name?):
             guard let region = try? RegionID(name), policy.isKnown(region) else {
-                throw APIError.unknownRegion("region: the policy has no such region")
+                throw DomainError.unknownRegion("region: the policy has no such region")
             }
             return region
         case (let code?, nil):
             guard let country = try? CountryCode(code), let region = policy.region(forCountry: country) else {
-                throw APIError.unknownRegion("country: no region of the policy covers this country (use ISO 3166-1 alpha-2)")
+                throw DomainError.unknownRegion("country: no region of the policy covers this country (use ISO 3166-1 alpha-2)")
             }
             return region
         default:
-            throw APIError.invalid("country, region", "give exactly one of them")
+            throw DomainError.invalid("country, region", "give exactly one of them")
         }
     }
 
@@ -86,7 +86,7 @@ enum SubjectRoutes {
         let home = try homeRegion(country: body.country, region: body.region, policy: services.policy)
         // The identifier must reach the right region from the client: it is
         // never carried across the border by this node.
-        guard home == services.region else { throw APIError.misdirected(home: home, nodes: services.liveNodes(in: home)) }
+        guard home == services.region else { throw DomainError.misdirected(home: home, nodes: services.liveNodes(in: home)) }
         let candidates = services.keys.pseudonymizers.candidates(for: identifier)
         let keys = services.keys
         let (pid, created) = try await services.store.write { database -> (PID, Bool) in
@@ -113,7 +113,7 @@ enum SubjectRoutes {
         let candidates = services.keys.pseudonymizers.candidates(for: identifier)
         let found = try services.store.read { try SubjectRecords.find(candidates, keys: services.keys, in: $0) }
         try await services.audit(request.event("subject.lookup", pid: found?.pid.rawValue, outcome: found == nil ? "not_found" : "ok"))
-        guard let found else { throw APIError.unknownSubject() }
+        guard let found else { throw DomainError.unknownSubject() }
         return .json(Found(pid: found.pid))
     }
 
@@ -122,7 +122,7 @@ enum SubjectRoutes {
         let (row, grants) = try await services.readSubject(pid, action: "subject.read", request: request) { database in
             (try SubjectRecords.find(pid, keys: services.keys, in: database), try ConsentRecords.activeGrants(of: pid, in: database))
         }
-        guard let row else { throw APIError.unknownSubject() }
+        guard let row else { throw DomainError.unknownSubject() }
         let active = ConsentRoutes.inForce(grants, services: services, now: request.now)
         try await services.audit(request.event("subject.read", pid: pid.rawValue))
         return .json(Subject(pid: pid, region: services.region, createdAt: row.createdAt, activePurposes: active.map(\.purpose)))

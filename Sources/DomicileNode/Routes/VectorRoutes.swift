@@ -57,7 +57,7 @@ enum VectorRoutes {
 
     static func define(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         guard let name = try? Name(request.http.parameter("name"), what: "collection name") else {
-            throw APIError.invalid("name", "collection names are 1-64 lowercase letters, digits and _, starting with a letter")
+            throw DomainError.invalid("name", "collection names are 1-64 lowercase letters, digits and _, starting with a letter")
         }
         let definition = try parse(try request.http.decode(CollectionBody.self), name: name, services: services)
         let outcome = try await services.store.write { database -> VectorRecords.Upsert in
@@ -72,16 +72,16 @@ enum VectorRoutes {
         case .created: return .json(Collection(definition: definition, count: 0), status: 201)
         case .updated: return .json(Collection(definition: definition, count: services.vectors.collection(name)?.index.count ?? 0))
         case .inUse(let count):
-            throw HTTPError(status: 409, code: "collection_in_use",
+            throw DomainError(.conflict, code: "collection_in_use",
                             detail: "\(count) vectors have this collection's dimension, metric, purpose and index; define a new collection instead")
         }
     }
 
-    static func parse(_ body: CollectionBody, name: Name, services: NodeServices) throws(HTTPError) -> CollectionDefinition {
+    static func parse(_ body: CollectionBody, name: Name, services: NodeServices) throws(DomainError) -> CollectionDefinition {
         guard (1...CollectionDefinition.dimensionMax).contains(body.dimension) else {
-            throw APIError.invalid("dimension", "must be 1 to \(CollectionDefinition.dimensionMax)")
+            throw DomainError.invalid("dimension", "must be 1 to \(CollectionDefinition.dimensionMax)")
         }
-        guard let metric = Metric(rawValue: body.metric) else { throw APIError.invalid("metric", "must be cosine, l2 or dot") }
+        guard let metric = Metric(rawValue: body.metric) else { throw DomainError.invalid("metric", "must be cosine, l2 or dot") }
         let purpose = try services.regionPurpose(body.purpose, field: "purpose")
         let index: IndexKind
         switch body.index?.kind ?? "hnsw" {
@@ -91,16 +91,16 @@ enum VectorRoutes {
             let defaults = HNSWSettings()
             let settings = HNSWSettings(m: body.index?.m ?? defaults.m, efConstruction: body.index?.efConstruction ?? defaults.efConstruction,
                                         ef: body.index?.ef ?? defaults.ef)
-            if let problem = settings.problem { throw APIError.invalid("index", problem) }
+            if let problem = settings.problem { throw DomainError.invalid("index", problem) }
             index = .hnsw(settings)
         default:
-            throw APIError.invalid("index.kind", "must be hnsw or flat")
+            throw DomainError.invalid("index.kind", "must be hnsw or flat")
         }
         var export: ExportSettings?
         if let body = body.export {
-            guard body.epsilon > 0, body.epsilon <= 100 else { throw APIError.invalid("export.epsilon", "must be above 0 and at most 100") }
-            guard body.delta > 0, body.delta < 1 else { throw APIError.invalid("export.delta", "must be between 0 and 1") }
-            guard body.clipNorm > 0, body.clipNorm.isFinite else { throw APIError.invalid("export.clip_norm", "must be a positive number") }
+            guard body.epsilon > 0, body.epsilon <= 100 else { throw DomainError.invalid("export.epsilon", "must be above 0 and at most 100") }
+            guard body.delta > 0, body.delta < 1 else { throw DomainError.invalid("export.delta", "must be between 0 and 1") }
+            guard body.clipNorm > 0, body.clipNorm.isFinite else { throw DomainError.invalid("export.clip_norm", "must be a positive number") }
             export = ExportSettings(epsilon: body.epsilon, delta: body.delta, clipNorm: body.clipNorm)
         }
         return CollectionDefinition(name: name, dimension: body.dimension, metric: metric, purpose: purpose, index: index, export: export)
@@ -146,22 +146,22 @@ enum VectorRoutes {
     // MARK: Vectors
 
     /// The collection named in the path, or 404 `unknown_collection`.
-    static func collection(_ request: APIRequest, _ services: NodeServices) throws(HTTPError) -> VectorCollections.Collection {
+    static func collection(_ request: APIRequest, _ services: NodeServices) throws(DomainError) -> VectorCollections.Collection {
         guard let name = try? Name(request.http.parameter("name"), what: "collection name"),
               let collection = services.vectors.collection(name) else {
-            throw HTTPError(status: 404, code: "unknown_collection", detail: "no collection with this name")
+            throw DomainError(.notFound, code: "unknown_collection", detail: "no collection with this name")
         }
         return collection
     }
 
     /// A vector from a request, as floats: every component finite and of
     /// the collection's dimension; else 422 `invalid_vector`.
-    static func vector(_ values: [Double], for definition: CollectionDefinition, field: String) throws(HTTPError) -> [Float] {
+    static func vector(_ values: [Double], for definition: CollectionDefinition, field: String) throws(DomainError) -> [Float] {
         let vector = values.map(Float.init)
         do {
             _ = try definition.metric.prepare(vector, dimension: definition.dimension)
         } catch {
-            throw HTTPError(status: 422, code: "invalid_vector", detail: "\(field): \(error.description)")
+            throw DomainError(.invalid, code: "invalid_vector", detail: "\(field): \(error.description)")
         }
         return vector
     }
@@ -185,11 +185,11 @@ enum VectorRoutes {
         let pid = try services.homePID(request.http.parameter("pid"))
         let purpose = definition.purpose
         try await services.writeAudited(request, action: "vector.write", pid: pid, purpose: purpose.rawValue) { database in
-            guard let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database) else { throw APIError.unknownSubject() }
+            guard let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database) else { throw DomainError.unknownSubject() }
             let grants = try ConsentRecords.activeGrants(of: pid, in: database)
             let coverage = services.coverage(of: purpose, grants: grants, now: request.now)
             guard let basis = coverage.basis else {
-                throw HTTPError(status: 403, code: "consent_required",
+                throw DomainError(.refused, code: "consent_required",
                                 detail: "the subject's consent does not cover \(purpose); nothing was stored")
             }
             try VectorRecords.write(vector, collection: definition.name, pid: pid, key: key, basis: basis.rawValue,
@@ -198,7 +198,7 @@ enum VectorRoutes {
             do throws(VectorError) {
                 try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
             } catch {
-                throw HTTPError(status: 507, code: "collection_full", detail: error.description)
+                throw DomainError(.noRoom, code: "collection_full", detail: error.description)
             }
             try AuditLog.append(request.event("vector.write", pid: pid.rawValue, purpose: purpose.rawValue,
                                               detail: "collection=\(definition.name)"), to: database)
@@ -253,19 +253,19 @@ enum VectorRoutes {
         let body = try request.http.decode(SearchBody.self)
         let k = body.k ?? defaultK
         let kMax = services.configuration.limits.searchResultsCountMax
-        guard k >= 1 else { throw APIError.invalid("k", "must be at least 1") }
-        guard k <= kMax else { throw HTTPError(status: 422, code: "k_too_large", detail: "k: at most \(kMax) results per search") }
+        guard k >= 1 else { throw DomainError.invalid("k", "must be at least 1") }
+        guard k <= kMax else { throw DomainError(.invalid, code: "k_too_large", detail: "k: at most \(kMax) results per search") }
         if let ef = body.ef, !HNSWSettings.efRange.contains(ef) {
-            throw APIError.invalid("ef", "must be \(HNSWSettings.efRange.lowerBound) to \(HNSWSettings.efRange.upperBound)")
+            throw DomainError.invalid("ef", "must be \(HNSWSettings.efRange.lowerBound) to \(HNSWSettings.efRange.upperBound)")
         }
         guard let purposeText = body.purpose, !purposeText.isEmpty else {
-            throw HTTPError(status: 400, code: "purpose_required", detail: "say why you search: \"purpose\"")
+            throw DomainError(.malformed, code: "purpose_required", detail: "say why you search: \"purpose\"")
         }
         let scope = body.scope ?? "local"
-        guard scope == "local" || scope == "federated" else { throw APIError.invalid("scope", "must be local or federated") }
+        guard scope == "local" || scope == "federated" else { throw DomainError.invalid("scope", "must be local or federated") }
         let purpose = try services.regionPurpose(purposeText, field: "purpose")
         guard purpose == definition.purpose else {
-            throw HTTPError(status: 403, code: "purpose_mismatch", detail: "this collection serves \(definition.purpose), not \(purpose)")
+            throw DomainError(.refused, code: "purpose_mismatch", detail: "this collection serves \(definition.purpose), not \(purpose)")
         }
         let now = request.now.milliseconds
         let query: [Float]
@@ -281,12 +281,12 @@ enum VectorRoutes {
                 try await services.audit(request.event("vector.search", pid: pid.rawValue, purpose: purpose.rawValue, outcome: "not_found",
                                                        detail: "collection=\(definition.name)"))
                 request.refusals.markAudited()
-                throw HTTPError(status: 404, code: "unknown_vector", detail: "no eligible vector for this pid in the collection")
+                throw DomainError(.notFound, code: "unknown_vector", detail: "no eligible vector for this pid in the collection")
             }
             query = stored
             exclude = pid.rawValue
         default:
-            throw APIError.invalid("vector, pid", "give exactly one of them")
+            throw DomainError.invalid("vector, pid", "give exactly one of them")
         }
         let wanted = k + (exclude == nil ? 0 : 1)
         let result = try collection.index.search(query, k: wanted, ef: body.ef ?? definition.defaultEF, now: now)
