@@ -95,15 +95,15 @@ final class NodeServices: Sendable {
 
     /// Reads a subject's data in one snapshot. An unknown subject is audited
     /// as `not_found` for `action` and answered 404 `unknown_subject`.
-    func readSubject<T: Sendable>(_ pid: PID, action: String, request: APIRequest,
+    func readSubject<T: Sendable>(_ pid: PID, action: String, call: CallContext,
                                   _ read: (Database) throws -> T) async throws -> T {
         let found = try store.snapshot { database -> T? in
             guard try SubjectRecords.isLive(pid, keys: keys, in: database) else { return nil }
             return try read(database)
         }
         guard let found else {
-            try await audit(request.event(action, pid: pid.rawValue, outcome: "not_found"))
-            request.refusals.markAudited()
+            try await audit(call.event(action, pid: pid.rawValue, outcome: "not_found"))
+            call.refusals.markAudited()
             throw DomainError.unknownSubject()
         }
         return found
@@ -142,14 +142,14 @@ final class NodeServices: Sendable {
     /// the failure, the subject's entries in the vector indexes are put
     /// back as committed.
     @discardableResult
-    func writeAudited<T: Sendable>(_ request: APIRequest, action: String, pid: PID, purpose: String? = nil,
+    func writeAudited<T: Sendable>(_ call: CallContext, action: String, pid: PID, purpose: String? = nil,
                                    _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await store.write(body)
         } catch let error as DomainError {
             try await resynchronizeVectors(of: [pid])
-            let event = request.event(action, pid: pid.rawValue, purpose: purpose, outcome: RefusalAudit.outcome(error.code))
-            if await auditRefusal([event], code: error.code, requestID: request.requestID) { request.refusals.markAudited() }
+            let event = call.event(action, pid: pid.rawValue, purpose: purpose, outcome: RefusalAudit.outcome(error.code))
+            if await auditRefusal([event], code: error.code, requestID: call.requestID) { call.refusals.markAudited() }
             throw error
         } catch {
             try? await resynchronizeVectors(of: [pid])

@@ -40,7 +40,7 @@ enum ReceiptSource {
             case .invalid:
                 DomainError.invalid(field, "1-\(ReceiptSource.bytesMax) characters of letters, digits and . _ : / + -, not starting with \(ReceiptSource.markerPrefix)")
             case .identifier(let kind):
-                FeatureRoutes.piiDetected(field: field, kind: kind)
+                FeatureService.piiDetected(field: field, kind: kind)
             }
         }
     }

@@ -13,14 +13,14 @@ enum ContractRecords {
         return try decode(text)
     }
 
-    static func all(in database: Database) throws -> [ContractRoutes.Contract] {
+    static func all(in database: Database) throws -> [NamedContract] {
         try database.fetchAll("SELECT name, definition FROM contracts ORDER BY name") { row in
             (try Name(row.text(0), what: "contract name"), try decode(row.text(1)))
-        }.map { ContractRoutes.Contract(name: $0.0, contract: $0.1) }
+        }.map { NamedContract(name: $0.0, contract: $0.1) }
     }
 
     /// Returns true when the contract is new.
-    static func save(_ contract: ContractRoutes.Contract, now: Timestamp, in database: Database) throws -> Bool {
+    static func save(_ contract: NamedContract, now: Timestamp, in database: Database) throws -> Bool {
         let exists = try database.fetchOne("SELECT 1 FROM contracts WHERE name = ?", [contract.name.rawValue]) { _ in true } ?? false
         var json = JSONWriter()
         contract.write(to: &json)
@@ -30,6 +30,6 @@ enum ContractRecords {
     }
 
     private static func decode(_ text: String) throws -> EventContract {
-        try ContractRoutes.parse(try ContractRoutes.decoder.decode(ContractRoutes.ContractBody.self, from: Data(text.utf8)))
+        try ContractDocument.decoder.decode(ContractDocument.self, from: Data(text.utf8)).contract()
     }
 }

@@ -41,7 +41,7 @@ enum FeatureRecords {
                                  classification: try row.decode(4, table: table) { try Name($0, what: "classification") })
     }
 
-    enum Upsert {
+    enum Upsert: Equatable {
         case created
         case updated
         /// Type or purpose changed while values exist: refused.

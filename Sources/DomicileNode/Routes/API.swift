@@ -39,8 +39,8 @@ struct API {
                 throw APIError.rateLimited(retryAfterSeconds: wait)
             }
             do {
-                return try await handler(APIRequest(http: request, principal: principal, now: now, services: services, isRead: limited,
-                                                    refusals: trail))
+                return try await handler(APIRequest(http: request, call: CallContext(principal: principal, now: now, requestID: request.requestID,
+                                                                                  isRead: limited, refusals: trail, services: services)))
             } catch {
                 throw APIError.problem(for: error, logger: services.logger, requestID: request.requestID)
             }

@@ -62,69 +62,22 @@ enum SubjectRoutes {
         api.route("GET", "/v1/subjects/{pid}", roles: [.serve, .privacyOfficer], limited: true) { try await read($0, services) }
     }
 
-    /// The home region named by `region` or `country`, through the policy.
-    static func homeRegion(country: String?, region: String?, policy: ResidencyPolicy) throws(DomainError) -> RegionID {
-        switch (country, region) {
-        case (nil, let name?):
-            guard let region = try? RegionID(name), policy.isKnown(region) else {
-                throw DomainError.unknownRegion("region: the policy has no such region")
-            }
-            return region
-        case (let code?, nil):
-            guard let country = try? CountryCode(code), let region = policy.region(forCountry: country) else {
-                throw DomainError.unknownRegion("country: no region of the policy covers this country (use ISO 3166-1 alpha-2)")
-            }
-            return region
-        default:
-            throw DomainError.invalid("country, region", "give exactly one of them")
-        }
-    }
-
     static func register(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let body = try request.http.decode(RegisterBody.self)
         let identifier = try body.identifier.normalized()
-        let home = try homeRegion(country: body.country, region: body.region, policy: services.policy)
-        // The identifier must reach the right region from the client: it is
-        // never carried across the border by this node.
-        guard home == services.region else { throw DomainError.misdirected(home: home, nodes: services.liveNodes(in: home)) }
-        let candidates = services.keys.pseudonymizers.candidates(for: identifier)
-        let keys = services.keys
-        let (pid, created) = try await services.store.write { database -> (PID, Bool) in
-            if let existing = try SubjectRecords.find(candidates, keys: keys, in: database) {
-                try AuditLog.append(request.event("subject.register", pid: existing.pid.rawValue, outcome: "existing"), to: database)
-                return (existing.pid, false)
-            }
-            let pid = candidates[0]
-            if try SubjectRecords.exists(pid, in: database) {
-                // What is left of an erased subject whose key is destroyed (a restored copy): erase it before the new one.
-                _ = try ErasureRecords.eraseSubject(pid, vectors: services.vectors, in: database)
-            }
-            try SubjectRecords.insert(pid: pid, identifier: identifier, keys: keys, now: request.now, in: database)
-            try AuditLog.append(request.event("subject.register", pid: pid.rawValue, outcome: "created"), to: database)
-            return (pid, true)
-        }
-        services.metrics.countAudit(action: "subject.register", outcome: created ? "created" : "existing")
+        let home = try SubjectService.homeRegion(country: body.country, region: body.region, policy: services.policy)
+        let (pid, created) = try await SubjectService.register(identifier, home: home, call: request.call)
         return .json(Registered(pid: pid, region: services.region, created: created), status: created ? 201 : 200)
     }
 
     static func lookup(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
-        let body = try request.http.decode(LookupBody.self)
-        let identifier = try body.identifier.normalized()
-        let candidates = services.keys.pseudonymizers.candidates(for: identifier)
-        let found = try services.store.read { try SubjectRecords.find(candidates, keys: services.keys, in: $0) }
-        try await services.audit(request.event("subject.lookup", pid: found?.pid.rawValue, outcome: found == nil ? "not_found" : "ok"))
-        guard let found else { throw DomainError.unknownSubject() }
-        return .json(Found(pid: found.pid))
+        let identifier = try request.http.decode(LookupBody.self).identifier.normalized()
+        return .json(Found(pid: try await SubjectService.lookup(identifier, call: request.call)))
     }
 
     static func read(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let pid = try services.homePID(request.http.parameter("pid"))
-        let (row, grants) = try await services.readSubject(pid, action: "subject.read", request: request) { database in
-            (try SubjectRecords.find(pid, keys: services.keys, in: database), try ConsentRecords.activeGrants(of: pid, in: database))
-        }
-        guard let row else { throw DomainError.unknownSubject() }
-        let active = ConsentRoutes.inForce(grants, services: services, now: request.now)
-        try await services.audit(request.event("subject.read", pid: pid.rawValue))
+        let (row, active) = try await SubjectService.read(pid, call: request.call)
         return .json(Subject(pid: pid, region: services.region, createdAt: row.createdAt, activePurposes: active.map(\.purpose)))
     }
 }

@@ -60,21 +60,8 @@ enum VectorRoutes {
             throw DomainError.invalid("name", "collection names are 1-64 lowercase letters, digits and _, starting with a letter")
         }
         let definition = try parse(try request.http.decode(CollectionBody.self), name: name, services: services)
-        let outcome = try await services.store.write { database -> VectorRecords.Upsert in
-            let outcome = try VectorRecords.upsert(definition, now: request.now, in: database)
-            if case .inUse = outcome { return outcome }
-            services.vectors.install(definition)
-            try AuditLog.append(request.event("collection.define", purpose: definition.purpose.rawValue, detail: "collection=\(name)"),
-                                to: database)
-            return outcome
-        }
-        switch outcome {
-        case .created: return .json(Collection(definition: definition, count: 0), status: 201)
-        case .updated: return .json(Collection(definition: definition, count: services.vectors.collection(name)?.index.count ?? 0))
-        case .inUse(let count):
-            throw DomainError(.conflict, code: "collection_in_use",
-                            detail: "\(count) vectors have this collection's dimension, metric, purpose and index; define a new collection instead")
-        }
+        let (created, count) = try await VectorService.define(definition, call: request.call)
+        return .json(Collection(definition: definition, count: count), status: created ? 201 : 200)
     }
 
     static func parse(_ body: CollectionBody, name: Name, services: NodeServices) throws(DomainError) -> CollectionDefinition {
@@ -145,27 +132,6 @@ enum VectorRoutes {
 
     // MARK: Vectors
 
-    /// The collection named in the path, or 404 `unknown_collection`.
-    static func collection(_ request: APIRequest, _ services: NodeServices) throws(DomainError) -> VectorCollections.Collection {
-        guard let name = try? Name(request.http.parameter("name"), what: "collection name"),
-              let collection = services.vectors.collection(name) else {
-            throw DomainError(.notFound, code: "unknown_collection", detail: "no collection with this name")
-        }
-        return collection
-    }
-
-    /// A vector from a request, as floats: every component finite and of
-    /// the collection's dimension; else 422 `invalid_vector`.
-    static func vector(_ values: [Double], for definition: CollectionDefinition, field: String) throws(DomainError) -> [Float] {
-        let vector = values.map(Float.init)
-        do {
-            _ = try definition.metric.prepare(vector, dimension: definition.dimension)
-        } catch {
-            throw DomainError(.invalid, code: "invalid_vector", detail: "\(field): \(error.description)")
-        }
-        return vector
-    }
-
     struct Written: JSONWritable {
         let pid: PID
         let collection: Name
@@ -179,45 +145,21 @@ enum VectorRoutes {
     }
 
     static func write(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
-        let collection = try collection(request, services)
-        let definition = collection.definition
-        let vector = try vector(try request.http.decode(VectorBody.self).vector, for: definition, field: "vector")
+        let collection = try VectorService.collection(named: request.http.parameter("name"), services: services)
+        let vector = try VectorService.vector(try request.http.decode(VectorBody.self).vector, for: collection.definition, field: "vector")
         let pid = try services.homePID(request.http.parameter("pid"))
-        let purpose = definition.purpose
-        try await services.writeAudited(request, action: "vector.write", pid: pid, purpose: purpose.rawValue) { database in
-            guard let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database) else { throw DomainError.unknownSubject() }
-            let grants = try ConsentRecords.activeGrants(of: pid, in: database)
-            let coverage = services.coverage(of: purpose, grants: grants, now: request.now)
-            guard let basis = coverage.basis else {
-                throw DomainError(.refused, code: "consent_required",
-                                detail: "the subject's consent does not cover \(purpose); nothing was stored")
-            }
-            try VectorRecords.write(vector, collection: definition.name, pid: pid, key: key, basis: basis.rawValue,
-                                    receiptID: coverage.receiptID, now: request.now, in: database)
-            let deadline = services.eligibleUntil(purpose, grants: grants)
-            do throws(VectorError) {
-                try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
-            } catch {
-                throw DomainError(.noRoom, code: "collection_full", detail: error.description)
-            }
-            try AuditLog.append(request.event("vector.write", pid: pid.rawValue, purpose: purpose.rawValue,
-                                              detail: "collection=\(definition.name)"), to: database)
-        }
-        return .json(Written(pid: pid, collection: definition.name))
+        try await VectorService.write(vector, for: pid, in: collection, call: request.call)
+        return .json(Written(pid: pid, collection: collection.definition.name))
     }
 
     static func delete(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
-        let collection = try collection(request, services)
-        let name = collection.definition.name
+        let collection = try VectorService.collection(named: request.http.parameter("name"), services: services)
         let pid = try services.homePID(request.http.parameter("pid"))
-        try await services.writeAudited(request, action: "vector.delete", pid: pid) { database in
-            let deleted = try VectorRecords.delete(collection: name, pid: pid, in: database)
-            collection.index.remove(pid.rawValue)
-            try AuditLog.append(request.event("vector.delete", pid: pid.rawValue, outcome: deleted ? "ok" : "absent",
-                                              detail: "collection=\(name)"), to: database)
-        }
+        try await VectorService.delete(pid, from: collection, call: request.call)
         return HTTPResponse(status: 204)
     }
+
+    // MARK: Search
 
     // MARK: Search
 
@@ -248,8 +190,7 @@ enum VectorRoutes {
     }
 
     static func search(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
-        let collection = try collection(request, services)
-        let definition = collection.definition
+        let collection = try VectorService.collection(named: request.http.parameter("name"), services: services)
         let body = try request.http.decode(SearchBody.self)
         let k = body.k ?? defaultK
         let kMax = services.configuration.limits.searchResultsCountMax
@@ -264,36 +205,13 @@ enum VectorRoutes {
         let scope = body.scope ?? "local"
         guard scope == "local" || scope == "federated" else { throw DomainError.invalid("scope", "must be local or federated") }
         let purpose = try services.regionPurpose(purposeText, field: "purpose")
-        guard purpose == definition.purpose else {
-            throw DomainError(.refused, code: "purpose_mismatch", detail: "this collection serves \(definition.purpose), not \(purpose)")
-        }
-        let now = request.now.milliseconds
-        let query: [Float]
-        var exclude: String?
+        let query: VectorService.Query
         switch (body.vector, body.pid) {
-        case (let values?, nil):
-            query = try vector(values, for: definition, field: "vector")
-        case (nil, let text?):
-            let pid = try services.homePID(text)
-            // A search by example processes the example's subject too: its vector must be eligible now.
-            guard let stored = collection.index.vector(of: pid.rawValue),
-                  collection.index.isEligible(pid.rawValue, now: now) else {
-                try await services.audit(request.event("vector.search", pid: pid.rawValue, purpose: purpose.rawValue, outcome: "not_found",
-                                                       detail: "collection=\(definition.name)"))
-                request.refusals.markAudited()
-                throw DomainError(.notFound, code: "unknown_vector", detail: "no eligible vector for this pid in the collection")
-            }
-            query = stored
-            exclude = pid.rawValue
-        default:
-            throw DomainError.invalid("vector, pid", "give exactly one of them")
+        case (let values?, nil): query = .vector(try VectorService.vector(values, for: collection.definition, field: "vector"))
+        case (nil, let text?): query = .example(try services.homePID(text))
+        default: throw DomainError.invalid("vector, pid", "give exactly one of them")
         }
-        let wanted = k + (exclude == nil ? 0 : 1)
-        let result = try collection.index.search(query, k: wanted, ef: body.ef ?? definition.defaultEF, now: now)
-        let hits = Array(result.hits.filter { $0.label != exclude }.prefix(k))
-        services.metrics.increment("domicile_vector_searches_total", labels: ["plan": result.plan.rawValue])
-        try await services.audit(request.event("vector.search", pid: exclude, purpose: purpose.rawValue,
-                                               detail: "collection=\(definition.name),returned=\(hits.count)"))
+        let hits = try await VectorService.search(query, k: k, ef: body.ef, purpose: purpose, in: collection, call: request.call)
         // The federation is not built yet: a federated search is answered by this region alone, and says so.
         return .json(Results(hits: hits, region: services.region, partial: scope == "federated"))
     }

@@ -1,0 +1,130 @@
+import DomicileCrypto
+import DomicileModel
+import DomicilePrivacy
+import DomicileStorage
+import DomicileVectors
+
+/// Collections, their vectors, and consent-filtered search (local scope;
+/// the federation adds the other regions' noised embeddings).
+enum VectorService {
+    /// Defines (or redefines) a collection and installs its index; returns
+    /// whether it is new and how many vectors it holds.
+    static func define(_ definition: CollectionDefinition, call: CallContext) async throws -> (created: Bool, count: Int) {
+        let services = call.services
+        let outcome = try await services.store.write { database -> VectorRecords.Upsert in
+            let outcome = try VectorRecords.upsert(definition, now: call.now, in: database)
+            if case .inUse = outcome { return outcome }
+            services.vectors.install(definition)
+            try AuditLog.append(call.event("collection.define", purpose: definition.purpose.rawValue, detail: "collection=\(definition.name)"),
+                                to: database)
+            return outcome
+        }
+        switch outcome {
+        case .created: return (true, 0)
+        case .updated: return (false, services.vectors.collection(definition.name)?.index.count ?? 0)
+        case .inUse(let count):
+            throw DomainError(.conflict, code: "collection_in_use",
+                              detail: "\(count) vectors have this collection's dimension, metric, purpose and index; define a new collection instead")
+        }
+    }
+
+    /// The collection `text` names, or 404 `unknown_collection`.
+    static func collection(named text: String, services: NodeServices) throws(DomainError) -> VectorCollections.Collection {
+        guard let name = try? Name(text, what: "collection name"), let collection = services.vectors.collection(name) else {
+            throw DomainError(.notFound, code: "unknown_collection", detail: "no collection with this name")
+        }
+        return collection
+    }
+
+    /// A vector from a request, as floats: every component finite and of
+    /// the collection's dimension; else 422 `invalid_vector`.
+    static func vector(_ values: [Double], for definition: CollectionDefinition, field: String) throws(DomainError) -> [Float] {
+        let vector = values.map(Float.init)
+        do {
+            _ = try definition.metric.prepare(vector, dimension: definition.dimension)
+        } catch {
+            throw DomainError(.invalid, code: "invalid_vector", detail: "\(field): \(error.description)")
+        }
+        return vector
+    }
+
+    /// Stores the subject's vector under consent for the collection's purpose and indexes it.
+    static func write(_ vector: [Float], for pid: PID, in collection: VectorCollections.Collection, call: CallContext) async throws {
+        let services = call.services
+        let definition = collection.definition
+        let purpose = definition.purpose
+        try await services.writeAudited(call, action: "vector.write", pid: pid, purpose: purpose.rawValue) { database in
+            guard let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database) else { throw DomainError.unknownSubject() }
+            let grants = try ConsentRecords.activeGrants(of: pid, in: database)
+            let coverage = services.coverage(of: purpose, grants: grants, now: call.now)
+            guard let basis = coverage.basis else {
+                throw DomainError(.refused, code: "consent_required",
+                                detail: "the subject's consent does not cover \(purpose); nothing was stored")
+            }
+            try VectorRecords.write(vector, collection: definition.name, pid: pid, key: key, basis: basis.rawValue,
+                                    receiptID: coverage.receiptID, now: call.now, in: database)
+            let deadline = services.eligibleUntil(purpose, grants: grants)
+            do throws(VectorError) {
+                try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
+            } catch {
+                throw DomainError(.noRoom, code: "collection_full", detail: error.description)
+            }
+            try AuditLog.append(call.event("vector.write", pid: pid.rawValue, purpose: purpose.rawValue,
+                                              detail: "collection=\(definition.name)"), to: database)
+        }
+    }
+
+    /// Removes the subject's vector from the collection (absent is not an error).
+    static func delete(_ pid: PID, from collection: VectorCollections.Collection, call: CallContext) async throws {
+        let services = call.services
+        let name = collection.definition.name
+        try await services.writeAudited(call, action: "vector.delete", pid: pid) { database in
+            let deleted = try VectorRecords.delete(collection: name, pid: pid, in: database)
+            collection.index.remove(pid.rawValue)
+            try AuditLog.append(call.event("vector.delete", pid: pid.rawValue, outcome: deleted ? "ok" : "absent",
+                                              detail: "collection=\(name)"), to: database)
+        }
+    }
+
+    /// What a search looks for: a vector, or the stored vector of a subject (its example).
+    enum Query: Sendable {
+        case vector([Float])
+        case example(PID)
+    }
+
+    /// The `k` nearest eligible vectors to `query` in the collection, for
+    /// `purpose` (the collection's); a search by example excludes the
+    /// example and needs it eligible now.
+    static func search(_ query: Query, k: Int, ef: Int?, purpose: Purpose, in collection: VectorCollections.Collection,
+                       call: CallContext) async throws -> [SearchHit] {
+        let services = call.services
+        let definition = collection.definition
+        guard purpose == definition.purpose else {
+            throw DomainError(.refused, code: "purpose_mismatch", detail: "this collection serves \(definition.purpose), not \(purpose)")
+        }
+        let now = call.now.milliseconds
+        let vector: [Float]
+        var exclude: String?
+        switch query {
+        case .vector(let values):
+            vector = values
+        case .example(let pid):
+            // A search by example processes the example's subject too: its vector must be eligible now.
+            guard let stored = collection.index.vector(of: pid.rawValue), collection.index.isEligible(pid.rawValue, now: now) else {
+                try await services.audit(call.event("vector.search", pid: pid.rawValue, purpose: purpose.rawValue, outcome: "not_found",
+                                                    detail: "collection=\(definition.name)"))
+                call.refusals.markAudited()
+                throw DomainError(.notFound, code: "unknown_vector", detail: "no eligible vector for this pid in the collection")
+            }
+            vector = stored
+            exclude = pid.rawValue
+        }
+        let wanted = k + (exclude == nil ? 0 : 1)
+        let result = try collection.index.search(vector, k: wanted, ef: ef ?? definition.defaultEF, now: now)
+        let hits = Array(result.hits.filter { $0.label != exclude }.prefix(k))
+        services.metrics.increment("domicile_vector_searches_total", labels: ["plan": result.plan.rawValue])
+        try await services.audit(call.event("vector.search", pid: exclude, purpose: purpose.rawValue,
+                                            detail: "collection=\(definition.name),returned=\(hits.count)"))
+        return hits
+    }
+}
