@@ -91,7 +91,7 @@ enum AggregateData {
     /// while its value is live (within its TTL; revoked purposes have
     /// purged theirs). The primary key (pid, feature) bounds each subject
     /// to one value.
-    static func contributions(_ query: AggregateRoutes.Query, services: NodeServices, now: Timestamp,
+    static func contributions(_ query: AggregateService.Query, services: NodeServices, now: Timestamp,
                               in database: Database) throws -> Contributions {
         let purpose = query.purpose
         let everyone = services.policy.isCoveredWithoutConsent(purpose, in: services.region)

@@ -71,7 +71,7 @@ enum ErasureRecords {
     /// The link hash a request about `target` signs (docs/FORMATS.md): of
     /// the identifier's link under the newest link key; for a pid, of the
     /// subject's stored link, or of the pid when this node does not hold it.
-    static func linkHash(of target: ErasureRoutes.Target, keys: RegionKeys, in database: Database) throws -> [UInt8] {
+    static func linkHash(of target: ErasureService.Target, keys: RegionKeys, in database: Database) throws -> [UInt8] {
         switch target {
         case .identifier(let identifier):
             let newest = keys.links.max { $0.version < $1.version }!

@@ -57,7 +57,7 @@ enum RegionErasure {
     /// Asks every other expected node of this region to erase, concurrently.
     /// Returns the acks that answer `signed` from the node asked; a node that
     /// is unknown, silent or answers anything else is logged and left waiting.
-    static func ask(peersOf signed: SignedErasureRequest, target: ErasureRoutes.Target, services: NodeServices) async -> [ErasureAck] {
+    static func ask(peersOf signed: SignedErasureRequest, target: ErasureService.Target, services: NodeServices) async -> [ErasureAck] {
         let me = services.configuration.node.rawValue
         let addresses = Dictionary(services.gossip.value?.members(of: .region).map { ($0.name.rawValue, $0.identity.httpAddress) } ?? [],
                                    uniquingKeysWith: { first, _ in first })
@@ -155,32 +155,32 @@ enum RegionErasure {
         guard abs(now.milliseconds - signed.requestedAt.milliseconds) <= freshnessMilliseconds else {
             throw HTTPError(status: 422, code: "stale_order", detail: "the erasure order was not signed within the last five minutes")
         }
-        let target: ErasureRoutes.Target
+        let target: ErasureService.Target
         switch (order.pid, order.identifier) {
         case (let text?, nil):
             guard let pid = try? PID(parsing: text), pid.region == services.region else {
                 throw HTTPError(status: 422, code: "invalid_order", detail: "the erasure order names a pid of another region")
             }
             // The origin signed the hash of the subject's link if it held it, else of the pid; held here, it must be one of them.
-            let held = try ErasureRoutes.linkHash(of: .pid(pid), services)
+            let held = try ErasureService.linkHash(of: .pid(pid), services)
             guard held == signed.linkHash || SignedErasureRequest.linkHash(pid: pid) == signed.linkHash else {
                 throw HTTPError(status: 422, code: "invalid_order", detail: "the erasure order's pid does not match its link hash")
             }
             target = .pid(pid)
         case (nil, let document?):
             guard let identifier = try? Identifier(kind: document.kind, raw: document.value),
-                  try ErasureRoutes.linkHash(of: .identifier(identifier), services) == signed.linkHash else {
+                  try ErasureService.linkHash(of: .identifier(identifier), services) == signed.linkHash else {
                 throw HTTPError(status: 422, code: "invalid_order", detail: "the erasure order's identifier does not match its link hash")
             }
             target = .identifier(identifier)
         default:
             throw HTTPError(status: 422, code: "invalid_order", detail: "the erasure order names no subject")
         }
-        let counts = try await ErasureRoutes.erase(target, services: services) { pid in
+        let counts = try await ErasureService.erase(target, services: services) { pid in
             AuditEvent(at: now, principal: "node:\(signed.originNode)", action: "erasure.erase", pid: pid.rawValue, outcome: "erased",
                        detail: "erasure_id=\(signed.erasureID)")
         }
-        let walTruncated = await ErasureRoutes.truncateWAL(services)
+        let walTruncated = await ErasureService.truncateWAL(services)
         services.metrics.countAudit(action: "erasure.erase", outcome: "erased")
         // Never before the request, whatever the skew between this node's clock and the origin's.
         return ErasureAck.signed(for: signed, region: services.region, node: services.configuration.node.rawValue,

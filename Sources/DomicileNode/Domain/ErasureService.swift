@@ -1,0 +1,152 @@
+import DomicileCrypto
+import DomicileModel
+import DomicilePrivacy
+import DomicileStorage
+
+/// The local part of the erasure cascade (DESIGN.md section 9): the request
+/// is signed and recorded and the subject erased here, in one transaction;
+/// then the WAL is checkpointed and truncated, and this node signs its ack
+/// (scope `node`). The request completes, and its origin signs the
+/// completion, once every expected node has acked: a region with other
+/// nodes stays pending until they have (docs/DECISIONS.md, "Erasure").
+/// Until the federation carries erasure signals, a request expects this
+/// region only, and a pid of another region is answered 421.
+enum ErasureService {
+    /// Whom the request is about, once validated.
+    enum Target: Sendable {
+        case pid(PID)
+        case identifier(Identifier)
+    }
+
+    /// Erases the subject `target` names: signs and records the request,
+    /// erases here, asks the region's other nodes, and records every ack.
+    /// Returns the request as it then stands.
+    static func request(_ target: Target, jurisdiction named: String?, call: CallContext) async throws -> ErasureRequest {
+        let services = call.services
+        if let named, ErasureRecords.deadlineDays[named] == nil {
+            throw DomainError.invalid("jurisdiction", "must be one of \(ErasureRecords.deadlineDays.keys.sorted().joined(separator: ", "))")
+        }
+        let jurisdiction = named ?? services.policy.jurisdiction(of: services.region) ?? "default"
+        if case .pid(let pid) = target, pid.region != services.region {
+            // The cascade to other regions comes with the federation; until then the client goes to the home region.
+            throw DomainError.misdirected(home: pid.region, nodes: services.liveNodes(in: pid.region))
+        }
+        let signed = SignedErasureRequest.signed(
+            erasureID: services.ids.next(.erasure), requestedAt: call.now,
+            dueAt: call.now.adding(seconds: (ErasureRecords.deadlineDays[jurisdiction] ?? ErasureRecords.defaultDeadlineDays) * 86_400),
+            jurisdiction: jurisdiction, originRegion: services.region, originNode: services.configuration.node.rawValue,
+            policyVersion: Int64(services.policy.version), linkHash: try linkHash(of: target, services),
+            expectedNodes: [services.region: try regionNodes(services)], key: services.keys.signing)
+        let counts = try await recordAndErase(signed, target: target, call)
+        // This node's ack is signed once the WAL no longer holds what was erased, so it can say so.
+        let walTruncated = await truncateWAL(services)
+        let ack = ErasureAck.signed(for: signed, region: services.region, node: signed.originNode,
+                                    erasedAt: max(call.now, services.clock.now()), counts: counts, walTruncated: walTruncated,
+                                    policyVersion: Int64(services.policy.version), key: services.keys.signing)
+        let peerAcks = await RegionErasure.ask(peersOf: signed, target: target, services: services)
+        let recorded = try await services.store.write { database in
+            var recorded = try ErasureRecords.record(ack, originKey: services.keys.signing, now: ack.erasedAt, in: database)
+            for peerAck in peerAcks {
+                recorded = try ErasureRecords.record(peerAck, originKey: services.keys.signing,
+                                                     now: max(ack.erasedAt, peerAck.erasedAt, services.clock.now()), in: database)
+            }
+            try AuditLog.append(call.event("erasure.request", outcome: recorded.status.rawValue,
+                                              detail: "erasure_id=\(signed.erasureID),subjects=\(counts["subjects"] ?? 0)"), to: database)
+            return recorded
+        }
+        services.metrics.countAudit(action: "erasure.request", outcome: recorded.status.rawValue)
+        return recorded
+    }
+
+    static func linkHash(of target: Target, _ services: NodeServices) throws -> [UInt8] {
+        try services.store.read { try ErasureRecords.linkHash(of: target, keys: services.keys, in: $0) }
+    }
+
+    /// Records the signed request and erases its subjects here, in one
+    /// transaction. Returns the rows erased per table (every counted table).
+    static func recordAndErase(_ signed: SignedErasureRequest, target: Target, _ call: CallContext) async throws -> [String: Int64] {
+        try await erase(target, services: call.services, event: { pid in
+            call.event("erasure.erase", pid: pid.rawValue, outcome: "erased", detail: "erasure_id=\(signed.erasureID)")
+        }, then: { erasedPIDs, database in
+            try ErasureRecords.insert(signed, requestedBy: call.principal.name, erasedPIDs: erasedPIDs, in: database)
+        })
+    }
+
+    /// Erases every subject `target` names on this node, in one transaction
+    /// that appends `event` for each subject erased and runs `then` with
+    /// their pids; each erased subject's bucket key is rotated, and the
+    /// retired versions are destroyed once it committed (docs/DECISIONS.md,
+    /// "Subject keys under bucket keys"). Returns the rows erased per table
+    /// (every counted table).
+    static func erase(_ target: Target, services: NodeServices, event: @escaping @Sendable (PID) -> AuditEvent,
+                      then: @escaping @Sendable ([String], Database) throws -> Void = { _, _ in }) async throws -> [String: Int64] {
+        // The subjects whose vectors left the indexes, to put back should the transaction fail.
+        let touched = Locked<[PID]>([])
+        do {
+            let counts = try await services.store.write { database in
+                let pids: [PID]
+                switch target {
+                case .pid(let pid): pids = [pid]
+                case .identifier(let identifier): pids = try ErasureRecords.subjects(matching: identifier, keys: services.keys, in: database)
+                }
+                var counts = Dictionary(uniqueKeysWithValues: ErasureRecords.countedTables.map { ($0, Int64(0)) })
+                var erasedPIDs: [String] = []
+                for pid in pids {
+                    touched.withLock { $0.append(pid) }
+                    let erased = try ErasureRecords.eraseSubject(pid, vectors: services.vectors, in: database)
+                    if erased["subjects", default: 0] > 0 { try services.keys.subjects.rotateBucket(of: pid, in: database) }
+                    counts.merge(erased, uniquingKeysWith: +)
+                    if (erased["subjects"] ?? 0) > 0 || (erased["consent_receipts"] ?? 0) > 0 {
+                        erasedPIDs.append(pid.rawValue)
+                        try AuditLog.append(event(pid), to: database)
+                    }
+                }
+                try then(erasedPIDs, database)
+                return counts
+            }
+            // The bucket key versions the erasure retired are destroyed before anything acknowledges it.
+            try await services.keys.subjects.destroyRetired(services.store)
+            return counts
+        } catch {
+            try? await services.resynchronizeVectors(of: touched.value)
+            throw error
+        }
+    }
+
+    /// The nodes of this region that must ack: this one and every member
+    /// the region's gossip pool knows, whatever its state (a dead or departed
+    /// node keeps its disk). Until the region log replicates a region's
+    /// data, each node holds only what it was sent, so none can answer for
+    /// another (docs/DECISIONS.md, "Erasure").
+    /// A node that has not joined its region yet does not know them: 503.
+    static func regionNodes(_ services: NodeServices) throws -> [String] {
+        let gossip = services.gossip.value
+        if let gossip, !gossip.joined {
+            throw DomainError(.unavailable, code: "not_ready", detail: "this node has not joined its region yet, so it cannot name the nodes an erasure must reach")
+        }
+        let members = gossip?.members(of: .region) ?? []
+        let names = members.filter { $0.identity.region == services.region }.map(\.name.rawValue)
+        return Array(Set(names + [services.configuration.node.rawValue])).sorted()
+    }
+
+    /// Nothing erased may remain in the WAL: checkpoint it into the database
+    /// (where secure_delete has zeroed the deleted rows) and truncate it. A
+    /// reader pinning old frames can make this fail; it is retried, and a
+    /// failure is logged and counted (the erased ciphertexts are unreadable
+    /// anyway: their subject key is gone).
+    /// Returns whether the WAL was truncated.
+    static func truncateWAL(_ services: NodeServices) async -> Bool {
+        for attempt in 1...3 {
+            do {
+                try await services.store.checkpointAndTruncateWAL()
+                return true
+            } catch {
+                if attempt == 3 {
+                    services.metrics.increment("domicile_erasure_checkpoint_failures_total")
+                    services.logger.error("erasure checkpoint failed", ["error": .string("\(error)")])
+                }
+            }
+        }
+        return false
+    }
+}
