@@ -24,6 +24,8 @@ final class NodeServices: Sendable {
     /// Purposes the policy allows in this region, and those a GPC signal revokes (computed once).
     let regionPurposes: Set<Purpose>
     let gpcPurposes: Set<Purpose>
+    /// Whether a subject's data may serve a purpose now: every path asks it.
+    let consentGate: ConsentGate
     let rateLimiter: RateLimiter
     let accessMonitor: AccessMonitor
     /// Threads for long reads (an aggregate's scan over every subject), so
@@ -66,6 +68,7 @@ final class NodeServices: Sendable {
         self.bootID = bootID
         regionPurposes = Set(policy.purposes.keys.filter { policy.basis(for: $0, in: configuration.region) != nil })
         gpcPurposes = policy.gpcPurposes
+        consentGate = ConsentGate(policy: policy, region: configuration.region)
         rateLimiter = RateLimiter(settings: .init(ratePerSecond: configuration.limits.readRatePerSecond,
                                                   burst: configuration.limits.readBurst))
         accessMonitor = AccessMonitor(distinctSubjectsPerMinute: configuration.limits.distinctSubjectsPerMinute)
@@ -107,26 +110,6 @@ final class NodeServices: Sendable {
             throw DomainError.unknownSubject()
         }
         return found
-    }
-
-    /// Whether `purpose` may be processed for a subject with these grants now.
-    func coverage(of purpose: Purpose, grants: [Purpose: ActiveConsent], now: Timestamp) -> Coverage {
-        ConsentFolding.coverage(of: purpose, grants: grants, policyBasis: policy.basis(for: purpose, in: region), now: now)
-    }
-
-    /// Until when (milliseconds since the epoch) a subject's data may serve
-    /// `purpose`: forever under a non-consent basis of the policy; under
-    /// consent, until its grant expires (`grant`: the grant's expiry, `.max`
-    /// without one; nil when there is no grant). `Int64.min`: not at all.
-    func eligibleUntil(_ purpose: Purpose, grant: Int64?) -> Int64 {
-        guard let basis = policy.basis(for: purpose, in: region) else { return .min }
-        if basis != .consent { return .max }
-        return grant ?? .min
-    }
-
-    /// The same, from a subject's grants.
-    func eligibleUntil(_ purpose: Purpose, grants: [Purpose: ActiveConsent]) -> Int64 {
-        eligibleUntil(purpose, grant: grants[purpose].map { $0.expiresAt?.milliseconds ?? .max })
     }
 
     /// A purpose from a request, allowed in this region by the policy; else

@@ -25,7 +25,7 @@ enum ConsentEnforcement {
     /// consent ended; its vectors leave the in-memory indexes before the
     /// transaction commits.
     static func withdraw(_ purposes: Set<Purpose>, of pid: PID, services: NodeServices, in database: Database) throws -> Removed {
-        let consentBased = purposes.filter { !services.policy.isCoveredWithoutConsent($0, in: services.region) }
+        let consentBased = purposes.filter(services.consentGate.needsConsent)
         guard !consentBased.isEmpty else { return Removed() }
         let collections = try VectorRecords.purge(pid, purposes: consentBased, in: database)
         services.vectors.remove(pid, from: collections)
@@ -38,7 +38,7 @@ enum ConsentEnforcement {
         guard !services.vectors.collections(for: nil).isEmpty else { return }  // no index to refresh: spare the query
         let grants = try ConsentRecords.activeGrants(of: pid, in: database)
         services.vectors.refreshEligibility(of: pid) { purpose in
-            services.eligibleUntil(purpose, grants: grants)
+            services.consentGate.eligibleUntil(purpose, grants: grants)
         }
     }
 

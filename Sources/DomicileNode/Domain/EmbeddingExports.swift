@@ -20,7 +20,7 @@ enum EmbeddingExports {
             throw DomainError(.refused, code: "export_not_allowed", detail: "collection \(collection) has no export settings; its vectors stay in the region")
         }
         let grants = try ConsentRecords.activeGrants(of: pid, in: database)
-        guard services.coverage(of: definition.purpose, grants: grants, now: now).isCovered,
+        guard services.consentGate.coverage(of: definition.purpose, grants: grants, now: now).isCovered,
               let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database),
               let vector = try VectorRecords.vector(collection: collection, pid: pid, key: key, in: database) else {
             throw DomainError(.notFound, code: "unknown_vector", detail: "no vector this subject's consent lets leave the region")

@@ -82,14 +82,8 @@ enum FeatureService {
             typed.append((definition, value))
         }
         let grants = try ConsentRecords.activeGrants(of: pid, in: database)
-        var coverage: [Purpose: Coverage] = [:]
-        for purpose in Set(typed.map(\.0.purpose)) { coverage[purpose] = services.coverage(of: purpose, grants: grants, now: now) }
-        let uncovered = coverage.filter { !$0.value.isCovered }.keys.map(\.rawValue).sorted()
-        guard uncovered.isEmpty else {
-            throw DomainError(.refused, code: "consent_required",
-                            detail: "the subject's consent does not cover \(uncovered.joined(separator: ", ")); nothing was stored")
-        }
-        try FeatureRecords.write(typed, pid: pid, key: key, coverage: coverage, now: now, in: database)
+        let grounds = try services.consentGate.requireCoverage(of: Set(typed.map(\.0.purpose)), grants: grants, now: now)
+        try FeatureRecords.write(typed.map { ($0, $1, grounds[$0.purpose]!) }, pid: pid, key: key, now: now, in: database)
         return typed.map(\.0)
     }
 
@@ -105,7 +99,7 @@ enum FeatureService {
         let (features, withheld) = try await services.readSubject(pid, action: "feature.read", call: call) { database in
             let definitions = try FeatureRecords.definitions(for: purpose, in: database)
             let grants = try ConsentRecords.activeGrants(of: pid, in: database)
-            guard services.coverage(of: purpose, grants: grants, now: now).isCovered else {
+            guard services.consentGate.coverage(of: purpose, grants: grants, now: now).isCovered else {
                 // Nothing is decrypted for a purpose the subject does not cover.
                 return ([StoredFeature](), definitions.map { ($0.name, WithholdReason.noConsent) })
             }

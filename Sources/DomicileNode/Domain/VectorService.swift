@@ -56,14 +56,9 @@ enum VectorService {
         try await services.writeAudited(call, action: "vector.write", pid: pid, purpose: purpose.rawValue) { database in
             guard let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database) else { throw DomainError.unknownSubject() }
             let grants = try ConsentRecords.activeGrants(of: pid, in: database)
-            let coverage = services.coverage(of: purpose, grants: grants, now: call.now)
-            guard let basis = coverage.basis else {
-                throw DomainError(.refused, code: "consent_required",
-                                detail: "the subject's consent does not cover \(purpose); nothing was stored")
-            }
-            try VectorRecords.write(vector, collection: definition.name, pid: pid, key: key, basis: basis.rawValue,
-                                    receiptID: coverage.receiptID, now: call.now, in: database)
-            let deadline = services.eligibleUntil(purpose, grants: grants)
+            let grounds = try services.consentGate.requireCoverage(of: purpose, grants: grants, now: call.now)
+            try VectorRecords.write(vector, collection: definition.name, pid: pid, key: key, grounds: grounds, now: call.now, in: database)
+            let deadline = services.consentGate.eligibleUntil(purpose, grants: grants)
             do throws(VectorError) {
                 try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
             } catch {

@@ -86,27 +86,21 @@ enum AggregateData {
         var strings: [String] = []
     }
 
-    /// The contributions of the subjects of this region whose consent (or
-    /// the policy) covers `query.purpose` now. A feature contributes only
+    /// The contributions of the subjects of this region the consent gate
+    /// lets serve `query.purpose` now (its SQL filter). A feature contributes only
     /// while its value is live (within its TTL; revoked purposes have
     /// purged theirs). The primary key (pid, feature) bounds each subject
     /// to one value.
     static func contributions(_ query: AggregateService.Query, services: NodeServices, now: Timestamp,
                               in database: Database) throws -> Contributions {
-        let purpose = query.purpose
-        let everyone = services.policy.isCoveredWithoutConsent(purpose, in: services.region)
-        let covered = everyone ? "1" : """
-            EXISTS (SELECT 1 FROM consent_active a WHERE a.pid = s.pid AND a.purpose = ? AND (a.expires_at IS NULL OR a.expires_at > ?))
-            """
+        let (covered, coveredArguments) = services.consentGate.sqlFilter(query.purpose, pid: "s.pid", now: now)
         var contributions = Contributions()
         guard let feature = query.feature else {
-            let count = try database.fetchOne("SELECT count(*) FROM subjects s WHERE \(covered)",
-                                              everyone ? [] : [purpose.rawValue, now.milliseconds]) { $0.int64(0) } ?? 0
+            let count = try database.fetchOne("SELECT count(*) FROM subjects s WHERE \(covered)", coveredArguments) { $0.int64(0) } ?? 0
             contributions.numbers = [Double](repeating: 1, count: Int(count))
             return contributions
         }
-        var arguments: [any DatabaseValueConvertible] = [feature.rawValue, now.milliseconds]
-        if !everyone { arguments += [purpose.rawValue, now.milliseconds] }
+        let arguments: [any DatabaseValueConvertible] = [feature.rawValue, now.milliseconds] + coveredArguments
         // The wrapped subject key comes with the row: one statement for the whole scan.
         let rows = try database.fetchAll("""
             SELECT s.pid, s.wrapped_key, f.sealed_value FROM features f JOIN subjects s ON s.pid = f.pid

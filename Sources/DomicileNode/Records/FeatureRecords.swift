@@ -77,14 +77,11 @@ enum FeatureRecords {
     // MARK: Values
 
     /// Stores (or replaces) values, each sealed under the subject key and
-    /// linked to the coverage — the consent receipt, or the policy's basis —
-    /// in force for its purpose.
-    static func write(_ values: [(FeatureDefinition, FeatureValue)], pid: PID, key: AESGCMKey, coverage: [Purpose: Coverage],
+    /// linked to the grounds — the consent receipt, or the policy's basis —
+    /// the consent gate found for its purpose.
+    static func write(_ values: [(FeatureDefinition, FeatureValue, ConsentGate.Grounds)], pid: PID, key: AESGCMKey,
                       now: Timestamp, in database: Database) throws {
-        for (definition, value) in values {
-            guard let covered = coverage[definition.purpose], let basis = covered.basis else {
-                preconditionFailure("feature \(definition.name) written without coverage for its purpose")
-            }
+        for (definition, value, grounds) in values {
             let sealed = Envelope.seal(value.encoded, key: key, associatedData: associatedData(pid, definition.name))
             try database.execute("""
                 INSERT INTO features (pid, name, purpose, sealed_value, basis, receipt_id, written_at, expires_at)
@@ -92,7 +89,7 @@ enum FeatureRecords {
                 ON CONFLICT (pid, name) DO UPDATE SET purpose = excluded.purpose, sealed_value = excluded.sealed_value,
                     basis = excluded.basis, receipt_id = excluded.receipt_id, written_at = excluded.written_at,
                     expires_at = excluded.expires_at
-                """, [pid.rawValue, definition.name.rawValue, definition.purpose.rawValue, sealed, basis.rawValue, covered.receiptID,
+                """, [pid.rawValue, definition.name.rawValue, definition.purpose.rawValue, sealed, grounds.basis.rawValue, grounds.receiptID,
                       now.milliseconds, definition.expiry(writtenAt: now).milliseconds])
         }
     }

@@ -87,14 +87,14 @@ enum VectorRecords {
 
     /// Stores (or replaces) a subject's vector, linked to the coverage in
     /// force for the collection's purpose.
-    static func write(_ vector: [Float], collection: Name, pid: PID, key: AESGCMKey, basis: String, receiptID: String?,
+    static func write(_ vector: [Float], collection: Name, pid: PID, key: AESGCMKey, grounds: ConsentGate.Grounds,
                       now: Timestamp, in database: Database) throws {
         let sealed = Envelope.seal(encode(vector), key: key, associatedData: associatedData(collection, pid))
         // Delete and insert (not update): the row moves to the end of the rebuild order, as the vector does in the index.
         try database.execute("DELETE FROM vectors WHERE collection = ? AND pid = ?", [collection.rawValue, pid.rawValue])
         try database.execute("""
             INSERT INTO vectors (collection, pid, sealed_vector, basis, receipt_id, written_at) VALUES (?, ?, ?, ?, ?, ?)
-            """, [collection.rawValue, pid.rawValue, sealed, basis, receiptID, now.milliseconds])
+            """, [collection.rawValue, pid.rawValue, sealed, grounds.basis.rawValue, grounds.receiptID, now.milliseconds])
     }
 
     /// Deletes one vector; returns whether there was one.

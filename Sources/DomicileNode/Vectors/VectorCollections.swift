@@ -64,7 +64,7 @@ final class VectorCollections: Sendable {
         for definition in try VectorRecords.collections(in: database) {
             let index = Self.emptyIndex(for: definition)
             try VectorRecords.forEachVector(in: definition, keys: services.keys, database: database) { pid, vector, hasGrant, expiry in
-                let deadline = services.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
+                let deadline = services.consentGate.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
                 try index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
             }
             loaded[definition.name] = Collection(definition: definition, index: index)
@@ -84,7 +84,7 @@ final class VectorCollections: Sendable {
                 continue
             }
             let purpose = collection.definition.purpose
-            let deadline = services.eligibleUntil(purpose, grants: grants)
+            let deadline = services.consentGate.eligibleUntil(purpose, grants: grants)
             try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
         }
     }
