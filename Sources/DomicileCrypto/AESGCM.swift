@@ -115,12 +115,22 @@ public enum Envelope {
     public static func seal<Plaintext: ContiguousBytes, AD: ContiguousBytes>(
         _ plaintext: Plaintext, key: AESGCMKey, associatedData: AD
     ) -> [UInt8] {
+        var random = SecureRandom()
+        return seal(plaintext, key: key, associatedData: associatedData, using: &random)
+    }
+
+    /// The same, the nonce drawn from `random`: an injected source, so a
+    /// replayed run seals to the same bytes. In production it is the CSPRNG
+    /// (`SecureRandomSource`); 96 random bits per nonce.
+    public static func seal<Plaintext: ContiguousBytes, AD: ContiguousBytes>(
+        _ plaintext: Plaintext, key: AESGCMKey, associatedData: AD, using random: inout some RandomNumberGenerator
+    ) -> [UInt8] {
         plaintext.withUnsafeBytes { plain in
             var box = [UInt8](repeating: 0, count: overheadByteCount + plain.count)
             box[0] = format
             withUnsafeBytes(of: key.version.bigEndian) { box.replaceSubrange(1..<5, with: $0) }
             box.withUnsafeMutableBytes { out in
-                SecureRandom.fill(UnsafeMutableRawBufferPointer(rebasing: out[5..<headerByteCount]))
+                random.fill(UnsafeMutableRawBufferPointer(rebasing: out[5..<headerByteCount]))
                 let aad = authenticatedData(header: UnsafeRawBufferPointer(rebasing: out[0..<5]), associatedData)
                 let ciphertextEnd = headerByteCount + plain.count
                 key.secret.withUnsafeBytes { keyBytes in

@@ -20,6 +20,13 @@ public final class SecretBytes: @unchecked Sendable, CustomStringConvertible {
         SecureRandom.fill(UnsafeMutableRawBufferPointer(rebasing: storage[0..<randomCount]))
     }
 
+    /// Fresh bytes drawn from `random` (an injected source: the CSPRNG in production).
+    public init(randomCount: Int, using random: inout some RandomNumberGenerator) {
+        storage = .allocate(byteCount: max(randomCount, 1), alignment: 16)
+        count = randomCount
+        random.fill(UnsafeMutableRawBufferPointer(rebasing: storage[0..<randomCount]))
+    }
+
     public let count: Int
 
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {

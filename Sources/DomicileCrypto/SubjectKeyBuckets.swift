@@ -94,9 +94,17 @@ public struct SubjectKeyBuckets: Sendable {
     /// versions stay until `destroy` (their rows are re-wrapped first).
     @discardableResult
     public mutating func rotate(_ bucket: UInt16, createdAt: Int64) -> BucketKey {
+        var random = SecureRandom()
+        return rotate(bucket, createdAt: createdAt, using: &random)
+    }
+
+    /// The same, the new key drawn from `random` (an injected source).
+    @discardableResult
+    public mutating func rotate(_ bucket: UInt16, createdAt: Int64, using random: inout some RandomNumberGenerator) -> BucketKey {
         precondition(Int(bucket) < count, "no such bucket")
         let next = (current(bucket)?.version ?? 0) + 1
-        let key = BucketKey(bucket: bucket, version: next, createdAt: createdAt, material: SecretBytes(randomCount: Self.keyByteCount))
+        let key = BucketKey(bucket: bucket, version: next, createdAt: createdAt,
+                            material: SecretBytes(randomCount: Self.keyByteCount, using: &random))
         keys.insert(key, at: firstIndex(atLeast: bucket) + versions(of: bucket).count)
         return key
     }
@@ -146,9 +154,10 @@ public enum WrappedSubjectKey {
         }
     }
 
-    public static func wrap(_ secret: SecretBytes, for pid: PID, under bucketKey: BucketKey) -> [UInt8] {
+    public static func wrap(_ secret: SecretBytes, for pid: PID, under bucketKey: BucketKey,
+                            using random: inout some RandomNumberGenerator) -> [UInt8] {
         let header = [format, UInt8(bucketKey.bucket >> 8), UInt8(bucketKey.bucket & 0xFF)]
-        return header + Envelope.seal(secret, key: bucketKey.aesKey, associatedData: associatedData(pid, header))
+        return header + Envelope.seal(secret, key: bucketKey.aesKey, associatedData: associatedData(pid, header), using: &random)
     }
 
     /// Bucket and version a wrapped key names; nil for the format from before buckets.

@@ -87,7 +87,7 @@ public final class Node: Sendable {
         } catch {
             throw StartupError(description: "database \(configuration.databasePath): \(error)")
         }
-        let services = NodeServices(configuration: configuration, store: store, keys: try RegionKeys(keyring: keyring, clock: { clock.now().milliseconds / 1_000 }) {
+        let services = NodeServices(configuration: configuration, store: store, keys: try RegionKeys(keyring: keyring, clock: { clock.now().milliseconds / 1_000 }, random: random) {
                                         try KeyringFile.save($0, path: configuration.keyringPath, master: master, replacing: true)
                                     }, policy: policy,
                                     principals: principals, clock: clock, ids: ids, random: random, metrics: Metrics(), logger: logger,

@@ -69,15 +69,16 @@ struct BenchErasureCommand: Command {
         let perBucket = max(subjectCount / max(keyring.buckets.count, 1), 1)
         let pseudonymizer = try keyring.pseudonymizers().current
         let (old, new) = (keyring.buckets.current(0)!, BucketKey(bucket: 0, version: 2, createdAt: 0, material: SecretBytes(randomCount: 32)))
+        var random = SecureRandom()
         let sample = (0..<perBucket).map { index -> (PID, [UInt8]) in
             let pid = pseudonymizer.pid(for: Identifier(kind: .customerID, normalized: "rewrap-\(index)"))
-            return (pid, WrappedSubjectKey.wrap(SecretBytes(randomCount: 32), for: pid, under: old))
+            return (pid, WrappedSubjectKey.wrap(SecretBytes(randomCount: 32), for: pid, under: old, using: &random))
         }
         var rewraps: [Double] = []
         for _ in 0..<erasureCount {
             let start = Bench.monotonicSeconds()
             for (pid, wrapped) in sample {
-                _ = WrappedSubjectKey.wrap(SecretBytes(try WrappedSubjectKey.unwrap(wrapped, for: pid, under: old)), for: pid, under: new)
+                _ = WrappedSubjectKey.wrap(SecretBytes(try WrappedSubjectKey.unwrap(wrapped, for: pid, under: old)), for: pid, under: new, using: &random)
             }
             rewraps.append((Bench.monotonicSeconds() - start) * 1_000)
         }
@@ -136,11 +137,12 @@ struct BenchErasureCommand: Command {
         let pseudonymizer = try keyring.pseudonymizers().current
         let buckets = keyring.buckets
         let link = SecureRandom.bytes(32)
+        var random = SecureRandom()
         try database.transaction {
             for index in 0..<count {
                 let pid = pseudonymizer.pid(for: Identifier(kind: .customerID, normalized: "filler-\(index)"))
                 let bucketKey = buckets.current(buckets.bucket(of: pid))!
-                let wrapped = WrappedSubjectKey.wrap(SecretBytes(randomCount: 32), for: pid, under: bucketKey)
+                let wrapped = WrappedSubjectKey.wrap(SecretBytes(randomCount: 32), for: pid, under: bucketKey, using: &random)
                 try database.execute("""
                     INSERT INTO subjects (pid, key_version, link, link_version, wrapped_key, wrap_bucket, wrap_version, created_at)
                     VALUES (?, 1, ?, 1, ?, ?, ?, 0)

@@ -17,7 +17,7 @@ final class SubjectKeyringTests: XCTestCase {
         var keyring = Keyring.generate(region: try RegionID("eu"), node: try NodeName("eu-1"), createdAt: 1)
         keyring.buckets = .generate(count: bucketCount, createdAt: 1)
         let saved = self.saved
-        return (try RegionKeys(keyring: keyring, clock: { 2 }) { keyring in saved.withLock { $0.append(keyring) } }, keyring)
+        return (try RegionKeys(keyring: keyring, clock: { 2 }, random: SecureRandomSource()) { keyring in saved.withLock { $0.append(keyring) } }, keyring)
     }
 
     func register(_ count: Int, keys: RegionKeys, store: Store) async throws -> [(PID, Identifier)] {
@@ -26,8 +26,10 @@ final class SubjectKeyringTests: XCTestCase {
             return (keys.pseudonymizers.current.pid(for: identifier), identifier)
         }
         try await store.write { database in
+            var random = SecureRandom()
             for (pid, identifier) in subjects {
-                try SubjectRecords.insert(pid: pid, identifier: identifier, keys: keys, now: Timestamp(milliseconds: 0), in: database)
+                try SubjectRecords.insert(pid: pid, identifier: identifier, keys: keys, now: Timestamp(milliseconds: 0), using: &random,
+                                          in: database)
             }
         }
         return subjects

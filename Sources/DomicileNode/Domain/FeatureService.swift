@@ -83,7 +83,8 @@ enum FeatureService {
         }
         let grants = try ConsentRecords.activeGrants(of: pid, in: database)
         let grounds = try services.consentGate.requireCoverage(of: Set(typed.map(\.0.purpose)), grants: grants, now: now)
-        try FeatureRecords.write(typed.map { ($0, $1, grounds[$0.purpose]!) }, pid: pid, key: key, now: now, in: database)
+        var random = services.random.generator()
+        try FeatureRecords.write(typed.map { ($0, $1, grounds[$0.purpose]!) }, pid: pid, key: key, now: now, using: &random, in: database)
         return typed.map(\.0)
     }
 

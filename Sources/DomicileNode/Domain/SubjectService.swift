@@ -43,7 +43,8 @@ enum SubjectService {
                 // What is left of an erased subject whose key is destroyed (a restored copy): erase it before the new one.
                 _ = try ErasureRecords.eraseSubject(pid, vectors: services.vectors, in: database)
             }
-            try SubjectRecords.insert(pid: pid, identifier: identifier, keys: keys, now: call.now, in: database)
+            var random = services.random.generator()
+            try SubjectRecords.insert(pid: pid, identifier: identifier, keys: keys, now: call.now, using: &random, in: database)
             try AuditLog.append(call.event("subject.register", pid: pid.rawValue, outcome: "created"), to: database)
             return (pid, true)
         }

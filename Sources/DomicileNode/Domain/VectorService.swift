@@ -57,7 +57,9 @@ enum VectorService {
             guard let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database) else { throw DomainError.unknownSubject() }
             let grants = try ConsentRecords.activeGrants(of: pid, in: database)
             let grounds = try services.consentGate.requireCoverage(of: purpose, grants: grants, now: call.now)
-            try VectorRecords.write(vector, collection: definition.name, pid: pid, key: key, grounds: grounds, now: call.now, in: database)
+            var random = services.random.generator()
+            try VectorRecords.write(vector, collection: definition.name, pid: pid, key: key, grounds: grounds, now: call.now,
+                                    using: &random, in: database)
             let deadline = services.consentGate.eligibleUntil(purpose, grants: grants)
             do throws(VectorError) {
                 try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)

@@ -17,8 +17,8 @@ public struct RegionKeys: Sendable {
     let subjects: SubjectKeyring
 
     /// `persist` writes a changed keyring durably (the node's sealed file);
-    /// `clock` gives Unix seconds for new key versions.
-    public init(keyring: Keyring, clock: @escaping @Sendable () -> Int64,
+    /// `clock` gives Unix seconds for new key versions; `random` their material.
+    public init(keyring: Keyring, clock: @escaping @Sendable () -> Int64, random: any RandomSource,
                 persist: @escaping @Sendable (Keyring) throws -> Void) throws {
         pseudonymizers = try keyring.pseudonymizers()
         links = try keyring.linkKeys()
@@ -26,7 +26,7 @@ public struct RegionKeys: Sendable {
         signing = try keyring.signingKey()
         regionGossip = try keyring.keySet(.regionGossip)
         federationGossip = try keyring.keySet(.federationGossip)
-        subjects = SubjectKeyring(keyring: keyring, legacy: data, clock: clock, persist: persist)
+        subjects = SubjectKeyring(keyring: keyring, legacy: data, clock: clock, random: random, persist: persist)
     }
 
     /// A fresh per-subject key and its wrapped form (under the current key of

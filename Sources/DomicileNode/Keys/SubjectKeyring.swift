@@ -16,12 +16,16 @@ final class SubjectKeyring: Sendable {
     private let legacy: KeySet
     private let persist: @Sendable (Keyring) throws -> Void
     private let clock: @Sendable () -> Int64
+    /// Where new key material and wrapping nonces come from (the CSPRNG in
+    /// production; seeded when a run is replayed).
+    private let random: any RandomSource
 
-    init(keyring: Keyring, legacy: KeySet, clock: @escaping @Sendable () -> Int64,
+    init(keyring: Keyring, legacy: KeySet, clock: @escaping @Sendable () -> Int64, random: any RandomSource,
          persist: @escaping @Sendable (Keyring) throws -> Void) {
         self.keyring = Locked(keyring)
         self.legacy = legacy
         self.clock = clock
+        self.random = random
         self.persist = persist
     }
 
@@ -53,13 +57,15 @@ final class SubjectKeyring: Sendable {
     func newKey(for pid: PID) -> (key: AESGCMKey, wrapped: [UInt8], wrapping: Wrapping) {
         let buckets = self.buckets
         let bucketKey = buckets.current(buckets.bucket(of: pid))!
-        let secret = SecretBytes(randomCount: AESGCM.keyByteCount)
+        var random = self.random.generator()
+        let secret = SecretBytes(randomCount: AESGCM.keyByteCount, using: &random)
         return (try! AESGCMKey(version: 1, secret: secret), wrap(secret, for: pid, under: bucketKey),
                 Wrapping(bucket: bucketKey.bucket, version: bucketKey.version))
     }
 
     private func wrap(_ secret: SecretBytes, for pid: PID, under bucketKey: BucketKey) -> [UInt8] {
-        WrappedSubjectKey.wrap(secret, for: pid, under: bucketKey)
+        var random = self.random.generator()
+        return WrappedSubjectKey.wrap(secret, for: pid, under: bucketKey, using: &random)
     }
 
     /// The key that `wrapped` protects; nil when the key that wrapped it was
@@ -103,7 +109,8 @@ final class SubjectKeyring: Sendable {
     func rotateBucket(of pid: PID, in database: Database) throws {
         let bucket = buckets.bucket(of: pid)
         let now = clock()
-        try change { $0.buckets.rotate(bucket, createdAt: now) }
+        var random = self.random.generator()
+        try change { $0.buckets.rotate(bucket, createdAt: now, using: &random) }
         try rewrap(bucket: bucket, in: database)
     }
 

@@ -80,9 +80,9 @@ enum FeatureRecords {
     /// linked to the grounds — the consent receipt, or the policy's basis —
     /// the consent gate found for its purpose.
     static func write(_ values: [(FeatureDefinition, FeatureValue, ConsentGate.Grounds)], pid: PID, key: AESGCMKey,
-                      now: Timestamp, in database: Database) throws {
+                      now: Timestamp, using random: inout some RandomNumberGenerator, in database: Database) throws {
         for (definition, value, grounds) in values {
-            let sealed = Envelope.seal(value.encoded, key: key, associatedData: associatedData(pid, definition.name))
+            let sealed = Envelope.seal(value.encoded, key: key, associatedData: associatedData(pid, definition.name), using: &random)
             try database.execute("""
                 INSERT INTO features (pid, name, purpose, sealed_value, basis, receipt_id, written_at, expires_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)

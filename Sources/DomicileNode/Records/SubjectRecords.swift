@@ -40,7 +40,8 @@ enum SubjectRecords {
     /// Inserts a subject: its wrapped key, its link, and its identifier
     /// encrypted under its own key. A pid erased before starts a new life:
     /// its receipts form a new chain (ConsentRecords.receipts).
-    static func insert(pid: PID, identifier: Identifier, keys: RegionKeys, now: Timestamp, in database: Database) throws {
+    static func insert(pid: PID, identifier: Identifier, keys: RegionKeys, now: Timestamp, using random: inout some RandomNumberGenerator,
+                       in database: Database) throws {
         let (subjectKey, wrapped, wrapping) = keys.newSubjectKey(for: pid)
         let linkKey = keys.links[0]
         try database.execute("""
@@ -49,7 +50,7 @@ enum SubjectRecords {
             """, [pid.rawValue, pid.keyVersion, linkKey.link(for: identifier), linkKey.version, wrapped, Int64(wrapping.bucket),
                   Int64(wrapping.version), now.milliseconds, pid.rawValue])
         let sealed = Envelope.seal(Array(identifier.value.utf8), key: subjectKey,
-                                   associatedData: identityAssociatedData(pid, identifier.kind))
+                                   associatedData: identityAssociatedData(pid, identifier.kind), using: &random)
         try database.execute("INSERT INTO identities (pid, kind, sealed_value) VALUES (?, ?, ?)",
                              [pid.rawValue, identifier.kind.rawValue, sealed])
     }

@@ -88,8 +88,8 @@ enum VectorRecords {
     /// Stores (or replaces) a subject's vector, linked to the coverage in
     /// force for the collection's purpose.
     static func write(_ vector: [Float], collection: Name, pid: PID, key: AESGCMKey, grounds: ConsentGate.Grounds,
-                      now: Timestamp, in database: Database) throws {
-        let sealed = Envelope.seal(encode(vector), key: key, associatedData: associatedData(collection, pid))
+                      now: Timestamp, using random: inout some RandomNumberGenerator, in database: Database) throws {
+        let sealed = Envelope.seal(encode(vector), key: key, associatedData: associatedData(collection, pid), using: &random)
         // Delete and insert (not update): the row moves to the end of the rebuild order, as the vector does in the index.
         try database.execute("DELETE FROM vectors WHERE collection = ? AND pid = ?", [collection.rawValue, pid.rawValue])
         try database.execute("""
