@@ -92,6 +92,8 @@ final class FramedRegistry: Selectable, @unchecked Sendable {
         closed = true
         if answer != nil { loop.deregister(listener) }
         closeDescriptor(listener)
+        // The answer usually refers to the listener's owner, which refers to the listener.
+        answer = nil
         for connection in Array(served.values) + Array(called.values) { connection.end(.closed) }
     }
 
