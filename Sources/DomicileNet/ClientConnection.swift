@@ -48,12 +48,7 @@ final class ClientConnection: Selectable {
         parser = ResponseParser(limits: pools.settings.responseLimits)
         phase = .connecting(since: pools.loop.now)
         descriptor = try Socket.startConnect(to: peer)
-        do {
-            try pools.loop.register(descriptor, self, events: interest)
-        } catch {
-            closeDescriptor(descriptor)
-            throw error
-        }
+        try pools.loop.adopt(descriptor, self, events: interest)
     }
 
     /// Sends `request`: at once when idle, once connected when connecting.

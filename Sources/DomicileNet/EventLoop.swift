@@ -101,6 +101,16 @@ final class EventLoop: @unchecked Sendable {
         handlers[index] = handler
     }
 
+    /// `register`, for a descriptor the handler owns: on failure it is closed.
+    func adopt(_ descriptor: Int32, _ handler: Selectable, events: UInt32) throws(SystemError) {
+        do {
+            try register(descriptor, handler, events: events)
+        } catch {
+            closeDescriptor(descriptor)
+            throw error
+        }
+    }
+
     func modify(_ descriptor: Int32, events: UInt32) {
         var event = epoll_event()
         event.events = events

@@ -55,12 +55,7 @@ public final class FramedConnection: Selectable {
         interest = EPOLLOUT.rawValue | EPOLLRDHUP.rawValue
         output.append(Self.frame(request))
         descriptor = try Socket.startConnect(to: address)
-        do {
-            try registry.loop.register(descriptor, self, events: interest)
-        } catch {
-            closeDescriptor(descriptor)
-            throw error
-        }
+        try registry.loop.adopt(descriptor, self, events: interest)
     }
 
     /// `u32 length · bytes`.

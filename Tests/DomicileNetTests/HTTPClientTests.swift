@@ -108,11 +108,7 @@ final class HTTPClientTests: XCTestCase {
 
     func test_client_completes1000ConcurrentCallsToASlowPeer_onAHandfulOfThreads() async throws {
         let fixture = try TestServer()
-        var settings = HTTPClient.Settings()
-        settings.connectionsPerPeerMax = 250
-        settings.waitingRequestsPerPeerMax = 1_000
-        settings.requestTimeoutMilliseconds = 60_000
-        let client = HTTPClient(settings: settings)
+        let client = makeClient(connectionsPerPeerMax: 250, waitingRequestsPerPeerMax: 1_000)
         let sampler = ThreadSampler()
         let baseline = ThreadSampler.currentCount
         let answers = try await withThrowingTaskGroup(of: String.self) { group in
@@ -132,11 +128,7 @@ final class HTTPClientTests: XCTestCase {
 
     func test_client_queuesCallsUpToItsBound_thenFailsFast() async throws {
         let silent = try SilentPeer()
-        var settings = HTTPClient.Settings()
-        settings.connectionsPerPeerMax = 1
-        settings.waitingRequestsPerPeerMax = 1
-        settings.requestTimeoutMilliseconds = 30_000
-        let client = HTTPClient(settings: settings)
+        let client = makeClient(connectionsPerPeerMax: 1, waitingRequestsPerPeerMax: 1)
         let first = Task { try await client.send("GET", "/first", to: silent.address) }
         let connection = try XCTUnwrap(silent.acceptNext(), "the first call connects")
         let second = Task { try await client.send("GET", "/second", to: silent.address) }
@@ -160,9 +152,7 @@ final class HTTPClientTests: XCTestCase {
 
     func test_client_failsACallPastItsDeadline_andClosesItsConnection() async throws {
         let silent = try SilentPeer()
-        var settings = HTTPClient.Settings()
-        settings.connectionsPerPeerMax = 1
-        let client = HTTPClient(settings: settings)
+        let client = makeClient(connectionsPerPeerMax: 1)
         do {
             _ = try await client.send("GET", "/healthz", to: silent.address, timeoutMilliseconds: 300)
             XCTFail("expected a timeout")
@@ -179,18 +169,12 @@ final class HTTPClientTests: XCTestCase {
         } catch HTTPClient.Failure.timedOut {
             // Not poolExhausted: the one slot came back.
         }
-        let fixture = try TestServer()
-        let healthy = try await client.send("GET", "/healthz", to: fixture.address)
-        XCTAssertEqual(healthy.status, 200)
-        await fixture.stop()
+        try await assertAHealthyPeerAnswers(client)
     }
 
     func test_client_cancellingTheCallingTask_cancelsTheCall_andClosesItsConnection() async throws {
         let silent = try SilentPeer()
-        var settings = HTTPClient.Settings()
-        settings.connectionsPerPeerMax = 1
-        settings.requestTimeoutMilliseconds = 60_000
-        let client = HTTPClient(settings: settings)
+        let client = makeClient(connectionsPerPeerMax: 1)
         let call = Task { try await client.send("GET", "/healthz", to: silent.address) }
         let connection = try XCTUnwrap(silent.acceptNext(), "the call connected")
         call.cancel()
@@ -212,10 +196,22 @@ final class HTTPClientTests: XCTestCase {
         } catch HTTPClient.Failure.cancelled {
         }
         XCTAssertEqual(client.connectionCounts(for: silent.address).busy, 0)
+        try await assertAHealthyPeerAnswers(client)
+    }
 
+    /// A client with a long request deadline (tests that time out set their own).
+    private func makeClient(connectionsPerPeerMax: Int, waitingRequestsPerPeerMax: Int = 0) -> HTTPClient {
+        var settings = HTTPClient.Settings()
+        settings.connectionsPerPeerMax = connectionsPerPeerMax
+        settings.waitingRequestsPerPeerMax = waitingRequestsPerPeerMax
+        settings.requestTimeoutMilliseconds = 60_000
+        return HTTPClient(settings: settings)
+    }
+
+    private func assertAHealthyPeerAnswers(_ client: HTTPClient, file: StaticString = #filePath, line: UInt = #line) async throws {
         let fixture = try TestServer()
         let healthy = try await client.send("GET", "/healthz", to: fixture.address)
-        XCTAssertEqual(healthy.status, 200)
+        XCTAssertEqual(healthy.status, 200, file: file, line: line)
         await fixture.stop()
     }
 
