@@ -6,8 +6,7 @@ import Foundation
 /// cooperative executor (one thread per core), so blocking them starves every
 /// task in the process — including an in-process server answering the very
 /// requests being waited on. Threads are started lazily up to `threadsMax`
-/// and kept; jobs beyond that wait in a queue whose length callers bound
-/// (the HTTP client admits a job only after it got a connection slot).
+/// and kept; jobs beyond that wait in a queue whose length callers bound.
 public final class BlockingPool: @unchecked Sendable {
     private let condition = NSCondition()
     // Guarded by `condition`.

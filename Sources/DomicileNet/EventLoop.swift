@@ -59,25 +59,34 @@ final class EventLoop: @unchecked Sendable {
         thread.start()
     }
 
-    /// Runs `task` on the loop's thread soon. Safe from any thread; a task
-    /// handed to a stopped loop is dropped.
-    func execute(_ task: @escaping @Sendable () -> Void) {
-        let needsWake = inbox.withLock { inbox -> Bool in
-            guard !inbox.stopped else { return false }
+    /// Runs `task` on the loop's thread soon. Safe from any thread. A task
+    /// accepted is run, even by a loop that is stopping; a task handed to a
+    /// stopped loop is dropped, and then `execute` returns false.
+    @discardableResult
+    func execute(_ task: @escaping @Sendable () -> Void) -> Bool {
+        let (accepted, needsWake) = inbox.withLock { inbox -> (Bool, Bool) in
+            guard !inbox.stopped else { return (false, false) }
             inbox.tasks.append(task)
             defer { inbox.wakePending = true }
-            return !inbox.wakePending
+            return (true, !inbox.wakePending)
         }
         if needsWake {
             var one: UInt64 = 1
             _ = withUnsafeBytes(of: &one) { write(wakeDescriptor, $0.baseAddress, 8) }
         }
+        return accepted
     }
 
     /// Stops the loop after the current iteration and waits for its thread.
     func stop() {
-        execute { [self] in stopping = true }
+        requestStop()
         finished.wait()
+    }
+
+    /// Stops the loop after the current iteration, without waiting (for a
+    /// `deinit`, which must not block on another thread).
+    func requestStop() {
+        execute { [self] in stopping = true }
     }
 
     // MARK: Loop thread only
@@ -90,6 +99,16 @@ final class EventLoop: @unchecked Sendable {
         let index = Int(descriptor)
         if index >= handlers.count { handlers.append(contentsOf: repeatElement(nil, count: index - handlers.count + 1)) }
         handlers[index] = handler
+    }
+
+    /// `register`, for a descriptor the handler owns: on failure it is closed.
+    func adopt(_ descriptor: Int32, _ handler: Selectable, events: UInt32) throws(SystemError) {
+        do {
+            try register(descriptor, handler, events: events)
+        } catch {
+            closeDescriptor(descriptor)
+            throw error
+        }
     }
 
     func modify(_ descriptor: Int32, events: UInt32) {
@@ -138,6 +157,9 @@ final class EventLoop: @unchecked Sendable {
         }
         inbox.withLock { $0.stopped = true }
         runInbox()
+        // What was registered may refer back to its owner, which refers to the loop.
+        handlers.removeAll()
+        tickHandlers.removeAll()
         closeDescriptor(wakeDescriptor)
         closeDescriptor(epoll)
     }

@@ -47,56 +47,28 @@ public enum Socket {
         try syscall("read") { Glibc.read(descriptor, buffer.baseAddress, buffer.count) }
     }
 
-    public enum DeadlineFailure: Error, Equatable, Sendable {
-        case timedOut
-        case failed(SystemError)
-    }
-
-    /// Waits until `descriptor` is ready for `events` (POLLIN, POLLOUT) or
-    /// the monotonic `deadline` (milliseconds) passes.
-    public static func wait(_ descriptor: Int32, for events: Int16, deadline: Int64) throws(DeadlineFailure) {
-        while true {
-            let remaining = deadline - monotonicMilliseconds()
-            guard remaining > 0 else { throw .timedOut }
-            var request = pollfd(fd: descriptor, events: events, revents: 0)
-            let ready = poll(&request, 1, Int32(min(remaining, Int64(Int32.max))))
-            if ready > 0 { return }
-            if ready == 0 { throw .timedOut }
-            if errno != EINTR { throw .failed(SystemError(function: "poll", errno: errno)) }
-        }
-    }
-
-    /// A non-blocking TCP connection to `address`, established by `deadline`.
-    public static func connect(to address: SocketAddress, deadline: Int64) throws(DeadlineFailure) -> Int32 {
-        let descriptor: Int32
-        do {
-            descriptor = try syscallValue("socket") {
-                socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            }
-        } catch {
-            throw .failed(error)
+    /// Starts a non-blocking TCP connection to `address`. It is established
+    /// when the descriptor becomes writable and `connectError` says nil.
+    public static func startConnect(to address: SocketAddress) throws(SystemError) -> Int32 {
+        let descriptor = try syscallValue("socket") {
+            socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         }
         let started = address.withSockAddr { pointer, length in Glibc.connect(descriptor, pointer, length) }
         if started == -1 && errno != EINPROGRESS && errno != EINTR {
             let failure = SystemError(function: "connect", errno: errno)
             closeDescriptor(descriptor)
-            throw .failed(failure)
+            throw failure
         }
-        do {
-            try wait(descriptor, for: Int16(POLLOUT), deadline: deadline)
-        } catch {
-            closeDescriptor(descriptor)
-            throw error
-        }
+        return descriptor
+    }
+
+    /// Why a connection started by `startConnect` failed, once it is
+    /// writable (or reported an error); nil when it is established.
+    public static func connectError(_ descriptor: Int32) -> SystemError? {
         var code: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &code, &length)
-        guard code == 0 else {
-            closeDescriptor(descriptor)
-            throw .failed(SystemError(function: "connect", errno: code))
-        }
-        setNoDelay(descriptor)
-        return descriptor
+        if getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &code, &length) == -1 { code = errno }
+        return code == 0 ? nil : SystemError(function: "connect", errno: code)
     }
 
     /// Sends without raising SIGPIPE if the peer has gone (EPIPE is thrown instead).

@@ -37,11 +37,7 @@ final class NodeServices: Sendable {
     /// Membership, once started (nil when the node runs without gossip).
     let gossip = Locked<GossipService?>(nil)
     /// Calls to the other nodes of the region (`RegionErasure`).
-    let peerClient = HTTPClient(settings: {
-        var settings = HTTPClient.Settings()
-        settings.blockingThreadsMax = 8
-        return settings
-    }())
+    let peerClient = HTTPClient()
 
     enum Lifecycle: Sendable, Equatable {
         case starting

@@ -103,4 +103,124 @@ final class HTTPClientTests: XCTestCase {
         XCTAssertEqual(second.status, 200)
         await fixture.stop()
     }
+
+    // MARK: On the event loop
+
+    func test_client_completes1000ConcurrentCallsToASlowPeer_onAHandfulOfThreads() async throws {
+        let fixture = try TestServer()
+        let client = makeClient(connectionsPerPeerMax: 250, waitingRequestsPerPeerMax: 1_000)
+        let sampler = ThreadSampler()
+        let baseline = ThreadSampler.currentCount
+        let answers = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<1_000 {
+                group.addTask { try await client.send("GET", "/slow?ms=200", to: fixture.address).text }
+            }
+            return try await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        let highest = sampler.stop()
+        XCTAssertEqual(answers.count, 1_000)
+        XCTAssertEqual(Set(answers), ["slept 200"])
+        XCTAssertLessThanOrEqual(highest, baseline + 8, "no thread per call (baseline \(baseline), highest \(highest))")
+        XCTAssertEqual(client.connectionCounts(for: fixture.address).busy, 0)
+        XCTAssertEqual(client.waitingCalls(for: fixture.address), 0)
+        await fixture.stop()
+    }
+
+    func test_client_queuesCallsUpToItsBound_thenFailsFast() async throws {
+        let silent = try SilentPeer()
+        let client = makeClient(connectionsPerPeerMax: 1, waitingRequestsPerPeerMax: 1)
+        let first = Task { try await client.send("GET", "/first", to: silent.address) }
+        let connection = try XCTUnwrap(silent.acceptNext(), "the first call connects")
+        let second = Task { try await client.send("GET", "/second", to: silent.address) }
+        try await waitUntil { client.waitingCalls(for: silent.address) == 1 }
+        do {
+            _ = try await client.send("GET", "/third", to: silent.address)
+            XCTFail("the queue holds one call")
+        } catch HTTPClient.Failure.poolExhausted {
+        }
+        first.cancel()
+        second.cancel()
+        for call in [first, second] {
+            await XCTAssertThrowsErrorAsync(try await call.value) { error in
+                XCTAssertEqual(error as? HTTPClient.Failure, .cancelled(peer: silent.address.description))
+            }
+        }
+        XCTAssertTrue(silent.readsEndOfStream(connection))
+        XCTAssertEqual(client.connectionCounts(for: silent.address).busy, 0)
+        XCTAssertEqual(client.waitingCalls(for: silent.address), 0)
+    }
+
+    func test_client_failsACallPastItsDeadline_andClosesItsConnection() async throws {
+        let silent = try SilentPeer()
+        let client = makeClient(connectionsPerPeerMax: 1)
+        do {
+            _ = try await client.send("GET", "/healthz", to: silent.address, timeoutMilliseconds: 300)
+            XCTFail("expected a timeout")
+        } catch HTTPClient.Failure.timedOut {
+        }
+        XCTAssertEqual(client.connectionCounts(for: silent.address).busy, 0, "the slot was released")
+        XCTAssertEqual(client.connectionCounts(for: silent.address).idle, 0, "and its connection not kept")
+        let connection = try XCTUnwrap(silent.acceptNext())
+        XCTAssertTrue(silent.readsEndOfStream(connection), "the client closed the connection")
+
+        do {
+            _ = try await client.send("GET", "/healthz", to: silent.address, timeoutMilliseconds: 300)
+            XCTFail("expected a timeout")
+        } catch HTTPClient.Failure.timedOut {
+            // Not poolExhausted: the one slot came back.
+        }
+        try await assertAHealthyPeerAnswers(client)
+    }
+
+    func test_client_cancellingTheCallingTask_cancelsTheCall_andClosesItsConnection() async throws {
+        let silent = try SilentPeer()
+        let client = makeClient(connectionsPerPeerMax: 1)
+        let call = Task { try await client.send("GET", "/healthz", to: silent.address) }
+        let connection = try XCTUnwrap(silent.acceptNext(), "the call connected")
+        call.cancel()
+        do {
+            _ = try await call.value
+            XCTFail("expected the call to be cancelled")
+        } catch HTTPClient.Failure.cancelled {
+        }
+        XCTAssertEqual(client.connectionCounts(for: silent.address).busy, 0, "the slot was released")
+        XCTAssertTrue(silent.readsEndOfStream(connection), "the client closed the connection")
+
+        let cancelledEarly = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await client.send("GET", "/healthz", to: silent.address)
+        }
+        do {
+            _ = try await cancelledEarly.value
+            XCTFail("a call from a cancelled task is cancelled")
+        } catch HTTPClient.Failure.cancelled {
+        }
+        XCTAssertEqual(client.connectionCounts(for: silent.address).busy, 0)
+        try await assertAHealthyPeerAnswers(client)
+    }
+
+    /// A client with a long request deadline (tests that time out set their own).
+    private func makeClient(connectionsPerPeerMax: Int, waitingRequestsPerPeerMax: Int = 0) -> HTTPClient {
+        var settings = HTTPClient.Settings()
+        settings.connectionsPerPeerMax = connectionsPerPeerMax
+        settings.waitingRequestsPerPeerMax = waitingRequestsPerPeerMax
+        settings.requestTimeoutMilliseconds = 60_000
+        return HTTPClient(settings: settings)
+    }
+
+    private func assertAHealthyPeerAnswers(_ client: HTTPClient, file: StaticString = #filePath, line: UInt = #line) async throws {
+        let fixture = try TestServer()
+        let healthy = try await client.send("GET", "/healthz", to: fixture.address)
+        XCTAssertEqual(healthy.status, 200, file: file, line: line)
+        await fixture.stop()
+    }
+
+    /// Polls `condition` (for state another thread changes) for up to ten seconds.
+    private func waitUntil(_ condition: () -> Bool, file: StaticString = #filePath, line: UInt = #line) async throws {
+        let deadline = Date().addingTimeInterval(10)
+        while !condition() {
+            guard Date() < deadline else { return XCTFail("condition not met in 10 s", file: file, line: line) }
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
+    }
 }

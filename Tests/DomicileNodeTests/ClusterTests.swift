@@ -116,6 +116,33 @@ final class ClusterTests: XCTestCase {
         let left = await waitUntil(seconds: 5) { await status("eu-2", seenBy: "eu-1", federation: federation)?.status == "left" }
         XCTAssertTrue(left)
     }
+
+    /// Push-pull runs over TCP on the gossip port, served by the node's
+    /// event loop: states are exchanged, and a frame that is not a sealed
+    /// state is dropped, counted and its connection closed unanswered.
+    func test_pushPull_exchangesStatesOverTCP_andDropsABadFrame() async throws {
+        let federation = try FederationFixture(regions: ["eu"], nodesPerRegion: 2, gossip: true)
+        for name in federation.nodeNames { nodes[name] = try federation.start(name) }
+        let joined = await waitUntil(seconds: 15) { await status("eu-1", seenBy: "eu-2", federation: federation)?.status == "alive" }
+        XCTAssertTrue(joined)
+        func metrics(_ node: String) async -> String { (try? await nodes[node]!.call("GET", "/metrics", token: nil).text) ?? "" }
+        func pushPulls(_ node: String) async -> Int {
+            let line = await metrics(node).split(separator: "\n").first { $0.hasPrefix("domicile_gossip_push_pulls_total ") }
+            return line.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
+        }
+        let exchanged = await waitUntil(seconds: 10) { await pushPulls("eu-1") + pushPulls("eu-2") >= 1 }
+        XCTAssertTrue(exchanged, "a push-pull over TCP completed")
+
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: federation.configPath("eu-1")))) as! [String: Any]
+        let gossipAddress = try SocketAddress(parsing: (config["gossip"] as! [String: Any])["address"] as! String)
+        let connection = try RawConnection(port: gossipAddress.port)
+        XCTAssertTrue(connection.send([0, 0, 0, 3, 1, 2, 3]))
+        XCTAssertTrue(connection.isClosedByPeer(), "a frame that is not a sealed state gets no answer")
+        let dropped = await waitUntil(seconds: 5) {
+            await metrics("eu-1").contains(#"domicile_gossip_packets_dropped_total{reason="push-pull"} 1"#)
+        }
+        XCTAssertTrue(dropped)
+    }
 }
 
 /// Two regions in separate network namespaces, partitioned and healed.

@@ -112,6 +112,13 @@ public final class RawConnection: @unchecked Sendable {
         }
     }
 
+    /// Reads exactly `count` bytes (a binary frame, for instance).
+    public func read(exactly count: Int) throws -> [UInt8] {
+        while buffer.count < count { try fill() }
+        defer { buffer.removeFirst(count) }
+        return Array(buffer[0..<count])
+    }
+
     /// True if the server closed the connection (reads end-of-file in time).
     public func isClosedByPeer(timeoutSeconds: Int = 5) -> Bool {
         setTimeout(seconds: timeoutSeconds)

@@ -17,7 +17,7 @@ final class GossipService: Sendable {
         var pushPullTimeoutMilliseconds: Int64 = 2_000
         /// Largest push-pull frame accepted.
         var frameBytesMax = 4 * 1_024 * 1_024
-        /// Concurrent push-pull connections served.
+        /// Push-pull connections served at once, and started at once.
         var pushPullConnectionsMax = 16
         /// How often the ticker looks at the pools' deadlines.
         var tickGranularityMilliseconds: UInt32 = 10
@@ -31,11 +31,10 @@ final class GossipService: Sendable {
     let identity: MemberIdentity
     private let settings: Settings
     private let socket: DatagramSocket
-    private let listener: StreamListener
+    private let listener: FramedListener
     private let regionKeys: KeySet
     private let federationKeys: KeySet
     private let pools: Locked<[Pool: PoolState]>
-    private let outgoing: BlockingPool
     private let stopping = Locked(false)
     private let threadsDone = DispatchGroup()
     private let addresses = Locked<[String: SocketAddress]>([:])
@@ -53,12 +52,14 @@ final class GossipService: Sendable {
     /// UDP, and TCP on the same port number (as memberlist does). With port
     /// 0 the kernel picks a free UDP port that may be taken for TCP: then a
     /// few other ports are tried.
-    private static func bindPair(_ bind: SocketAddress, connectionsMax: Int) throws -> (DatagramSocket, StreamListener) {
+    private static func bindPair(_ bind: SocketAddress, settings: Settings) throws -> (DatagramSocket, FramedListener) {
         var attempt = 1
         while true {
             let socket = try DatagramSocket(bind: bind, receiveTimeoutMilliseconds: 200)
             do {
-                return (socket, try StreamListener(bind: socket.localAddress, connectionsMax: connectionsMax, name: "gossip-push-pull"))
+                return (socket, try FramedListener(bind: socket.localAddress, connectionsMax: settings.pushPullConnectionsMax,
+                                                   frameBytesMax: settings.frameBytesMax,
+                                                   timeoutMilliseconds: settings.pushPullTimeoutMilliseconds, name: "gossip-push-pull"))
             } catch {
                 // The UDP socket closes when it goes out of scope.
                 guard bind.port == 0, attempt < 10 else { throw error }
@@ -72,7 +73,7 @@ final class GossipService: Sendable {
     /// `bootID` is the node's (the one it logs and `/v1/cluster` reports).
     init(bind: SocketAddress, advertise: SocketAddress?, name: NodeName, region: RegionID, bootID: UInt64, httpAddress: String,
          seeds: [SocketAddress], keyring keys: (region: KeySet, federation: KeySet), settings: Settings, logger: Logger) throws {
-        (socket, listener) = try Self.bindPair(bind, connectionsMax: settings.pushPullConnectionsMax)
+        (socket, listener) = try Self.bindPair(bind, settings: settings)
         let advertised = advertise ?? socket.localAddress
         identity = MemberIdentity(name: name, region: region, bootID: bootID,
                                   gossipAddress: advertised.description, httpAddress: httpAddress)
@@ -80,7 +81,6 @@ final class GossipService: Sendable {
         regionKeys = keys.region
         federationKeys = keys.federation
         self.logger = logger
-        outgoing = BlockingPool(name: "gossip-out", threadsMax: 8)
         let now = monotonicMilliseconds()
         let seedAddresses = seeds.map(\.description)
         pools = Locked([
@@ -103,7 +103,7 @@ final class GossipService: Sendable {
             }
             perform(directives, pool: pool)
         }
-        listener.start { [self] connection in servePushPull(connection) }
+        listener.start { [self] frame in answerPushPull(frame) }
         spawn("gossip-receive") { [self] in
             while !stopping.value {
                 if let (bytes, from) = socket.receive() { handlePacket(bytes, from: from) }
@@ -167,7 +167,7 @@ final class GossipService: Sendable {
                 if socket.send(packet, to: target) { counters.withLock { $0.packetsSent += 1 } }
             case .pushPull(let address):
                 guard let target = resolve(address) else { continue }
-                outgoing.submit { [self] in pushPull(pool, with: target) }
+                Task { [self] in await pushPull(pool, with: target) }
             case .changed(let member):
                 guard member.name != identity.name else { continue }
                 logger.info("member", ["pool": .string(pool.description), "name": .string(member.name.rawValue),
@@ -251,10 +251,8 @@ final class GossipService: Sendable {
         perform(directives, pool: pool)
     }
 
-    private func pushPull(_ pool: Pool, with address: SocketAddress) {
-        guard let reply = try? FramedConnection.exchange(sealedState(pool), with: address,
-                                                         timeoutMilliseconds: settings.pushPullTimeoutMilliseconds,
-                                                         frameBytesMax: settings.frameBytesMax),
+    private func pushPull(_ pool: Pool, with address: SocketAddress) async {
+        guard let reply = try? await listener.exchange(sealedState(pool), with: address),
               let (_, states) = openState(reply, expecting: pool) else {
             counters.withLock { $0.pushPullFailures += 1 }
             return
@@ -263,16 +261,16 @@ final class GossipService: Sendable {
         merge(states, pool: pool, from: address.description)
     }
 
-    private func servePushPull(_ connection: Int32) {
-        defer { closeDescriptor(connection) }
-        let deadline = monotonicMilliseconds() + settings.pushPullTimeoutMilliseconds
-        guard let frame = try? FramedConnection.read(from: connection, deadline: deadline, frameBytesMax: settings.frameBytesMax),
-              let (pool, states) = openState(frame) else {
+    /// A peer's push-pull request: our state for its pool (taken before
+    /// merging theirs), or nil to close without answering.
+    private func answerPushPull(_ frame: [UInt8]) -> [UInt8]? {
+        guard let (pool, states) = openState(frame) else {
             drop("push-pull")
-            return
+            return nil
         }
-        try? FramedConnection.write(sealedState(pool), to: connection, deadline: deadline)
+        let reply = sealedState(pool)
         merge(states, pool: pool, from: states.first?.identity.gossipAddress ?? "")
+        return reply
     }
 
     // MARK: Views
