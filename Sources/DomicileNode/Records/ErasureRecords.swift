@@ -237,10 +237,12 @@ enum ErasureRecords {
             guard let status = ErasureRequest.Status(rawValue: status) else {
                 throw StorageError.corrupt(table: "erasure_requests", column: "status")
             }
-            var regions: [RegionID: String] = [:]
+            var regions: [RegionID: ErasureRequest.RegionState] = [:]
             for (name, state) in try database.fetchAll("SELECT region, status FROM erasure_regions WHERE erasure_id = ?", [erasureID],
                                                        { ($0.text(0), $0.text(1)) }) {
-                guard let region = try? RegionID(name), ["pending", "erased"].contains(state) else { throw StorageError.corrupt(table: "erasure_regions", column: "status") }
+                guard let region = try? RegionID(name), let state = ErasureRequest.RegionState(rawValue: state) else {
+                    throw StorageError.corrupt(table: "erasure_regions", column: "status")
+                }
                 regions[region] = state
             }
             return ErasureRequest(erasureID: erasureID, requestedAt: requestedAt, requestedBy: requestedBy, originRegion: originRegion,

@@ -13,6 +13,13 @@ struct ErasureRequest: Sendable {
         case complete
     }
 
+    /// Where one expected region stands.
+    enum RegionState: String, Sendable {
+        case pending
+        /// Every expected node of the region has acked.
+        case erased
+    }
+
     let erasureID: String
     let requestedAt: Timestamp
     let requestedBy: String
@@ -26,8 +33,7 @@ struct ErasureRequest: Sendable {
     /// requests were signed (they carry no certificate).
     let signed: SignedErasureRequest?
     let completionSignature: [UInt8]?
-    /// Region → `pending` or `erased` (every expected node of it has acked).
-    var regions: [RegionID: String]
+    var regions: [RegionID: RegionState]
     var acks: [ErasureAck]
 
     func isOverdue(at now: Timestamp) -> Bool { status == .pending && dueAt < now }

@@ -19,8 +19,6 @@ final class GossipService: Sendable {
         var frameBytesMax = 4 * 1_024 * 1_024
         /// Push-pull connections served at once, and started at once.
         var pushPullConnectionsMax = 16
-        /// How often the ticker looks at the pools' deadlines.
-        var tickGranularityMilliseconds: UInt32 = 10
     }
 
     private struct PoolState: Sendable {
@@ -36,6 +34,8 @@ final class GossipService: Sendable {
     private let federationKeys: KeySet
     private let pools: Locked<[Pool: PoolState]>
     private let stopping = Locked(false)
+    /// Wakes the ticker when a pool asks for an earlier tick, or at stop.
+    private let tickWake = DispatchSemaphore(value: 0)
     private let threadsDone = DispatchGroup()
     private let addresses = Locked<[String: SocketAddress]>([:])
     private let logger: Logger
@@ -95,33 +95,21 @@ final class GossipService: Sendable {
 
     func start() {
         let now = monotonicMilliseconds()
-        for pool in Pool.allCases {
-            let directives = pools.withLock { state -> [MembershipInstance.Directive] in
-                let directives = state[pool]!.instance.start(now: now)
-                Self.record(directives, in: &state[pool]!)
-                return directives
-            }
-            perform(directives, pool: pool)
-        }
+        for pool in Pool.allCases { step(pool) { $0.instance.start(now: now) } }
         listener.start { [self] frame in answerPushPull(frame) }
         spawn("gossip-receive") { [self] in
             while !stopping.value {
                 if let (bytes, from) = socket.receive() { handlePacket(bytes, from: from) }
             }
         }
+        // Sleeps until the earliest tick a pool asked for (no polling).
         spawn("gossip-tick") { [self] in
             while !stopping.value {
-                usleep(settings.tickGranularityMilliseconds * 1_000)
+                // At least a millisecond, at most a second: a deadline already past never spins the thread.
+                let wait = pools.withLock { $0.values.map(\.nextTick).min() ?? 0 } - monotonicMilliseconds()
+                _ = tickWake.wait(timeout: .now() + .milliseconds(Int(max(1, min(wait, 1_000)))))
                 let now = monotonicMilliseconds()
-                for pool in Pool.allCases {
-                    let directives = pools.withLock { state -> [MembershipInstance.Directive] in
-                        guard now >= state[pool]!.nextTick else { return [] }
-                        let directives = state[pool]!.instance.tick(now: now)
-                        Self.record(directives, in: &state[pool]!)
-                        return directives
-                    }
-                    perform(directives, pool: pool)
-                }
+                for pool in Pool.allCases { step(pool) { now >= $0.nextTick ? $0.instance.tick(now: now) : [] } }
             }
         }
     }
@@ -129,13 +117,9 @@ final class GossipService: Sendable {
     /// Leaves both pools (others learn at once), then stops the threads.
     func stop() {
         let now = monotonicMilliseconds()
-        for pool in Pool.allCases {
-            let directives = pools.withLock { state -> [MembershipInstance.Directive] in
-                state[pool]!.instance.leave(now: now)
-            }
-            perform(directives, pool: pool)
-        }
+        for pool in Pool.allCases { step(pool) { $0.instance.leave(now: now) } }
         stopping.withLock { $0 = true }
+        tickWake.signal()
         threadsDone.wait()
         listener.close()
     }
@@ -150,8 +134,17 @@ final class GossipService: Sendable {
         thread.start()
     }
 
-    private static func record(_ directives: [MembershipInstance.Directive], in state: inout PoolState) {
-        for case .scheduleTick(let at) in directives { state.nextTick = at }
+    /// Steps one pool's state machine and performs what it asks. A tick it
+    /// schedules earlier than the one the ticker sleeps towards wakes the ticker.
+    private func step(_ pool: Pool, _ body: (inout PoolState) -> [MembershipInstance.Directive]) {
+        let (directives, earlier) = pools.withLock { state -> ([MembershipInstance.Directive], Bool) in
+            let before = state[pool]!.nextTick
+            let directives = body(&state[pool]!)
+            for case .scheduleTick(let at) in directives { state[pool]!.nextTick = at }
+            return (directives, state[pool]!.nextTick < before)
+        }
+        if earlier { tickWake.signal() }
+        perform(directives, pool: pool)
     }
 
     private func keys(_ pool: Pool) -> KeySet { pool == .region ? regionKeys : federationKeys }
@@ -208,12 +201,7 @@ final class GossipService: Sendable {
             return
         }
         let now = monotonicMilliseconds()
-        let directives = pools.withLock { state -> [MembershipInstance.Directive] in
-            let directives = state[pool]!.instance.receive(messages, from: address.description, now: now)
-            Self.record(directives, in: &state[pool]!)
-            return directives
-        }
-        perform(directives, pool: pool)
+        step(pool) { $0.instance.receive(messages, from: address.description, now: now) }
     }
 
     private static func reason(_ error: any Error) -> String {
@@ -243,12 +231,7 @@ final class GossipService: Sendable {
 
     private func merge(_ states: [MemberState], pool: Pool, from address: String) {
         let now = monotonicMilliseconds()
-        let directives = pools.withLock { state -> [MembershipInstance.Directive] in
-            let directives = state[pool]!.instance.receivePushPull(states, from: address, now: now)
-            Self.record(directives, in: &state[pool]!)
-            return directives
-        }
-        perform(directives, pool: pool)
+        step(pool) { $0.instance.receivePushPull(states, from: address, now: now) }
     }
 
     private func pushPull(_ pool: Pool, with address: SocketAddress) async {

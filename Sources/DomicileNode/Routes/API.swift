@@ -83,16 +83,3 @@ struct API {
         return token.isEmpty ? nil : String(token)
     }
 }
-
-
-extension Substring {
-    func caseInsensitiveCompare(_ other: String) -> Bool {
-        utf8.count == other.utf8.count && zip(utf8, other.utf8).allSatisfy { a, b in (a | 0x20) == (b | 0x20) }
-    }
-}
-
-extension JSONWriter {
-    mutating func member(_ name: StaticString, _ timestamp: Timestamp?) {
-        member(name, timestamp?.rfc3339)
-    }
-}

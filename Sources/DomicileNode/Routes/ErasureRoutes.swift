@@ -43,11 +43,11 @@ enum ErasureRoutes {
             json.object { json in
                 for (region, status) in request.regions.sorted(by: { $0.key < $1.key }) {
                     json.key(escaping: region.rawValue)
-                    json.value(status)
+                    json.value(status.rawValue)
                 }
             }
             json.key("waiting_for")
-            json.array(request.regions.filter { $0.value != "erased" }.keys.sorted()) { $0.value($1.rawValue) }
+            json.array(request.regions.filter { $0.value != .erased }.keys.sorted()) { $0.value($1.rawValue) }
             if let signed = request.signed {
                 json.key("expected_nodes")
                 NodesJSON(nodes: signed.expectedNodes).write(to: &json)
