@@ -127,7 +127,7 @@ final class NodeServices: Sendable {
             return try await store.write(body)
         } catch let error as DomainError {
             try await resynchronizeVectors(of: [pid])
-            let event = call.event(action, pid: pid.rawValue, purpose: purpose, outcome: RefusalAudit.outcome(error.code))
+            let event = call.event(action, pid: pid.rawValue, purpose: purpose, outcome: Refusals.outcome(error.code))
             if await auditRefusal([event], code: error.code, requestID: call.requestID) { call.refusals.markAudited() }
             throw error
         } catch {

@@ -156,15 +156,15 @@ enum ConsentService {
         let refusalEvents: [AuditEvent]
     }
 
-    static let batchPattern = "/v1/consents/batch"
-
     /// Every entry is checked on its own. When all pass, all are stored in
     /// one transaction. When one fails, the batch answers the first failing
     /// entry's refusal and stores none of its grants (grants are all or
     /// nothing), but still stores, in that transaction, every revocation that
     /// passes on its own: a revocation is never refused because of another
-    /// entry (DESIGN.md invariant 2). The refusal lists those under `stored`.
-    static func batch(_ entries: [(pid: String, receipt: ReceiptFields)], call: CallContext) async throws -> [ConsentReceipt] {
+    /// entry (DESIGN.md invariant 2). The refusal lists those under `stored`;
+    /// the entries not stored are audited as refused, with `refusalDetail`.
+    static func batch(_ entries: [(pid: String, receipt: ReceiptFields)], refusalDetail: String,
+                      call: CallContext) async throws -> [ConsentReceipt] {
         let services = call.services
         let limit = services.configuration.limits.batchReceiptsMax
         guard (1...limit).contains(entries.count) else {
@@ -174,10 +174,12 @@ enum ConsentService {
         let pids = entries.map(\.pid)
         let outcome: BatchOutcome
         do {
-            outcome = try await services.store.write { database in try storeBatch(checked, pids: pids, call: call, in: database) }
+            outcome = try await services.store.write { database in
+                try storeBatch(checked, pids: pids, refusalDetail: refusalDetail, call: call, in: database)
+            }
         } catch {
             // Rolled back: the indexes may hold what its receipts withdrew or made eligible.
-            try? await services.resynchronizeVectors(of: RefusalAudit.subjects(named: pids, region: services.region))
+            try? await services.resynchronizeVectors(of: Refusals.subjects(named: pids, region: services.region))
             throw error
         }
         for (_, receipt) in outcome.stored { services.metrics.countAudit(action: "consent.append", outcome: receipt.action.rawValue) }
@@ -210,7 +212,7 @@ enum ConsentService {
 
     /// Stores a checked batch in the caller's transaction (see `batch`), and
     /// audits the refusal for the subjects of the entries it did not store.
-    static func storeBatch(_ checked: [CheckedEntry], pids: [String], call: CallContext,
+    static func storeBatch(_ checked: [CheckedEntry], pids: [String], refusalDetail: String, call: CallContext,
                            in database: Database) throws -> BatchOutcome {
         var checked = checked
         for (index, entry) in checked.enumerated() {
@@ -229,9 +231,8 @@ enum ConsentService {
         guard let refusal else { return BatchOutcome(stored: stored, refusal: nil, refusalEvents: []) }
         let storedIndices = Set(stored.map(\.index))
         let unstored = pids.enumerated().filter { !storedIndices.contains($0.offset) }.map(\.element)
-        let events = RefusalAudit.subjects(named: unstored, region: call.services.region).map { pid in
-            call.event(RefusalAudit.action, pid: pid.rawValue, outcome: RefusalAudit.outcome(refusal.code),
-                          detail: RefusalAudit.detail(method: "POST", pattern: batchPattern))
+        let events = Refusals.subjects(named: unstored, region: call.services.region).map { pid in
+            call.event(Refusals.action, pid: pid.rawValue, outcome: Refusals.outcome(refusal.code), detail: refusalDetail)
         }
         for event in events { try AuditLog.append(event, to: database) }
         return BatchOutcome(stored: stored, refusal: refusal, refusalEvents: events)

@@ -3,7 +3,7 @@ import DomicileNet
 import DomicileStorage
 import Foundation
 
-/// What `RefusalAudit` needs to know about one call: who made it (once
+/// What refusal auditing needs to know about one call: who made it (once
 /// authenticated) and whether its handler already audited its refusal.
 final class RefusalTrail: Sendable {
     private struct State: Sendable {

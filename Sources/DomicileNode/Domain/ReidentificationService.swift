@@ -82,7 +82,7 @@ enum ReidentificationService {
             }
             if let refusal {
                 try AuditLog.append(call.event("reidentification.approve", pid: record.pid.rawValue,
-                                                  outcome: RefusalAudit.outcome(refusal.code), detail: "id=\(id)"), to: database)
+                                                  outcome: Refusals.outcome(refusal.code), detail: "id=\(id)"), to: database)
                 call.refusals.markAudited()
                 return .failure(refusal)
             }
@@ -108,7 +108,7 @@ enum ReidentificationService {
             guard record.requester == call.principal.name else {
                 let refusal = DomainError(.refused, code: "not_requester", detail: "only the requester may fetch the result")
                 try AuditLog.append(call.event("reidentification.fetch", pid: record.pid.rawValue,
-                                                  outcome: RefusalAudit.outcome(refusal.code), detail: "id=\(id)"), to: database)
+                                                  outcome: Refusals.outcome(refusal.code), detail: "id=\(id)"), to: database)
                 call.refusals.markAudited()
                 return .failure(refusal)
             }

@@ -115,7 +115,7 @@ enum ConsentRoutes {
         api.route("POST", "/v1/subjects/{pid}/consents", roles: [.ingest]) { try await append($0, services) }
         api.route("GET", "/v1/subjects/{pid}/consents", roles: [.serve, .privacyOfficer], limited: true) { try await history($0, services) }
         api.route("GET", "/v1/subjects/{pid}/consent", roles: [.serve], limited: true) { try await active($0, services) }
-        api.route("POST", ConsentService.batchPattern, roles: [.ingest], bodyBytesMax: services.configuration.limits.batchBodyBytesMax) {
+        api.route("POST", batchPattern, roles: [.ingest], bodyBytesMax: services.configuration.limits.batchBodyBytesMax) {
             try await batch($0, services)
         }
     }
@@ -127,9 +127,12 @@ enum ConsentRoutes {
         return .json(Receipt(try await ConsentService.append(draft, for: pid, call: request.call)), status: 201)
     }
 
+    static let batchPattern = "/v1/consents/batch"
+
     static func batch(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let body = try request.http.decode(BatchBody.self)
-        let stored = try await ConsentService.batch(body.receipts.map { ($0.pid, $0.receipt) }, call: request.call)
+        let stored = try await ConsentService.batch(body.receipts.map { ($0.pid, $0.receipt) },
+                                                    refusalDetail: Refusals.detail(method: "POST", pattern: batchPattern), call: request.call)
         return .json(BatchResult(receipts: stored), status: 201)
     }
 

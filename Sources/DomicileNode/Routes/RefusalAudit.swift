@@ -15,8 +15,6 @@ import Foundation
 /// not refusals). Writing the event never changes the answer: if it fails,
 /// the refusal is still sent and a warning logged.
 enum RefusalAudit {
-    static let action = "request.refused"
-
     static func run(_ request: HTTPRequest, pattern: String, services: NodeServices,
                     _ route: (HTTPRequest, RefusalTrail) async throws -> HTTPResponse) async throws -> HTTPResponse {
         let trail = RefusalTrail()
@@ -30,12 +28,6 @@ enum RefusalAudit {
         }
     }
 
-    /// The outcome of a refusal's audit event, wherever it is written.
-    static func outcome(_ code: String) -> String { "refused:\(code)" }
-
-    /// The detail of a `request.refused` event: the route refused.
-    static func detail(method: String, pattern: String) -> String { "route=\(method) \(pattern)" }
-
     static func isAudited(_ refusal: HTTPError) -> Bool {
         (400..<500).contains(refusal.status) && refusal.status != 401 && refusal.status != 429
     }
@@ -46,8 +38,8 @@ enum RefusalAudit {
         guard !pids.isEmpty else { return }
         let now = services.clock.now()
         let events = pids.map { pid in
-            AuditEvent(at: now, principal: principal.name, action: action, pid: pid.rawValue, outcome: outcome(refusal.code),
-                       requestID: request.requestID, detail: detail(method: request.method, pattern: pattern))
+            AuditEvent(at: now, principal: principal.name, action: Refusals.action, pid: pid.rawValue, outcome: Refusals.outcome(refusal.code),
+                       requestID: request.requestID, detail: Refusals.detail(method: request.method, pattern: pattern))
         }
         await services.auditRefusal(events, code: refusal.code, requestID: request.requestID)
     }
@@ -69,31 +61,6 @@ enum RefusalAudit {
                 }
             }
         }
-        return subjects(named: texts, region: region)
-    }
-
-    /// The pids among `texts` that parse and belong to `region`, each once.
-    static func subjects(named texts: [String], region: RegionID) -> [PID] {
-        var seen: Set<String> = []
-        return texts.compactMap { try? PID(parsing: $0) }.filter { $0.region == region && seen.insert($0.rawValue).inserted }
-    }
-}
-
-extension NodeServices {
-    /// Appends the audit events of a refusal in one transaction. A failure
-    /// is logged, not thrown: the refusal stays the answer. Returns whether
-    /// the events were written.
-    @discardableResult
-    func auditRefusal(_ events: [AuditEvent], code: String, requestID: String) async -> Bool {
-        do {
-            try await store.write { database in
-                for event in events { try AuditLog.append(event, to: database) }
-            }
-        } catch {
-            logger.warning("refusal not audited", ["code": .string(code), "request_id": .string(requestID)])
-            return false
-        }
-        for event in events { metrics.countAudit(action: event.action, outcome: event.outcome) }
-        return true
+        return Refusals.subjects(named: texts, region: region)
     }
 }
