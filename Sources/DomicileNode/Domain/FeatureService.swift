@@ -115,26 +115,3 @@ enum FeatureService {
         return (features, withheld)
     }
 }
-
-extension FeatureValue {
-    func write(to json: inout JSONWriter) {
-        switch self {
-        case .number(let number): json.value(number)
-        case .string(let text): json.value(text)
-        case .bool(let flag): json.value(flag)
-        }
-    }
-}
-
-extension PIIClassifier.Kind: CustomStringConvertible {
-    public var description: String {
-        switch self {
-        case .email: return "e-mail address"
-        case .phone: return "phone number"
-        case .paymentCard: return "payment card number"
-        case .iban: return "IBAN"
-        }
-    }
-
-    var article: String { self == .email || self == .iban ? "an" : "a" }
-}

@@ -61,20 +61,6 @@ struct Release: Sendable {
     let delta: Double
     let noiseScale: Double
     let releasedAt: Timestamp
-
-    func writeMembers(to json: inout JSONWriter) {
-        json.member("release_id", releaseID)
-        json.member("region", region)
-        json.member("name", name)
-        json.member("kind", kind)
-        json.member("dataset", dataset)
-        result.write(to: &json)
-        json.member("mechanism", mechanism)
-        json.member("epsilon", epsilon)
-        json.member("delta", delta)
-        json.member("noise_scale", noiseScale)
-        json.member("released_at", releasedAt.rfc3339)
-    }
 }
 
 /// The data an aggregate reads, and the releases it leaves.

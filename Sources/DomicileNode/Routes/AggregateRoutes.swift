@@ -202,3 +202,20 @@ enum AggregateRoutes {
         }
     }
 }
+
+/// A release as the API serves it.
+extension Release {
+    func writeMembers(to json: inout JSONWriter) {
+        json.member("release_id", releaseID)
+        json.member("region", region)
+        json.member("name", name)
+        json.member("kind", kind)
+        json.member("dataset", dataset)
+        result.write(to: &json)
+        json.member("mechanism", mechanism)
+        json.member("epsilon", epsilon)
+        json.member("delta", delta)
+        json.member("noise_scale", noiseScale)
+        json.member("released_at", releasedAt.rfc3339)
+    }
+}
