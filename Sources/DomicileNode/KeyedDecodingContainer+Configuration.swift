@@ -20,21 +20,16 @@ extension KeyedDecodingContainer {
         try value(String.self, key, otherwise: "must be a string")
     }
 
-    /// A string that must be present and not empty.
-    func requiredString(_ key: Key) throws(Invalid) -> String {
-        guard let text = try string(key) else { throw invalid(key, "is required") }
-        guard !text.isEmpty else { throw invalid(key, "must not be empty") }
-        return text
-    }
-
     /// A value written as a string and parsed by `make` (an address, a name); `make`'s error is the reason.
     func parsed<T>(_ key: Key, _ make: (String) throws -> T) throws(Invalid) -> T? {
         guard let text = try string(key) else { return nil }
         do { return try make(text) } catch { throw invalid(key, "\(error)") }
     }
 
+    /// A string that must be present and not empty, made into a `T` by `make` (a path, a name).
     func required<T>(_ key: Key, _ make: (String) throws -> T) throws(Invalid) -> T {
-        let text = try requiredString(key)
+        guard let text = try string(key) else { throw invalid(key, "is required") }
+        guard !text.isEmpty else { throw invalid(key, "must not be empty") }
         do { return try make(text) } catch { throw invalid(key, "\(error)") }
     }
 

@@ -14,17 +14,11 @@ extension NodeConfiguration: Codable {
     }
 
     enum HTTPKeys: String, CodingKey, CaseIterable {
-        case address
-        case connectionsMax = "connections_max"
-        case bodyBytesMax = "body_bytes_max"
-        case bodyBytesInFlightMax = "body_bytes_in_flight_max"
-        case headerBytesMax = "header_bytes_max"
-        case requestLineBytesMax = "request_line_bytes_max"
-        case headerCountMax = "header_count_max"
-        case headerReadTimeoutMilliseconds = "header_read_timeout_ms"
-        case bodyReadTimeoutMilliseconds = "body_read_timeout_ms"
+        case address, connectionsMax = "connections_max", eventLoopCount = "event_loops"
+        case bodyBytesMax = "body_bytes_max", bodyBytesInFlightMax = "body_bytes_in_flight_max"
+        case headerBytesMax = "header_bytes_max", requestLineBytesMax = "request_line_bytes_max", headerCountMax = "header_count_max"
+        case headerReadTimeoutMilliseconds = "header_read_timeout_ms", bodyReadTimeoutMilliseconds = "body_read_timeout_ms"
         case idleTimeoutMilliseconds = "idle_timeout_ms"
-        case eventLoopCount = "event_loops"
     }
 
     enum LogKeys: String, CodingKey, CaseIterable {
@@ -43,10 +37,10 @@ extension NodeConfiguration: Codable {
         }
         node = try container.required(.node) { try NodeName($0) }
         region = try container.required(.region) { try RegionID($0) }
-        dataDirectory = path(try container.requiredString(.dataDirectory))
-        keyringPath = path(try container.requiredString(.keyring))
-        policyPath = path(try container.requiredString(.policy))
-        principalsPath = path(try container.requiredString(.principals))
+        dataDirectory = try container.required(.dataDirectory, path)
+        keyringPath = try container.required(.keyring, path)
+        policyPath = try container.required(.policy, path)
+        principalsPath = try container.required(.principals, path)
         masterKey = try container.string(.masterKeyFile).map { .file(path: path($0)) } ?? .environment
         guard let http = try container.fields(HTTPKeys.self, .http) else { throw container.invalid(.http, "is required") }
         let address = try http.required(.address) { try SocketAddress(parsing: $0) }
@@ -86,8 +80,8 @@ extension NodeConfiguration: Codable {
     /// Every field, defaults included, paths as held (absolute once decoded from a file).
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(node.rawValue, forKey: .node)
-        try container.encode(region.rawValue, forKey: .region)
+        try container.encode(node, forKey: .node)
+        try container.encode(region, forKey: .region)
         try container.encode(dataDirectory, forKey: .dataDirectory)
         try container.encode(keyringPath, forKey: .keyring)
         try container.encode(policyPath, forKey: .policy)
@@ -95,7 +89,7 @@ extension NodeConfiguration: Codable {
         if case .file(let path) = masterKey { try container.encode(path, forKey: .masterKeyFile) }
         var http = container.nestedContainer(keyedBy: HTTPKeys.self, forKey: .http)
         let settings = self.http.settings
-        try http.encode(self.http.address.description, forKey: .address)
+        try http.encode(self.http.address, forKey: .address)
         try http.encode(settings.connectionsMax, forKey: .connectionsMax)
         try http.encode(routeBodyBytesMax, forKey: .bodyBytesMax)
         try http.encode(settings.bodyBytesInFlightMax, forKey: .bodyBytesInFlightMax)
@@ -113,7 +107,8 @@ extension NodeConfiguration: Codable {
     }
 }
 
-extension NodeConfiguration.Gossip: Codable {
+/// Encoded as synthesized from these `CodingKeys`.
+extension NodeConfiguration.Gossip: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case address, advertise, seeds, profile
         case probeIntervalMilliseconds = "probe_interval_ms"
@@ -138,35 +133,19 @@ extension NodeConfiguration.Gossip: Codable {
             do { seeds.append(try SocketAddress(parsing: text)) } catch { throw container.invalid(.seeds, error.description) }
         }
     }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encodeIfPresent(address?.description, forKey: .address)
-        try container.encodeIfPresent(advertise?.description, forKey: .advertise)
-        try container.encode(seeds.map(\.description), forKey: .seeds)
-        try container.encode(profile.rawValue, forKey: .profile)
-        try container.encodeIfPresent(probeIntervalMilliseconds, forKey: .probeIntervalMilliseconds)
-        try container.encodeIfPresent(probeTimeoutMilliseconds, forKey: .probeTimeoutMilliseconds)
-    }
 }
 
-extension NodeConfiguration.Limits: Codable {
+/// Encoded as synthesized from these `CodingKeys`.
+extension NodeConfiguration.Limits: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case batchReceiptsMax = "batch_receipts_max"
-        case auditPageMax = "audit_page_max"
-        case batchBodyBytesMax = "batch_body_bytes_max"
-        case clockSkewSecondsMax = "clock_skew_seconds_max"
-        case readRatePerSecond = "read_rate_per_second"
-        case readBurst = "read_burst"
+        case batchReceiptsMax = "batch_receipts_max", batchBodyBytesMax = "batch_body_bytes_max", auditPageMax = "audit_page_max"
+        case clockSkewSecondsMax = "clock_skew_seconds_max", searchResultsCountMax = "search_k_max"
+        case readRatePerSecond = "read_rate_per_second", readBurst = "read_burst"
         case distinctSubjectsPerMinute = "distinct_subjects_per_minute"
-        case searchResultsCountMax = "search_k_max"
-        case privacyEpsilonPerPeriod = "privacy_epsilon_per_period"
-        case privacyDeltaPerPeriod = "privacy_delta_per_period"
-        case embeddingEpsilonPerPeriod = "embedding_epsilon_per_period"
-        case embeddingDeltaPerPeriod = "embedding_delta_per_period"
-        case privacyPeriod = "privacy_period"
+        case privacyEpsilonPerPeriod = "privacy_epsilon_per_period", privacyDeltaPerPeriod = "privacy_delta_per_period"
+        case privacyPeriod = "privacy_period", privacyLabelCaps = "privacy_label_caps"
+        case embeddingEpsilonPerPeriod = "embedding_epsilon_per_period", embeddingDeltaPerPeriod = "embedding_delta_per_period"
         case retentionSweepIntervalMilliseconds = "retention_sweep_interval_ms"
-        case privacyLabelCaps = "privacy_label_caps"
     }
 
     enum CapKeys: String, CodingKey, CaseIterable {
@@ -220,29 +199,5 @@ extension NodeConfiguration.Limits: Codable {
             caps[dataset] = .init(epsilon: epsilon, delta: delta)
         }
         return caps
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(batchReceiptsMax, forKey: .batchReceiptsMax)
-        try container.encode(auditPageMax, forKey: .auditPageMax)
-        try container.encode(batchBodyBytesMax, forKey: .batchBodyBytesMax)
-        try container.encode(clockSkewSecondsMax, forKey: .clockSkewSecondsMax)
-        try container.encode(Int(readRatePerSecond), forKey: .readRatePerSecond)
-        try container.encode(Int(readBurst), forKey: .readBurst)
-        try container.encode(distinctSubjectsPerMinute, forKey: .distinctSubjectsPerMinute)
-        try container.encode(searchResultsCountMax, forKey: .searchResultsCountMax)
-        try container.encode(privacyEpsilonPerPeriod, forKey: .privacyEpsilonPerPeriod)
-        try container.encode(privacyDeltaPerPeriod, forKey: .privacyDeltaPerPeriod)
-        try container.encode(embeddingEpsilonPerPeriod, forKey: .embeddingEpsilonPerPeriod)
-        try container.encode(embeddingDeltaPerPeriod, forKey: .embeddingDeltaPerPeriod)
-        try container.encode(privacyPeriod.rawValue, forKey: .privacyPeriod)
-        try container.encode(retentionSweepIntervalMilliseconds, forKey: .retentionSweepIntervalMilliseconds)
-        var caps = container.nestedContainer(keyedBy: ConfigurationKey.self, forKey: .privacyLabelCaps)
-        for (label, cap) in privacyLabelCaps {
-            var fields = caps.nestedContainer(keyedBy: CapKeys.self, forKey: ConfigurationKey(stringValue: label.rawValue))
-            try fields.encode(cap.epsilon, forKey: .epsilon)
-            try fields.encode(cap.delta, forKey: .delta)
-        }
     }
 }

@@ -13,7 +13,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         public var settings: HTTPServer.Settings
     }
 
-    public struct Gossip: Sendable, Equatable {
+    public struct Gossip: Sendable, Equatable, Encodable {
         /// UDP (and TCP push-pull) address to bind; nil runs without gossip.
         public var address: SocketAddress?
         /// The address other nodes use, when it differs from `address`.
@@ -26,14 +26,14 @@ public struct NodeConfiguration: Sendable, Equatable {
         public var probeIntervalMilliseconds: Int64?
         public var probeTimeoutMilliseconds: Int64?
 
-        public enum Profile: String, Sendable {
+        public enum Profile: String, Sendable, Encodable {
             case standard = "default"
             case loopback
         }
     }
 
     /// The period a privacy budget renews over (UTC).
-    public enum PrivacyPeriod: String, Sendable {
+    public enum PrivacyPeriod: String, Sendable, Encodable {
         case day
         case month
 
@@ -46,7 +46,7 @@ public struct NodeConfiguration: Sendable, Equatable {
 
     /// An admin's allocation of the region's privacy budget to one `dataset`
     /// label: within the region's limit, never adding to it.
-    public struct PrivacyLabelCap: Sendable, Equatable {
+    public struct PrivacyLabelCap: Sendable, Equatable, Encodable {
         public var epsilon: Double
         public var delta: Double
 
@@ -56,7 +56,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         }
     }
 
-    public struct Limits: Sendable, Equatable {
+    public struct Limits: Sendable, Equatable, Encodable {
         /// Receipts in one `POST /v1/consents/batch` at most.
         public var batchReceiptsMax = 1_000
         /// Events in one `GET /v1/audit` page at most.
