@@ -50,3 +50,11 @@ extension Timestamp: TextRepresentable {
     public init(text: String) throws { try self.init(rfc3339: text) }
     public var text: String { rfc3339 }
 }
+
+/// Keys a JSON object where it keys a dictionary (`limits.privacy_label_caps`).
+extension Name: TextRepresentable, CodingKeyRepresentable {
+    public init(text: String) throws { try self.init(text, what: "name") }
+    public var text: String { rawValue }
+    public var codingKey: any CodingKey { rawValue.codingKey }
+    public init?<T: CodingKey>(codingKey: T) { try? self.init(text: codingKey.stringValue) }
+}

@@ -1,7 +1,7 @@
 extension HTTPServer {
     /// Every limit and timeout of the server. Defaults suit an API node
     /// facing applications on a LAN; `validated()` rejects nonsense at start.
-    public struct Settings: Sendable {
+    public struct Settings: Sendable, Equatable {
         /// Request size limits (414, 431, 413).
         public var limits = HTTPParseLimits()
         /// Request bodies held at once, over all connections: a body's

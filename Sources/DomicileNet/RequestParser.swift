@@ -1,5 +1,5 @@
 /// Size limits the parser enforces, each answered with its own status.
-public struct HTTPParseLimits: Sendable {
+public struct HTTPParseLimits: Sendable, Equatable {
     /// Longest request line (method, target, version), in bytes. Over: 414.
     public var requestLineBytesMax = 8 * 1024
     /// Largest header block (all field lines), in bytes. Over: 431.

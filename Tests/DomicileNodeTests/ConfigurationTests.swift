@@ -10,7 +10,7 @@ final class ConfigurationTests: XCTestCase {
     ]
 
     func parse(_ object: [String: Any]) throws -> NodeConfiguration {
-        try NodeConfiguration.parse(Array(try JSONSerialization.data(withJSONObject: object)), relativeTo: "/etc/domicile")
+        try NodeConfiguration.decode(Array(try JSONSerialization.data(withJSONObject: object)), relativeTo: "/etc/domicile")
     }
 
     func test_configuration_resolvesPathsAndDefaults() throws {
@@ -90,6 +90,130 @@ final class ConfigurationTests: XCTestCase {
         refused(["crm": ["delta": 1e-6]], "limits.privacy_label_caps.crm.epsilon")
         refused(["crm": ["epsilon": 1, "epsilom": 1]], "limits.privacy_label_caps.crm.epsilom")
         refused(["crm": 1], "limits.privacy_label_caps.crm")
+    }
+
+    /// Refuses `object` with `config FIELD: REASON`.
+    func refuses(_ object: Any, _ field: String, _ reason: String, file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            _ = try NodeConfiguration.decode(Array(try JSONSerialization.data(withJSONObject: object)), relativeTo: "/etc/domicile")
+            XCTFail("accepted; expected \(field)", file: file, line: line)
+        } catch {
+            XCTAssertEqual("\(error)", "config \(field): \(reason)", file: file, line: line)
+        }
+    }
+
+    func with(_ section: String, _ members: [String: Any]) -> [String: Any] {
+        var object = valid
+        object[section] = section == "http" ? members.merging(["address": "127.0.0.1:1"]) { given, _ in given } : members
+        return object
+    }
+
+    /// Every range and rule of docs/CONFIGURATION.md refuses with the field's full path.
+    func test_configuration_everyValidationError_namesItsFieldPath() {
+        let ranges: [(String, String, Any, String)] = [
+            ("http", "connections_max", 1_000_001, "1...1000000"), ("http", "body_bytes_max", -1, "0...268435456"),
+            ("http", "body_bytes_in_flight_max", 1, "1048576...17179869184"), ("http", "header_bytes_max", 255, "256...1048576"),
+            ("http", "request_line_bytes_max", 63, "64...1048576"), ("http", "header_count_max", 3, "4...10000"),
+            ("http", "header_read_timeout_ms", 99, "100...3600000"), ("http", "body_read_timeout_ms", 99, "100...3600000"),
+            ("http", "idle_timeout_ms", 3_600_001, "100...3600000"), ("http", "event_loops", 257, "1...256"),
+            ("gossip", "probe_interval_ms", 9, "10...600000"), ("gossip", "probe_timeout_ms", 0, "1...600000"),
+            ("limits", "batch_receipts_max", 0, "1...100000"), ("limits", "audit_page_max", 100_001, "1...100000"),
+            ("limits", "batch_body_bytes_max", 1_023, "1024...268435456"), ("limits", "clock_skew_seconds_max", 86_401, "0...86400"),
+            ("limits", "read_rate_per_second", 0, "1...10000000"), ("limits", "read_burst", 10_000_001, "1...10000000"),
+            ("limits", "distinct_subjects_per_minute", 0, "1...100000000"), ("limits", "search_k_max", 10_001, "1...10000"),
+            ("limits", "privacy_epsilon_per_period", 0.0001, "0.001...1000000000.0"), ("limits", "privacy_delta_per_period", 0.2, "0.0...0.1"),
+            ("limits", "embedding_epsilon_per_period", 2e6, "0.001...1000000.0"), ("limits", "embedding_delta_per_period", -1, "0.0...0.1"),
+            ("limits", "retention_sweep_interval_ms", 99, "100...86400000"),
+        ]
+        for (section, key, value, range) in ranges {
+            refuses(with(section, [key: value]), "\(section).\(key)", "must be in \(range)")
+        }
+        refuses(with("http", ["address": "127.0.0.1"]), "http.address", "invalid address: expected host:port")
+        refuses(with("gossip", ["address": "127.0.0.1:99999"]), "gossip.address", "invalid address: port must be 0-65535")
+        refuses(with("gossip", ["address": "0.0.0.0:7300"]), "gossip.advertise", "needed when gossip.address binds every interface")
+        refuses(with("gossip", ["profile": "wan"]), "gossip.profile", "must be default or loopback")
+        refuses(with("gossip", ["probe_interval_ms": 100, "probe_timeout_ms": 100]), "gossip.probe_timeout_ms",
+                "must be shorter than gossip.probe_interval_ms")
+        refuses(with("limits", ["privacy_period": "week"]), "limits.privacy_period", "must be day or month")
+        refuses(with("limits", ["privacy_label_caps": ["crm": ["epsilon": 20]]]), "limits.privacy_label_caps.crm",
+                "exceeds the region's limits.privacy_epsilon_per_period or privacy_delta_per_period; "
+                + "a label cap shares out the region's budget, it never adds to it")
+        refuses(with("limits", ["privacy_label_caps": ["crm": ["epsilon": 1, "delta": 0.5]]]), "limits.privacy_label_caps.crm.delta",
+                "must be in 0.0...0.1")
+        refuses(with("limits", ["privacy_label_caps": ["crm": [:]]]), "limits.privacy_label_caps.crm.epsilon", "is required")
+        refuses(with("http", ["body_bytes_max": 2 << 20, "body_bytes_in_flight_max": 1 << 20]), "http",
+                "HTTP settings: the in-flight body budget must hold the largest body")
+        for key in ["node", "region", "data_dir", "keyring", "policy", "principals"] {
+            var object = valid
+            object[key] = nil
+            refuses(object, key, "is required")
+            object[key] = ""
+            refuses(object, key, "must not be empty")
+        }
+        var object = valid
+        object["http"] = nil
+        refuses(object, "http", "is required")
+    }
+
+    /// A misspelt key, at any depth, is refused by its path rather than
+    /// ignored; so is a value of the wrong type.
+    func test_configuration_unknownOrMistypedField_namesItsPath() {
+        var object = valid
+        object["dta_dir"] = "data"
+        refuses(object, "dta_dir", "unknown key")
+        refuses(with("http", ["conections_max": 1]), "http.conections_max", "unknown key")
+        refuses(with("gossip", ["seed": ["127.0.0.1:7300"]]), "gossip.seed", "unknown key")
+        refuses(with("log", ["acess": true]), "log.acess", "unknown key")
+        refuses(with("limits", ["search_k": 10]), "limits.search_k", "unknown key")
+        refuses(with("limits", ["privacy_label_caps": ["crm": ["epsilon": 1, "detla": 1e-6]]]), "limits.privacy_label_caps.crm.detla", "unknown key")
+
+        refuses(with("http", ["connections_max": 1.5]), "http.connections_max", "must be an integer")
+        refuses(with("http", ["event_loops": "4"]), "http.event_loops", "must be an integer")
+        refuses(with("http", ["address": 7100]), "http.address", "must be a string")
+        refuses(with("gossip", ["seeds": "127.0.0.1:7300"]), "gossip.seeds", "must be an array of strings")
+        refuses(with("limits", ["privacy_delta_per_period": "1e-5"]), "limits.privacy_delta_per_period", "must be a number")
+        refuses(with("limits", ["privacy_label_caps": ["crm": ["epsilon": false]]]), "limits.privacy_label_caps.crm.epsilon", "must be a number")
+        refuses(with("log", ["access": "yes"]), "log.access", "must be true or false")
+        refuses(with("limits", ["privacy_label_caps": ["crm", "trial"]]), "limits.privacy_label_caps", "must be an object")
+        for section in ["gossip", "log", "limits"] {
+            var object = valid
+            object[section] = [1]
+            refuses(object, section, "must be an object")
+        }
+        object = valid
+        object["http"] = "127.0.0.1:7100"
+        refuses(object, "http", "must be an object")
+        refuses([valid], "(file)", "not a JSON object")
+    }
+
+    /// Encoding a configuration writes the file format back: every key of a
+    /// file that sets them all, with the same values, and it decodes to an
+    /// equal configuration.
+    func test_configuration_roundTrip_ofAFullConfiguration_isIdentical() throws {
+        let file: [String: Any] = [
+            "node": "eu-7", "region": "eu", "data_dir": "/var/lib/domicile", "keyring": "/etc/domicile/eu-7.keyring",
+            "master_key_file": "/secrets/master.key", "policy": "/etc/domicile/policy.json", "principals": "/etc/domicile/principals.json",
+            "http": ["address": "127.0.0.1:7100", "connections_max": 512, "body_bytes_max": 2 << 20, "body_bytes_in_flight_max": 128 << 20,
+                     "header_bytes_max": 16_384, "request_line_bytes_max": 4_096, "header_count_max": 50, "header_read_timeout_ms": 5_000,
+                     "body_read_timeout_ms": 20_000, "idle_timeout_ms": 30_000, "event_loops": 3],
+            "gossip": ["address": "0.0.0.0:7300", "advertise": "10.0.0.7:7300", "seeds": ["10.0.0.8:7300", "[::1]:7301"],
+                       "profile": "loopback", "probe_interval_ms": 500, "probe_timeout_ms": 200],
+            "log": ["access": false],
+            "limits": ["batch_receipts_max": 50, "audit_page_max": 200, "batch_body_bytes_max": 16 << 20, "clock_skew_seconds_max": 60,
+                       "read_rate_per_second": 300, "read_burst": 600, "distinct_subjects_per_minute": 70, "search_k_max": 25,
+                       "privacy_epsilon_per_period": 4.5, "privacy_delta_per_period": 1e-6,
+                       "privacy_label_caps": ["crm": ["epsilon": 2, "delta": 1e-7], "trial": ["epsilon": 0.5, "delta": 1e-6]],
+                       "embedding_epsilon_per_period": 12, "embedding_delta_per_period": 2e-6, "privacy_period": "day",
+                       "retention_sweep_interval_ms": 5_000],
+        ]
+        let configuration = try parse(file)
+        let encoded = try configuration.encoded()
+        let written = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(encoded)) as? [String: Any])
+        XCTAssertEqual(NSDictionary(dictionary: written), NSDictionary(dictionary: file))
+        XCTAssertEqual(try NodeConfiguration.decode(encoded, relativeTo: "/elsewhere"), configuration)
+
+        let defaults = try parse(valid)
+        XCTAssertEqual(try NodeConfiguration.decode(try defaults.encoded(), relativeTo: "/elsewhere"), defaults)
     }
 
     func test_serve_refusesABadConfig_withAMessageNamingTheField() throws {
