@@ -94,7 +94,7 @@ extension RaftNode {
             vote = id
             electionTerm = term
         }
-        for voter in log.membership.voters where voter != id {
+        for voter in log.membership.voters.sorted() where voter != id {
             let body: RaftMessage.Body = preVote
                 ? .preVote(lastIndex: log.lastIndex, lastTerm: log.lastTerm)
                 : .vote(lastIndex: log.lastIndex, lastTerm: log.lastTerm, transfer: transfer)

@@ -48,17 +48,21 @@ struct SafetyChecker {
     }
 
     mutating func persisting(_ new: [LogEntry], after disk: PersistedState, on name: NodeName) throws {
+        func stored(_ index: UInt64) -> LogEntry? {
+            let snapshotIndex = disk.snapshot.metadata.index
+            guard index > snapshotIndex, index - snapshotIndex <= UInt64(disk.entries.count) else { return nil }
+            return disk.entries[Int(index - snapshotIndex - 1)]
+        }
         var previousTerm: UInt64? = nil
         if let first = new.first {
-            let before = first.index - 1
-            if before == disk.snapshot.metadata.index {
-                previousTerm = disk.snapshot.metadata.term
-            } else if before > disk.snapshot.metadata.index, let entry = disk.entries.first(where: { $0.index == before }) {
-                previousTerm = entry.term
-            }
+            previousTerm = first.index - 1 == disk.snapshot.metadata.index ? disk.snapshot.metadata.term : stored(first.index - 1)?.term
         }
         for entry in new {
-            if let committed = committedTerms[entry.index], committed != entry.term {
+            // A lagging follower may take a stale entry where another one
+            // was committed (it will be replaced); a node that holds the
+            // committed entry must never lose it.
+            if let committed = committedTerms[entry.index], committed != entry.term,
+               let replaced = stored(entry.index), replaced.term == committed {
                 throw SafetyViolation(description: "\(name) overwrites committed entry \(entry.index) (term \(committed)) with term \(entry.term)")
             }
             let key = EntryKey(index: entry.index, term: entry.term)

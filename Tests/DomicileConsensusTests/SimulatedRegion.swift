@@ -60,6 +60,10 @@ final class SimulatedRegion {
     /// Called after a node's Ready is persisted and before its messages are
     /// sent; returning true crashes the node there.
     var crashAfterPersist: (NodeName) -> Bool = { _ in false }
+    /// Called for each entry a node applies.
+    var onApply: (NodeName, LogEntry) -> Void = { _, _ in }
+    /// Keep `appliedEntries` (the unit tests read it; long runs do not).
+    var recordsApplied = true
 
     init(voters: [NodeName], learners: [NodeName] = [], settings: RaftSettings = .testing, seed: UInt64 = 1) throws {
         self.settings = settings
@@ -194,21 +198,21 @@ final class SimulatedRegion {
     }
 
     private func persist(_ ready: Ready, on name: NodeName) throws {
-        var disk = disks[name] ?? PersistedState(hardState: HardState(), snapshot: ready.snapshot!, entries: [])
+        if disks[name] == nil { disks[name] = PersistedState(hardState: HardState(), snapshot: ready.snapshot!, entries: []) }
         if let snapshot = ready.snapshot {
-            disk.snapshot = snapshot
-            disk.entries = []
+            disks[name]!.snapshot = snapshot
+            disks[name]!.entries = []
         }
         if let first = ready.entries.first {
-            try checker.persisting(ready.entries, after: disk, on: name)
-            disk.entries.removeAll { $0.index >= first.index }
-            guard first.index == disk.snapshot.metadata.index + UInt64(disk.entries.count) + 1 else {
+            try checker.persisting(ready.entries, after: disks[name]!, on: name)
+            let snapshotIndex = disks[name]!.snapshot.metadata.index
+            guard first.index > snapshotIndex, first.index <= snapshotIndex + UInt64(disks[name]!.entries.count) + 1 else {
                 throw SafetyViolation(description: "\(name) was told to persist entry \(first.index) after a gap")
             }
-            disk.entries += ready.entries
+            disks[name]!.entries.removeSubrange(Int(first.index - snapshotIndex - 1)...)
+            disks[name]!.entries += ready.entries
         }
-        if let hardState = ready.hardState { disk.hardState = hardState }
-        disks[name] = disk
+        if let hardState = ready.hardState { disks[name]!.hardState = hardState }
     }
 
     private func apply(_ ready: Ready, on name: NodeName) throws {
@@ -222,7 +226,8 @@ final class SimulatedRegion {
                 throw SafetyViolation(description: "\(name) was told to apply \(entry.index) after \(states[name]!.index)")
             }
             states[name]!.apply(entry)
-            appliedEntries[name, default: []].append(entry)
+            if recordsApplied { appliedEntries[name, default: []].append(entry) }
+            onApply(name, entry)
             try checker.applied(entry, state: states[name]!, on: name)
         }
         readStates[name, default: []] += ready.readStates
