@@ -1,5 +1,3 @@
-import DomicileModel
-
 /// One entry of the region log.
 public struct LogEntry: Hashable, Sendable {
     public enum Payload: Hashable, Sendable {
@@ -27,20 +25,5 @@ public struct LogEntry: Hashable, Sendable {
         case .command(let bytes): return 24 + bytes.count
         case .membership(let membership): return 24 + 65 * membership.members.count
         }
-    }
-}
-
-/// What a node must keep across a crash besides its log: the latest term it
-/// has seen, whom it voted for in that term, and how far it knows the log is
-/// committed.
-public struct HardState: Hashable, Sendable {
-    public var term: UInt64
-    public var vote: NodeName?
-    public var commit: UInt64
-
-    public init(term: UInt64 = 0, vote: NodeName? = nil, commit: UInt64 = 0) {
-        self.term = term
-        self.vote = vote
-        self.commit = commit
     }
 }

@@ -36,7 +36,8 @@ public struct RaftNode: Sendable {
 
     var outbox: [RaftMessage] = []
     var readStates: [ReadState] = []
-    var persistedHardState: HardState
+    /// The hard state on disk; nil before the first `Ready` of a new node.
+    var persistedHardState: HardState?
     var awaitingAdvance = false
 
     /// A new node. Members of a new region all start with the same
@@ -45,7 +46,7 @@ public struct RaftNode: Sendable {
     public init(id: NodeName, membership: Membership, settings: RaftSettings, randomSeed: UInt64) throws(RaftError) {
         let base = Snapshot(metadata: SnapshotMetadata(index: 0, term: 0, membership: membership), payload: [])
         try self.init(id: id, log: RaftLog(snapshot: base, entries: [], committed: 0, applied: 0, snapshotUnstable: true),
-                      hardState: HardState(), persisted: HardState(term: .max), settings: settings, randomSeed: randomSeed)
+                      hardState: HardState(), persisted: nil, settings: settings, randomSeed: randomSeed)
     }
 
     /// A node restarted from its disk. `applied` is how far the shell's
@@ -67,7 +68,7 @@ public struct RaftNode: Sendable {
         try self.init(id: id, log: log, hardState: state.hardState, persisted: state.hardState, settings: settings, randomSeed: randomSeed)
     }
 
-    private init(id: NodeName, log: RaftLog, hardState: HardState, persisted: HardState,
+    private init(id: NodeName, log: RaftLog, hardState: HardState, persisted: HardState?,
                  settings: RaftSettings, randomSeed: UInt64) throws(RaftError) {
         try settings.validate()
         self.id = id

@@ -94,3 +94,20 @@ final class RaftElectionTests: XCTestCase {
         XCTAssertEqual(region.node(n2).term, 0)
     }
 }
+
+final class RaftSettingsTests: XCTestCase {
+    func test_settings_refuseValuesThatCannotWork() {
+        var heartbeatTooSlow = RaftSettings.testing
+        heartbeatTooSlow.heartbeatTicks = heartbeatTooSlow.electionTicks
+        var noWindow = RaftSettings.testing
+        noWindow.inflightAppendsMax = 0
+        var hugeEntries = RaftSettings.testing
+        hugeEntries.entryBytesMax = RaftCodec.entryBytesMax + 1
+        for settings in [heartbeatTooSlow, noWindow, hugeEntries] {
+            XCTAssertThrowsError(try RaftNode(id: n1, membership: .empty, settings: settings, randomSeed: 1)) { error in
+                guard case .invalidSettings = error as? RaftError else { return XCTFail("\(error)") }
+            }
+        }
+        XCTAssertNoThrow(try RaftSettings().validate())
+    }
+}
