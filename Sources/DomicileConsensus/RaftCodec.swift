@@ -13,6 +13,11 @@ public enum RaftCodec {
     public static let messageBytesMax = 64 << 20
     public static let entryBytesMax = 16 << 20
     public static let appendEntriesCountMax = 65_536
+    /// The largest term or index accepted. A term grows by one per election
+    /// and an index by one per entry, so an honest node never gets near
+    /// 2^62; refusing larger ones at the border keeps every `+ 1` on them in
+    /// range inside the machine.
+    public static let positionMax: UInt64 = 1 << 62
 
     public enum Failure: Error, Equatable, Sendable {
         case truncated
@@ -83,7 +88,7 @@ public enum RaftCodec {
         try readVersion(&reader)
         let rawKind = try reading { () throws(ModelError) in try reader.readUInt8() }
         guard let kind = RaftMessage.Kind(rawValue: rawKind) else { throw .unknownMessageType(rawKind) }
-        let term = try reading { () throws(ModelError) in try reader.readUInt64() }
+        let term = try readPosition(&reader)
         let from = try readNode(&reader)
         let to = try readNode(&reader)
         let body = try readBody(kind, term: term, &reader)
@@ -92,14 +97,15 @@ public enum RaftCodec {
 
     private static func readBody(_ kind: RaftMessage.Kind, term: UInt64, _ reader: inout BinaryReader) throws(Failure) -> RaftMessage.Body {
         func u64() throws(Failure) -> UInt64 { try reading { () throws(ModelError) in try reader.readUInt64() } }
+        func position() throws(Failure) -> UInt64 { try readPosition(&reader) }
         func flag() throws(Failure) -> Bool { try readFlag(&reader) }
         switch kind {
-        case .preVote: return .preVote(lastIndex: try u64(), lastTerm: try u64())
-        case .vote: return .vote(lastIndex: try u64(), lastTerm: try u64(), transfer: try flag())
+        case .preVote: return .preVote(lastIndex: try position(), lastTerm: try position())
+        case .vote: return .vote(lastIndex: try position(), lastTerm: try position(), transfer: try flag())
         case .preVoteResponse: return .preVoteResponse(granted: try flag())
         case .voteResponse: return .voteResponse(granted: try flag())
         case .append:
-            let prevIndex = try u64(), prevTerm = try u64(), commit = try u64()
+            let prevIndex = try position(), prevTerm = try position(), commit = try position()
             guard prevTerm <= term else { throw .malformed("prevTerm beyond the message term") }
             let count = Int(try reading { () throws(ModelError) in try reader.readUInt32() })
             guard count <= appendEntriesCountMax else { throw .tooLarge("\(count) entries") }
@@ -115,8 +121,8 @@ public enum RaftCodec {
                 entries.append(entry)
             }
             return .append(prevIndex: prevIndex, prevTerm: prevTerm, entries: entries, commit: commit)
-        case .appendResponse: return .appendResponse(index: try u64(), rejected: try flag(), hint: try u64())
-        case .heartbeat: return .heartbeat(commit: try u64(), readRound: try u64())
+        case .appendResponse: return .appendResponse(index: try position(), rejected: try flag(), hint: try position())
+        case .heartbeat: return .heartbeat(commit: try position(), readRound: try u64())
         case .heartbeatResponse: return .heartbeatResponse(readRound: try u64())
         case .snapshot:
             let metadata = try readMetadata(&reader)
@@ -125,7 +131,7 @@ public enum RaftCodec {
             return .snapshot(Snapshot(metadata: metadata, payload: payload))
         case .timeoutNow: return .timeoutNow
         case .readIndex: return .readIndex(context: try u64())
-        case .readIndexResponse: return .readIndexResponse(context: try u64(), index: try u64())
+        case .readIndexResponse: return .readIndexResponse(context: try u64(), index: try position())
         }
     }
 
@@ -160,8 +166,8 @@ public enum RaftCodec {
     public static func decodeHardState(_ bytes: [UInt8]) throws(Failure) -> HardState {
         var reader = BinaryReader(bytes, what: "region log hard state")
         try readVersion(&reader)
-        let term = try reading { () throws(ModelError) in try reader.readUInt64() }
-        let commit = try reading { () throws(ModelError) in try reader.readUInt64() }
+        let term = try readPosition(&reader)
+        let commit = try readPosition(&reader)
         let voteName = try reading { () throws(ModelError) in try reader.read8String() }
         let vote: NodeName?
         if voteName.isEmpty {
@@ -213,8 +219,8 @@ public enum RaftCodec {
     }
 
     private static func readEntryBody(_ reader: inout BinaryReader) throws(Failure) -> LogEntry {
-        let index = try reading { () throws(ModelError) in try reader.readUInt64() }
-        let term = try reading { () throws(ModelError) in try reader.readUInt64() }
+        let index = try readPosition(&reader)
+        let term = try readPosition(&reader)
         let rawKind = try reading { () throws(ModelError) in try reader.readUInt8() }
         let data = try readBytes32(&reader, max: entryBytesMax)
         switch EntryKind(rawValue: rawKind) {
@@ -237,8 +243,8 @@ public enum RaftCodec {
     }
 
     private static func readMetadata(_ reader: inout BinaryReader) throws(Failure) -> SnapshotMetadata {
-        let index = try reading { () throws(ModelError) in try reader.readUInt64() }
-        let term = try reading { () throws(ModelError) in try reader.readUInt64() }
+        let index = try readPosition(&reader)
+        let term = try readPosition(&reader)
         return SnapshotMetadata(index: index, term: term, membership: try readMembership(&reader))
     }
 
@@ -270,6 +276,12 @@ public enum RaftCodec {
     private static func readVersion(_ reader: inout BinaryReader) throws(Failure) {
         let found = try reading { () throws(ModelError) in try reader.readUInt8() }
         guard found == version else { throw .unsupportedVersion(found) }
+    }
+
+    private static func readPosition(_ reader: inout BinaryReader) throws(Failure) -> UInt64 {
+        let value = try reading { () throws(ModelError) in try reader.readUInt64() }
+        guard value <= positionMax else { throw .tooLarge("a term or index above 2^62") }
+        return value
     }
 
     private static func readNode(_ reader: inout BinaryReader) throws(Failure) -> NodeName {

@@ -65,6 +65,11 @@ final class RaftCodecTests: XCTestCase {
         for (bytes, expected) in cases {
             XCTAssertThrowsError(try RaftCodec.decodeMessage(bytes)) { XCTAssertEqual($0 as? RaftCodec.Failure, expected) }
         }
+        // Terms and indexes stop at 2^62, so no `+ 1` on them can trap.
+        let farTerm = RaftCodec.encode(RaftMessage(from: n1, to: n2, term: RaftCodec.positionMax + 1, body: .timeoutNow))
+        XCTAssertThrowsError(try RaftCodec.decodeMessage(farTerm)) { XCTAssertEqual($0 as? RaftCodec.Failure, .tooLarge("a term or index above 2^62")) }
+        let farHint = RaftCodec.encode(RaftMessage(from: n1, to: n2, term: 1, body: .appendResponse(index: 1, rejected: true, hint: .max)))
+        XCTAssertThrowsError(try RaftCodec.decodeMessage(farHint))
         // A length beyond the limit is refused before anything is allocated.
         var huge = RaftCodec.encode(RaftMessage(from: n1, to: n2, term: 5, body: .append(prevIndex: 0, prevTerm: 0, entries: [], commit: 0)))
         huge.replaceSubrange((huge.count - 4)..., with: [0xFF, 0xFF, 0xFF, 0xFF])

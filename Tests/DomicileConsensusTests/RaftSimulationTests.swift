@@ -3,7 +3,8 @@ import XCTest
 
 /// Seeded runs of the region log under a nemesis (RaftSimulation). A failing
 /// run names its seed; `DOMICILE_RAFT_SEED=<seed> swift test --filter
-/// RaftSimulationTests` replays exactly that run.
+/// RaftSimulationTests` replays exactly that run; `DOMICILE_RAFT_SEED_COUNT`
+/// runs more seeds than CI does.
 final class RaftSimulationTests: XCTestCase {
     func test_simulation_threeNodes_safeUnderCrashesPartitionsAndLoss() throws {
         try runSeeds(count: 600, base: 0x3000) { RaftSimulation.Plan() }
@@ -31,7 +32,9 @@ final class RaftSimulationTests: XCTestCase {
         if let replay = ProcessInfo.processInfo.environment["DOMICILE_RAFT_SEED"], let seed = UInt64(replay) {
             seeds = [seed]
         } else {
-            seeds = (0..<UInt64(count)).map { base + $0 }
+            let environment = ProcessInfo.processInfo.environment["DOMICILE_RAFT_SEED_COUNT"]
+            let runs = environment.flatMap { UInt64($0) } ?? UInt64(count)
+            seeds = (0..<runs).map { base + $0 }
         }
         var acknowledged = 0
         for seed in seeds {
