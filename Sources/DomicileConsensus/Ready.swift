@@ -26,15 +26,3 @@ public struct ReadState: Hashable, Sendable {
     public var context: UInt64
     public var index: UInt64
 }
-
-/// Where a proposal landed. It is committed when an entry with this index and
-/// term is applied; an entry of another term at that index means it was lost
-/// with its leader, and the client may retry.
-public struct ProposalTicket: Hashable, Sendable {
-    public var index: UInt64
-    public var term: UInt64
-}
-
-public enum RaftRole: String, Hashable, Sendable {
-    case follower, preCandidate, candidate, leader
-}
