@@ -59,6 +59,11 @@ let package = Package(
                                                      "DomicileStorage",
                                                      "DomicileNet"]),
 
+        // The region log: Raft as a pure state machine (steps in; what to persist, send and apply out) and its wire codec.
+        // Optimized in debug builds too: its simulator tests run hundreds of seeded cluster histories.
+        .target(name: "DomicileConsensus", dependencies: ["DomicileModel"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+
         // Many membership instances on a virtual clock and a simulated network, replayable from a seed.
         .target(name: "DomicileSimulation", dependencies: ["DomicileModel", "DomicileGossip"]),
 
@@ -82,6 +87,9 @@ let package = Package(
         .testTarget(name: "DomicileStorageTests", dependencies: ["DomicileStorage", "DomicileCrypto", "DomicileModel", "DomicileTestSupport"]),
         .testTarget(name: "DomicileGossipTests", dependencies: ["DomicileGossip", "DomicileModel", "DomicileCrypto"]),
         .testTarget(name: "DomicileSimulationTests", dependencies: ["DomicileSimulation", "DomicileGossip", "DomicileModel"]),
+        // Optimized in debug builds too, with DomicileConsensus: the simulator drives it through many seeded histories.
+        .testTarget(name: "DomicileConsensusTests", dependencies: ["DomicileConsensus", "DomicileModel"],
+                    swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .testTarget(name: "DomicileVectorsTests", dependencies: ["DomicileVectors", "DomicileModel"]),
         .testTarget(name: "DomicilePrivacyTests", dependencies: ["DomicilePrivacy", "DomicileModel", "DomicileCrypto"]),
         // Start the built `domicile` binary as real node processes.
