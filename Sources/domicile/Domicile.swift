@@ -19,6 +19,7 @@ enum Domicile {
         TokenGenerateCommand.self,
         StorageCheckCommand.self,
         StorageLoadCommand.self,
+        StorageRaftLoadCommand.self,
         BenchCryptoCommand.self,
         BenchStorageCommand.self,
         BenchHTTPCommand.self,
