@@ -9,6 +9,10 @@
 /// value that does not decode, a gap or a term going down is a
 /// `StorageError` that is corrupt, and the node refuses to start.
 ///
+/// Checkpoints run off the persist path, on a `Checkpointer` thread of
+/// their own (as for the node's store), so a persist never stalls behind a
+/// copy of WAL pages and an fsync of the database file.
+///
 /// Like `Database`, it is used by one thread at a time: not `Sendable`.
 public final class RaftStorage {
     public static let fileName = "raft.sqlite"
@@ -31,13 +35,17 @@ public final class RaftStorage {
     public var firstIndex: UInt64 { snapshot.index + 1 }
 
     private let database: Database
+    private let checkpointer: Checkpointer
 
     /// Opens (creating if needed) the log at `path`, and loads and checks it.
     /// `now` (Unix seconds) only stamps the schema migration.
     public init(path: String, now: Int64, limits: Limits = Limits(), options: Database.Options = Database.Options()) throws {
+        var options = options
+        options.autoCheckpointPages = 0
         let database = try Database(path: path, options: options)
         try RaftStorageSchema.migrator.migrate(database, appliedAt: now)
         let loaded = try RaftStorageSchema.load(database)
+        self.checkpointer = try Checkpointer(path: path, options: options)
         self.database = database
         self.limits = limits
         self.hardState = loaded.hardState
@@ -45,6 +53,8 @@ public final class RaftStorage {
         self.lastIndex = loaded.lastIndex
         self.lastTerm = loaded.lastTerm
     }
+
+    deinit { checkpointer.stop() }
 
     // MARK: Reading
 

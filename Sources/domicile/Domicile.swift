@@ -22,6 +22,7 @@ enum Domicile {
         StorageRaftLoadCommand.self,
         BenchCryptoCommand.self,
         BenchStorageCommand.self,
+        BenchRaftLogCommand.self,
         BenchHTTPCommand.self,
         BenchNodeCommand.self,
         BenchErasureCommand.self,
