@@ -138,6 +138,7 @@ public final class RaftStorage {
         let hardState = newHardState ?? self.hardState
         try checkHardState(hardState, lastIndex: last.index, lastTerm: last.term, boundary: boundary.index)
 
+        guard newSnapshot != nil || !appended.isEmpty || newHardState != nil else { return }
         try database.transaction {
             if newSnapshot != nil {
                 try database.execute("DELETE FROM raft_entries")
@@ -146,9 +147,10 @@ public final class RaftStorage {
             }
             if let first = appended.first {
                 try database.execute("DELETE FROM raft_entries WHERE log_index >= ?", [Int64(first.index)])
+                let insert = try database.statement("INSERT INTO raft_entries (log_index, term, payload) VALUES (?, ?, ?)")
                 for entry in appended {
-                    try database.execute("INSERT INTO raft_entries (log_index, term, payload) VALUES (?, ?, ?)",
-                                         [Int64(entry.index), Int64(entry.term), entry.payload])
+                    try insert.bind([Int64(entry.index), Int64(entry.term), entry.payload])
+                    try insert.run()
                 }
             }
             if newHardState != nil {

@@ -7,7 +7,7 @@ struct BenchRaftLogCommand: Command {
     static let path = ["bench", "raftlog"]
     static let summary = "benchmark region-log appends against plain SQLite inserts and write+fdatasync"
     static let help = """
-        [--seconds N] [--rounds N] [--dir DIR]
+        [--seconds N] [--rounds N] [--dir DIR] [--cases LIST]
 
         For entries of 256 B and 64 KiB, with 1 and 64 entries per persist, measures durable
         appends per second through RaftStorage.persist (entries and hard state in one
@@ -16,34 +16,39 @@ struct BenchRaftLogCommand: Command {
         bound, write(2) of the same bytes to an append-only file then fdatasync. Each figure is
         the best of --rounds (default 2) interleaved rounds of --seconds (default 2).
         DIR (default: a temporary directory) should be on the disk you want to measure.
+        LIST picks cases as BYTESxPER-PERSIST (default 256x1,256x64,65536x1,65536x64).
         """
 
-    struct Case {
-        let entryBytes: Int
-        let entriesPerPersist: Int
+    static func cases(_ text: String) throws -> [(entryBytes: Int, entriesPerPersist: Int)] {
+        try text.split(separator: ",").map { item in
+            let parts = item.split(separator: "x").compactMap { Int($0) }
+            guard parts.count == 2, (1...(16 << 20)).contains(parts[0]), (1...4_096).contains(parts[1]) else {
+                throw CLIError.usage("--cases is a comma-separated list of BYTESxPER-PERSIST, e.g. 256x1,65536x64")
+            }
+            return (parts[0], parts[1])
+        }
     }
 
     static func run(_ arguments: inout Arguments) async throws {
         let seconds = Double(try arguments.integer("seconds", default: 2, range: 1...60))
         let rounds = try arguments.integer("rounds", default: 2, range: 1...20)
         let directory = try arguments.option("dir") ?? FileManager.default.temporaryDirectory.path
+        let selected = try cases(arguments.option("cases") ?? "256x1,256x64,65536x1,65536x64")
         try arguments.finish()
 
         Output.line("domicile bench raftlog (best of \(rounds) rounds of \(Int(seconds)) s, WAL, synchronous=FULL, in \(directory))")
         Output.line("entry     per persist  region log            plain SQLite          ratio   write+fdatasync       ratio")
-        for entryBytes in [256, 64 * 1_024] {
-            for entriesPerPersist in [1, 64] {
-                var best = (log: 0.0, sqlite: 0.0, file: 0.0)
-                for _ in 0..<rounds {
-                    best.log = max(best.log, try measure(in: directory, seconds: seconds, entryBytes: entryBytes, batch: entriesPerPersist, appendRaftLog))
-                    best.sqlite = max(best.sqlite, try measure(in: directory, seconds: seconds, entryBytes: entryBytes, batch: entriesPerPersist, appendSQLite))
-                    best.file = max(best.file, try measure(in: directory, seconds: seconds, entryBytes: entryBytes, batch: entriesPerPersist, appendFile))
-                }
-                let size = entryBytes < 1_024 ? "\(entryBytes) B" : "\(entryBytes / 1_024) KiB"
-                Output.line(size.padding(toLength: 10, withPad: " ", startingAt: 0) + String(entriesPerPersist).leftPadded(11) + "  "
-                            + figure(best.log, entryBytes) + figure(best.sqlite, entryBytes) + String(format: "%5.2f   ", best.log / best.sqlite)
-                            + figure(best.file, entryBytes) + String(format: "%5.2f", best.log / best.file))
+        for (entryBytes, entriesPerPersist) in selected {
+            var best = (log: 0.0, sqlite: 0.0, file: 0.0)
+            for _ in 0..<rounds {
+                best.log = max(best.log, try measure(in: directory, seconds: seconds, entryBytes: entryBytes, batch: entriesPerPersist, appendRaftLog))
+                best.sqlite = max(best.sqlite, try measure(in: directory, seconds: seconds, entryBytes: entryBytes, batch: entriesPerPersist, appendSQLite))
+                best.file = max(best.file, try measure(in: directory, seconds: seconds, entryBytes: entryBytes, batch: entriesPerPersist, appendFile))
             }
+            let size = entryBytes < 1_024 ? "\(entryBytes) B" : "\(entryBytes / 1_024) KiB"
+            Output.line(size.padding(toLength: 10, withPad: " ", startingAt: 0) + String(entriesPerPersist).leftPadded(11) + "  "
+                        + figure(best.log, entryBytes) + figure(best.sqlite, entryBytes) + String(format: "%5.2f   ", best.log / best.sqlite)
+                        + figure(best.file, entryBytes) + String(format: "%5.2f", best.log / best.file))
         }
     }
 
@@ -85,9 +90,11 @@ struct BenchRaftLogCommand: Command {
         var last: Int64 = 0
         repeat {
             try database.transaction {
+                let insert = try database.statement("INSERT INTO entries (id, payload) VALUES (?, ?)")
                 for _ in 0..<batch {
                     last += 1
-                    try database.execute("INSERT INTO entries (id, payload) VALUES (?, ?)", [last, payload])
+                    try insert.bind([last, payload])
+                    try insert.run()
                 }
             }
         } while Bench.monotonicSeconds() < deadline
