@@ -84,6 +84,27 @@ final class RaftStorageTests: XCTestCase {
         XCTAssertEqual(reopened.lastIndex, 4)
     }
 
+    func test_aPersistThatFailsHalfway_leavesNothingOfIt() throws {
+        let storage = try open()
+        try storage.persist(hardState: RaftHardState(term: 1, vote: "eu-1", commit: 1), entries: entries(1...3, term: 1))
+        // The hard state is written last; make SQLite fail there, after the entries went in.
+        do {
+            let database = try Database(path: path)
+            try database.executeScript("""
+                CREATE TRIGGER refuse_term_9 BEFORE UPDATE ON raft_hard_state WHEN NEW.term = 9
+                BEGIN SELECT RAISE(ABORT, 'injected failure'); END
+                """)
+        }
+        XCTAssertThrowsError(try storage.persist(hardState: RaftHardState(term: 9, vote: nil, commit: 1), entries: entries(2...6, term: 9))) {
+            XCTAssertTrue("\($0)".contains("injected failure"), "\($0)")
+        }
+        XCTAssertEqual(storage.lastIndex, 3)
+        XCTAssertEqual(storage.hardState, RaftHardState(term: 1, vote: "eu-1", commit: 1))
+        let reopened = try open()
+        XCTAssertEqual(reopened.hardState, RaftHardState(term: 1, vote: "eu-1", commit: 1))
+        XCTAssertEqual(try reopened.entries(from: 1, upTo: 4, byteCountMax: .max), entries(1...3, term: 1))
+    }
+
     func test_compaction_dropsEntriesThroughTheIndex_andKeepsTheBoundaryTerm() throws {
         do {
             let storage = try open()
