@@ -139,28 +139,37 @@ public final class RaftStorage {
         try checkHardState(hardState, lastIndex: last.index, lastTerm: last.term, boundary: boundary.index)
 
         guard newSnapshot != nil || !appended.isEmpty || newHardState != nil else { return }
+        try write(snapshot: newSnapshot, entries: appended, hardState: newHardState)
+        snapshot = boundary
+        (lastIndex, lastTerm) = last
+        self.hardState = hardState
+    }
+
+    /// The transaction of `persist`, once every check has passed.
+    private func write(snapshot: RaftSnapshotMetadata?, entries: [RaftStoredEntry], hardState: RaftHardState?) throws {
         try database.transaction {
-            if newSnapshot != nil {
+            if let snapshot {
                 try database.execute("DELETE FROM raft_entries")
-                try database.execute("UPDATE raft_snapshot SET log_index = ?, term = ?, configuration = ? WHERE id = 1",
-                                     [Int64(boundary.index), Int64(boundary.term), boundary.configuration])
+                try saveBoundary(snapshot)
             }
-            if let first = appended.first {
+            if let first = entries.first {
                 try database.execute("DELETE FROM raft_entries WHERE log_index >= ?", [Int64(first.index)])
                 let insert = try database.statement("INSERT INTO raft_entries (log_index, term, payload) VALUES (?, ?, ?)")
-                for entry in appended {
+                for entry in entries {
                     try insert.bind([Int64(entry.index), Int64(entry.term), entry.payload])
                     try insert.run()
                 }
             }
-            if newHardState != nil {
+            if let hardState {
                 try database.execute("UPDATE raft_hard_state SET term = ?, vote = ?, commit_index = ? WHERE id = 1",
                                      [Int64(hardState.term), hardState.vote, Int64(hardState.commit)])
             }
         }
-        snapshot = boundary
-        (lastIndex, lastTerm) = last
-        self.hardState = hardState
+    }
+
+    private func saveBoundary(_ boundary: RaftSnapshotMetadata) throws(StorageError) {
+        try database.execute("UPDATE raft_snapshot SET log_index = ?, term = ?, configuration = ? WHERE id = 1",
+                             [Int64(boundary.index), Int64(boundary.term), boundary.configuration])
     }
 
     /// Drops the entries through `index`, which a snapshot the shell took of
@@ -174,8 +183,7 @@ public final class RaftStorage {
         let boundary = RaftSnapshotMetadata(index: index, term: try term(at: index), configuration: configuration)
         try database.transaction {
             try database.execute("DELETE FROM raft_entries WHERE log_index <= ?", [Int64(index)])
-            try database.execute("UPDATE raft_snapshot SET log_index = ?, term = ?, configuration = ? WHERE id = 1",
-                                 [Int64(boundary.index), Int64(boundary.term), boundary.configuration])
+            try saveBoundary(boundary)
         }
         snapshot = boundary
         return boundary
