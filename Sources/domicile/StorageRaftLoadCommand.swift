@@ -14,7 +14,7 @@ struct StorageRaftLoadCommand: Command {
         persist replaces the entries after the commit index (a new leader's conflicting
         suffix); then each persist appends 1-8 entries and may advance the commit index (to
         1-4 entries before the last, so there is always an uncommitted suffix), and
-        prints `ack <first> <last> <term> <commit>` once it is durable. Every 64 persists it
+        prints `ack <first> <last> <term> <commit>` once it is durable. Every 16 persists it
         compacts the log through 16 entries before the commit index and prints `compact <index>`.
         Entry i of term t holds 1 + (i * 2654435761 + t) mod 700 bytes, byte k being
         (i + 7t + k) mod 256. --count bounds the persists (default: until killed).
@@ -43,7 +43,7 @@ struct StorageRaftLoadCommand: Command {
             Output.line("ack \(next) \(last) \(term) \(commit)")
             next = last + 1
             persists += 1
-            if persists % 64 == 0, commit > 16 {
+            if persists % 16 == 0, commit > 16 {
                 let snapshot = try storage.compact(through: commit - 16, configuration: Array("members".utf8))
                 Output.line("compact \(snapshot.index)")
             }
