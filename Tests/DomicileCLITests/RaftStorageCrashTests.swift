@@ -72,7 +72,7 @@ final class RaftStorageCrashTests: XCTestCase {
         try check(try RaftStorage(path: path, now: 0), against: model, context: "after the last run (seed \(seed))")
 
         print("region log crash test: \(acknowledged) persists acknowledged, \(truncations) suffixes replaced, \(compactions) compactions")
-        XCTAssertGreaterThan(acknowledged, 100)
+        XCTAssertGreaterThanOrEqual(acknowledged, 12, "every round persists at least once before its kill")
         XCTAssertGreaterThan(compactions, 0)
         XCTAssertEqual(truncations, 11, "every round after the first starts by replacing the uncommitted suffix")
     }
