@@ -1,0 +1,123 @@
+/// Checks that bytes are framed as a changeset or patchset (SQLite's
+/// sessions format, docs/FORMATS.md) before SQLite reads them. SQLite
+/// 3.40.1 trusts the framing: a table header cut before its name's NUL
+/// makes `sqlite3changeset_next` loop forever. So every table header and
+/// value must end within the bytes, and each change's records hold the
+/// values its operation needs, before SQLite sees them.
+///
+/// Layout: a run of table headers, each followed by its changes.
+///   header  'T' (changeset) or 'P' (patchset), varint column count,
+///           one byte per column (its position in the primary key from 1,
+///           0 if not part of it),
+///           the table's name, NUL-terminated.
+///   change  operation (INSERT 18, UPDATE 23, DELETE 9), indirect flag (0/1),
+///           then records: INSERT new; DELETE old (a patchset: its primary
+///           key only); UPDATE old and new (a patchset: new only).
+///   value   type byte: 0 undefined, 1 integer (8 bytes), 2 real (8 bytes),
+///           3 text or 4 blob (varint length, bytes), 5 NULL.
+struct ChangesetFormat {
+    private let bytes: UnsafeRawBufferPointer
+    private var offset = 0
+
+    /// Throws `ChangesetError.malformed` unless `bytes` is a well-framed
+    /// changeset or patchset (not both kinds of header in one).
+    static func validate(_ bytes: UnsafeRawBufferPointer) throws(ChangesetError) {
+        var format = ChangesetFormat(bytes: bytes)
+        try format.readAll()
+    }
+
+    private init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    private mutating func readAll() throws(ChangesetError) {
+        var table: (primaryKey: [Bool], isPatchset: Bool)?
+        var kind: UInt8?
+        while offset < bytes.count {
+            let marker = try byte()
+            switch marker {
+            case UInt8(ascii: "T"), UInt8(ascii: "P"):
+                guard kind == nil || kind == marker else { throw .malformed }
+                kind = marker
+                table = (try header(), marker == UInt8(ascii: "P"))
+            case 18, 23, 9:
+                guard let table else { throw .malformed }
+                try change(operation: marker, primaryKey: table.primaryKey, isPatchset: table.isPatchset)
+            default:
+                throw .malformed
+            }
+        }
+    }
+
+    private mutating func header() throws(ChangesetError) -> [Bool] {
+        let columns = try varint()
+        guard (1...65_536).contains(columns) else { throw .malformed }
+        var primaryKey: [Bool] = []
+        primaryKey.reserveCapacity(columns)
+        for _ in 0..<columns { primaryKey.append(try byte() != 0) }
+        guard primaryKey.contains(true) else { throw .malformed }
+        let nameStart = offset
+        while try byte() != 0 {}
+        guard offset - 1 > nameStart else { throw .malformed }
+        return primaryKey
+    }
+
+    private mutating func change(operation: UInt8, primaryKey: [Bool], isPatchset: Bool) throws(ChangesetError) {
+        guard try byte() <= 1 else { throw .malformed }
+        let all = [Bool](repeating: true, count: primaryKey.count)
+        switch (operation, isPatchset) {
+        case (18, _):
+            try record(defined: all)
+        case (9, false):
+            try record(defined: all)
+        case (9, true):
+            try record(defined: [Bool](repeating: true, count: primaryKey.filter { $0 }.count))
+        case (23, false):
+            try record(defined: primaryKey)
+            try record(defined: nil, count: primaryKey.count)
+        default:
+            try record(defined: primaryKey)
+        }
+    }
+
+    /// One value per entry of `defined` (or `count` values when nil); an
+    /// entry that is true must not be undefined.
+    private mutating func record(defined: [Bool]?, count: Int = 0) throws(ChangesetError) {
+        for index in 0..<(defined?.count ?? count) {
+            let type = try byte()
+            switch type {
+            case 0: guard defined?[index] != true else { throw .malformed }
+            case 1, 2: try skip(8)
+            case 3, 4: try skip(try varint())
+            case 5: break
+            default: throw .malformed
+            }
+        }
+    }
+
+    private mutating func byte() throws(ChangesetError) -> UInt8 {
+        guard offset < bytes.count else { throw .malformed }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    private mutating func skip(_ count: Int) throws(ChangesetError) {
+        guard count >= 0, count <= bytes.count - offset else { throw .malformed }
+        offset += count
+    }
+
+    /// SQLite's varint (big-endian groups of 7 bits, the high bit set on all
+    /// but the last; a ninth byte carries 8 bits), limited to Int32.
+    private mutating func varint() throws(ChangesetError) -> Int {
+        var value: UInt64 = 0
+        for index in 0..<9 {
+            let next = try byte()
+            if index == 8 {
+                value = value << 8 | UInt64(next)
+                break
+            }
+            value = value << 7 | UInt64(next & 0x7F)
+            if next & 0x80 == 0 { break }
+        }
+        guard value <= UInt64(Int32.max) else { throw .malformed }
+        return Int(value)
+    }
+}
