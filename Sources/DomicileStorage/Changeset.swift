@@ -28,8 +28,8 @@ public enum ChangesetError: Error, Sendable, Equatable, CustomStringConvertible 
     /// A change is for a table whose columns or primary key differ here.
     case incompatibleTable(String)
     /// Applying a change met a row that differs from the change's "before"
-    /// image, a missing row, an existing row, a constraint or a foreign key:
-    /// the database has diverged from the one the changeset was taken on.
+    /// image, a missing row, an existing row or a constraint: the database
+    /// has diverged from the one the changeset was taken on.
     case conflict(table: String, kind: ConflictKind)
     /// Tables a session cannot record (no PRIMARY KEY): a capture over them
     /// would silently leave their changes out.
@@ -136,24 +136,43 @@ extension Database {
     }
 
     /// Writes the rows of `changeset` (taken on another database of the same
-    /// schema) into this one, in a savepoint: if anything fails, nothing of
-    /// it stays. Any conflict aborts: a follower applying its leader's
-    /// changesets in log order never meets one, so one means the databases
-    /// diverged (`ChangesetError.conflict`); it is never resolved here.
-    /// The bytes are a peer's input: they are checked first (`malformed`,
-    /// `unknownTable`, `incompatibleTable`), since SQLite itself skips the
-    /// changes of a table it cannot match without an error.
+    /// schema) into this one in a transaction of its own, and runs `body` in
+    /// that transaction after them: a follower records there the log index
+    /// it has applied, so the two commit together or not at all. If anything
+    /// fails, nothing of it stays.
     ///
-    /// Called inside the caller's `transaction`, the changeset commits with
-    /// whatever else the transaction writes: that is where a follower
-    /// records the log index it has applied, so the two cannot part.
-    /// Outside a transaction the changeset is its own transaction.
-    /// Triggers and foreign key actions fire as for any write: a schema whose
-    /// writes rely on them (an `ON DELETE CASCADE` deleting rows the changeset
-    /// deletes later) conflicts here (docs/DECISIONS.md).
+    /// Any conflict aborts: a follower applying its leader's changesets in
+    /// log order never meets one, so one means the databases diverged
+    /// (`ChangesetError.conflict`); it is never resolved here. The bytes are
+    /// a peer's input: they are checked first (`malformed`, `unknownTable`,
+    /// `incompatibleTable`), since SQLite skips the changes of a table it
+    /// cannot match without an error.
+    ///
+    /// Foreign keys are not enforced while it runs (the leader enforced them
+    /// when it wrote the rows), so their actions do not run twice: a
+    /// changeset lists its rows table by table, and an `ON DELETE CASCADE`
+    /// run again here would delete rows the changeset deletes later, a
+    /// conflict. That is also why this cannot run inside the caller's
+    /// transaction: SQLite changes `foreign_keys` only between transactions.
+    /// Triggers would run again too: a replicated schema has none.
     /// Throws `ChangesetError` for the changeset's faults, `StorageError`
-    /// for this database's own (a full disk).
+    /// for this database's own (a full disk), or what `body` throws.
+    public func apply<T>(_ changeset: Changeset, alongside body: () throws -> T) throws -> T {
+        precondition(!isInTransaction, "Database.apply runs its own transaction")
+        try execute("PRAGMA foreign_keys = OFF")
+        defer { try? execute("PRAGMA foreign_keys = ON") }
+        return try transaction {
+            try applyRows(of: changeset)
+            return try body()
+        }
+    }
+
+    /// `apply(_:alongside:)` with nothing alongside.
     public func apply(_ changeset: Changeset) throws {
+        try apply(changeset) {}
+    }
+
+    private func applyRows(of changeset: Changeset) throws {
         guard !changeset.isEmpty else { return }
         try checkShape(of: changeset)
         let conflicts = ConflictRecorder()
@@ -174,22 +193,18 @@ extension Database {
     /// each change's table with the same number of columns and the same
     /// primary key columns.
     private func checkShape(of changeset: Changeset) throws {
-        var shapes: [String: [Int]] = [:]
+        let shapes = try tableShapes()
         try changeset.bytes.withUnsafeBytes { bytes throws in
             try ChangesetFormat.validate(bytes)
             var iterator: OpaquePointer?
             guard sqlite3changeset_start(&iterator, Int32(bytes.count), UnsafeMutableRawPointer(mutating: bytes.baseAddress)) == SQLITE_OK,
                   let iterator else { throw ChangesetError.malformed }
-            var failure: (any Error)?
+            var failure: ChangesetError?
             while failure == nil {
                 let step = sqlite3changeset_next(iterator)
                 if step == SQLITE_DONE { break }
-                guard step == SQLITE_ROW else { failure = ChangesetError.malformed; break }
-                do {
-                    try checkChange(at: iterator, against: &shapes)
-                } catch {
-                    failure = error
-                }
+                guard step == SQLITE_ROW else { failure = .malformed; break }
+                failure = Self.mismatch(at: iterator, shapes: shapes)
             }
             let finalized = sqlite3changeset_finalize(iterator)
             if let failure { throw failure }
@@ -197,7 +212,8 @@ extension Database {
         }
     }
 
-    private func checkChange(at iterator: OpaquePointer, against shapes: inout [String: [Int]]) throws {
+    /// Why the change at `iterator` does not fit this database, if it does not.
+    private static func mismatch(at iterator: OpaquePointer, shapes: [String: [Int]]) -> ChangesetError? {
         var name: UnsafePointer<CChar>?
         var columns: Int32 = 0
         var operation: Int32 = 0
@@ -205,41 +221,39 @@ extension Database {
         var primaryKey: UnsafeMutablePointer<UInt8>?
         guard sqlite3changeset_op(iterator, &name, &columns, &operation, &indirect) == SQLITE_OK,
               sqlite3changeset_pk(iterator, &primaryKey, &columns) == SQLITE_OK,
-              let name, let primaryKey, columns > 0 else { throw ChangesetError.malformed }
+              let name, let primaryKey, columns > 0 else { return .malformed }
         let table = String(cString: name)
-        let expected: [Int]
-        if let known = shapes[table] {
-            expected = known
-        } else {
-            expected = try primaryKeyColumns(of: table)
-            shapes[table] = expected
+        // SQLite's own tables are not replicated (sessions would write sqlite_stat1).
+        guard let expected = shapes[table], expected.contains(where: { $0 > 0 }) else { return .unknownTable }
+        guard expected.count == Int(columns), (0..<expected.count).allSatisfy({ expected[$0] == Int(primaryKey[$0]) }) else {
+            return .incompatibleTable(table)
         }
-        let found = (0..<Int(columns)).map { Int(primaryKey[$0]) }
-        guard found == expected else { throw ChangesetError.incompatibleTable(table) }
-    }
-
-    /// For each column of `table` in order, its position in the primary key
-    /// from 1 (0 if not part of it), as a changeset's table header has them;
-    /// `unknownTable` if there is no such table with a primary key (SQLite's
-    /// own tables included).
-    private func primaryKeyColumns(of table: String) throws -> [Int] {
-        guard !table.lowercased().hasPrefix("sqlite_"),
-              try fetchOne("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", [table], { _ in true }) == true
-        else { throw ChangesetError.unknownTable }
-        let columns = try fetchAll("SELECT pk FROM pragma_table_info(?) ORDER BY cid", [table]) { $0.int(0) }
-        guard columns.contains(where: { $0 > 0 }) else { throw ChangesetError.unknownTable }
-        return columns
+        return nil
     }
 
     /// The tables among `tables` (every table when nil) that have no
     /// primary key, which a session cannot record.
     public func tablesWithoutPrimaryKey(among tables: [String]? = nil) throws -> [String] {
-        let all = try fetchAll("""
-            SELECT name, EXISTS (SELECT 1 FROM pragma_table_info(s.name) WHERE pk > 0)
-            FROM sqlite_schema AS s WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name
-            """) { (name: $0.text(0), hasPrimaryKey: $0.bool(1)) }
         let wanted = tables.map(Set.init)
-        return all.filter { !$0.hasPrimaryKey && (wanted?.contains($0.name) ?? true) }.map(\.name)
+        return try tableShapes()
+            .filter { !$0.value.contains(where: { $0 > 0 }) && (wanted?.contains($0.key) ?? true) }
+            .map(\.key).sorted()
+    }
+
+    /// For each table (SQLite's own excepted), for each column in order, its
+    /// position in the primary key from 1 or 0, as a changeset's table
+    /// header has them. Read again when the schema changes.
+    func tableShapes() throws -> [String: [Int]] {
+        let version = try fetchOne("PRAGMA schema_version") { $0.int64(0) } ?? 0
+        if version != tableShapeCache.schemaVersion {
+            var shapes: [String: [Int]] = [:]
+            try forEach("""
+                SELECT s.name, p.pk FROM sqlite_schema AS s, pragma_table_info(s.name) AS p
+                WHERE s.type = 'table' AND s.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY s.name, p.cid
+                """) { shapes[$0.text(0), default: []].append($0.int(1)) }
+            tableShapeCache = (version, shapes)
+        }
+        return tableShapeCache.shapes
     }
 }
 

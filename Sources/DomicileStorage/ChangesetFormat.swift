@@ -12,7 +12,10 @@
 ///           the table's name, NUL-terminated.
 ///   change  operation (INSERT 18, UPDATE 23, DELETE 9), indirect flag (0/1),
 ///           then records: INSERT new; DELETE old (a patchset: its primary
-///           key only); UPDATE old and new (a patchset: new only).
+///           key only); UPDATE old and new (a patchset: new only). Records
+///           of an INSERT or DELETE define every value; an UPDATE's old
+///           record defines the primary key, its new record (a patchset's:
+///           the primary key and) the changed columns, at least one.
 ///   value   type byte: 0 undefined, 1 integer (8 bytes), 2 real (8 bytes),
 ///           3 text or 4 blob (varint length, bytes), 5 NULL.
 struct ChangesetFormat {
@@ -62,35 +65,54 @@ struct ChangesetFormat {
 
     private mutating func change(operation: UInt8, primaryKey: [Bool], isPatchset: Bool) throws(ChangesetError) {
         guard try byte() <= 1 else { throw .malformed }
-        let all = [Bool](repeating: true, count: primaryKey.count)
         switch (operation, isPatchset) {
-        case (18, _):
-            try record(defined: all)
-        case (9, false):
-            try record(defined: all)
+        case (18, _), (9, false):
+            guard try record(count: primaryKey.count).allSatisfy({ $0 }) else { throw .malformed }
         case (9, true):
-            try record(defined: [Bool](repeating: true, count: primaryKey.filter { $0 }.count))
+            guard try record(count: primaryKey.filter { $0 }.count).allSatisfy({ $0 }) else { throw .malformed }
         case (23, false):
-            try record(defined: primaryKey)
-            try record(defined: nil, count: primaryKey.count)
+            // The old record holds the primary key; the new one only the
+            // columns that change (SQLite fails on a primary key there).
+            let old = try record(count: primaryKey.count)
+            let new = try record(count: primaryKey.count)
+            try checkUpdate(primaryKey: primaryKey, keyedRecord: old, changedRecord: new, keyInChanged: false)
         default:
-            try record(defined: primaryKey)
+            let new = try record(count: primaryKey.count)
+            try checkUpdate(primaryKey: primaryKey, keyedRecord: new, changedRecord: new, keyInChanged: true)
         }
     }
 
-    /// One value per entry of `defined` (or `count` values when nil); an
-    /// entry that is true must not be undefined.
-    private mutating func record(defined: [Bool]?, count: Int = 0) throws(ChangesetError) {
-        for index in 0..<(defined?.count ?? count) {
+    /// An update names its row by the whole primary key and changes at
+    /// least one other column.
+    private func checkUpdate(primaryKey: [Bool], keyedRecord: [Bool], changedRecord: [Bool],
+                             keyInChanged: Bool) throws(ChangesetError) {
+        var changes = false
+        for column in primaryKey.indices {
+            if primaryKey[column] {
+                guard keyedRecord[column], keyInChanged || !changedRecord[column] else { throw .malformed }
+            } else if changedRecord[column] {
+                changes = true
+            }
+        }
+        guard changes else { throw .malformed }
+    }
+
+    /// Reads `count` values; for each, whether it is defined.
+    private mutating func record(count: Int) throws(ChangesetError) -> [Bool] {
+        var defined: [Bool] = []
+        defined.reserveCapacity(count)
+        for _ in 0..<count {
             let type = try byte()
             switch type {
-            case 0: guard defined?[index] != true else { throw .malformed }
+            case 0: break
             case 1, 2: try skip(8)
             case 3, 4: try skip(try varint())
             case 5: break
             default: throw .malformed
             }
+            defined.append(type != 0)
         }
+        return defined
     }
 
     private mutating func byte() throws(ChangesetError) -> UInt8 {
