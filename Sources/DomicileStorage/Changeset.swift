@@ -188,47 +188,16 @@ extension Database {
         }
     }
 
-    /// Checks the framing of `changeset` (`ChangesetFormat`), then reads
-    /// every change with SQLite's iterator and checks that this database has
-    /// each change's table with the same number of columns and the same
-    /// primary key columns.
+    /// Checks the framing of `changeset` (`ChangesetFormat`) and that this
+    /// database has each of its tables with the same columns and primary key.
     private func checkShape(of changeset: Changeset) throws {
         let shapes = try tableShapes()
-        try changeset.bytes.withUnsafeBytes { bytes throws in
-            try ChangesetFormat.validate(bytes)
-            var iterator: OpaquePointer?
-            guard sqlite3changeset_start(&iterator, Int32(bytes.count), UnsafeMutableRawPointer(mutating: bytes.baseAddress)) == SQLITE_OK,
-                  let iterator else { throw ChangesetError.malformed }
-            var failure: ChangesetError?
-            while failure == nil {
-                let step = sqlite3changeset_next(iterator)
-                if step == SQLITE_DONE { break }
-                guard step == SQLITE_ROW else { failure = .malformed; break }
-                failure = Self.mismatch(at: iterator, shapes: shapes)
-            }
-            let finalized = sqlite3changeset_finalize(iterator)
-            if let failure { throw failure }
-            guard finalized == SQLITE_OK else { throw ChangesetError.malformed }
+        let tables = try changeset.bytes.withUnsafeBytes { bytes throws(ChangesetError) in try ChangesetFormat.tables(in: bytes) }
+        for table in tables.sorted(by: { $0.name < $1.name }) {
+            // SQLite's own tables are not replicated (sessions would write sqlite_stat1).
+            guard let expected = shapes[table.name], expected.contains(where: { $0 > 0 }) else { throw ChangesetError.unknownTable }
+            guard expected == table.primaryKey else { throw ChangesetError.incompatibleTable(table.name) }
         }
-    }
-
-    /// Why the change at `iterator` does not fit this database, if it does not.
-    private static func mismatch(at iterator: OpaquePointer, shapes: [String: [Int]]) -> ChangesetError? {
-        var name: UnsafePointer<CChar>?
-        var columns: Int32 = 0
-        var operation: Int32 = 0
-        var indirect: Int32 = 0
-        var primaryKey: UnsafeMutablePointer<UInt8>?
-        guard sqlite3changeset_op(iterator, &name, &columns, &operation, &indirect) == SQLITE_OK,
-              sqlite3changeset_pk(iterator, &primaryKey, &columns) == SQLITE_OK,
-              let name, let primaryKey, columns > 0 else { return .malformed }
-        let table = String(cString: name)
-        // SQLite's own tables are not replicated (sessions would write sqlite_stat1).
-        guard let expected = shapes[table], expected.contains(where: { $0 > 0 }) else { return .unknownTable }
-        guard expected.count == Int(columns), (0..<expected.count).allSatisfy({ expected[$0] == Int(primaryKey[$0]) }) else {
-            return .incompatibleTable(table)
-        }
-        return nil
     }
 
     /// The tables among `tables` (every table when nil) that have no

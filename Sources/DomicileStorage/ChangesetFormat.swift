@@ -1,5 +1,6 @@
 /// Checks that bytes are framed as a changeset or patchset (SQLite's
-/// sessions format, docs/FORMATS.md) before SQLite reads them. SQLite
+/// sessions format, docs/FORMATS.md) before SQLite reads them, and lists
+/// the tables they change. SQLite
 /// 3.40.1 trusts the framing: a table header cut before its name's NUL
 /// makes `sqlite3changeset_next` loop forever. So every table header and
 /// value must end within the bytes, and each change's records hold the
@@ -22,16 +23,24 @@ struct ChangesetFormat {
     private let bytes: UnsafeRawBufferPointer
     private var offset = 0
 
-    /// Throws `ChangesetError.malformed` unless `bytes` is a well-framed
-    /// changeset or patchset (not both kinds of header in one).
-    static func validate(_ bytes: UnsafeRawBufferPointer) throws(ChangesetError) {
+    /// A table header: the table's name and, for each column, its
+    /// position in the primary key from 1 (0 if not part of it).
+    struct Table: Hashable {
+        let name: String
+        let primaryKey: [Int]
+    }
+
+    /// The table headers of `bytes`, or `ChangesetError.malformed` unless
+    /// it is a well-framed changeset or patchset (not both kinds of header).
+    static func tables(in bytes: UnsafeRawBufferPointer) throws(ChangesetError) -> Set<Table> {
         var format = ChangesetFormat(bytes: bytes)
-        try format.readAll()
+        return try format.readAll()
     }
 
     private init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-    private mutating func readAll() throws(ChangesetError) {
+    private mutating func readAll() throws(ChangesetError) -> Set<Table> {
+        var tables: Set<Table> = []
         var table: (primaryKey: [Bool], isPatchset: Bool)?
         var kind: UInt8?
         while offset < bytes.count {
@@ -40,7 +49,9 @@ struct ChangesetFormat {
             case UInt8(ascii: "T"), UInt8(ascii: "P"):
                 guard kind == nil || kind == marker else { throw .malformed }
                 kind = marker
-                table = (try header(), marker == UInt8(ascii: "P"))
+                let header = try header()
+                tables.insert(header)
+                table = (header.primaryKey.map { $0 > 0 }, marker == UInt8(ascii: "P"))
             case 18, 23, 9:
                 guard let table else { throw .malformed }
                 try change(operation: marker, primaryKey: table.primaryKey, isPatchset: table.isPatchset)
@@ -48,19 +59,21 @@ struct ChangesetFormat {
                 throw .malformed
             }
         }
+        return tables
     }
 
-    private mutating func header() throws(ChangesetError) -> [Bool] {
+    private mutating func header() throws(ChangesetError) -> Table {
         let columns = try varint()
         guard (1...65_536).contains(columns) else { throw .malformed }
-        var primaryKey: [Bool] = []
+        var primaryKey: [Int] = []
         primaryKey.reserveCapacity(columns)
-        for _ in 0..<columns { primaryKey.append(try byte() != 0) }
-        guard primaryKey.contains(true) else { throw .malformed }
+        for _ in 0..<columns { primaryKey.append(Int(try byte())) }
+        guard primaryKey.contains(where: { $0 > 0 }) else { throw .malformed }
         let nameStart = offset
         while try byte() != 0 {}
         guard offset - 1 > nameStart else { throw .malformed }
-        return primaryKey
+        let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[nameStart..<(offset - 1)]), as: UTF8.self)
+        return Table(name: name, primaryKey: primaryKey)
     }
 
     private mutating func change(operation: UInt8, primaryKey: [Bool], isPatchset: Bool) throws(ChangesetError) {

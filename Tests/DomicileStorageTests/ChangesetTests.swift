@@ -215,7 +215,7 @@ final class ChangesetTests: XCTestCase {
             for length in 0..<seed.bytes.count {
                 Array(seed.bytes.prefix(length)).withUnsafeBytes { ChangesetFuzzing.check($0) }
             }
-            for _ in 0..<300 {
+            for _ in 0..<150 {
                 var bytes = seed.bytes
                 for _ in 0..<Int.random(in: 1...3, using: &random) where !bytes.isEmpty {
                     let at = Int.random(in: 0..<bytes.count, using: &random)
@@ -228,7 +228,7 @@ final class ChangesetTests: XCTestCase {
                 bytes.withUnsafeBytes { ChangesetFuzzing.check($0) }
             }
         }
-        for _ in 0..<500 {
+        for _ in 0..<300 {
             let bytes = (0..<Int.random(in: 0..<64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
             bytes.withUnsafeBytes { ChangesetFuzzing.check($0) }
         }
