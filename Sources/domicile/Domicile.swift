@@ -27,6 +27,7 @@ enum Domicile {
         BenchGossipCommand.self,
         BenchVectorsCommand.self,
         BenchPrivacyCommand.self,
+        BenchChangesetCommand.self,
         PrivacyRDPCommand.self,
         PrivacyGaussianCommand.self,
     ]
