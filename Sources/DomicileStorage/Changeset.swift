@@ -78,12 +78,9 @@ public final class ChangeCapture {
         }
         self.session = session
         self.database = database
-        for table in tables ?? [] {
+        // A nil table attaches every table, including those created later.
+        for table in tables?.map(Optional.some) ?? [nil] {
             let code = sqlite3session_attach(session, table)
-            guard code == SQLITE_OK else { throw StorageError(resultCode: code, connection: database.handle, sql: nil) }
-        }
-        if tables == nil {
-            let code = sqlite3session_attach(session, nil)
             guard code == SQLITE_OK else { throw StorageError(resultCode: code, connection: database.handle, sql: nil) }
         }
     }
