@@ -97,6 +97,22 @@ final class ChangesetTests: XCTestCase {
         XCTAssertEqual(try follower.fetchOne("SELECT count(*) FROM subjects") { $0.int(0) }, 200 - 29)
     }
 
+    /// A batch whose changeset cannot be handed over (the log refused it)
+    /// does not commit: its callers fail with the hook's error.
+    func test_writerBatch_whoseChangesetIsRefused_commitsNothing() async throws {
+        struct Refused: Error {}
+        var settings = Writer.Settings()
+        settings.beforeCommit = { changeset in if !changeset.isEmpty { throw Refused() } }
+        let store = try Store(path: directory.file("leader.sqlite"), migrator: Migrator([Migration(version: 1, name: "test", sql: Self.schema)]),
+                              now: 0, settings: settings)
+        await XCTAssertThrowsErrorAsync(try await store.write { try $0.execute("INSERT INTO subjects VALUES ('a', x'01', 1)") }) {
+            XCTAssertTrue($0 is Refused, "\($0)")
+        }
+        try await store.write { _ in }
+        XCTAssertEqual(try store.read { try $0.fetchOne("SELECT count(*) FROM subjects") { $0.int(0) } }, 0)
+        store.close()
+    }
+
     func test_apply_whenTheFollowerDiverged_throwsATypedConflictAndChangesNothing() throws {
         let leader = try makeDatabase("leader.sqlite")
         let follower = try makeDatabase("follower.sqlite")
