@@ -78,6 +78,8 @@ let package = Package(
         .executableTarget(name: "domicile-fuzz-http", dependencies: ["DomicileNet", "DomicileFuzzSupport"], path: "Tests/Fuzz/HTTPRequestParser"),
         // The gossip packet decoder's fuzz target (Tests/Fuzz/run gossip); a corpus replayer otherwise.
         .executableTarget(name: "domicile-fuzz-gossip", dependencies: ["DomicileGossip", "DomicileFuzzSupport"], path: "Tests/Fuzz/GossipPacket"),
+        // Applying a peer's changeset (a region log entry) (Tests/Fuzz/run changeset); a corpus replayer otherwise.
+        .executableTarget(name: "domicile-fuzz-changeset", dependencies: ["DomicileStorage", "DomicileFuzzSupport"], path: "Tests/Fuzz/Changeset"),
 
         // Helpers shared by the test targets: temporary directories, the built binary, seeded randomness.
         .target(name: "DomicileTestSupport", dependencies: ["DomicileNet"], path: "Tests/DomicileTestSupport"),

@@ -1,6 +1,11 @@
 #ifndef DOMICILE_CSQLITE_SHIM_H
 #define DOMICILE_CSQLITE_SHIM_H
 
+// The session extension (changesets of a transaction: the region log's
+// entries) is built into Debian's libsqlite3; its declarations are behind
+// these two macros.
+#define SQLITE_ENABLE_SESSION 1
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
 #include <sqlite3.h>
 
 // SQLITE_TRANSIENT is a function-like cast Swift cannot import. It tells SQLite

@@ -37,6 +37,8 @@ public final class Database {
     let handle: OpaquePointer
     private let options: Options
     private var statementCache: [String: Statement] = [:]
+    /// Each table's primary key columns at a schema version (`tableShapes`).
+    var tableShapeCache: (schemaVersion: Int64, shapes: [String: [Int]]) = (-1, [:])
 
     /// Opens (creating if needed) the database at `path` with Domicile's
     /// durability and privacy settings:

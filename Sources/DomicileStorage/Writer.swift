@@ -20,6 +20,11 @@ public final class Writer: Sendable {
         /// Requests waiting for the writer at most; beyond that `write` fails
         /// at once with `overloaded` instead of queueing without bound.
         public var pendingRequestsMax = 65_536
+        /// When set, each batch runs with a session on every table (each
+        /// needs a primary key) and this receives the batch's changeset
+        /// (`Changeset`, possibly empty) just before COMMIT. If it throws,
+        /// the batch rolls back and its requests fail with that error.
+        public var beforeCommit: (@Sendable (Changeset) throws -> Void)?
 
         public init() {}
 
@@ -50,7 +55,7 @@ public final class Writer: Sendable {
         let thread = Thread { [queue, statistics, finished, settings] in
             domicile_set_thread_name("domicile-writer")
             let loop = WriterLoop(database: connection.database, queue: queue, statistics: statistics,
-                                  batchMax: settings.batchRequestsMax)
+                                  batchMax: settings.batchRequestsMax, beforeCommit: settings.beforeCommit)
             loop.run()
             finished.signal()
         }
@@ -209,6 +214,7 @@ private struct WriterLoop {
     let queue: RequestQueue
     let statistics: Locked<WriterStatistics>
     let batchMax: Int
+    let beforeCommit: (@Sendable (Changeset) throws -> Void)?
 
     func run() {
         while let batch = queue.takeBatch(max: batchMax) {
@@ -228,7 +234,9 @@ private struct WriterLoop {
 
     private func commit(_ batch: [PendingWrite]) {
         let pagesWrittenBefore = database.pagesWritten
+        let capture: ChangeCapture?
         do {
+            capture = try beforeCommit.map { _ in try database.captureChanges() }
             try database.execute("BEGIN IMMEDIATE")
         } catch {
             fail(batch, error)
@@ -265,6 +273,7 @@ private struct WriterLoop {
             }
         }
         do {
+            if let capture, let beforeCommit { try beforeCommit(try capture.changeset()) }
             try database.execute("COMMIT")
         } catch {
             if database.isInTransaction { try? database.execute("ROLLBACK") }

@@ -29,6 +29,7 @@ enum Domicile {
         BenchGossipCommand.self,
         BenchVectorsCommand.self,
         BenchPrivacyCommand.self,
+        BenchChangesetCommand.self,
         PrivacyRDPCommand.self,
         PrivacyGaussianCommand.self,
     ]
