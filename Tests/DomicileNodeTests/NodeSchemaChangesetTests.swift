@@ -15,20 +15,35 @@ final class NodeSchemaChangesetTests: XCTestCase {
         return database
     }
 
-    /// A session cannot record these tables: their writes would not reach
-    /// the followers. Each needs a PRIMARY KEY before the node's writes go
-    /// through the region log (this list shrinks as they get one).
+    /// A session cannot record a table without a PRIMARY KEY: its writes
+    /// would not reach the followers. Since migration 10 every node table
+    /// has one (a new table without one fails here).
     func test_tablesWithoutAPrimaryKey_areKnown() throws {
-        XCTAssertEqual(try migrated("node.sqlite").tablesWithoutPrimaryKey(), ["embedding_charges", "vectors"])
+        XCTAssertEqual(try migrated("node.sqlite").tablesWithoutPrimaryKey(), [])
     }
 
     func test_nodeWrites_capturedOnALeader_appliedOnAFollower_leaveIdenticalRows() throws {
         let leader = try migrated("leader.sqlite")
         let follower = try migrated("follower.sqlite")
         XCTAssertEqual(try follower.contentDump(), try leader.contentDump())
-        let unkeyed = try leader.tablesWithoutPrimaryKey()
         let tables = try leader.fetchAll("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite%'") { $0.text(0) }
-            .filter { !unkeyed.contains($0) }
+        // As VectorRecords.write and EmbeddingExports write them: the next written_seq, the next charge seq.
+        func writeVector(_ pid: String) -> String {
+            """
+            INSERT INTO vectors (collection, pid, sealed_vector, basis, receipt_id, written_at, written_seq)
+                VALUES ('taste', '\(pid)', randomblob(48), 'consent', 'rc-1', 1800000000004,
+                        (SELECT coalesce(max(written_seq), 0) + 1 FROM vectors WHERE collection = 'taste'))
+                ON CONFLICT (collection, pid) DO UPDATE SET sealed_vector = excluded.sealed_vector, written_at = excluded.written_at,
+                    written_seq = excluded.written_seq;
+            """
+        }
+        func chargeEmbedding(_ pid: String) -> String {
+            """
+            INSERT INTO embedding_charges (pid, period, seq, collection, epsilon, delta, charged_at)
+                VALUES ('\(pid)', '2027-01', (SELECT coalesce(max(seq), 0) + 1 FROM embedding_charges WHERE pid = '\(pid)' AND period = '2027-01'),
+                        'taste', 1.5, 1e-6, 1800000000004);
+            """
+        }
         let transactions = [
             // Register, with an identity and an audit entry.
             """
@@ -50,6 +65,16 @@ final class NodeSchemaChangesetTests: XCTestCase {
             INSERT INTO features VALUES ('pid-a', 'ltv', 'analytics', randomblob(40), 'consent', 'rc-1', 1800000000003, 1800086400003);
             INSERT INTO collections VALUES ('taste', 8, 'cosine', 'product_recs', 'hnsw', 16, 200, 64, 1.5, 1e-6, NULL, 1800000000003);
             INSERT INTO privacy_charges VALUES ('ch-1', 'crm', '2027-01', 'laplace', 'pure', 0.5, 0.0, NULL, 'a charge', 1800000000004);
+            INSERT INTO subjects (pid, key_version, link, link_version, wrapped_key, created_at) VALUES ('pid-c', 1, x'', 1, x'', 1);
+            \(writeVector("pid-a"))
+            \(writeVector("pid-c"))
+            \(chargeEmbedding("pid-a"))
+            """,
+            // Rewrite a vector (to the end of the rebuild order), export it twice.
+            """
+            \(writeVector("pid-a"))
+            \(chargeEmbedding("pid-a"))
+            \(chargeEmbedding("pid-a"))
             """,
             // Revoke one purpose: a receipt, the active grant deleted, a redaction update.
             """
@@ -74,6 +99,11 @@ final class NodeSchemaChangesetTests: XCTestCase {
             DELETE FROM identities WHERE pid = 'pid-a';
             UPDATE consent_receipts SET redacted = 1, source = '' WHERE pid = 'pid-a';
             DELETE FROM consent_receipt_purposes WHERE receipt_id IN ('rc-1', 'rc-2');
+            DELETE FROM vectors WHERE pid = 'pid-a';
+            \(writeVector("pid-b"))
+            \(writeVector("pid-c"))
+            DELETE FROM embedding_charges WHERE pid = 'pid-a';
+            \(chargeEmbedding("pid-c"))
             DELETE FROM subjects WHERE pid = 'pid-a';
             UPDATE erasure_requests SET status = 'complete', completed_at = 1800000000007, completion_signature = randomblob(64)
                 WHERE erasure_id = 'er-1';
@@ -85,5 +115,8 @@ final class NodeSchemaChangesetTests: XCTestCase {
             XCTAssertEqual(try follower.contentDump(), try leader.contentDump())
         }
         XCTAssertEqual(try leader.fetchOne("SELECT count(*) FROM consent_receipts WHERE redacted = 1") { $0.int(0) }, 2, "the writes ran")
+        XCTAssertEqual(try follower.fetchAll("SELECT pid, written_seq FROM vectors ORDER BY written_seq") { "\($0.text(0))#\($0.int(1))" },
+                       ["pid-b#3", "pid-c#4"])
+        XCTAssertEqual(try follower.fetchAll("SELECT pid, seq FROM embedding_charges") { "\($0.text(0))#\($0.int(1))" }, ["pid-c#1"])
     }
 }

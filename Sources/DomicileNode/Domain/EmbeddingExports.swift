@@ -43,8 +43,9 @@ enum EmbeddingExports {
             throw DomainError(.invalid, code: "invalid_request", detail: "export settings: \(error.description)")
         }
         try database.execute("""
-            INSERT INTO embedding_charges (pid, collection, period, epsilon, delta, charged_at) VALUES (?, ?, ?, ?, ?, ?)
-            """, [pid.rawValue, collection.rawValue, period, export.epsilon, export.delta, now.milliseconds])
+            INSERT INTO embedding_charges (pid, period, seq, collection, epsilon, delta, charged_at)
+            VALUES (?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM embedding_charges WHERE pid = ? AND period = ?), ?, ?, ?, ?)
+            """, [pid.rawValue, period, pid.rawValue, period, collection.rawValue, export.epsilon, export.delta, now.milliseconds])
         return noised
     }
 }

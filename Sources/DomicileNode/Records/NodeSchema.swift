@@ -335,5 +335,58 @@ enum NodeSchema {
                 FOREIGN KEY (erasure_id, region, node) REFERENCES erasure_node_acks (erasure_id, region, node)
             ) STRICT, WITHOUT ROWID;
             """, convert: JoinedTextMigration.convert),
+        Migration(version: 10, name: "a primary key on every table", sql: """
+            -- A SQLite session records only tables with a PRIMARY KEY, and a changeset
+            -- carries no hidden rowid (docs/DECISIONS.md, "Every node table has a
+            -- primary key"): each table gets a key whose values every node computes alike.
+
+            -- Vectors: keyed by (collection, pid). written_seq orders the rebuild at
+            -- start (the order the vectors were written, each rewrite moving to the
+            -- end): 1 + the collection's highest at each write. Existing rows keep the
+            -- order of their old rowids. Still a rowid table, not WITHOUT ROWID: a row
+            -- holds a whole sealed vector, and SQLite keeps WITHOUT ROWID rows small.
+            CREATE TABLE vectors_keyed (
+                collection TEXT NOT NULL REFERENCES collections (name),
+                pid TEXT NOT NULL REFERENCES subjects (pid),
+                sealed_vector BLOB NOT NULL,
+                basis TEXT NOT NULL,
+                receipt_id TEXT,
+                written_at INTEGER NOT NULL,
+                written_seq INTEGER NOT NULL,
+                PRIMARY KEY (collection, pid)
+            ) STRICT;
+            INSERT INTO vectors_keyed (collection, pid, sealed_vector, basis, receipt_id, written_at, written_seq)
+            SELECT collection, pid, sealed_vector, basis, receipt_id, written_at,
+                   row_number() OVER (PARTITION BY collection ORDER BY rowid)
+            FROM vectors;
+            DROP TABLE vectors;
+            ALTER TABLE vectors_keyed RENAME TO vectors;
+            -- Not UNIQUE: a follower applies a batch's rows in the changeset's order, not
+            -- the statements' (a row deleted and another written with its written_seq).
+            CREATE INDEX vectors_in_written_order ON vectors (collection, written_seq, pid);
+            CREATE INDEX vectors_by_pid ON vectors (pid);
+
+            -- Embedding charges: the seq-th charge of a subject in a period, 1 + the
+            -- highest at each charge. Existing rows are numbered in the order they
+            -- were charged; rows that tie on every column are interchangeable, so
+            -- nodes holding the same rows number them alike. The key's (pid, period)
+            -- prefix is what the budget sums and erasure deletes by.
+            CREATE TABLE embedding_charges_keyed (
+                pid TEXT NOT NULL,
+                period TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                collection TEXT NOT NULL,
+                epsilon REAL NOT NULL,
+                delta REAL NOT NULL,
+                charged_at INTEGER NOT NULL,
+                PRIMARY KEY (pid, period, seq)
+            ) STRICT, WITHOUT ROWID;
+            INSERT INTO embedding_charges_keyed (pid, period, seq, collection, epsilon, delta, charged_at)
+            SELECT pid, period, row_number() OVER (PARTITION BY pid, period ORDER BY charged_at, collection, epsilon, delta, rowid),
+                   collection, epsilon, delta, charged_at
+            FROM embedding_charges;
+            DROP TABLE embedding_charges;
+            ALTER TABLE embedding_charges_keyed RENAME TO embedding_charges;
+            """),
     ])
 }

@@ -90,11 +90,14 @@ enum VectorRecords {
     static func write(_ vector: [Float], collection: Name, pid: PID, key: AESGCMKey, grounds: ConsentGate.Grounds,
                       now: Timestamp, using random: inout some RandomNumberGenerator, in database: Database) throws {
         let sealed = Envelope.seal(encode(vector), key: key, associatedData: associatedData(collection, pid), using: &random)
-        // Delete and insert (not update): the row moves to the end of the rebuild order, as the vector does in the index.
-        try database.execute("DELETE FROM vectors WHERE collection = ? AND pid = ?", [collection.rawValue, pid.rawValue])
+        // A rewrite takes the next written_seq too: the row moves to the end of the rebuild order, as the vector does in the index.
         try database.execute("""
-            INSERT INTO vectors (collection, pid, sealed_vector, basis, receipt_id, written_at) VALUES (?, ?, ?, ?, ?, ?)
-            """, [collection.rawValue, pid.rawValue, sealed, grounds.basis.rawValue, grounds.receiptID, now.milliseconds])
+            INSERT INTO vectors (collection, pid, sealed_vector, basis, receipt_id, written_at, written_seq)
+            VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(written_seq), 0) + 1 FROM vectors WHERE collection = ?))
+            ON CONFLICT (collection, pid) DO UPDATE SET sealed_vector = excluded.sealed_vector, basis = excluded.basis,
+                receipt_id = excluded.receipt_id, written_at = excluded.written_at, written_seq = excluded.written_seq
+            """, [collection.rawValue, pid.rawValue, sealed, grounds.basis.rawValue, grounds.receiptID, now.milliseconds,
+                  collection.rawValue])
     }
 
     /// Deletes one vector; returns whether there was one.
@@ -128,14 +131,15 @@ enum VectorRecords {
         return try sealed.map { try open($0, key: key, collection: collection, pid: pid) }
     }
 
-    /// Every vector of a collection in the order it was written, with the
+    /// Every vector of a collection in the order it was written (its
+    /// `written_seq`, the same on every node of the region), with the
     /// subject's grant expiry for the collection's purpose (nil: no grant).
     static func forEachVector(in collection: CollectionDefinition, keys: RegionKeys, database: Database,
                               _ body: (PID, [Float], _ hasGrant: Bool, _ grantExpiry: Int64?) throws -> Void) throws {
         try database.forEach("""
             SELECT v.pid, v.sealed_vector, a.pid IS NOT NULL, a.expires_at FROM vectors v
             LEFT JOIN consent_active a ON a.pid = v.pid AND a.purpose = ?
-            WHERE v.collection = ? ORDER BY v.rowid
+            WHERE v.collection = ? ORDER BY v.written_seq, v.pid
             """, [collection.purpose.rawValue, collection.name.rawValue]) { row in
             let pid = try row.decode(0, table: "vectors") { try PID(parsing: $0) }
             // A subject without a key was erased: its vectors can no longer be read.
