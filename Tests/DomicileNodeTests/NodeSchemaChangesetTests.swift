@@ -1,4 +1,5 @@
 @testable import DomicileNode
+import DomicileModel
 import DomicileStorage
 import DomicileTestSupport
 import XCTest
@@ -20,6 +21,24 @@ final class NodeSchemaChangesetTests: XCTestCase {
     /// has one (a new table without one fails here).
     func test_tablesWithoutAPrimaryKey_areKnown() throws {
         XCTAssertEqual(try migrated("node.sqlite").tablesWithoutPrimaryKey(), [])
+    }
+
+    /// A follower inserts a batch's rows in the changeset's order, so its
+    /// hidden rowids differ from the leader's: the latest of two releases in
+    /// the same millisecond must not be chosen by them.
+    func test_theLatestRelease_ofOneMillisecond_isTheSame_whateverOrderItsRowsWereInserted() throws {
+        func latest(insertingIn order: [String], into name: String) throws -> String? {
+            let database = try migrated(name)
+            for releaseID in order {
+                try database.execute("""
+                    INSERT INTO aggregate_releases VALUES (?, 'subjects', 'eu', 'count', 'subjects', '{"value":1}', 'laplace', 0.5, 0, 2,
+                                                          1800000000000)
+                    """, [releaseID])
+            }
+            return try AggregateData.latest(try Name("subjects", what: "aggregate name"), in: database)?.releaseID
+        }
+        XCTAssertEqual(try latest(insertingIn: ["rl_b", "rl_a"], into: "one.sqlite"), "rl_b")
+        XCTAssertEqual(try latest(insertingIn: ["rl_a", "rl_b"], into: "other.sqlite"), "rl_b")
     }
 
     func test_nodeWrites_capturedOnALeader_appliedOnAFollower_leaveIdenticalRows() throws {

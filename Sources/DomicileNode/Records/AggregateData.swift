@@ -115,10 +115,12 @@ enum AggregateData {
                   release.epsilon, release.delta, release.noiseScale, release.releasedAt.milliseconds])
     }
 
+    /// The last release of `name`; of releases in the same millisecond, the
+    /// greatest release_id (not the last inserted: rowids are each node's own).
     static func latest(_ name: Name, in database: Database) throws -> Release? {
         try database.fetchOne("""
             SELECT release_id, region, name, kind, dataset, result, mechanism, epsilon, delta, noise_scale, released_at
-            FROM aggregate_releases WHERE name = ? ORDER BY released_at DESC, rowid DESC LIMIT 1
+            FROM aggregate_releases WHERE name = ? ORDER BY released_at DESC, release_id DESC LIMIT 1
             """, [name.rawValue]) { row throws(StorageError) -> Release in
             // A release that does not decode is corrupt, never silently "no release".
             guard let result = AggregateResult(encoded: row.text(5)) else {
