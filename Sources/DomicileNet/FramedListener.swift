@@ -35,7 +35,13 @@ public final class FramedListener: Sendable {
         loop.start()
     }
 
-    deinit { close() }
+    /// Ends every connection and stops the loop without waiting for it: a
+    /// deinit may run on the loop's own thread, which cannot wait for itself.
+    deinit {
+        guard !closed.value else { return }
+        loop.execute { [registry] in registry.closeAll() }
+        loop.requestStop()
+    }
 
     /// Accepts connections, answering each request frame with what `answer`
     /// returns (nil: close without answering). `answer` runs on the loop's

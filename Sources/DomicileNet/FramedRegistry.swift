@@ -17,6 +17,7 @@ final class FramedRegistry: Selectable, @unchecked Sendable {
     /// Owned from `init`: closed by `closeAll`.
     private let listener: Int32
     private var answer: (([UInt8]) -> [UInt8]?)?
+    private var acceptPause = AcceptPause()
     private var served: [ObjectIdentifier: FramedConnection] = [:]
     private var called: [ObjectIdentifier: FramedConnection] = [:]
     private var closed = false
@@ -50,8 +51,12 @@ final class FramedRegistry: Selectable, @unchecked Sendable {
     func handle(events: UInt32) {
         guard !closed, let answer else { return }
         for _ in 0..<64 {
-            // EMFILE, ECONNABORTED…: skip this round; the next wake retries.
-            guard case .done(let descriptor)? = try? Socket.accept(listener) else { return }
+            let accepted: IOResult<Int32>
+            do { accepted = try Socket.accept(listener) } catch {
+                acceptPause.failed(error, listener: listener, on: loop)
+                return
+            }
+            guard case .done(let descriptor) = accepted else { return }
             guard served.count < connectionsMax,
                   let connection = try? FramedConnection(accepted: descriptor, answer: answer, registry: self) else {
                 closeDescriptor(descriptor)
@@ -81,6 +86,7 @@ final class FramedRegistry: Selectable, @unchecked Sendable {
     }
 
     private func tick(_ now: Int64) {
+        if !closed, answer != nil { acceptPause.resume(listener: listener, handler: self, events: EPOLLIN.rawValue, on: loop) }
         for connection in Array(served.values) + Array(called.values) where now >= connection.deadline {
             connection.end(.timeout)
         }
@@ -90,7 +96,7 @@ final class FramedRegistry: Selectable, @unchecked Sendable {
     func closeAll() {
         guard !closed else { return }
         closed = true
-        if answer != nil { loop.deregister(listener) }
+        if answer != nil, !acceptPause.isPaused { loop.deregister(listener) }
         closeDescriptor(listener)
         // The answer usually refers to the listener's owner, which refers to the listener.
         answer = nil

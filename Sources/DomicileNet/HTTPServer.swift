@@ -154,6 +154,9 @@ final class ConnectionRegistry: Selectable, @unchecked Sendable {
     unowned let loop: EventLoop
     let index: Int
     private var listener: Int32?
+    private var acceptPause = AcceptPause()
+    /// One loop of those sharing the listening socket is woken per connection.
+    private static let listenerEvents = EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue
     private var connections: [Int32: HTTPConnection] = [:]
     private var requestCounter: UInt64 = 0
     /// One read buffer per loop: a connection copies out what it read.
@@ -173,7 +176,7 @@ final class ConnectionRegistry: Selectable, @unchecked Sendable {
 
     func install(listener: Int32) {
         do {
-            try loop.register(listener, self, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue)
+            try loop.register(listener, self, events: Self.listenerEvents)
             self.listener = listener
         } catch {
             preconditionFailure("cannot watch the listening socket: \(error)")
@@ -190,7 +193,7 @@ final class ConnectionRegistry: Selectable, @unchecked Sendable {
             do {
                 accepted = try Socket.accept(listener)
             } catch {
-                // EMFILE, ENFILE, ECONNABORTED…: skip this round; the next wake retries.
+                acceptPause.failed(error, listener: listener, on: loop)
                 return
             }
             guard case .done(let descriptor) = accepted else { return }
@@ -266,6 +269,7 @@ final class ConnectionRegistry: Selectable, @unchecked Sendable {
     private lazy var requestIDPrefix: [UInt8] = Array("\(server.requestIDPrefix)-\(index)-".utf8)
 
     private func tick(_ now: Int64) {
+        if let listener { acceptPause.resume(listener: listener, handler: self, events: Self.listenerEvents, on: loop) }
         refreshDate()
         for connection in Array(connections.values) { connection.checkDeadlines(now: now) }
     }
