@@ -1,3 +1,4 @@
+import DomicileModel
 import DomicileTestSupport
 import Foundation
 import XCTest
@@ -63,6 +64,20 @@ final class ContractTests: NodeTestCase {
             XCTAssertFalse(logs.contains(value), "log lines contain \(value)")
             for data in stored { XCTAssertNil(data.range(of: Data(value.utf8)), "the data directory contains \(value)") }
         }
+    }
+
+    /// A malformed event is refused as such whatever pid it names: an event
+    /// carrying PII for another region's subject gets 422, never a 421 that
+    /// would send the client, and the PII, to that region.
+    func test_events_malformedForAnotherRegion_areRefusedAsMalformed_notRedirected() async throws {
+        try startNode()
+        try await definePageView()
+        let foreign = PID(keyVersion: 1, region: try RegionID("us"), digest: [UInt8](repeating: 9, count: PID.digestByteCount))
+        assertProblem(try await event(foreign.rawValue, #"{"category":"call me on +49 151 2345 6789"}"#), 422, "pii_detected")
+        assertProblem(try await event(foreign.rawValue, #"{"referrer":"https://x.example"}"#), 422, "unknown_field")
+        let missing = try await node.call("POST", "/v1/events/nope", token: token("ingest"), json: #"{"pid":"\#(foreign)","fields":{}}"#)
+        assertProblem(missing, 404, "unknown_contract")
+        assertProblem(try await event(foreign.rawValue, #"{"category":"boots"}"#), 421, "misdirected")
     }
 
     func test_events_refuseUnknownFields_PII_andWrongTypes() async throws {

@@ -1,3 +1,4 @@
+import DomicileModel
 import DomicileStorage
 import DomicileTestSupport
 import Foundation
@@ -170,6 +171,18 @@ final class VectorTests: NodeTestCase {
         XCTAssertGreaterThanOrEqual(events.count, 8)
         XCTAssertTrue(events.contains { ($0["detail"] as? String) == "collection=recs,returned=5" })
         XCTAssertTrue(events.allSatisfy { $0["principal"] as? String != nil && ($0["detail"] as? String ?? "").hasPrefix("collection=recs") })
+    }
+
+    /// A search for a purpose the collection does not serve is refused as
+    /// such first, before its query is read: not answered 421 or 422 for
+    /// the example it names.
+    func test_search_purposeMismatch_isRefusedBeforeTheQueryIsRead() async throws {
+        try startNode()
+        await XCTAssertEqualAsync(try await defineCollection().status, 201)
+        let foreign = PID(keyVersion: 1, region: try RegionID("us"), digest: [UInt8](repeating: 7, count: PID.digestByteCount))
+        assertProblem(try await search(#"{"pid":"\#(foreign)","purpose":"analytics"}"#), 403, "purpose_mismatch")
+        assertProblem(try await search(#"{"vector":[1,2],"purpose":"analytics"}"#), 403, "purpose_mismatch")
+        assertProblem(try await search(#"{"pid":"\#(foreign)","purpose":"product_recs"}"#), 421, "misdirected")
     }
 
     /// Enough vectors that searches walk the graph; after SIGKILL and

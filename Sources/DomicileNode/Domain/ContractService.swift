@@ -30,16 +30,23 @@ enum ContractService {
         }
     }
 
-    /// Minimizes an event by its contract and stores what it feeds for the
-    /// subject, all or nothing; returns the features written.
-    static func ingest(_ values: [String: EventContract.Value], pid: PID, contract name: Name,
-                       call: CallContext) async throws -> [FeatureDefinition] {
-        let services = call.services
+    /// An event minimized by its contract: what it feeds, or the refusal
+    /// (unknown contract, field not allowed, PII…). Checked before the pid
+    /// is resolved, so a malformed event is refused as such in every region
+    /// and never answered 421 (which would invite sending it elsewhere).
+    static func minimize(_ values: [String: EventContract.Value], contract name: Name,
+                         services: NodeServices) throws -> [EventContract.Update] {
         guard let contract = try services.store.read({ try ContractRecords.find(name, in: $0) }) else {
             throw DomainError(.notFound, code: "unknown_contract", detail: "no event contract with this name")
         }
-        let updates: [EventContract.Update]
-        do { updates = try contract.minimize(values) } catch { throw problem(error) }
+        do { return try contract.minimize(values) } catch { throw problem(error) }
+    }
+
+    /// Stores what a minimized event feeds for the subject, all or nothing;
+    /// returns the features written.
+    static func ingest(_ updates: [EventContract.Update], pid: PID, contract name: Name,
+                       call: CallContext) async throws -> [FeatureDefinition] {
+        let services = call.services
         let toStore = updates.map { (name: $0.feature, value: $0.value, field: "fields.\($0.field)") }
         return try await services.writeAudited(call, action: "event.ingest", pid: pid) { database -> [FeatureDefinition] in
             let written = try FeatureService.store(toStore, for: pid, services: services, now: call.now, in: database)

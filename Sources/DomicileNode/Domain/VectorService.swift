@@ -83,6 +83,14 @@ enum VectorService {
         }
     }
 
+    /// A search must say the purpose the collection serves (403 `purpose_mismatch`).
+    static func checkPurpose(_ purpose: Purpose, of collection: VectorCollections.Collection) throws(DomainError) {
+        let served = collection.definition.purpose
+        guard purpose == served else {
+            throw DomainError(.refused, code: "purpose_mismatch", detail: "this collection serves \(served), not \(purpose)")
+        }
+    }
+
     /// What a search looks for: a vector, or the stored vector of a subject (its example).
     enum Query: Sendable {
         case vector([Float])
@@ -96,9 +104,7 @@ enum VectorService {
                        call: CallContext) async throws -> [SearchHit] {
         let services = call.services
         let definition = collection.definition
-        guard purpose == definition.purpose else {
-            throw DomainError(.refused, code: "purpose_mismatch", detail: "this collection serves \(definition.purpose), not \(purpose)")
-        }
+        try checkPurpose(purpose, of: collection)
         let now = call.now.milliseconds
         let vector: [Float]
         var exclude: String?

@@ -68,8 +68,9 @@ enum ContractRoutes {
             case .array, .object: values[field] = .structured
             }
         }
+        let updates = try ContractService.minimize(values, contract: name, services: services)
         let pid = try services.homePID(body.pid)
-        let written = try await ContractService.ingest(values, pid: pid, contract: name, call: request.call)
+        let written = try await ContractService.ingest(updates, pid: pid, contract: name, call: request.call)
         return .json(Updated(features: written.map(\.name).sorted()), status: 202)
     }
 }

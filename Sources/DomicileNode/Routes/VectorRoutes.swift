@@ -161,8 +161,6 @@ enum VectorRoutes {
 
     // MARK: Search
 
-    // MARK: Search
-
     struct Results: JSONWritable {
         let hits: [SearchHit]
         let region: RegionID
@@ -205,6 +203,7 @@ enum VectorRoutes {
         let scope = body.scope ?? "local"
         guard scope == "local" || scope == "federated" else { throw DomainError.invalid("scope", "must be local or federated") }
         let purpose = try services.regionPurpose(purposeText, field: "purpose")
+        try VectorService.checkPurpose(purpose, of: collection)
         let query: VectorService.Query
         switch (body.vector, body.pid) {
         case (let values?, nil): query = .vector(try VectorService.vector(values, for: collection.definition, field: "vector"))
