@@ -3,21 +3,6 @@ import DomicileModel
 import DomicileStorage
 import Foundation
 
-/// What a principal may do (API.md, "Roles").
-public enum Role: String, CaseIterable, Codable, Sendable {
-    case ingest
-    case serve
-    case analyst
-    case privacyOfficer = "privacy_officer"
-    case admin
-    case node
-}
-
-public struct Principal: Sendable, Equatable {
-    public let name: String
-    public let roles: Set<Role>
-}
-
 /// The principals file: names, roles and the SHA-256 of each bearer token.
 /// Tokens themselves are never stored; a request's token is hashed and
 /// looked up. (A lookup by digest leaks nothing useful by its timing: the
