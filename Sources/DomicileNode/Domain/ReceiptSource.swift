@@ -1,4 +1,3 @@
-import DomicileNet
 import DomicilePrivacy
 
 /// What a receipt records as its `source`: the client's text when it may be

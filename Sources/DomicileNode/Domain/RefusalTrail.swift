@@ -1,5 +1,4 @@
 import DomicileModel
-import DomicileNet
 import DomicileStorage
 import Foundation
 

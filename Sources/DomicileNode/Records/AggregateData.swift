@@ -1,6 +1,5 @@
 import DomicileCrypto
 import DomicileModel
-import DomicileNet
 import DomicilePrivacy
 import DomicileStorage
 import Foundation
