@@ -64,8 +64,11 @@ let package = Package(
         .target(name: "DomicileConsensus", dependencies: ["DomicileModel"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
 
-        // Many membership instances on a virtual clock and a simulated network, replayable from a seed.
-        .target(name: "DomicileSimulation", dependencies: ["DomicileModel", "DomicileGossip"]),
+        // Simulators replayable from a seed: many membership instances on a virtual clock and a simulated network;
+        // a region log's nodes with simulated disks, network, clock and crashes, checked after every step.
+        // Optimized in debug builds too, like DomicileConsensus: its tests run thousands of seeded histories.
+        .target(name: "DomicileSimulation", dependencies: ["DomicileModel", "DomicileGossip", "DomicileConsensus"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
 
         .executableTarget(
             name: "domicile",
@@ -88,9 +91,11 @@ let package = Package(
         .testTarget(name: "DomicileNetTests", dependencies: ["DomicileNet", "DomicileModel", "DomicileTestSupport"]),
         .testTarget(name: "DomicileStorageTests", dependencies: ["DomicileStorage", "DomicileCrypto", "DomicileModel", "DomicileTestSupport"]),
         .testTarget(name: "DomicileGossipTests", dependencies: ["DomicileGossip", "DomicileModel", "DomicileCrypto"]),
-        .testTarget(name: "DomicileSimulationTests", dependencies: ["DomicileSimulation", "DomicileGossip", "DomicileModel"]),
-        // Optimized in debug builds too, with DomicileConsensus: the simulator drives it through many seeded histories.
-        .testTarget(name: "DomicileConsensusTests", dependencies: ["DomicileConsensus", "DomicileModel"],
+        // Optimized in debug builds too, with DomicileSimulation: the region log's seeded histories.
+        .testTarget(name: "DomicileSimulationTests", dependencies: ["DomicileSimulation", "DomicileGossip", "DomicileConsensus", "DomicileModel"],
+                    swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        // Unit tests of the machine over DomicileSimulation's SimulatedRegion.
+        .testTarget(name: "DomicileConsensusTests", dependencies: ["DomicileConsensus", "DomicileSimulation", "DomicileModel"],
                     swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .testTarget(name: "DomicileVectorsTests", dependencies: ["DomicileVectors", "DomicileModel"]),
         .testTarget(name: "DomicilePrivacyTests", dependencies: ["DomicilePrivacy", "DomicileModel", "DomicileCrypto"]),

@@ -34,6 +34,14 @@ public struct RaftSettings: Hashable, Sendable {
     /// Linearizable reads waiting on the leader.
     public var pendingReadsMax = 4096
 
+    /// A deliberately broken commit rule, for one test only: commit the
+    /// highest index a quorum holds whatever its term, the classic bug of
+    /// Raft's Figure 8. The simulator's test turns it on to show that the
+    /// safety checker catches it (`RegionLogSimulationTests`). Internal, so
+    /// nothing outside this module — no configuration, no caller of the
+    /// public API — can turn it on; only a `@testable import` can.
+    var unsafeCommitByCountingAnyTerm = false
+
     public init() {}
 
     /// Small, quick settings for the simulator and tests.

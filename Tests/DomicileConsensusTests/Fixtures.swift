@@ -1,5 +1,6 @@
 @testable import DomicileConsensus
 import DomicileModel
+import DomicileSimulation
 import XCTest
 
 func node(_ name: String) -> NodeName { try! NodeName(name) }
@@ -32,7 +33,7 @@ extension SimulatedRegion {
             try deliverAll(filter: filter)
             if let leader = candidates.first(where: { nodes[$0]?.role == .leader && node($0).term > term }) { return leader }
         }
-        throw SafetyViolation(description: "no leader among \(candidates)")
+        throw RegionLogViolation(.acknowledgedApplied, "no leader among \(candidates)")
     }
 
     /// Drops every message to or from `isolated`.

@@ -1,5 +1,6 @@
 @testable import DomicileConsensus
 import DomicileModel
+import DomicileSimulation
 import XCTest
 
 final class RaftMembershipTests: XCTestCase {

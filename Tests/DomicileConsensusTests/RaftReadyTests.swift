@@ -1,5 +1,6 @@
 @testable import DomicileConsensus
 import DomicileModel
+import DomicileSimulation
 import XCTest
 
 /// The output contract: whatever a message promises is in the same `Ready`'s

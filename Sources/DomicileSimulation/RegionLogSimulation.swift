@@ -1,38 +1,72 @@
-@testable import DomicileConsensus
+import DomicileConsensus
 import DomicileModel
 
 /// One seeded run of a region under a nemesis: a network that drops, delays,
-/// reorders and duplicates messages and partitions the nodes; crashes (also
-/// between persisting a `Ready` and sending its messages) and restarts from
-/// disk; compactions, leadership transfers, linearizable reads and, when
-/// asked, membership changes. Safety is checked after every step
-/// (`SafetyChecker`); at the end the nemesis stops, everything heals, and
-/// every acknowledged proposal must be applied by every member.
-/// Everything is drawn from `seed`, so a failing run replays exactly.
-final class RaftSimulation {
-    struct Plan {
-        var voters = 3
+/// reorders and duplicates messages and partitions the nodes; crashes —
+/// between steps, and inside the shell's handling of a `Ready` (before its
+/// write is synced, which then survives whole or is lost whole; before it
+/// sends; before or while it applies; before it advances) — and restarts
+/// from the simulated disks alone; compactions, leadership transfers,
+/// linearizable reads and, when asked, membership changes. One step is one
+/// unit of the simulated clock: each node up ticks once (under the nemesis,
+/// a node sometimes misses a tick, as a paused process does). Safety is
+/// checked after every step (`RegionLogSafety`); at the end the nemesis
+/// stops, everything heals, and every acknowledged proposal must be applied
+/// by every member. Everything is drawn from `seed`, so a failing run
+/// replays exactly (`domicile simulate region-log --seed`).
+public final class RegionLogSimulation {
+    public struct Plan: Sendable {
+        public var voters = 3
         /// Spare nodes added as learners, promoted, and voters removed.
-        var membershipChanges = false
+        public var membershipChanges = false
+        /// The machine's settings (each run then turns pre-vote and
+        /// check-quorum on or off from its seed).
+        public var settings = RaftSettings.testing
         /// Time units (one tick each) under the nemesis, then to heal.
-        var chaosTime = 300
-        var healTimeMax = 600
-        var dropProbability = 0.05
-        var duplicateProbability = 0.02
-        var crashProbability = 0.01
-        var crashAfterPersistProbability = 0.005
-        var restartProbability = 0.05
-        var partitionProbability = 0.01
-        var healProbability = 0.04
-        var proposeProbability = 0.4
-        var readProbability = 0.05
-        var compactProbability = 0.02
-        var transferProbability = 0.004
-        var membershipChangeProbability = 0.01
+        public var chaosTime = 300
+        public var healTimeMax = 600
+        public var dropProbability = 0.05
+        public var duplicateProbability = 0.02
+        public var crashProbability = 0.01
+        /// Per `Ready`: a crash inside the shell's loop (`ShellCrashPoint`).
+        public var shellCrashProbability = 0.005
+        public var restartProbability = 0.05
+        public var partitionProbability = 0.01
+        public var healProbability = 0.04
+        public var proposeProbability = 0.4
+        public var readProbability = 0.05
+        public var compactProbability = 0.02
+        public var transferProbability = 0.004
+        public var membershipChangeProbability = 0.01
+
+        public init() {}
     }
 
-    let seed: UInt64
-    let plan: Plan
+    /// What a run did, and the property it broke if any.
+    public struct Outcome: Sendable {
+        public var seed: UInt64
+        public var voters: Int
+        public var preVote: Bool
+        public var checkQuorum: Bool
+        /// Time units run (nemesis and healing).
+        public var steps = 0
+        /// Terms that had a leader.
+        public var elections = 0
+        /// The highest index any node applied, and the proposals acknowledged to clients.
+        public var committedIndex: UInt64 = 0
+        public var acknowledged = 0
+        public var crashes = 0
+        /// Of which inside the shell's handling of a `Ready`.
+        public var shellCrashes = 0
+        public var restarts = 0
+        public var partitions = 0
+        public var messagesSent = 0
+        public var messagesDropped = 0
+        public var violation: RegionLogViolation?
+    }
+
+    public let seed: UInt64
+    public let plan: Plan
     private var random: SeededRandom
     private let region: SimulatedRegion
     private var now: UInt64 = 0
@@ -45,27 +79,46 @@ final class RaftSimulation {
     private var proposals: [UInt64: (ticket: ProposalTicket, proposer: NodeName, data: [UInt8])] = [:]
     private var nextCommand: UInt32 = 0
     private var nextRead: UInt64 = 0
-    private(set) var acknowledgedIndexMax: UInt64 = 0
-    private(set) var acknowledgedCount = 0
+    private var acknowledgedIndexMax: UInt64 = 0
+    private var outcome: Outcome
 
-    init(seed: UInt64, plan: Plan) throws {
+    public init(seed: UInt64, plan: Plan) throws {
         self.seed = seed
         self.plan = plan
         random = SeededRandom(seed: seed)
         // Half the runs without pre-vote, half without check-quorum (which
         // also acts as the leader's lease): more elections, more old leaders.
-        var settings = RaftSettings.testing
+        var settings = plan.settings
         settings.preVote = Bool.random(using: &random)
         settings.checkQuorum = Bool.random(using: &random)
-        let voters = (1...plan.voters).map { node("n\($0)") }
+        let voters = try (1...plan.voters).map { try NodeName("n\($0)") }
+        outcome = Outcome(seed: seed, voters: plan.voters, preVote: settings.preVote, checkQuorum: settings.checkQuorum)
         region = try SimulatedRegion(voters: voters, settings: settings, seed: seed)
         region.recordsApplied = false
-        if plan.membershipChanges { spares = [node("s1"), node("s2")] }
+        if plan.membershipChanges { spares = [try NodeName("s1"), try NodeName("s2")] }
         region.onApply = { [unowned self] name, entry in self.applied(entry, on: name) }
-        region.crashAfterPersist = { [unowned self] _ in self.chaos && self.chance(self.plan.crashAfterPersistProbability) }
+        region.crashPoint = { [unowned self] name in self.shellCrash(name) }
     }
 
-    func run() throws {
+    /// Runs the nemesis, then heals and waits for every member to apply
+    /// everything acknowledged. Stops at the first broken property.
+    public func run() -> Outcome {
+        do {
+            try runChecked()
+        } catch let violation as RegionLogViolation {
+            outcome.violation = violation
+        } catch {
+            outcome.violation = RegionLogViolation(.shellContract, "\(error)")
+        }
+        outcome.elections = region.checker.electionsWon
+        outcome.committedIndex = region.checker.highestCommitted
+        outcome.crashes = region.crashCount
+        outcome.shellCrashes = region.shellCrashCount
+        outcome.restarts = region.restartCount
+        return outcome
+    }
+
+    private func runChecked() throws {
         for _ in 0..<plan.chaosTime { try step() }
         chaos = false
         sides = nil
@@ -74,14 +127,15 @@ final class RaftSimulation {
             try step()
             if converged() { return }
         }
-        throw SafetyViolation(description: "after healing, the members did not all apply through \(acknowledgedIndexMax): "
-            + region.names.map { "\($0)@\(region.states[$0]?.index ?? 0)" }.joined(separator: " "))
+        throw RegionLogViolation(.acknowledgedApplied, "after healing, the members did not all apply through \(acknowledgedIndexMax): "
+            + region.names.map { "\($0)@\(region.state(of: $0)?.index ?? 0)" }.joined(separator: " "))
     }
 
     // MARK: One time unit
 
     private func step() throws {
         now += 1
+        outcome.steps += 1
         if chaos { try nemesis() }
         try client()
         for name in region.live where !chaos || chance(0.95) { try region.tick(name) }
@@ -95,12 +149,13 @@ final class RaftSimulation {
         }
         if sides == nil, chance(plan.partitionProbability) {
             sides = Dictionary(uniqueKeysWithValues: region.names.map { ($0, Int.random(in: 0...1, using: &random)) })
+            outcome.partitions += 1
         } else if sides != nil, chance(plan.healProbability) {
             sides = nil
         }
         for name in region.live {
             let node = region.node(name)
-            if chance(plan.compactProbability), let state = region.states[name], state.index > node.firstIndex + 4,
+            if chance(plan.compactProbability), let state = region.state(of: name), state.index > node.firstIndex + 4,
                state.index <= node.lastIndex {
                 try region.compact(name)
             }
@@ -175,9 +230,16 @@ final class RaftSimulation {
 
     /// Moves what the nodes sent into the network, deciding each message's fate.
     private func schedule() {
+        outcome.messagesSent += region.inFlight.count
         for message in region.inFlight {
-            if let sides, sides[message.from] != sides[message.to] { continue }
-            if chaos, chance(plan.dropProbability) { continue }
+            if let sides, sides[message.from] != sides[message.to] {
+                outcome.messagesDropped += 1
+                continue
+            }
+            if chaos, chance(plan.dropProbability) {
+                outcome.messagesDropped += 1
+                continue
+            }
             network.append((now + delay(), message))
             if chaos, chance(plan.duplicateProbability) { network.append((now + delay(), message)) }
         }
@@ -196,7 +258,21 @@ final class RaftSimulation {
         // Acknowledged to the client only if its own entry is the one applied.
         guard entry.term == proposal.ticket.term, entry.payload == .command(proposal.data) else { return }
         acknowledgedIndexMax = max(acknowledgedIndexMax, entry.index)
-        acknowledgedCount += 1
+        outcome.acknowledged += 1
+    }
+
+    // MARK: Crashes inside the shell
+
+    /// Where, if anywhere, `name` crashes while handling its next `Ready`.
+    private func shellCrash(_ name: NodeName) -> ShellCrashPoint? {
+        guard chaos, chance(plan.shellCrashProbability) else { return nil }
+        switch Int.random(in: 0..<5, using: &random) {
+        case 0: return .beforeSync(survives: chance(0.5))
+        case 1: return .beforeSend
+        case 2: return .beforeApply
+        case 3: return .whileApplying(transactions: Int.random(in: 0...2, using: &random))
+        default: return .beforeAdvance
+        }
     }
 
     /// Every member of the region has applied through the last acknowledged
@@ -204,6 +280,6 @@ final class RaftSimulation {
     private func converged() -> Bool {
         guard let leader = leaders.first else { return false }
         let members = region.node(leader).membership.members
-        return members.allSatisfy { (region.states[$0]?.index ?? 0) >= acknowledgedIndexMax }
+        return members.allSatisfy { (region.state(of: $0)?.index ?? 0) >= acknowledgedIndexMax }
     }
 }
