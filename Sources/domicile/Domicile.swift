@@ -27,6 +27,7 @@ enum Domicile {
         BenchNodeCommand.self,
         BenchErasureCommand.self,
         BenchGossipCommand.self,
+        BenchChannelCommand.self,
         BenchVectorsCommand.self,
         BenchPrivacyCommand.self,
         BenchChangesetCommand.self,
