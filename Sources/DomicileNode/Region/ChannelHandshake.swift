@@ -12,7 +12,7 @@ import DomicileModel
 /// Strings are u8-length-prefixed UTF-8. Each signature is the sender's
 /// Ed25519 signature over the transcript
 /// `label · role(1) · keyVersion(4) · region · initiator · acceptor · nonceI · nonceA`,
-/// the role byte (1 acceptor, 2 initiator) keeping one side's signature
+/// the role byte (2 in a welcome, 3 in a proof) keeping one side's signature
 /// from being reflected as the other's. The session key is
 /// HMAC-SHA256(region gossip key of `keyVersion`, `"key" · transcript without role`):
 /// fresh per connection, and only a holder of the region key can derive it.
