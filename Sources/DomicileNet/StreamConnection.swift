@@ -40,10 +40,19 @@ final class StreamConnection: Selectable, @unchecked Sendable {
     /// Queues `frame` (length-prefixed) and writes what the socket takes.
     /// The delegate hears `drained` only from the loop, never from inside
     /// its own `write`, so it is never re-entered mid-update.
-    func write(_ frame: [UInt8]) {
+    /// `flush` false leaves the bytes queued for a later `write` or
+    /// `flush()` (several frames, one system call).
+    func write(_ frame: [UInt8], flush now: Bool = true) {
         guard !isClosed else { return }
-        output.append(FramedConnection.frame(frame))
-        guard !connecting else { return }
+        output.append(withUnsafeBytes(of: UInt32(frame.count).bigEndian) { Array($0) })
+        output.append(frame)
+        guard now, !connecting else { return }
+        flush(notify: false)
+    }
+
+    /// Writes what is queued (see `write(_:flush:)`).
+    func flush() {
+        guard !isClosed, !connecting else { return }
         flush(notify: false)
     }
 

@@ -110,9 +110,16 @@ public final class StreamTransport: Selectable, @unchecked Sendable {
         return id
     }
 
-    /// Queues `frame` on `stream` (loop thread); ignored when it closed.
-    public func write(_ frame: [UInt8], on stream: StreamID) {
-        connections[stream]?.write(frame)
+    /// Queues `frame` on `stream` and writes what the socket takes (loop
+    /// thread); ignored when it closed. With `flush` false the frame waits
+    /// for the next write or `flush(_:)`, so a batch costs one system call.
+    public func write(_ frame: [UInt8], on stream: StreamID, flush: Bool = true) {
+        connections[stream]?.write(frame, flush: flush)
+    }
+
+    /// Writes what `write(_:on:flush:)` left queued on `stream`.
+    public func flush(_ stream: StreamID) {
+        connections[stream]?.flush()
     }
 
     /// Bytes written on `stream` that the socket has not taken yet.

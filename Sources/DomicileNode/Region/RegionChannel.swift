@@ -72,6 +72,7 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
     // Loop-thread state.
     private var generator: any RandomNumberGenerator
     private var peers: [NodeName: Outbound] = [:]
+    private var pumpsScheduled: Set<NodeName> = []
     private var links: [StreamID: Link] = [:]
     private var pending: [UInt64: PendingRequest] = [:]
     /// Requests cancelled before they reached the loop.
@@ -108,7 +109,7 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
     public func send(_ payload: [UInt8], to peer: NodeName) {
         transport.execute { [self] in
             guard !stopped, fits(payload) else { return countDropped() }
-            enqueue(Queued(frame: .message(payload), requestID: nil), to: peer)
+            enqueue(ChannelQueue.Item(frame: .message(payload), requestID: nil), to: peer)
         }
     }
 
@@ -153,16 +154,6 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
 
     // MARK: Queues (loop thread)
 
-    private struct Queued {
-        let frame: ChannelFrame
-        let requestID: UInt64?
-        var byteCount: Int {
-            switch frame {
-            case .message(let bytes), .request(_, let bytes), .reply(_, let bytes): bytes.count + ChannelFrame.headerByteCount
-            }
-        }
-    }
-
     /// The connection this node dials to one peer, and what waits for it.
     private struct Outbound {
         enum State {
@@ -174,8 +165,7 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
 
         var state = State.idle
         var attempts = 0
-        var queue: [Queued] = []
-        var queuedBytes = 0
+        var queue = ChannelQueue()
 
         var stream: StreamID? {
             switch state {
@@ -197,7 +187,7 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
         guard !stopped else { return request.resume(.failure(.closed)) }
         guard cancelledEarly.remove(id) == nil else { return request.resume(.failure(.cancelled)) }
         pending[id] = request
-        if !enqueue(Queued(frame: .request(id: id, payload), requestID: id), to: request.peer) {
+        if !enqueue(ChannelQueue.Item(frame: .request(id: id, payload), requestID: id), to: request.peer) {
             finish(id, .failure(.queueFull))
         }
     }
@@ -205,53 +195,61 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
     /// Queues a frame for `peer`, making room by dropping the oldest
     /// message when a bound is hit; false when there is no room for it.
     @discardableResult
-    private func enqueue(_ item: Queued, to peer: NodeName) -> Bool {
-        var outbound = peers[peer] ?? Outbound()
-        while outbound.queue.count + 1 > settings.queueCountMax || outbound.queuedBytes + item.byteCount > settings.queueBytesMax {
-            guard let oldest = outbound.queue.firstIndex(where: { $0.requestID == nil }) else {
+    private func enqueue(_ item: ChannelQueue.Item, to peer: NodeName) -> Bool {
+        // Out of the dictionary while it changes, so the queue is not copied.
+        var outbound = peers.removeValue(forKey: peer) ?? Outbound()
+        defer { peers[peer] = outbound }
+        while outbound.queue.count + 1 > settings.queueCountMax || outbound.queue.byteCount + item.byteCount > settings.queueBytesMax {
+            guard outbound.queue.dropOldestMessage() else {
                 if item.requestID == nil { countDropped() }
-                peers[peer] = outbound
                 return false
             }
-            outbound.queuedBytes -= outbound.queue.remove(at: oldest).byteCount
             countDropped()
         }
         outbound.queue.append(item)
-        outbound.queuedBytes += item.byteCount
-        peers[peer] = outbound
-        if case .idle = outbound.state { dial(peer) }
-        pump(peer)
+        if case .idle = outbound.state {
+            peers[peer] = outbound
+            dial(peer)
+            outbound = peers.removeValue(forKey: peer) ?? outbound
+        }
+        schedulePump(peer)
         return true
+    }
+
+    /// Pumps `peer` once the frames handed to the loop with this one are
+    /// queued too, so that a burst of sends leaves in one system call.
+    private func schedulePump(_ peer: NodeName) {
+        guard pumpsScheduled.insert(peer).inserted else { return }
+        transport.execute { [self] in
+            pumpsScheduled.remove(peer)
+            pump(peer)
+        }
     }
 
     /// Seals and writes queued frames while the peer's socket takes them.
     private func pump(_ peer: NodeName) {
-        guard var outbound = peers[peer], case .open(let stream) = outbound.state, var link = links[stream],
-              var session = link.session else { return }
+        guard case .open(let stream)? = peers[peer]?.state, var link = links[stream], var session = link.session,
+              var outbound = peers.removeValue(forKey: peer) else { return }
         var sent = 0
-        while !outbound.queue.isEmpty && transport.pendingBytes(on: stream) < settings.socketBytesHigh {
-            let item = outbound.queue.removeFirst()
-            outbound.queuedBytes -= item.byteCount
+        while transport.pendingBytes(on: stream) < settings.socketBytesHigh, let item = outbound.queue.popFirst() {
             if let id = item.requestID {
                 guard pending[id] != nil else { continue }
                 pending[id]?.stream = stream
             }
-            transport.write(session.seal(item.frame.encoded), on: stream)
+            transport.write(session.seal(item.frame.encoded), on: stream, flush: false)
             sent += 1
         }
+        peers[peer] = outbound
+        guard sent > 0 else { return }
+        transport.flush(stream)
         link.session = session
         links[stream] = link
-        peers[peer] = outbound
-        if sent > 0 { counters.withLock { $0.framesSent += sent } }
+        counters.withLock { $0.framesSent += sent }
     }
 
     private func finish(_ id: UInt64, _ result: Result<[UInt8], Failure>) {
         guard let request = pending.removeValue(forKey: id) else { return }
-        if request.stream == nil, var outbound = peers[request.peer],
-           let index = outbound.queue.firstIndex(where: { $0.requestID == id }) {
-            outbound.queuedBytes -= outbound.queue.remove(at: index).byteCount
-            peers[request.peer] = outbound
-        }
+        if request.stream == nil { peers[request.peer]?.queue.removeRequest(id) }
         request.resume(result)
     }
 
@@ -406,7 +404,8 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
             finish(id, .failure(.timeout))
         }
         for (stream, link) in links where link.session == nil && now - link.opened >= settings.handshakeTimeoutMilliseconds {
-            refuse(stream, .handshakeTimeout)
+            // A dial still connecting is not the peer's fault: closed, not counted.
+            if link.handshake == nil { transport.close(stream) } else { refuse(stream, .handshakeTimeout) }
         }
         for (peer, outbound) in peers {
             if case .waiting(let until) = outbound.state, until <= now { dial(peer) }
