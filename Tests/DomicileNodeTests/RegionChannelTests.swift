@@ -81,6 +81,21 @@ final class RegionChannelTests: XCTestCase {
         XCTAssertEqual(channels.map { $0.statistics.refusals }, [[:], [:], [:]])
     }
 
+    /// More than a socket buffer's worth in one burst: every batch the
+    /// socket takes whole is followed by the next (an early pump stopped
+    /// after one, and 64 KiB messages stayed queued for ever).
+    func test_burstOfLargeMessages_allArrive() throws {
+        let region = Region()
+        let inbox = Inbox()
+        let a = try channel("a", in: region)
+        let b = try channel("b", in: region, inbox: inbox)
+        defer { [a, b].forEach { $0.stop() } }
+        for index in 0..<300 { a.send([UInt8](repeating: UInt8(index % 251), count: 64 * 1_024), to: name("b")) }
+        try waitUntil("b has all 300 messages") { inbox.count(from: name("a")) == 300 }
+        XCTAssertEqual(inbox.messages.value.map { $0.1.first }, (0..<300).map { UInt8($0 % 251) })
+        XCTAssertEqual(a.statistics.messagesDropped, 0)
+    }
+
     func test_request_getsItsReply_orTimesOut_orIsCancelled() async throws {
         let region = Region()
         let a = try channel("a", in: region)

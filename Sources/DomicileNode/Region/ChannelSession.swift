@@ -17,7 +17,9 @@ struct ChannelSession {
 
     let me: NodeName
     let peer: NodeName
-    private let key: SecretBytes
+    /// The connection's key, set up once (shared by copies of the value,
+    /// all on the channel's loop thread).
+    private let cipher: AESGCMStream
     private let sending: Direction
     private let sendingPrefix: [UInt8]
     private let receivingPrefix: [UInt8]
@@ -25,7 +27,11 @@ struct ChannelSession {
     private var received: UInt64 = 0
 
     init(key: SecretBytes, me: NodeName, peer: NodeName, initiator: Bool) {
-        self.key = key
+        do {
+            cipher = try AESGCMStream(key: key)
+        } catch {
+            preconditionFailure("a derived 32-byte key is a valid AES-256 key: \(error)")
+        }
         self.me = me
         self.peer = peer
         sending = initiator ? .initiatorToAcceptor : .acceptorToInitiator
@@ -46,49 +52,18 @@ struct ChannelSession {
     mutating func seal(_ plaintext: [UInt8]) -> [UInt8] {
         defer { sent += 1 }
         let (nonce, ad) = Self.nonceAndAD(prefix: sendingPrefix, counter: sent)
-        var frame = [UInt8](repeating: 0, count: plaintext.count + AESGCM.tagByteCount)
-        let length = plaintext.count
-        key.withUnsafeBytes { key in
-            nonce.withUnsafeBytes { nonce in
-                ad.withUnsafeBytes { ad in
-                    plaintext.withUnsafeBytes { plaintext in
-                        frame.withUnsafeMutableBytes { out in
-                            do {
-                                try AESGCM.seal(key: key, nonce: nonce, plaintext: plaintext, associatedData: ad,
-                                                ciphertext: UnsafeMutableRawBufferPointer(rebasing: out[0..<length]),
-                                                tag: UnsafeMutableRawBufferPointer(rebasing: out[length...]))
-                            } catch {
-                                preconditionFailure("AES-GCM sealing failed with a valid key: \(error)")
-                            }
-                        }
-                    }
-                }
-            }
+        do {
+            return try cipher.seal(nonce: nonce, plaintext: plaintext, associatedData: ad)
+        } catch {
+            preconditionFailure("AES-GCM sealing failed with a valid key: \(error)")
         }
-        return frame
     }
 
     /// Opens the next frame from the peer; throws when it was not sealed
     /// under this connection's key as the peer's next frame.
     mutating func open(_ frame: [UInt8]) throws(ChannelRefusal) -> [UInt8] {
-        guard frame.count >= AESGCM.tagByteCount else { throw .undecryptable }
         let (nonce, ad) = Self.nonceAndAD(prefix: receivingPrefix, counter: received)
-        let length = frame.count - AESGCM.tagByteCount
-        var plaintext = [UInt8](repeating: 0, count: length)
-        let opened = key.withUnsafeBytes { key in
-            nonce.withUnsafeBytes { nonce in
-                ad.withUnsafeBytes { ad in
-                    frame.withUnsafeBytes { box in
-                        plaintext.withUnsafeMutableBytes { out in
-                            (try? AESGCM.open(key: key, nonce: nonce, ciphertext: UnsafeRawBufferPointer(rebasing: box[0..<length]),
-                                              tag: UnsafeRawBufferPointer(rebasing: box[length...]), associatedData: ad,
-                                              plaintext: out)) != nil
-                        }
-                    }
-                }
-            }
-        }
-        guard opened else { throw .undecryptable }
+        guard let plaintext = try? cipher.open(nonce: nonce, box: frame, associatedData: ad) else { throw .undecryptable }
         received += 1
         return plaintext
     }

@@ -231,17 +231,21 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
         guard case .open(let stream)? = peers[peer]?.state, var link = links[stream], var session = link.session,
               var outbound = peers.removeValue(forKey: peer) else { return }
         var sent = 0
-        while transport.pendingBytes(on: stream) < settings.socketBytesHigh, let item = outbound.queue.popFirst() {
-            if let id = item.requestID {
-                guard pending[id] != nil else { continue }
-                pending[id]?.stream = stream
+        // Batches of up to socketBytesHigh, one write each; a batch the
+        // socket does not take whole ends the pump until `drained`.
+        repeat {
+            while transport.pendingBytes(on: stream) < settings.socketBytesHigh, let item = outbound.queue.popFirst() {
+                if let id = item.requestID {
+                    guard pending[id] != nil else { continue }
+                    pending[id]?.stream = stream
+                }
+                transport.write(session.seal(item.frame.encoded), on: stream, flush: false)
+                sent += 1
             }
-            transport.write(session.seal(item.frame.encoded), on: stream, flush: false)
-            sent += 1
-        }
+            transport.flush(stream)
+        } while !outbound.queue.isEmpty && transport.pendingBytes(on: stream) < settings.socketBytesHigh
         peers[peer] = outbound
         guard sent > 0 else { return }
-        transport.flush(stream)
         link.session = session
         links[stream] = link
         counters.withLock { $0.framesSent += sent }
