@@ -299,6 +299,34 @@ final class RegionChannelTests: XCTestCase {
         }
     }
 
+    func test_requestsBeyondWhatIsBeingServed_areDroppedAndCounted() async throws {
+        let region = Region()
+        var settings = RegionChannel.Settings.loopback
+        settings.servedRequestsMax = 2
+        let a = try channel("a", in: region)
+        let b = try channel("b", in: region, settings: settings, request: { _, _ in
+            try? await Task.sleep(for: .seconds(2))
+            return [1]
+        })
+        defer { [a, b].forEach { $0.stop() } }
+        let peer = name("b")
+        let outcomes = await withTaskGroup(of: RegionChannel.Failure?.self) { group in
+            for _ in 0..<3 {
+                group.addTask { [a] in
+                    do {
+                        _ = try await a.request([0], to: peer, deadline: .now + .seconds(1))
+                        return nil
+                    } catch {
+                        return error as? RegionChannel.Failure
+                    }
+                }
+            }
+            return await group.reduce(into: [RegionChannel.Failure?]()) { $0.append($1) }
+        }
+        XCTAssertEqual(outcomes, [RegionChannel.Failure.timeout, .timeout, .timeout], "slower than the deadline, or never answered")
+        XCTAssertEqual(b.statistics.requestsDropped, 1, "the third found two being served")
+    }
+
     func test_manyRequestsInFlight_keepTheThreadCountBounded() async throws {
         let region = Region()
         let a = try channel("a", in: region)

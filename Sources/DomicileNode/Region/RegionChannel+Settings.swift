@@ -25,6 +25,9 @@ extension RegionChannel {
         /// redial in step.
         public var reconnectBaseMilliseconds: Int64 = 100
         public var reconnectMaxMilliseconds: Int64 = 5_000
+        /// Peers' requests being handled at once (each a task); more are
+        /// dropped unanswered and counted, and their senders time out.
+        public var servedRequestsMax = 1_024
         /// Initiator nonces remembered to refuse a replayed hello.
         public var recentNoncesMax = 4_096
 
@@ -47,7 +50,8 @@ extension RegionChannel {
             precondition(socketBytesHigh >= 1, "socketBytesHigh must be positive")
             precondition(reconnectBaseMilliseconds >= 1 && reconnectMaxMilliseconds >= reconnectBaseMilliseconds,
                          "reconnect back-off: 1 ≤ base ≤ max")
-            precondition(handshakeTimeoutMilliseconds >= 1 && recentNoncesMax >= 1 && acceptedMax >= 1, "bounds must be positive")
+            precondition(handshakeTimeoutMilliseconds >= 1 && recentNoncesMax >= 1 && acceptedMax >= 1
+                         && servedRequestsMax >= 1, "bounds must be positive")
         }
     }
 }

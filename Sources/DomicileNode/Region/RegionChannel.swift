@@ -38,6 +38,8 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
         public var messagesDropped = 0
         /// Replies dropped because the requester's connection was backed up.
         public var repliesDropped = 0
+        /// Peers' requests dropped because `servedRequestsMax` were being handled.
+        public var requestsDropped = 0
         /// Connections whose handshake completed, both ways.
         public var connectionsOpened = 0
         public var framesSent = 0
@@ -80,6 +82,8 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
     private var recentNonces: Set<[UInt8]> = []
     private var recentNonceOrder: [[UInt8]] = []
     private var stopped = false
+    /// Peers' requests whose handler has not answered yet.
+    private var serving = 0
 
     /// Binds `address` and starts the loop. `roster` is asked at every
     /// handshake (so a membership change applies to the next connection),
@@ -345,6 +349,11 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
         case .message(let payload):
             handlers.message(peer, payload)
         case .request(let id, let payload):
+            guard serving < settings.servedRequestsMax else {
+                counters.withLock { $0.requestsDropped += 1 }
+                return
+            }
+            serving += 1
             let handler = handlers.request
             Task { [transport] in
                 let reply = await handler(peer, payload)
@@ -357,6 +366,7 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
     }
 
     private func answer(_ id: UInt64, _ payload: [UInt8], on stream: StreamID) {
+        serving -= 1
         guard var link = links[stream], var session = link.session else { return }
         guard fits(payload), transport.pendingBytes(on: stream) < settings.socketBytesHigh else {
             counters.withLock { $0.repliesDropped += 1 }
