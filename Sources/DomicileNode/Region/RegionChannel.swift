@@ -79,6 +79,7 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
     private var pending: [UInt64: PendingRequest] = [:]
     /// Requests cancelled before they reached the loop.
     private var cancelledEarly: Set<UInt64> = []
+    private static let cancelledEarlyMax = 4_096
     private var recentNonces: Set<[UInt8]> = []
     private var recentNonceOrder: [[UInt8]] = []
     private var stopped = false
@@ -136,7 +137,12 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
             }
         } onCancel: {
             transport.execute { [self] in
-                if pending[id] == nil { cancelledEarly.insert(id) }
+                // Not pending: not started yet, or already finished (then the
+                // mark is never used; the set is bounded for that case).
+                if pending[id] == nil {
+                    if cancelledEarly.count >= Self.cancelledEarlyMax { cancelledEarly.removeAll() }
+                    cancelledEarly.insert(id)
+                }
                 finish(id, .failure(.cancelled))
             }
         }
