@@ -292,10 +292,9 @@ public final class RegionChannel: StreamTransportDelegate, @unchecked Sendable {
         guard !stopped else { return }
         var outbound = peers[peer] ?? Outbound()
         outbound.attempts += 1
-        let exponent = Int64(min(outbound.attempts - 1, 20))
-        let delay = min(settings.reconnectMaxMilliseconds, settings.reconnectBaseMilliseconds << exponent)
-        let jittered = delay / 2 + Int64.random(in: 0...(delay - delay / 2), using: &generator)
-        outbound.state = .waiting(until: transport.now + jittered)
+        let backOff = ReconnectBackOff(baseMilliseconds: settings.reconnectBaseMilliseconds,
+                                       maxMilliseconds: settings.reconnectMaxMilliseconds)
+        outbound.state = .waiting(until: transport.now + backOff.delay(afterFailures: outbound.attempts, using: &generator))
         peers[peer] = outbound
     }
 
