@@ -13,7 +13,7 @@ enum ChannelFuzzing {
     static func check(_ input: [UInt8]) {
         guard let scenario = input.first else { return }
         let bytes = Array(input.dropFirst())
-        var fixture = Fixture()
+        let fixture = Fixture()
         switch scenario % 4 {
         case 0:
             var acceptor = ChannelHandshake.accept(fixture.acceptor)
