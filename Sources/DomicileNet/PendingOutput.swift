@@ -4,6 +4,8 @@ struct PendingOutput {
     private var offset = 0
 
     var isEmpty: Bool { offset == bytes.count }
+    /// Bytes not yet taken by the socket.
+    var count: Int { bytes.count - offset }
 
     mutating func append(_ more: [UInt8]) {
         bytes.append(contentsOf: more)

@@ -28,6 +28,7 @@ enum Domicile {
         BenchErasureCommand.self,
         BenchGossipCommand.self,
         SimulateRegionLogCommand.self,
+        BenchChannelCommand.self,
         BenchVectorsCommand.self,
         BenchPrivacyCommand.self,
         BenchChangesetCommand.self,

@@ -163,3 +163,40 @@ final class SHA256Tests: XCTestCase {
         XCTAssertEqual(Hex.encode(SHA256.hash("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 }
+
+final class AESGCMStreamTests: XCTestCase {
+    /// One key set up once gives exactly what the one-shot AES-GCM gives,
+    /// message after message, and refuses a changed tag, nonce or AD.
+    func test_stream_matchesOneShot_andRefusesTampering() throws {
+        let key = SecretBytes((0..<32).map { UInt8($0) })
+        let stream = try AESGCMStream(key: key)
+        for (index, length) in [0, 1, 15, 16, 17, 256, 4_099].enumerated() {
+            let nonce = [UInt8](repeating: UInt8(index), count: 12)
+            let plaintext = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ index) }
+            let ad: [UInt8] = index % 2 == 0 ? [] : [1, 2, 3, UInt8(index)]
+            var ciphertext = [UInt8](repeating: 0, count: length)
+            var tag = [UInt8](repeating: 0, count: 16)
+            try key.withUnsafeBytes { k in
+                try nonce.withUnsafeBytes { n in
+                    try plaintext.withUnsafeBytes { p in
+                        try ad.withUnsafeBytes { a in
+                            try ciphertext.withUnsafeMutableBytes { c in
+                                try tag.withUnsafeMutableBytes { t in
+                                    try AESGCM.seal(key: k, nonce: n, plaintext: p, associatedData: a, ciphertext: c, tag: t)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let box = try stream.seal(nonce: nonce, plaintext: plaintext, associatedData: ad)
+            XCTAssertEqual(box, ciphertext + tag, "length \(length)")
+            XCTAssertEqual(try stream.open(nonce: nonce, box: box, associatedData: ad), plaintext)
+            var altered = box
+            altered[altered.count - 1] ^= 1
+            XCTAssertThrowsError(try stream.open(nonce: nonce, box: altered, associatedData: ad))
+            XCTAssertThrowsError(try stream.open(nonce: [UInt8](repeating: 0xEE, count: 12), box: box, associatedData: ad))
+            XCTAssertThrowsError(try stream.open(nonce: nonce, box: box, associatedData: ad + [9]))
+        }
+    }
+}
