@@ -53,6 +53,7 @@ public final class StreamTransport: Selectable, @unchecked Sendable {
     private let listener: Int32
     private var connections: [StreamID: StreamConnection] = [:]
     private var acceptedCount = 0
+    private var acceptPause = AcceptPause()
     private var acceptedIDs: Set<StreamID> = []
     private var nextID: UInt64 = 1
     private var stopped = false
@@ -87,7 +88,11 @@ public final class StreamTransport: Selectable, @unchecked Sendable {
             } catch {
                 preconditionFailure("cannot watch the listening socket: \(error)")
             }
-            loop.onTick { [weak self] now in self?.delegate?.tick(now) }
+            loop.onTick { [weak self] now in
+                guard let self, !self.stopped else { return }
+                self.acceptPause.resume(listener: self.listener, handler: self, events: EPOLLIN.rawValue, on: self.loop)
+                self.delegate?.tick(now)
+            }
         }
     }
 
@@ -143,7 +148,7 @@ public final class StreamTransport: Selectable, @unchecked Sendable {
         guard first else { return }
         loop.execute { [self] in
             stopped = true
-            if delegate != nil { loop.deregister(listener) }
+            if delegate != nil, !acceptPause.isPaused { loop.deregister(listener) }
             closeDescriptor(listener)
             for connection in Array(connections.values) { connection.end(.local) }
             delegate = nil
@@ -157,8 +162,12 @@ public final class StreamTransport: Selectable, @unchecked Sendable {
     func handle(events: UInt32) {
         guard !stopped else { return }
         for _ in 0..<64 {
-            // EMFILE, ECONNABORTED…: skip this round; the next wake retries.
-            guard case .done(let descriptor)? = try? Socket.accept(listener) else { return }
+            let accepted: IOResult<Int32>
+            do { accepted = try Socket.accept(listener) } catch {
+                acceptPause.failed(error, listener: listener, on: loop)
+                return
+            }
+            guard case .done(let descriptor) = accepted else { return }
             let id = makeID()
             guard acceptedIDs.count < acceptedMax,
                   let connection = try? StreamConnection(accepted: descriptor, id: id, transport: self) else {
