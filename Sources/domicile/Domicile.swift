@@ -28,6 +28,7 @@ enum Domicile {
         BenchErasureCommand.self,
         BenchGossipCommand.self,
         BenchVectorsCommand.self,
+        BenchKernelsCommand.self,
         BenchPrivacyCommand.self,
         BenchChangesetCommand.self,
         PrivacyRDPCommand.self,
