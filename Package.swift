@@ -94,7 +94,7 @@ let package = Package(
         // Start the built `domicile` binary as real node processes.
         .testTarget(name: "DomicileNodeTests",
                     dependencies: ["domicile", "DomicileNode", "DomicileNet", "DomicileStorage", "DomicileModel", "DomicilePrivacy",
-                                   "DomicileTestSupport"]),
+                                   "DomicileVectors", "DomicileTestSupport"]),
         // Runs the built `domicile` binary as a child process.
         .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileModel", "DomicileStorage", "DomicileNet", "DomicileCrypto", "DomicilePrivacy",
                                                       "DomicileTestSupport"]),
