@@ -4,14 +4,7 @@
 // No package dependencies: the toolchain, plus SQLite and OpenSSL 3 as system
 // libraries. Module layering (a module imports only modules listed above it)
 // is documented in docs/ARCHITECTURE.md.
-import Foundation
 import PackageDescription
-
-/// Opt-in: `DOMICILE_TARGET_CPU=native swift build -c release` compiles the
-/// vector kernels for this machine's CPU (AVX2 on x86-64), about twice as
-/// fast on a graph search; the binary then runs only on CPUs like it. The
-/// default build is portable. docs/BENCHMARKS.md has both figures.
-let vectorTargetCPU: [String] = ProcessInfo.processInfo.environment["DOMICILE_TARGET_CPU"].map { ["-target-cpu", $0] } ?? []
 
 let package = Package(
     name: "Domicile",
@@ -43,9 +36,13 @@ let package = Package(
         // Vectors: SIMD distance kernels, flat and HNSW indexes with eligibility filters and deletes.
         // A prefetch hint for the graph search (a header only; no library is linked).
         .systemLibrary(name: "CPrefetch"),
+        // Distance kernels for several instruction sets (SSE2, AVX2+FMA, AVX-512F; NEON), the best chosen when the
+        // process starts: per-function target attributes only, so the portable binary runs on any x86-64 or arm64.
+        // Optimized in debug builds too, as DomicileVectors is.
+        .target(name: "CVectorKernels", cSettings: [.unsafeFlags(["-O2"], .when(configuration: .debug))]),
         // Optimized in debug builds too: the tests build real graphs, which unoptimized code does 30 times slower.
-        .target(name: "DomicileVectors", dependencies: ["DomicileModel", "CPrefetch"],
-                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug)), .unsafeFlags(vectorTargetCPU)]),
+        .target(name: "DomicileVectors", dependencies: ["DomicileModel", "CPrefetch", "CVectorKernels"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // Membership: SWIM with Lifeguard as pure state machines; the gossip wire codec.
         .target(name: "DomicileGossip", dependencies: ["DomicileModel", "DomicileCrypto"]),
         // Disk: SQLite connection, statements, migrations, group commit; keyring files.
@@ -97,12 +94,12 @@ let package = Package(
         // Unit tests of the machine over DomicileSimulation's SimulatedRegion.
         .testTarget(name: "DomicileConsensusTests", dependencies: ["DomicileConsensus", "DomicileSimulation", "DomicileModel"],
                     swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
-        .testTarget(name: "DomicileVectorsTests", dependencies: ["DomicileVectors", "DomicileModel"]),
+        .testTarget(name: "DomicileVectorsTests", dependencies: ["DomicileVectors", "CVectorKernels", "DomicileModel"]),
         .testTarget(name: "DomicilePrivacyTests", dependencies: ["DomicilePrivacy", "DomicileModel", "DomicileCrypto"]),
         // Start the built `domicile` binary as real node processes.
         .testTarget(name: "DomicileNodeTests",
                     dependencies: ["domicile", "DomicileNode", "DomicileNet", "DomicileStorage", "DomicileModel", "DomicilePrivacy",
-                                   "DomicileTestSupport"]),
+                                   "DomicileVectors", "DomicileTestSupport"]),
         // Runs the built `domicile` binary as a child process.
         .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileModel", "DomicileStorage", "DomicileNet", "DomicileCrypto", "DomicilePrivacy",
                                                       "DomicileTestSupport"]),

@@ -3,6 +3,7 @@ import DomicileModel
 import DomicileNet
 import DomicilePrivacy
 import DomicileStorage
+import DomicileVectors
 import Foundation
 
 /// A running region node: storage, keys, policy and the HTTP API.
@@ -158,7 +159,7 @@ public final class Node: Sendable {
         services.lifecycle.withLock { $0 = .serving }
         logger.info("listening", ["node": .string(configuration.node.rawValue), "region": .string(configuration.region.rawValue),
                                   "http": .string(bound.description), "boot_id": .string(services.bootIDText),
-                                  "policy_version": .int(Int64(policy.version))])
+                                  "policy_version": .int(Int64(policy.version)), "vector_kernels": .string(VectorKernels.Level.current.description)])
         return Node(services: services, server: server, sweeper: sweeper, keyringLock: keyringLock, httpAddress: bound,
                     routes: api.router.routes.map { Route(method: $0.method, pattern: $0.pattern) })
     }

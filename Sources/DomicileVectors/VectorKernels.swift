@@ -1,65 +1,58 @@
-/// Distance kernels over `Float` vectors. Four independent 8-lane
-/// accumulators keep the adder pipelines busy, so a flat scan runs at
-/// memory bandwidth (docs/BENCHMARKS.md); the tail is summed in scalar.
-/// Portable SIMD: the compiler maps `SIMD8<Float>` to whatever vector unit
-/// the build targets, with no per-CPU code paths to test.
+import CVectorKernels
+
+/// Distance kernels over `Float` vectors: thin calls into `CVectorKernels`,
+/// which compiles each kernel for several instruction sets (SSE2, AVX2+FMA,
+/// AVX-512F on x86-64; NEON on arm64) and picks the best this CPU runs when
+/// the process starts. The call is one load of a function pointer and an
+/// indirect call; the pointers need no alignment.
 public enum VectorKernels {
     @inline(__always)
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
-        var i = 0
-        while i + 32 <= count {
-            let o = i &* 4
-            s0 += load(ra, o) * load(rb, o)
-            s1 += load(ra, o &+ 32) * load(rb, o &+ 32)
-            s2 += load(ra, o &+ 64) * load(rb, o &+ 64)
-            s3 += load(ra, o &+ 96) * load(rb, o &+ 96)
-            i &+= 32
-        }
-        while i + 8 <= count {
-            s0 += load(ra, i &* 4) * load(rb, i &* 4)
-            i &+= 8
-        }
-        var sum = ((s0 + s1) + (s2 + s3)).sum()
-        while i < count {
-            sum += a[i] * b[i]
-            i &+= 1
-        }
-        return sum
+        domicile_dot(a, b, count)
     }
 
     @inline(__always)
     public static func squaredDistance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
-        var i = 0
-        while i + 32 <= count {
-            let o = i &* 4
-            let d0 = load(ra, o) - load(rb, o), d1 = load(ra, o &+ 32) - load(rb, o &+ 32)
-            let d2 = load(ra, o &+ 64) - load(rb, o &+ 64), d3 = load(ra, o &+ 96) - load(rb, o &+ 96)
-            s0 += d0 * d0
-            s1 += d1 * d1
-            s2 += d2 * d2
-            s3 += d3 * d3
-            i &+= 32
-        }
-        while i + 8 <= count {
-            let d = load(ra, i &* 4) - load(rb, i &* 4)
-            s0 += d * d
-            i &+= 8
-        }
-        var sum = ((s0 + s1) + (s2 + s3)).sum()
-        while i < count {
-            let d = a[i] - b[i]
-            sum += d * d
-            i &+= 1
-        }
-        return sum
+        domicile_squared_l2(a, b, count)
     }
 
-    @inline(__always)
-    private static func load(_ base: UnsafeRawPointer, _ byteOffset: Int) -> SIMD8<Float> {
-        base.loadUnaligned(fromByteOffset: byteOffset, as: SIMD8<Float>.self)
+    /// An instruction-set level the kernels are compiled for.
+    public struct Level: Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: Int32
+
+        public static let scalar = Level(rawValue: Int32(DOMICILE_KERNEL_SCALAR.rawValue))
+        public static let sse2 = Level(rawValue: Int32(DOMICILE_KERNEL_SSE2.rawValue))
+        public static let avx2FMA = Level(rawValue: Int32(DOMICILE_KERNEL_AVX2_FMA.rawValue))
+        public static let avx512F = Level(rawValue: Int32(DOMICILE_KERNEL_AVX512F.rawValue))
+        public static let neon = Level(rawValue: Int32(DOMICILE_KERNEL_NEON.rawValue))
+        /// Every level, lowest first; not all exist on one CPU.
+        public static let all: [Level] = [.scalar, .sse2, .neon, .avx2FMA, .avx512F]
+
+        /// Whether this build and this CPU can run it.
+        public var isSupported: Bool { domicile_vectors_level_supported(rawValue) != 0 }
+        /// "avx2+fma", for logs and benchmark output.
+        public var description: String { String(cString: domicile_vectors_level_name(rawValue)) }
+
+        /// The level in use.
+        public static var current: Level { Level(rawValue: domicile_vectors_level()) }
+        /// The best this CPU supports: the level chosen at startup.
+        public static var best: Level { Level(rawValue: domicile_vectors_best_level()) }
+        /// The levels this CPU supports, lowest first.
+        public static var supported: [Level] { all.filter(\.isSupported) }
     }
+
+    /// Switches every caller to `level` (tests and benchmarks compare
+    /// levels); returns false, changing nothing, if it is not supported.
+    @discardableResult
+    public static func use(_ level: Level) -> Bool {
+        domicile_vectors_set_level(level.rawValue) != 0
+    }
+
+    /// One level's kernels as plain functions, without switching; nil if unsupported.
+    public static func kernels(at level: Level) -> (dot: DistanceFunction, squaredDistance: DistanceFunction)? {
+        guard let dot = domicile_vectors_dot_at(level.rawValue), let squared = domicile_vectors_squared_l2_at(level.rawValue) else { return nil }
+        return (dot, squared)
+    }
+
+    public typealias DistanceFunction = @convention(c) (UnsafePointer<Float>?, UnsafePointer<Float>?, Int) -> Float
 }

@@ -30,6 +30,7 @@ enum Domicile {
         SimulateRegionLogCommand.self,
         BenchChannelCommand.self,
         BenchVectorsCommand.self,
+        BenchKernelsCommand.self,
         BenchPrivacyCommand.self,
         BenchChangesetCommand.self,
         PrivacyRDPCommand.self,

@@ -1,5 +1,6 @@
 import DomicileNet
 import DomicileTestSupport
+import DomicileVectors
 import Foundation
 import XCTest
 
@@ -38,7 +39,10 @@ final class ClusterTests: XCTestCase {
         let seen = await waitUntil(seconds: 20) { await status("eu-1", seenBy: "eu-2", federation: federation)?.status == "alive" }
         XCTAssertTrue(seen, "eu-2 never saw eu-1")
         let listening = try XCTUnwrap(nodes["eu-1"]!.logLines.first { $0.contains(#""event":"listening""#) })
-        let logged = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(listening.utf8)) as? [String: Any])?["boot_id"] as? String)
+        let fields = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(listening.utf8)) as? [String: Any])
+        let logged = try XCTUnwrap(fields["boot_id"] as? String)
+        // The distance kernels' level, chosen at startup for this CPU: the one this process chose too.
+        XCTAssertEqual(fields["vector_kernels"] as? String, VectorKernels.Level.best.description)
         let view = try await nodes["eu-1"]!.call("GET", "/v1/cluster", token: federation.token("serve"))
         XCTAssertEqual((view.json["node"] as? [String: Any])?["boot_id"] as? String, logged)
         let gossiped = await status("eu-1", seenBy: "eu-2", federation: federation)
