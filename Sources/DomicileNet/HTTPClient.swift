@@ -51,6 +51,9 @@ public final class HTTPClient: Sendable {
         case malformedResponse(peer: String, reason: String)
         /// The calling task was cancelled.
         case cancelled(peer: String)
+        /// The request itself could not be written: a line break (or, in the
+        /// method or target, a space) would split it into another request.
+        case invalidRequest(reason: String)
 
         public var description: String {
             switch self {
@@ -60,6 +63,7 @@ public final class HTTPClient: Sendable {
             case .connectionClosed(let peer): return "\(peer) closed the connection"
             case .malformedResponse(let peer, let reason): return "malformed response from \(peer): \(reason)"
             case .cancelled(let peer): return "the call to \(peer) was cancelled"
+            case .invalidRequest(let reason): return "the request cannot be sent: \(reason)"
             }
         }
     }
@@ -91,6 +95,7 @@ public final class HTTPClient: Sendable {
     /// Sends one request and returns the response (any status).
     public func send(_ method: String, _ target: String, to peer: SocketAddress, headers: HTTPHeaders = HTTPHeaders(),
                      body: [UInt8] = [], timeoutMilliseconds: Int64? = nil) async throws -> HTTPClientResponse {
+        if let reason = Self.injection(method: method, target: target, headers: headers) { throw Failure.invalidRequest(reason: reason) }
         let request = ClientRequest(peer: peer, bytes: serialize(method, target, peer: peer, headers: headers, body: body),
                                     deadline: monotonicMilliseconds() + (timeoutMilliseconds ?? settings.requestTimeoutMilliseconds),
                                     idempotent: ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"].contains(method))
@@ -153,6 +158,17 @@ public final class HTTPClient: Sendable {
             }
             return pools[Int(UInt(bitPattern: peer.hashValue) % UInt(pools.count))]
         }
+    }
+
+    /// Why the request's head would not be one request, or nil.
+    static func injection(method: String, target: String, headers: HTTPHeaders) -> String? {
+        let breaksLine: (String) -> Bool = { $0.utf8.contains { $0 == 13 || $0 == 10 || $0 == 0 } }
+        if method.isEmpty || method.utf8.contains(32) || breaksLine(method) { return "the method is not a token" }
+        if target.isEmpty || target.utf8.contains(32) || breaksLine(target) { return "the target has a space or a line break" }
+        for (name, value) in headers where breaksLine(name) || breaksLine(value) || name.utf8.contains(58) {
+            return "a header has a line break, or a colon in its name"
+        }
+        return nil
     }
 
     private func serialize(_ method: String, _ target: String, peer: SocketAddress, headers: HTTPHeaders, body: [UInt8]) -> [UInt8] {

@@ -182,7 +182,7 @@ final class ConnectionRegistry: Selectable, @unchecked Sendable {
             preconditionFailure("cannot watch the listening socket: \(error)")
         }
         refreshDate()
-        loop.onTick { [unowned self] now in tick(now) }
+        loop.onTick { [weak self] now in self?.tick(now) }
     }
 
     /// The listening socket is readable: accept what is pending.

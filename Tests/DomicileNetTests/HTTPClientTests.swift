@@ -78,6 +78,30 @@ final class HTTPClientTests: XCTestCase {
         await fixture.stop()
     }
 
+    /// A line break in a header, the target or the method would let a caller
+    /// smuggle a second request to the peer: such a call is refused before
+    /// anything is sent, and the peer sees no request at all.
+    func test_client_refusesRequestsWhoseHeadWouldSplit_andSendsNothing() async throws {
+        let fixture = try TestServer()
+        let client = HTTPClient()
+        var smuggling = HTTPHeaders()
+        smuggling.set("X-Note", "ok\r\nGET /admin HTTP/1.1")
+        let attempts: [(String, String, HTTPHeaders)] = [("GET", "/healthz", smuggling), ("GET", "/healthz HTTP/1.1\r\nX: y", HTTPHeaders()),
+                                                         ("GET", "/a b", HTTPHeaders()), ("GE T", "/healthz", HTTPHeaders())]
+        for (method, target, headers) in attempts {
+            do {
+                _ = try await client.send(method, target, to: fixture.address, headers: headers)
+                XCTFail("a request that splits was sent: \(method) \(target.debugDescription)")
+            } catch HTTPClient.Failure.invalidRequest {
+            }
+        }
+        let counts = client.connectionCounts(for: fixture.address)
+        XCTAssertEqual(counts.busy + counts.idle, 0, "no connection was opened for a refused request")
+        let fine = try await client.send("GET", "/healthz", to: fixture.address)
+        XCTAssertEqual(fine.status, 200)
+        await fixture.stop()
+    }
+
     func test_client_reportsRefusedConnections() async throws {
         let probe = try Socket.listen(on: try SocketAddress(parsing: "127.0.0.1:0"), backlog: 1)
         let address = try SocketAddress.localAddress(of: probe)
