@@ -9,6 +9,24 @@ import Foundation
 /// adds calibrated noise and is charged to the region's budget in the
 /// transaction that stores it.
 enum AggregateService {
+    /// What a client asks to release, as sent.
+    struct ReleaseFields: Decodable, Sendable {
+        let name: String
+        let kind: String
+        let feature: String?
+        let categories: [String]?
+        let clamp: [Double]?
+        let mechanism: String?
+        let epsilon: Double
+        let delta: Double?
+        let dataset: String?
+        let purpose: String?
+    }
+
+    static let categoriesMax = 1_000
+    static let defaultDataset = "crm"
+    static let defaultPurpose = "analytics"
+
     struct ChargeFields: Decodable, Sendable {
         let dataset: String
         let mechanism: String
@@ -39,6 +57,49 @@ enum AggregateService {
         let delta: Double
         let dataset: Name
         let purpose: Purpose
+    }
+
+    /// The query a release asks for, validated: names, the kind's feature
+    /// and categories, clamp bounds, mechanism, ε and δ, dataset label and
+    /// purpose (422 naming the field otherwise).
+    static func query(from body: ReleaseFields, services: NodeServices) throws(DomainError) -> Query {
+        guard let name = try? Name(body.name, what: "aggregate name") else {
+            throw DomainError.invalid("name", "1-64 lowercase letters, digits and _, starting with a letter")
+        }
+        guard let kind = Kind(rawValue: body.kind) else { throw DomainError.invalid("kind", "must be count, sum, mean or histogram") }
+        var feature: Name?
+        if let text = body.feature {
+            guard let parsed = try? Name(text, what: "feature name") else { throw DomainError.invalid("feature", "is not a feature name") }
+            feature = parsed
+        }
+        if kind != .count, feature == nil { throw DomainError.invalid("feature", "is required for \(kind.rawValue)") }
+        let categories = body.categories ?? []
+        if kind == .histogram {
+            guard (1...categoriesMax).contains(categories.count), Set(categories).count == categories.count else {
+                throw DomainError.invalid("categories", "declare 1 to \(categoriesMax) distinct categories")
+            }
+        }
+        var clamp: ClosedRange<Double> = 0...1
+        if kind == .sum || kind == .mean {
+            guard let bounds = body.clamp, bounds.count == 2, bounds[0].isFinite, bounds[1].isFinite, bounds[0] < bounds[1],
+                  (1e-6...1e12).contains(max(abs(bounds[0]), abs(bounds[1]))) else {
+                throw DomainError.invalid("clamp", "give [low, high] with low < high, both within ±1e12, not both within ±1e-6")
+            }
+            clamp = bounds[0]...bounds[1]
+        }
+        guard let mechanism = NoiseMechanism(rawValue: body.mechanism ?? "laplace") else {
+            throw DomainError.invalid("mechanism", "must be laplace or gaussian")
+        }
+        guard body.epsilon > 0, body.epsilon <= 100 else { throw DomainError.invalid("epsilon", "must be above 0 and at most 100") }
+        let delta = body.delta ?? 0
+        if mechanism == .gaussian { guard delta > 0, delta < 1 else { throw DomainError.invalid("delta", "must be between 0 and 1") } }
+        else if delta != 0 { throw DomainError.invalid("delta", "the Laplace mechanism takes no delta") }
+        guard let dataset = try? Name(body.dataset ?? defaultDataset, what: "dataset") else {
+            throw DomainError.invalid("dataset", "1-64 lowercase letters, digits and _, starting with a letter")
+        }
+        let purpose = try services.regionPurpose(body.purpose ?? defaultPurpose, field: "purpose")
+        return Query(name: name, kind: kind, feature: feature, categories: categories, clamp: clamp, mechanism: mechanism,
+                     epsilon: body.epsilon, delta: delta, dataset: dataset, purpose: purpose)
     }
 
     /// Computes, charges and stores a release; returns it and what its label may still spend.

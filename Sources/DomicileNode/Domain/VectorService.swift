@@ -7,6 +7,58 @@ import DomicileVectors
 /// Collections, their vectors, and consent-filtered search (local scope;
 /// the federation adds the other regions' noised embeddings).
 enum VectorService {
+    /// A collection as a client defines it, as sent.
+    struct CollectionFields: Decodable, Sendable {
+        let dimension: Int
+        let metric: String
+        let purpose: String
+        let index: IndexFields?
+        let export: ExportFields?
+    }
+
+    struct IndexFields: Decodable, Sendable {
+        let kind: String
+        let m: Int?
+        let efConstruction: Int?
+        let ef: Int?
+    }
+
+    struct ExportFields: Decodable, Sendable {
+        let epsilon: Double
+        let delta: Double
+        let clipNorm: Double
+    }
+
+    /// The collection a definition describes, validated (422 naming the field otherwise).
+    static func definition(_ body: CollectionFields, name: Name, services: NodeServices) throws(DomainError) -> CollectionDefinition {
+        guard (1...CollectionDefinition.dimensionMax).contains(body.dimension) else {
+            throw DomainError.invalid("dimension", "must be 1 to \(CollectionDefinition.dimensionMax)")
+        }
+        guard let metric = Metric(rawValue: body.metric) else { throw DomainError.invalid("metric", "must be cosine, l2 or dot") }
+        let purpose = try services.regionPurpose(body.purpose, field: "purpose")
+        let index: IndexKind
+        switch body.index?.kind ?? "hnsw" {
+        case "flat":
+            index = .flat
+        case "hnsw":
+            let defaults = HNSWSettings()
+            let settings = HNSWSettings(m: body.index?.m ?? defaults.m, efConstruction: body.index?.efConstruction ?? defaults.efConstruction,
+                                        ef: body.index?.ef ?? defaults.ef)
+            if let problem = settings.problem { throw DomainError.invalid("index", problem) }
+            index = .hnsw(settings)
+        default:
+            throw DomainError.invalid("index.kind", "must be hnsw or flat")
+        }
+        var export: ExportSettings?
+        if let body = body.export {
+            guard body.epsilon > 0, body.epsilon <= 100 else { throw DomainError.invalid("export.epsilon", "must be above 0 and at most 100") }
+            guard body.delta > 0, body.delta < 1 else { throw DomainError.invalid("export.delta", "must be between 0 and 1") }
+            guard body.clipNorm > 0, body.clipNorm.isFinite else { throw DomainError.invalid("export.clip_norm", "must be a positive number") }
+            export = ExportSettings(epsilon: body.epsilon, delta: body.delta, clipNorm: body.clipNorm)
+        }
+        return CollectionDefinition(name: name, dimension: body.dimension, metric: metric, purpose: purpose, index: index, export: export)
+    }
+
     /// Defines (or redefines) a collection and installs its index; returns
     /// whether it is new and how many vectors it holds.
     static func define(_ definition: CollectionDefinition, call: CallContext) async throws -> (created: Bool, count: Int) {

@@ -8,27 +8,6 @@ import DomicileVectors
 /// Collections, their vectors, and consent-filtered search (local scope;
 /// the federation adds the other regions' noised embeddings).
 enum VectorRoutes {
-    struct CollectionBody: Decodable, Sendable {
-        let dimension: Int
-        let metric: String
-        let purpose: String
-        let index: IndexBody?
-        let export: ExportBody?
-    }
-
-    struct IndexBody: Decodable, Sendable {
-        let kind: String
-        let m: Int?
-        let efConstruction: Int?
-        let ef: Int?
-    }
-
-    struct ExportBody: Decodable, Sendable {
-        let epsilon: Double
-        let delta: Double
-        let clipNorm: Double
-    }
-
     struct VectorBody: Decodable, Sendable {
         let vector: [Double]
     }
@@ -59,39 +38,11 @@ enum VectorRoutes {
         guard let name = try? Name(request.http.parameter("name"), what: "collection name") else {
             throw DomainError.invalid("name", "collection names are 1-64 lowercase letters, digits and _, starting with a letter")
         }
-        let definition = try parse(try request.http.decode(CollectionBody.self), name: name, services: services)
+        let definition = try VectorService.definition(try request.http.decode(VectorService.CollectionFields.self), name: name, services: services)
         let (created, count) = try await VectorService.define(definition, call: request.call)
         return .json(Collection(definition: definition, count: count), status: created ? 201 : 200)
     }
 
-    static func parse(_ body: CollectionBody, name: Name, services: NodeServices) throws(DomainError) -> CollectionDefinition {
-        guard (1...CollectionDefinition.dimensionMax).contains(body.dimension) else {
-            throw DomainError.invalid("dimension", "must be 1 to \(CollectionDefinition.dimensionMax)")
-        }
-        guard let metric = Metric(rawValue: body.metric) else { throw DomainError.invalid("metric", "must be cosine, l2 or dot") }
-        let purpose = try services.regionPurpose(body.purpose, field: "purpose")
-        let index: IndexKind
-        switch body.index?.kind ?? "hnsw" {
-        case "flat":
-            index = .flat
-        case "hnsw":
-            let defaults = HNSWSettings()
-            let settings = HNSWSettings(m: body.index?.m ?? defaults.m, efConstruction: body.index?.efConstruction ?? defaults.efConstruction,
-                                        ef: body.index?.ef ?? defaults.ef)
-            if let problem = settings.problem { throw DomainError.invalid("index", problem) }
-            index = .hnsw(settings)
-        default:
-            throw DomainError.invalid("index.kind", "must be hnsw or flat")
-        }
-        var export: ExportSettings?
-        if let body = body.export {
-            guard body.epsilon > 0, body.epsilon <= 100 else { throw DomainError.invalid("export.epsilon", "must be above 0 and at most 100") }
-            guard body.delta > 0, body.delta < 1 else { throw DomainError.invalid("export.delta", "must be between 0 and 1") }
-            guard body.clipNorm > 0, body.clipNorm.isFinite else { throw DomainError.invalid("export.clip_norm", "must be a positive number") }
-            export = ExportSettings(epsilon: body.epsilon, delta: body.delta, clipNorm: body.clipNorm)
-        }
-        return CollectionDefinition(name: name, dimension: body.dimension, metric: metric, purpose: purpose, index: index, export: export)
-    }
 
     struct Collection: JSONWritable {
         let definition: CollectionDefinition
