@@ -59,13 +59,9 @@ final class SubjectKeyring: Sendable {
         let bucketKey = buckets.current(buckets.bucket(of: pid))!
         var random = self.random.generator()
         let secret = SecretBytes(randomCount: AESGCM.keyByteCount, using: &random)
-        return (try! AESGCMKey(version: 1, secret: secret), wrap(secret, for: pid, under: bucketKey),
+        let wrapped = WrappedSubjectKey.wrap(secret, for: pid, under: bucketKey, using: &random)
+        return (try! AESGCMKey(version: 1, secret: secret), wrapped,
                 Wrapping(bucket: bucketKey.bucket, version: bucketKey.version))
-    }
-
-    private func wrap(_ secret: SecretBytes, for pid: PID, under bucketKey: BucketKey) -> [UInt8] {
-        var random = self.random.generator()
-        return WrappedSubjectKey.wrap(secret, for: pid, under: bucketKey, using: &random)
     }
 
     /// The key that `wrapped` protects; nil when the key that wrapped it was
@@ -124,11 +120,12 @@ final class SubjectKeyring: Sendable {
         let rows = try database.fetchAll("SELECT pid, wrapped_key FROM subjects WHERE wrap_bucket = ? AND wrap_version < ?",
                                          [Int64(bucket), Int64(current.version)]) { ($0.text(0), $0.blob(1)) }
         var count = 0
+        var random = self.random.generator()
         for (text, wrapped) in rows {
             let pid = try StorageError.decoded(try? PID(parsing: text), table: "subjects", column: "pid")
             guard let key = try unwrap(wrapped, for: pid) else { continue }
-            try store(wrap(key.secret, for: pid, under: current), wrapping: Wrapping(bucket: bucket, version: current.version),
-                      of: pid, in: database)
+            try store(WrappedSubjectKey.wrap(key.secret, for: pid, under: current, using: &random),
+                      wrapping: Wrapping(bucket: bucket, version: current.version), of: pid, in: database)
             count += 1
         }
         return count
@@ -142,12 +139,13 @@ final class SubjectKeyring: Sendable {
             SELECT rowid, pid, wrapped_key FROM subjects WHERE wrap_bucket IS NULL AND rowid > ? ORDER BY rowid LIMIT ?
             """, [after, Int64(limit)]) { ($0.int64(0), $0.text(1), $0.blob(2)) }
         let buckets = self.buckets
+        var random = self.random.generator()
         for (_, text, wrapped) in rows {
             let pid = try StorageError.decoded(try? PID(parsing: text), table: "subjects", column: "pid")
             guard let key = try unwrap(wrapped, for: pid) else { continue }
             let current = buckets.current(buckets.bucket(of: pid))!
-            try store(wrap(key.secret, for: pid, under: current), wrapping: Wrapping(bucket: current.bucket, version: current.version),
-                      of: pid, in: database)
+            try store(WrappedSubjectKey.wrap(key.secret, for: pid, under: current, using: &random),
+                      wrapping: Wrapping(bucket: current.bucket, version: current.version), of: pid, in: database)
         }
         return rows.last?.0
     }
