@@ -98,16 +98,46 @@ final class SubjectKeyring: Sendable {
 
     // MARK: Rotation
 
-    /// Erasing `pid` rotates its bucket, in the erasure's transaction: a new
-    /// version is made current and saved (the old one kept), and the keys of
-    /// the bucket's other subjects are re-wrapped under it. The old version is
-    /// destroyed by `destroyRetired` once this transaction has committed.
+    /// Erasing `pid` rotates its bucket, in the erasure's transaction: the
+    /// next version (one step of the ratchet) is made current and saved (the
+    /// old one kept), and the keys of the bucket's other subjects are
+    /// re-wrapped under it. The old version is destroyed by `destroyRetired`
+    /// once this transaction has committed.
     func rotateBucket(of pid: PID, in database: Database) throws {
         let bucket = buckets.bucket(of: pid)
         let now = clock()
-        var random = self.random.generator()
-        try change { $0.buckets.rotate(bucket, createdAt: now, using: &random) }
+        try change { $0.buckets.rotate(bucket, createdAt: now) }
         try rewrap(bucket: bucket, in: database)
+    }
+
+    /// On a follower, before it applies a replicated change: every bucket
+    /// whose current version is below a version the change's `subjects` rows
+    /// are wrapped under is ratcheted up to it (each version seen is
+    /// installed; the region's other nodes derived the same keys), and the
+    /// keyring is saved once. Versions at or below current are ignored; the
+    /// retired ones go with the next `destroyRetired`. Returns how many
+    /// versions were installed. A wrapping naming no bucket of this keyring,
+    /// or a jump of more than `SubjectKeyBuckets.ratchetStepsMax`, is refused
+    /// (`StorageError.corrupt`) before anything changes.
+    @discardableResult
+    func catchUp(to wrappings: [Wrapping]) throws -> Int {
+        let buckets = self.buckets
+        var ahead: [Wrapping] = []
+        for wrapping in Set(wrappings).sorted(by: { ($0.bucket, $0.version) < ($1.bucket, $1.version) }) {
+            guard Int(wrapping.bucket) < buckets.count else { throw StorageError.corrupt(table: "subjects", column: "wrap_bucket") }
+            let current = buckets.current(wrapping.bucket)!.version
+            guard wrapping.version > current else { continue }
+            guard wrapping.version - current <= SubjectKeyBuckets.ratchetStepsMax else {
+                throw StorageError.corrupt(table: "subjects", column: "wrap_version")
+            }
+            ahead.append(wrapping)
+        }
+        guard !ahead.isEmpty else { return 0 }
+        let now = clock()
+        try change { keyring in
+            for wrapping in ahead { keyring.buckets.ratchet(wrapping.bucket, to: wrapping.version, createdAt: now) }
+        }
+        return ahead.count
     }
 
     /// Re-wraps every key of `bucket` not under its current version. Keys
