@@ -25,7 +25,7 @@ final class ClusterInitTests: XCTestCase {
     func test_clusterInit_writesEveryOtherNodeAsASeed_orNoGossipAtAll() throws {
         let directory = TemporaryDirectory()
         let result = try Binary.run(["cluster", "init", "--dir", directory.path, "--regions", "eu,us",
-                                     "--nodes-per-region", "2", "--http-port", "0", "--gossip-port", "27300"])
+                                     "--nodes-per-region", "2", "--http-port", "0", "--gossip-port", "27300", "--no-region-log"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let nodes = ["eu-1", "eu-2", "us-1", "us-2"]
         let addresses = ["127.0.0.1:27300", "127.0.0.1:27301", "127.0.0.1:27302", "127.0.0.1:27303"]

@@ -107,6 +107,10 @@ final class SubjectKeyring: Sendable {
         let bucket = buckets.bucket(of: pid)
         let now = clock()
         try change { $0.buckets.rotate(bucket, createdAt: now) }
+        // The region's other nodes ratchet to this version when they apply it.
+        try database.execute(
+            "INSERT INTO bucket_versions (bucket, version) VALUES (?, ?) ON CONFLICT (bucket) DO UPDATE SET version = excluded.version",
+            [Int64(bucket), Int64(buckets.current(bucket)!.version)])
         try rewrap(bucket: bucket, in: database)
     }
 
@@ -211,7 +215,14 @@ final class SubjectKeyring: Sendable {
     /// At start: finishes what a crash interrupted. Legacy keys move into
     /// buckets; rotations left half-done (a retired version still installed)
     /// re-wrap their rows and destroy the retired versions.
-    func recover(_ store: Store) async throws {
+    ///
+    /// In a `replicated` region every change of `subjects` goes through the
+    /// region log, which has not started yet: only retired versions no row
+    /// uses are destroyed here. Rows a crash left under a retired version
+    /// are re-wrapped by the next erasure in their bucket, which re-wraps
+    /// every row not under the current version.
+    func recover(_ store: Store, replicated: Bool = false) async throws {
+        if replicated { return try await destroyRetired(store) }
         try installBucketsIfMissing()
         var last: Int64? = 0
         while let after = last {
