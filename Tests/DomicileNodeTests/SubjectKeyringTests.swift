@@ -183,6 +183,35 @@ final class SubjectKeyringTests: XCTestCase {
         XCTAssertNil(try follower.subjects.unwrap(before[erased.rawValue]!, for: erased))
     }
 
+    /// A node started on a database a snapshot replaced (rows wrapped under
+    /// versions its keyring has not reached) catches up at start, before it
+    /// serves: every subject opens.
+    func test_recover_ratchetsUpToTheVersionsTheRowsUse() async throws {
+        let (leader, keyring) = try makeKeys(bucketCount: 1)
+        let store = try Store(path: directory.file("node.sqlite"), migrator: NodeSchema.migrator, now: 0)
+        defer { store.close() }
+        let subjects = try await register(6, keys: leader, store: store)
+        for (pid, _) in subjects.prefix(2) {
+            try await store.write { database in
+                try database.execute("DELETE FROM identities WHERE pid = ?", [pid.rawValue])
+                try database.execute("DELETE FROM subjects WHERE pid = ?", [pid.rawValue])
+                try leader.subjects.rotateBucket(of: pid, in: database)
+            }
+        }
+        let follower = try RegionKeys(keyring: keyring, clock: { 3 }, random: SecureRandomSource()) { _ in }
+        try store.read { database in
+            XCTAssertNil(try SubjectRecords.key(of: subjects[2].0, keys: follower, in: database), "version 3 is not in its keyring yet")
+        }
+        try await follower.subjects.recover(store)
+        XCTAssertEqual(follower.subjects.buckets.versions(of: 0).map(\.version), [3], "caught up, and version 1 destroyed")
+        try store.read { database in
+            for (pid, identifier) in subjects.dropFirst(2) {
+                let key = try XCTUnwrap(try SubjectRecords.key(of: pid, keys: follower, in: database))
+                XCTAssertEqual(try SubjectRecords.identifiers(of: pid, key: key, in: database), [identifier])
+            }
+        }
+    }
+
     /// A row naming a bucket the keyring does not have, or a version too far
     /// ahead to derive, is refused before the keyring changes.
     func test_catchUp_refusesAnImpossibleWrapping_changingNothing() throws {

@@ -212,7 +212,27 @@ final class SubjectKeyring: Sendable {
         try change { $0.buckets.destroy(unused) }
     }
 
-    /// At start: finishes what a crash interrupted. Legacy keys move into
+    /// After the database was replaced by a region log snapshot (and at
+    /// start): ratchets every bucket up to the versions the committed rows
+    /// use, so rows a snapshot brought wrapped under later versions open. A
+    /// row naming a bucket this keyring lacks, or a version beyond reach,
+    /// means the keyring and the database do not belong together: refused
+    /// (`StorageError.corrupt`), as in `catchUp`.
+    @discardableResult
+    func catchUp(toRowsOf store: Store) throws -> Int {
+        try catchUp(to: try store.read { try Self.wrappings(in: $0) })
+    }
+
+    /// Each bucket and version the committed `subjects` rows use, once.
+    static func wrappings(in database: Database) throws -> [Wrapping] {
+        try database.fetchAll("SELECT DISTINCT wrap_bucket, wrap_version FROM subjects WHERE wrap_bucket IS NOT NULL") { row in
+            Wrapping(bucket: try StorageError.decoded(UInt16(exactly: row.int64(0)), table: "subjects", column: "wrap_bucket"),
+                     version: try StorageError.decoded(UInt32(exactly: row.int64(1)), table: "subjects", column: "wrap_version"))
+        }
+    }
+
+    /// At start: finishes what a crash interrupted. Buckets catch up with the
+    /// rows (a snapshot installed before the restart); legacy keys move into
     /// buckets; rotations left half-done (a retired version still installed)
     /// re-wrap their rows and destroy the retired versions.
     ///
@@ -224,6 +244,7 @@ final class SubjectKeyring: Sendable {
     func recover(_ store: Store, replicated: Bool = false) async throws {
         if replicated { return try await destroyRetired(store) }
         try installBucketsIfMissing()
+        try catchUp(toRowsOf: store)
         var last: Int64? = 0
         while let after = last {
             last = try await store.write { try self.rewrapLegacy(after: after, limit: 1_000, in: $0) }
