@@ -64,7 +64,9 @@ public enum SnapshotError: Error, Equatable, Sendable, CustomStringConvertible {
 /// The sender's side: a finished snapshot file (a `Database.backup`) read as
 /// chunks of at most `chunkBytesMax` bytes, by offset (so a chunk lost on the
 /// way can be sent again), with the SHA-256 of the whole file.
-public final class SnapshotChunkReader {
+/// Sendable: every stored property is a constant, and `chunk(at:)` reads
+/// with `pread` at an offset, which several threads may do at once.
+public final class SnapshotChunkReader: @unchecked Sendable {
     public static let chunkBytesMaxDefault = 1 << 20
 
     public let path: String
