@@ -259,7 +259,7 @@ public final class SnapshotChunkWriter {
     /// makes: nothing is created beside it) and runs quick_check. The digest
     /// already proved the bytes are the sender's; this refuses a sender's
     /// file that is not a database, or whose pages are not sound.
-    static func checkDatabase(_ path: String) throws(SnapshotError) {
+    public static func checkDatabase(_ path: String) throws(SnapshotError) {
         var connection: OpaquePointer?
         defer { sqlite3_close_v2(connection) }
         guard sqlite3_open_v2(path, &connection, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK, let connection else {

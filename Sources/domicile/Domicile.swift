@@ -37,6 +37,7 @@ enum Domicile {
         BenchKernelsCommand.self,
         BenchPrivacyCommand.self,
         BenchChangesetCommand.self,
+        BenchSnapshotCommand.self,
         PrivacyRDPCommand.self,
         PrivacyGaussianCommand.self,
     ]
