@@ -292,6 +292,37 @@ final class RegionLogTests: XCTestCase {
         XCTAssertGreaterThan(seen, 0, "the old log held the erased subject's row")
     }
 
+    /// Nodes are known by name and key: one restarted on another address
+    /// (the roster updated) is reached there and takes part again.
+    func test_aNodeRestartedOnANewAddress_rejoins() async throws {
+        let leader = try await leader()
+        let moved = try XCTUnwrap(names.first { $0 != leader })
+        XCTAssertEqual(nodes[moved]!.stop(), 0)
+        let port = try FreePorts.consecutive(1)
+        let configPath = federation.configPath(moved)
+        var config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        var log = try XCTUnwrap(config["region_log"] as? [String: Any])
+        log["address"] = "127.0.0.1:\(port)"
+        config["region_log"] = log
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        let rosterPath = federation.directory.file("eu.roster.json")
+        var roster = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: rosterPath))) as? [String: Any])
+        roster["nodes"] = (roster["nodes"] as? [[String: Any]] ?? []).map { node in
+            var node = node
+            if node["name"] as? String == moved { node["channel"] = "127.0.0.1:\(port)" }
+            return node
+        }
+        try JSONSerialization.data(withJSONObject: roster).write(to: URL(fileURLWithPath: rosterPath))
+
+        let pid = try await register("while-away@example.com", on: leader)
+        nodes[moved] = try federation.start(moved)
+        try await waitUntilReady([moved])
+        try await waitUntilConverged()
+        let own = try Database(path: federation.dataDirectory(moved) + "/node.sqlite")
+        XCTAssertEqual(try own.fetchOne("SELECT count(*) FROM subjects WHERE pid = ?", [pid]) { $0.int64(0) }, 1,
+                       "the moved node received what was written while it was away")
+    }
+
     // MARK: Membership
 
     func test_aNodeAddedToARunningRegion_catchesUpBySnapshot_andARemovedNodeStopsReceivingEntries() async throws {

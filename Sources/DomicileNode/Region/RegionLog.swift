@@ -174,7 +174,8 @@ final class RegionLog: @unchecked Sendable {
         channel = try RegionChannel(
             region: region, name: name, signing: signing, regionKeys: regionKeys, bind: settings.address,
             roster: { [weak self] in self?.rereadRoster().channelRoster ?? NodeRoster() },
-            resolve: { [weak self] in self?.roster($0)?.channel }, random: random, settings: channelSettings,
+            // Each dial reads the roster afresh: a node restarted on a new address is reached there.
+            resolve: { [weak self] in self?.rereadRoster().node($0)?.channel }, random: random, settings: channelSettings,
             handlers: .init(
                 message: { [weak self] peer, bytes in self?.received(bytes, from: peer) },
                 request: { [weak self] _, bytes in
