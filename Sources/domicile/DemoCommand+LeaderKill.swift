@@ -15,7 +15,17 @@ extension DemoCommand {
             throw CLIError.failed("the nodes of \(region) did not agree on a leader")
         }
         say("\(leader) leads \(region) (GET /v1/cluster on \(nodes.joined(separator: ", ")))")
+        let (successor, written) = try await kill(leader, underLoadOn: nodes, federation)
+        try await restart(leader, following: successor, federation)
+        try await readBack(written, through: nodes, caller: federation.caller)
+        try await compareAuditChains(federation, nodes: nodes)
+    }
 
+    /// Runs the write load, kills `leader` in the middle of it, and keeps
+    /// the load running until a write sent after the kill is acknowledged
+    /// (and a second more). Returns the new leader and every acknowledged write.
+    static func kill(_ leader: String, underLoadOn nodes: [String], _ federation: LocalFederation) async throws
+        -> (successor: String, written: [WriteLoad.Write]) {
         let load = WriteLoad(targets: nodes)
         let caller = federation.caller
         let clients = Task {
@@ -31,15 +41,13 @@ extension DemoCommand {
         say("\(WriteLoad.clientCount) clients register subjects and grant consent round-robin on \(nodes.joined(separator: ", ")); "
             + "after \(before) acknowledged writes, SIGKILL \(leader)")
 
-        let tookOver = await waitUntil(seconds: 20) { await load.firstAcknowledgedAfterKill != nil }
-        guard tookOver, let recovery = await load.recovery else {
-            clients.cancel()
+        _ = await waitUntil(seconds: 20) { await load.recovery != nil }
+        let survivors = nodes.filter { $0 != leader }
+        guard let recovery = await load.recovery, let successor = await agreedLeader(federation, nodes: survivors, within: 10),
+              successor != leader else {
             await load.stop()
-            throw CLIError.failed("no write sent after the kill was acknowledged in 20 s")
+            throw CLIError.failed("no write sent after the kill of \(leader) was acknowledged by a new leader in 20 s")
         }
-        let survivor = nodes.first { $0 != leader }!
-        let successor = await agreedLeader(federation, nodes: nodes.filter { $0 != leader }, within: 5)
-        guard let successor, successor != leader else { throw CLIError.failed("\(region) has no new leader (\(survivor) sees none)") }
         let term = await federation.regionLog(successor)?.term ?? 0
         say(String(format: "new leader %@ (term %d) acknowledged the first write sent after the kill %.1f s after it; meanwhile "
                    + "%@ got 503 no_quorum (the clients retried) and %@ in flight to %@ got no answer",
@@ -49,22 +57,22 @@ extension DemoCommand {
         await load.stop()
         await clients.value
         let written = await load.acknowledged
-        say("the region kept serving: \(written.count - during) more writes acknowledged in the next second on the two survivors")
+        say("the region kept serving: \(written.count - during) more writes acknowledged in the next second on "
+            + survivors.joined(separator: " and "))
+        return (successor, written)
+    }
 
-        try federation.start(leader)
+    /// Restarts the killed node and waits until it has applied what the
+    /// leader had committed.
+    static func restart(_ node: String, following leader: String, _ federation: LocalFederation) async throws {
+        try federation.start(node)
         let restartedAt = Date()
-        let commit = await federation.regionLog(successor)?.commitIndex ?? 0
-        let caughtUp = await waitUntil(seconds: 20) { (await federation.regionLog(leader)?.appliedIndex ?? 0) >= commit }
-        guard caughtUp else { throw CLIError.failed("\(leader) did not catch up to commit index \(commit) in 20 s") }
-        say(String(format: "%@ restarted and applied the log up to the leader's commit index %d in %.1f s; it follows %@ now",
-                   leader, commit, Date().timeIntervalSince(restartedAt), successor))
-
-        let lost = await readBack(written, through: nodes, caller: federation.caller)
-        guard lost.isEmpty else {
-            throw CLIError.failed("LOST: \(lost.count) of \(written.count * nodes.count) acknowledged reads failed: \(lost.prefix(5))")
-        }
-        say("nothing acknowledged was lost: \(written.count) of \(written.count) writes read back on \(nodes.joined(separator: ", "))")
-        try await compareAuditChains(federation, nodes: nodes)
+        let commit = await federation.regionLog(leader)?.commitIndex ?? 0
+        let caughtUp = await waitUntil(seconds: 20) { (await federation.regionLog(node)?.appliedIndex ?? 0) >= commit }
+        guard caughtUp else { throw CLIError.failed("\(node) did not catch up to commit index \(commit) in 20 s") }
+        let follows = await federation.regionLog(node)?.leader ?? "no leader yet"
+        say(String(format: "%@ restarted and applied the log up to the leader's commit index %d in %.1f s; its leader: %@",
+                   node, commit, Date().timeIntervalSince(restartedAt), follows))
     }
 
     static func calls(_ count: Int) -> String { count == 1 ? "1 call" : "\(count) calls" }
@@ -83,49 +91,69 @@ extension DemoCommand {
 
     /// Reads every acknowledged write through every node: a registration by
     /// looking its identifier up, a grant by the subject's active consent.
-    /// Returns what did not read back.
-    static func readBack(_ writes: [WriteLoad.Write], through nodes: [String], caller: NodeCaller) async -> [String] {
+    /// A read the region refuses (503, no answer) is retried: only a read
+    /// that answers without the write counts as lost.
+    static func readBack(_ writes: [WriteLoad.Write], through nodes: [String], caller: NodeCaller) async throws {
         let checks = nodes.flatMap { node in writes.map { (node, $0) } }
-        return await withTaskGroup(of: [String].self) { group in
+        let outcomes = await withTaskGroup(of: [String: [String]].self) { group in
             for worker in 0..<WriteLoad.clientCount {
                 group.addTask {
-                    var lost: [String] = []
+                    var outcomes: [String: [String]] = [:]
                     for index in stride(from: worker, to: checks.count, by: WriteLoad.clientCount) {
                         let (node, write) = checks[index]
-                        if await !write.readsBack(on: node, caller: caller) { lost.append("\(write.kind) on \(node)") }
+                        var found = await write.readBack(on: node, caller: caller)
+                        for _ in 0..<20 where found == nil {
+                            try? await Task.sleep(nanoseconds: 250_000_000)
+                            found = await write.readBack(on: node, caller: caller)
+                        }
+                        if found != true { outcomes[found == false ? "lost" : "unread", default: []].append("\(write.kind) on \(node)") }
                     }
-                    return lost
+                    return outcomes
                 }
             }
-            return await group.reduce(into: []) { $0 += $1 }
+            return await group.reduce(into: [:]) { $0.merge($1, uniquingKeysWith: +) }
         }
+        if let lost = outcomes["lost"] {
+            throw CLIError.failed("LOST: \(lost.count) acknowledged writes did not read back: \(lost.prefix(5).joined(separator: ", "))")
+        }
+        if let unread = outcomes["unread"] {
+            throw CLIError.failed("\(unread.count) reads were refused for 5 s: \(unread.prefix(5).joined(separator: ", "))")
+        }
+        say("nothing acknowledged was lost: \(writes.count) of \(writes.count) writes read back on \(nodes.joined(separator: ", "))")
     }
 
     /// Once every node has applied the same index, each node's own database
-    /// must hold the same audit chain: same length, same head.
+    /// must hold the same valid audit chain (same length, same head), and
+    /// `GET /v1/audit/verify` through each node must answer that head.
     static func compareAuditChains(_ federation: LocalFederation, nodes: [String]) async throws {
         var chains: [String: AuditLog.Verification] = [:]
+        var answered: [String: String] = [:]
         let agree = await waitUntil(seconds: 10) {
             var applied = Set<Int>()
             for node in nodes { applied.insert(await federation.regionLog(node)?.appliedIndex ?? -1) }
             guard applied.count == 1 else { return false }
-            chains = [:]
+            chains = Dictionary(uniqueKeysWithValues: nodes.compactMap { node in ownAuditChain(of: node, federation).map { (node, $0) } })
             for node in nodes {
-                var options = Database.Options()
-                options.queryOnly = true
-                let path = federation.path("\(node)/data/node.sqlite")
-                guard let database = try? Database(path: path, options: options), let chain = try? AuditLog.verify(database) else { return false }
-                chains[node] = chain
+                answered[node] = (try? await federation.call(node, "GET", "/v1/audit/verify", role: "privacy_officer"))?.json["head"] as? String
             }
-            return Set(chains.values.map(\.head)).count == 1 && chains.values.allSatisfy(\.valid)
+            let heads = Set(chains.values.map(\.head))
+            return chains.count == nodes.count && chains.values.allSatisfy(\.valid) && heads.count == 1 && Set(answered.values) == heads
         }
-        let api = try await federation.call(nodes[0], "GET", "/v1/audit/verify", role: "privacy_officer")
         guard agree, let chain = chains[nodes[0]] else {
-            let heads = nodes.map { "\($0): \(chains[$0].map { "\($0.length) events, head \($0.head.prefix(12))" } ?? "unreadable")" }
+            let heads = nodes.map { "\($0): \(chains[$0].map { "\($0.length) events, head \($0.head.prefix(12))" } ?? "unreadable"), "
+                                    + "API head \(answered[$0]?.prefix(12) ?? "none")" }
             throw CLIError.failed("the nodes' audit chains differ: \(heads.joined(separator: "; "))")
         }
         say("audit heads agree: each node's own database holds a valid chain of \(chain.length) events, head \(chain.head.prefix(16))… "
-            + "(\(nodes.joined(separator: ", "))); GET /v1/audit/verify answers the same head: \((api.json["head"] as? String) == chain.head ? "yes" : "NO")")
+            + "(\(nodes.joined(separator: ", "))), the head GET /v1/audit/verify answers through each of them")
+    }
+
+    /// The audit chain in `node`'s own database, read beside the running node.
+    static func ownAuditChain(of node: String, _ federation: LocalFederation) -> AuditLog.Verification? {
+        var options = Database.Options()
+        options.queryOnly = true
+        guard let database = try? Database(path: federation.path("\(node)/data/node.sqlite"), options: options) else { return nil }
+        return try? AuditLog.verify(database)
     }
 }
 
@@ -148,15 +176,19 @@ actor WriteLoad {
             }
         }
 
-        func readsBack(on node: String, caller: NodeCaller) async -> Bool {
+        /// true: the write is there; false: the node answered without it;
+        /// nil: no answer (refused with 503 or 429, or unreachable).
+        func readBack(on node: String, caller: NodeCaller) async -> Bool? {
             switch self {
             case .registration(let identifier, let pid):
-                let reply = try? await caller.call(node, "POST", "/v1/subjects/lookup", role: "serve",
-                                                   json: #"{"identifier":{"kind":"customer_id","value":"\#(identifier)"}}"#)
-                return reply?.status == 200 && reply?.json["pid"] as? String == pid
+                guard let reply = try? await caller.call(node, "POST", "/v1/subjects/lookup", role: "serve",
+                                                         json: #"{"identifier":{"kind":"customer_id","value":"\#(identifier)"}}"#),
+                      ![429, 503].contains(reply.status) else { return nil }
+                return reply.status == 200 && reply.json["pid"] as? String == pid
             case .grant(let pid, let purpose):
-                let reply = try? await caller.call(node, "GET", "/v1/subjects/\(pid)/consent", role: "serve")
-                return (reply?.json["active"] as? [[String: Any]] ?? []).contains { $0["purpose"] as? String == purpose }
+                guard let reply = try? await caller.call(node, "GET", "/v1/subjects/\(pid)/consent", role: "serve"),
+                      ![429, 503].contains(reply.status) else { return nil }
+                return reply.status == 200 && (reply.json["active"] as? [[String: Any]] ?? []).contains { $0["purpose"] as? String == purpose }
             }
         }
     }
@@ -173,7 +205,7 @@ actor WriteLoad {
     private var stopped = false
     private(set) var acknowledged: [Write] = []
     private var killedAt: Date?
-    private(set) var firstAcknowledgedAfterKill: Date?
+    private var firstAcknowledgedAfterKill: Date?
     private var noQuorumAfterKill = 0
     private var unansweredAfterKill = 0
 
@@ -220,8 +252,8 @@ actor WriteLoad {
             let registered = try? await caller.call(registerOn, "POST", "/v1/subjects", role: "ingest",
                                                     json: #"{"identifier":{"kind":"customer_id","value":"\#(identifier)"},"country":"DE"}"#)
             let pid = registered?.status == 201 ? registered?.json["pid"] as? String : nil
-            await record(pid.map { .registration(identifier: identifier, pid: $0) }, status: registered?.status, code: registered?.code ?? "",
-                   startedAt: started)
+            await record(pid.map { .registration(identifier: identifier, pid: $0) }, status: registered?.status,
+                         code: registered?.code ?? "", startedAt: started)
             guard let pid else {
                 await Self.pause()
                 continue
@@ -231,7 +263,7 @@ actor WriteLoad {
                 {"action":"grant","purposes":["product_recs"],"source":"load:v1","collected_at":"\(Timestamp.now.rfc3339)"}
                 """)
             await record(granted?.status == 201 ? .grant(pid: pid, purpose: "product_recs") : nil, status: granted?.status,
-                   code: granted?.code ?? "", startedAt: started)
+                         code: granted?.code ?? "", startedAt: started)
             if granted?.status != 201 { await Self.pause() }
         }
     }

@@ -39,7 +39,7 @@ final class DemoTests: XCTestCase {
         XCTAssertEqual(counts.first, counts.last, readBack)
         XCTAssertTrue(readBack.hasSuffix("read back on eu-1, eu-2, eu-3"), readBack)
         XCTAssertTrue(output.contains("audit heads agree: each node's own database holds a valid chain"), output)
-        XCTAssertTrue(output.contains("GET /v1/audit/verify answers the same head: yes"), output)
+        XCTAssertTrue(output.contains("the head GET /v1/audit/verify answers through each of them"), output)
     }
 
     private func lines(of text: String, containing fragment: String) -> [String] {
