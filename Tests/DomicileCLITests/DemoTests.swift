@@ -9,6 +9,7 @@ final class DemoTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         for expected in ["every node sees nine alive members", "eu-1 answers 421, home region us", "Bo registered on us-1",
                          "Bo: active consent analytics   (granted on us-2, read on us-3", "unknown_purpose",
+                         "16 vectors stored, 8 refused", "searched again on eu-1: out of the index before the revoke returned",
                          "all eight others declared us-2 dead", "us-2 restarted with a new boot id and rejoined",
                          "eu-1: chain valid", "certificate against the nodes' public keys: valid and complete"] {
             XCTAssertTrue(result.stdout.contains(expected), "demo output lacks '\(expected)':\n\(result.stdout)")
