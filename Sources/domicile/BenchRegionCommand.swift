@@ -121,19 +121,23 @@ struct BenchRegionCommand: Command {
         /// Writes then reads on each setup, best of `rounds` interleaved rounds.
         func throughput(_ targets: [Setup: Target], rounds: Int) async throws {
             var writes: [Setup: [Int: (rate: Double, breakdown: String)]] = [:]
-            var reads: [Setup: Double] = [:]
+            var reads: [Setup: (rate: Double, breakdown: String)] = [:]
             for _ in 0..<rounds {
                 for writers in writerCounts {
                     for setup in Setup.allCases {
                         let target = targets[setup]!
-                        let (rate, breakdown) = try await measuredWrite(target.region, leader: target.leader, targets: target.nodes,
-                                                                        writers: writers, pids: target.pids)
+                        let (rate, breakdown) = try await measured(target.region, leader: target.leader) {
+                            try await write(target.region, targets: target.nodes, writers: writers, pids: target.pids)
+                        }
                         if rate > writes[setup]?[writers]?.rate ?? 0 { writes[setup, default: [:]][writers] = (rate, breakdown) }
                     }
                 }
                 for setup in Setup.allCases {
                     let target = targets[setup]!
-                    reads[setup] = max(reads[setup] ?? 0, try await read(target.region, targets: target.nodes, pids: target.pids))
+                    let (rate, breakdown) = try await measured(target.region, leader: target.leader) {
+                        try await read(target.region, targets: target.nodes, pids: target.pids)
+                    }
+                    if rate > reads[setup]?.rate ?? 0 { reads[setup] = (rate, breakdown) }
                 }
             }
             Output.line("durable consent receipts/s (POST /v1/subjects/{pid}/consents), best of \(rounds) rounds; "
@@ -151,17 +155,18 @@ struct BenchRegionCommand: Command {
             Output.line("consent reads/s (GET /v1/subjects/{pid}/consent, \(readers) clients, best of \(rounds); each read appends an audit event)")
             for setup in Setup.allCases {
                 Output.line("         " + setup.label.padding(toLength: 18, withPad: " ", startingAt: 0)
-                            + String(format: "%11.0f   %15.2f", reads[setup]!, reads[setup]! / reads[.single]!))
+                            + String(format: "%11.0f   %15.2f   ", reads[setup]!.rate, reads[setup]!.rate / reads[.single]!.rate)
+                            + reads[setup]!.breakdown)
             }
         }
 
-        /// `write`, with what the leader's metrics and the processes' CPU
-        /// time say about it: mean writes per batch, mean wait for a
+        /// `body`'s rate, with what the leader's metrics and the processes'
+        /// CPU time say about it: mean writes per batch, mean wait for a
         /// majority, cores busy in the nodes and in the clients.
-        func measuredWrite(_ region: BenchRegion, leader: String, targets: [String], writers: Int,
-                           pids: [String]) async throws -> (rate: Double, breakdown: String) {
+        func measured(_ region: BenchRegion, leader: String,
+                      _ body: () async throws -> Double) async throws -> (rate: Double, breakdown: String) {
             let before = (counters: await region.counters(leader), cpu: region.cpuSeconds(), time: Bench.monotonicSeconds())
-            let rate = try await write(region, targets: targets, writers: writers, pids: pids)
+            let rate = try await body()
             let cpu = region.cpuSeconds(), elapsed = Bench.monotonicSeconds() - before.time
             let breakdown = (await region.counters(leader) - before.counters).breakdown
                 + String(format: "   cpu %.2f + %.2f", (cpu.nodes - before.cpu.nodes) / elapsed, (cpu.clients - before.cpu.clients) / elapsed)
@@ -290,7 +295,9 @@ struct BenchRegionCommand: Command {
             for delay in [0] + delays {
                 region.relay!.setDelay(milliseconds: delay)
                 for writers in writerCounts {
-                    let (rate, breakdown) = try await measuredWrite(region, leader: leader, targets: [leader], writers: writers, pids: pids)
+                    let (rate, breakdown) = try await measured(region, leader: leader) {
+                        try await write(region, targets: [leader], writers: writers, pids: pids)
+                    }
                     references[writers] = references[writers] ?? rate
                     Output.line(String(writers).leftPadded(7) + "  " + "\(delay) ms".padding(toLength: 7, withPad: " ", startingAt: 0)
                                 + String(format: "%12.0f   %13.2f   ", rate, rate / references[writers]!) + breakdown)
