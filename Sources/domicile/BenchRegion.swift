@@ -16,7 +16,8 @@ final class BenchRegion {
     /// `DelayRelay` (the roster's addresses) instead of directly.
     let relay: DelayRelay?
 
-    init(directory: String, nodes: Int, regionLog: Bool, delayRelay: Bool = false) async throws {
+    /// `logSettings` go into each node's `region_log` config object.
+    init(directory: String, nodes: Int, regionLog: Bool, delayRelay: Bool = false, logSettings: [String: Any] = [:]) async throws {
         federation = try LocalFederation(directory: directory, regions: [try RegionID("eu")], nodesPerRegion: nodes, regionLog: regionLog)
         names = federation.nodeNames
         hasLog = regionLog
@@ -27,7 +28,7 @@ final class BenchRegion {
         settings.requestTimeoutMilliseconds = 20_000
         client = HTTPClient(settings: settings)
         do {
-            for name in names { try quiet(federation.path("\(name)/config.json")) }
+            for name in names { try configure(federation.path("\(name)/config.json"), logSettings: logSettings) }
             for name in names { try federation.start(name) }
             for name in names { try await waitReady(name) }
         } catch {
@@ -55,8 +56,12 @@ final class BenchRegion {
     }
 
     /// The limiter and the access monitor still run on every read; they just never refuse here.
-    private func quiet(_ configPath: String) throws {
+    private func configure(_ configPath: String, logSettings: [String: Any]) throws {
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as! [String: Any]
+        if var log = config["region_log"] as? [String: Any] {
+            log.merge(logSettings) { $1 }
+            config["region_log"] = log
+        }
         config["log"] = ["access": false]
         config["limits"] = ["read_rate_per_second": 10_000_000, "read_burst": 10_000_000, "distinct_subjects_per_minute": 100_000_000]
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
