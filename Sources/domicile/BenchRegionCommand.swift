@@ -4,10 +4,11 @@ import Foundation
 
 /// `domicile bench region`: a 3-node region (real `serve` processes of this
 /// binary on loopback) against a 1-node region and a node without a region
-/// log, in the same run: writes, reads, failover, catch-up, in-region delay.
+/// log, in the same run: writes, reads, failover, catch-up, snapshot,
+/// in-region delay.
 struct BenchRegionCommand: Command {
     static let path = ["bench", "region"]
-    static let summary = "benchmark a 3-node region log against a 1-node region: writes, reads, failover, catch-up, WAN delay"
+    static let summary = "benchmark a 3-node region log against a 1-node region: writes, reads, failover, catch-up, snapshot, delay"
     static let help = """
         [--seconds N] [--rounds N] [--writers LIST] [--readers N] [--failovers N]
         [--behind-seconds N] [--snapshot-seconds N] [--delays LIST|none] [--dir DIR]
@@ -87,8 +88,10 @@ struct BenchRegionCommand: Command {
         let readers: Int
         static let subjectCount = 1_024
 
-        func region(_ name: String, nodes: Int, regionLog: Bool = true) async throws -> BenchRegion {
-            try await BenchRegion(directory: (directory as NSString).appendingPathComponent(name), nodes: nodes, regionLog: regionLog)
+        func region(_ name: String, nodes: Int, regionLog: Bool = true, delayRelay: Bool = false,
+                    logSettings: [String: Any] = [:]) async throws -> BenchRegion {
+            try await BenchRegion(directory: (directory as NSString).appendingPathComponent(name), nodes: nodes, regionLog: regionLog,
+                                  delayRelay: delayRelay, logSettings: logSettings)
         }
 
         /// A region under test with its subjects and where its clients go.
@@ -291,8 +294,7 @@ struct BenchRegionCommand: Command {
         /// 1 MiB chunks, checked and restored); measures MB/s of that backup
         /// from the follower's restart until it has applied the leader's index.
         func snapshot(fillSeconds: Int) async throws {
-            let region = try await BenchRegion(directory: (directory as NSString).appendingPathComponent("snapshot"), nodes: 3,
-                                               regionLog: true, logSettings: ["compact_entries": Self.compactEntries])
+            let region = try await region("snapshot", nodes: 3, logSettings: ["compact_entries": Self.compactEntries])
             defer { region.stop() }
             let leader = try await region.leader()
             let ingest = region.headers("ingest")
@@ -332,8 +334,7 @@ struct BenchRegionCommand: Command {
         /// A 3-node region whose nodes reach each other's channel through a
         /// `DelayRelay`; clients on the leader; writes with 0 ms and each delay.
         func delayed(_ delays: [Int]) async throws {
-            let region = try await BenchRegion(directory: (directory as NSString).appendingPathComponent("delayed"), nodes: 3,
-                                               regionLog: true, delayRelay: true)
+            let region = try await region("delayed", nodes: 3, delayRelay: true)
             defer { region.stop() }
             let leader = try await region.leader()
             let pids = try await BenchNodeCommand.register(Self.subjectCount, client: region.client, address: region.address(leader),
