@@ -94,16 +94,20 @@ extension RegionLog {
                 let (path, offer) = try await fetch(snapshot.metadata.index, from: message.from, over: channel)
                 defer { unlink(path) }
                 let follower = self.follower
-                let restoredApplied = try await store.writer.outsideTransaction { database -> UInt64 in
+                let restoredApplied = try await store.writer.outsideTransaction { [self] database -> UInt64 in
                     // Checked where applies run: never restore a state older than what is applied here.
                     let current = try RegionLogRecords.appliedIndex(in: database)
                     guard offer.id > current else { return current }
                     try database.restore(from: path)
                     try follower.installed(in: database)
-                    return try RegionLogRecords.appliedIndex(in: database)
+                    let restored = try RegionLogRecords.appliedIndex(in: database)
+                    // Published here, on the writer, before it runs the next
+                    // queued apply: an entry the backup holds is then skipped,
+                    // not applied a second time over it.
+                    published(restored)
+                    return restored
                 }
                 follower.finishedInstall()
-                published(restoredApplied)
                 snapshots.withLock { $0.installed += 1 }
                 logger.info("region log snapshot installed", ["index": .int(Int64(snapshot.metadata.index)),
                                                               "applied_index": .int(Int64(restoredApplied))])
