@@ -11,14 +11,18 @@ public final class FederationFixture: @unchecked Sendable {
     /// `configure` may edit each node's config.json before any node starts.
     /// With `gossip`, nodes get consecutive free ports and seed each other;
     /// without, they pick their own HTTP port and run without gossip.
-    public init(regions: [String] = ["eu"], nodesPerRegion: Int = 1, gossip: Bool = false,
+    /// With `regionLog` (and gossip), each region's nodes share a region log
+    /// over channel ports that follow the gossip ports.
+    public init(regions: [String] = ["eu"], nodesPerRegion: Int = 1, gossip: Bool = false, regionLog: Bool = false,
                 configure: (_ node: String, _ config: inout [String: Any]) -> Void = { _, _ in }) throws {
         directory = TemporaryDirectory("domicile-federation")
         let count = regions.count * nodesPerRegion
-        let ports = gossip ? try FreePorts.consecutive(count * 2) : nil
+        let ports = gossip || regionLog ? try FreePorts.consecutive(count * (regionLog ? 3 : 2)) : nil
+        let channel = regionLog ? ports.map { ["--channel-port", "\($0 + 2 * count)"] } ?? [] : []
         let result = try Binary.run(["cluster", "init", "--dir", directory.path, "--regions", regions.joined(separator: ","),
                                      "--nodes-per-region", "\(nodesPerRegion)",
-                                     "--http-port", "\(ports ?? 0)"] + (ports.map { ["--gossip-port", "\($0 + count)"] } ?? ["--no-gossip"]))
+                                     "--http-port", "\(ports ?? 0)"] + (ports.map { ["--gossip-port", "\($0 + count)"] } ?? ["--no-gossip"])
+                                     + channel)
         guard result.status == 0 else { throw FixtureError(description: "cluster init failed: \(result.stderr)") }
         let tokenData = try Data(contentsOf: URL(fileURLWithPath: directory.file("tokens.json")))
         tokens = (try JSONSerialization.jsonObject(with: tokenData) as? [String: String]) ?? [:]
@@ -36,8 +40,9 @@ public final class FederationFixture: @unchecked Sendable {
     public func dataDirectory(_ node: String) -> String { directory.file("\(node)/data") }
     public func token(_ role: String) -> String { tokens[role]! }
 
-    public func start(_ node: String) throws -> NodeProcess {
-        try NodeProcess(name: node, configPath: configPath(node), logPath: directory.file("\(node)/stderr.log"))
+    /// `launcher` runs the node through another command (e.g. `ip netns exec NS`), which must exec it.
+    public func start(_ node: String, launcher: [String] = []) throws -> NodeProcess {
+        try NodeProcess(name: node, configPath: configPath(node), logPath: directory.file("\(node)/stderr.log"), launcher: launcher)
     }
 }
 
@@ -80,9 +85,10 @@ public final class NodeProcess: @unchecked Sendable {
     public let process: RunningProcess
     public static let client = HTTPClient()
 
-    init(name: String, configPath: String, logPath: String) throws {
+    init(name: String, configPath: String, logPath: String, launcher: [String] = []) throws {
         self.name = name
-        process = try RunningProcess(Binary.path, ["serve", "--config", configPath], stderrPath: logPath)
+        let command = launcher + [Binary.path, "serve", "--config", configPath]
+        process = try RunningProcess(command[0], Array(command.dropFirst()), stderrPath: logPath)
         guard let line = process.waitForLine(timeout: 30, where: { $0.contains(#""event":"listening""#) }),
               let data = line.data(using: .utf8),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],

@@ -100,6 +100,9 @@ public struct RegionChecker: Sendable {
     /// (a leader's lease, requests already in flight).
     public let partitionGrace: Double
 
+    /// The operations grouped by what they touch, so that each check looks up rather than scans.
+    private let index: Index
+
     public init(schema: RegionSchema, entries: [HistoryEntry], partitions: [PartitionWindow] = [],
                 finals: [String: NodeState], partitionGrace: Double = 3) {
         self.schema = schema
@@ -107,6 +110,44 @@ public struct RegionChecker: Sendable {
         self.partitions = partitions
         self.finals = finals
         self.partitionGrace = partitionGrace
+        index = Index(entries)
+    }
+
+    struct Key: Hashable {
+        let pid: String
+        let name: String
+    }
+
+    struct Index: Sendable {
+        var grants: [Key: [HistoryEntry]] = [:]
+        var revokes: [Key: [HistoryEntry]] = [:]
+        var featureStores: [Key: [HistoryEntry]] = [:]
+        var vectorStores: [Key: [HistoryEntry]] = [:]
+        var consentOperations: [String: [HistoryEntry]] = [:]
+        /// Unique value or vector id → the write that stored it.
+        var storedFeature: [Int: HistoryEntry] = [:]
+        var storedVector: [Int: HistoryEntry] = [:]
+
+        init(_ entries: [HistoryEntry]) {
+            for entry in entries {
+                switch entry.operation {
+                case .grant(let pid, let purpose):
+                    grants[Key(pid: pid, name: purpose), default: []].append(entry)
+                    consentOperations[pid, default: []].append(entry)
+                case .revoke(let pid, let purpose):
+                    revokes[Key(pid: pid, name: purpose), default: []].append(entry)
+                    consentOperations[pid, default: []].append(entry)
+                case .writeFeature(let pid, let feature, let value):
+                    featureStores[Key(pid: pid, name: feature), default: []].append(entry)
+                    if storedFeature[value] == nil { storedFeature[value] = entry }
+                case .upsertVector(let pid, let collection, let id):
+                    vectorStores[Key(pid: pid, name: collection), default: []].append(entry)
+                    if storedVector[id] == nil { storedVector[id] = entry }
+                default:
+                    continue
+                }
+            }
+        }
     }
 
     public func check() -> [Violation] {
@@ -132,25 +173,21 @@ public struct RegionChecker: Sendable {
         return pids
     }
 
-    private func revokes(_ pid: String, _ purpose: String) -> [HistoryEntry] {
-        entries.filter { $0.operation == .revoke(pid: pid, purpose: purpose) }
-    }
+    private func revokes(_ pid: String, _ purpose: String) -> [HistoryEntry] { index.revokes[Key(pid: pid, name: purpose)] ?? [] }
 
-    private func grants(_ pid: String, _ purpose: String) -> [HistoryEntry] {
-        entries.filter { $0.operation == .grant(pid: pid, purpose: purpose) }
-    }
+    private func grants(_ pid: String, _ purpose: String) -> [HistoryEntry] { index.grants[Key(pid: pid, name: purpose)] ?? [] }
 
     private func featureWrites(_ pid: String, _ feature: String) -> [Write<Int?>] {
-        let stores = entries.compactMap { entry -> Write<Int?>? in
-            guard case .writeFeature(pid, feature, let value) = entry.operation else { return nil }
+        let stores = (index.featureStores[Key(pid: pid, name: feature)] ?? []).map { entry -> Write<Int?> in
+            guard case .writeFeature(_, _, let value) = entry.operation else { preconditionFailure("indexed as a feature write") }
             return Write(entry: entry, value: value)
         }
         return stores + revokes(pid, purpose(ofFeature: feature)).map { Write(entry: $0, value: nil) }
     }
 
     private func vectorWrites(_ pid: String, _ collection: String) -> [Write<Int?>] {
-        let stores = entries.compactMap { entry -> Write<Int?>? in
-            guard case .upsertVector(pid, collection, let id) = entry.operation else { return nil }
+        let stores = (index.vectorStores[Key(pid: pid, name: collection)] ?? []).map { entry -> Write<Int?> in
+            guard case .upsertVector(_, _, let id) = entry.operation else { preconditionFailure("indexed as a vector write") }
             return Write(entry: entry, value: id)
         }
         return stores + revokes(pid, purpose(ofCollection: collection)).map { Write(entry: $0, value: nil) }
@@ -201,28 +238,20 @@ public struct RegionChecker: Sendable {
     // MARK: - Reads during the run
 
     private func reads() -> [Violation] {
-        let featureStores = Dictionary(entries.compactMap { entry -> (Int, HistoryEntry)? in
-            if case .writeFeature(_, _, let value) = entry.operation { return (value, entry) }
-            return nil
-        }, uniquingKeysWith: { first, _ in first })
-        let vectorStores = Dictionary(entries.compactMap { entry -> (Int, HistoryEntry)? in
-            if case .upsertVector(_, _, let id) = entry.operation { return (id, entry) }
-            return nil
-        }, uniquingKeysWith: { first, _ in first })
         var violations: [Violation] = []
         for read in entries {
             guard case .ok(let value) = read.completion else { continue }
             switch (read.operation, value) {
             case (.readFeatures(let pid, let purpose), .features(let features)):
                 for (name, served) in features.sorted(by: { $0.key < $1.key }) {
-                    let store = featureStores[served]
+                    let store = index.storedFeature[served]
                     let isOwn: Bool
                     if case .writeFeature(pid, name, _)? = store?.operation { isOwn = true } else { isOwn = false }
                     violations += servedData(read, pid: pid, purpose: purpose, store: isOwn ? store : nil, what: "\(name)=\(served)")
                 }
             case (.search(let collection, let purpose), .hits(let hits)):
                 for (pid, id) in hits.sorted(by: { $0.key < $1.key }) {
-                    let store = vectorStores[id]
+                    let store = index.storedVector[id]
                     let isOwn: Bool
                     if case .upsertVector(pid, collection, _)? = store?.operation { isOwn = true } else { isOwn = false }
                     violations += servedData(read, pid: pid, purpose: purpose, store: isOwn ? store : nil, what: "vector #\(id) of \(pid)")
@@ -309,12 +338,7 @@ public struct RegionChecker: Sendable {
 
     private func finalSubject(_ pid: String, _ subject: SubjectState) -> [Violation] {
         var violations: [Violation] = []
-        let consentOperations = entries.filter {
-            switch $0.operation {
-            case .grant(pid, _), .revoke(pid, _): return true
-            default: return false
-            }
-        }
+        let consentOperations = index.consentOperations[pid] ?? []
         for operation in consentOperations {
             if case .ok(.receipt(let id)) = operation.completion, !subject.receipts.contains(id) {
                 violations.append(Violation(.lostWrite, "receipt of \(operation) is missing"))

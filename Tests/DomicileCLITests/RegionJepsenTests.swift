@@ -1,0 +1,276 @@
+import DomicileModel
+import DomicileNet
+import DomicileTestSupport
+import Foundation
+import XCTest
+
+/// Jepsen-style runs against real `domicile serve` processes: clients on
+/// every node register subjects, grant and revoke, write features and
+/// vectors, read and search, while a nemesis kills, pauses and cuts off
+/// nodes; `RegionChecker` then checks the recorded history and what each
+/// node shows at the end. Seeded (DOMICILE_JEPSEN_SEED), the seed printed
+/// with the command that replays it. See docs/TESTING.md.
+final class RegionJepsenTests: XCTestCase {
+    static let schema = RegionSchema(featurePurposes: ["jepsen_recs": "product_recs", "jepsen_mail": "marketing_email"],
+                                     collectionPurposes: ["jepsen_items": "product_recs"],
+                                     consentPurposes: ["product_recs", "marketing_email"])
+    /// Few enough that one search (k = 100) returns every eligible vector.
+    static let identifiers = (0..<24).map { "subject\($0)@jepsen.example" }
+
+    enum Fault: String, CaseIterable {
+        case killLeader = "SIGKILL the leader, restart it"
+        case killFollower = "SIGKILL a follower, restart it"
+        case pauseLeader = "SIGSTOP the leader past the election timeout, SIGCONT"
+        case partition = "cut one node off from the other two, heal"
+    }
+
+    /// Whether the built binary has the region log (`cluster init --channel-port`).
+    static let hasRegionLog: Bool = {
+        guard let help = try? Binary.run(["cluster", "init", "--help"]) else { return false }
+        return (help.stdout + help.stderr).contains("--channel-port")
+    }()
+
+    static func seed() -> UInt64 {
+        UInt64(ProcessInfo.processInfo.environment["DOMICILE_JEPSEN_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64(UInt32.max))
+    }
+
+    func test_threeNodeRegion_underKillsPausesAndPartitions_losesNothingAcknowledged_andServesNothingRevoked() async throws {
+        try XCTSkipUnless(Self.hasRegionLog, "this binary has no region log (`cluster init --help` lacks --channel-port): "
+                          + "a region of three nodes is three stores, so there is nothing to attack yet")
+        let seed = Self.seed()
+        print("jepsen seed: \(seed) (replay: DOMICILE_JEPSEN_SEED=\(seed) swift test --filter RegionJepsenTests/test_threeNodeRegion)")
+        var network: NamespaceNetwork? = nil
+        switch NamespaceNetwork.make(nodeCount: 3) {
+        case .success(let made): network = made
+        case .failure(let why): print("jepsen: no partitions in this run: \(why.description)")
+        }
+        defer { network?.tearDown() }
+        var faults: [Fault] = [.killLeader, .killFollower, .pauseLeader] + (network == nil ? [] : [.partition])
+        var random = SeededRandom(seed: seed)
+        faults.shuffle(using: &random)
+        try await run(seed: seed, nodes: 3, regionLog: true, network: network, faults: faults, random: &random)
+    }
+
+    /// A region of one node (the log commits locally; before the region
+    /// log, a plain node): nothing acknowledged is lost across SIGKILL and SIGSTOP.
+    func test_oneNodeRegion_underKillsAndPauses_losesNothingAcknowledged() async throws {
+        let seed = Self.seed()
+        print("jepsen seed: \(seed) (replay: DOMICILE_JEPSEN_SEED=\(seed) swift test --filter RegionJepsenTests/test_oneNodeRegion)")
+        var random = SeededRandom(seed: seed)
+        try await run(seed: seed, nodes: 1, regionLog: Self.hasRegionLog, network: nil, faults: [.killLeader, .pauseLeader],
+                      random: &random, clientsPerNode: 4)
+    }
+
+    // MARK: - A run
+
+    func run(seed: UInt64, nodes count: Int, regionLog: Bool, network: NamespaceNetwork?, faults: [Fault],
+             random: inout SeededRandom, clientsPerNode: Int = 2) async throws {
+        print("jepsen nemesis: \(faults.map(\.rawValue).joined(separator: "; "))"
+              + (network.map { "; partitions by network namespaces and blackhole routes (10.213.x.0/24, \($0.nodeCount) nodes)" } ?? ""))
+        let federation = try FederationFixture(regions: ["eu"], nodesPerRegion: count, gossip: count > 1, regionLog: regionLog)
+        try network?.rewriteAddresses(in: federation)
+        let nodes = RegionNodes(federation: federation, network: network)
+        defer { nodes.stopAll() }
+        try nodes.startAll()
+        let history = History()
+        let client = RegionClient(nodes: nodes, history: history)
+        try await defineSchema(client, on: nodes.names[0])
+
+        let registry = Registry()
+        let stop = Flag()
+        let clientSeeds = (0..<count * clientsPerNode).map { _ in random.next() }
+        let nemesisSeed = random.next()
+        async let workload: Void = Self.clients(seeds: clientSeeds, nodes: nodes.names, client: client, registry: registry, stop: stop)
+        var nemesisError: (any Error)? = nil
+        do {
+            try await Self.nemesis(faults, seed: nemesisSeed, client: client, network: network)
+        } catch {
+            nemesisError = error
+        }
+        stop.set()
+        await workload
+        if let nemesisError { throw nemesisError }
+
+        // Heal everything, let what was in flight settle, then read every node.
+        for node in nodes.names {
+            try network?.heal(nodes.index(of: node))
+            nodes.resume(node)
+            if !nodes.isServing(node) { try nodes.start(node) }
+        }
+        if regionLog {
+            let leader = await client.leader(seconds: 30)
+            XCTAssertNotNil(leader, "no leader after healing (seed \(seed))")
+            let converged = await client.awaitConvergence()
+            XCTAssertTrue(converged, "the nodes did not converge on one applied index (seed \(seed))")
+        }
+        var finals: [String: NodeState] = [:]
+        for node in nodes.names {
+            finals[node] = try await client.state(of: node, identifiers: Self.identifiers, schema: Self.schema)
+        }
+
+        let entries = history.entries
+        let acknowledged = entries.filter { $0.operation.isWrite && $0.completion.isOK }.count
+        let reads = entries.filter { !$0.operation.isWrite && $0.completion.isOK }.count
+        print("jepsen: \(entries.count) operations, \(acknowledged) acknowledged writes, \(reads) answered reads, "
+              + "\(entries.filter { if case .info = $0.completion { return true } else { return false } }.count) indeterminate")
+        XCTAssertGreaterThan(acknowledged, 50, "too few acknowledged writes to show anything (seed \(seed))")
+        XCTAssertGreaterThan(reads, 20, "too few answered reads to show anything (seed \(seed))")
+
+        let violations = RegionChecker(schema: Self.schema, entries: entries, partitions: history.partitions, finals: finals).check()
+        if !violations.isEmpty {
+            let report = federation.directory.path + "-jepsen-history.txt"
+            try? (history.render() + "\n\nviolations:\n" + violations.map(\.description).joined(separator: "\n"))
+                .write(toFile: report, atomically: true, encoding: .utf8)
+            XCTFail("seed \(seed): \(violations.count) violations (history in \(report); replay with DOMICILE_JEPSEN_SEED=\(seed)):\n"
+                    + violations.prefix(20).map(\.description).joined(separator: "\n"))
+        }
+    }
+
+    func defineSchema(_ client: RegionClient, on node: String) async throws {
+        for (feature, purpose) in Self.schema.featurePurposes.sorted(by: { $0.key < $1.key }) {
+            try await client.setUp(node, "PUT", "/v1/feature-definitions/\(feature)", role: "admin",
+                                   body: ["type": "number", "purpose": purpose, "ttl_seconds": 86_400, "classification": "behavioral"])
+        }
+        for (collection, purpose) in Self.schema.collectionPurposes.sorted(by: { $0.key < $1.key }) {
+            try await client.setUp(node, "PUT", "/v1/collections/\(collection)", role: "admin",
+                                   body: ["dimension": 4, "metric": "l2", "purpose": purpose, "index": ["kind": "flat"]])
+        }
+    }
+
+    // MARK: - Clients
+
+    /// The pids acknowledged so far, shared by the clients.
+    actor Registry {
+        private var pids: [String] = []
+
+        func add(_ pid: String) { if !pids.contains(pid) { pids.append(pid) } }
+
+        func any(_ draw: UInt64) -> String? { pids.isEmpty ? nil : pids[Int(draw % UInt64(pids.count))] }
+    }
+
+    final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var raised = false
+
+        func set() {
+            lock.lock()
+            raised = true
+            lock.unlock()
+        }
+
+        var isSet: Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return raised
+        }
+    }
+
+    /// One client per seed, bound to the nodes in turn.
+    static func clients(seeds: [UInt64], nodes: [String], client: RegionClient, registry: Registry, stop: Flag) async {
+        await withTaskGroup(of: Void.self) { group in
+            for (index, seed) in seeds.enumerated() {
+                group.addTask {
+                    await clientLoop(index: index, clientCount: seeds.count, node: nodes[index % nodes.count], seed: seed,
+                                     client: client, registry: registry, stop: stop)
+                }
+            }
+        }
+    }
+
+    /// One client, bound to one node, until `stop`: a seeded mix of operations.
+    /// Feature values and vector ids are unique over the run (`index + 1 + n · clientCount`).
+    static func clientLoop(index: Int, clientCount: Int, node: String, seed: UInt64, client: RegionClient,
+                           registry: Registry, stop: Flag) async {
+        var random = SeededRandom(seed: seed)
+        var written = 0
+        func unique() -> Int {
+            written += 1
+            return index + 1 + written * clientCount
+        }
+        let features = schema.featurePurposes.keys.sorted()
+        let purposes = schema.consentPurposes
+        let (collection, collectionPurpose) = schema.collectionPurposes.first!
+        while !stop.isSet {
+            let roll = Int(random.next() % 100)
+            let pick = random.next()
+            guard roll >= 12, let pid = await registry.any(random.next()) else {
+                let identifier = identifiers[Int(pick % UInt64(identifiers.count))]
+                switch await client.perform(.register(identifier: identifier), client: "c\(index)", node: node) {
+                case .ok(.pid(let pid)): await registry.add(pid)
+                case .fail(0, _): try? await Task.sleep(nanoseconds: 100_000_000)
+                default: break
+                }
+                continue
+            }
+            let purpose = purposes[Int(pick % UInt64(purposes.count))]
+            let operation: RegionOperation
+            switch roll {
+            case ..<28: operation = .grant(pid: pid, purpose: purpose)
+            case ..<38: operation = .revoke(pid: pid, purpose: purpose)
+            case ..<56: operation = .writeFeature(pid: pid, feature: features[Int(pick % UInt64(features.count))], value: unique())
+            case ..<66: operation = .upsertVector(pid: pid, collection: collection, id: unique())
+            case ..<80: operation = .readFeatures(pid: pid, purpose: purpose)
+            case ..<90: operation = .readConsent(pid: pid)
+            default: operation = .search(collection: collection, purpose: collectionPurpose)
+            }
+            // A node that is down refuses connections at once: do not spin on it.
+            if case .fail(0, _) = await client.perform(operation, client: "c\(index)", node: node) {
+                try? await Task.sleep(nanoseconds: 100_000_000)
+            }
+        }
+    }
+
+    // MARK: - Nemesis
+
+    /// Applies `faults` in order, each after a quiet spell, waiting for a
+    /// leader between them; the victims are drawn from `seed`.
+    static func nemesis(_ faults: [Fault], seed: UInt64, client: RegionClient, network: NamespaceNetwork?) async throws {
+        var random = SeededRandom(seed: seed)
+        let nodes = client.nodes
+        let history = client.history
+        func sleep(_ seconds: Double) async throws { try await Task.sleep(nanoseconds: UInt64(seconds * 1e9)) }
+        func draw(_ low: Double, _ high: Double) -> Double { low + (high - low) * Double(random.next() % 1_000) / 1_000 }
+
+        try await sleep(draw(2, 3))
+        for fault in faults {
+            let leader = nodes.names.count == 1 ? nodes.names[0] : await client.leader()
+            guard let leader else {
+                history.record(.note, "-", "no leader before \(fault.rawValue)")
+                continue
+            }
+            let followers = nodes.names.filter { $0 != leader }
+            switch fault {
+            case .killLeader, .killFollower:
+                let victim = fault == .killLeader ? leader : followers[Int(random.next() % UInt64(followers.count))]
+                nodes.kill(victim)
+                history.record(.kill, victim, fault == .killLeader ? "leader" : "follower")
+                try await sleep(draw(1, 2))
+                try nodes.start(victim)
+                history.record(.restart, victim)
+            case .pauseLeader:
+                nodes.pause(leader)
+                history.record(.pause, leader, "leader")
+                try await sleep(draw(4, 5))
+                nodes.resume(leader)
+                history.record(.resume, leader)
+            case .partition:
+                guard let network else { continue }
+                let victim = random.next() % 2 == 0 ? leader : followers[Int(random.next() % UInt64(followers.count))]
+                try network.partition(nodes.index(of: victim))
+                history.record(.partition, victim, victim == leader ? "leader" : "follower")
+                // Past the grace the checker allows, ask the cut-off node whether it is ready.
+                try await sleep(3.2)
+                for _ in 0..<8 {
+                    await client.perform(.readiness, client: "nemesis", node: victim)
+                    try await sleep(0.5)
+                }
+                try network.heal(nodes.index(of: victim))
+                history.record(.heal, victim)
+            }
+            if nodes.names.count > 1, await client.leader(seconds: 20) == nil {
+                history.record(.note, "-", "no leader 20 s after \(fault.rawValue)")
+            }
+            try await sleep(draw(2, 3))
+        }
+    }
+}
