@@ -142,6 +142,14 @@ public struct RaftNode: Sendable {
         }
     }
 
+    /// Starts an election now, as if the election timeout had passed (etcd's
+    /// `MsgHup`): a shell calls it when its node is the region's only voter,
+    /// so that a region of one node does not wait a timeout to serve.
+    public mutating func campaign() {
+        guard role != .leader, isVoter else { return }
+        campaign(preVote: settings.preVote, transfer: false)
+    }
+
     /// Appends the shell's command to the log (leader only).
     public mutating func propose(_ data: [UInt8]) throws(RaftError) -> ProposalTicket {
         guard data.count <= settings.entryBytesMax else { throw .entryTooLarge(bytes: data.count) }

@@ -49,7 +49,7 @@ public struct Keyring: Sendable {
     public let region: RegionID
     public let node: NodeName
     public private(set) var entries: [KeyEntry]
-    /// The key-encryption keys of subject keys (node scope, never inherited).
+    /// The key-encryption keys of subject keys (region scope: inherited with the region keys).
     public var buckets: SubjectKeyBuckets
 
     public init(region: RegionID, node: NodeName, entries: [KeyEntry], buckets: SubjectKeyBuckets = .none) {
@@ -61,8 +61,8 @@ public struct Keyring: Sendable {
 
     /// A new keyring with version 1 of every kind. Keys are taken from
     /// `source` where the two nodes must share them: federation keys always,
-    /// region keys when `source` belongs to the same region. The node's
-    /// signing key is always new.
+    /// region keys and bucket keys when `source` belongs to the same region.
+    /// The node's signing key is always new.
     public static func generate(region: RegionID, node: NodeName, createdAt: Int64,
                                 inheriting source: Keyring? = nil) -> Keyring {
         var entries: [KeyEntry] = []
@@ -83,7 +83,8 @@ public struct Keyring: Sendable {
                 entries.append(contentsOf: inherited)
             }
         }
-        return Keyring(region: region, node: node, entries: entries, buckets: .generate(createdAt: createdAt))
+        let buckets = source.flatMap { $0.region == region && $0.buckets.count > 0 ? $0.buckets : nil } ?? .generate(createdAt: createdAt)
+        return Keyring(region: region, node: node, entries: entries, buckets: buckets)
     }
 
     public func versions(of kind: KeyKind) -> [KeyEntry] {

@@ -23,6 +23,39 @@ public enum SHA256 {
     }
 }
 
+extension SHA256 {
+    /// A SHA-256 digest of bytes given in pieces (a file read in chunks).
+    /// Used by one thread at a time.
+    public final class Hasher {
+        private let context: OpaquePointer
+
+        public init() {
+            guard let context = EVP_MD_CTX_new() else { preconditionFailure("EVP_MD_CTX_new failed: \(OpenSSL.lastError())") }
+            OpenSSL.check(EVP_DigestInit_ex2(context, Algorithms.shared.sha256, nil), "EVP_DigestInit_ex2")
+            self.context = context
+        }
+
+        deinit { EVP_MD_CTX_free(context) }
+
+        public func update(_ data: UnsafeRawBufferPointer) {
+            guard let base = data.baseAddress, data.count > 0 else { return }
+            OpenSSL.check(EVP_DigestUpdate(context, base, data.count), "EVP_DigestUpdate")
+        }
+
+        public func update<Bytes: ContiguousBytes>(_ data: Bytes) {
+            data.withUnsafeBytes { update($0) }
+        }
+
+        /// The digest of everything given so far; the hasher is then spent.
+        public func finalize() -> [UInt8] {
+            var digest = [UInt8](repeating: 0, count: SHA256.byteCount)
+            var length: UInt32 = 0
+            OpenSSL.check(EVP_DigestFinal_ex(context, &digest, &length), "EVP_DigestFinal_ex")
+            return digest
+        }
+    }
+}
+
 /// Something whose bytes can be read in place.
 public protocol ContiguousBytes {
     func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R

@@ -24,8 +24,11 @@ public struct BucketKey: Sendable {
 /// versions that still wrap committed rows. They live only in the keyring:
 /// destroying a version is what makes every copy of what it wrapped unreadable.
 ///
-/// Bucket keys belong to one node (each node's store is its own until the
-/// region log exists), so they are never inherited from another keyring.
+/// Bucket keys are region keys: every node of a region starts from the same
+/// version 1 of each bucket, and a rotation is a one-way ratchet, not a new
+/// random key (`ratchet`), so every node that holds version v derives the same
+/// v+1 and no key ever travels (docs/DECISIONS.md, "Bucket keys: region-wide,
+/// rotated by a one-way ratchet").
 public struct SubjectKeyBuckets: Sendable {
     /// 4096 buckets: about 244 subject keys to re-wrap per erasure at 1M
     /// subjects, a keyring of about 190 KB (docs/DECISIONS.md).
@@ -94,19 +97,47 @@ public struct SubjectKeyBuckets: Sendable {
     /// versions stay until `destroy` (their rows are re-wrapped first).
     @discardableResult
     public mutating func rotate(_ bucket: UInt16, createdAt: Int64) -> BucketKey {
-        var random = SecureRandom()
-        return rotate(bucket, createdAt: createdAt, using: &random)
+        ratchet(bucket, to: (current(bucket)?.version ?? 0) + 1, createdAt: createdAt)
     }
 
-    /// The same, the new key drawn from `random` (an injected source).
+    /// Most versions one `ratchet` call may advance a bucket by: each step is
+    /// one HMAC, so a corrupt or hostile version number costs at most a few
+    /// seconds, never hours (`SubjectKeyring.catchUp` refuses bigger jumps).
+    public static let ratchetStepsMax: UInt32 = 1 << 20
+
+    /// Advances `bucket` to `version` by the one-way ratchet and makes that
+    /// version current; the versions it passes through are derived, not kept,
+    /// and the older installed versions stay until `destroy`. A no-op (the
+    /// current key returned) when the bucket is already at or beyond `version`.
+    ///
+    /// Version v+1's material is HMAC-SHA256(key: version v's material,
+    /// message: `ratchetLabel` ‖ bucket (u16 BE) ‖ v+1 (u32 BE)): knowing v+1
+    /// tells nothing about v, so destroying v still shreds what it wrapped.
     @discardableResult
-    public mutating func rotate(_ bucket: UInt16, createdAt: Int64, using random: inout some RandomNumberGenerator) -> BucketKey {
+    public mutating func ratchet(_ bucket: UInt16, to version: UInt32, createdAt: Int64) -> BucketKey {
         precondition(Int(bucket) < count, "no such bucket")
-        let next = (current(bucket)?.version ?? 0) + 1
-        let key = BucketKey(bucket: bucket, version: next, createdAt: createdAt,
-                            material: SecretBytes(randomCount: Self.keyByteCount, using: &random))
+        guard let latest = current(bucket) else { preconditionFailure("a bucket without a version") }
+        guard version > latest.version else { return latest }
+        precondition(version - latest.version <= Self.ratchetStepsMax, "a ratchet of more than ratchetStepsMax steps")
+        var material = latest.material
+        for step in (latest.version + 1)...version {
+            material = Self.nextMaterial(after: material, bucket: bucket, version: step)
+        }
+        let key = BucketKey(bucket: bucket, version: version, createdAt: createdAt, material: material)
         keys.insert(key, at: firstIndex(atLeast: bucket) + versions(of: bucket).count)
         return key
+    }
+
+    /// The domain label of the ratchet's HMAC message (docs/FORMATS.md, "Bucket key ratchet").
+    public static let ratchetLabel = Array("domicile/bucket-key-ratchet/v1".utf8)
+
+    /// Version `version`'s material from version `version - 1`'s.
+    static func nextMaterial(after previous: SecretBytes, bucket: UInt16, version: UInt32) -> SecretBytes {
+        let message = ratchetLabel + [UInt8(bucket >> 8), UInt8(bucket & 0xFF),
+                                      UInt8(version >> 24), UInt8((version >> 16) & 0xFF), UInt8((version >> 8) & 0xFF), UInt8(version & 0xFF)]
+        var output = try! HMACKey(key: previous).authenticate(message)
+        defer { wipe(&output) }
+        return SecretBytes(output)
     }
 
     /// Removes the given versions; never a bucket's current one.
@@ -144,7 +175,7 @@ public enum WrappedSubjectKey {
     public static let headerByteCount = 3
 
     /// A wrapped key's place: its bucket and the bucket key version.
-    public struct Wrapping: Sendable, Equatable {
+    public struct Wrapping: Sendable, Hashable {
         public let bucket: UInt16
         public let version: UInt32
 

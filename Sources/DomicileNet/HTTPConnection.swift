@@ -338,7 +338,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         do { return try await body() } catch { return problem(for: error) }
     }
 
-    private static func problem(for error: any Error) -> HTTPResponse {
+    static func problem(for error: any Error) -> HTTPResponse {
         if let error = error as? HTTPError { return .problem(error) }
         // Unexpected: the details stay in our log (by type, never by value),
         // as a JSON line like every other line a node writes.

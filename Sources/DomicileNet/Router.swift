@@ -108,6 +108,43 @@ public struct Router: Sendable {
         return .methodNotAllowed(allowed: allowed.sorted())
     }
 
+    /// Answers `request` as the server would once its body is read: finds
+    /// its route, runs the route's admission and handler, and turns a
+    /// refusal or an error into its problem document. For a call another
+    /// process already received and admitted (a region's follower hands
+    /// its clients' calls to the leader); `requestID` is the one the
+    /// receiving server gave it.
+    public func respond(to request: HTTPRequest, requestID: String) async -> HTTPResponse {
+        var request = request
+        request.requestID = requestID
+        switch match(method: request.method, path: request.path) {
+        case .notFound:
+            return .problem(HTTPError(status: 404, code: "not_found", detail: "no such resource"))
+        case .badPath:
+            return .problem(HTTPError(status: 400, code: "invalid_path", detail: "the path has a malformed percent-encoding"))
+        case .methodNotAllowed(let allowed):
+            var problem = HTTPError(status: 405, code: "method_not_allowed", detail: "allowed: \(allowed.joined(separator: ", "))")
+            problem.headers.set("Allow", allowed.joined(separator: ", "))
+            return .problem(problem)
+        case .found(let route, let parameters):
+            request.pathParameters = parameters
+            request.routePattern = route.pattern
+            if let admission = route.admission {
+                do { try admission(request) } catch { return .problem(error) }
+            }
+            if request.body.count > route.bodyBytesMax ?? .max {
+                return .problem(HTTPError(status: 413, code: "body_too_large", detail: "the body exceeds this route's limit"))
+            }
+            let handled = request
+            switch route.handler {
+            case .inline(let handler):
+                do { return try handler(handled) } catch { return HTTPConnection.problem(for: error) }
+            case .async(let handler):
+                do { return try await handler(handled) } catch { return HTTPConnection.problem(for: error) }
+            }
+        }
+    }
+
     private static func bind(_ segments: [Segment], to parts: [String]) -> [String: String]? {
         var parameters: [String: String] = [:]
         for (segment, part) in zip(segments, parts) {

@@ -82,9 +82,29 @@ public final class Node: Sendable {
         do { principals = try Principals.load(path: configuration.principalsPath) } catch {
             throw StartupError(description: "principals \(configuration.principalsPath): \(error)")
         }
+        // With a region log, every batch's changeset goes through the log
+        // before it commits (`RegionLog.replicate`); the log starts once
+        // the services it applies into exist.
+        let regionLogSlot = Locked<RegionLog?>(nil)
+        var writerSettings = Writer.Settings()
+        var roster: RegionRoster?
+        if let logConfiguration = configuration.regionLog {
+            do { roster = try RegionRoster.load(path: logConfiguration.rosterPath) } catch {
+                throw StartupError(description: "region_log.roster \(logConfiguration.rosterPath): \(error)")
+            }
+            writerSettings.beforeCommit = { changeset, database in
+                guard let log = regionLogSlot.value else {
+                    guard changeset.isEmpty else { throw NoQuorum(reason: "the region log is not running yet") }
+                    return
+                }
+                try log.replicate(changeset, in: database)
+            }
+            writerSettings.afterCommit = { regionLogSlot.value?.batchFinished(committed: $0) }
+        }
         let store: Store
         do {
-            store = try Store(path: configuration.databasePath, migrator: NodeSchema.migrator, now: clock.now().milliseconds)
+            store = try Store(path: configuration.databasePath, migrator: NodeSchema.migrator, now: clock.now().milliseconds,
+                              settings: writerSettings)
         } catch {
             throw StartupError(description: "database \(configuration.databasePath): \(error)")
         }
@@ -94,7 +114,7 @@ public final class Node: Sendable {
                                     principals: principals, clock: clock, ids: ids, random: random, metrics: Metrics(), logger: logger,
                                     bootID: { var draws = random.generator(); return UInt64.random(in: 1...UInt64.max, using: &draws) }())
         do {
-            try await services.keys.subjects.recover(store)
+            try await services.keys.subjects.recover(store, replicated: roster != nil)
         } catch {
             store.close()
             throw StartupError(description: "keyring \(configuration.keyringPath): cannot finish re-wrapping subject keys: \(error)")
@@ -104,6 +124,15 @@ public final class Node: Sendable {
         } catch {
             store.close()
             throw StartupError(description: "database \(configuration.databasePath): cannot load the vector collections: \(error)")
+        }
+        var regionLog: RegionLog?
+        if let logConfiguration = configuration.regionLog, let roster {
+            do {
+                regionLog = try RegionLog.open(configuration: logConfiguration, roster: roster, services: services, random: random)
+            } catch {
+                store.close()
+                throw StartupError(description: "region_log: \(error)")
+            }
         }
         let boundAddress = Locked<String>(configuration.http.address.description)
         var api = API(services: services)
@@ -154,6 +183,19 @@ public final class Node: Sendable {
                 throw StartupError(description: "gossip.address \(gossipAddress): \(error)")
             }
         }
+        if let regionLog {
+            let router = api.router
+            do {
+                try regionLog.start(signing: services.keys.signing, regionKeys: services.keys.regionGossip, region: configuration.region,
+                                    random: random) { call in await RegionRouting.serve(call, router: router, log: regionLog) }
+            } catch {
+                await server.shutdown(graceMilliseconds: 0)
+                store.close()
+                throw StartupError(description: "region_log.address \(configuration.regionLog!.address): \(error)")
+            }
+            regionLogSlot.withLock { $0 = regionLog }
+            services.regionLog.withLock { $0 = regionLog }
+        }
         let sweeper = RetentionSweeper(services: services)
         sweeper.start()
         services.lifecycle.withLock { $0 = .serving }
@@ -173,6 +215,8 @@ public final class Node: Sendable {
         services.gossip.value?.stop()
         await server.shutdown(graceMilliseconds: graceMilliseconds)
         await sweeper.stop()
+        // Waiting batches fail (not acknowledged) before the writer drains.
+        services.regionLog.value?.stop()
         services.store.close()
         keyringLock.release()
         logger.info("stopped")

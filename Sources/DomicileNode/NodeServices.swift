@@ -36,6 +36,8 @@ final class NodeServices: Sendable {
     let vectors = VectorCollections()
     /// Membership, once started (nil when the node runs without gossip).
     let gossip = Locked<GossipService?>(nil)
+    /// The region log, once started (nil when the node runs without one).
+    let regionLog = Locked<RegionLog?>(nil)
     /// Calls to the other nodes of the region (`RegionErasure`).
     let peerClient = HTTPClient()
 

@@ -22,9 +22,16 @@ public final class Writer: Sendable {
         public var pendingRequestsMax = 65_536
         /// When set, each batch runs with a session on every table (each
         /// needs a primary key) and this receives the batch's changeset
-        /// (`Changeset`, possibly empty) just before COMMIT. If it throws,
-        /// the batch rolls back and its requests fail with that error.
-        public var beforeCommit: (@Sendable (Changeset) throws -> Void)?
+        /// (`Changeset`, possibly empty) just before COMMIT, with the
+        /// connection still in the batch's transaction: what it writes there
+        /// (the region log's applied index) commits with the batch and is
+        /// not in the changeset. If it throws, the batch rolls back and its
+        /// requests fail with that error.
+        public var beforeCommit: (@Sendable (Changeset, Database) throws -> Void)?
+        /// Called on the writer thread after the COMMIT of a batch whose
+        /// `beforeCommit` returned, with whether the COMMIT succeeded, before
+        /// any of the batch's callers resumes.
+        public var afterCommit: (@Sendable (_ committed: Bool) -> Void)?
 
         public init() {}
 
@@ -55,7 +62,8 @@ public final class Writer: Sendable {
         let thread = Thread { [queue, statistics, finished, settings] in
             domicile_set_thread_name("domicile-writer")
             let loop = WriterLoop(database: connection.database, queue: queue, statistics: statistics,
-                                  batchMax: settings.batchRequestsMax, beforeCommit: settings.beforeCommit)
+                                  batchMax: settings.batchRequestsMax, beforeCommit: settings.beforeCommit,
+                                  afterCommit: settings.afterCommit)
             loop.run()
             finished.signal()
         }
@@ -72,9 +80,26 @@ public final class Writer: Sendable {
 
     /// Runs `body` on the writer's connection outside any transaction, after
     /// the writes queued before it have committed (e.g. a checkpoint, which
-    /// cannot run inside a transaction). Writes are held while it runs.
+    /// cannot run inside a transaction). Writes are held while it runs, and
+    /// those queued after it run after it.
     public func outsideTransaction<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await enqueue(body, transactional: false)
+    }
+
+    /// `outsideTransaction` for a caller that cannot wait (the region log's
+    /// driver queueing the entries to apply): `completion` gets the error,
+    /// or nil, on the writer thread. Returns false, running nothing, when
+    /// the writer is closed or full.
+    public func submitOutsideTransaction(_ body: @escaping @Sendable (Database) throws -> Void,
+                                         completion: @escaping @Sendable ((any Error)?) -> Void) -> Bool {
+        let request = PendingWrite(
+            execute: { database in
+                try body(database)
+                return { completion(nil) }
+            },
+            fail: { completion($0) },
+            transactional: false)
+        return queue.enqueue(request) == nil
     }
 
     private func enqueue<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T, transactional: Bool) async throws -> T {
@@ -214,13 +239,25 @@ private struct WriterLoop {
     let queue: RequestQueue
     let statistics: Locked<WriterStatistics>
     let batchMax: Int
-    let beforeCommit: (@Sendable (Changeset) throws -> Void)?
+    let beforeCommit: (@Sendable (Changeset, Database) throws -> Void)?
+    let afterCommit: (@Sendable (_ committed: Bool) -> Void)?
 
+    /// Takes what is queued and runs it in queue order: each run of
+    /// transactional requests as one batch, each other request on its own
+    /// between them.
     func run() {
         while let batch = queue.takeBatch(max: batchMax) {
-            let writes = batch.filter(\.transactional)
-            if !writes.isEmpty { commit(writes) }
-            for request in batch where !request.transactional { runOutsideTransaction(request) }
+            var start = batch.startIndex
+            while start < batch.endIndex {
+                guard batch[start].transactional else {
+                    runOutsideTransaction(batch[start])
+                    start += 1
+                    continue
+                }
+                let end = batch[start...].firstIndex { !$0.transactional } ?? batch.endIndex
+                commit(Array(batch[start..<end]))
+                start = end
+            }
         }
     }
 
@@ -272,14 +309,20 @@ private struct WriterLoop {
                 }
             }
         }
+        var hookReturned = false
         do {
-            if let capture, let beforeCommit { try beforeCommit(try capture.changeset()) }
+            if let capture, let beforeCommit {
+                try beforeCommit(try capture.changeset(), database)
+                hookReturned = true
+            }
             try database.execute("COMMIT")
         } catch {
             if database.isInTransaction { try? database.execute("ROLLBACK") }
+            if hookReturned { afterCommit?(false) }
             fail(succeeded.map(\.request), error)
             return
         }
+        if hookReturned { afterCommit?(true) }
         if !succeeded.isEmpty {
             let diskTookWrite = !diskRefusedWrite && database.pagesWritten != pagesWrittenBefore
             statistics.withLock { $0.recordCommit(size: succeeded.count, diskTookWrite: diskTookWrite) }

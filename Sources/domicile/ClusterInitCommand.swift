@@ -8,8 +8,9 @@ struct ClusterInitCommand: Command {
     static let path = ["cluster", "init"]
     static let summary = "lay out keys, policy, principals and configs for local nodes"
     static let help = """
-        --dir DIR [--regions eu,us,br] [--nodes-per-region 2] [--http-port 7100]
-                  [--gossip-port 7300 | --no-gossip] [--policy FILE] [--force]
+        --dir DIR [--regions eu,us,br] [--nodes-per-region 3] [--http-port 7100]
+                  [--gossip-port 7300 | --no-gossip] [--channel-port 7500 | --no-region-log]
+                  [--allow-two-nodes] [--policy FILE] [--force]
 
         Writes into DIR: master.key (mode 0600), policy.json (the embedded default unless --policy),
         principals.json and tokens.json (one bearer token per role, plus a second privacy officer),
@@ -18,6 +19,12 @@ struct ClusterInitCommand: Command {
         --http-port 0 lets each node pick a free port (it logs the one it bound). Gossip ports must be
         known in advance, since every node's config lists the others' as seeds: --gossip-port 0 is
         refused; --no-gossip writes nodes that run without membership (each node alone).
+
+        Each region's nodes share one region log (Raft over the region channel, ports counting up
+        from --channel-port): REGION.roster.json lists each node's name, channel address and public
+        signing key. A region of two nodes tolerates no failure (losing either stops its writes):
+        it is refused unless --allow-two-nodes. --no-region-log writes nodes that are each a store
+        of their own.
         """
 
     struct Layout {
@@ -27,6 +34,8 @@ struct ClusterInitCommand: Command {
         let httpPort: Int
         /// nil: the nodes run without gossip.
         let gossipPort: Int?
+        /// nil: the nodes run without a region log.
+        var channelPort: Int? = nil
 
         var nodes: [(name: NodeName, region: RegionID, index: Int)] {
             var nodes: [(NodeName, RegionID, Int)] = []
@@ -40,15 +49,19 @@ struct ClusterInitCommand: Command {
 
         func httpAddress(_ index: Int) -> String { "127.0.0.1:\(httpPort == 0 ? 0 : httpPort + index)" }
         func gossipAddress(_ index: Int) -> String? { gossipPort.map { "127.0.0.1:\($0 + index)" } }
+        func channelAddress(_ index: Int) -> String? { channelPort.map { "127.0.0.1:\($0 + index)" } }
     }
 
     static func run(_ arguments: inout Arguments) async throws {
         let directory = try arguments.required("dir")
         let regionNames = (try arguments.option("regions") ?? "eu,us,br").split(separator: ",").map(String.init)
-        let nodesPerRegion = try arguments.integer("nodes-per-region", default: 2, range: 1...16)
+        let nodesPerRegion = try arguments.integer("nodes-per-region", default: 3, range: 1...16)
         let httpPort = try arguments.integer("http-port", default: 7_100, range: 0...65_000)
         let gossipPort = try arguments.integer("gossip-port", default: 7_300, range: 0...65_000)
         let noGossip = arguments.flag("no-gossip")
+        let channelPort = try arguments.integer("channel-port", default: 7_500, range: 0...65_000)
+        let noRegionLog = arguments.flag("no-region-log")
+        let allowTwo = arguments.flag("allow-two-nodes")
         let policyFile = try arguments.option("policy")
         let force = arguments.flag("force")
         try arguments.finish()
@@ -59,8 +72,17 @@ struct ClusterInitCommand: Command {
             throw CLIError.usage("--gossip-port 0 would leave every node without seeds (each node's gossip port must be known "
                                  + "to the others); give a base port, or --no-gossip to run the nodes without membership")
         }
-        let layout = Layout(directory: directory, regions: regions, nodesPerRegion: nodesPerRegion, httpPort: httpPort,
+        guard noRegionLog || channelPort != 0 else {
+            throw CLIError.usage("--channel-port 0 would leave the roster without addresses (each node's channel port must be known "
+                                 + "to the others); give a base port, or --no-region-log")
+        }
+        guard noRegionLog || nodesPerRegion != 2 || allowTwo else {
+            throw CLIError.usage("a region of 2 nodes tolerates no failure: losing either node stops the region's writes. "
+                                 + "Use 3 (or 1, 5); pass --allow-two-nodes to write 2 anyway")
+        }
+        var layout = Layout(directory: directory, regions: regions, nodesPerRegion: nodesPerRegion, httpPort: httpPort,
                             gossipPort: noGossip ? nil : gossipPort)
+        layout.channelPort = noRegionLog ? nil : channelPort
         try write(layout, policy: policyFile.map { try FileIO.read($0, byteCountMax: 1 << 20) } ?? Array(DefaultPolicy.json.utf8), force: force)
         Output.line("wrote a federation of \(layout.nodes.count) nodes (\(regions.map(\.rawValue).joined(separator: ", "))) to \(directory)")
     }
@@ -90,6 +112,7 @@ struct ClusterInitCommand: Command {
         try writeJSON(Dictionary(uniqueKeysWithValues: tokens), to: file("tokens.json"), mode: 0o600, replacing: force)
 
         var keyrings: [RegionID: Keyring] = [:]
+        var rosters: [RegionID: [[String: Any]]] = [:]
         var first: Keyring?
         let now = Int64(Date().timeIntervalSince1970)
         for node in layout.nodes {
@@ -114,7 +137,15 @@ struct ClusterInitCommand: Command {
             if let address = layout.gossipAddress(node.index) {
                 configuration["gossip"] = ["address": address, "seeds": seeds, "profile": "loopback"]
             }
+            if let address = layout.channelAddress(node.index) {
+                configuration["region_log"] = ["address": address, "roster": "../\(node.region).roster.json"]
+                rosters[node.region, default: []].append(["name": node.name.rawValue, "channel": address,
+                                                          "public_key": Base64.encodeURL(try keyring.signingKey().publicKey.rawRepresentation)])
+            }
             try writeJSON(configuration, to: (nodeDirectory as NSString).appendingPathComponent("config.json"), mode: 0o644, replacing: force)
+        }
+        for (region, nodes) in rosters {
+            try writeJSON(["region": region.rawValue, "nodes": nodes], to: file("\(region).roster.json"), mode: 0o644, replacing: force)
         }
     }
 

@@ -40,6 +40,8 @@ struct DemoCommand: Command {
         let converged = await waitUntil(seconds: 30) {
             for node in federation.nodeNames {
                 if await federation.view(node).values.filter({ $0 == "alive" }).count != 6 { return false }
+                // Ready: joined, and its region log has a leader.
+                if (try? await federation.call(node, "GET", "/readyz", role: "admin"))?.status != 200 { return false }
             }
             return true
         }
@@ -192,7 +194,7 @@ struct DemoCommand: Command {
             for node in nodes {
                 let keyring = try KeyringFile.load(path: (directory as NSString).appendingPathComponent("\(node)/\(node).keyring"),
                                                    master: master)
-                for entry in try keyring.versions(of: .nodeSigning) {
+                for entry in keyring.versions(of: .nodeSigning) {
                     trusted.trust(try Ed25519PrivateKey(seed: entry.material).publicKey, region: region, node: node)
                 }
             }

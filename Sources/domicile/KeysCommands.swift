@@ -38,8 +38,8 @@ struct KeysInitCommand: Command {
         \(KeyringOptions.help) --region REGION --node NAME [--inherit PATH] [--force]
 
         Creates version 1 of every key kind. With --inherit, the federation keys are copied from
-        another node's keyring, and its region keys too when it is in the same region; the node's
-        signing key is always new. Refuses to replace an existing file without --force.
+        another node's keyring, and its region keys and subject bucket keys too when it is in the
+        same region; the node's signing key is always new. Refuses to replace an existing file without --force.
 
         \(KeyringOptions.masterKeyHelp)
         """
@@ -124,7 +124,7 @@ struct KeysListCommand: Command {
                 Output.line(columns.joined())
             }
         }
-        Output.line("subject-key buckets: \(keyring.buckets.count) (node scope), \(keyring.buckets.retired.count) retired version(s) "
+        Output.line("subject-key buckets: \(keyring.buckets.count) (region scope), \(keyring.buckets.retired.count) retired version(s) "
                     + "awaiting destruction")
     }
 }

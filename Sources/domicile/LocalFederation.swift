@@ -17,9 +17,11 @@ final class LocalFederation {
         self.directory = directory
         binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let count = regions.count * nodesPerRegion
-        let base = try Self.freePortBase(count: 2 * count)
-        try ClusterInitCommand.write(.init(directory: directory, regions: regions, nodesPerRegion: nodesPerRegion, httpPort: base,
-                                           gossipPort: base + count), policy: Array(DefaultPolicy.json.utf8), force: true)
+        let base = try Self.freePortBase(count: 3 * count)
+        var layout = ClusterInitCommand.Layout(directory: directory, regions: regions, nodesPerRegion: nodesPerRegion, httpPort: base,
+                                               gossipPort: base + count)
+        layout.channelPort = base + 2 * count
+        try ClusterInitCommand.write(layout, policy: Array(DefaultPolicy.json.utf8), force: true)
         let tokenData = try Data(contentsOf: URL(fileURLWithPath: (directory as NSString).appendingPathComponent("tokens.json")))
         tokens = try JSONSerialization.jsonObject(with: tokenData) as? [String: String] ?? [:]
         nodeNames = regions.flatMap { region in (1...nodesPerRegion).map { "\(region)-\($0)" } }

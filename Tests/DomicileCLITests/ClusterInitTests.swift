@@ -1,3 +1,5 @@
+import DomicileCrypto
+import DomicileStorage
 import DomicileTestSupport
 import Foundation
 import XCTest
@@ -23,7 +25,7 @@ final class ClusterInitTests: XCTestCase {
     func test_clusterInit_writesEveryOtherNodeAsASeed_orNoGossipAtAll() throws {
         let directory = TemporaryDirectory()
         let result = try Binary.run(["cluster", "init", "--dir", directory.path, "--regions", "eu,us",
-                                     "--nodes-per-region", "2", "--http-port", "0", "--gossip-port", "27300"])
+                                     "--nodes-per-region", "2", "--http-port", "0", "--gossip-port", "27300", "--no-region-log"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let nodes = ["eu-1", "eu-2", "us-1", "us-2"]
         let addresses = ["127.0.0.1:27300", "127.0.0.1:27301", "127.0.0.1:27302", "127.0.0.1:27303"]
@@ -38,5 +40,28 @@ final class ClusterInitTests: XCTestCase {
                                        "--http-port", "0", "--no-gossip"])
         XCTAssertEqual(noGossip.status, 0, noGossip.stderr)
         XCTAssertNil(try config(alone, "eu-1")["gossip"])
+    }
+
+    /// The nodes of a region wrap subject keys in one replicated database, so
+    /// they start from the same bucket keys (and ratchet them alike); another
+    /// region's are its own, and each node's signing key stays its own.
+    func test_clusterInit_givesTheNodesOfARegionTheSameBucketKeys_andOtherRegionsOthers() throws {
+        let directory = TemporaryDirectory()
+        let result = try Binary.run(["cluster", "init", "--dir", directory.path, "--regions", "eu,us",
+                                     "--nodes-per-region", "3", "--http-port", "0", "--no-gossip"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let masterText = try String(contentsOfFile: directory.file("master.key"), encoding: .utf8)
+        let master = try MasterKey(base64: masterText.trimmingCharacters(in: .whitespacesAndNewlines))
+        func keyring(_ node: String) throws -> Keyring { try KeyringFile.load(path: directory.file("\(node)/\(node).keyring"), master: master) }
+        func bucketMaterial(_ keyring: Keyring) -> [[UInt8]] { keyring.buckets.keys.map(\.material.bytesForSealing) }
+        let (eu1, eu2, eu3, us1, us2) = (try keyring("eu-1"), try keyring("eu-2"), try keyring("eu-3"), try keyring("us-1"), try keyring("us-2"))
+        XCTAssertEqual(eu1.buckets.count, SubjectKeyBuckets.defaultCount)
+        XCTAssertEqual(bucketMaterial(eu2), bucketMaterial(eu1))
+        XCTAssertEqual(bucketMaterial(eu3), bucketMaterial(eu1))
+        XCTAssertEqual(bucketMaterial(us2), bucketMaterial(us1))
+        XCTAssertEqual(us1.buckets.count, SubjectKeyBuckets.defaultCount)
+        XCTAssertNotEqual(us1.buckets.current(0)?.material.bytesForSealing, eu1.buckets.current(0)?.material.bytesForSealing)
+        XCTAssertTrue(zip(bucketMaterial(us1), bucketMaterial(eu1)).allSatisfy { $0 != $1 }, "no bucket key shared across regions")
+        XCTAssertNotEqual(try eu2.primary(.nodeSigning).material.bytesForSealing, try eu1.primary(.nodeSigning).material.bytesForSealing)
     }
 }

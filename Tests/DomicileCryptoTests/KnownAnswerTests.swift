@@ -162,6 +162,18 @@ final class SHA256Tests: XCTestCase {
         XCTAssertEqual(Hex.encode(SHA256.hash("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         XCTAssertEqual(Hex.encode(SHA256.hash("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
+
+    /// FIPS 180-2's two-block example, given in uneven pieces, and a million "a".
+    func test_hasher_inPieces_matchesTheOneShotDigest() {
+        let message = Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
+        let hasher = SHA256.Hasher()
+        for piece in [0..<1, 1..<1, 1..<20, 20..<message.count] { hasher.update(message[piece]) }
+        XCTAssertEqual(Hex.encode(hasher.finalize()), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        let million = SHA256.Hasher()
+        let thousand = [UInt8](repeating: UInt8(ascii: "a"), count: 1_000)
+        for _ in 0..<1_000 { million.update(thousand) }
+        XCTAssertEqual(Hex.encode(million.finalize()), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
 }
 
 final class AESGCMStreamTests: XCTestCase {

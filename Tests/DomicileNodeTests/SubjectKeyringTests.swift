@@ -127,6 +127,105 @@ final class SubjectKeyringTests: XCTestCase {
         }
     }
 
+    /// A follower of the region log: its keyring started from the leader's
+    /// buckets, and before it applies the leader's erasure (here: it reads the
+    /// leader's rows), `catchUp` ratchets the rotated bucket to the version
+    /// the rows name. No key travels; the follower then opens every live
+    /// subject, destroys the retired version, and a copy from before the
+    /// erasure no longer opens for the erased subject.
+    func test_aFollowerCatchesUpToTheLeadersRotations_byRatchet_savingOnce() async throws {
+        let (leader, keyring) = try makeKeys(bucketCount: 2)
+        let followerSaves = Locked<[Keyring]>([])
+        let follower = try RegionKeys(keyring: keyring, clock: { 3 }, random: SecureRandomSource()) { keyring in
+            followerSaves.withLock { $0.append(keyring) }
+        }
+        let store = try Store(path: directory.file("node.sqlite"), migrator: NodeSchema.migrator, now: 0)
+        defer { store.close() }
+        let subjects = try await register(32, keys: leader, store: store)
+        let before = try wrappedKeys(store)
+        let byBucket = Dictionary(grouping: subjects) { leader.subjects.buckets.bucket(of: $0.0) }
+        let erased = byBucket[0]![0].0
+        let gone: [(PID, UInt16)] = [(erased, 0), (byBucket[0]![1].0, 0), (byBucket[1]![0].0, 1)]
+        for (pid, bucket) in gone {
+            try await store.write { database in
+                try database.execute("DELETE FROM identities WHERE pid = ?", [pid.rawValue])
+                try database.execute("DELETE FROM subjects WHERE pid = ?", [pid.rawValue])
+                try leader.subjects.rotateBucket(of: pid, in: database)
+            }
+            XCTAssertEqual(leader.subjects.buckets.bucket(of: pid), bucket)
+        }
+        try await leader.subjects.destroyRetired(store)
+        XCTAssertEqual([0, 1].map { leader.subjects.buckets.current($0)?.version }, [3, 2])
+
+        let wrappings = try store.read { database in
+            try database.fetchAll("SELECT wrap_bucket, wrap_version FROM subjects", []) {
+                WrappedSubjectKey.Wrapping(bucket: UInt16($0.int64(0)), version: UInt32($0.int64(1)))
+            }
+        }
+        XCTAssertEqual(try follower.subjects.catchUp(to: wrappings), 2)
+        XCTAssertEqual(followerSaves.value.count, 1, "one durable save for the whole change")
+        XCTAssertEqual(try follower.subjects.catchUp(to: wrappings + [.init(bucket: 1, version: 1)]), 0, "already there")
+        XCTAssertEqual(followerSaves.value.count, 1)
+        for bucket: UInt16 in [0, 1] {
+            XCTAssertEqual(follower.subjects.buckets.current(bucket)?.material.bytesForSealing,
+                           leader.subjects.buckets.current(bucket)?.material.bytesForSealing)
+        }
+        try store.read { database in
+            for (pid, identifier) in subjects where !gone.contains(where: { $0.0 == pid }) {
+                let key = try XCTUnwrap(try SubjectRecords.key(of: pid, keys: follower, in: database))
+                XCTAssertEqual(try SubjectRecords.identifiers(of: pid, key: key, in: database), [identifier])
+            }
+        }
+        XCTAssertNotNil(try follower.subjects.unwrap(before[erased.rawValue]!, for: erased), "version 1 is kept until destroyRetired")
+        try await follower.subjects.destroyRetired(store)
+        XCTAssertEqual(follower.subjects.buckets.versions(of: 0).map(\.version), [3])
+        XCTAssertEqual(followerSaves.value.last?.buckets.versions(of: 0).map(\.version), [3])
+        XCTAssertNil(try follower.subjects.unwrap(before[erased.rawValue]!, for: erased))
+    }
+
+    /// A node started on a database a snapshot replaced (rows wrapped under
+    /// versions its keyring has not reached) catches up at start, before it
+    /// serves: every subject opens.
+    func test_recover_ratchetsUpToTheVersionsTheRowsUse() async throws {
+        let (leader, keyring) = try makeKeys(bucketCount: 1)
+        let store = try Store(path: directory.file("node.sqlite"), migrator: NodeSchema.migrator, now: 0)
+        defer { store.close() }
+        let subjects = try await register(6, keys: leader, store: store)
+        for (pid, _) in subjects.prefix(2) {
+            try await store.write { database in
+                try database.execute("DELETE FROM identities WHERE pid = ?", [pid.rawValue])
+                try database.execute("DELETE FROM subjects WHERE pid = ?", [pid.rawValue])
+                try leader.subjects.rotateBucket(of: pid, in: database)
+            }
+        }
+        let follower = try RegionKeys(keyring: keyring, clock: { 3 }, random: SecureRandomSource()) { _ in }
+        try store.read { database in
+            XCTAssertNil(try SubjectRecords.key(of: subjects[2].0, keys: follower, in: database), "version 3 is not in its keyring yet")
+        }
+        try await follower.subjects.recover(store)
+        XCTAssertEqual(follower.subjects.buckets.versions(of: 0).map(\.version), [3], "caught up, and version 1 destroyed")
+        try store.read { database in
+            for (pid, identifier) in subjects.dropFirst(2) {
+                let key = try XCTUnwrap(try SubjectRecords.key(of: pid, keys: follower, in: database))
+                XCTAssertEqual(try SubjectRecords.identifiers(of: pid, key: key, in: database), [identifier])
+            }
+        }
+    }
+
+    /// A row naming a bucket the keyring does not have, or a version too far
+    /// ahead to derive, is refused before the keyring changes.
+    func test_catchUp_refusesAnImpossibleWrapping_changingNothing() throws {
+        let (keys, _) = try makeKeys(bucketCount: 2)
+        for wrapping in [WrappedSubjectKey.Wrapping(bucket: 2, version: 2),
+                         WrappedSubjectKey.Wrapping(bucket: 1, version: 1 + SubjectKeyBuckets.ratchetStepsMax + 1)] {
+            XCTAssertThrowsError(try keys.subjects.catchUp(to: [.init(bucket: 0, version: 2), wrapping])) { error in
+                XCTAssertTrue(error is StorageError, "\(error)")
+            }
+        }
+        XCTAssertEqual(keys.subjects.buckets.keys.map(\.version), [1, 1])
+        XCTAssertTrue(saved.value.isEmpty)
+    }
+
     func test_aRotationRolledBack_keepsTheVersionItsRowsNeed_andStartFinishesIt() async throws {
         let (keys, _) = try makeKeys(bucketCount: 2)
         let store = try Store(path: directory.file("node.sqlite"), migrator: NodeSchema.migrator, now: 0)

@@ -73,7 +73,7 @@ final class ChangesetTests: XCTestCase {
         struct Deliberate: Error {}
         let changesets = Locked<[Changeset]>([])
         var settings = Writer.Settings()
-        settings.beforeCommit = { changeset in changesets.withLock { $0.append(changeset) } }
+        settings.beforeCommit = { changeset, _ in changesets.withLock { $0.append(changeset) } }
         let store = try Store(path: directory.file("leader.sqlite"), migrator: Migrator([Migration(version: 1, name: "test", sql: Self.schema)]),
                               now: 0, settings: settings)
         await withTaskGroup(of: Void.self) { group in
@@ -102,7 +102,7 @@ final class ChangesetTests: XCTestCase {
     func test_writerBatch_whoseChangesetIsRefused_commitsNothing() async throws {
         struct Refused: Error {}
         var settings = Writer.Settings()
-        settings.beforeCommit = { changeset in if !changeset.isEmpty { throw Refused() } }
+        settings.beforeCommit = { changeset, _ in if !changeset.isEmpty { throw Refused() } }
         let store = try Store(path: directory.file("leader.sqlite"), migrator: Migrator([Migration(version: 1, name: "test", sql: Self.schema)]),
                               now: 0, settings: settings)
         await XCTAssertThrowsErrorAsync(try await store.write { try $0.execute("INSERT INTO subjects VALUES ('a', x'01', 1)") }) {

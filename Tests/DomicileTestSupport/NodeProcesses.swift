@@ -10,19 +10,19 @@ public final class FederationFixture: @unchecked Sendable {
 
     /// `configure` may edit each node's config.json before any node starts.
     /// With `gossip`, nodes get consecutive free ports and seed each other;
-    /// without, they pick their own HTTP port and run without gossip.
-    /// With `regionLog` (and gossip), each region's nodes share a region log
-    /// over channel ports that follow the gossip ports.
+    /// without, they pick their own HTTP port and run without gossip. With
+    /// `regionLog`, each region's nodes share a region log over channel
+    /// ports allocated the same way; without, each node is a store of its own.
     public init(regions: [String] = ["eu"], nodesPerRegion: Int = 1, gossip: Bool = false, regionLog: Bool = false,
                 configure: (_ node: String, _ config: inout [String: Any]) -> Void = { _, _ in }) throws {
         directory = TemporaryDirectory("domicile-federation")
         let count = regions.count * nodesPerRegion
-        let ports = gossip || regionLog ? try FreePorts.consecutive(count * (regionLog ? 3 : 2)) : nil
-        let channel = regionLog ? ports.map { ["--channel-port", "\($0 + 2 * count)"] } ?? [] : []
-        let result = try Binary.run(["cluster", "init", "--dir", directory.path, "--regions", regions.joined(separator: ","),
-                                     "--nodes-per-region", "\(nodesPerRegion)",
-                                     "--http-port", "\(ports ?? 0)"] + (ports.map { ["--gossip-port", "\($0 + count)"] } ?? ["--no-gossip"])
-                                     + channel)
+        let ports = gossip || regionLog ? try FreePorts.consecutive(count * 3) : nil
+        var arguments = ["cluster", "init", "--dir", directory.path, "--regions", regions.joined(separator: ","),
+                         "--nodes-per-region", "\(nodesPerRegion)", "--http-port", "\(gossip ? ports ?? 0 : 0)"]
+        arguments += gossip ? ["--gossip-port", "\(ports! + count)"] : ["--no-gossip"]
+        arguments += regionLog ? ["--channel-port", "\(ports! + 2 * count)", "--allow-two-nodes"] : ["--no-region-log"]
+        let result = try Binary.run(arguments)
         guard result.status == 0 else { throw FixtureError(description: "cluster init failed: \(result.stderr)") }
         let tokenData = try Data(contentsOf: URL(fileURLWithPath: directory.file("tokens.json")))
         tokens = (try JSONSerialization.jsonObject(with: tokenData) as? [String: String]) ?? [:]

@@ -9,6 +9,7 @@ import Foundation
 extension NodeConfiguration: Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case node, region, keyring, policy, principals, http, gossip, log, limits
+        case regionLog = "region_log"
         case dataDirectory = "data_dir"
         case masterKeyFile = "master_key_file"
     }
@@ -23,6 +24,12 @@ extension NodeConfiguration: Codable {
 
     enum LogKeys: String, CodingKey, CaseIterable {
         case access
+    }
+
+    enum RegionLogKeys: String, CodingKey, CaseIterable {
+        case address, roster, join
+        case tickMilliseconds = "tick_ms", electionTicks = "election_ticks"
+        case commitTimeoutMilliseconds = "commit_timeout_ms"
     }
 
     /// The directory relative paths are resolved against (a `String`); without it they stay as written.
@@ -48,6 +55,16 @@ extension NodeConfiguration: Codable {
         let bodyBytesInFlightMax = try http.integer(.bodyBytesInFlightMax, in: (1 << 20)...(16 << 30))
         gossip = try container.object(Gossip.self, .gossip) ?? Gossip(address: nil, advertise: nil, seeds: [])
         accessLog = try container.fields(LogKeys.self, .log)?.flag(.access) ?? true
+        regionLog = try container.fields(RegionLogKeys.self, .regionLog).map { fields throws(Invalid) in
+            var log = RegionLog(address: try fields.required(.address) { try SocketAddress(parsing: $0) },
+                                rosterPath: try fields.required(.roster, path))
+            log.tickMilliseconds = try fields.integer(.tickMilliseconds, in: 1...10_000).map(Int64.init) ?? log.tickMilliseconds
+            log.electionTicks = try fields.integer(.electionTicks, in: 3...1_000) ?? log.electionTicks
+            log.join = try fields.flag(.join) ?? false
+            log.commitTimeoutMilliseconds = try fields.integer(.commitTimeoutMilliseconds, in: 100...600_000).map(Int64.init)
+                ?? log.commitTimeoutMilliseconds
+            return log
+        }
         limits = try container.object(Limits.self, .limits) ?? Limits()
 
         routeBodyBytesMax = settings.limits.bodyBytesMax
@@ -104,6 +121,15 @@ extension NodeConfiguration: Codable {
         var log = container.nestedContainer(keyedBy: LogKeys.self, forKey: .log)
         try log.encode(accessLog, forKey: .access)
         try container.encode(limits, forKey: .limits)
+        if let regionLog {
+            var fields = container.nestedContainer(keyedBy: RegionLogKeys.self, forKey: .regionLog)
+            try fields.encode(regionLog.address, forKey: .address)
+            try fields.encode(regionLog.rosterPath, forKey: .roster)
+            try fields.encode(regionLog.tickMilliseconds, forKey: .tickMilliseconds)
+            try fields.encode(regionLog.electionTicks, forKey: .electionTicks)
+            try fields.encode(regionLog.join, forKey: .join)
+            try fields.encode(regionLog.commitTimeoutMilliseconds, forKey: .commitTimeoutMilliseconds)
+        }
     }
 }
 

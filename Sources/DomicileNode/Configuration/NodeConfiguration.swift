@@ -33,6 +33,31 @@ public struct NodeConfiguration: Sendable, Equatable {
     }
 
     /// The period a privacy budget renews over (UTC).
+    /// `region_log`: where this node's region channel listens, the roster
+    /// of the region's nodes, and the log's timing.
+    public struct RegionLog: Sendable, Equatable {
+        /// TCP address of the region channel (Raft messages, forwarded requests).
+        public var address: SocketAddress
+        /// The region's roster file: each node's name, channel address and
+        /// Ed25519 public key (`domicile cluster init` writes it).
+        public var rosterPath: String
+        /// One Raft tick; the election timeout is `electionTicks` of them.
+        public var tickMilliseconds: Int64 = 100
+        public var electionTicks = 10
+        /// Start with no membership and wait to be added by the leader
+        /// (`domicile cluster add-node`), instead of bootstrapping the
+        /// region with every node of the roster as a voter.
+        public var join = false
+        /// How long a write waits for its entry to commit before it is
+        /// refused with 503 `no_quorum`.
+        public var commitTimeoutMilliseconds: Int64 = 5_000
+
+        public init(address: SocketAddress, rosterPath: String) {
+            self.address = address
+            self.rosterPath = rosterPath
+        }
+    }
+
     public enum PrivacyPeriod: String, Sendable, Encodable {
         case day
         case month
@@ -92,6 +117,9 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var dataDirectory: String
     public var http: HTTP
     public var gossip: Gossip
+    /// The region log (Raft among the region's nodes); nil runs the node as
+    /// a store of its own, with no log (docs/CONFIGURATION.md).
+    public var regionLog: RegionLog?
     public var keyringPath: String
     public var masterKey: MasterKeySource
     public var policyPath: String

@@ -119,7 +119,13 @@ enum ErasureService {
     /// data, each node holds only what it was sent, so none can answer for
     /// another (docs/DECISIONS.md, "Erasure").
     /// A node that has not joined its region yet does not know them: 503.
+    ///
+    /// In a region with a log, the region is one store: the erasure is one
+    /// entry every node applies in log order, so the node that committed it
+    /// (the leader) signs for the region, and no other node is asked
+    /// (docs/DECISIONS.md, "Erasure in a region with a log").
     static func regionNodes(_ services: NodeServices) throws -> [String] {
+        if services.regionLog.value != nil { return [services.configuration.node.rawValue] }
         let gossip = services.gossip.value
         if let gossip, !gossip.joined {
             throw DomainError(.unavailable, code: "not_ready", detail: "this node has not joined its region yet, so it cannot name the nodes an erasure must reach")

@@ -98,16 +98,50 @@ final class SubjectKeyring: Sendable {
 
     // MARK: Rotation
 
-    /// Erasing `pid` rotates its bucket, in the erasure's transaction: a new
-    /// version is made current and saved (the old one kept), and the keys of
-    /// the bucket's other subjects are re-wrapped under it. The old version is
-    /// destroyed by `destroyRetired` once this transaction has committed.
+    /// Erasing `pid` rotates its bucket, in the erasure's transaction: the
+    /// next version (one step of the ratchet) is made current and saved (the
+    /// old one kept), and the keys of the bucket's other subjects are
+    /// re-wrapped under it. The old version is destroyed by `destroyRetired`
+    /// once this transaction has committed.
     func rotateBucket(of pid: PID, in database: Database) throws {
         let bucket = buckets.bucket(of: pid)
         let now = clock()
-        var random = self.random.generator()
-        try change { $0.buckets.rotate(bucket, createdAt: now, using: &random) }
+        try change { $0.buckets.rotate(bucket, createdAt: now) }
+        // The region's other nodes ratchet to this version when they apply it.
+        try database.execute(
+            "INSERT INTO bucket_versions (bucket, version) VALUES (?, ?) ON CONFLICT (bucket) DO UPDATE SET version = excluded.version",
+            [Int64(bucket), Int64(buckets.current(bucket)!.version)])
         try rewrap(bucket: bucket, in: database)
+    }
+
+    /// On a follower, before it applies a replicated change: every bucket
+    /// whose current version is below a version the change's `subjects` rows
+    /// are wrapped under is ratcheted up to it (each version seen is
+    /// installed; the region's other nodes derived the same keys), and the
+    /// keyring is saved once. Versions at or below current are ignored; the
+    /// retired ones go with the next `destroyRetired`. Returns how many
+    /// versions were installed. A wrapping naming no bucket of this keyring,
+    /// or a jump of more than `SubjectKeyBuckets.ratchetStepsMax`, is refused
+    /// (`StorageError.corrupt`) before anything changes.
+    @discardableResult
+    func catchUp(to wrappings: [Wrapping]) throws -> Int {
+        let buckets = self.buckets
+        var ahead: [Wrapping] = []
+        for wrapping in Set(wrappings).sorted(by: { ($0.bucket, $0.version) < ($1.bucket, $1.version) }) {
+            guard Int(wrapping.bucket) < buckets.count else { throw StorageError.corrupt(table: "subjects", column: "wrap_bucket") }
+            let current = buckets.current(wrapping.bucket)!.version
+            guard wrapping.version > current else { continue }
+            guard wrapping.version - current <= SubjectKeyBuckets.ratchetStepsMax else {
+                throw StorageError.corrupt(table: "subjects", column: "wrap_version")
+            }
+            ahead.append(wrapping)
+        }
+        guard !ahead.isEmpty else { return 0 }
+        let now = clock()
+        try change { keyring in
+            for wrapping in ahead { keyring.buckets.ratchet(wrapping.bucket, to: wrapping.version, createdAt: now) }
+        }
+        return ahead.count
     }
 
     /// Re-wraps every key of `bucket` not under its current version. Keys
@@ -178,11 +212,39 @@ final class SubjectKeyring: Sendable {
         try change { $0.buckets.destroy(unused) }
     }
 
-    /// At start: finishes what a crash interrupted. Legacy keys move into
+    /// After the database was replaced by a region log snapshot (and at
+    /// start): ratchets every bucket up to the versions the committed rows
+    /// use, so rows a snapshot brought wrapped under later versions open. A
+    /// row naming a bucket this keyring lacks, or a version beyond reach,
+    /// means the keyring and the database do not belong together: refused
+    /// (`StorageError.corrupt`), as in `catchUp`.
+    @discardableResult
+    func catchUp(toRowsOf store: Store) throws -> Int {
+        try catchUp(to: try store.read { try Self.wrappings(in: $0) })
+    }
+
+    /// Each bucket and version the committed `subjects` rows use, once.
+    static func wrappings(in database: Database) throws -> [Wrapping] {
+        try database.fetchAll("SELECT DISTINCT wrap_bucket, wrap_version FROM subjects WHERE wrap_bucket IS NOT NULL") { row in
+            Wrapping(bucket: try StorageError.decoded(UInt16(exactly: row.int64(0)), table: "subjects", column: "wrap_bucket"),
+                     version: try StorageError.decoded(UInt32(exactly: row.int64(1)), table: "subjects", column: "wrap_version"))
+        }
+    }
+
+    /// At start: finishes what a crash interrupted. Buckets catch up with the
+    /// rows (a snapshot installed before the restart); legacy keys move into
     /// buckets; rotations left half-done (a retired version still installed)
     /// re-wrap their rows and destroy the retired versions.
-    func recover(_ store: Store) async throws {
+    ///
+    /// In a `replicated` region every change of `subjects` goes through the
+    /// region log, which has not started yet: only retired versions no row
+    /// uses are destroyed here. Rows a crash left under a retired version
+    /// are re-wrapped by the next erasure in their bucket, which re-wraps
+    /// every row not under the current version.
+    func recover(_ store: Store, replicated: Bool = false) async throws {
+        if replicated { return try await destroyRetired(store) }
         try installBucketsIfMissing()
+        try catchUp(toRowsOf: store)
         var last: Int64? = 0
         while let after = last {
             last = try await store.write { try self.rewrapLegacy(after: after, limit: 1_000, in: $0) }

@@ -388,5 +388,24 @@ enum NodeSchema {
             DROP TABLE embedding_charges;
             ALTER TABLE embedding_charges_keyed RENAME TO embedding_charges;
             """),
+        Migration(version: 11, name: "the region log's applied index; rotated bucket versions", sql: """
+            -- How far this database has applied the region log: written in the same
+            -- transaction as each entry's rows, so the two never disagree after a crash.
+            -- Local to each node (never in an entry's changeset).
+            CREATE TABLE region_log_applied (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                applied_index INTEGER NOT NULL,
+                applied_term INTEGER NOT NULL
+            ) STRICT;
+            INSERT INTO region_log_applied (id, applied_index, applied_term) VALUES (1, 0, 0);
+
+            -- The current version of each bucket key an erasure rotated: replicated, so a
+            -- follower ratchets its own copy of the key to it even when no subject row is
+            -- left under the new version. A version number, never key material.
+            CREATE TABLE bucket_versions (
+                bucket INTEGER PRIMARY KEY,
+                version INTEGER NOT NULL
+            ) STRICT;
+            """),
     ])
 }

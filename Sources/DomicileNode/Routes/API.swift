@@ -25,8 +25,11 @@ struct API {
     /// answers HEAD 405, so a HEAD never spends what only the GET may.
     /// (A HEAD of any other GET is audited as the read it is: its status and
     /// `Content-Length` say something about the subject.)
+    /// `local`: answered by this node itself (its own view of the cluster),
+    /// never by the region's leader; every other call a follower forwards
+    /// to the leader (`RegionRouting`).
     mutating func route(_ method: String, _ pattern: String, roles: Set<Role>, bodyBytesMax: Int? = nil, limited: Bool = false,
-                        servesHead: Bool = true, _ handler: @escaping @Sendable (APIRequest) async throws -> HTTPResponse) {
+                        servesHead: Bool = true, local: Bool = false, _ handler: @escaping @Sendable (APIRequest) async throws -> HTTPResponse) {
         let services = self.services
         let limit = bodyBytesMax ?? (Self.readsNoBody(method) ? 0 : services.configuration.routeBodyBytesMax)
         let guarded: @Sendable (HTTPRequest, RefusalTrail) async throws -> HTTPResponse = { request, trail in
@@ -47,7 +50,16 @@ struct API {
         }
         let admission: RouteAdmission = { request throws(HTTPError) in _ = try Self.authenticate(request, services: services) }
         router.add(method, pattern, bodyBytesMax: limit, servesHead: servesHead, admission: admission,
-                   .async { request in try await RefusalAudit.run(request, pattern: pattern, services: services, guarded) })
+                   .async { request in
+                       if !local {
+                           do {
+                               if let answer = try await RegionRouting.forwardIfNeeded(request, services: services) { return answer }
+                           } catch {
+                               throw APIError.problem(for: error, logger: services.logger, requestID: request.requestID)
+                           }
+                       }
+                       return try await RefusalAudit.run(request, pattern: pattern, services: services, guarded)
+                   })
     }
 
     /// Methods whose routes take no body unless they declare a limit.

@@ -29,6 +29,12 @@ enum APIError {
                   detail: "the node's disk is full: nothing of this request was stored or returned; retry later")
     }
 
+    static func noQuorum() -> HTTPError {
+        HTTPError(status: 503, code: "no_quorum",
+                  detail: "this node cannot reach a majority of its region: the request was not acknowledged (a write may still take effect); retry later",
+                  headers: ["Retry-After": "1"])
+    }
+
     static func corruptData() -> HTTPError {
         HTTPError(status: 500, code: "corrupt_data", detail: "data stored on this node does not decode; the node's log names where")
     }
@@ -44,6 +50,10 @@ enum APIError {
     static func problem(for error: any Error, logger: Logger, requestID: String) -> HTTPError {
         if let error = error as? HTTPError { return error }
         if let error = error as? DomainError { return error.problem }
+        if let error = error as? NoQuorum {
+            logger.warning("no quorum", ["reason": .string(error.reason), "request_id": .string(requestID)])
+            return noQuorum()
+        }
         if StorageError.isDiskFull(error) {
             logger.error("disk full", ["request_id": .string(requestID)])
             return insufficientStorage()

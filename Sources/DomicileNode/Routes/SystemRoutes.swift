@@ -26,10 +26,29 @@ enum SystemRoutes {
             let bootId: String
         }
 
+        /// The region log as this node sees it (absent without one).
+        struct RegionLogView: Encodable {
+            struct Voter: Encodable {
+                let name: String
+                /// The leader's record of the voter's log; the leader's own is its last index.
+                let matchIndex: UInt64?
+            }
+
+            let role: String
+            let leader: String?
+            let term: UInt64
+            let commitIndex: UInt64
+            let appliedIndex: UInt64
+            let lastIndex: UInt64
+            let voters: [Voter]
+            let learners: [String]
+        }
+
         let node: ThisNode
         let region: RegionID
         let policyVersion: Int
         let pools: Pools
+        let regionLog: RegionLogView?
     }
 
     static func add(to api: inout API, httpAddress: @escaping @Sendable () -> String) {
@@ -40,6 +59,9 @@ enum SystemRoutes {
             case .serving:
                 if services.store.writer.currentStatistics.diskFull {
                     return .json(bytes: Array(#"{"status":"not_ready","reason":"disk_full"}"#.utf8), status: 503)
+                }
+                if let log = services.regionLog.value, let reason = log.unavailability {
+                    return .json(["status": "not_ready", "reason": reason], status: 503)
                 }
                 if let gossip = services.gossip.value, !gossip.joined {
                     return .json(bytes: Array(#"{"status":"not_ready","reason":"joining the region's members"}"#.utf8), status: 503)
@@ -59,9 +81,10 @@ enum SystemRoutes {
                 ("domicile_policy_version", "Version of the residency policy in force.", Double(services.policy.version)),
             ])
             if let gossip = services.gossip.value { text += GossipMetrics.render(gossip) }
+            if let log = services.regionLog.value { text += RegionLogMetrics.render(log) }
             return .text(text, contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
-        api.route("GET", "/v1/cluster", roles: []) { _ in
+        api.route("GET", "/v1/cluster", roles: [], local: true) { _ in
             let gossip = services.gossip.value
             func members(_ pool: Pool) -> [Cluster.Member] {
                 (gossip?.members(of: pool) ?? []).map {
@@ -73,10 +96,23 @@ enum SystemRoutes {
                                              bootId: services.bootIDText,
                                              http: httpAddress()),
                                  region: services.region, policyVersion: services.policy.version,
-                                 pools: .init(region: members(.region), federation: members(.federation))))
+                                 pools: .init(region: members(.region), federation: members(.federation)),
+                                 regionLog: services.regionLog.value.map(regionLogView)))
         }
-        api.route("GET", "/v1/policy", roles: []) { _ in
+        api.route("GET", "/v1/policy", roles: [], local: true) { _ in
             .json(bytes: services.policy.document)
         }
+    }
+
+    static func regionLogView(_ log: RegionLog) -> Cluster.RegionLogView {
+        let status = log.status
+        let applied = log.appliedIndex
+        let voters = status.voters.map { voter in
+            Cluster.RegionLogView.Voter(name: voter.rawValue,
+                                        matchIndex: voter == log.name ? (status.role == .leader ? status.lastIndex : nil)
+                                            : status.matchIndexes[voter])
+        }
+        return .init(role: status.role.rawValue, leader: status.leader?.rawValue, term: status.term, commitIndex: status.commitIndex,
+                     appliedIndex: applied, lastIndex: status.lastIndex, voters: voters, learners: status.learners.map(\.rawValue))
     }
 }

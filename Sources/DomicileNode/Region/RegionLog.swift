@@ -1,0 +1,573 @@
+import CLinux
+import DomicileConsensus
+import DomicileCrypto
+import DomicileModel
+import DomicileNet
+import DomicileStorage
+import Foundation
+
+/// The shell around this node's `RaftNode`: the region log that makes the
+/// region's nodes one store (DESIGN.md section 7, docs/REGION_LOG.md).
+///
+/// One driver thread owns the machine and `raft.sqlite`. It takes ticks,
+/// peers' messages (from the region channel) and the writer's proposals,
+/// and for each `Ready` persists (one fsync), then sends, then hands the
+/// committed entries to the writer thread, which applies them in order.
+///
+/// The leader's writes: the group-commit writer runs a batch in its
+/// transaction as before; just before COMMIT, `replicate` proposes the
+/// batch's changeset and waits, the transaction open, until the entry is
+/// committed by a majority. It then records the entry's index in
+/// `region_log_applied` in the same transaction and commits: the batch
+/// and its applied index are durable together, and the callers resume
+/// after both. A proposal that cannot commit (no longer leader, no
+/// majority within `commit_timeout_ms`) rolls the batch back with
+/// `NoQuorum`; if its entry commits later after all, it is applied from
+/// the log like any other.
+///
+/// Followers apply each committed entry in one transaction of its own
+/// that also records the index (`Database.apply(_:alongside:)`), and bring
+/// their keys and in-memory state along (`RegionFollower`).
+final class RegionLog: @unchecked Sendable {
+    /// What `/v1/cluster`, `/readyz` and `/metrics` show.
+    struct Status: Sendable {
+        var role: RaftRole = .follower
+        var leader: NodeName?
+        var term: UInt64 = 0
+        var commitIndex: UInt64 = 0
+        var lastIndex: UInt64 = 0
+        var voters: [NodeName] = []
+        var learners: [NodeName] = []
+        /// Leader only: each other member's match index.
+        var matchIndexes: [NodeName: UInt64] = [:]
+        /// Leader only: the first index of its term, which must be applied
+        /// before it serves (everything committed by earlier leaders).
+        var termStartIndex: UInt64 = 0
+        /// Monotonic milliseconds of the last message from the leader.
+        var leaderContact: Int64 = 0
+    }
+
+    let name: NodeName
+    let settings: NodeConfiguration.RegionLog
+    private let logger: Logger
+    private let writer: Writer
+    private let roster: RegionRoster
+    /// Brings the node's keys and memory along with each entry it applies.
+    private let follower: RegionFollower
+
+    // Driver thread only.
+    private var raft: RaftNode
+    private let storage: RaftStorage
+    private var inFlight: Proposal?
+    private var nextTick: Int64 = 0
+
+    private let inbox = Inbox()
+    private let shared = Locked(Shared())
+    private let statistics = Locked(Statistics())
+    private let stopped = DispatchSemaphore(value: 0)
+    private var channel: RegionChannel?
+
+    struct Shared {
+        var status = Status()
+        /// Everything through this index is applied to node.sqlite (or was
+        /// an entry with nothing to apply).
+        var appliedIndex: UInt64 = 0
+        /// The leader's own entry, committed in the log, whose batch is
+        /// being committed locally right now.
+        var committing: (ticket: ProposalTicket, payload: [UInt8])?
+        /// Set when an entry cannot be applied: the node stops applying and
+        /// is not ready (its database diverged or its disk failed).
+        var applyFailure: String?
+    }
+
+    struct Statistics: Sendable {
+        var proposals = 0
+        var proposalsRefused = 0
+        var proposalMicroseconds = LatencySummary()
+        var applyMicroseconds = LatencySummary()
+        var entriesApplied = 0
+        var messagesRefused = 0
+    }
+
+    /// Opens `raft.sqlite` in `dataDirectory` and restores the machine (a
+    /// new region's node starts with every roster node as a voter; a
+    /// joining node with no membership). `appliedIndex` is how far
+    /// node.sqlite has applied the log.
+    init(name: NodeName, settings: NodeConfiguration.RegionLog, roster: RegionRoster, dataDirectory: String,
+         appliedIndex: UInt64, writer: Writer, random: any RandomSource, now: Int64, logger: Logger,
+         follower: RegionFollower) throws {
+        self.name = name
+        self.settings = settings
+        self.roster = roster
+        self.writer = writer
+        self.logger = logger
+        self.follower = follower
+        storage = try RaftStorage(path: (dataDirectory as NSString).appendingPathComponent(RaftStorage.fileName), now: now)
+        var draws = random.generator()
+        raft = try Self.restore(name: name, storage: storage, roster: roster, join: settings.join, appliedIndex: appliedIndex,
+                                settings: Self.raftSettings(settings), seed: UInt64.random(in: 0...UInt64.max, using: &draws))
+        shared.withLock { $0.appliedIndex = max(appliedIndex, raft.appliedIndex) }
+    }
+
+    static func raftSettings(_ configuration: NodeConfiguration.RegionLog) -> RaftSettings {
+        var settings = RaftSettings()
+        settings.electionTicks = configuration.electionTicks
+        settings.heartbeatTicks = 1
+        settings.entryBytesMax = entryBytesMax
+        return settings
+    }
+
+    /// The largest entry (one batch's changeset); the channel's frames are
+    /// sized to carry one with its message around it.
+    static let entryBytesMax = 8 << 20
+
+    private static func restore(name: NodeName, storage: RaftStorage, roster: RegionRoster, join: Bool, appliedIndex: UInt64,
+                                settings: RaftSettings, seed: UInt64) throws -> RaftNode {
+        let boundary = storage.snapshot
+        if boundary.configuration.isEmpty && storage.lastIndex == 0 && storage.hardState.term == 0 {
+            let membership = join ? Membership.empty : try Membership(voters: roster.names)
+            return try RaftNode(id: name, membership: membership, settings: settings, randomSeed: seed)
+        }
+        let metadata = boundary.configuration.isEmpty
+            ? SnapshotMetadata(index: 0, term: 0, membership: .empty)
+            : try RaftCodec.decodeSnapshotMetadata(boundary.configuration)
+        let stored = try storage.entries(from: storage.firstIndex, upTo: storage.lastIndex + 1, byteCountMax: .max)
+        let entries = try stored.map { try RaftCodec.decodeEntry($0.payload) }
+        let hard = storage.hardState
+        let vote = try hard.vote.map { try NodeName($0) }
+        // node.sqlite may have applied (and so known committed) more than
+        // the hard state had recorded when the node stopped.
+        let commit = max(hard.commit, min(appliedIndex, storage.lastIndex))
+        let state = PersistedState(hardState: HardState(term: hard.term, vote: vote, commit: commit),
+                                   snapshot: Snapshot(metadata: metadata, payload: []), entries: entries)
+        let applied = min(max(appliedIndex, metadata.index), commit)
+        return try RaftNode(id: name, restoring: state, applied: applied, settings: settings, randomSeed: seed)
+    }
+
+    /// Starts the channel and the driver thread.
+    func start(signing: Ed25519PrivateKey, regionKeys: KeySet, region: RegionID, random: any RandomSource,
+               serve: @escaping @Sendable (ForwardedCall.Request) async -> ForwardedCall.Answer) throws {
+        var channelSettings = RegionChannel.Settings.lan
+        channelSettings.frameBytesMax = Self.entryBytesMax + ForwardedCall.bytesMax / 4
+        channelSettings.queueBytesMax = 64 << 20
+        // A restarted peer is dialled again within about an election timeout.
+        channelSettings.reconnectMaxMilliseconds = min(channelSettings.reconnectMaxMilliseconds,
+                                                       settings.tickMilliseconds * Int64(settings.electionTicks))
+        let roster = self.roster
+        let name = self.name
+        channel = try RegionChannel(
+            region: region, name: name, signing: signing, regionKeys: regionKeys, bind: settings.address,
+            roster: { roster.channelRoster }, resolve: { roster.node($0)?.channel }, random: random, settings: channelSettings,
+            handlers: .init(
+                message: { [weak self] peer, bytes in self?.received(bytes, from: peer) },
+                request: { [weak self] _, bytes in
+                    guard let request = try? ForwardedCall.decodeRequest(bytes) else {
+                        self?.statistics.withLock { $0.messagesRefused += 1 }
+                        return ForwardedCall.encode(.notLeader)
+                    }
+                    return ForwardedCall.encode(await serve(request))
+                }))
+        nextTick = monotonicMilliseconds() + settings.tickMilliseconds
+        if raft.membership.voters == [name] { raft.campaign() }
+        let thread = Thread { [self] in
+            domicile_set_thread_name("domicile-raft")
+            drive()
+            stopped.signal()
+        }
+        thread.name = "domicile-raft"
+        thread.start()
+        logger.info("region log", ["node": .string(name.rawValue), "channel": .string(channel!.localAddress.description),
+                                   "voters": .int(Int64(raft.membership.voters.count)), "last_index": .int(Int64(raft.lastIndex)),
+                                   "applied_index": .int(Int64(appliedIndex))])
+    }
+
+    /// Stops the driver and the channel; proposals waiting fail.
+    func stop() {
+        guard inbox.close() else { return }
+        stopped.wait()
+        channel?.stop()
+    }
+
+    var status: Status { shared.withLock { $0.status } }
+    var appliedIndex: UInt64 { shared.withLock { $0.appliedIndex } }
+    var applyFailure: String? { shared.withLock { $0.applyFailure } }
+    var currentStatistics: Statistics { statistics.value }
+    var channelAddress: SocketAddress? { channel?.localAddress }
+
+    /// Whether this node is the leader and has applied everything earlier
+    /// leaders committed, so it may serve.
+    var isServingLeader: Bool {
+        shared.withLock { $0.status.role == .leader && $0.appliedIndex >= $0.status.termStartIndex && $0.applyFailure == nil }
+    }
+
+    /// Why this node cannot take part in serving now, or nil: no leader it
+    /// has heard from within an election timeout, or a failed apply.
+    var unavailability: String? {
+        let timeout = settings.tickMilliseconds * Int64(settings.electionTicks)
+        return shared.withLock { shared in
+            if let failure = shared.applyFailure { return "region log: \(failure)" }
+            switch shared.status.role {
+            case .leader: return nil
+            default:
+                guard shared.status.leader != nil, monotonicMilliseconds() - shared.status.leaderContact <= timeout else {
+                    return "no_quorum"
+                }
+                return nil
+            }
+        }
+    }
+
+    // MARK: The writer's side (writer thread)
+
+    /// `Writer.Settings.beforeCommit`: replicates the batch's changeset and
+    /// records its index in the batch's transaction. Throws `NoQuorum`
+    /// (the batch then rolls back) when the entry cannot be committed.
+    func replicate(_ changeset: Changeset, in database: Database) throws {
+        guard !changeset.isEmpty else { return }
+        let payload = RegionCommand.encode(changeset)
+        let started = monotonicMicroseconds()
+        let proposal = Proposal(payload: payload)
+        guard inbox.add(proposal: proposal) else { throw NoQuorum(reason: "the node is stopping") }
+        let outcome = proposal.wait(milliseconds: settings.commitTimeoutMilliseconds)
+        statistics.withLock {
+            $0.proposals += 1
+            if case .committed = outcome { $0.proposalMicroseconds.record(monotonicMicroseconds() - started) } else { $0.proposalsRefused += 1 }
+        }
+        switch outcome {
+        case .committed(let ticket):
+            try database.execute("UPDATE region_log_applied SET applied_index = ?, applied_term = ? WHERE id = 1",
+                                 [Int64(ticket.index), Int64(ticket.term)])
+            shared.withLock { $0.committing = (ticket, payload) }
+        case .refused(let reason):
+            throw NoQuorum(reason: reason)
+        }
+    }
+
+    /// `Writer.Settings.afterCommit`: the leader's batch is applied — or,
+    /// when its local COMMIT failed, its committed entry is applied from
+    /// the log instead.
+    func batchFinished(committed: Bool) {
+        guard let (ticket, payload) = shared.withLock({ shared -> (ProposalTicket, [UInt8])? in
+            defer { shared.committing = nil }
+            return shared.committing
+        }) else { return }
+        if committed {
+            published(ticket.index)
+        } else {
+            submitApply(LogEntry(index: ticket.index, term: ticket.term, payload: .command(payload)))
+        }
+    }
+
+    private func published(_ index: UInt64) {
+        shared.withLock { $0.appliedIndex = max($0.appliedIndex, index) }
+        statistics.withLock { $0.entriesApplied += 1 }
+    }
+
+    /// Applies one committed entry (writer thread, outside any transaction).
+    private func apply(_ entry: LogEntry, in database: Database) throws {
+        let applied = appliedIndex
+        guard entry.index > applied else { return }
+        guard entry.index == applied + 1 else { throw RegionLogFault.gap(expected: applied + 1, got: entry.index) }
+        if case .command(let bytes) = entry.payload, !bytes.isEmpty {
+            let started = monotonicMicroseconds()
+            let changeset = try RegionCommand.decode(bytes)
+            try follower.prepare(changeset)
+            try database.apply(changeset) {
+                try database.execute("UPDATE region_log_applied SET applied_index = ?, applied_term = ? WHERE id = 1",
+                                     [Int64(entry.index), Int64(entry.term)])
+                try follower.applied(changeset, in: database)
+            }
+            follower.finished()
+            statistics.withLock { $0.applyMicroseconds.record(monotonicMicroseconds() - started) }
+        }
+        published(entry.index)
+    }
+
+    private func submitApply(_ entry: LogEntry) {
+        let accepted = writer.submitOutsideTransaction({ [self] database in try apply(entry, in: database) }) { [self] error in
+            guard let error else { return }
+            failApplying("entry \(entry.index) could not be applied: \(error)")
+        }
+        if !accepted { failApplying("the writer refused entry \(entry.index)") }
+    }
+
+    private func failApplying(_ reason: String) {
+        let first = shared.withLock { shared -> Bool in
+            defer { shared.applyFailure = shared.applyFailure ?? reason }
+            return shared.applyFailure == nil
+        }
+        if first { logger.error("region log apply failed", ["reason": .string(reason)]) }
+    }
+
+    // MARK: Waiting (request tasks)
+
+    /// Waits until this node has applied `index`, at most until `deadline`
+    /// (monotonic ms). Returns whether it did.
+    func waitApplied(_ index: UInt64, until deadline: Int64) async -> Bool {
+        while appliedIndex < index {
+            guard monotonicMilliseconds() < deadline, applyFailure == nil else { return false }
+            try? await Task.sleep(nanoseconds: 1_000_000)
+        }
+        return true
+    }
+
+    /// Waits, at most until `deadline`, until this node is a leader that
+    /// may serve. Returns false as soon as another node leads.
+    func waitServingLeader(until deadline: Int64) async -> Bool {
+        while !isServingLeader {
+            let status = self.status
+            guard monotonicMilliseconds() < deadline, status.role == .leader || status.leader == nil else { return false }
+            try? await Task.sleep(nanoseconds: 1_000_000)
+        }
+        return true
+    }
+
+    /// Hands a client's call to the leader and returns its answer once this
+    /// node has applied what the leader had applied when it answered.
+    ///
+    /// Waits for a leader while an election runs. A call already handed to
+    /// a leader is never handed to another (it may have taken effect): if
+    /// that leader falls silent or is replaced, the call fails with
+    /// `NoQuorum`, and the client, told to retry, decides.
+    func forward(_ request: ForwardedCall.Request) async throws -> ForwardedCall.Answer {
+        let electionMilliseconds = settings.tickMilliseconds * Int64(settings.electionTicks)
+        let deadline = monotonicMilliseconds() + settings.commitTimeoutMilliseconds + 2 * electionMilliseconds
+        let payload = ForwardedCall.encode(request)
+        var leaderless = monotonicMilliseconds()
+        while monotonicMilliseconds() < deadline {
+            guard let leader = status.leader, leader != name, let channel else {
+                // An election takes about one timeout; longer, and there is no majority to elect one.
+                guard monotonicMilliseconds() - leaderless < electionMilliseconds else {
+                    throw NoQuorum(reason: "no leader of the region is known")
+                }
+                try? await Task.sleep(nanoseconds: UInt64(settings.tickMilliseconds) * 1_000_000)
+                continue
+            }
+            leaderless = monotonicMilliseconds()
+            let reply = try await ask(leader, payload, over: channel, until: deadline)
+            switch try? ForwardedCall.decodeAnswer(reply) {
+            case .response(_, _, _, let leaderApplied)?:
+                _ = await waitApplied(leaderApplied, until: deadline)
+                return try ForwardedCall.decodeAnswer(reply)
+            case .notLeader?:
+                // It ran nothing: ask whoever leads next.
+                try? await Task.sleep(nanoseconds: UInt64(settings.tickMilliseconds) * 1_000_000)
+            case nil:
+                throw NoQuorum(reason: "the region's leader answered with a malformed message")
+            }
+        }
+        throw NoQuorum(reason: "no leader of the region answered in time")
+    }
+
+    /// Sends `payload` to `leader` and waits for its reply, giving up as soon
+    /// as this node follows another leader (or none) or `deadline` passes.
+    private func ask(_ leader: NodeName, _ payload: [UInt8], over channel: RegionChannel, until deadline: Int64) async throws -> [UInt8] {
+        try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+            group.addTask {
+                try await channel.request(payload, to: leader, deadline: .now + .milliseconds(max(0, deadline - monotonicMilliseconds())))
+            }
+            group.addTask { [self] in
+                while !Task.isCancelled, status.leader == leader, monotonicMilliseconds() < deadline {
+                    try? await Task.sleep(nanoseconds: UInt64(settings.tickMilliseconds) * 1_000_000)
+                }
+                return nil
+            }
+            defer { group.cancelAll() }
+            do {
+                if let reply = try await group.next() ?? nil { return reply }
+            } catch {}
+            throw NoQuorum(reason: "the region's leader did not answer")
+        }
+    }
+
+    // MARK: Inputs (any thread)
+
+    private func received(_ bytes: [UInt8], from peer: NodeName) {
+        // The channel authenticated `peer`: a message naming another sender is refused.
+        guard let message = try? RaftCodec.decodeMessage(bytes), message.from == peer, message.to == name else {
+            statistics.withLock { $0.messagesRefused += 1 }
+            return
+        }
+        inbox.add(message: message)
+    }
+
+    // MARK: The driver (its own thread)
+
+    private func drive() {
+        while let input = inbox.take(until: nextTick) {
+            let now = monotonicMilliseconds()
+            while now >= nextTick {
+                raft.tick()
+                nextTick += settings.tickMilliseconds
+            }
+            if nextTick < now { nextTick = now + settings.tickMilliseconds }
+            let leaderBefore = raft.leader
+            for message in input.messages {
+                raft.step(message)
+                if message.from == raft.leader { shared.withLock { $0.status.leaderContact = now } }
+            }
+            if raft.leader != leaderBefore, let leader = raft.leader, leader != name {
+                shared.withLock { $0.status.leaderContact = now }
+            }
+            observeRole()
+            for proposal in input.proposals { propose(proposal) }
+            do {
+                while raft.hasReady { try handle(raft.ready()) }
+            } catch {
+                // raft.sqlite cannot be written: nothing more may be sent or
+                // acknowledged. The node stops taking part (a restart
+                // reloads what is durable).
+                logger.error("region log storage failed", ["error": .string("\(error)")])
+                failApplying("raft.sqlite: \(error)")
+                inFlight?.finish(.refused("the region log's storage failed"))
+                inFlight = nil
+                break
+            }
+            observeRole()
+            publishStatus()
+        }
+        inFlight?.finish(.refused("the node is stopping"))
+        inFlight = nil
+        for proposal in inbox.drainProposals() { proposal.finish(.refused("the node is stopping")) }
+    }
+
+    private func observeRole() {
+        let role = raft.role
+        let wasLeader = shared.withLock { $0.status.role == .leader }
+        if role == .leader && !wasLeader {
+            // The machine appended its term's first (empty) entry on election.
+            shared.withLock { $0.status.termStartIndex = raft.lastIndex }
+            logger.info("region log leader", ["term": .int(Int64(raft.term)), "last_index": .int(Int64(raft.lastIndex))])
+        }
+        if role != .leader, let proposal = inFlight {
+            proposal.finish(.refused("this node is no longer the region's leader"))
+            inFlight = nil
+        }
+        shared.withLock { $0.status.role = role }
+    }
+
+    private func propose(_ proposal: Proposal) {
+        // The batch ran on this database: every entry before it must be
+        // applied here, or its changeset was taken on a state the others
+        // do not have.
+        let refusal: String? = raft.role != .leader ? "this node is not the region's leader"
+            : inFlight != nil ? "another proposal is in flight"
+            : appliedIndex < raft.lastIndex ? "the leader is still applying earlier entries" : nil
+        if let refusal {
+            proposal.finish(.refused(refusal))
+            return
+        }
+        do {
+            proposal.ticket = try raft.propose(proposal.payload)
+            inFlight = proposal
+        } catch {
+            proposal.finish(.refused("\(error)"))
+        }
+    }
+
+    private func handle(_ ready: Ready) throws {
+        if let snapshot = ready.snapshot, snapshot.metadata.index > 0 {
+            // Snapshots are not sent yet (the log is not compacted).
+            throw RegionLogFault.snapshotUnsupported(index: snapshot.metadata.index)
+        }
+        let hardState = ready.hardState.map { RaftHardState(term: $0.term, vote: $0.vote?.rawValue, commit: $0.commit) }
+        let entries = ready.entries.map { RaftStoredEntry(index: $0.index, term: $0.term, payload: RaftCodec.encode($0)) }
+        let boundary = ready.snapshot.map {
+            RaftSnapshotMetadata(index: $0.metadata.index, term: $0.metadata.term, configuration: RaftCodec.encode($0.metadata))
+        }
+        if hardState != nil || !entries.isEmpty || boundary != nil {
+            try storage.persist(hardState: hardState, entries: entries, snapshot: boundary)
+        }
+        if let channel {
+            for message in ready.messages { channel.send(RaftCodec.encode(message), to: message.to) }
+        }
+        for entry in ready.committedEntries { dispatch(entry) }
+        raft.advance(ready)
+    }
+
+    /// A committed entry: the waiting batch's own (its writer commits it),
+    /// or one to apply.
+    private func dispatch(_ entry: LogEntry) {
+        if let proposal = inFlight, let ticket = proposal.ticket, ticket.index == entry.index {
+            inFlight = nil
+            if ticket.term == entry.term {
+                if proposal.finish(.committed(ticket)) { return }
+            } else {
+                proposal.finish(.refused("the entry was replaced by another leader's"))
+            }
+        }
+        submitApply(entry)
+    }
+
+    private func publishStatus() {
+        let membership = raft.membership
+        let role = raft.role
+        let matches = role == .leader ? raft.matchIndexes : [:]
+        let term = raft.term, leader = raft.leader, commit = raft.commitIndex, last = raft.lastIndex
+        shared.withLock { shared in
+            shared.status.term = term
+            shared.status.leader = leader
+            shared.status.commitIndex = commit
+            shared.status.lastIndex = last
+            shared.status.voters = membership.voters.sorted()
+            shared.status.learners = membership.learners.sorted()
+            shared.status.matchIndexes = matches
+        }
+    }
+}
+
+/// A write (or forwarded call) refused because the region log could not
+/// commit it: no leader reachable, no majority, leadership lost. 503
+/// `no_quorum` with `Retry-After`.
+struct NoQuorum: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { "no quorum: \(reason)" }
+}
+
+enum RegionLogFault: Error, CustomStringConvertible {
+    case gap(expected: UInt64, got: UInt64)
+    case snapshotUnsupported(index: UInt64)
+
+    var description: String {
+        switch self {
+        case .gap(let expected, let got): return "entry \(got) arrived to apply before entry \(expected)"
+        case .snapshotUnsupported(let index): return "a snapshot through \(index) arrived; this node cannot install one"
+        }
+    }
+}
+
+/// An entry's command: a batch's changeset (docs/FORMATS.md, "Region log
+/// entry payload"). The leader's empty entry at the start of its term has
+/// no command.
+enum RegionCommand {
+    static let changesetKind: UInt8 = 1
+
+    static func encode(_ changeset: Changeset) -> [UInt8] { [changesetKind] + changeset.bytes }
+
+    static func decode(_ bytes: [UInt8]) throws(ChangesetError) -> Changeset {
+        guard bytes.first == changesetKind else { throw .malformed }
+        return Changeset(bytes: Array(bytes.dropFirst()))
+    }
+}
+
+/// Latencies in a Prometheus histogram: counts per upper bound, sum, count.
+struct LatencySummary: Sendable {
+    static let boundsMilliseconds: [Double] = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000]
+
+    private(set) var bucketCounts = [Int](repeating: 0, count: boundsMilliseconds.count)
+    private(set) var count = 0
+    private(set) var sumMicroseconds: Int64 = 0
+
+    mutating func record(_ microseconds: Int64) {
+        let value = max(0, microseconds)
+        count += 1
+        sumMicroseconds += value
+        if let bucket = Self.boundsMilliseconds.firstIndex(where: { Double(value) <= $0 * 1_000 }) { bucketCounts[bucket] += 1 }
+    }
+}
+
+private func monotonicMicroseconds() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1_000
+}

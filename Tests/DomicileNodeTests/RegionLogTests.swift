@@ -1,0 +1,289 @@
+@testable import DomicileNode
+import DomicileConsensus
+import DomicileCrypto
+import DomicileModel
+import DomicileNet
+import DomicileStorage
+import DomicileTestSupport
+import Foundation
+import XCTest
+
+/// A region of three `domicile serve` processes sharing one region log:
+/// any node serves any call, what was acknowledged survives the loss of a
+/// node (SIGKILL), a node without a majority answers `no_quorum`, and
+/// crypto-shredding reaches a copy of a follower's database and log.
+final class RegionLogTests: XCTestCase {
+    var federation: FederationFixture!
+    var nodes: [String: NodeProcess] = [:]
+    let names = ["eu-1", "eu-2", "eu-3"]
+
+    override func setUp() async throws {
+        federation = try FederationFixture(regions: ["eu"], nodesPerRegion: 3, regionLog: true)
+        for name in names { nodes[name] = try federation.start(name) }
+        try await waitUntilReady(names)
+    }
+
+    override func tearDown() {
+        for node in nodes.values { node.kill() }
+        nodes = [:]
+        super.tearDown()
+    }
+
+    func token(_ role: String) -> String { federation.token(role) }
+
+    func call(_ node: String, _ method: String, _ path: String, role: String, json: String? = nil) async throws -> NodeProcess.Response {
+        try await nodes[node]!.call(method, path, token: token(role), json: json)
+    }
+
+    /// Waits (bounded) until every node named answers `/readyz` 200.
+    func waitUntilReady(_ names: [String], file: StaticString = #filePath, line: UInt = #line) async throws {
+        for name in names {
+            var ready = false
+            for _ in 0..<200 where !ready {
+                ready = (try? await nodes[name]!.call("GET", "/readyz", token: nil))?.status == 200
+                if !ready { try await Task.sleep(nanoseconds: 50_000_000) }
+            }
+            XCTAssertTrue(ready, "\(name) became ready", file: file, line: line)
+        }
+    }
+
+    func regionLog(_ node: String) async throws -> [String: Any] {
+        let response = try await call(node, "GET", "/v1/cluster", role: "admin")
+        XCTAssertEqual(response.status, 200, response.text)
+        return try XCTUnwrap(response.json["region_log"] as? [String: Any], response.text)
+    }
+
+    func leader() async throws -> String {
+        for _ in 0..<200 {
+            for name in nodes.keys.sorted() {
+                if let log = try? await regionLog(name), log["role"] as? String == "leader" { return name }
+            }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        XCTFail("no node of the region became its leader")
+        throw CancellationError()
+    }
+
+    /// Waits until every running node has applied the leader's commit index.
+    func waitUntilConverged(file: StaticString = #filePath, line: UInt = #line) async throws {
+        let commit = try await regionLog(try await leader())["commit_index"] as? Int ?? 0
+        for name in nodes.keys.sorted() {
+            var applied = 0
+            for _ in 0..<200 where applied < commit {
+                applied = try await regionLog(name)["applied_index"] as? Int ?? 0
+                if applied < commit { try await Task.sleep(nanoseconds: 25_000_000) }
+            }
+            XCTAssertGreaterThanOrEqual(applied, commit, "\(name) applied the log", file: file, line: line)
+        }
+    }
+
+    func register(_ email: String, on node: String) async throws -> String {
+        let response = try await call(node, "POST", "/v1/subjects", role: "ingest",
+                                      json: #"{"identifier":{"kind":"email","value":"\#(email)"},"country":"DE"}"#)
+        XCTAssertTrue([200, 201].contains(response.status), response.text)
+        return try XCTUnwrap(response.json["pid"] as? String, response.text)
+    }
+
+    func receipt(_ pid: String, _ action: String, on node: String) async throws -> NodeProcess.Response {
+        try await call(node, "POST", "/v1/subjects/\(pid)/consents", role: "ingest",
+                       json: #"{"action":"\#(action)","purposes":["product_recs"],"source":"test:e2e","collected_at":"2026-01-01T00:00:00Z"}"#)
+    }
+
+    func features(_ pid: String, on node: String) async throws -> NodeProcess.Response {
+        try await call(node, "GET", "/v1/subjects/\(pid)/features?purpose=product_recs", role: "serve")
+    }
+
+    // MARK: One store
+
+    func test_aSubjectsLife_stepByStepOnDifferentNodes_isOneStore() async throws {
+        let defined = try await call("eu-3", "PUT", "/v1/feature-definitions/last_category", role: "admin", json: """
+            {"type":"string","purpose":"product_recs","ttl_seconds":3600,"classification":"behavioral"}
+            """)
+        XCTAssertTrue([200, 201].contains(defined.status), defined.text)
+        let pid = try await register("life@example.com", on: "eu-1")
+        let granted = try await receipt(pid, "grant", on: "eu-2")
+        XCTAssertEqual(granted.status, 201, granted.text)
+        let written = try await call("eu-3", "PUT", "/v1/subjects/\(pid)/features", role: "ingest",
+                                     json: #"{"values":{"last_category":"shoes"}}"#)
+        XCTAssertEqual(written.status, 200, written.text)
+        for node in names {
+            let read = try await features(pid, on: node)
+            XCTAssertEqual(read.status, 200, read.text)
+            XCTAssertEqual((read.json["features"] as? [String: Any])?["last_category"] as? String, "shoes", "\(node): \(read.text)")
+        }
+
+        // A revocation acknowledged by one node holds on every node at once.
+        let revoked = try await receipt(pid, "revoke", on: "eu-1")
+        XCTAssertEqual(revoked.status, 201, revoked.text)
+        for node in names {
+            let read = try await features(pid, on: node)
+            XCTAssertEqual(read.status, 200, read.text)
+            XCTAssertNil((read.json["features"] as? [String: Any])?["last_category"], "\(node) served a revoked value: \(read.text)")
+        }
+
+        let erased = try await call("eu-2", "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(pid)"}"#)
+        XCTAssertEqual(erased.status, 202, erased.text)
+        XCTAssertEqual(erased.json["status"] as? String, "complete", erased.text)
+        for node in names {
+            let read = try await call(node, "GET", "/v1/subjects/\(pid)", role: "serve")
+            XCTAssertEqual(read.status, 404, "\(node): \(read.text)")
+        }
+
+        // Every node holds the same chain and audit log.
+        try await waitUntilConverged()
+        var heads: Set<String> = []
+        for node in names {
+            let verified = try await call(node, "GET", "/v1/audit/verify", role: "privacy_officer")
+            XCTAssertEqual(verified.json["valid"] as? Bool, true, verified.text)
+            heads.insert(verified.json["head"] as? String ?? "")
+        }
+        XCTAssertEqual(heads.count, 1, "one audit chain for the region: \(heads)")
+        let databases = try names.map { try Database(path: federation.dataDirectory($0) + "/node.sqlite") }
+        for table in ["subjects", "consent_receipts", "consent_active", "features", "audit_log", "erasure_requests"] {
+            let counts = try databases.map { try $0.fetchOne("SELECT count(*) FROM \(table)") { $0.int64(0) } }
+            XCTAssertEqual(Set(counts).count, 1, "\(table) rows differ between nodes: \(counts)")
+        }
+    }
+
+    func test_theClusterView_showsTheRegionLog() async throws {
+        let leader = try await leader()
+        let view = try await regionLog(leader)
+        XCTAssertEqual(view["role"] as? String, "leader")
+        XCTAssertEqual(view["leader"] as? String, leader)
+        let voters = try XCTUnwrap(view["voters"] as? [[String: Any]])
+        XCTAssertEqual(Set(voters.compactMap { $0["name"] as? String }), Set(names))
+        XCTAssertTrue(voters.allSatisfy { $0["match_index"] is Int }, "the leader reports each voter's match index: \(voters)")
+        let follower = try XCTUnwrap(names.first { $0 != leader })
+        let followerView = try await regionLog(follower)
+        XCTAssertEqual(followerView["role"] as? String, "follower")
+        XCTAssertEqual(followerView["leader"] as? String, leader)
+        let metrics = try await nodes[leader]!.call("GET", "/metrics", token: nil)
+        XCTAssertTrue(metrics.text.contains("domicile_region_log_leader 1"), metrics.text)
+        XCTAssertTrue(metrics.text.contains("domicile_region_log_proposal_seconds_count"), metrics.text)
+    }
+
+    // MARK: Failures
+
+    func test_killingTheLeader_losesNothingAcknowledged_andTheRegionKeepsServing() async throws {
+        var acknowledged: [String] = []
+        for index in 0..<10 {
+            acknowledged.append(try await register("before\(index)@example.com", on: names[index % 3]))
+        }
+        let killed = try await leader()
+        nodes[killed]!.kill()
+        nodes[killed] = nil
+        let survivor = try XCTUnwrap(names.first { $0 != killed })
+        var written = 0
+        for attempt in 0..<400 where written < 5 {
+            let response = try await call(survivor, "POST", "/v1/subjects", role: "ingest",
+                                          json: #"{"identifier":{"kind":"email","value":"after\#(attempt)@example.com"},"country":"DE"}"#)
+            if response.status == 201, let pid = response.json["pid"] as? String {
+                acknowledged.append(pid)
+                written += 1
+            } else {
+                XCTAssertEqual(response.status, 503, response.text)
+                XCTAssertEqual(response.json["code"] as? String, "no_quorum", response.text)
+                XCTAssertNotNil(response.headers["retry-after"])
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
+        }
+        XCTAssertEqual(written, 5, "the two remaining nodes elected a leader and took writes")
+
+        nodes[killed] = try federation.start(killed)
+        try await waitUntilReady([killed])
+        try await waitUntilConverged()
+        for node in names {
+            for pid in acknowledged {
+                let read = try await call(node, "GET", "/v1/subjects/\(pid)", role: "serve")
+                XCTAssertEqual(read.status, 200, "\(node) lost \(pid): \(read.text)")
+            }
+        }
+    }
+
+    func test_aNodeWithoutAMajority_refusesWritesAndReads_withNoQuorum() async throws {
+        let pid = try await register("alone@example.com", on: "eu-1")
+        let granted = try await receipt(pid, "grant", on: "eu-1")
+        XCTAssertEqual(granted.status, 201, granted.text)
+        nodes["eu-2"]!.kill()
+        nodes["eu-3"]!.kill()
+        nodes["eu-2"] = nil
+        nodes["eu-3"] = nil
+
+        // Within an election timeout the lone node stops leading (or following).
+        var ready = 200
+        for _ in 0..<100 where ready == 200 {
+            ready = try await nodes["eu-1"]!.call("GET", "/readyz", token: nil).status
+            if ready == 200 { try await Task.sleep(nanoseconds: 50_000_000) }
+        }
+        let readiness = try await nodes["eu-1"]!.call("GET", "/readyz", token: nil)
+        XCTAssertEqual(readiness.status, 503, readiness.text)
+        XCTAssertEqual(readiness.json["reason"] as? String, "no_quorum", readiness.text)
+
+        for response in [try await receipt(pid, "revoke", on: "eu-1"), try await features(pid, on: "eu-1"),
+                         try await call("eu-1", "GET", "/v1/subjects/\(pid)/consent", role: "serve")] {
+            XCTAssertEqual(response.status, 503, response.text)
+            XCTAssertEqual(response.json["code"] as? String, "no_quorum", response.text)
+            XCTAssertNotNil(response.headers["retry-after"], response.text)
+        }
+    }
+
+    // MARK: Keys
+
+    /// A copy of a follower's database and region log taken before an
+    /// erasure holds the erased subject's key wrapped under a bucket-key
+    /// version that no node's keyring holds after it.
+    func test_aCopyOfAFollowersDataTakenBeforeAnErasure_staysUnreadableAfterIt() async throws {
+        let erased = try await register("shred@example.com", on: "eu-1")
+        let kept = try await register("keep@example.com", on: "eu-2")
+        let leader = try await leader()
+        let follower = try XCTUnwrap(names.first { $0 != leader })
+        try await waitUntilConverged()
+
+        XCTAssertEqual(nodes[follower]!.stop(), 0)
+        let copy = federation.directory.file("\(follower)/copy-before-erasure")
+        try FileManager.default.copyItem(atPath: federation.dataDirectory(follower), toPath: copy)
+        nodes[follower] = try federation.start(follower)
+        try await waitUntilReady([follower])
+
+        let erasure = try await call(leader, "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(erased)"}"#)
+        XCTAssertEqual(erasure.status, 202, erasure.text)
+        try await waitUntilConverged()
+        // The follower destroys the retired version after its read grace.
+        try await Task.sleep(nanoseconds: 2_500_000_000)
+        for node in names { XCTAssertEqual(nodes[node]!.stop(), 0) }
+        nodes = [:]
+
+        let master = try MasterKey(base64: String(decoding: try FileIO.read(federation.directory.file("master.key"), byteCountMax: 1_024),
+                                                  as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        for node in names {
+            let keyring = try KeyringFile.load(path: federation.directory.file("\(node)/\(node).keyring"), master: master)
+            let old = try Database(path: copy + "/node.sqlite")
+            let oldWrapped = try XCTUnwrap(try old.fetchOne("SELECT wrapped_key FROM subjects WHERE pid = ?", [erased]) { $0.blob(0) })
+            let wrapping = try XCTUnwrap(SubjectKeyring.wrapping(of: oldWrapped))
+            XCTAssertNil(keyring.buckets.key(wrapping.bucket, version: wrapping.version),
+                         "\(node) still holds the bucket key that wrapped the erased subject in the old copy")
+            let keptWrapped = try XCTUnwrap(try Database(path: federation.dataDirectory(node) + "/node.sqlite")
+                .fetchOne("SELECT wrapped_key FROM subjects WHERE pid = ?", [kept]) { $0.blob(0) })
+            let keptWrapping = try XCTUnwrap(SubjectKeyring.wrapping(of: keptWrapped))
+            XCTAssertNotNil(keyring.buckets.key(keptWrapping.bucket, version: keptWrapping.version), "\(node) can read the kept subject")
+        }
+        // The old log holds the same rows (each entry is a changeset of them): every subject key in it is wrapped
+        // under a version the keyrings no longer hold.
+        let log = try RaftStorage(path: copy + "/" + RaftStorage.fileName, now: 0)
+        let keyring = try KeyringFile.load(path: federation.directory.file("\(follower)/\(follower).keyring"), master: master)
+        var seen = 0
+        for stored in try log.entries(from: log.firstIndex, upTo: log.lastIndex + 1, byteCountMax: .max) {
+            guard case .command(let bytes) = try RaftCodec.decodeEntry(stored.payload).payload, !bytes.isEmpty else { continue }
+            let changeset = try RegionCommand.decode(bytes)
+            let wrappedColumn = try Database(path: copy + "/node.sqlite")
+                .fetchOne("SELECT cid FROM pragma_table_info('subjects') WHERE name = 'wrapped_key'") { $0.int(0) }!
+            for row in try changeset.rows(in: "subjects", columns: [0, wrappedColumn]) {
+                guard case .text(erased)? = row[0], case .blob(let wrapped)? = row[1] else { continue }
+                let wrapping = try XCTUnwrap(SubjectKeyring.wrapping(of: wrapped))
+                XCTAssertNil(keyring.buckets.key(wrapping.bucket, version: wrapping.version))
+                seen += 1
+            }
+        }
+        XCTAssertGreaterThan(seen, 0, "the old log held the erased subject's row")
+    }
+}
