@@ -117,10 +117,14 @@ final class RegionJepsenTests: XCTestCase {
         XCTAssertGreaterThan(reads, 20, "too few answered reads to show anything (seed \(seed))")
 
         let violations = RegionChecker(schema: Self.schema, entries: entries, partitions: history.partitions, finals: finals).check()
-        if !violations.isEmpty {
-            let report = federation.directory.path + "-jepsen-history.txt"
-            try? (history.render() + "\n\nviolations:\n" + violations.map(\.description).joined(separator: "\n"))
+        let kept = ProcessInfo.processInfo.environment["DOMICILE_JEPSEN_HISTORY"]
+        let report = kept ?? federation.directory.path + "-jepsen-history.txt"
+        if !violations.isEmpty || kept != nil {
+            let states = finals.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "\n")
+            try? (history.render() + "\n\nfinal states:\n" + states + "\n\nviolations:\n" + violations.map(\.description).joined(separator: "\n"))
                 .write(toFile: report, atomically: true, encoding: .utf8)
+        }
+        if !violations.isEmpty {
             XCTFail("seed \(seed): \(violations.count) violations (history in \(report); replay with DOMICILE_JEPSEN_SEED=\(seed)):\n"
                     + violations.prefix(20).map(\.description).joined(separator: "\n"))
         }

@@ -11,7 +11,7 @@ public final class RegionClient: Sendable {
     let http: HTTPClient
 
     /// `timeoutSeconds` bounds every call: past it the operation is indeterminate.
-    public init(nodes: RegionNodes, history: History, timeoutSeconds: Double = 4) {
+    public init(nodes: RegionNodes, history: History, timeoutSeconds: Double = 8) {
         self.nodes = nodes
         self.history = history
         tokens = nodes.federation.tokens
