@@ -190,6 +190,10 @@ final class RegionCheckerTests: XCTestCase {
         states["eu-3"]!.subjects[Self.pid] = SubjectState(receipts: ["r1", "r2"], active: ["product_recs", "marketing_email"])
         assertOnly(check(history, states), .divergence)
 
+        var heads = finals(SubjectState(receipts: ["r1"], chainHead: "a1", active: ["product_recs"]))
+        heads["eu-1"]!.subjects[Self.pid]!.chainHead = "b1"
+        assertOnly(check(history, heads), .divergence)
+
         var audits = finals(SubjectState(receipts: ["r1"], active: ["product_recs"]))
         audits["eu-2"]!.auditHashes = ["h1", "hX", "h3"]
         assertOnly(check(history, audits), .divergence)

@@ -117,6 +117,15 @@ final class RegionJepsenTests: XCTestCase {
         XCTAssertGreaterThan(reads, 20, "too few answered reads to show anything (seed \(seed))")
 
         let violations = RegionChecker(schema: Self.schema, entries: entries, partitions: history.partitions, finals: finals).check()
+        // The checker sees this run: one acknowledged receipt dropped from one node's final state is caught.
+        if let (pid, receipt) = Self.anAcknowledgedReceipt(entries), let node = nodes.names.last {
+            var tampered = finals
+            tampered[node]?.subjects[pid]?.receipts.removeAll { $0 == receipt }
+            let caught = RegionChecker(schema: Self.schema, entries: entries, partitions: history.partitions, finals: tampered).check()
+            XCTAssertTrue(caught.contains { $0.kind == .lostWrite }, "the checker missed a receipt dropped from \(node)'s final state")
+        } else {
+            XCTFail("no consent receipt was acknowledged (seed \(seed))")
+        }
         let kept = ProcessInfo.processInfo.environment["DOMICILE_JEPSEN_HISTORY"]
         let report = kept ?? federation.directory.path + "-jepsen-history.txt"
         if !violations.isEmpty || kept != nil {
@@ -128,6 +137,13 @@ final class RegionJepsenTests: XCTestCase {
             XCTFail("seed \(seed): \(violations.count) violations (history in \(report); replay with DOMICILE_JEPSEN_SEED=\(seed)):\n"
                     + violations.prefix(20).map(\.description).joined(separator: "\n"))
         }
+    }
+
+    static func anAcknowledgedReceipt(_ entries: [HistoryEntry]) -> (pid: String, receipt: String)? {
+        for entry in entries {
+            if case .grant(let pid, _) = entry.operation, case .ok(.receipt(let receipt)) = entry.completion { return (pid, receipt) }
+        }
+        return nil
     }
 
     func defineSchema(_ client: RegionClient, on node: String) async throws {

@@ -168,8 +168,7 @@ public final class RegionNodes: @unchecked Sendable {
     private let lock = NSLock()
     private var processes: [String: NodeProcess] = [:]
     private var paused: Set<String> = []
-    /// Each node's HTTP address, fixed by its config across restarts.
-    public private(set) var addresses: [String: SocketAddress] = [:]
+    private var addresses: [String: SocketAddress] = [:]
 
     public init(federation: FederationFixture, network: NamespaceNetwork?) {
         self.federation = federation
@@ -179,6 +178,13 @@ public final class RegionNodes: @unchecked Sendable {
     public var names: [String] { federation.nodeNames }
 
     public func index(of node: String) -> Int { (names.firstIndex(of: node) ?? 0) + 1 }
+
+    /// The node's HTTP address as its latest start logged it.
+    public func address(_ node: String) -> SocketAddress? {
+        lock.lock()
+        defer { lock.unlock() }
+        return addresses[node]
+    }
 
     public func start(_ node: String) throws {
         let process = try federation.start(node, launcher: network?.launcher(index(of: node)) ?? [])

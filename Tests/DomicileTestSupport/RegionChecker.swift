@@ -18,6 +18,8 @@ public struct RegionSchema: Sendable {
 public struct SubjectState: Sendable, Equatable {
     /// Receipt ids, oldest first.
     public var receipts: [String]
+    /// The last receipt's hash.
+    public var chainHead: String?
     public var chainValid: Bool
     public var active: Set<String>
     /// Served feature values by name (every purpose).
@@ -25,9 +27,10 @@ public struct SubjectState: Sendable, Equatable {
     /// Collection → vector id of the subject's vector, where a search finds it.
     public var vectors: [String: Int]
 
-    public init(receipts: [String] = [], chainValid: Bool = true, active: Set<String> = [], features: [String: Int] = [:],
-                vectors: [String: Int] = [:]) {
+    public init(receipts: [String] = [], chainHead: String? = nil, chainValid: Bool = true, active: Set<String> = [],
+                features: [String: Int] = [:], vectors: [String: Int] = [:]) {
         self.receipts = receipts
+        self.chainHead = chainHead
         self.chainValid = chainValid
         self.active = active
         self.features = features
@@ -412,7 +415,7 @@ public struct RegionChecker: Sendable {
 
     private func describe(_ subject: SubjectState?) -> String {
         guard let subject else { return "nothing" }
-        return "receipts \(subject.receipts.count) (last \(subject.receipts.last ?? "-")), active \(subject.active.sorted()), "
+        return "receipts \(subject.receipts.count) (last \(subject.receipts.last ?? "-"), head \(subject.chainHead ?? "-")), active \(subject.active.sorted()), "
             + "features \(subject.features.sorted { $0.key < $1.key }), vectors \(subject.vectors.sorted { $0.key < $1.key })"
     }
 

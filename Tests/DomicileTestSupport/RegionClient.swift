@@ -23,7 +23,7 @@ public final class RegionClient: Sendable {
     }
 
     /// What a call came back with: an answer, or an error before one.
-    public enum Reply {
+    enum Reply {
         case answer(status: Int, json: [String: Any], headers: HTTPHeaders)
         /// Nothing was sent (the connection could not be made).
         case notSent(String)
@@ -31,8 +31,8 @@ public final class RegionClient: Sendable {
         case lost(String)
     }
 
-    public func call(_ node: String, _ method: String, _ path: String, role: String?, body: Any? = nil) async -> Reply {
-        guard let address = nodes.addresses[node] else { return .notSent("no address") }
+    func call(_ node: String, _ method: String, _ path: String, role: String?, body: Any? = nil) async -> Reply {
+        guard let address = nodes.address(node) else { return .notSent("no address") }
         var headers = HTTPHeaders()
         if let role { headers.set("Authorization", "Bearer \(tokens[role] ?? "")") }
         var bytes: [UInt8] = []
@@ -214,7 +214,9 @@ public final class RegionClient: Sendable {
         for pid in Set(state.pids.values).sorted() {
             var subject = SubjectState()
             let receipts = try await read(node, "GET", "/v1/subjects/\(pid)/consents", role: "privacy_officer") ?? [:]
-            subject.receipts = (receipts["receipts"] as? [[String: Any]] ?? []).compactMap { $0["receipt_id"] as? String }
+            let chain = receipts["receipts"] as? [[String: Any]] ?? []
+            subject.receipts = chain.compactMap { $0["receipt_id"] as? String }
+            subject.chainHead = chain.last?["hash"] as? String
             subject.chainValid = receipts["chain_valid"] as? Bool ?? false
             let consent = try await read(node, "GET", "/v1/subjects/\(pid)/consent", role: "serve") ?? [:]
             if case .purposes(let active) = Self.value(of: .readConsent(pid: pid), consent) { subject.active = active }
