@@ -22,6 +22,7 @@ final class RegionJepsenTests: XCTestCase {
         case killFollower = "SIGKILL a follower, restart it"
         case pauseLeader = "SIGSTOP the leader past the election timeout, SIGCONT"
         case partition = "cut one node off from the other two, heal"
+        case killAll = "SIGKILL every node at once, restart them"
     }
 
     /// Whether the built binary has the region log (`cluster init --channel-port`).
@@ -45,9 +46,12 @@ final class RegionJepsenTests: XCTestCase {
         case .failure(let why): print("jepsen: no partitions in this run: \(why.description)")
         }
         defer { network?.tearDown() }
-        var faults: [Fault] = [.killLeader, .killFollower, .pauseLeader] + (network == nil ? [] : [.partition])
+        // Each fault once per round, in a shuffled order; DOMICILE_JEPSEN_ROUNDS > 1 makes a longer run (not for CI).
+        let rounds = Int(ProcessInfo.processInfo.environment["DOMICILE_JEPSEN_ROUNDS"] ?? "") ?? 1
         var random = SeededRandom(seed: seed)
-        faults.shuffle(using: &random)
+        let faults: [Fault] = (0..<max(rounds, 1)).flatMap { _ in
+            ([.killLeader, .killFollower, .pauseLeader, .killAll] + (network == nil ? [] : [.partition])).shuffled(using: &random)
+        }
         try await run(seed: seed, nodes: 3, regionLog: true, network: network, faults: faults, random: &random)
     }
 
@@ -72,42 +76,54 @@ final class RegionJepsenTests: XCTestCase {
         let nodes = RegionNodes(federation: federation, network: network)
         defer { nodes.stopAll() }
         try nodes.startAll()
-        let history = History()
-        let client = RegionClient(nodes: nodes, history: history)
+        let client = RegionClient(nodes: nodes, history: History())
         try await defineSchema(client, on: nodes.names[0])
 
-        let registry = Registry()
-        let stop = Flag()
         let clientSeeds = (0..<count * clientsPerNode).map { _ in random.next() }
-        let nemesisSeed = random.next()
-        async let workload: Void = Self.clients(seeds: clientSeeds, nodes: nodes.names, client: client, registry: registry, stop: stop)
+        try await Self.runWorkload(clientSeeds: clientSeeds, faults: faults, nemesisSeed: random.next(), client: client, network: network)
+        try await settle(client, network: network, regionLog: regionLog, seed: seed)
+        var finals: [String: NodeState] = [:]
+        for node in nodes.names {
+            finals[node] = try await client.state(of: node, identifiers: Self.identifiers, schema: Self.schema)
+        }
+        verify(client.history, finals, seed: seed, report: federation.directory.path + "-jepsen-history.txt")
+    }
+
+    /// The clients run until the nemesis has applied every fault.
+    static func runWorkload(clientSeeds: [UInt64], faults: [Fault], nemesisSeed: UInt64, client: RegionClient,
+                            network: NamespaceNetwork?) async throws {
+        let stop = Flag()
+        async let workload: Void = clients(seeds: clientSeeds, nodes: client.nodes.names, client: client, registry: Registry(), stop: stop)
         var nemesisError: (any Error)? = nil
         do {
-            try await Self.nemesis(faults, seed: nemesisSeed, client: client, network: network)
+            try await nemesis(faults, seed: nemesisSeed, client: client, network: network)
         } catch {
             nemesisError = error
         }
         stop.set()
         await workload
         if let nemesisError { throw nemesisError }
+    }
 
-        // Heal everything, let what was in flight settle, then read every node.
+    /// Heals, resumes and restarts every node, then waits for a leader and
+    /// for what was in flight to settle on every node.
+    func settle(_ client: RegionClient, network: NamespaceNetwork?, regionLog: Bool, seed: UInt64) async throws {
+        let nodes = client.nodes
         for node in nodes.names {
             try network?.heal(nodes.index(of: node))
             nodes.resume(node)
             if !nodes.isServing(node) { try nodes.start(node) }
         }
-        if regionLog {
-            let leader = await client.leader(seconds: 30)
-            XCTAssertNotNil(leader, "no leader after healing (seed \(seed))")
-            let converged = await client.awaitConvergence()
-            XCTAssertTrue(converged, "the nodes did not converge on one applied index (seed \(seed))")
-        }
-        var finals: [String: NodeState] = [:]
-        for node in nodes.names {
-            finals[node] = try await client.state(of: node, identifiers: Self.identifiers, schema: Self.schema)
-        }
+        guard regionLog else { return }
+        let leader = await client.leader(seconds: 30)
+        XCTAssertNotNil(leader, "no leader after healing (seed \(seed))")
+        let converged = await client.awaitConvergence()
+        XCTAssertTrue(converged, "the nodes did not converge on one applied index (seed \(seed))")
+    }
 
+    /// Checks the run, and that the checker can see it fail; on a violation
+    /// (or with DOMICILE_JEPSEN_HISTORY) writes the history and final states to a file.
+    func verify(_ history: History, _ finals: [String: NodeState], seed: UInt64, report: String) {
         let entries = history.entries
         let acknowledged = entries.filter { $0.operation.isWrite && $0.completion.isOK }.count
         let reads = entries.filter { !$0.operation.isWrite && $0.completion.isOK }.count
@@ -116,25 +132,28 @@ final class RegionJepsenTests: XCTestCase {
         XCTAssertGreaterThan(acknowledged, 50, "too few acknowledged writes to show anything (seed \(seed))")
         XCTAssertGreaterThan(reads, 20, "too few answered reads to show anything (seed \(seed))")
 
-        let violations = RegionChecker(schema: Self.schema, entries: entries, partitions: history.partitions, finals: finals).check()
+        let check = { (finals: [String: NodeState]) in
+            RegionChecker(schema: Self.schema, entries: entries, partitions: history.partitions, finals: finals).check()
+        }
+        let violations = check(finals)
         // The checker sees this run: one acknowledged receipt dropped from one node's final state is caught.
-        if let (pid, receipt) = Self.anAcknowledgedReceipt(entries), let node = nodes.names.last {
+        if let (pid, receipt) = Self.anAcknowledgedReceipt(entries), let node = finals.keys.sorted().last {
             var tampered = finals
             tampered[node]?.subjects[pid]?.receipts.removeAll { $0 == receipt }
-            let caught = RegionChecker(schema: Self.schema, entries: entries, partitions: history.partitions, finals: tampered).check()
-            XCTAssertTrue(caught.contains { $0.kind == .lostWrite }, "the checker missed a receipt dropped from \(node)'s final state")
+            XCTAssertTrue(check(tampered).contains { $0.kind == .lostWrite }, "the checker missed a receipt dropped from \(node)'s final state")
         } else {
             XCTFail("no consent receipt was acknowledged (seed \(seed))")
         }
+
         let kept = ProcessInfo.processInfo.environment["DOMICILE_JEPSEN_HISTORY"]
-        let report = kept ?? federation.directory.path + "-jepsen-history.txt"
+        let path = kept ?? report
         if !violations.isEmpty || kept != nil {
             let states = finals.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "\n")
             try? (history.render() + "\n\nfinal states:\n" + states + "\n\nviolations:\n" + violations.map(\.description).joined(separator: "\n"))
-                .write(toFile: report, atomically: true, encoding: .utf8)
+                .write(toFile: path, atomically: true, encoding: .utf8)
         }
         if !violations.isEmpty {
-            XCTFail("seed \(seed): \(violations.count) violations (history in \(report); replay with DOMICILE_JEPSEN_SEED=\(seed)):\n"
+            XCTFail("seed \(seed): \(violations.count) violations (history in \(path); replay with DOMICILE_JEPSEN_SEED=\(seed)):\n"
                     + violations.prefix(20).map(\.description).joined(separator: "\n"))
         }
     }
@@ -215,11 +234,9 @@ final class RegionJepsenTests: XCTestCase {
             let pick = random.next()
             guard roll >= 12, let pid = await registry.any(random.next()) else {
                 let identifier = identifiers[Int(pick % UInt64(identifiers.count))]
-                switch await client.perform(.register(identifier: identifier), client: "c\(index)", node: node) {
-                case .ok(.pid(let pid)): await registry.add(pid)
-                case .fail(0, _): try? await Task.sleep(nanoseconds: 100_000_000)
-                default: break
-                }
+                let completion = await client.perform(.register(identifier: identifier), client: "c\(index)", node: node)
+                if case .ok(.pid(let pid)) = completion { await registry.add(pid) }
+                await backOff(after: completion)
                 continue
             }
             let purpose = purposes[Int(pick % UInt64(purposes.count))]
@@ -233,10 +250,17 @@ final class RegionJepsenTests: XCTestCase {
             case ..<90: operation = .readConsent(pid: pid)
             default: operation = .search(collection: collection, purpose: collectionPurpose)
             }
-            // A node that is down refuses connections at once: do not spin on it.
-            if case .fail(0, _) = await client.perform(operation, client: "c\(index)", node: node) {
-                try? await Task.sleep(nanoseconds: 100_000_000)
-            }
+            await backOff(after: await client.perform(operation, client: "c\(index)", node: node))
+        }
+    }
+
+    /// A node that is down, or without a majority, answers at once: do not
+    /// spin on it (it asks for a retry later).
+    static func backOff(after completion: RegionCompletion) async {
+        switch completion {
+        case .ok: return
+        case .fail(let status, _) where (400..<500).contains(status): return
+        default: try? await Task.sleep(nanoseconds: 100_000_000)
         }
     }
 
@@ -267,6 +291,17 @@ final class RegionJepsenTests: XCTestCase {
                 try await sleep(draw(1, 2))
                 try nodes.start(victim)
                 history.record(.restart, victim)
+            case .killAll:
+                // What a majority acknowledged was durable on that majority: a whole-region crash loses none of it.
+                for node in nodes.names {
+                    nodes.kill(node)
+                    history.record(.kill, node, "all")
+                }
+                try await sleep(draw(0.5, 1.5))
+                for node in nodes.names {
+                    try nodes.start(node)
+                    history.record(.restart, node)
+                }
             case .pauseLeader:
                 nodes.pause(leader)
                 history.record(.pause, leader, "leader")

@@ -249,7 +249,7 @@ public struct RegionChecker: Sendable {
                 for (name, served) in features.sorted(by: { $0.key < $1.key }) {
                     let store = index.storedFeature[served]
                     let isOwn: Bool
-                    if case .writeFeature(pid, name, _)? = store?.operation { isOwn = true } else { isOwn = false }
+                    if case .writeFeature(pid, name, _)? = store?.operation { isOwn = self.purpose(ofFeature: name) == purpose } else { isOwn = false }
                     violations += servedData(read, pid: pid, purpose: purpose, store: isOwn ? store : nil, what: "\(name)=\(served)")
                 }
             case (.search(let collection, let purpose), .hits(let hits)):

@@ -25,7 +25,7 @@ public final class RegionClient: Sendable {
     /// What a call came back with: an answer, or an error before one.
     enum Reply {
         case answer(status: Int, json: [String: Any], headers: HTTPHeaders)
-        /// Nothing was sent (the connection could not be made).
+        /// Nothing was sent (the connection could not be made, and was not a resend).
         case notSent(String)
         /// Sent, but no answer: it may have been done.
         case lost(String)
@@ -44,7 +44,10 @@ public final class RegionClient: Sendable {
             let response = try await http.send(method, path, to: address, headers: headers, body: bytes)
             let json = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
             return .answer(status: response.status, json: json, headers: response.headers)
-        } catch HTTPClient.Failure.connectFailed(_, let reason) {
+        } catch HTTPClient.Failure.connectFailed(_, let reason) where method == "POST" {
+            // The client resends an idempotent request (PUT) once when a reused
+            // connection closes before an answer, so for a PUT a refused connect
+            // may follow a first copy the node did run: only a POST was surely not sent.
             return .notSent("connect failed: \(reason)")
         } catch {
             return .lost("\(error)")
