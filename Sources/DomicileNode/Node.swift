@@ -147,6 +147,7 @@ public final class Node: Sendable {
         RegionErasure.add(to: &api)
         ReidentificationRoutes.add(to: &api)
         AuditRoutes.add(to: &api)
+        RegionLogRoutes.add(to: &api)
 
         let accessLog = configuration.accessLog
         // A client's request id is logged and audited: one that looks like an
@@ -195,6 +196,7 @@ public final class Node: Sendable {
             }
             regionLogSlot.withLock { $0 = regionLog }
             services.regionLog.withLock { $0 = regionLog }
+            regionLog.recordRecovery(services: services)
         }
         let sweeper = RetentionSweeper(services: services)
         sweeper.start()

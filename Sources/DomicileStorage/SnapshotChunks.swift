@@ -64,7 +64,9 @@ public enum SnapshotError: Error, Equatable, Sendable, CustomStringConvertible {
 /// The sender's side: a finished snapshot file (a `Database.backup`) read as
 /// chunks of at most `chunkBytesMax` bytes, by offset (so a chunk lost on the
 /// way can be sent again), with the SHA-256 of the whole file.
-public final class SnapshotChunkReader {
+/// Sendable: every stored property is a constant, and `chunk(at:)` reads
+/// with `pread` at an offset, which several threads may do at once.
+public final class SnapshotChunkReader: @unchecked Sendable {
     public static let chunkBytesMaxDefault = 1 << 20
 
     public let path: String
@@ -257,7 +259,7 @@ public final class SnapshotChunkWriter {
     /// makes: nothing is created beside it) and runs quick_check. The digest
     /// already proved the bytes are the sender's; this refuses a sender's
     /// file that is not a database, or whose pages are not sound.
-    static func checkDatabase(_ path: String) throws(SnapshotError) {
+    public static func checkDatabase(_ path: String) throws(SnapshotError) {
         var connection: OpaquePointer?
         defer { sqlite3_close_v2(connection) }
         guard sqlite3_open_v2(path, &connection, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK, let connection else {

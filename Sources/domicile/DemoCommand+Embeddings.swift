@@ -14,33 +14,39 @@ extension DemoCommand {
             "[" + (0..<8).map { String(format: "%.3f", sin(Double(seed) * 0.37 + Double($0))) }.joined(separator: ",") + "]"
         }
         var stored = 0
+        // Each shopper is registered, granted and given a vector through three different nodes.
+        let region = String(node.prefix { $0 != "-" })
+        let nodes = federation.nodes(of: region)
+        func through(_ index: Int, _ step: Int) -> String { nodes[(index + step) % nodes.count] }
         for index in 0..<24 {
-            let registered = try await federation.call(node, "POST", "/v1/subjects", role: "ingest",
+            let registered = try await federation.call(through(index, 0), "POST", "/v1/subjects", role: "ingest",
                                                        json: #"{"identifier":{"kind":"customer_id","value":"shopper-\#(index)"},"country":"DE"}"#)
             guard let shopper = registered.json["pid"] as? String else { throw CLIError.failed("registration failed: \(registered.status)") }
             // Two in three shoppers consent to recommendations (and to analytics).
             if index % 3 != 0 {
-                _ = try await federation.call(node, "POST", "/v1/subjects/\(shopper)/consents", role: "ingest",
+                _ = try await federation.call(through(index, 1), "POST", "/v1/subjects/\(shopper)/consents", role: "ingest",
                                               json: #"{"action":"grant","purposes":["product_recs","analytics"],"source":"app:v7","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
             }
-            let put = try await federation.call(node, "PUT", "/v1/collections/products/vectors/\(shopper)", role: "ingest",
+            let put = try await federation.call(through(index, 2), "PUT", "/v1/collections/products/vectors/\(shopper)", role: "ingest",
                                                 json: #"{"vector":\#(vector(index))}"#)
             if put.status == 200 { stored += 1 }
         }
-        say("24 shoppers: \(stored) vectors stored, \(24 - stored) refused (403 consent_required: no grant)")
+        say("24 shoppers, each registered, granted and given a vector on three different nodes of \(region): \(stored) vectors stored, "
+            + "\(24 - stored) refused (403 consent_required: no grant)")
         _ = try await federation.call(node, "PUT", "/v1/collections/products/vectors/\(pid)", role: "ingest", json: #"{"vector":\#(vector(5))}"#)
         let search = try await federation.call(node, "POST", "/v1/collections/products/search", role: "serve",
                                                json: #"{"pid":"\#(pid)","k":3,"purpose":"product_recs"}"#)
         let results = search.json["results"] as? [[String: Any]] ?? []
         let similar = results.map { String(format: "%@… %.3f", String(($0["pid"] as? String ?? "").prefix(18)), $0["score"] as? Double ?? 0) }
         say("shoppers most like Anna (by her own vector, cosine): \(similar.joined(separator: ", "))")
-        if let nearest = results.first?["pid"] as? String {
-            _ = try await federation.call(node, "POST", "/v1/subjects/\(nearest)/consents", role: "ingest",
+        if let nearest = results.first?["pid"] as? String, let revokeOn = nodes.last, let searchOn = nodes.first {
+            _ = try await federation.call(revokeOn, "POST", "/v1/subjects/\(nearest)/consents", role: "ingest",
                                           json: #"{"action":"revoke","purposes":["product_recs"],"source":"app:v7","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
-            let again = try await federation.call(node, "POST", "/v1/collections/products/search", role: "serve",
+            let again = try await federation.call(searchOn, "POST", "/v1/collections/products/search", role: "serve",
                                                   json: #"{"pid":"\#(pid)","k":3,"purpose":"product_recs"}"#)
             let still = (again.json["results"] as? [[String: Any]] ?? []).contains { $0["pid"] as? String == nearest }
-            say("the nearest shopper revokes product_recs: \(still ? "STILL RETURNED" : "out of the index before the revoke returned")")
+            say("the nearest shopper revokes product_recs on \(revokeOn); searched again on \(searchOn): "
+                + (still ? "STILL RETURNED" : "out of the index before the revoke returned"))
         }
         let mismatch = try await federation.call(node, "POST", "/v1/collections/products/search", role: "serve",
                                                  json: #"{"pid":"\#(pid)","k":3,"purpose":"marketing_email"}"#)

@@ -13,13 +13,16 @@ struct DemoCommand: Command {
     static let help = """
         [--dir DIR] [--keep]
 
-        Lays out and starts six nodes (regions eu, us, br; two each) on loopback with the embedded
-        default policy, then: registers subjects, following 421 answers to their home region;
+        Lays out and starts nine nodes (regions eu, us, br; three each, sharing a region log) on
+        loopback with the embedded default policy, then: registers subjects, following 421 answers to
+        their home region, and calls a different node of the region for each step of a subject's life;
         records consent receipts and a Global Privacy Control signal; reads active consent; defines
         features and an event contract, ingests a minimized event, revokes and watches the features
-        go; erases a subject on every node of its region and verifies the signed certificate; kills a
-        node with SIGKILL and watches the federation notice, then restarts it; verifies every
-        region's audit chain. Stops the nodes at the end (--keep keeps DIR with keys, data and logs).
+        go; erases a subject (the region's leader signs for the region) and verifies the signed
+        certificate; kills a node with SIGKILL and watches the federation notice, then restarts it;
+        kills eu's leader during a write load, watches another take over, and reads every
+        acknowledged write back through every eu node; verifies every region's audit chain. Stops the
+        nodes at the end (--keep keeps DIR with keys, data and logs).
         """
 
     static func run(_ arguments: inout Arguments) async throws {
@@ -28,28 +31,30 @@ struct DemoCommand: Command {
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("domicile-demo-\(UUID().uuidString)").path
         try arguments.finish()
         let federation = try LocalFederation(directory: directory, regions: try ["eu", "us", "br"].map { try RegionID($0) },
-                                             nodesPerRegion: 2)
+                                             nodesPerRegion: 3)
         defer {
             federation.stopAll()
             if !keep { try? FileManager.default.removeItem(atPath: directory) }
         }
 
-        step("Starting a federation of six nodes (eu, us, br × 2) in \(directory)")
+        step("Starting a federation of nine nodes (eu, us, br × 3, one region log per region) in \(directory)")
         for node in federation.nodeNames { try federation.start(node) }
         for node in federation.nodeNames { say("\(node)  http://\(federation.addresses[node]!)") }
         let converged = await waitUntil(seconds: 30) {
             for node in federation.nodeNames {
-                if await federation.view(node).values.filter({ $0 == "alive" }).count != 6 { return false }
+                if await federation.view(node).values.filter({ $0 == "alive" }).count != federation.nodeNames.count { return false }
                 // Ready: joined, and its region log has a leader.
                 if (try? await federation.call(node, "GET", "/readyz", role: "admin"))?.status != 200 { return false }
             }
             return true
         }
         guard converged else { throw CLIError.failed("the federation did not converge") }
-        say("every node sees six alive members (SWIM gossip, encrypted per pool)")
+        say("every node sees nine alive members (SWIM gossip, encrypted per pool); each region's log has elected a leader")
 
         step("Registering subjects: each identifier goes to its home region, never across the border")
-        var pids: [String: (node: String, pid: String)] = [:]
+        // Each step of a subject's life goes to another node of its region: registered on
+        // REGION-1, consent on REGION-2, read on REGION-3; the region is one store.
+        var pids: [String: (region: String, pid: String)] = [:]
         for (label, kind, value, country) in [("Anna", "email", "anna.schmidt@example.de", "DE"), ("Bo", "phone", "+14155550142", "US"),
                                               ("Clara", "customer_id", "CRM-BR-7731", "BR")] {
             var node = "eu-1"
@@ -58,38 +63,39 @@ struct DemoCommand: Command {
             if reply.status == 421, let nodes = reply.json["nodes"] as? [[String: Any]], let name = nodes.first?["name"] as? String {
                 say("\(label) (\(kind), \(country)): eu-1 answers 421, home region \(reply.json["home_region"] ?? "?"), live nodes "
                     + nodes.compactMap { $0["name"] as? String }.joined(separator: ", "))
-                node = name
+                node = nodes.compactMap { $0["name"] as? String }.first { $0.hasSuffix("-1") } ?? name
                 reply = try await federation.call(node, "POST", "/v1/subjects", role: "ingest",
                                                   json: #"{"identifier":{"kind":"\#(kind)","value":"\#(value)"},"country":"\#(country)"}"#)
             }
             guard reply.status == 201, let pid = reply.json["pid"] as? String else { throw CLIError.failed("registration failed: \(reply.status)") }
             say("\(label) registered on \(node): \(pid)")
-            pids[label] = (node, pid)
+            pids[label] = (String(node.prefix { $0 != "-" }), pid)
         }
 
         step("Consent: receipts are appended and hash-chained; GPC revokes the policy's gpc purposes")
         for label in ["Anna", "Bo", "Clara"] {
-            let (node, pid) = pids[label]!
-            let grant = try await federation.call(node, "POST", "/v1/subjects/\(pid)/consents", role: "ingest", json: """
+            let (region, pid) = pids[label]!
+            let grant = try await federation.call("\(region)-2", "POST", "/v1/subjects/\(pid)/consents", role: "ingest", json: """
                 {"action":"grant","purposes":["product_recs","marketing_email","analytics"],"source":"web-portal:v2","collected_at":"\(Timestamp.now.rfc3339)"}
                 """)
             guard grant.status == 201 else { throw CLIError.failed("grant refused: \(grant.json["code"] ?? grant.status)") }
         }
-        let (boNode, boPID) = pids["Bo"]!
-        _ = try await federation.call(boNode, "POST", "/v1/subjects/\(boPID)/consents", role: "ingest",
+        let (boRegion, boPID) = pids["Bo"]!
+        _ = try await federation.call("\(boRegion)-2", "POST", "/v1/subjects/\(boPID)/consents", role: "ingest",
                                       json: #"{"action":"gpc","source":"browser:gpc","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
         for label in ["Anna", "Bo", "Clara"] {
-            let (node, pid) = pids[label]!
-            let active = try await federation.call(node, "GET", "/v1/subjects/\(pid)/consent", role: "serve")
+            let (region, pid) = pids[label]!
+            let active = try await federation.call("\(region)-3", "GET", "/v1/subjects/\(pid)/consent", role: "serve")
             let purposes = (active.json["active"] as? [[String: Any]] ?? []).compactMap { $0["purpose"] as? String }
-            say("\(label): active consent \(purposes.joined(separator: ", "))\(label == "Bo" ? "   (after a GPC signal)" : "")")
+            say("\(label): active consent \(purposes.joined(separator: ", "))   (granted on \(region)-2, read on \(region)-3"
+                + "\(label == "Bo" ? ", after a GPC signal" : ""))")
         }
-        let unknown = try await federation.call(pids["Anna"]!.node, "POST", "/v1/subjects/\(pids["Anna"]!.pid)/consents", role: "ingest",
+        let unknown = try await federation.call("eu-1", "POST", "/v1/subjects/\(pids["Anna"]!.pid)/consents", role: "ingest",
                                                 json: #"{"action":"grant","purposes":["sell_to_brokers"],"source":"x","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
         say("a purpose the policy does not know: \(unknown.status) \(unknown.json["code"] ?? "")  (unknown means deny)")
 
-        try await embeddingsAndAggregates(federation, anna: pids["Anna"]!)
-        try await featuresAndErasure(federation, anna: pids["Anna"]!, directory: directory)
+        try await embeddingsAndAggregates(federation, anna: ("eu-2", pids["Anna"]!.pid))
+        try await featuresAndErasure(federation, anna: pids["Anna"]!.pid, directory: directory)
 
         step("Failure detection: SIGKILL us-2, watch the others notice, restart it")
         federation.kill("us-2")
@@ -100,7 +106,7 @@ struct DemoCommand: Command {
             }
             return true
         }
-        say(detected ? String(format: "all five others declared us-2 dead after %.1f s", Date().timeIntervalSince(killedAt))
+        say(detected ? String(format: "all eight others declared us-2 dead after %.1f s", Date().timeIntervalSince(killedAt))
                      : "us-2 was not declared dead in 30 s")
         try federation.start("us-2")
         let rejoined = await waitUntil(seconds: 30) {
@@ -110,6 +116,8 @@ struct DemoCommand: Command {
             return true
         }
         say(rejoined ? "us-2 restarted with a new boot id and rejoined" : "us-2 did not rejoin in 30 s")
+
+        try await leaderKill(federation, region: "eu")
 
         step("Audit: every access was recorded in each region's hash chain")
         for node in ["eu-1", "us-1", "br-1"] {
@@ -122,8 +130,9 @@ struct DemoCommand: Command {
 
     /// Features under consent, an event contract minimizing at ingestion,
     /// then Anna's erasure and what its signed request still waits for.
-    static func featuresAndErasure(_ federation: LocalFederation, anna: (node: String, pid: String), directory: String) async throws {
-        let (node, pid) = anna
+    /// Calls go to eu-1, eu-2 and eu-3 in turn: any node serves any call.
+    static func featuresAndErasure(_ federation: LocalFederation, anna pid: String, directory: String) async throws {
+        let node = "eu-1"
         step("Features: written under consent, minimized at ingestion, withheld once consent goes")
         for name in ["last_category", "last_seen_day", "network"] {
             _ = try await federation.call(node, "PUT", "/v1/feature-definitions/\(name)", role: "admin",
@@ -140,27 +149,28 @@ struct DemoCommand: Command {
                                       "email":"anna.schmidt@example.de"}}
             """)
         say("event page_view for Anna: \(event.status), features updated \((event.json["features_updated"] as? [String] ?? []).joined(separator: ", "))")
-        let served = try await federation.call(node, "GET", "/v1/subjects/\(pid)/features?purpose=product_recs", role: "serve")
+        let served = try await federation.call("eu-2", "GET", "/v1/subjects/\(pid)/features?purpose=product_recs", role: "serve")
         let features = (served.json["features"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        say("Anna's product_recs features: \(features.joined(separator: ", "))   (raw IP, time and e-mail never stored)")
+        say("Anna's product_recs features, read on eu-2: \(features.joined(separator: ", "))   (raw IP, time and e-mail never stored)")
         let unknown = try await federation.call(node, "POST", "/v1/events/page_view", role: "ingest",
                                                 json: #"{"pid":"\#(pid)","fields":{"category":"hats","referrer":"https://x.example"}}"#)
         let pii = try await federation.call(node, "POST", "/v1/events/page_view", role: "ingest",
                                             json: #"{"pid":"\#(pid)","fields":{"category":"call +49 151 2345 6789"}}"#)
         say("a field the contract does not allow: \(unknown.status) \(unknown.json["code"] ?? "");  a phone number in category: "
             + "\(pii.status) \(pii.json["code"] ?? "")")
-        _ = try await federation.call(node, "POST", "/v1/subjects/\(pid)/consents", role: "ingest",
+        _ = try await federation.call("eu-3", "POST", "/v1/subjects/\(pid)/consents", role: "ingest",
                                       json: #"{"action":"revoke","purposes":["product_recs"],"source":"web-portal:v2","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
-        let withheld = try await federation.call(node, "GET", "/v1/subjects/\(pid)/features?purpose=product_recs", role: "serve")
+        let withheld = try await federation.call("eu-2", "GET", "/v1/subjects/\(pid)/features?purpose=product_recs", role: "serve")
         let names = (withheld.json["withheld"] as? [[String: Any]] ?? []).map { "\($0["name"] ?? "?") (\($0["reason"] ?? "?"))" }
-        say("after Anna revokes product_recs: served \((withheld.json["features"] as? [String: Any])?.count ?? 0), withheld "
+        say("after Anna revokes product_recs on eu-3, read on eu-2: served \((withheld.json["features"] as? [String: Any])?.count ?? 0), withheld "
             + names.joined(separator: ", ") + "; the values were purged with the revoke")
         let refused = try await federation.call(node, "PUT", "/v1/subjects/\(pid)/features", role: "ingest",
                                                 json: #"{"values":{"last_category":"boots"}}"#)
         say("writing a product_recs feature now: \(refused.status) \(refused.json["code"] ?? "")")
 
-        step("Erasure: Anna asks to be forgotten; each node of her region erases and signs what it held, and the certificate verifies")
-        let erasure = try await federation.call(node, "POST", "/v1/erasures", role: "privacy_officer",
+        step("Erasure: Anna asks eu-3 to forget her; one log entry erases her on every node of eu, the leader signs for the region, "
+             + "and the certificate verifies")
+        let erasure = try await federation.call("eu-3", "POST", "/v1/erasures", role: "privacy_officer",
                                                 json: #"{"identifier":{"kind":"email","value":"Anna.Schmidt@example.de"}}"#)
         guard erasure.status == 202, let certificateObject = erasure.json["certificate"] else {
             throw CLIError.failed("erasure did not complete: \(erasure.status) \(erasure.json["code"] ?? "") "
@@ -179,10 +189,10 @@ struct DemoCommand: Command {
         let problems = certificate.problems(trusted: try trustedKeys(of: certificate, directory: directory))
         say("certificate against the nodes' public keys: \(problems.isEmpty ? "valid and complete" : "INVALID: \(problems)")"
             + "; offline (with --keep): domicile erasure verify \(certificateFile) --trust KEYS (domicile keys export-public)")
-        let lookup = try await federation.call(node, "POST", "/v1/subjects/lookup", role: "serve",
+        let lookup = try await federation.call("eu-1", "POST", "/v1/subjects/lookup", role: "serve",
                                                json: #"{"identifier":{"kind":"email","value":"anna.schmidt@example.de"}}"#)
-        let history = try await federation.call(node, "GET", "/v1/subjects/\(pid)/consents", role: "privacy_officer")
-        say("lookup of Anna: \(lookup.status) \(lookup.json["code"] ?? "");  her receipts: \((history.json["receipts"] as? [Any])?.count ?? 0) "
+        let history = try await federation.call("eu-2", "GET", "/v1/subjects/\(pid)/consents", role: "privacy_officer")
+        say("lookup of Anna on eu-1: \(lookup.status) \(lookup.json["code"] ?? "");  her receipts on eu-2: \((history.json["receipts"] as? [Any])?.count ?? 0) "
             + "redacted to their hashes, chain \((history.json["chain_valid"] as? Bool) == true ? "still valid" : "BROKEN")")
     }
 

@@ -8,6 +8,10 @@ enum Domicile {
         DemoCommand.self,
         ServeCommand.self,
         ClusterInitCommand.self,
+        ClusterAddNodeCommand.self,
+        ClusterJoinCommand.self,
+        ClusterRemoveNodeCommand.self,
+        ClusterRecoverCommand.self,
         KeysInitCommand.self,
         KeysRotateCommand.self,
         KeysListCommand.self,
@@ -33,6 +37,7 @@ enum Domicile {
         BenchKernelsCommand.self,
         BenchPrivacyCommand.self,
         BenchChangesetCommand.self,
+        BenchSnapshotCommand.self,
         PrivacyRDPCommand.self,
         PrivacyGaussianCommand.self,
     ]

@@ -67,17 +67,33 @@ final class LocalFederation {
         try? process.output.joined(separator: "\n").write(toFile: path("\(node)/node.log"), atomically: true, encoding: .utf8)
     }
 
-    struct Reply {
-        let status: Int
-        let json: [String: Any]
-    }
+    typealias Reply = NodeCaller.Reply
+
+    /// What concurrent tasks share to call the nodes (the addresses as they are now).
+    var caller: NodeCaller { NodeCaller(client: client, tokens: tokens, addresses: addresses) }
 
     func call(_ node: String, _ method: String, _ target: String, role: String, json: String? = nil) async throws -> Reply {
-        var headers: HTTPHeaders = ["Authorization": "Bearer \(tokens[role] ?? "")"]
-        if json != nil { headers.set("Content-Type", "application/json") }
-        let response = try await client.send(method, target, to: addresses[node]!, headers: headers, body: Array((json ?? "").utf8))
-        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
-        return Reply(status: response.status, json: object)
+        try await caller.call(node, method, target, role: role, json: json)
+    }
+
+    /// The nodes of `region`, in order: eu-1, eu-2, …
+    func nodes(of region: String) -> [String] { nodeNames.filter { $0.hasPrefix("\(region)-") } }
+
+    /// `node`'s view of its region log (`GET /v1/cluster`), nil while it does not answer.
+    func regionLog(_ node: String) async -> RegionLogView? {
+        guard let reply = try? await call(node, "GET", "/v1/cluster", role: "serve"),
+              let log = reply.json["region_log"] as? [String: Any] else { return nil }
+        return RegionLogView(role: log["role"] as? String ?? "?", leader: log["leader"] as? String,
+                             term: (log["term"] as? NSNumber)?.intValue ?? 0, commitIndex: (log["commit_index"] as? NSNumber)?.intValue ?? 0,
+                             appliedIndex: (log["applied_index"] as? NSNumber)?.intValue ?? 0)
+    }
+
+    struct RegionLogView {
+        let role: String
+        let leader: String?
+        let term: Int
+        let commitIndex: Int
+        let appliedIndex: Int
     }
 
     /// The federation pool as `observer` sees it: name → status.
@@ -102,5 +118,30 @@ final class LocalFederation {
         guard let tcp = try? Socket.listen(on: address, backlog: 1) else { return false }
         closeDescriptor(tcp)
         return (try? DatagramSocket(bind: address, receiveTimeoutMilliseconds: 1)) != nil
+    }
+}
+
+/// Calls the federation's nodes with a role's bearer token; shareable by
+/// concurrent tasks (the demo's write load).
+struct NodeCaller: Sendable {
+    let client: HTTPClient
+    let tokens: [String: String]
+    let addresses: [String: SocketAddress]
+
+    struct Reply {
+        let status: Int
+        let json: [String: Any]
+
+        /// The problem's `code`, or "".
+        var code: String { json["code"] as? String ?? "" }
+    }
+
+    func call(_ node: String, _ method: String, _ target: String, role: String, json: String? = nil) async throws -> Reply {
+        guard let address = addresses[node] else { throw CLIError.failed("node \(node) has no address (not started)") }
+        var headers: HTTPHeaders = ["Authorization": "Bearer \(tokens[role] ?? "")"]
+        if json != nil { headers.set("Content-Type", "application/json") }
+        let response = try await client.send(method, target, to: address, headers: headers, body: Array((json ?? "").utf8))
+        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
+        return Reply(status: response.status, json: object)
     }
 }

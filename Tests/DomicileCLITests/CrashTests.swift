@@ -19,7 +19,9 @@ final class CrashTests: XCTestCase {
         for round in 0..<24 {
             let process = try RunningProcess(Binary.path, ["storage", "load", "--db", database, "--run", "\(round)", "--writers", "24"])
             XCTAssertNotNil(process.waitForLine(timeout: 30) { $0 == "ready" }, "round \(round): the writer did not start")
-            // Let it write for a random while: 20-300 ms, i.e. tens to thousands of commits.
+            // From its first acknowledgement (a loaded machine may take longer than the shortest while to get there),
+            // let it write for a random while: 20-300 ms, i.e. tens to thousands of commits.
+            XCTAssertNotNil(process.waitForLine(timeout: 30) { $0.hasPrefix("ack ") }, "round \(round): nothing was acknowledged")
             usleep(UInt32(20_000 + Int(generator.next() % 280_000)))
             process.signal(SIGKILL)
             XCTAssertEqual(process.wait(), 128 + SIGKILL, "round \(round)")

@@ -18,7 +18,12 @@ final class RegionLogTests: XCTestCase {
     let names = ["eu-1", "eu-2", "eu-3"]
 
     override func setUp() async throws {
-        federation = try FederationFixture(regions: ["eu"], nodesPerRegion: 3, regionLog: true)
+        // A short log: compaction runs all the time, and a node that joins late gets a snapshot.
+        federation = try FederationFixture(regions: ["eu"], nodesPerRegion: 3, regionLog: true) { _, config in
+            var log = config["region_log"] as? [String: Any] ?? [:]
+            log["compact_entries"] = 20
+            config["region_log"] = log
+        }
         for name in names { nodes[name] = try federation.start(name) }
         try await waitUntilReady(names)
     }
@@ -285,5 +290,108 @@ final class RegionLogTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(seen, 0, "the old log held the erased subject's row")
+    }
+
+    /// Nodes are known by name and key: one restarted on another address
+    /// (the roster updated) is reached there and takes part again.
+    func test_aNodeRestartedOnANewAddress_rejoins() async throws {
+        let leader = try await leader()
+        let moved = try XCTUnwrap(names.first { $0 != leader })
+        XCTAssertEqual(nodes[moved]!.stop(), 0)
+        let port = try FreePorts.consecutive(1)
+        let configPath = federation.configPath(moved)
+        var config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        var log = try XCTUnwrap(config["region_log"] as? [String: Any])
+        log["address"] = "127.0.0.1:\(port)"
+        config["region_log"] = log
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        let rosterPath = federation.directory.file("eu.roster.json")
+        var roster = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: rosterPath))) as? [String: Any])
+        roster["nodes"] = (roster["nodes"] as? [[String: Any]] ?? []).map { node in
+            var node = node
+            if node["name"] as? String == moved { node["channel"] = "127.0.0.1:\(port)" }
+            return node
+        }
+        try JSONSerialization.data(withJSONObject: roster).write(to: URL(fileURLWithPath: rosterPath))
+
+        let pid = try await register("while-away@example.com", on: leader)
+        nodes[moved] = try federation.start(moved)
+        try await waitUntilReady([moved])
+        try await waitUntilConverged()
+        let own = try Database(path: federation.dataDirectory(moved) + "/node.sqlite")
+        XCTAssertEqual(try own.fetchOne("SELECT count(*) FROM subjects WHERE pid = ?", [pid]) { $0.int64(0) }, 1,
+                       "the moved node received what was written while it was away")
+    }
+
+    // MARK: Membership
+
+    func test_aNodeAddedToARunningRegion_catchesUpBySnapshot_andARemovedNodeStopsReceivingEntries() async throws {
+        var pids: [String] = []
+        for index in 0..<60 { pids.append(try await register("early\(index)@example.com", on: names[index % 3])) }
+        let ports = try FreePorts.consecutive(2)
+        let laidOut = try Binary.run(["cluster", "add-node", "--dir", federation.directory.path, "--region", "eu", "--name", "eu-4",
+                                      "--http-port", "\(ports)", "--channel-port", "\(ports + 1)"])
+        XCTAssertEqual(laidOut.status, 0, laidOut.stderr)
+        nodes["eu-4"] = try federation.start("eu-4")
+        let joined = try Binary.run(["cluster", "join", "eu-4", "--via", nodes["eu-2"]!.address.description,
+                                     "--token-file", federation.directory.file("tokens.json")])
+        XCTAssertEqual(joined.status, 0, joined.stderr)
+        XCTAssertTrue(joined.stdout.contains("eu-4 joined; voters: eu-1, eu-2, eu-3, eu-4"), joined.stdout)
+        XCTAssertTrue(nodes["eu-4"]!.logLines.contains { $0.contains("region log snapshot installed") },
+                      "the log was compacted long before eu-4 joined: it must have caught up by snapshot")
+
+        // It serves: reads through it see everything, and its own database holds it all.
+        let late = try await register("late@example.com", on: "eu-4")
+        pids.append(late)
+        try await waitUntilConverged()
+        for pid in pids {
+            let read = try await call("eu-4", "GET", "/v1/subjects/\(pid)", role: "serve")
+            XCTAssertEqual(read.status, 200, read.text)
+        }
+        let own = try Database(path: federation.dataDirectory("eu-4") + "/node.sqlite")
+        XCTAssertEqual(try own.fetchOne("SELECT count(*) FROM subjects") { $0.int64(0) }, Int64(pids.count))
+
+        let removed = try Binary.run(["cluster", "remove-node", "eu-4", "--via", nodes["eu-1"]!.address.description,
+                                      "--token-file", federation.directory.file("tokens.json")])
+        XCTAssertEqual(removed.status, 0, removed.stderr)
+        let appliedWhenRemoved = try await regionLog("eu-4")["applied_index"] as? Int ?? 0
+        for index in 0..<5 { _ = try await register("after-removal\(index)@example.com", on: names[index % 3]) }
+        let leaderCommit = try await regionLog(try await leader())["commit_index"] as? Int ?? 0
+        try await Task.sleep(nanoseconds: 500_000_000)
+        let appliedLater = try await regionLog("eu-4")["applied_index"] as? Int ?? 0
+        XCTAssertEqual(appliedLater, appliedWhenRemoved, "a removed node receives no more entries")
+        XCTAssertLessThan(appliedLater, leaderCommit)
+        let events = try await call("eu-1", "GET", "/v1/audit?after=0&limit=1000", role: "privacy_officer")
+        let actions = (events.json["events"] as? [[String: Any]] ?? []).compactMap { $0["action"] as? String }
+        XCTAssertTrue(actions.contains("region_log.member_add") && actions.contains("region_log.member_remove"), "\(actions.suffix(10))")
+    }
+
+    func test_recover_aRegionThatLostItsMajority_isDeliberate_andAudited() async throws {
+        let pid = try await register("survivor@example.com", on: "eu-1")
+        try await waitUntilConverged()
+        for name in ["eu-2", "eu-3"] { nodes[name]!.kill() }
+        XCTAssertEqual(nodes["eu-1"]!.stop(), 0)
+        nodes = [:]
+
+        let config = federation.configPath("eu-1")
+        let unconfirmed = try Binary.run(["cluster", "recover", "--config", config, "--voters", "eu-1"])
+        XCTAssertEqual(unconfirmed.status, 2, "refused without --confirm: \(unconfirmed.stderr)")
+        let recovered = try Binary.run(["cluster", "recover", "--config", config, "--voters", "eu-1", "--confirm"])
+        XCTAssertEqual(recovered.status, 0, recovered.stderr)
+
+        nodes["eu-1"] = try federation.start("eu-1")
+        try await waitUntilReady(["eu-1"])
+        let read = try await call("eu-1", "GET", "/v1/subjects/\(pid)", role: "serve")
+        XCTAssertEqual(read.status, 200, "what was committed before is kept: \(read.text)")
+        _ = try await register("after-recovery@example.com", on: "eu-1")
+        var actions: [String] = []
+        for _ in 0..<100 where !actions.contains("region_log.recover") {
+            let events = try await call("eu-1", "GET", "/v1/audit?after=0&limit=1000", role: "privacy_officer")
+            actions = (events.json["events"] as? [[String: Any]] ?? []).compactMap { $0["action"] as? String }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        XCTAssertTrue(actions.contains("region_log.recover"), "the recovery is in the region's audit log")
+        let view = try await regionLog("eu-1")
+        XCTAssertEqual((view["voters"] as? [[String: Any]])?.compactMap { $0["name"] as? String }, ["eu-1"])
     }
 }

@@ -28,6 +28,8 @@ final class RetentionSweeper: Sendable {
                 while !Task.isCancelled {
                     try? await Task.sleep(nanoseconds: interval)
                     guard !Task.isCancelled else { return }
+                    // In a region with a log the leader sweeps for every node: its deletions are entries.
+                    if let log = services.regionLog.value, !log.isServingLeader { continue }
                     do { _ = try await Self.sweep(services, now: services.clock.now()) } catch {
                         services.logger.error("retention sweep failed", ["error": .string("\(error)")])
                     }

@@ -29,7 +29,7 @@ extension NodeConfiguration: Codable {
     enum RegionLogKeys: String, CodingKey, CaseIterable {
         case address, roster, join
         case tickMilliseconds = "tick_ms", electionTicks = "election_ticks"
-        case commitTimeoutMilliseconds = "commit_timeout_ms"
+        case commitTimeoutMilliseconds = "commit_timeout_ms", compactEntries = "compact_entries"
     }
 
     /// The directory relative paths are resolved against (a `String`); without it they stay as written.
@@ -63,6 +63,7 @@ extension NodeConfiguration: Codable {
             log.join = try fields.flag(.join) ?? false
             log.commitTimeoutMilliseconds = try fields.integer(.commitTimeoutMilliseconds, in: 100...600_000).map(Int64.init)
                 ?? log.commitTimeoutMilliseconds
+            log.compactEntries = try fields.integer(.compactEntries, in: 10...10_000_000) ?? log.compactEntries
             return log
         }
         limits = try container.object(Limits.self, .limits) ?? Limits()
@@ -129,6 +130,7 @@ extension NodeConfiguration: Codable {
             try fields.encode(regionLog.electionTicks, forKey: .electionTicks)
             try fields.encode(regionLog.join, forKey: .join)
             try fields.encode(regionLog.commitTimeoutMilliseconds, forKey: .commitTimeoutMilliseconds)
+            try fields.encode(regionLog.compactEntries, forKey: .compactEntries)
         }
     }
 }

@@ -51,6 +51,9 @@ public struct NodeConfiguration: Sendable, Equatable {
         /// How long a write waits for its entry to commit before it is
         /// refused with 503 `no_quorum`.
         public var commitTimeoutMilliseconds: Int64 = 5_000
+        /// Entries kept in raft.sqlite before it is compacted; a follower
+        /// further behind than the log reaches gets a snapshot.
+        public var compactEntries = 10_000
 
         public init(address: SocketAddress, rosterPath: String) {
             self.address = address

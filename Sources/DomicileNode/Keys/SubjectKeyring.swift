@@ -224,8 +224,13 @@ final class SubjectKeyring: Sendable {
     }
 
     /// Each bucket and version the committed `subjects` rows use, once.
+    /// And each rotation the region log ordered (`bucket_versions`), which a
+    /// bucket left without subjects shows only there.
     static func wrappings(in database: Database) throws -> [Wrapping] {
-        try database.fetchAll("SELECT DISTINCT wrap_bucket, wrap_version FROM subjects WHERE wrap_bucket IS NOT NULL") { row in
+        try database.fetchAll("""
+            SELECT DISTINCT wrap_bucket, wrap_version FROM subjects WHERE wrap_bucket IS NOT NULL
+            UNION SELECT bucket, version FROM bucket_versions
+            """) { row in
             Wrapping(bucket: try StorageError.decoded(UInt16(exactly: row.int64(0)), table: "subjects", column: "wrap_bucket"),
                      version: try StorageError.decoded(UInt32(exactly: row.int64(1)), table: "subjects", column: "wrap_version"))
         }
@@ -242,7 +247,10 @@ final class SubjectKeyring: Sendable {
     /// are re-wrapped by the next erasure in their bucket, which re-wraps
     /// every row not under the current version.
     func recover(_ store: Store, replicated: Bool = false) async throws {
-        if replicated { return try await destroyRetired(store) }
+        if replicated {
+            try catchUp(toRowsOf: store)
+            return try await destroyRetired(store)
+        }
         try installBucketsIfMissing()
         try catchUp(toRowsOf: store)
         var last: Int64? = 0

@@ -1,5 +1,7 @@
+import DomicileConsensus
 import DomicileModel
 import DomicileStorage
+import Foundation
 
 extension RegionLog {
     struct Misconfigured: Error, CustomStringConvertible {
@@ -23,7 +25,7 @@ extension RegionLog {
             try database.fetchOne("SELECT applied_index FROM region_log_applied WHERE id = 1") { UInt64(max(0, $0.int64(0))) }
         } ?? 0
         return try RegionLog(name: node, settings: configuration, roster: roster, dataDirectory: services.configuration.dataDirectory,
-                             appliedIndex: applied, writer: services.store.writer, random: random,
+                             appliedIndex: applied, store: services.store, random: random,
                              now: services.clock.now().milliseconds / 1_000, logger: services.logger,
                              follower: try RegionFollower(services: services))
     }
@@ -96,5 +98,63 @@ struct RegionFollower: Sendable {
                 logger.error("retired bucket keys not destroyed", ["error": .string("\(type(of: error))")])
             }
         }
+    }
+}
+
+extension RegionFollower {
+    /// After a snapshot replaced the database (on the writer, in its
+    /// connection): the keys ratchet to what its rows and rotations name,
+    /// and every vector index is rebuilt from it.
+    func installed(in database: Database) throws {
+        try services.keys.subjects.catchUp(to: try SubjectKeyring.wrappings(in: database))
+        try services.vectors.load(services: services, from: database)
+    }
+}
+
+extension RegionLog {
+    /// `domicile cluster recover` leaves this file in the data directory;
+    /// the recovered node records the recovery in the region's audit log
+    /// once it leads, then removes the file.
+    static let recoveryMarker = RegionRecovery.markerName
+
+    func recordRecovery(services: NodeServices) {
+        let marker = (dataDirectory as NSString).appendingPathComponent(Self.recoveryMarker)
+        guard let bytes = try? FileIO.read(marker, byteCountMax: 64 * 1_024) else { return }
+        let detail = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        Task {
+            while !isServingLeader {
+                guard status.role != .follower || status.leader == nil else { return }
+                try? await Task.sleep(nanoseconds: 100_000_000)
+            }
+            do {
+                try await services.audit(AuditEvent(at: services.clock.now(), principal: "operator", action: "region_log.recover",
+                                                    pid: nil, purpose: nil, outcome: "ok", requestID: nil, detail: detail))
+                unlink(marker)
+                logger.warning("region log recovered", ["detail": .string(detail)])
+            } catch {
+                logger.error("region log recovery not audited yet", ["error": .string("\(type(of: error))")])
+            }
+        }
+    }
+}
+
+/// `domicile cluster recover`: rewrites a stopped node's region log so that
+/// `voters` alone form the region, and leaves the marker the node audits.
+public enum RegionRecovery {
+    static let markerName = "region-log-recovered.json"
+
+    /// Appends a membership entry of `voters` after the last entry, in a
+    /// term above any seen, with no vote cast in it; everything before it is
+    /// kept (and will be committed by the new majority). Returns its place.
+    public static func recover(_ configuration: NodeConfiguration, voters: Set<NodeName>, now: Int64) throws -> (index: UInt64, term: UInt64) {
+        let storage = try RaftStorage(path: (configuration.dataDirectory as NSString).appendingPathComponent(RaftStorage.fileName), now: now)
+        let term = storage.hardState.term + 1
+        let entry = LogEntry(index: storage.lastIndex + 1, term: term, payload: .membership(try Membership(voters: voters)))
+        try storage.persist(hardState: RaftHardState(term: term, vote: nil, commit: storage.hardState.commit),
+                            entries: [RaftStoredEntry(index: entry.index, term: term, payload: RaftCodec.encode(entry))])
+        let record = #"{"voters":[\#(voters.sorted().map { "\"\($0)\"" }.joined(separator: ","))],"index":\#(entry.index),"term":\#(term)}"#
+        try FileIO.writeAtomically(Array(record.utf8) + [0x0A],
+                                   to: (configuration.dataDirectory as NSString).appendingPathComponent(markerName), mode: 0o600, replacing: true)
+        return (entry.index, term)
     }
 }

@@ -49,11 +49,16 @@ final class RegionLog: @unchecked Sendable {
 
     let name: NodeName
     let settings: NodeConfiguration.RegionLog
-    private let logger: Logger
-    private let writer: Writer
-    private let roster: RegionRoster
+    let logger: Logger
+    let store: Store
+    private var writer: Writer { store.writer }
+    let dataDirectory: String
+    /// The roster file as last read: re-read at each channel handshake and
+    /// when a node it does not list must be dialled, so a node added with
+    /// `cluster add-node` is known without a restart.
+    private let rosterFile: Locked<RegionRoster>
     /// Brings the node's keys and memory along with each entry it applies.
-    private let follower: RegionFollower
+    let follower: RegionFollower
 
     // Driver thread only.
     private var raft: RaftNode
@@ -61,11 +66,21 @@ final class RegionLog: @unchecked Sendable {
     private var inFlight: Proposal?
     private var nextTick: Int64 = 0
 
-    private let inbox = Inbox()
+    let inbox = Inbox()
     private let shared = Locked(Shared())
-    private let statistics = Locked(Statistics())
+    let statistics = Locked(Statistics())
     private let stopped = DispatchSemaphore(value: 0)
-    private var channel: RegionChannel?
+    private(set) var channel: RegionChannel?
+    /// The snapshot this node serves to followers, and whether it is
+    /// installing one (`RegionLog+Snapshots`).
+    let snapshots = Locked(SnapshotState())
+
+    struct SnapshotState: Sendable {
+        var outgoing: (id: UInt64, reader: SnapshotChunkReader)?
+        var installing = false
+        var installed = 0
+        var sent = 0
+    }
 
     struct Shared {
         var status = Status()
@@ -94,12 +109,14 @@ final class RegionLog: @unchecked Sendable {
     /// joining node with no membership). `appliedIndex` is how far
     /// node.sqlite has applied the log.
     init(name: NodeName, settings: NodeConfiguration.RegionLog, roster: RegionRoster, dataDirectory: String,
-         appliedIndex: UInt64, writer: Writer, random: any RandomSource, now: Int64, logger: Logger,
+         appliedIndex: UInt64, store: Store, random: any RandomSource, now: Int64, logger: Logger,
          follower: RegionFollower) throws {
         self.name = name
         self.settings = settings
-        self.roster = roster
-        self.writer = writer
+        self.rosterFile = Locked(roster)
+        self.store = store
+        self.dataDirectory = dataDirectory
+        SnapshotChunkWriter.removeLeftovers(in: dataDirectory)
         self.logger = logger
         self.follower = follower
         storage = try RaftStorage(path: (dataDirectory as NSString).appendingPathComponent(RaftStorage.fileName), now: now)
@@ -153,16 +170,19 @@ final class RegionLog: @unchecked Sendable {
         // A restarted peer is dialled again within about an election timeout.
         channelSettings.reconnectMaxMilliseconds = min(channelSettings.reconnectMaxMilliseconds,
                                                        settings.tickMilliseconds * Int64(settings.electionTicks))
-        let roster = self.roster
         let name = self.name
         channel = try RegionChannel(
             region: region, name: name, signing: signing, regionKeys: regionKeys, bind: settings.address,
-            roster: { roster.channelRoster }, resolve: { roster.node($0)?.channel }, random: random, settings: channelSettings,
+            roster: { [weak self] in self?.rereadRoster().channelRoster ?? NodeRoster() },
+            // Each dial reads the roster afresh: a node restarted on a new address is reached there.
+            resolve: { [weak self] in self?.rereadRoster().node($0)?.channel }, random: random, settings: channelSettings,
             handlers: .init(
                 message: { [weak self] peer, bytes in self?.received(bytes, from: peer) },
                 request: { [weak self] _, bytes in
+                    guard let self else { return [] }
+                    if bytes.first == SnapshotTransfer.requestKind { return serveSnapshot(bytes) }
                     guard let request = try? ForwardedCall.decodeRequest(bytes) else {
-                        self?.statistics.withLock { $0.messagesRefused += 1 }
+                        statistics.withLock { $0.messagesRefused += 1 }
                         return ForwardedCall.encode(.notLeader)
                     }
                     return ForwardedCall.encode(await serve(request))
@@ -186,6 +206,22 @@ final class RegionLog: @unchecked Sendable {
         guard inbox.close() else { return }
         stopped.wait()
         channel?.stop()
+        dropOutgoingSnapshot()
+    }
+
+    /// A node of the roster, re-reading the file when it is not listed.
+    func roster(_ node: NodeName) -> RegionRoster.Node? {
+        rosterFile.withLock { $0.node(node) } ?? rereadRoster().node(node)
+    }
+
+    /// The roster file now; the last good one when it cannot be read.
+    @discardableResult
+    private func rereadRoster() -> RegionRoster {
+        guard let fresh = try? RegionRoster.load(path: settings.rosterPath), fresh.region == rosterFile.value.region else {
+            return rosterFile.value
+        }
+        rosterFile.withLock { $0 = fresh }
+        return fresh
     }
 
     var status: Status { shared.withLock { $0.status } }
@@ -240,6 +276,8 @@ final class RegionLog: @unchecked Sendable {
             shared.withLock { $0.committing = (ticket, payload) }
         case .refused(let reason):
             throw NoQuorum(reason: reason)
+        case .accepted:
+            preconditionFailure("a batch's proposal is committed or refused")
         }
     }
 
@@ -258,7 +296,7 @@ final class RegionLog: @unchecked Sendable {
         }
     }
 
-    private func published(_ index: UInt64) {
+    func published(_ index: UInt64) {
         shared.withLock { $0.appliedIndex = max($0.appliedIndex, index) }
         statistics.withLock { $0.entriesApplied += 1 }
     }
@@ -388,6 +426,8 @@ final class RegionLog: @unchecked Sendable {
             statistics.withLock { $0.messagesRefused += 1 }
             return
         }
+        // A snapshot goes to the machine once its state is in node.sqlite.
+        if case .snapshot = message.body { return install(message) }
         inbox.add(message: message)
     }
 
@@ -411,6 +451,7 @@ final class RegionLog: @unchecked Sendable {
             }
             observeRole()
             for proposal in input.proposals { propose(proposal) }
+            for (operation, settled) in input.operations { perform(operation, settled) }
             do {
                 while raft.hasReady { try handle(raft.ready()) }
             } catch {
@@ -424,6 +465,7 @@ final class RegionLog: @unchecked Sendable {
                 break
             }
             observeRole()
+            compactIfDue()
             publishStatus()
         }
         inFlight?.finish(.refused("the node is stopping"))
@@ -465,11 +507,21 @@ final class RegionLog: @unchecked Sendable {
         }
     }
 
-    private func handle(_ ready: Ready) throws {
-        if let snapshot = ready.snapshot, snapshot.metadata.index > 0 {
-            // Snapshots are not sent yet (the log is not compacted).
-            throw RegionLogFault.snapshotUnsupported(index: snapshot.metadata.index)
+    private func perform(_ operation: Inbox.Operation, _ settled: Proposal) {
+        do {
+            switch operation {
+            case .change(let change):
+                settled.finish(.committed(try raft.proposeMembershipChange(change)))
+            case .transfer(let target):
+                try raft.transferLeadership(to: target)
+                settled.finish(.accepted)
+            }
+        } catch {
+            settled.finish(.refused("\(error)"))
         }
+    }
+
+    private func handle(_ ready: Ready) throws {
         let hardState = ready.hardState.map { RaftHardState(term: $0.term, vote: $0.vote?.rawValue, commit: $0.commit) }
         let entries = ready.entries.map { RaftStoredEntry(index: $0.index, term: $0.term, payload: RaftCodec.encode($0)) }
         let boundary = ready.snapshot.map {
@@ -478,6 +530,8 @@ final class RegionLog: @unchecked Sendable {
         if hardState != nil || !entries.isEmpty || boundary != nil {
             try storage.persist(hardState: hardState, entries: entries, snapshot: boundary)
         }
+        // A snapshot the machine took in was installed into node.sqlite first (`install`).
+        if let index = ready.snapshot?.metadata.index, index > 0 { published(index) }
         if let channel {
             for message in ready.messages { channel.send(RaftCodec.encode(message), to: message.to) }
         }
@@ -497,6 +551,20 @@ final class RegionLog: @unchecked Sendable {
             }
         }
         submitApply(entry)
+    }
+
+    /// Compacts the log through what node.sqlite has applied once more
+    /// than `compact_entries` entries precede it: node.sqlite is the
+    /// snapshot (a follower that needs one gets an online backup of it).
+    private func compactIfDue() {
+        let through = min(raft.appliedIndex, appliedIndex, storage.hardState.commit)
+        guard through >= raft.firstIndex, through - raft.firstIndex + 1 > UInt64(settings.compactEntries) else { return }
+        do {
+            let snapshot = try raft.compact(through: through, payload: [])
+            try storage.compact(through: through, configuration: RaftCodec.encode(snapshot.metadata))
+        } catch {
+            logger.warning("region log compaction failed", ["error": .string("\(error)")])
+        }
     }
 
     private func publishStatus() {
@@ -526,12 +594,10 @@ struct NoQuorum: Error, CustomStringConvertible {
 
 enum RegionLogFault: Error, CustomStringConvertible {
     case gap(expected: UInt64, got: UInt64)
-    case snapshotUnsupported(index: UInt64)
 
     var description: String {
         switch self {
         case .gap(let expected, let got): return "entry \(got) arrived to apply before entry \(expected)"
-        case .snapshotUnsupported(let index): return "a snapshot through \(index) arrived; this node cannot install one"
         }
     }
 }

@@ -1,4 +1,5 @@
 import DomicileConsensus
+import DomicileModel
 import DomicileNet
 import Foundation
 
@@ -8,6 +9,8 @@ extension RegionLog {
     final class Proposal: @unchecked Sendable {
         enum Outcome: Sendable {
             case committed(ProposalTicket)
+            /// An operation the machine took that has no entry (a transfer).
+            case accepted
             case refused(String)
         }
 
@@ -56,6 +59,14 @@ extension RegionLog {
         struct Input {
             var messages: [RaftMessage] = []
             var proposals: [Proposal] = []
+            /// Operators' requests: a membership change or a leadership
+            /// transfer, each settled when the machine took or refused it.
+            var operations: [(Operation, Proposal)] = []
+        }
+
+        enum Operation {
+            case change(MembershipChange)
+            case transfer(to: NodeName)
         }
 
         // Guarded by `condition`.
@@ -84,12 +95,22 @@ extension RegionLog {
             return true
         }
 
+        /// False when closed.
+        func add(operation: Operation, settled proposal: Proposal) -> Bool {
+            condition.lock()
+            defer { condition.unlock() }
+            guard !closed else { return false }
+            pending.operations.append((operation, proposal))
+            condition.signal()
+            return true
+        }
+
         /// What arrived, once something did or `deadline` (monotonic ms)
         /// passed; nil once closed.
         func take(until deadline: Int64) -> Input? {
             condition.lock()
             defer { condition.unlock() }
-            while !closed && pending.messages.isEmpty && pending.proposals.isEmpty {
+            while !closed && pending.messages.isEmpty && pending.proposals.isEmpty && pending.operations.isEmpty {
                 let wait = deadline - monotonicMilliseconds()
                 if wait <= 0 { break }
                 _ = condition.wait(until: Date(timeIntervalSinceNow: Double(wait) / 1_000))
@@ -102,8 +123,8 @@ extension RegionLog {
         func drainProposals() -> [Proposal] {
             condition.lock()
             defer { condition.unlock() }
-            defer { pending.proposals = [] }
-            return pending.proposals
+            defer { pending = Input() }
+            return pending.proposals + pending.operations.map(\.1)
         }
 
         /// Returns false if already closed.

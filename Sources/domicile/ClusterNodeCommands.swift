@@ -1,0 +1,183 @@
+import DomicileConsensus
+import DomicileNode
+import DomicileCrypto
+import DomicileModel
+import DomicileNet
+import DomicileStorage
+import Foundation
+
+/// `domicile cluster add-node`: lays out one more node of a running region
+/// in a directory written by `cluster init`.
+struct ClusterAddNodeCommand: Command {
+    static let path = ["cluster", "add-node"]
+    static let summary = "lay out a node joining a running region (then start it and `cluster join` it)"
+    static let help = """
+        --dir DIR --region REGION --name NAME --http-port PORT --channel-port PORT [--gossip-port PORT]
+
+        Writes DIR/NAME: a keyring holding the region's keys (from an existing node of the region) and
+        a new signing key, and a config whose region_log starts with no membership (join). Adds NAME,
+        its channel address and public key to DIR/REGION.roster.json, which the region's running nodes
+        re-read. Then: start it (domicile serve --config DIR/NAME/config.json) and add it to the log
+        with `domicile cluster join NAME --via HOST:PORT --token-file DIR/tokens.json`: it receives the
+        log (or a snapshot) as a learner and becomes a voter once caught up.
+        """
+
+    static func run(_ arguments: inout Arguments) async throws {
+        let directory = try arguments.required("dir")
+        let region = try RegionID(try arguments.required("region"))
+        let name = try NodeName(try arguments.required("name"))
+        let httpPort = try arguments.integer("http-port", default: -1, range: 0...65_535)
+        let channelPort = try arguments.integer("channel-port", default: -1, range: 1...65_535)
+        let gossipPort = try arguments.option("gossip-port").map { text -> Int in
+            guard let port = Int(text), (1...65_535).contains(port) else { throw CLIError.usage("--gossip-port must be a port") }
+            return port
+        }
+        try arguments.finish()
+        guard httpPort >= 0, channelPort > 0 else { throw CLIError.usage("--http-port and --channel-port are required") }
+        func file(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+        let rosterPath = file("\(region).roster.json")
+        guard var roster = try? JSONSerialization.jsonObject(with: Data(try FileIO.read(rosterPath, byteCountMax: 1 << 20))) as? [String: Any],
+              var nodes = roster["nodes"] as? [[String: Any]], let model = nodes.first?["name"] as? String else {
+            throw CLIError.failed("\(rosterPath) is not a region roster written by `cluster init`")
+        }
+        guard !nodes.contains(where: { $0["name"] as? String == name.rawValue }) else {
+            throw CLIError.failed("\(name) is already in \(rosterPath)")
+        }
+        let master = try MasterKey(base64: String(decoding: try FileIO.read(file("master.key"), byteCountMax: 1_024), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines))
+        let source = try KeyringFile.load(path: file("\(model)/\(model).keyring"), master: master)
+        let keyring = Keyring.generate(region: region, node: name, createdAt: Int64(Date().timeIntervalSince1970), inheriting: source)
+        let nodeDirectory = file(name.rawValue)
+        try FileManager.default.createDirectory(atPath: nodeDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try KeyringFile.save(keyring, path: (nodeDirectory as NSString).appendingPathComponent("\(name).keyring"), master: master, replacing: false)
+
+        let channel = "127.0.0.1:\(channelPort)"
+        var configuration: [String: Any] = [
+            "node": name.rawValue, "region": region.rawValue, "data_dir": "data", "keyring": "\(name).keyring",
+            "master_key_file": "../master.key", "policy": "../policy.json", "principals": "../principals.json",
+            "http": ["address": "127.0.0.1:\(httpPort)"],
+            "region_log": ["address": channel, "roster": "../\(region).roster.json", "join": true],
+        ]
+        if let gossipPort {
+            let modelConfig = try JSONSerialization.jsonObject(with: Data(try FileIO.read(file("\(model)/config.json"), byteCountMax: 1 << 20)))
+            let gossip = (modelConfig as? [String: Any])?["gossip"] as? [String: Any]
+            let seeds = [gossip?["address"] as? String].compactMap { $0 } + ((gossip?["seeds"] as? [String]) ?? [])
+            configuration["gossip"] = ["address": "127.0.0.1:\(gossipPort)", "seeds": seeds, "profile": gossip?["profile"] ?? "default"]
+        }
+        try ClusterInitCommand.writeJSON(configuration, to: (nodeDirectory as NSString).appendingPathComponent("config.json"),
+                                         mode: 0o644, replacing: false)
+        nodes.append(["name": name.rawValue, "channel": channel,
+                      "public_key": Base64.encodeURL(try keyring.signingKey().publicKey.rawRepresentation)])
+        roster["nodes"] = nodes
+        try ClusterInitCommand.writeJSON(roster, to: rosterPath, mode: 0o644, replacing: true)
+        Output.line("laid out \(name) in \(nodeDirectory) and added it to \(rosterPath)")
+        Output.line("next: domicile serve --config \(nodeDirectory)/config.json")
+        Output.line("then: domicile cluster join \(name) --via HOST:PORT --token-file \(file("tokens.json"))")
+    }
+}
+
+/// `domicile cluster join` and `remove-node`: membership changes of a
+/// running region's log, through any of its nodes (the leader makes them).
+struct ClusterJoinCommand: Command {
+    static let path = ["cluster", "join"]
+    static let summary = "add a started node to its region's log (learner, then voter once caught up)"
+    static let help = """
+        NAME --via HOST:PORT --token-file FILE
+
+        Asks the region (any node: it forwards to the leader) to add NAME, which must be listed in the
+        roster and running with region_log.join. Returns once NAME has caught up and votes. Audited.
+        """
+
+    static func run(_ arguments: inout Arguments) async throws {
+        let (name, via, token) = try MembershipCall.arguments(&arguments)
+        let reply = try await MembershipCall.send("POST", "/v1/cluster/region-log/members", via: via, token: token,
+                                                  body: #"{"name":"\#(name)"}"#)
+        Output.line("\(name) joined; voters: \(MembershipCall.voters(reply))")
+    }
+}
+
+struct ClusterRemoveNodeCommand: Command {
+    static let path = ["cluster", "remove-node"]
+    static let summary = "remove a node from its region's log"
+    static let help = """
+        NAME --via HOST:PORT --token-file FILE
+
+        Asks the region (any node) to remove NAME from its log; NAME then receives no more entries and
+        may be stopped. Removing the leader first hands the leadership to another voter. Audited.
+        """
+
+    static func run(_ arguments: inout Arguments) async throws {
+        let (name, via, token) = try MembershipCall.arguments(&arguments)
+        let reply = try await MembershipCall.send("DELETE", "/v1/cluster/region-log/members/\(name)", via: via, token: token, body: nil)
+        Output.line("\(name) removed; voters: \(MembershipCall.voters(reply))")
+    }
+}
+
+enum MembershipCall {
+    static func arguments(_ arguments: inout Arguments) throws -> (NodeName, SocketAddress, String) {
+        guard let text = arguments.positional() else { throw CLIError.usage("name the node") }
+        let name = try NodeName(text)
+        let via = try SocketAddress(parsing: try arguments.required("via"))
+        let tokenFile = try arguments.required("token-file")
+        try arguments.finish()
+        let tokens = try JSONSerialization.jsonObject(with: Data(try FileIO.read(tokenFile, byteCountMax: 1 << 20))) as? [String: String]
+        guard let token = tokens?["admin"] else { throw CLIError.failed("\(tokenFile) has no admin token") }
+        return (name, via, token)
+    }
+
+    /// Sends the call, asking again while the region answers 503 (an
+    /// election, or the leader handing over before it removes itself).
+    static func send(_ method: String, _ target: String, via: SocketAddress, token: String, body: String?) async throws -> [String: Any] {
+        var settings = HTTPClient.Settings()
+        settings.requestTimeoutMilliseconds = 150_000
+        let client = HTTPClient(settings: settings)
+        var headers: HTTPHeaders = ["Authorization": "Bearer \(token)"]
+        if body != nil { headers.set("Content-Type", "application/json") }
+        for _ in 0..<20 {
+            let response = try await client.send(method, target, to: via, headers: headers, body: Array((body ?? "").utf8))
+            let json = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
+            if response.status == 200 { return json }
+            guard response.status == 503 else {
+                throw CLIError.failed("\(response.status) \(json["code"] ?? ""): \(json["detail"] ?? "")")
+            }
+            try await Task.sleep(nanoseconds: 500_000_000)
+        }
+        throw CLIError.failed("the region kept answering 503: no leader with a majority")
+    }
+
+    static func voters(_ reply: [String: Any]) -> String {
+        ((reply["voters"] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String }.joined(separator: ", ")
+    }
+}
+
+/// `domicile cluster recover`: the deliberate, audited way out when a
+/// region lost its majority for good.
+struct ClusterRecoverCommand: Command {
+    static let path = ["cluster", "recover"]
+    static let summary = "make a stopped node the voters of its region after the majority is lost for good"
+    static let help = """
+        --config FILE --voters NAME[,NAME…] --confirm
+
+        Run on a STOPPED node when a majority of its region's voters is gone for good (their disks are
+        lost): writes to the node's region log a membership of only the given voters (this node among
+        them), in a new term, so that they can elect a leader among themselves. Everything in this
+        node's log is kept and will be committed; writes acknowledged by the lost majority that never
+        reached the given voters are lost, which is why this is never automatic. The node records the
+        recovery in the region's audit log (action region_log.recover) once it leads. The other nodes of
+        the old region must not be started again with their old data: lay them out anew (cluster
+        add-node) and join them. docs/REGION_LOG.md, "Recovering a region that lost its majority".
+        """
+
+    static func run(_ arguments: inout Arguments) async throws {
+        let configuration = try NodeConfiguration.load(path: try arguments.required("config"))
+        let voters = try Set(try arguments.required("voters").split(separator: ",").map { try NodeName(String($0)) })
+        let confirmed = arguments.flag("confirm")
+        try arguments.finish()
+        guard confirmed else { throw CLIError.usage("recovery may lose acknowledged writes: pass --confirm to do it") }
+        guard voters.contains(configuration.node) else { throw CLIError.usage("--voters must include this node, \(configuration.node)") }
+        guard configuration.regionLog != nil else { throw CLIError.usage("this node runs without a region log") }
+        let recovered = try RegionRecovery.recover(configuration, voters: voters, now: Int64(Date().timeIntervalSince1970))
+        Output.line("region log of \(configuration.node): voters now \(voters.sorted().map(\.rawValue).joined(separator: ", ")) "
+                    + "from entry \(recovered.index), term \(recovered.term); start the node(s)")
+    }
+}
