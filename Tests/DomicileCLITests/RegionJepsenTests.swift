@@ -17,14 +17,6 @@ final class RegionJepsenTests: XCTestCase {
     /// Few enough that one search (k = 100) returns every eligible vector.
     static let identifiers = (0..<24).map { "subject\($0)@jepsen.example" }
 
-    enum Fault: String, CaseIterable {
-        case killLeader = "SIGKILL the leader, restart it"
-        case killFollower = "SIGKILL a follower, restart it"
-        case pauseLeader = "SIGSTOP the leader past the election timeout, SIGCONT"
-        case partition = "cut one node off from the other two, heal"
-        case killAll = "SIGKILL every node at once, restart them"
-    }
-
     /// Whether the built binary has the region log (`cluster init --channel-port`).
     static let hasRegionLog: Bool = {
         guard let help = try? Binary.run(["cluster", "init", "--help"]) else { return false }
@@ -46,12 +38,10 @@ final class RegionJepsenTests: XCTestCase {
         case .failure(let why): print("jepsen: no partitions in this run: \(why.description)")
         }
         defer { network?.tearDown() }
-        // Each fault once per round, in a shuffled order; DOMICILE_JEPSEN_ROUNDS > 1 makes a longer run (not for CI).
+        // DOMICILE_JEPSEN_ROUNDS > 1 makes a longer run (not for CI).
         let rounds = Int(ProcessInfo.processInfo.environment["DOMICILE_JEPSEN_ROUNDS"] ?? "") ?? 1
         var random = SeededRandom(seed: seed)
-        let faults: [Fault] = (0..<max(rounds, 1)).flatMap { _ in
-            ([.killLeader, .killFollower, .pauseLeader, .killAll] + (network == nil ? [] : [.partition])).shuffled(using: &random)
-        }
+        let faults = Nemesis.rounds(rounds, partitions: network != nil, using: &random)
         try await run(seed: seed, nodes: 3, regionLog: true, network: network, faults: faults, random: &random)
     }
 
@@ -67,7 +57,7 @@ final class RegionJepsenTests: XCTestCase {
 
     // MARK: - A run
 
-    func run(seed: UInt64, nodes count: Int, regionLog: Bool, network: NamespaceNetwork?, faults: [Fault],
+    func run(seed: UInt64, nodes count: Int, regionLog: Bool, network: NamespaceNetwork?, faults: [Nemesis.Fault],
              random: inout SeededRandom, clientsPerNode: Int = 2) async throws {
         print("jepsen nemesis: \(faults.map(\.rawValue).joined(separator: "; "))"
               + (network.map { "; partitions by network namespaces and blackhole routes (10.213.x.0/24, \($0.nodeCount) nodes)" } ?? ""))
@@ -90,13 +80,14 @@ final class RegionJepsenTests: XCTestCase {
     }
 
     /// The clients run until the nemesis has applied every fault.
-    static func runWorkload(clientSeeds: [UInt64], faults: [Fault], nemesisSeed: UInt64, client: RegionClient,
+    static func runWorkload(clientSeeds: [UInt64], faults: [Nemesis.Fault], nemesisSeed: UInt64, client: RegionClient,
                             network: NamespaceNetwork?) async throws {
         let stop = Flag()
         async let workload: Void = clients(seeds: clientSeeds, nodes: client.nodes.names, client: client, registry: Registry(), stop: stop)
         var nemesisError: (any Error)? = nil
         do {
-            try await nemesis(faults, seed: nemesisSeed, client: client, network: network)
+            var random = SeededRandom(seed: nemesisSeed)
+            try await Nemesis(client: client, network: network).run(faults, random: &random)
         } catch {
             nemesisError = error
         }
@@ -261,71 +252,6 @@ final class RegionJepsenTests: XCTestCase {
         case .ok: return
         case .fail(let status, _) where (400..<500).contains(status): return
         default: try? await Task.sleep(nanoseconds: 100_000_000)
-        }
-    }
-
-    // MARK: - Nemesis
-
-    /// Applies `faults` in order, each after a quiet spell, waiting for a
-    /// leader between them; the victims are drawn from `seed`.
-    static func nemesis(_ faults: [Fault], seed: UInt64, client: RegionClient, network: NamespaceNetwork?) async throws {
-        var random = SeededRandom(seed: seed)
-        let nodes = client.nodes
-        let history = client.history
-        func sleep(_ seconds: Double) async throws { try await Task.sleep(nanoseconds: UInt64(seconds * 1e9)) }
-        func draw(_ low: Double, _ high: Double) -> Double { low + (high - low) * Double(random.next() % 1_000) / 1_000 }
-
-        try await sleep(draw(2, 3))
-        for fault in faults {
-            let leader = nodes.names.count == 1 ? nodes.names[0] : await client.leader()
-            guard let leader else {
-                history.record(.note, "-", "no leader before \(fault.rawValue)")
-                continue
-            }
-            let followers = nodes.names.filter { $0 != leader }
-            switch fault {
-            case .killLeader, .killFollower:
-                let victim = fault == .killLeader ? leader : followers[Int(random.next() % UInt64(followers.count))]
-                nodes.kill(victim)
-                history.record(.kill, victim, fault == .killLeader ? "leader" : "follower")
-                try await sleep(draw(1, 2))
-                try nodes.start(victim)
-                history.record(.restart, victim)
-            case .killAll:
-                // What a majority acknowledged was durable on that majority: a whole-region crash loses none of it.
-                for node in nodes.names {
-                    nodes.kill(node)
-                    history.record(.kill, node, "all")
-                }
-                try await sleep(draw(0.5, 1.5))
-                for node in nodes.names {
-                    try nodes.start(node)
-                    history.record(.restart, node)
-                }
-            case .pauseLeader:
-                nodes.pause(leader)
-                history.record(.pause, leader, "leader")
-                try await sleep(draw(4, 5))
-                nodes.resume(leader)
-                history.record(.resume, leader)
-            case .partition:
-                guard let network else { continue }
-                let victim = random.next() % 2 == 0 ? leader : followers[Int(random.next() % UInt64(followers.count))]
-                try network.partition(nodes.index(of: victim))
-                history.record(.partition, victim, victim == leader ? "leader" : "follower")
-                // Past the grace the checker allows, ask the cut-off node whether it is ready.
-                try await sleep(3.2)
-                for _ in 0..<8 {
-                    await client.perform(.readiness, client: "nemesis", node: victim)
-                    try await sleep(0.5)
-                }
-                try network.heal(nodes.index(of: victim))
-                history.record(.heal, victim)
-            }
-            if nodes.names.count > 1, await client.leader(seconds: 20) == nil {
-                history.record(.note, "-", "no leader 20 s after \(fault.rawValue)")
-            }
-            try await sleep(draw(2, 3))
         }
     }
 }

@@ -1,0 +1,84 @@
+import DomicileNet
+import Foundation
+
+/// A region's node processes, which the nemesis kills, pauses and restarts.
+public final class RegionNodes: @unchecked Sendable {
+    public let federation: FederationFixture
+    public let network: NamespaceNetwork?
+    private let lock = NSLock()
+    private var processes: [String: NodeProcess] = [:]
+    private var paused: Set<String> = []
+    private var addresses: [String: SocketAddress] = [:]
+
+    public init(federation: FederationFixture, network: NamespaceNetwork?) {
+        self.federation = federation
+        self.network = network
+    }
+
+    public var names: [String] { federation.nodeNames }
+
+    public func index(of node: String) -> Int { (names.firstIndex(of: node) ?? 0) + 1 }
+
+    /// The node's HTTP address as its latest start logged it.
+    public func address(_ node: String) -> SocketAddress? {
+        lock.lock()
+        defer { lock.unlock() }
+        return addresses[node]
+    }
+
+    public func start(_ node: String) throws {
+        let process = try federation.start(node, launcher: network?.launcher(index(of: node)) ?? [])
+        lock.lock()
+        processes[node] = process
+        addresses[node] = process.address
+        paused.remove(node)
+        lock.unlock()
+    }
+
+    public func startAll() throws {
+        for node in names { try start(node) }
+    }
+
+    /// Whether the node runs and is not stopped.
+    public func isServing(_ node: String) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return processes[node] != nil && !paused.contains(node)
+    }
+
+    public func kill(_ node: String) {
+        lock.lock()
+        let process = processes.removeValue(forKey: node)
+        paused.remove(node)
+        lock.unlock()
+        process?.kill()
+    }
+
+    public func pause(_ node: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let process = processes[node] else { return }
+        process.process.signal(SIGSTOP)
+        paused.insert(node)
+    }
+
+    public func resume(_ node: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let process = processes[node], paused.remove(node) != nil else { return }
+        process.process.signal(SIGCONT)
+    }
+
+    /// Resumes and kills every node (the end of a run).
+    public func stopAll() {
+        for node in names {
+            resume(node)
+            kill(node)
+        }
+    }
+
+    /// The log lines of `node`'s current process (for a failure report).
+    public func stderrLog(_ node: String) -> String {
+        (try? String(contentsOfFile: federation.directory.file("\(node)/stderr.log"), encoding: .utf8)) ?? ""
+    }
+}
