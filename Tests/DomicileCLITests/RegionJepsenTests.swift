@@ -17,6 +17,8 @@ final class RegionJepsenTests: XCTestCase {
     /// Few enough that one search (k = 100) returns every eligible vector.
     static let identifiers = (0..<24).map { "subject\($0)@jepsen.example" }
 
+    static let compactEntries = 100
+
     /// Whether the built binary has the region log (`cluster init --channel-port`).
     static let hasRegionLog: Bool = {
         guard let help = try? Binary.run(["cluster", "init", "--help"]) else { return false }
@@ -61,7 +63,13 @@ final class RegionJepsenTests: XCTestCase {
              random: inout SeededRandom, clientsPerNode: Int = 2) async throws {
         print("jepsen nemesis: \(faults.map(\.rawValue).joined(separator: "; "))"
               + (network.map { "; partitions by network namespaces and blackhole routes (10.213.x.0/24, \($0.nodeCount) nodes)" } ?? ""))
-        let federation = try FederationFixture(regions: ["eu"], nodesPerRegion: count, gossip: count > 1, regionLog: regionLog)
+        // A short log (compacted past 100 entries): a follower restarted a second or two behind gets a snapshot.
+        let federation = try FederationFixture(regions: ["eu"], nodesPerRegion: count, gossip: count > 1, regionLog: regionLog) { _, config in
+            if var log = config["region_log"] as? [String: Any] {
+                log["compact_entries"] = Self.compactEntries
+                config["region_log"] = log
+            }
+        }
         try network?.rewriteAddresses(in: federation)
         let nodes = RegionNodes(federation: federation, network: network)
         defer { nodes.stopAll() }
@@ -76,6 +84,8 @@ final class RegionJepsenTests: XCTestCase {
         for node in nodes.names {
             finals[node] = try await client.state(of: node, identifiers: Self.identifiers, schema: Self.schema)
         }
+        print("jepsen: \(nodes.logLines(containing: "region log snapshot installed")) snapshots installed, "
+              + "\(nodes.logLines(containing: "\"level\":\"error\"")) error log lines")
         verify(client.history, finals, seed: seed, report: federation.directory.path + "-jepsen-history.txt")
     }
 

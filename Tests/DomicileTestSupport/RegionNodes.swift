@@ -8,6 +8,8 @@ public final class RegionNodes: @unchecked Sendable {
     private let lock = NSLock()
     private var processes: [String: NodeProcess] = [:]
     private var paused: Set<String> = []
+    /// Every process started, killed ones too, for their logs.
+    private var started: [NodeProcess] = []
     private var addresses: [String: SocketAddress] = [:]
 
     public init(federation: FederationFixture, network: NamespaceNetwork?) {
@@ -30,6 +32,7 @@ public final class RegionNodes: @unchecked Sendable {
         let process = try federation.start(node, launcher: network?.launcher(index(of: node)) ?? [])
         lock.lock()
         processes[node] = process
+        started.append(process)
         addresses[node] = process.address
         paused.remove(node)
         lock.unlock()
@@ -77,8 +80,11 @@ public final class RegionNodes: @unchecked Sendable {
         }
     }
 
-    /// The log lines of `node`'s current process (for a failure report).
-    public func stderrLog(_ node: String) -> String {
-        (try? String(contentsOfFile: federation.directory.file("\(node)/stderr.log"), encoding: .utf8)) ?? ""
+    /// How many log lines of every process started so far contain `text`.
+    public func logLines(containing text: String) -> Int {
+        lock.lock()
+        let all = started
+        lock.unlock()
+        return all.reduce(0) { $0 + $1.logLines.filter { $0.contains(text) }.count }
     }
 }
