@@ -202,6 +202,13 @@ final class RegionCheckerTests: XCTestCase {
         XCTAssertEqual(check(history, audits), [])
     }
 
+    func test_aNoQuorumRefusalWithoutRetryAfter_isCaught() {
+        var history = Builder()
+        history.registeredAndGranted()
+        history.add(.readConsent(pid: Self.pid), 3, 4, .fail(status: 503, code: RegionCompletion.noQuorumWithoutRetryAfter))
+        assertOnly(check(history, finals(SubjectState(receipts: ["r1"], active: ["product_recs"]))), .refusalWithoutRetryAfter)
+    }
+
     func test_oneIdentifierRegisteredTwice_isASplitRegistration() {
         var history = Builder()
         history.registeredAndGranted()

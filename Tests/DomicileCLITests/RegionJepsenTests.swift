@@ -84,8 +84,9 @@ final class RegionJepsenTests: XCTestCase {
         for node in nodes.names {
             finals[node] = try await client.state(of: node, identifiers: Self.identifiers, schema: Self.schema)
         }
-        print("jepsen: \(nodes.logLines(containing: "region log snapshot installed")) snapshots installed, "
-              + "\(nodes.logLines(containing: "\"level\":\"error\"")) error log lines")
+        let errors = nodes.logLines(containing: "\"level\":\"error\"")
+        print("jepsen: \(nodes.logLines(containing: "region log snapshot installed").count) snapshots installed, "
+              + "\(errors.count) error log lines" + errors.prefix(5).map { "\n  \($0)" }.joined())
         verify(client.history, finals, seed: seed, report: federation.directory.path + "-jepsen-history.txt")
     }
 

@@ -87,6 +87,9 @@ public enum RegionCompletion: Sendable, Hashable, CustomStringConvertible {
 
     public var isOK: Bool { if case .ok = self { return true } else { return false } }
 
+    /// The code recorded for a 503 `no_quorum` that lacks the `Retry-After` the contract asks for.
+    public static let noQuorumWithoutRetryAfter = "no_quorum_without_retry_after"
+
     /// The problem code of a refusal or of an indeterminate 5xx.
     public var code: String? {
         switch self {

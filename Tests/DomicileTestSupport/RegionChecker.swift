@@ -76,6 +76,8 @@ public struct Violation: Sendable, Hashable, CustomStringConvertible {
         case minorityServed = "minority-served"
         /// A node cut off from the majority never said `no_quorum`.
         case noQuorumMissing = "no-quorum-missing"
+        /// A `no_quorum` refusal without `Retry-After`.
+        case refusalWithoutRetryAfter = "refusal-without-retry-after"
     }
 
     public let kind: Kind
@@ -154,7 +156,7 @@ public struct RegionChecker: Sendable {
     }
 
     public func check() -> [Violation] {
-        registrations() + reads() + finalStates() + convergence() + partitionAnswers()
+        registrations() + reads() + finalStates() + convergence() + partitionAnswers() + refusals()
     }
 
     // MARK: - Indexes over the history
@@ -417,6 +419,15 @@ public struct RegionChecker: Sendable {
         guard let subject else { return "nothing" }
         return "receipts \(subject.receipts.count) (last \(subject.receipts.last ?? "-"), head \(subject.chainHead ?? "-")), active \(subject.active.sorted()), "
             + "features \(subject.features.sorted { $0.key < $1.key }), vectors \(subject.vectors.sorted { $0.key < $1.key })"
+    }
+
+    // MARK: - Refusals
+
+    /// A refusal for want of a majority tells the client when to retry.
+    private func refusals() -> [Violation] {
+        entries.filter { $0.completion.code == RegionCompletion.noQuorumWithoutRetryAfter }.prefix(5).map {
+            Violation(.refusalWithoutRetryAfter, "\($0) was refused with no_quorum but no Retry-After")
+        }
     }
 
     // MARK: - Partitions

@@ -59,7 +59,7 @@ public final class RegionClient: Sendable {
     /// (`no_quorum` too: its entry may have been committed) or not at all may
     /// have happened. A read that is not answered is simply no answer.
     public static func refusal(isWrite: Bool, status: Int, code: String) -> RegionCompletion {
-        if isWrite && status >= 500 { return .info("\(status) \(code)") }
+        if isWrite && status >= 500 { return .info(code) }
         return .fail(status: status, code: code)
     }
 
@@ -81,8 +81,11 @@ public final class RegionClient: Sendable {
             return operation.isWrite ? .info(reason) : .fail(status: 0, code: reason)
         case .answer(let status, let json, _) where (200..<300).contains(status):
             return .ok(Self.value(of: operation, json))
-        case .answer(let status, let json, _):
-            let code = json["code"] as? String ?? json["reason"] as? String ?? "status \(status)"
+        case .answer(let status, let json, let headers):
+            var code = json["code"] as? String ?? json["reason"] as? String ?? "status \(status)"
+            if code == "no_quorum", operation != .readiness, headers["retry-after"] == nil {
+                code = RegionCompletion.noQuorumWithoutRetryAfter
+            }
             return Self.refusal(isWrite: operation.isWrite, status: status, code: code)
         }
     }

@@ -80,11 +80,11 @@ public final class RegionNodes: @unchecked Sendable {
         }
     }
 
-    /// How many log lines of every process started so far contain `text`.
-    public func logLines(containing text: String) -> Int {
+    /// The log lines of every process started so far that contain `text`, with the node's name.
+    public func logLines(containing text: String) -> [String] {
         lock.lock()
         let all = started
         lock.unlock()
-        return all.reduce(0) { $0 + $1.logLines.filter { $0.contains(text) }.count }
+        return all.flatMap { process in process.logLines.filter { $0.contains(text) }.map { "\(process.name): \($0)" } }
     }
 }
