@@ -40,10 +40,11 @@ final class RegionJepsenTests: XCTestCase {
         case .failure(let why): print("jepsen: no partitions in this run: \(why.description)")
         }
         defer { network?.tearDown() }
-        // DOMICILE_JEPSEN_ROUNDS > 1 makes a longer run (not for CI).
+        // DOMICILE_JEPSEN_ROUNDS > 1 makes a longer run, DOMICILE_JEPSEN_FAULTS=pauseLeader,… an aimed one (not for CI).
         let rounds = Int(ProcessInfo.processInfo.environment["DOMICILE_JEPSEN_ROUNDS"] ?? "") ?? 1
         var random = SeededRandom(seed: seed)
-        let faults = Nemesis.rounds(rounds, partitions: network != nil, using: &random)
+        let chosen = Nemesis.named(ProcessInfo.processInfo.environment["DOMICILE_JEPSEN_FAULTS"] ?? "")
+        let faults = chosen.isEmpty ? Nemesis.rounds(rounds, partitions: network != nil, using: &random) : chosen
         try await run(seed: seed, nodes: 3, regionLog: true, network: network, faults: faults, random: &random)
     }
 
@@ -80,13 +81,16 @@ final class RegionJepsenTests: XCTestCase {
         let clientSeeds = (0..<count * clientsPerNode).map { _ in random.next() }
         try await Self.runWorkload(clientSeeds: clientSeeds, faults: faults, nemesisSeed: random.next(), client: client, network: network)
         try await settle(client, network: network, regionLog: regionLog, seed: seed)
+        let errors = nodes.logLines(containing: "\"level\":\"error\"")
+        print("jepsen: \(nodes.logLines(containing: "region log snapshot installed").count) snapshots installed, "
+              + "\(errors.count) error log lines" + errors.prefix(5).map { "\n  \($0)" }.joined())
+        for node in nodes.names where regionLog {
+            print("jepsen: \(node) region log at the end: \(await client.regionLog(node).map { "\($0)" } ?? "no answer")")
+        }
         var finals: [String: NodeState] = [:]
         for node in nodes.names {
             finals[node] = try await client.state(of: node, identifiers: Self.identifiers, schema: Self.schema)
         }
-        let errors = nodes.logLines(containing: "\"level\":\"error\"")
-        print("jepsen: \(nodes.logLines(containing: "region log snapshot installed").count) snapshots installed, "
-              + "\(errors.count) error log lines" + errors.prefix(5).map { "\n  \($0)" }.joined())
         verify(client.history, finals, seed: seed, report: federation.directory.path + "-jepsen-history.txt")
     }
 

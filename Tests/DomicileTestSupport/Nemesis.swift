@@ -23,6 +23,11 @@ public struct Nemesis: Sendable {
         self.network = network
     }
 
+    /// Faults by case name (`killLeader,pauseLeader`), for a run aimed at one of them.
+    public static func named(_ list: String) -> [Fault] {
+        list.split(separator: ",").compactMap { name in Fault.allCases.first { "\($0)" == name.trimmingCharacters(in: .whitespaces) } }
+    }
+
     /// Each fault once per round, each round in its own order.
     public static func rounds(_ count: Int, partitions: Bool, using random: inout some RandomNumberGenerator) -> [Fault] {
         let faults: [Fault] = [.killLeader, .killFollower, .pauseLeader, .killAll] + (partitions ? [.partition] : [])
