@@ -218,15 +218,10 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     }
 
     private func verdict(for request: inout HTTPRequest, _ head: RequestHead) -> Verdict {
-        switch server.router.match(method: request.method, path: request.path) {
-        case .notFound:
-            return .refused(HTTPError(status: 404, code: "not_found", detail: "no such resource"))
-        case .badPath:
-            return .refused(HTTPError(status: 400, code: "invalid_path", detail: "the path has a malformed percent-encoding"))
-        case .methodNotAllowed(let allowed):
-            var problem = HTTPError(status: 405, code: "method_not_allowed", detail: "allowed: \(allowed.joined(separator: ", "))")
-            problem.headers.set("Allow", allowed.joined(separator: ", "))
-            return .refused(problem)
+        let match = server.router.match(method: request.method, path: request.path)
+        switch match {
+        case .notFound, .badPath, .methodNotAllowed:
+            return .refused(Router.refusal(of: match)!)
         case .found(let route, let parameters):
             request.pathParameters = parameters
             request.routePattern = route.pattern

@@ -117,31 +117,36 @@ public struct Router: Sendable {
     public func respond(to request: HTTPRequest, requestID: String) async -> HTTPResponse {
         var request = request
         request.requestID = requestID
-        switch match(method: request.method, path: request.path) {
-        case .notFound:
-            return .problem(HTTPError(status: 404, code: "not_found", detail: "no such resource"))
-        case .badPath:
-            return .problem(HTTPError(status: 400, code: "invalid_path", detail: "the path has a malformed percent-encoding"))
+        let matched = match(method: request.method, path: request.path)
+        guard case .found(let route, let parameters) = matched else { return .problem(Self.refusal(of: matched)!) }
+        request.pathParameters = parameters
+        request.routePattern = route.pattern
+        if let admission = route.admission {
+            do { try admission(request) } catch { return .problem(error) }
+        }
+        if request.body.count > route.bodyBytesMax ?? .max {
+            return .problem(HTTPError(status: 413, code: "body_too_large", detail: "the body exceeds this route's limit"))
+        }
+        let handled = request
+        switch route.handler {
+        case .inline(let handler):
+            do { return try handler(handled) } catch { return HTTPConnection.problem(for: error) }
+        case .async(let handler):
+            do { return try await handler(handled) } catch { return HTTPConnection.problem(for: error) }
+        }
+    }
+
+    /// The answer to a request no route takes: 404, 400 for a malformed
+    /// path, 405 with `Allow`; nil for a match.
+    static func refusal(of match: Match) -> HTTPError? {
+        switch match {
+        case .found: return nil
+        case .notFound: return HTTPError(status: 404, code: "not_found", detail: "no such resource")
+        case .badPath: return HTTPError(status: 400, code: "invalid_path", detail: "the path has a malformed percent-encoding")
         case .methodNotAllowed(let allowed):
             var problem = HTTPError(status: 405, code: "method_not_allowed", detail: "allowed: \(allowed.joined(separator: ", "))")
             problem.headers.set("Allow", allowed.joined(separator: ", "))
-            return .problem(problem)
-        case .found(let route, let parameters):
-            request.pathParameters = parameters
-            request.routePattern = route.pattern
-            if let admission = route.admission {
-                do { try admission(request) } catch { return .problem(error) }
-            }
-            if request.body.count > route.bodyBytesMax ?? .max {
-                return .problem(HTTPError(status: 413, code: "body_too_large", detail: "the body exceeds this route's limit"))
-            }
-            let handled = request
-            switch route.handler {
-            case .inline(let handler):
-                do { return try handler(handled) } catch { return HTTPConnection.problem(for: error) }
-            case .async(let handler):
-                do { return try await handler(handled) } catch { return HTTPConnection.problem(for: error) }
-            }
+            return problem
         }
     }
 

@@ -133,6 +133,10 @@ public final class Node: Sendable {
                 store.close()
                 throw StartupError(description: "region_log: \(error)")
             }
+            // Before the server takes a call: none is served from this node's
+            // own state while the log is not running yet (it answers no_quorum).
+            regionLogSlot.withLock { $0 = regionLog }
+            services.regionLog.withLock { $0 = regionLog }
         }
         let boundAddress = Locked<String>(configuration.http.address.description)
         var api = API(services: services)
@@ -194,8 +198,6 @@ public final class Node: Sendable {
                 store.close()
                 throw StartupError(description: "region_log.address \(configuration.regionLog!.address): \(error)")
             }
-            regionLogSlot.withLock { $0 = regionLog }
-            services.regionLog.withLock { $0 = regionLog }
             regionLog.recordRecovery(services: services)
         }
         let sweeper = RetentionSweeper(services: services)

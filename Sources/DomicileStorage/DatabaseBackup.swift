@@ -33,7 +33,12 @@ extension Database {
     /// self-contained file that opens read-only without side files; a node
     /// that opens it as its database turns WAL on again. On failure the
     /// partial file is removed.
+    ///
+    /// `inSnapshot` runs on this connection inside the backup's read
+    /// transaction, before the first page is copied: what it reads is what
+    /// the copy holds (the region log reads the copy's applied index there).
     public func backup(to path: String, pagesPerStep: Int32 = Database.backupPagesPerStepDefault,
+                       inSnapshot: (Database) throws -> Void = { _ in },
                        progress: (BackupProgress) throws -> Void = { _ in }) throws {
         precondition(pagesPerStep > 0, "a backup step copies at least one page")
         precondition(!isInTransaction, "a backup takes its own read transaction")
@@ -44,24 +49,27 @@ extension Database {
         }
         close(descriptor)
         do {
-            try copy(to: path, pagesPerStep: pagesPerStep, progress: progress)
+            try copy(to: path, pagesPerStep: pagesPerStep, inSnapshot: inSnapshot, progress: progress)
         } catch {
             for file in [path, path + "-journal", path + "-wal", path + "-shm"] { unlink(file) }
             throw error
         }
     }
 
-    private func copy(to path: String, pagesPerStep: Int32, progress: (BackupProgress) throws -> Void) throws {
-        try copyPages(to: path, pagesPerStep: pagesPerStep, progress: progress)
+    private func copy(to path: String, pagesPerStep: Int32, inSnapshot: (Database) throws -> Void,
+                      progress: (BackupProgress) throws -> Void) throws {
+        try copyPages(to: path, pagesPerStep: pagesPerStep, inSnapshot: inSnapshot, progress: progress)
         try BackupDestination.makeStandalone(path)
     }
 
-    private func copyPages(to path: String, pagesPerStep: Int32, progress: (BackupProgress) throws -> Void) throws {
+    private func copyPages(to path: String, pagesPerStep: Int32, inSnapshot: (Database) throws -> Void,
+                           progress: (BackupProgress) throws -> Void) throws {
         let destination = try BackupDestination(path: path)
         // The snapshot: a read transaction that every step of the copy uses.
         try execute("BEGIN DEFERRED")
         defer { if isInTransaction { try? execute("COMMIT") } }
         _ = try fetchOne("SELECT count(*) FROM sqlite_schema") { $0.int64(0) }
+        try inSnapshot(self)
 
         guard let backup = sqlite3_backup_init(destination.handle, "main", handle, "main") else {
             throw StorageError(resultCode: sqlite3_extended_errcode(destination.handle), connection: destination.handle, sql: "backup_init")
@@ -136,7 +144,8 @@ extension Store {
     /// An online backup of the store's committed state into `path`, made on
     /// a reader connection while the writer keeps writing (`Database.backup`).
     public func backup(to path: String, pagesPerStep: Int32 = Database.backupPagesPerStepDefault,
+                       inSnapshot: (Database) throws -> Void = { _ in },
                        progress: (BackupProgress) throws -> Void = { _ in }) throws {
-        try read { try $0.backup(to: path, pagesPerStep: pagesPerStep, progress: progress) }
+        try read { try $0.backup(to: path, pagesPerStep: pagesPerStep, inSnapshot: inSnapshot, progress: progress) }
     }
 }

@@ -88,8 +88,10 @@ public final class Writer: Sendable {
 
     /// `outsideTransaction` for a caller that cannot wait (the region log's
     /// driver queueing the entries to apply): `completion` gets the error,
-    /// or nil, on the writer thread. Returns false, running nothing, when
-    /// the writer is closed or full.
+    /// or nil, on the writer thread. Not bounded by `pendingRequestsMax`
+    /// (entries already committed must be applied, whatever the clients'
+    /// load; the log bounds how many are outstanding). Returns false,
+    /// running nothing, when the writer is closed.
     public func submitOutsideTransaction(_ body: @escaping @Sendable (Database) throws -> Void,
                                          completion: @escaping @Sendable ((any Error)?) -> Void) -> Bool {
         let request = PendingWrite(
@@ -99,7 +101,7 @@ public final class Writer: Sendable {
             },
             fail: { completion($0) },
             transactional: false)
-        return queue.enqueue(request) == nil
+        return queue.enqueue(request, bounded: false) == nil
     }
 
     private func enqueue<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T, transactional: Bool) async throws -> T {
@@ -185,11 +187,11 @@ private final class RequestQueue: @unchecked Sendable {
     init(pendingMax: Int) { self.pendingMax = pendingMax }
 
     /// Queues `request`, or returns why it cannot be.
-    func enqueue(_ request: PendingWrite) -> (any Error)? {
+    func enqueue(_ request: PendingWrite, bounded: Bool = true) -> (any Error)? {
         condition.lock()
         defer { condition.unlock() }
         if closed { return StorageFailure.writerClosed }
-        if pending.count >= pendingMax { return StorageFailure.overloaded }
+        if bounded && pending.count >= pendingMax { return StorageFailure.overloaded }
         pending.append(request)
         condition.signal()
         return nil

@@ -156,25 +156,26 @@ struct ClusterRecoverCommand: Command {
     static let path = ["cluster", "recover"]
     static let summary = "make a stopped node the voters of its region after the majority is lost for good"
     static let help = """
-        --config FILE --voters NAME[,NAME…] --confirm
+        --config FILE --confirm
 
-        Run on a STOPPED node when a majority of its region's voters is gone for good (their disks are
-        lost): writes to the node's region log a membership of only the given voters (this node among
-        them), in a new term, so that they can elect a leader among themselves. Everything in this
-        node's log is kept and will be committed; writes acknowledged by the lost majority that never
-        reached the given voters are lost, which is why this is never automatic. The node records the
-        recovery in the region's audit log (action region_log.recover) once it leads. The other nodes of
-        the old region must not be started again with their old data: lay them out anew (cluster
-        add-node) and join them. docs/REGION_LOG.md, "Recovering a region that lost its majority".
+        Run on ONE stopped survivor (the one whose log is furthest along) when a majority of its region's
+        voters is gone for good (their disks are lost): writes to its region log a membership of this
+        node alone, in a new term, so that it leads by itself. Everything in its log is kept and will be
+        committed; writes acknowledged by the lost majority that never reached it are lost, which is why
+        this is never automatic. The node records the recovery in the region's audit log (action
+        region_log.recover) once it leads. Every other node of the old region — survivors included — must
+        not be started again with its old data: lay it out anew (cluster add-node) and join it, so that it
+        catches up from the recovered node. docs/REGION_LOG.md, "Recovering a region that lost its majority".
         """
 
     static func run(_ arguments: inout Arguments) async throws {
         let configuration = try NodeConfiguration.load(path: try arguments.required("config"))
-        let voters = try Set(try arguments.required("voters").split(separator: ",").map { try NodeName(String($0)) })
         let confirmed = arguments.flag("confirm")
         try arguments.finish()
         guard confirmed else { throw CLIError.usage("recovery may lose acknowledged writes: pass --confirm to do it") }
-        guard voters.contains(configuration.node) else { throw CLIError.usage("--voters must include this node, \(configuration.node)") }
+        // One recovered voter: two survivors recovered apart could each take a
+        // term above the other's entries and truncate them when they meet.
+        let voters: Set = [configuration.node]
         guard configuration.regionLog != nil else { throw CLIError.usage("this node runs without a region log") }
         let recovered = try RegionRecovery.recover(configuration, voters: voters, now: Int64(Date().timeIntervalSince1970))
         Output.line("region log of \(configuration.node): voters now \(voters.sorted().map(\.rawValue).joined(separator: ", ")) "

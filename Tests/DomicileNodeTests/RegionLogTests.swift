@@ -323,6 +323,21 @@ final class RegionLogTests: XCTestCase {
                        "the moved node received what was written while it was away")
     }
 
+    /// A node whose region log is gone but whose database applied it must
+    /// not bootstrap as a new voter (it could vote twice in a term).
+    func test_aNodeThatLostItsLog_refusesToStartAsANewVoter() async throws {
+        _ = try await register("before-the-loss@example.com", on: "eu-1")
+        try await waitUntilConverged()
+        let leader = try await leader()
+        let victim = try XCTUnwrap(names.first { $0 != leader })
+        XCTAssertEqual(nodes[victim]!.stop(), 0)
+        nodes[victim] = nil
+        for suffix in ["", "-wal", "-shm"] { unlink(federation.dataDirectory(victim) + "/" + RaftStorage.fileName + suffix) }
+        XCTAssertThrowsError(try federation.start(victim)) { error in
+            XCTAssertTrue("\(error)".contains("raft.sqlite is empty"), "\(error)")
+        }
+    }
+
     // MARK: Membership
 
     func test_aNodeAddedToARunningRegion_catchesUpBySnapshot_andARemovedNodeStopsReceivingEntries() async throws {
@@ -374,9 +389,9 @@ final class RegionLogTests: XCTestCase {
         nodes = [:]
 
         let config = federation.configPath("eu-1")
-        let unconfirmed = try Binary.run(["cluster", "recover", "--config", config, "--voters", "eu-1"])
+        let unconfirmed = try Binary.run(["cluster", "recover", "--config", config])
         XCTAssertEqual(unconfirmed.status, 2, "refused without --confirm: \(unconfirmed.stderr)")
-        let recovered = try Binary.run(["cluster", "recover", "--config", config, "--voters", "eu-1", "--confirm"])
+        let recovered = try Binary.run(["cluster", "recover", "--config", config, "--confirm"])
         XCTAssertEqual(recovered.status, 0, recovered.stderr)
 
         nodes["eu-1"] = try federation.start("eu-1")

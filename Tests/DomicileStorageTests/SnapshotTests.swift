@@ -66,10 +66,10 @@ final class SnapshotTests: XCTestCase {
 
         var steps: [BackupProgress] = []
         let backupPath = directory.file("backup.sqlite")
-        try store.backup(to: backupPath, pagesPerStep: 8) { progress in
+        try store.backup(to: backupPath, pagesPerStep: 8, progress: { progress in
             steps.append(progress)
             try Self.commitBatch(writer)
-        }
+        })
         XCTAssertGreaterThanOrEqual(steps.count, 10, "the copy was made in many steps, with commits between them")
         XCTAssertEqual(steps.map(\.copiedPages), steps.map(\.copiedPages).sorted())
         XCTAssertEqual(try rowCount(store.path), committedBefore + Int64(steps.count * Self.batchRows), "the writer kept writing")

@@ -32,7 +32,6 @@ public struct NodeConfiguration: Sendable, Equatable {
         }
     }
 
-    /// The period a privacy budget renews over (UTC).
     /// `region_log`: where this node's region channel listens, the roster
     /// of the region's nodes, and the log's timing.
     public struct RegionLog: Sendable, Equatable {
@@ -61,6 +60,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         }
     }
 
+    /// The period a privacy budget renews over (UTC).
     public enum PrivacyPeriod: String, Sendable, Encodable {
         case day
         case month

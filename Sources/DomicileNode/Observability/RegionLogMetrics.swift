@@ -29,6 +29,7 @@ enum RegionLogMetrics {
                   "# HELP domicile_region_log_messages_refused_total Peer messages refused: malformed or naming another sender.",
                   "# TYPE domicile_region_log_messages_refused_total counter",
                   "domicile_region_log_messages_refused_total \(statistics.messagesRefused)",
+                  "# HELP domicile_region_log_entries_applied_total Entries (and installed snapshots) this node's database has applied.",
                   "# TYPE domicile_region_log_entries_applied_total counter",
                   "domicile_region_log_entries_applied_total \(statistics.entriesApplied)"]
         return lines.joined(separator: "\n") + "\n"

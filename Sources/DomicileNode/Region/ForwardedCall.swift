@@ -11,7 +11,8 @@ enum ForwardedCall {
     /// The first byte of a channel request: what it asks.
     static let requestKind: UInt8 = 1
 
-    static let headersCountMax = 256
+    /// The most a node's HTTP server may be configured to take (http.header_count_max).
+    static let headersCountMax = 10_000
     static let bytesMax = 64 << 20
 
     struct Request: Equatable {
@@ -120,8 +121,9 @@ enum ForwardedCall {
     }
 
     private static func writeHeaders(_ headers: [(name: String, value: String)], to writer: inout BinaryWriter) {
-        writer.write(UInt16(clamping: headers.count))
-        for field in headers.prefix(headersCountMax) {
+        let kept = headers.prefix(headersCountMax)
+        writer.write(UInt16(kept.count))
+        for field in kept {
             writeText(field.name, to: &writer)
             writeText(field.value, to: &writer)
         }

@@ -57,7 +57,11 @@ extension RegionLog {
     private func settle(_ operation: Inbox.Operation, until deadline: Int64) async throws {
         let settled = Proposal(payload: [])
         guard inbox.add(operation: operation, settled: settled) else { throw NoQuorum(reason: "the node is stopping") }
-        switch settled.wait(milliseconds: max(1, deadline - monotonicMilliseconds())) {
+        let wait = max(1, deadline - monotonicMilliseconds())
+        let outcome = await withCheckedContinuation { continuation in
+            blocking.submit { continuation.resume(returning: settled.wait(milliseconds: wait)) }
+        }
+        switch outcome {
         case .refused(let reason):
             throw MembershipRefused(description: reason)
         case .accepted:

@@ -16,14 +16,23 @@ import Foundation
 extension RegionLog {
     // MARK: The leader's side
 
-    /// Answers a follower's snapshot request (an empty answer refuses).
-    func serveSnapshot(_ bytes: [UInt8]) -> [UInt8] {
+    /// Answers a follower's snapshot request (an empty answer refuses), on
+    /// a thread of `blocking`: a backup reads the whole database.
+    func serveSnapshot(_ bytes: [UInt8]) async -> [UInt8] {
+        await withCheckedContinuation { continuation in
+            blocking.submit { [self] in continuation.resume(returning: answerSnapshot(bytes)) }
+        }
+    }
+
+    private func answerSnapshot(_ bytes: [UInt8]) -> [UInt8] {
         guard let request = try? SnapshotTransfer.decodeRequest(bytes) else {
             statistics.withLock { $0.messagesRefused += 1 }
             return []
         }
         switch request {
         case .open(let index):
+            // Only what this node has applied can be served.
+            guard index <= appliedIndex else { return [] }
             do {
                 let (id, reader) = try outgoingSnapshot(atLeast: index)
                 return SnapshotTransfer.encode(SnapshotTransfer.Offer(id: id, byteCount: reader.byteCount, digest: reader.digest))
@@ -43,11 +52,10 @@ extension RegionLog {
     /// than `index`.
     private func outgoingSnapshot(atLeast index: UInt64) throws -> (UInt64, SnapshotChunkReader) {
         if let current = snapshots.withLock({ $0.outgoing }), current.id >= index { return current }
-        let path = (dataDirectory as NSString).appendingPathComponent("snapshot-out-\(UUID().uuidString).sqlite")
-        // The backup holds at least what was applied before it began (its
-        // own `region_log_applied` row says exactly how much).
-        let id = appliedIndex
-        try store.backup(to: path)
+        let path = (dataDirectory as NSString).appendingPathComponent("\(Self.outgoingPrefix)\(UUID().uuidString).sqlite")
+        // Read in the backup's own snapshot: exactly what it holds.
+        var id: UInt64 = 0
+        try store.backup(to: path) { id = try RegionLogRecords.appliedIndex(in: $0) }
         let reader = try SnapshotChunkReader(path: path)
         let replaced = snapshots.withLock { state -> SnapshotChunkReader? in
             defer { state.outgoing = (id, reader) }
@@ -71,6 +79,9 @@ extension RegionLog {
     /// failed transfer is dropped (the leader sends the snapshot again).
     func install(_ message: RaftMessage) {
         guard case .snapshot(let snapshot) = message.body, let channel else { return }
+        // A late or repeated message, or one of an older term: nothing to install.
+        let status = self.status
+        guard snapshot.metadata.index > appliedIndex, message.term >= status.term else { return }
         let started = snapshots.withLock { state -> Bool in
             guard !state.installing else { return false }
             state.installing = true
@@ -80,17 +91,18 @@ extension RegionLog {
         Task {
             defer { snapshots.withLock { $0.installing = false } }
             do {
-                let path = try await fetch(snapshot.metadata.index, from: message.from, over: channel)
+                let (path, offer) = try await fetch(snapshot.metadata.index, from: message.from, over: channel)
                 defer { unlink(path) }
                 let follower = self.follower
-                let restoredApplied = try await store.writer.outsideTransaction { database in
+                let restoredApplied = try await store.writer.outsideTransaction { database -> UInt64 in
+                    // Checked where applies run: never restore a state older than what is applied here.
+                    let current = try RegionLogRecords.appliedIndex(in: database)
+                    guard offer.id > current else { return current }
                     try database.restore(from: path)
                     try follower.installed(in: database)
-                    return try database.fetchOne("SELECT applied_index FROM region_log_applied WHERE id = 1") {
-                        UInt64(max(0, $0.int64(0)))
-                    } ?? 0
+                    return try RegionLogRecords.appliedIndex(in: database)
                 }
-                follower.finished()
+                follower.finishedInstall()
                 published(restoredApplied)
                 snapshots.withLock { $0.installed += 1 }
                 logger.info("region log snapshot installed", ["index": .int(Int64(snapshot.metadata.index)),
@@ -102,17 +114,28 @@ extension RegionLog {
         }
     }
 
-    private func fetch(_ index: UInt64, from leader: NodeName, over channel: RegionChannel) async throws -> String {
+    private func fetch(_ index: UInt64, from leader: NodeName,
+                       over channel: RegionChannel) async throws -> (String, SnapshotTransfer.Offer) {
         func ask(_ request: SnapshotTransfer.Request) async throws -> [UInt8] {
             try await channel.request(SnapshotTransfer.encode(request), to: leader, deadline: .now + .seconds(30))
         }
         let offer = try SnapshotTransfer.decodeOffer(try await ask(.open(atLeast: index)))
-        guard offer.id >= index else { throw SnapshotTransfer.Malformed() }
+        guard offer.id >= index, offer.id > appliedIndex else { throw SnapshotTransfer.Malformed() }
         let receiver = try SnapshotChunkWriter(directory: dataDirectory, byteCount: offer.byteCount)
         while receiver.receivedByteCount < offer.byteCount {
             let bytes = try await ask(.chunk(id: offer.id, offset: receiver.receivedByteCount))
             try receiver.append(SnapshotChunk(offset: receiver.receivedByteCount, bytes: bytes))
         }
-        return try receiver.finish(expectedDigest: offer.digest)
+        return (try receiver.finish(expectedDigest: offer.digest), offer)
+    }
+
+    static let outgoingPrefix = "snapshot-out-"
+
+    /// Backups a crash left behind (each a full copy of the database).
+    static func removeOutgoingLeftovers(in directory: String) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        where name.hasPrefix(outgoingPrefix) && name.hasSuffix(".sqlite") {
+            unlink((directory as NSString).appendingPathComponent(name))
+        }
     }
 }

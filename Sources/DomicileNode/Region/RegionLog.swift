@@ -60,6 +60,12 @@ final class RegionLog: @unchecked Sendable {
     /// Brings the node's keys and memory along with each entry it applies.
     let follower: RegionFollower
 
+    /// Entries waiting for their predecessor (writer thread only).
+    private var heldBack: [UInt64: LogEntry] = [:]
+    private static let heldBackMax = 65_536
+    /// Long work off the cooperative threads: snapshot backups, operators' waits.
+    let blocking = BlockingPool(name: "region-log", threadsMax: 2)
+
     // Driver thread only.
     private var raft: RaftNode
     private let storage: RaftStorage
@@ -117,6 +123,7 @@ final class RegionLog: @unchecked Sendable {
         self.store = store
         self.dataDirectory = dataDirectory
         SnapshotChunkWriter.removeLeftovers(in: dataDirectory)
+        Self.removeOutgoingLeftovers(in: dataDirectory)
         self.logger = logger
         self.follower = follower
         storage = try RaftStorage(path: (dataDirectory as NSString).appendingPathComponent(RaftStorage.fileName), now: now)
@@ -142,6 +149,12 @@ final class RegionLog: @unchecked Sendable {
                                 settings: RaftSettings, seed: UInt64) throws -> RaftNode {
         let boundary = storage.snapshot
         if boundary.configuration.isEmpty && storage.lastIndex == 0 && storage.hardState.term == 0 {
+            // A node whose log is gone must not vote again as if new: it may
+            // have voted in a term the others are still in.
+            guard join || appliedIndex == 0 else {
+                throw RegionLog.Misconfigured(description: "raft.sqlite is empty but node.sqlite has applied the log through \(appliedIndex): "
+                                              + "start this node with region_log.join and add it again (cluster join), or restore raft.sqlite")
+            }
             let membership = join ? Membership.empty : try Membership(voters: roster.names)
             return try RaftNode(id: name, membership: membership, settings: settings, randomSeed: seed)
         }
@@ -180,7 +193,7 @@ final class RegionLog: @unchecked Sendable {
                 message: { [weak self] peer, bytes in self?.received(bytes, from: peer) },
                 request: { [weak self] _, bytes in
                     guard let self else { return [] }
-                    if bytes.first == SnapshotTransfer.requestKind { return serveSnapshot(bytes) }
+                    if bytes.first == SnapshotTransfer.requestKind { return await serveSnapshot(bytes) }
                     guard let request = try? ForwardedCall.decodeRequest(bytes) else {
                         statistics.withLock { $0.messagesRefused += 1 }
                         return ForwardedCall.encode(.notLeader)
@@ -203,8 +216,7 @@ final class RegionLog: @unchecked Sendable {
 
     /// Stops the driver and the channel; proposals waiting fail.
     func stop() {
-        guard inbox.close() else { return }
-        stopped.wait()
+        if inbox.close() { stopped.wait() }
         channel?.stop()
         dropOutgoingSnapshot()
     }
@@ -271,9 +283,14 @@ final class RegionLog: @unchecked Sendable {
         }
         switch outcome {
         case .committed(let ticket):
-            try database.execute("UPDATE region_log_applied SET applied_index = ?, applied_term = ? WHERE id = 1",
-                                 [Int64(ticket.index), Int64(ticket.term)])
             shared.withLock { $0.committing = (ticket, payload) }
+            do {
+                try RegionLogRecords.setApplied(index: ticket.index, term: ticket.term, in: database)
+            } catch {
+                // Committed in the log all the same: it is applied from there.
+                batchFinished(committed: false)
+                throw error
+            }
         case .refused(let reason):
             throw NoQuorum(reason: reason)
         case .accepted:
@@ -301,21 +318,32 @@ final class RegionLog: @unchecked Sendable {
         statistics.withLock { $0.entriesApplied += 1 }
     }
 
-    /// Applies one committed entry (writer thread, outside any transaction).
+    /// Applies one committed entry (writer thread, outside any transaction),
+    /// then any held back that follow it. An entry that arrives before its
+    /// predecessor (the leader's own batch, handed back after its local
+    /// COMMIT failed, behind an entry the driver queued meanwhile) waits.
     private func apply(_ entry: LogEntry, in database: Database) throws {
         let applied = appliedIndex
         guard entry.index > applied else { return }
-        guard entry.index == applied + 1 else { throw RegionLogFault.gap(expected: applied + 1, got: entry.index) }
+        guard entry.index == applied + 1 else {
+            guard heldBack.count < Self.heldBackMax else { throw RegionLogFault.gap(expected: applied + 1, got: entry.index) }
+            heldBack[entry.index] = entry
+            return
+        }
+        try applyInOrder(entry, in: database)
+        while let next = heldBack.removeValue(forKey: appliedIndex + 1) { try applyInOrder(next, in: database) }
+    }
+
+    private func applyInOrder(_ entry: LogEntry, in database: Database) throws {
         if case .command(let bytes) = entry.payload, !bytes.isEmpty {
             let started = monotonicMicroseconds()
             let changeset = try RegionCommand.decode(bytes)
             try follower.prepare(changeset)
             try database.apply(changeset) {
-                try database.execute("UPDATE region_log_applied SET applied_index = ?, applied_term = ? WHERE id = 1",
-                                     [Int64(entry.index), Int64(entry.term)])
+                try RegionLogRecords.setApplied(index: entry.index, term: entry.term, in: database)
                 try follower.applied(changeset, in: database)
             }
-            follower.finished()
+            try follower.finished(changeset)
             statistics.withLock { $0.applyMicroseconds.record(monotonicMicroseconds() - started) }
         }
         published(entry.index)
@@ -326,7 +354,7 @@ final class RegionLog: @unchecked Sendable {
             guard let error else { return }
             failApplying("entry \(entry.index) could not be applied: \(error)")
         }
-        if !accepted { failApplying("the writer refused entry \(entry.index)") }
+        if !accepted { failApplying("the writer is closed") }
     }
 
     private func failApplying(_ reason: String) {
@@ -361,7 +389,9 @@ final class RegionLog: @unchecked Sendable {
     }
 
     /// Hands a client's call to the leader and returns its answer once this
-    /// node has applied what the leader had applied when it answered.
+    /// node has applied what the leader had applied when it answered (or,
+    /// far behind, after an election timeout: what the leader applied is
+    /// committed).
     ///
     /// Waits for a leader while an election runs. A call already handed to
     /// a leader is never handed to another (it may have taken effect): if
@@ -384,9 +414,11 @@ final class RegionLog: @unchecked Sendable {
             leaderless = monotonicMilliseconds()
             let reply = try await ask(leader, payload, over: channel, until: deadline)
             switch try? ForwardedCall.decodeAnswer(reply) {
-            case .response(_, _, _, let leaderApplied)?:
-                _ = await waitApplied(leaderApplied, until: deadline)
-                return try ForwardedCall.decodeAnswer(reply)
+            case .response(let status, let headers, let body, let leaderApplied)?:
+                // The leader applied it (it is committed): a follower far
+                // behind answers after an election timeout at most.
+                _ = await waitApplied(leaderApplied, until: min(deadline, monotonicMilliseconds() + electionMilliseconds))
+                return .response(status: status, headers: headers, body: body, appliedIndex: leaderApplied)
             case .notLeader?:
                 // It ran nothing: ask whoever leads next.
                 try? await Task.sleep(nanoseconds: UInt64(settings.tickMilliseconds) * 1_000_000)
@@ -462,9 +494,12 @@ final class RegionLog: @unchecked Sendable {
                 failApplying("raft.sqlite: \(error)")
                 inFlight?.finish(.refused("the region log's storage failed"))
                 inFlight = nil
+                // Nothing more is taken: proposals fail at once instead of waiting out their timeout.
+                _ = inbox.close()
                 break
             }
             observeRole()
+            handOverIfUnfit()
             compactIfDue()
             publishStatus()
         }
@@ -475,10 +510,13 @@ final class RegionLog: @unchecked Sendable {
 
     private func observeRole() {
         let role = raft.role
-        let wasLeader = shared.withLock { $0.status.role == .leader }
-        if role == .leader && !wasLeader {
+        let (wasLeader, ledTerm) = shared.withLock { ($0.status.role == .leader, $0.status.term) }
+        if role == .leader && (!wasLeader || ledTerm != raft.term) {
             // The machine appended its term's first (empty) entry on election.
-            shared.withLock { $0.status.termStartIndex = raft.lastIndex }
+            shared.withLock {
+                $0.status.termStartIndex = raft.lastIndex
+                $0.status.term = raft.term
+            }
             logger.info("region log leader", ["term": .int(Int64(raft.term)), "last_index": .int(Int64(raft.lastIndex))])
         }
         if role != .leader, let proposal = inFlight {
@@ -488,10 +526,21 @@ final class RegionLog: @unchecked Sendable {
         shared.withLock { $0.status.role = role }
     }
 
+    /// A leader that cannot apply (its disk failed, its database diverged)
+    /// hands the leadership to the voter furthest along, so the region
+    /// keeps serving without it.
+    private func handOverIfUnfit() {
+        guard raft.role == .leader, applyFailure != nil else { return }
+        let matches = raft.matchIndexes
+        guard let target = raft.membership.voters.filter({ $0 != name }).max(by: { (matches[$0] ?? 0) < (matches[$1] ?? 0) }) else { return }
+        try? raft.transferLeadership(to: target)
+    }
+
     private func propose(_ proposal: Proposal) {
         // The batch ran on this database: every entry before it must be
         // applied here, or its changeset was taken on a state the others
         // do not have.
+        guard !proposal.isAbandoned else { return }
         let refusal: String? = raft.role != .leader ? "this node is not the region's leader"
             : inFlight != nil ? "another proposal is in flight"
             : appliedIndex < raft.lastIndex ? "the leader is still applying earlier entries" : nil
@@ -553,12 +602,15 @@ final class RegionLog: @unchecked Sendable {
         submitApply(entry)
     }
 
-    /// Compacts the log through what node.sqlite has applied once more
-    /// than `compact_entries` entries precede it: node.sqlite is the
-    /// snapshot (a follower that needs one gets an online backup of it).
+    /// Compacts the log once it holds `compact_entries` entries that
+    /// node.sqlite has applied, keeping the last half of them: a follower
+    /// a little behind (restarted, paused) still catches up from the log;
+    /// one further behind gets a snapshot (an online backup of node.sqlite).
     private func compactIfDue() {
-        let through = min(raft.appliedIndex, appliedIndex, storage.hardState.commit)
-        guard through >= raft.firstIndex, through - raft.firstIndex + 1 > UInt64(settings.compactEntries) else { return }
+        let applied = min(raft.appliedIndex, appliedIndex, storage.hardState.commit)
+        let kept = UInt64(settings.compactEntries / 2)
+        guard applied >= raft.firstIndex + UInt64(settings.compactEntries) else { return }
+        let through = applied - kept
         do {
             let snapshot = try raft.compact(through: through, payload: [])
             try storage.compact(through: through, configuration: RaftCodec.encode(snapshot.metadata))
@@ -584,14 +636,6 @@ final class RegionLog: @unchecked Sendable {
     }
 }
 
-/// A write (or forwarded call) refused because the region log could not
-/// commit it: no leader reachable, no majority, leadership lost. 503
-/// `no_quorum` with `Retry-After`.
-struct NoQuorum: Error, CustomStringConvertible {
-    let reason: String
-    var description: String { "no quorum: \(reason)" }
-}
-
 enum RegionLogFault: Error, CustomStringConvertible {
     case gap(expected: UInt64, got: UInt64)
 
@@ -599,36 +643,6 @@ enum RegionLogFault: Error, CustomStringConvertible {
         switch self {
         case .gap(let expected, let got): return "entry \(got) arrived to apply before entry \(expected)"
         }
-    }
-}
-
-/// An entry's command: a batch's changeset (docs/FORMATS.md, "Region log
-/// entry payload"). The leader's empty entry at the start of its term has
-/// no command.
-enum RegionCommand {
-    static let changesetKind: UInt8 = 1
-
-    static func encode(_ changeset: Changeset) -> [UInt8] { [changesetKind] + changeset.bytes }
-
-    static func decode(_ bytes: [UInt8]) throws(ChangesetError) -> Changeset {
-        guard bytes.first == changesetKind else { throw .malformed }
-        return Changeset(bytes: Array(bytes.dropFirst()))
-    }
-}
-
-/// Latencies in a Prometheus histogram: counts per upper bound, sum, count.
-struct LatencySummary: Sendable {
-    static let boundsMilliseconds: [Double] = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000]
-
-    private(set) var bucketCounts = [Int](repeating: 0, count: boundsMilliseconds.count)
-    private(set) var count = 0
-    private(set) var sumMicroseconds: Int64 = 0
-
-    mutating func record(_ microseconds: Int64) {
-        let value = max(0, microseconds)
-        count += 1
-        sumMicroseconds += value
-        if let bucket = Self.boundsMilliseconds.firstIndex(where: { Double(value) <= $0 * 1_000 }) { bucketCounts[bucket] += 1 }
     }
 }
 

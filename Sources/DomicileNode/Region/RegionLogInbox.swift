@@ -37,6 +37,13 @@ extension RegionLog {
             return true
         }
 
+        /// The writer gave up waiting: the driver does not propose it.
+        var isAbandoned: Bool {
+            condition.lock()
+            defer { condition.unlock() }
+            return abandoned
+        }
+
         /// Waits for the outcome for at most `milliseconds`; past that the
         /// proposal is abandoned and refused.
         func wait(milliseconds: Int64) -> Outcome {

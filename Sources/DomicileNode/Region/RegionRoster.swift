@@ -61,15 +61,6 @@ struct RegionRoster: Sendable, Equatable {
         return RegionRoster(region: region, nodes: nodes)
     }
 
-    func encoded() -> [UInt8] {
-        let list: [[String: Any]] = nodes.map {
-            ["name": $0.name.rawValue, "channel": $0.channel.description, "public_key": Base64.encodeURL($0.publicKey.rawRepresentation)]
-        }
-        let data = try! JSONSerialization.data(withJSONObject: ["region": region.rawValue, "nodes": list],
-                                               options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return Array(data) + [0x0A]
-    }
-
     var names: Set<NodeName> { Set(nodes.map(\.name)) }
     func node(_ name: NodeName) -> Node? { nodes.first { $0.name == name } }
     var channelRoster: NodeRoster { NodeRoster(Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, [$0.publicKey]) })) }

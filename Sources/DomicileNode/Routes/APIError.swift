@@ -26,7 +26,7 @@ enum APIError {
 
     static func insufficientStorage() -> HTTPError {
         HTTPError(status: 507, code: "insufficient_storage",
-                  detail: "the node's disk is full: nothing of this request was stored or returned; retry later")
+                  detail: "the node's disk is full: this request was not acknowledged and nothing was returned; retry later")
     }
 
     static func noQuorum() -> HTTPError {
