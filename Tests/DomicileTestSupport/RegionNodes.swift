@@ -80,6 +80,19 @@ public final class RegionNodes: @unchecked Sendable {
         }
     }
 
+    /// For each log line containing `text`, the `count` lines the same process logged before it.
+    public func logContext(of text: String, before count: Int) -> [String] {
+        lock.lock()
+        let all = started
+        lock.unlock()
+        return all.flatMap { process -> [String] in
+            let lines = process.logLines
+            return lines.indices.filter { lines[$0].contains(text) }.flatMap { index in
+                lines[max(0, index - count)...index].map { "\(process.name): \($0)" }
+            }
+        }
+    }
+
     /// The log lines of every process started so far that contain `text`, with the node's name.
     public func logLines(containing text: String) -> [String] {
         lock.lock()
