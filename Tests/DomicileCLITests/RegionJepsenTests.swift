@@ -85,9 +85,9 @@ final class RegionJepsenTests: XCTestCase {
         print("jepsen: \(nodes.logLines(containing: "region log snapshot installed").count) snapshots installed, "
               + "\(errors.count) error log lines" + errors.prefix(5).map { "\n  \($0)" }.joined())
         // A follower's apply never meets a conflict: the log is the only writer of every node's database.
-        let applyFailures = nodes.logContext(of: "region log apply failed", before: 4)
+        let applyFailures = nodes.logContext(of: "region log apply failed", before: 8)
         XCTAssertTrue(applyFailures.isEmpty, "seed \(seed): a node stopped applying the region log (with what it logged before):\n"
-                      + applyFailures.prefix(10).joined(separator: "\n"))
+                      + applyFailures.prefix(18).joined(separator: "\n"))
         for node in nodes.names where regionLog {
             print("jepsen: \(node) region log at the end: \(await client.regionLog(node).map { "\($0)" } ?? "no answer")")
         }

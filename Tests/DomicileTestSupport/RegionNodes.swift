@@ -80,13 +80,15 @@ public final class RegionNodes: @unchecked Sendable {
         }
     }
 
-    /// For each log line containing `text`, the `count` lines the same process logged before it.
+    /// For each log line containing `text`, the `count` lines the same process logged before it
+    /// (leaving out request lines, membership changes and refusals for want of a majority).
     public func logContext(of text: String, before count: Int) -> [String] {
         lock.lock()
         let all = started
         lock.unlock()
+        let noise = ["\"event\":\"http\"", "\"event\":\"member\"", "\"event\":\"no quorum\""]
         return all.flatMap { process -> [String] in
-            let lines = process.logLines
+            let lines = process.logLines.filter { line in !noise.contains { line.contains($0) } }
             return lines.indices.filter { lines[$0].contains(text) }.flatMap { index in
                 lines[max(0, index - count)...index].map { "\(process.name): \($0)" }
             }
