@@ -155,11 +155,17 @@ extension Database {
     /// Throws `ChangesetError` for the changeset's faults, `StorageError`
     /// for this database's own (a full disk), or what `body` throws.
     public func apply<T>(_ changeset: Changeset, alongside body: () throws -> T) throws -> T {
+        try apply([changeset], alongside: body)
+    }
+
+    /// Several changesets, one after the other, in one transaction with
+    /// `body`: a follower applying a run of consecutive entries at once.
+    public func apply<T>(_ changesets: [Changeset], alongside body: () throws -> T) throws -> T {
         precondition(!isInTransaction, "Database.apply runs its own transaction")
         try execute("PRAGMA foreign_keys = OFF")
         defer { try? execute("PRAGMA foreign_keys = ON") }
         return try transaction {
-            try applyRows(of: changeset)
+            for changeset in changesets { try applyRows(of: changeset) }
             return try body()
         }
     }

@@ -27,6 +27,7 @@ enum Domicile {
         BenchCryptoCommand.self,
         BenchStorageCommand.self,
         BenchRaftLogCommand.self,
+        BenchRegionCommand.self,
         BenchHTTPCommand.self,
         BenchNodeCommand.self,
         BenchErasureCommand.self,

@@ -2,8 +2,8 @@ import DomicileModel
 import DomicileNet
 import Foundation
 
-/// A federation of real `domicile serve` processes on loopback, for the demo:
-/// laid out by `cluster init`, started from this very binary.
+/// A federation of real `domicile serve` processes on loopback, for the demo
+/// and `bench region`: laid out by `cluster init`, started from this very binary.
 final class LocalFederation {
     let directory: String
     let tokens: [String: String]
@@ -13,14 +13,15 @@ final class LocalFederation {
     let nodeNames: [String]
     private let binary: String
 
-    init(directory: String, regions: [RegionID], nodesPerRegion: Int) throws {
+    /// `regionLog: false` lays out nodes that are each a store of their own.
+    init(directory: String, regions: [RegionID], nodesPerRegion: Int, regionLog: Bool = true) throws {
         self.directory = directory
         binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let count = regions.count * nodesPerRegion
         let base = try Self.freePortBase(count: 3 * count)
         var layout = ClusterInitCommand.Layout(directory: directory, regions: regions, nodesPerRegion: nodesPerRegion, httpPort: base,
                                                gossipPort: base + count)
-        layout.channelPort = base + 2 * count
+        layout.channelPort = regionLog ? base + 2 * count : nil
         try ClusterInitCommand.write(layout, policy: Array(DefaultPolicy.json.utf8), force: true)
         let tokenData = try Data(contentsOf: URL(fileURLWithPath: (directory as NSString).appendingPathComponent("tokens.json")))
         tokens = try JSONSerialization.jsonObject(with: tokenData) as? [String: String] ?? [:]

@@ -309,50 +309,66 @@ final class RegionLog: @unchecked Sendable {
         if committed {
             published(ticket.index)
         } else {
-            submitApply(LogEntry(index: ticket.index, term: ticket.term, payload: .command(payload)))
+            submitApply([LogEntry(index: ticket.index, term: ticket.term, payload: .command(payload))])
         }
     }
 
-    func published(_ index: UInt64) {
+    func published(_ index: UInt64, entries: Int = 1) {
         shared.withLock { $0.appliedIndex = max($0.appliedIndex, index) }
-        statistics.withLock { $0.entriesApplied += 1 }
+        statistics.withLock { $0.entriesApplied += entries }
     }
 
-    /// Applies one committed entry (writer thread, outside any transaction),
-    /// then any held back that follow it. An entry that arrives before its
-    /// predecessor (the leader's own batch, handed back after its local
-    /// COMMIT failed, behind an entry the driver queued meanwhile) waits.
-    private func apply(_ entry: LogEntry, in database: Database) throws {
-        let applied = appliedIndex
-        guard entry.index > applied else { return }
-        guard entry.index == applied + 1 else {
-            guard heldBack.count < Self.heldBackMax else { throw RegionLogFault.gap(expected: applied + 1, got: entry.index) }
-            heldBack[entry.index] = entry
-            return
-        }
-        try applyInOrder(entry, in: database)
-        while let next = heldBack.removeValue(forKey: appliedIndex + 1) { try applyInOrder(next, in: database) }
-    }
-
-    private func applyInOrder(_ entry: LogEntry, in database: Database) throws {
-        if case .command(let bytes) = entry.payload, !bytes.isEmpty {
-            let started = monotonicMicroseconds()
-            let changeset = try RegionCommand.decode(bytes)
-            try follower.prepare(changeset)
-            try database.apply(changeset) {
-                try RegionLogRecords.setApplied(index: entry.index, term: entry.term, in: database)
-                try follower.applied(changeset, in: database)
+    /// Applies committed entries (writer thread, outside any transaction):
+    /// those that follow what is applied, then any held back that follow
+    /// them. An entry that arrives before its predecessor (the leader's own
+    /// batch, handed back after its local COMMIT failed, behind an entry the
+    /// driver queued meanwhile) waits for it.
+    private func apply(_ entries: [LogEntry], in database: Database) throws {
+        var next = appliedIndex + 1
+        var run: [LogEntry] = []
+        for entry in entries.sorted(by: { $0.index < $1.index }) where entry.index >= next {
+            if entry.index == next {
+                run.append(entry)
+                next += 1
+            } else {
+                guard heldBack.count < Self.heldBackMax else { throw RegionLogFault.gap(expected: next, got: entry.index) }
+                heldBack[entry.index] = entry
             }
-            try follower.finished(changeset)
+        }
+        while let held = heldBack.removeValue(forKey: next) {
+            run.append(held)
+            next += 1
+        }
+        if !run.isEmpty { try applyInOrder(run, in: database) }
+    }
+
+    /// Applies consecutive entries in one transaction (one fsync however
+    /// many a Ready committed: a follower catching up applies a thousand at
+    /// a time), recording the last one's index with them.
+    private func applyInOrder(_ run: [LogEntry], in database: Database) throws {
+        let started = monotonicMicroseconds()
+        let changesets = try run.compactMap { entry -> Changeset? in
+            guard case .command(let bytes) = entry.payload, !bytes.isEmpty else { return nil }
+            return try RegionCommand.decode(bytes)
+        }
+        if !changesets.isEmpty {
+            let last = run[run.count - 1]
+            for changeset in changesets { try follower.prepare(changeset) }
+            try database.apply(changesets) {
+                try RegionLogRecords.setApplied(index: last.index, term: last.term, in: database)
+                for changeset in changesets { try follower.applied(changeset, in: database) }
+            }
+            for changeset in changesets { try follower.finished(changeset) }
             statistics.withLock { $0.applyMicroseconds.record(monotonicMicroseconds() - started) }
         }
-        published(entry.index)
+        published(run[run.count - 1].index, entries: run.count)
     }
 
-    private func submitApply(_ entry: LogEntry) {
-        let accepted = writer.submitOutsideTransaction({ [self] database in try apply(entry, in: database) }) { [self] error in
+    private func submitApply(_ entries: [LogEntry]) {
+        guard let first = entries.first else { return }
+        let accepted = writer.submitOutsideTransaction({ [self] database in try apply(entries, in: database) }) { [self] error in
             guard let error else { return }
-            failApplying("entry \(entry.index) could not be applied: \(error)")
+            failApplying("entries from \(first.index) could not be applied: \(error)")
         }
         if !accepted { failApplying("the writer is closed") }
     }
@@ -584,22 +600,19 @@ final class RegionLog: @unchecked Sendable {
         if let channel {
             for message in ready.messages { channel.send(RaftCodec.encode(message), to: message.to) }
         }
-        for entry in ready.committedEntries { dispatch(entry) }
+        submitApply(ready.committedEntries.filter(isToApply))
         raft.advance(ready)
     }
 
-    /// A committed entry: the waiting batch's own (its writer commits it),
-    /// or one to apply.
-    private func dispatch(_ entry: LogEntry) {
-        if let proposal = inFlight, let ticket = proposal.ticket, ticket.index == entry.index {
-            inFlight = nil
-            if ticket.term == entry.term {
-                if proposal.finish(.committed(ticket)) { return }
-            } else {
-                proposal.finish(.refused("the entry was replaced by another leader's"))
-            }
-        }
-        submitApply(entry)
+    /// Whether a committed entry is to be applied from the log: all but the
+    /// waiting batch's own, which its writer commits (everything before it
+    /// was applied when it was proposed, and what follows is applied after).
+    private func isToApply(_ entry: LogEntry) -> Bool {
+        guard let proposal = inFlight, let ticket = proposal.ticket, ticket.index == entry.index else { return true }
+        inFlight = nil
+        if ticket.term == entry.term { return !proposal.finish(.committed(ticket)) }
+        proposal.finish(.refused("the entry was replaced by another leader's"))
+        return true
     }
 
     /// Compacts the log once it holds `compact_entries` entries that
