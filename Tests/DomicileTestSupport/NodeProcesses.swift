@@ -40,8 +40,9 @@ public final class FederationFixture: @unchecked Sendable {
     public func dataDirectory(_ node: String) -> String { directory.file("\(node)/data") }
     public func token(_ role: String) -> String { tokens[role]! }
 
-    public func start(_ node: String) throws -> NodeProcess {
-        try NodeProcess(name: node, configPath: configPath(node), logPath: directory.file("\(node)/stderr.log"))
+    /// `launcher` runs the node through another command (e.g. `ip netns exec NS`), which must exec it.
+    public func start(_ node: String, launcher: [String] = []) throws -> NodeProcess {
+        try NodeProcess(name: node, configPath: configPath(node), logPath: directory.file("\(node)/stderr.log"), launcher: launcher)
     }
 }
 
@@ -84,9 +85,10 @@ public final class NodeProcess: @unchecked Sendable {
     public let process: RunningProcess
     public static let client = HTTPClient()
 
-    init(name: String, configPath: String, logPath: String) throws {
+    init(name: String, configPath: String, logPath: String, launcher: [String] = []) throws {
         self.name = name
-        process = try RunningProcess(Binary.path, ["serve", "--config", configPath], stderrPath: logPath)
+        let command = launcher + [Binary.path, "serve", "--config", configPath]
+        process = try RunningProcess(command[0], Array(command.dropFirst()), stderrPath: logPath)
         guard let line = process.waitForLine(timeout: 30, where: { $0.contains(#""event":"listening""#) }),
               let data = line.data(using: .utf8),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
