@@ -53,7 +53,7 @@ let package = Package(
 
         // The node: services, routes, and the shell that runs them.
         .target(name: "DomicileNode", dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileVectors", "DomicileGossip",
-                                                     "DomicileStorage",
+                                                     "DomicileStorage", "DomicileConsensus",
                                                      "DomicileNet"]),
 
         // The region log: Raft as a pure state machine (steps in; what to persist, send and apply out) and its wire codec.
@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "domicile",
             dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileVectors", "DomicileStorage", "DomicileNet", "DomicileNode",
-                           "DomicileGossip", "DomicileSimulation", "CLinux"]
+                           "DomicileGossip", "DomicileSimulation", "DomicileConsensus", "CLinux"]
         ),
 
         // The HTTP request parser's fuzz target (Tests/Fuzz/run http); a corpus replayer otherwise.
@@ -99,7 +99,7 @@ let package = Package(
         // Start the built `domicile` binary as real node processes.
         .testTarget(name: "DomicileNodeTests",
                     dependencies: ["domicile", "DomicileNode", "DomicileNet", "DomicileStorage", "DomicileModel", "DomicilePrivacy",
-                                   "DomicileVectors", "DomicileTestSupport"]),
+                                   "DomicileVectors", "DomicileConsensus", "DomicileCrypto", "DomicileTestSupport"]),
         // Runs the built `domicile` binary as a child process.
         .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileModel", "DomicileStorage", "DomicileNet", "DomicileCrypto", "DomicilePrivacy",
                                                       "DomicileTestSupport"]),
