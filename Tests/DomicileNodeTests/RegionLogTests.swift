@@ -232,6 +232,32 @@ final class RegionLogTests: XCTestCase {
         }
     }
 
+    /// An erasure leaves no node's WAL holding the erased subject's rows:
+    /// the followers truncate theirs when they apply it, as the leader does.
+    func test_anErasure_leavesNothingOfTheSubjectInAnyNodesWAL() async throws {
+        let pid = try await register("wal@example.com", on: "eu-1")
+        try await waitUntilConverged()
+        let link = try XCTUnwrap(try Database(path: federation.dataDirectory("eu-2") + "/node.sqlite")
+            .fetchOne("SELECT link FROM subjects WHERE pid = ?", [pid]) { $0.blob(0) })
+        let erased = try await call(try await leader(), "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(pid)"}"#)
+        XCTAssertEqual(erased.status, 202, erased.text)
+        try await waitUntilConverged()
+        for node in names {
+            var holds = true
+            for _ in 0..<200 where holds {
+                let wal = (try? FileIO.read(federation.dataDirectory(node) + "/node.sqlite-wal", byteCountMax: 1 << 30)) ?? []
+                holds = Self.contains(wal, link)
+                if holds { try await Task.sleep(nanoseconds: 25_000_000) }
+            }
+            XCTAssertFalse(holds, "\(node)'s WAL still holds the erased subject's row")
+        }
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return false }
+        return (0...(haystack.count - needle.count)).contains { haystack[$0..<($0 + needle.count)].elementsEqual(needle) }
+    }
+
     // MARK: Keys
 
     /// A copy of a follower's database and region log taken before an

@@ -60,13 +60,18 @@ struct RegionFollower: Sendable {
         }
     }
 
-    /// After an entry that rotated a bucket or re-wrapped subject keys.
+    /// After an entry: destroys bucket versions a rotation retired, and
+    /// truncates the WAL after an erasure.
     func finished(_ changeset: Changeset) throws {
-        guard !services.keys.subjects.buckets.retired.isEmpty else { return }
         let rotated = !(try changeset.rows(in: "bucket_versions", columns: [0])).isEmpty
         let rewrapped = !(try changeset.rows(in: "subjects", columns: [0])).isEmpty
-        guard rotated || rewrapped else { return }
-        destroyRetired()
+        let erased = !(try changeset.rows(in: "erasure_erased_pids", columns: [0])).isEmpty
+        if !services.keys.subjects.buckets.retired.isEmpty && (rotated || rewrapped) { destroyRetired() }
+        // As the leader does before it signs: what the erasure deleted leaves this node's WAL too.
+        if erased {
+            let services = self.services
+            Task { _ = await ErasureService.truncateWAL(services) }
+        }
     }
 
     private func destroyRetired() {
