@@ -15,6 +15,7 @@ public final class Node: Sendable {
     let services: NodeServices
     private let server: HTTPServer
     private let sweeper: RetentionSweeper
+    private let erasureConfirmations: ErasureConfirmations
     private let keyringLock: KeyringLock
     public let httpAddress: SocketAddress
     /// Every route served, as (method, pattern): docs/openapi.yaml must list the same.
@@ -27,12 +28,13 @@ public final class Node: Sendable {
 
     public var logger: Logger { services.logger }
 
-    private init(services: NodeServices, server: HTTPServer, sweeper: RetentionSweeper, keyringLock: KeyringLock,
-                 httpAddress: SocketAddress, routes: [Route]) {
+    private init(services: NodeServices, server: HTTPServer, sweeper: RetentionSweeper, erasureConfirmations: ErasureConfirmations,
+                 keyringLock: KeyringLock, httpAddress: SocketAddress, routes: [Route]) {
         self.services = services
         self.keyringLock = keyringLock
         self.server = server
         self.sweeper = sweeper
+        self.erasureConfirmations = erasureConfirmations
         self.httpAddress = httpAddress
         self.routes = routes
     }
@@ -202,11 +204,14 @@ public final class Node: Sendable {
         }
         let sweeper = RetentionSweeper(services: services)
         sweeper.start()
+        let erasureConfirmations = ErasureConfirmations(services: services)
+        erasureConfirmations.start()
         services.lifecycle.withLock { $0 = .serving }
         logger.info("listening", ["node": .string(configuration.node.rawValue), "region": .string(configuration.region.rawValue),
                                   "http": .string(bound.description), "boot_id": .string(services.bootIDText),
                                   "policy_version": .int(Int64(policy.version)), "vector_kernels": .string(VectorKernels.Level.current.description)])
-        return Node(services: services, server: server, sweeper: sweeper, keyringLock: keyringLock, httpAddress: bound,
+        return Node(services: services, server: server, sweeper: sweeper, erasureConfirmations: erasureConfirmations,
+                    keyringLock: keyringLock, httpAddress: bound,
                     routes: api.router.routes.map { Route(method: $0.method, pattern: $0.pattern) })
     }
 
@@ -219,6 +224,7 @@ public final class Node: Sendable {
         services.gossip.value?.stop()
         await server.shutdown(graceMilliseconds: graceMilliseconds)
         await sweeper.stop()
+        await erasureConfirmations.stop()
         // Waiting batches fail (not acknowledged) before the writer drains.
         services.regionLog.value?.stop()
         services.store.close()

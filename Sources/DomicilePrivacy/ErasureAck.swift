@@ -1,11 +1,16 @@
 import DomicileCrypto
 import DomicileModel
 
-/// What an ack vouches for. Until the region log replicates a region's data,
-/// a node can only vouch for itself: `node`. (A region-wide scope will come
-/// with the region log; it is not accepted before.)
+/// What an ack vouches for.
 public enum ErasureScope: String, Sendable, Equatable {
+    /// The signing node's own store: a node without a region log holds only
+    /// what it was sent, so each node of its region acks for itself.
     case node
+    /// The region's one store, replicated by its log: signed by one of its
+    /// nodes once every member of the log has applied the erasure and
+    /// truncated its WAL, each confirming it with its own signed `node` ack
+    /// (docs/DECISIONS.md, "Erasure in a region with a log").
+    case region
 }
 
 /// What one node erased for one request, signed by that node.
@@ -46,10 +51,10 @@ public struct ErasureAck: Sendable, Equatable {
     }
 
     /// This node's ack for `request`: it answers the request's id, hash and link.
-    public static func signed(for request: SignedErasureRequest, region: RegionID, node: String, erasedAt: Timestamp,
-                              counts: [String: Int64], walTruncated: Bool, policyVersion: Int64,
+    public static func signed(for request: SignedErasureRequest, region: RegionID, node: String, scope: ErasureScope = .node,
+                              erasedAt: Timestamp, counts: [String: Int64], walTruncated: Bool, policyVersion: Int64,
                               key: Ed25519PrivateKey) -> ErasureAck {
-        let unsigned = ErasureAck(erasureID: request.erasureID, requestHash: request.hash, region: region, node: node, scope: .node,
+        let unsigned = ErasureAck(erasureID: request.erasureID, requestHash: request.hash, region: region, node: node, scope: scope,
                                   erasedAt: erasedAt, counts: counts, linkHash: request.linkHash, walTruncated: walTruncated,
                                   policyVersion: policyVersion, signature: [], publicKey: key.publicKey)
         return unsigned.with(signature: key.signature(for: unsigned.canonicalEncoding))

@@ -71,7 +71,8 @@ extension SignedErasureRequest: Codable {
 /// The certificate: the signed request's members, then the completion and the acks.
 extension ErasureCertificate: Codable {
     enum CodingKeys: String, CodingKey {
-        case completedAt = "completed_at", completionSignature = "completion_signature", acks
+        case completedAt = "completed_at", completedBy = "completed_by", completionPublicKey = "completion_public_key"
+        case completionSignature = "completion_signature", acks
     }
 
     /// One ack as the certificate lists it (its erasure id is the request's).
@@ -142,13 +143,26 @@ extension ErasureCertificate: Codable {
         let acks = try container.decode([AckDocument].self, forKey: .acks).enumerated().map { index, document in
             try document.ack(erasureID: request.erasureID, index: index)
         }
-        self.init(request: request, completedAt: completedAt, completionSignature: completionSignature, acks: acks)
+        // Certificates from before completions could be signed by another node than the origin have neither member.
+        let completedBy = try container.decodeIfPresent(String.self, forKey: .completedBy)
+        var completionPublicKey: Ed25519PublicKey?
+        if let text = try container.decodeIfPresent(String.self, forKey: .completionPublicKey) {
+            guard let key = Self.publicKey(text) else { throw Malformed(description: "completion_public_key is malformed") }
+            completionPublicKey = key
+        }
+        guard (completedBy == nil) == (completionPublicKey == nil) else {
+            throw Malformed(description: "completed_by and completion_public_key go together")
+        }
+        self.init(request: request, completedAt: completedAt, completedBy: completedBy, completionPublicKey: completionPublicKey,
+                  completionSignature: completionSignature, acks: acks)
     }
 
     public func encode(to encoder: any Encoder) throws {
         try request.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(completedAt.rfc3339, forKey: .completedAt)
+        try container.encode(completedBy, forKey: .completedBy)
+        try container.encode(Base64.encode(completionPublicKey.rawRepresentation), forKey: .completionPublicKey)
         try container.encode(Base64.encode(completionSignature), forKey: .completionSignature)
         try container.encode(acks.map(AckDocument.init), forKey: .acks)
     }

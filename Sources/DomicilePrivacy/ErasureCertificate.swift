@@ -2,12 +2,13 @@ import DomicileCrypto
 import DomicileModel
 
 // An erasure certificate is three kinds of signed statement (docs/FORMATS.md,
-// "Erasure certificate"): the origin's signed REQUEST, one signed ACK per node
-// that erased, and the origin's signed COMPLETION over the request and the
-// acks. Every field a reader relies on is inside one of the signatures.
+// "Erasure certificate"): the origin's signed REQUEST, signed ACKs (one per
+// node that erased, or one per region whose nodes share a log), and the
+// signed COMPLETION over the request and the acks, by a node of the origin
+// region. Every field a reader relies on is inside one of the signatures.
 
-/// The origin's signed statement that the request completed, at
-/// `completedAt`, with exactly these acks.
+/// A node of the origin region's signed statement that the request
+/// completed, at `completedAt`, with exactly these acks.
 public enum ErasureCompletion {
     static let domain = "domicile/erasure-completion/v1"
 
@@ -29,20 +30,30 @@ public enum ErasureCompletion {
     }
 }
 
-/// The proof that an erasure request completed: the signed request, one
-/// signed ack per expected node, and the signed completion. Anyone with the
-/// regions' public signing keys can check it, completeness included.
+/// The proof that an erasure request completed: the signed request, the
+/// signed acks (one per expected node, or one per region whose nodes share a
+/// log), and the signed completion. Anyone with the regions' public signing
+/// keys can check it, completeness included.
 public struct ErasureCertificate: Sendable, Equatable {
     public let request: SignedErasureRequest
     public let completedAt: Timestamp
+    /// The node of the origin region that signed the completion: the origin,
+    /// or in a region with a log whichever node recorded the last ack (the
+    /// origin may have lost its leadership, or its life, meanwhile).
+    public let completedBy: String
+    public let completionPublicKey: Ed25519PublicKey
     public let completionSignature: [UInt8]
     public let acks: [ErasureAck]
 
     public var erasureID: String { request.erasureID }
 
-    public init(request: SignedErasureRequest, completedAt: Timestamp, completionSignature: [UInt8], acks: [ErasureAck]) {
+    /// Without `completedBy`, the origin signed the completion.
+    public init(request: SignedErasureRequest, completedAt: Timestamp, completedBy: String? = nil,
+                completionPublicKey: Ed25519PublicKey? = nil, completionSignature: [UInt8], acks: [ErasureAck]) {
         self.request = request
         self.completedAt = completedAt
+        self.completedBy = completedBy ?? request.originNode
+        self.completionPublicKey = completionPublicKey ?? request.publicKey
         self.completionSignature = completionSignature
         self.acks = acks.sorted { ($0.region, $0.node) < ($1.region, $1.node) }
     }
@@ -53,6 +64,7 @@ public struct ErasureCertificate: Sendable, Equatable {
         case noExpectedRegions
         case regionWithoutNodes(RegionID)
         case badCompletionSignature
+        case untrustedCompletionKey(region: RegionID, node: String)
         case completedBeforeRequested
         case badSignature(region: RegionID, node: String)
         case untrustedKey(region: RegionID, node: String)
@@ -62,6 +74,7 @@ public struct ErasureCertificate: Sendable, Equatable {
         case unexpectedRegion(RegionID)
         case unexpectedNode(region: RegionID, node: String)
         case duplicateAck(region: RegionID, node: String)
+        case regionAckWithOthers(RegionID)
         case missingAck(region: RegionID, node: String)
 
         public var description: String {
@@ -71,6 +84,8 @@ public struct ErasureCertificate: Sendable, Equatable {
             case .noExpectedRegions: return "the request expects no region"
             case .regionWithoutNodes(let region): return "the request expects region \(region) but none of its nodes"
             case .badCompletionSignature: return "the completion signature does not match the request, completed_at and acks"
+            case .untrustedCompletionKey(let region, let node):
+                return "the completion's key is not a trusted key of node \(node) of the origin region \(region)"
             case .completedBeforeRequested: return "completed_at is before requested_at"
             case .badSignature(let region, let node): return "region \(region) node \(node): the signature does not match the ack"
             case .untrustedKey(let region, let node): return "region \(region): the ack's key is not a trusted key of node \(node)"
@@ -81,6 +96,7 @@ public struct ErasureCertificate: Sendable, Equatable {
             case .unexpectedRegion(let region): return "region \(region) acks but the request does not expect it"
             case .unexpectedNode(let region, let node): return "region \(region): node \(node) acks but the request does not expect it"
             case .duplicateAck(let region, let node): return "region \(region): node \(node) acks twice"
+            case .regionAckWithOthers(let region): return "region \(region) acks for the whole region and also otherwise"
             case .missingAck(let region, let node): return "region \(region): no ack from expected node \(node)"
             }
         }
@@ -88,9 +104,14 @@ public struct ErasureCertificate: Sendable, Equatable {
 
     /// Every problem found; empty means valid. With `trusted` (each node's
     /// public keys, e.g. from `domicile keys export-public`), the request
-    /// must be signed by a key of its origin node and each ack by a key of
-    /// the node it names: a node cannot sign for another, even of its own
+    /// must be signed by a key of its origin node, the completion by a key of
+    /// the node of the origin region it names, and each ack by a key of the
+    /// node it names: a node cannot sign for another, even of its own
     /// region. Without, only the signatures and completeness are checked.
+    ///
+    /// A region is complete with one ack of each of its expected nodes, or
+    /// with one `region` ack alone (from any node of it: one added after the
+    /// request may sign for the region it joined).
     public func problems(trusted: ErasureTrust? = nil) -> [Problem] {
         var problems: [Problem] = []
         if !request.isValid { problems.append(.badRequestSignature) }
@@ -102,10 +123,14 @@ public struct ErasureCertificate: Sendable, Equatable {
             problems.append(.regionWithoutNodes(region))
         }
         let completion = ErasureCompletion.canonicalEncoding(request: request, completedAt: completedAt, acks: acks)
-        if !request.publicKey.isValidSignature(completionSignature, for: completion) { problems.append(.badCompletionSignature) }
+        if !completionPublicKey.isValidSignature(completionSignature, for: completion) { problems.append(.badCompletionSignature) }
+        if let trusted, !trusted.trusts(completionPublicKey, region: request.originRegion, node: completedBy) {
+            problems.append(.untrustedCompletionKey(region: request.originRegion, node: completedBy))
+        }
         if completedAt < request.requestedAt { problems.append(.completedBeforeRequested) }
 
         let requestHash = request.hash
+        let regionWide = Set(acks.filter { $0.scope == .region }.map(\.region))
         var acked: Set<[String]> = []
         for ack in acks {
             let (region, node) = (ack.region, ack.node)
@@ -124,10 +149,13 @@ public struct ErasureCertificate: Sendable, Equatable {
                 problems.append(.unexpectedRegion(region))
                 continue
             }
-            if !expected.contains(node) { problems.append(.unexpectedNode(region: region, node: node)) }
+            if ack.scope == .node, !expected.contains(node) { problems.append(.unexpectedNode(region: region, node: node)) }
             if !acked.insert([region.rawValue, node]).inserted { problems.append(.duplicateAck(region: region, node: node)) }
         }
-        for region in request.expectedRegions {
+        for region in regionWide.sorted() where acks.count(where: { $0.region == region }) > 1 {
+            problems.append(.regionAckWithOthers(region))
+        }
+        for region in request.expectedRegions where !regionWide.contains(region) {
             for node in request.expectedNodes[region]! where !acked.contains([region.rawValue, node]) {
                 problems.append(.missingAck(region: region, node: node))
             }

@@ -168,8 +168,8 @@ struct DemoCommand: Command {
                                                 json: #"{"values":{"last_category":"boots"}}"#)
         say("writing a product_recs feature now: \(refused.status) \(refused.json["code"] ?? "")")
 
-        step("Erasure: Anna asks eu-3 to forget her; one log entry erases her on every node of eu, the leader signs for the region, "
-             + "and the certificate verifies")
+        step("Erasure: Anna asks eu-3 to forget her; one log entry erases her on every node of eu; once each node has confirmed "
+             + "it applied it, the leader signs for the region, and the certificate verifies")
         let erasure = try await federation.call("eu-3", "POST", "/v1/erasures", role: "privacy_officer",
                                                 json: #"{"identifier":{"kind":"email","value":"Anna.Schmidt@example.de"}}"#)
         guard erasure.status == 202, let certificateObject = erasure.json["certificate"] else {

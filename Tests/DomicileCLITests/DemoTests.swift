@@ -14,8 +14,8 @@ final class DemoTests: XCTestCase {
                          "eu-1: chain valid", "certificate against the nodes' public keys: valid and complete"] {
             XCTAssertTrue(result.stdout.contains(expected), "demo output lacks '\(expected)':\n\(result.stdout)")
         }
-        // One ack for eu, signed by whichever node leads it.
-        let acks = lines(of: result.stdout, containing: "(scope node) erased:")
+        // One ack for eu, signed by whichever node leads it once every node of eu confirmed.
+        let acks = lines(of: result.stdout, containing: "(scope region) erased:")
         XCTAssertEqual(acks.count, 1, result.stdout)
         XCTAssertTrue(["eu-1", "eu-2", "eu-3"].contains { acks.first?.trimmingCharacters(in: .whitespaces).hasPrefix($0) == true }, result.stdout)
         try assertLeaderKill(result.stdout)

@@ -104,7 +104,7 @@ final class JoinedTextMigrationTests: XCTestCase {
         let erasure = erasure(of: [pid(3), pid(2)])
         let database = try databaseAtSchema8("old.sqlite", receipts: chain, erasure: erasure)
 
-        XCTAssertEqual(try NodeSchema.migrator.migrate(database, appliedAt: 1), [9, 10, 11])
+        XCTAssertEqual(try NodeSchema.migrator.migrate(database, appliedAt: 1), [9, 10, 11, 12])
 
         let migrated = try ConsentRecords.receipts(of: owner, in: database)
         XCTAssertEqual(migrated, chain)
@@ -134,8 +134,10 @@ final class JoinedTextMigrationTests: XCTestCase {
         for receipt in chain { try ConsentRecords.append(receipt, gpcPurposes: [], now: Timestamp(milliseconds: 3_000), in: database) }
         XCTAssertEqual(try ConsentRecords.receipts(of: owner, in: database), chain)
         let erasure = erasure(of: [owner])
-        try ErasureRecords.insert(erasure.request, requestedBy: "privacy_officer", erasedPIDs: erasure.erasedPIDs, in: database)
-        let recorded = try ErasureRecords.record(erasure.ack, originKey: key, now: Timestamp(milliseconds: 16), in: database)
+        try ErasureRecords.insert(erasure.request, requestedBy: "privacy_officer", erasedPIDs: erasure.erasedPIDs, counts: erasure.ack.counts,
+                                  in: database)
+        XCTAssertEqual(try ErasureRecords.localCounts(of: erasure.request.erasureID, in: database), erasure.ack.counts)
+        let recorded = try ErasureRecords.record(erasure.ack, completer: "eu-1", key: key, now: Timestamp(milliseconds: 16), in: database)
         XCTAssertEqual(recorded.acks, [erasure.ack])
         XCTAssertEqual(recorded.erasedPIDs, [owner.rawValue])
         XCTAssertEqual(recorded.status, .complete)

@@ -253,6 +253,53 @@ final class RegionLogTests: XCTestCase {
         }
     }
 
+    /// The region's one erasure ack is signed only once every node of the
+    /// region has confirmed that it applied the erasure: with a follower
+    /// paused, the erasure commits (a majority has it) but stays pending,
+    /// naming the region; once the follower is back, the leader asks again
+    /// and the request completes with one `region` ack, and its certificate
+    /// verifies offline with the region's keys.
+    func test_anErasure_isAckedForTheRegionOnlyOnceEveryNodeConfirmedIt() async throws {
+        let pid = try await register("confirm@example.com", on: "eu-1")
+        try await waitUntilConverged()
+        let leader = try await leader()
+        let paused = try XCTUnwrap(names.first { $0 != leader })
+        nodes[paused]!.process.signal(SIGSTOP)
+        let erased = try await call(leader, "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(pid)"}"#)
+        nodes[paused]!.process.signal(SIGCONT)
+        XCTAssertEqual(erased.status, 202, erased.text)
+        XCTAssertEqual(erased.json["status"] as? String, "pending", "a paused node has not confirmed: \(erased.text)")
+        XCTAssertEqual(erased.json["regions"] as? [String: String], ["eu": "pending"], erased.text)
+        XCTAssertEqual(Set((erased.json["expected_nodes"] as? [String: [String]])?["eu"] ?? []), Set(names), erased.text)
+        let id = try XCTUnwrap(erased.json["erasure_id"] as? String)
+
+        var found = try await call(paused, "GET", "/v1/erasures/\(id)", role: "privacy_officer")
+        for _ in 0..<300 where found.json["status"] as? String != "complete" {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            found = try await call(paused, "GET", "/v1/erasures/\(id)", role: "privacy_officer")
+        }
+        XCTAssertEqual(found.json["status"] as? String, "complete", found.text)
+        let certificate = try XCTUnwrap(found.json["certificate"] as? [String: Any], found.text)
+        let acks = try XCTUnwrap(certificate["acks"] as? [[String: Any]])
+        XCTAssertEqual(acks.count, 1, "one ack for the region: \(acks)")
+        XCTAssertEqual(acks.first?["scope"] as? String, "region")
+        XCTAssertEqual((acks.first?["counts"] as? [String: Any])?["subjects"] as? Int, 1)
+
+        let certificateFile = federation.directory.file("certificate.json")
+        try JSONSerialization.data(withJSONObject: certificate).write(to: URL(fileURLWithPath: certificateFile))
+        var trust: [String] = []
+        for name in names {
+            let keys = try Binary.run(["keys", "export-public", "--keyring", federation.directory.file("\(name)/\(name).keyring"),
+                                       "--master-key-file", federation.directory.file("master.key")])
+            XCTAssertEqual(keys.status, 0, keys.stderr)
+            let keysFile = federation.directory.file("\(name)-keys.json")
+            try Data(keys.stdout.utf8).write(to: URL(fileURLWithPath: keysFile))
+            trust += ["--trust", keysFile]
+        }
+        let verified = try Binary.run(["erasure", "verify", certificateFile] + trust)
+        XCTAssertEqual(verified.status, 0, verified.stderr + verified.stdout)
+    }
+
     static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
         guard !needle.isEmpty, haystack.count >= needle.count else { return false }
         return (0...(haystack.count - needle.count)).contains { haystack[$0..<($0 + needle.count)].elementsEqual(needle) }

@@ -116,7 +116,10 @@ final class ErasureCertificateTests: XCTestCase {
             XCTAssertTrue(found?.contains { if case .badSignature = $0 { return true } else { return false } } == true,
                           "\(field): \(String(describing: found))")
         }
-        XCTAssertNil(try problems(editAck(1, "scope", "region")), "no ack may claim a region before the region log exists")
+        let widened = try problems(editAck(1, "scope", "region"))
+        XCTAssertTrue(widened?.contains(.badSignature(region: eu, node: "eu-2")) == true,
+                      "a node's ack cannot be turned into one for its region: \(String(describing: widened))")
+        XCTAssertNil(try problems(editAck(1, "scope", "cluster")), "an unknown scope does not decode")
         XCTAssertEqual(try problems(editAck(1, "signature", Base64.encode([UInt8](repeating: 0, count: 64)))),
                        [.badSignature(region: eu, node: "eu-2")])
     }
@@ -167,7 +170,8 @@ final class ErasureCertificateTests: XCTestCase {
         XCTAssertEqual(withExtra.problems(), [.unexpectedRegion(try! RegionID("br"))])
         XCTAssertEqual(valid().problems(trusted: trust(["eu-1", "eu-2", "us-1"], as: ["eu-1": stranger, "eu-2": stranger,
                                                                                          "us-1": nodeKeys["us-1"]!])),
-                       [.untrustedRequestKey(region: eu), .untrustedKey(region: eu, node: "eu-1"), .untrustedKey(region: eu, node: "eu-2")])
+                       [.untrustedRequestKey(region: eu), .untrustedCompletionKey(region: eu, node: "eu-1"),
+                        .untrustedKey(region: eu, node: "eu-1"), .untrustedKey(region: eu, node: "eu-2")])
         // A node of the region signing for another: eu-1's key on an ack that says eu-2.
         let impostor = ErasureAck.signed(for: request, region: eu, node: "eu-2", erasedAt: requestedAt.adding(seconds: 5),
                                          counts: ["subjects": 0], walTruncated: true, policyVersion: 3, key: nodeKeys["eu-1"]!)
@@ -185,7 +189,67 @@ final class ErasureCertificateTests: XCTestCase {
                                                                                           acks: [forgedAck], key: stranger),
                                          acks: [forgedAck])
         XCTAssertEqual(forgery.problems(), [])
-        XCTAssertEqual(forgery.problems(trusted: trusted), [.untrustedRequestKey(region: eu), .untrustedKey(region: eu, node: "eu-1")])
+        XCTAssertEqual(forgery.problems(trusted: trusted), [.untrustedRequestKey(region: eu), .untrustedCompletionKey(region: eu, node: "eu-1"),
+                                                            .untrustedKey(region: eu, node: "eu-1")])
+    }
+
+    // MARK: Regions with a log
+
+    /// eu's nodes share a region log: one of them (eu-2, not the origin)
+    /// acks for the region; us acks per node; eu-2 signs the completion.
+    func regionCertificate(regionAckBy signer: String = "eu-2", extra: [ErasureAck] = [],
+                           completer: String = "eu-2") -> ErasureCertificate {
+        let request = request()
+        let regionAck = ErasureAck.signed(for: request, region: eu, node: signer, scope: .region, erasedAt: requestedAt.adding(seconds: 5),
+                                          counts: ["subjects": 1, "features": 4, "identities": 1], walTruncated: true, policyVersion: 3,
+                                          key: nodeKeys[signer] ?? Self.key(7))
+        let acks = [regionAck, ack(request, "us-1")] + extra
+        let key = nodeKeys[completer]!
+        return ErasureCertificate(request: request, completedAt: completedAt, completedBy: completer, completionPublicKey: key.publicKey,
+                                  completionSignature: ErasureCompletion.signature(request: request, completedAt: completedAt,
+                                                                                   acks: acks, key: key),
+                                  acks: acks)
+    }
+
+    func test_oneRegionAck_completesItsRegion_andANodeOfTheOriginRegionMaySignTheCompletion() throws {
+        let certificate = regionCertificate()
+        XCTAssertEqual(certificate.problems(trusted: trusted), [])
+        let decoded = try JSONDecoder().decode(ErasureCertificate.self, from: try JSONEncoder().encode(certificate))
+        XCTAssertEqual(decoded, certificate)
+        XCTAssertEqual(decoded.completedBy, "eu-2")
+        XCTAssertEqual(decoded.problems(trusted: trusted), [])
+        // A node added to the region after the request may sign for the region it joined, if trusted as a node of it.
+        let joined = regionCertificate(regionAckBy: "eu-3")
+        XCTAssertEqual(joined.problems(trusted: trusted), [.untrustedKey(region: eu, node: "eu-3")])
+        var withJoined = trusted
+        withJoined.trust(Self.key(7).publicKey, region: eu, node: "eu-3")
+        XCTAssertEqual(joined.problems(trusted: withJoined), [])
+    }
+
+    func test_aRegionAck_withAnotherAckOfItsRegion_orACompletionByAnUntrustedNode_fails() throws {
+        let request = request()
+        XCTAssertEqual(regionCertificate(extra: [ack(request, "eu-1")]).problems(trusted: trusted), [.regionAckWithOthers(eu)])
+        // us-1 is trusted, but not as a node of the origin region.
+        let wrongRegion = regionCertificate(completer: "us-1")
+        XCTAssertEqual(wrongRegion.problems(trusted: trusted), [.untrustedCompletionKey(region: eu, node: "us-1")])
+        // Relabelling the completion's signer does not move trust: the key is still eu-2's.
+        var document = try json(regionCertificate())
+        document["completed_by"] = "eu-1"
+        let relabelled = try JSONDecoder().decode(ErasureCertificate.self, from: try JSONSerialization.data(withJSONObject: document))
+        XCTAssertEqual(relabelled.problems(trusted: trusted), [.untrustedCompletionKey(region: eu, node: "eu-1")])
+        document["completion_public_key"] = nil
+        XCTAssertNil(try? JSONDecoder().decode(ErasureCertificate.self, from: try JSONSerialization.data(withJSONObject: document)),
+                     "completed_by without its key does not decode")
+    }
+
+    func test_aCertificateWithoutCompletedBy_isTheOriginsCompletion() throws {
+        var document = try json(valid())
+        XCTAssertEqual(document["completed_by"] as? String, "eu-1")
+        document["completed_by"] = nil
+        document["completion_public_key"] = nil
+        let older = try JSONDecoder().decode(ErasureCertificate.self, from: try JSONSerialization.data(withJSONObject: document))
+        XCTAssertEqual(older, valid())
+        XCTAssertEqual(older.problems(trusted: trusted), [])
     }
 
     /// The request's signed bytes, field by field as docs/FORMATS.md lays them out.

@@ -16,36 +16,22 @@ final class RetentionSweeper: Sendable {
     }
 
     private let services: NodeServices
-    private let task = Locked<Task<Void, Never>?>(nil)
+    private let schedule = PeriodicTask()
 
     init(services: NodeServices) { self.services = services }
 
     func start() {
         let services = self.services
-        let interval = UInt64(services.configuration.limits.retentionSweepIntervalMilliseconds) * 1_000_000
-        task.withLock {
-            $0 = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(nanoseconds: interval)
-                    guard !Task.isCancelled else { return }
-                    // In a region with a log the leader sweeps for every node: its deletions are entries.
-                    if let log = services.regionLog.value, !log.isServingLeader { continue }
-                    do { _ = try await Self.sweep(services, now: services.clock.now()) } catch {
-                        services.logger.error("retention sweep failed", ["error": .string("\(error)")])
-                    }
-                }
+        schedule.start(everyMilliseconds: Int64(services.configuration.limits.retentionSweepIntervalMilliseconds)) {
+            // In a region with a log the leader sweeps for every node: its deletions are entries.
+            if let log = services.regionLog.value, !log.isServingLeader { return }
+            do { _ = try await Self.sweep(services, now: services.clock.now()) } catch {
+                services.logger.error("retention sweep failed", ["error": .string("\(error)")])
             }
         }
     }
 
-    func stop() async {
-        let running = task.withLock { task -> Task<Void, Never>? in
-            defer { task = nil }
-            return task
-        }
-        running?.cancel()
-        await running?.value
-    }
+    func stop() async { await schedule.stop() }
 
     /// One full sweep: batches until nothing expired is left.
     @discardableResult

@@ -5,12 +5,18 @@ import DomicileStorage
 
 /// The local part of the erasure cascade (DESIGN.md section 9): the request
 /// is signed and recorded and the subject erased here, in one transaction;
-/// then the WAL is checkpointed and truncated, and this node signs its ack
-/// (scope `node`). The request completes, and its origin signs the
-/// completion, once every expected node has acked: a region with other
-/// nodes stays pending until they have (docs/DECISIONS.md, "Erasure").
-/// Until the federation carries erasure signals, a request expects this
-/// region only, and a pid of another region is answered 421.
+/// then the WAL is checkpointed and truncated, and the region's nodes ack.
+/// Without a region log each node holds only what it was sent, so each acks
+/// for itself (scope `node`), asked by the origin. With one, the erasure is
+/// an entry every node applies: once every member of the log has confirmed
+/// that it applied it and truncated its WAL, the leader signs the region's
+/// one ack (scope `region`); a member that does not answer keeps the
+/// request pending, and `ErasureConfirmations` asks again. The request
+/// completes, and the node recording the last ack signs the completion,
+/// once every expected region has acked (docs/DECISIONS.md, "Erasure",
+/// "Erasure in a region with a log"). Until the federation carries erasure
+/// signals, a request expects this region only, and a pid of another region
+/// is answered 421.
 enum ErasureService {
     /// Whom the request is about, once validated.
     enum Target: Sendable {
@@ -38,17 +44,24 @@ enum ErasureService {
             policyVersion: Int64(services.policy.version), linkHash: try linkHash(of: target, services),
             expectedNodes: [services.region: try regionNodes(services)], key: services.keys.signing)
         let counts = try await recordAndErase(signed, target: target, call)
-        // This node's ack is signed once the WAL no longer holds what was erased, so it can say so.
+        // An ack is signed once the WAL no longer holds what was erased, so it can say so.
         let walTruncated = await truncateWAL(services)
-        let ack = ErasureAck.signed(for: signed, region: services.region, node: signed.originNode,
-                                    erasedAt: max(call.now, services.clock.now()), counts: counts, walTruncated: walTruncated,
-                                    policyVersion: Int64(services.policy.version), key: services.keys.signing)
-        let peerAcks = await RegionErasure.ask(peersOf: signed, target: target, services: services)
+        let acks: [ErasureAck]
+        if let log = services.regionLog.value {
+            let regionAck = await RegionErasure.regionAck(for: signed, counts: counts, walTruncated: walTruncated,
+                                                          appliedIndex: log.appliedIndex, log: log, services: services)
+            acks = regionAck.map { [$0] } ?? []
+        } else {
+            let ack = ErasureAck.signed(for: signed, region: services.region, node: signed.originNode,
+                                        erasedAt: max(call.now, services.clock.now()), counts: counts, walTruncated: walTruncated,
+                                        policyVersion: Int64(services.policy.version), key: services.keys.signing)
+            acks = [ack] + (await RegionErasure.ask(peersOf: signed, target: target, services: services))
+        }
         let recorded = try await services.store.write { database in
-            var recorded = try ErasureRecords.record(ack, originKey: services.keys.signing, now: ack.erasedAt, in: database)
-            for peerAck in peerAcks {
-                recorded = try ErasureRecords.record(peerAck, originKey: services.keys.signing,
-                                                     now: max(ack.erasedAt, peerAck.erasedAt, services.clock.now()), in: database)
+            var recorded = try ErasureRecords.find(signed.erasureID, in: database)!
+            for ack in acks {
+                recorded = try ErasureRecords.record(ack, completer: services.configuration.node.rawValue, key: services.keys.signing,
+                                                     now: max(ack.erasedAt, services.clock.now()), in: database)
             }
             try AuditLog.append(call.event("erasure.request", outcome: recorded.status.rawValue,
                                               detail: "erasure_id=\(signed.erasureID),subjects=\(counts["subjects"] ?? 0)"), to: database)
@@ -67,19 +80,20 @@ enum ErasureService {
     static func recordAndErase(_ signed: SignedErasureRequest, target: Target, _ call: CallContext) async throws -> [String: Int64] {
         try await erase(target, services: call.services, event: { pid in
             call.event("erasure.erase", pid: pid.rawValue, outcome: "erased", detail: "erasure_id=\(signed.erasureID)")
-        }, then: { erasedPIDs, database in
-            try ErasureRecords.insert(signed, requestedBy: call.principal.name, erasedPIDs: erasedPIDs, in: database)
+        }, then: { erasedPIDs, counts, database in
+            try ErasureRecords.insert(signed, requestedBy: call.principal.name, erasedPIDs: erasedPIDs, counts: counts, in: database)
         })
     }
 
     /// Erases every subject `target` names on this node, in one transaction
     /// that appends `event` for each subject erased and runs `then` with
-    /// their pids; each erased subject's bucket key is rotated, and the
+    /// their pids and the counts; each erased subject's bucket key is rotated, and the
     /// retired versions are destroyed once it committed (docs/DECISIONS.md,
     /// "Subject keys under bucket keys"). Returns the rows erased per table
     /// (every counted table).
     static func erase(_ target: Target, services: NodeServices, event: @escaping @Sendable (PID) -> AuditEvent,
-                      then: @escaping @Sendable ([String], Database) throws -> Void = { _, _ in }) async throws -> [String: Int64] {
+                      then: @escaping @Sendable ([String], [String: Int64], Database) throws -> Void = { _, _, _ in })
+        async throws -> [String: Int64] {
         // The subjects whose vectors left the indexes, to put back should the transaction fail.
         let touched = Locked<[PID]>([])
         do {
@@ -101,7 +115,7 @@ enum ErasureService {
                         try AuditLog.append(event(pid), to: database)
                     }
                 }
-                try then(erasedPIDs, database)
+                try then(erasedPIDs, counts, database)
                 return counts
             }
             // The bucket key versions the erasure retired are destroyed before anything acknowledges it.
@@ -115,17 +129,19 @@ enum ErasureService {
 
     /// The nodes of this region that must ack: this one and every member
     /// the region's gossip pool knows, whatever its state (a dead or departed
-    /// node keeps its disk). Until the region log replicates a region's
-    /// data, each node holds only what it was sent, so none can answer for
-    /// another (docs/DECISIONS.md, "Erasure").
-    /// A node that has not joined its region yet does not know them: 503.
+    /// node keeps its disk). Without a region log, each node holds only what
+    /// it was sent, so none can answer for another (docs/DECISIONS.md,
+    /// "Erasure"). A node that has not joined its region yet does not know
+    /// them: 503.
     ///
-    /// In a region with a log, the region is one store: the erasure is one
-    /// entry every node applies in log order, so the node that committed it
-    /// (the leader) signs for the region, and no other node is asked
+    /// In a region with a log: the members of the log (voters and learners),
+    /// which every confirm before the region's one ack is signed
     /// (docs/DECISIONS.md, "Erasure in a region with a log").
     static func regionNodes(_ services: NodeServices) throws -> [String] {
-        if services.regionLog.value != nil { return [services.configuration.node.rawValue] }
+        if let log = services.regionLog.value {
+            let status = log.status
+            return Set((status.voters + status.learners).map(\.rawValue) + [services.configuration.node.rawValue]).sorted()
+        }
         let gossip = services.gossip.value
         if let gossip, !gossip.joined {
             throw DomainError(.unavailable, code: "not_ready", detail: "this node has not joined its region yet, so it cannot name the nodes an erasure must reach")

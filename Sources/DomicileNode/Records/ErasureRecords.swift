@@ -93,8 +93,10 @@ enum ErasureRecords {
         var description: String { "erasure \(erasureID): the ack does not answer this request from one of its expected nodes" }
     }
 
-    /// Records a signed request, pending in every expected region.
-    static func insert(_ request: SignedErasureRequest, requestedBy: String, erasedPIDs: [String], in database: Database) throws {
+    /// Records a signed request, pending in every expected region, with
+    /// what it erased here (`counts`, per table).
+    static func insert(_ request: SignedErasureRequest, requestedBy: String, erasedPIDs: [String], counts: [String: Int64],
+                       in database: Database) throws {
         try database.execute("""
             INSERT INTO erasure_requests (erasure_id, requested_at, requested_by, origin_region, jurisdiction, due_at, link,
                 status, completed_at, origin_node, policy_version, link_hash, request_signature, public_key)
@@ -103,6 +105,10 @@ enum ErasureRecords {
                   request.jurisdiction, request.dueAt.milliseconds, request.originNode,
                   request.policyVersion, request.linkHash, request.signature, request.publicKey.rawRepresentation])
         try insertErasedPIDs(erasedPIDs, of: request.erasureID, in: database)
+        for (table, count) in counts.sorted(by: { $0.key < $1.key }) {
+            try database.execute("INSERT INTO erasure_local_counts (erasure_id, table_name, count) VALUES (?, ?, ?)",
+                                 [request.erasureID, table, count])
+        }
         for (region, nodes) in request.expectedNodes {
             try database.execute("INSERT INTO erasure_regions (erasure_id, region, status) VALUES (?, ?, 'pending')",
                                  [request.erasureID, region.rawValue])
@@ -113,16 +119,19 @@ enum ErasureRecords {
         }
     }
 
-    /// Records one node's ack. A region is `erased` once every expected node
-    /// of it has acked; the request is `complete` once every expected region
-    /// is, and then the origin (`originKey`) signs the completion over the
-    /// request, `now` and every ack. Returns the request as it now stands.
-    static func record(_ ack: ErasureAck, originKey: Ed25519PrivateKey, now: Timestamp, in database: Database) throws -> ErasureRequest {
+    /// Records one ack. A region is `erased` once every expected node of it
+    /// has acked, or one of its nodes for the whole region (scope `region`);
+    /// the request is `complete` once every expected region is, and then
+    /// this node (`completer`, of the origin region) signs the completion
+    /// over the request and the acks with `key`.
+    static func record(_ ack: ErasureAck, completer: String, key: Ed25519PrivateKey, now: Timestamp,
+                       in database: Database) throws -> ErasureRequest {
         guard var request = try find(ack.erasureID, in: database), let signed = request.signed else {
             throw UnexpectedAck(erasureID: ack.erasureID)
         }
+        let regionAcked = request.acks.contains { $0.region == ack.region && ($0.scope == .region || ack.scope == .region) }
         guard ack.isValid, ack.requestHash == signed.hash, ack.linkHash == signed.linkHash,
-              signed.expectedNodes[ack.region]?.contains(ack.node) == true,
+              let expected = signed.expectedNodes[ack.region], ack.scope == .region || expected.contains(ack.node), !regionAcked,
               !request.acks.contains(where: { $0.region == ack.region && $0.node == ack.node }) else {
             throw UnexpectedAck(erasureID: ack.erasureID)
         }
@@ -140,12 +149,32 @@ enum ErasureRecords {
                                  [ack.erasureID, ack.region.rawValue])
         }
         if waiting.isEmpty {
-            let signature = ErasureCompletion.signature(request: signed, completedAt: now, acks: request.acks, key: originKey)
+            let signature = ErasureCompletion.signature(request: signed, completedAt: now, acks: request.acks, key: key)
             try database.execute("""
-                UPDATE erasure_requests SET status = 'complete', completed_at = ?, completion_signature = ? WHERE erasure_id = ?
-                """, [now.milliseconds, signature, ack.erasureID])
+                UPDATE erasure_requests SET status = 'complete', completed_at = ?, completion_signature = ?, completed_by = ?,
+                    completion_public_key = ?
+                WHERE erasure_id = ?
+                """, [now.milliseconds, signature, completer, key.publicKey.rawRepresentation, ack.erasureID])
         }
         return try find(ack.erasureID, in: database)!
+    }
+
+    /// The rows a request erased here, per table (empty when it erased nothing here).
+    static func localCounts(of erasureID: String, in database: Database) throws -> [String: Int64] {
+        Dictionary(uniqueKeysWithValues: try database.fetchAll(
+            "SELECT table_name, count FROM erasure_local_counts WHERE erasure_id = ?", [erasureID]) { ($0.text(0), $0.int64(1)) })
+    }
+
+    /// Pending requests erased here (through the region log) that still wait
+    /// for this region's ack, oldest first.
+    static func awaitingAck(of region: RegionID, limit: Int, in database: Database) throws -> [ErasureRequest] {
+        try database.fetchAll("""
+            SELECT \(requestColumns) FROM erasure_requests
+            WHERE status = 'pending'
+                AND erasure_id IN (SELECT erasure_id FROM erasure_regions WHERE region = ? AND status = 'pending')
+                AND erasure_id IN (SELECT erasure_id FROM erasure_local_counts)
+            ORDER BY requested_at, erasure_id LIMIT ?
+            """, [region.rawValue, limit], RequestRow.init).map { try $0.request(in: database) }
     }
 
     /// The subjects a request erased here: one row each.
@@ -167,7 +196,8 @@ enum ErasureRecords {
 
     static let requestColumns = """
         erasure_id, requested_at, requested_by, origin_region, jurisdiction, due_at, status, completed_at,
-        origin_node, policy_version, link_hash, request_signature, public_key, completion_signature
+        origin_node, policy_version, link_hash, request_signature, public_key, completion_signature,
+        completed_by, completion_public_key
         """
 
     static func find(_ erasureID: String, in database: Database) throws -> ErasureRequest? {
@@ -211,6 +241,8 @@ enum ErasureRecords {
         let requestSignature: [UInt8]?
         let publicKey: [UInt8]?
         let completionSignature: [UInt8]?
+        let completedBy: String?
+        let completionPublicKey: [UInt8]?
 
         init(_ row: Row) {
             erasureID = row.text(0)
@@ -227,6 +259,8 @@ enum ErasureRecords {
             requestSignature = row.optionalBlob(11)
             publicKey = row.optionalBlob(12)
             completionSignature = row.optionalBlob(13)
+            completedBy = row.optionalText(14)
+            completionPublicKey = row.optionalBlob(15)
         }
 
         func request(in database: Database) throws -> ErasureRequest {
@@ -245,10 +279,18 @@ enum ErasureRecords {
                 }
                 regions[region] = state
             }
+            var completer: ErasureRequest.Completer?
+            if let completedBy, let completionPublicKey {
+                guard let key = try? Ed25519PublicKey(rawRepresentation: completionPublicKey) else {
+                    throw StorageError.corrupt(table: "erasure_requests", column: "completion_public_key")
+                }
+                completer = ErasureRequest.Completer(node: completedBy, publicKey: key)
+            }
             return ErasureRequest(erasureID: erasureID, requestedAt: requestedAt, requestedBy: requestedBy, originRegion: originRegion,
                                   jurisdiction: jurisdiction, dueAt: dueAt, erasedPIDs: try erasedPIDs(in: database),
                                   status: status, completedAt: completedAt, signed: try signedRequest(originRegion, in: database),
-                                  completionSignature: completionSignature, regions: regions, acks: try acks(in: database))
+                                  completionSignature: completionSignature, completer: completer, regions: regions,
+                                  acks: try acks(in: database))
         }
 
         private func erasedPIDs(in database: Database) throws -> [String] {

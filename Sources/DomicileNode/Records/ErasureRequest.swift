@@ -33,16 +33,19 @@ struct ErasureRequest: Sendable {
     /// requests were signed (they carry no certificate).
     let signed: SignedErasureRequest?
     let completionSignature: [UInt8]?
+    /// Who signed the completion when not the origin (see `ErasureCertificate.completedBy`).
+    let completer: Completer?
     var regions: [RegionID: RegionState]
     var acks: [ErasureAck]
 
     func isOverdue(at now: Timestamp) -> Bool { status == .pending && dueAt < now }
 
-    /// Expected nodes that have not acked yet, per region.
+    /// Expected nodes that have not acked yet, per region; none of a region
+    /// acked for as a whole.
     var waitingForNodes: [RegionID: [String]] {
         guard let signed else { return [:] }
         var waiting: [RegionID: [String]] = [:]
-        for (region, nodes) in signed.expectedNodes {
+        for (region, nodes) in signed.expectedNodes where !acks.contains(where: { $0.region == region && $0.scope == .region }) {
             let missing = nodes.filter { node in !acks.contains { $0.region == region && $0.node == node } }
             if !missing.isEmpty { waiting[region] = missing }
         }
@@ -51,6 +54,12 @@ struct ErasureRequest: Sendable {
 
     var certificate: ErasureCertificate? {
         guard status == .complete, let completedAt, let signed, let completionSignature else { return nil }
-        return ErasureCertificate(request: signed, completedAt: completedAt, completionSignature: completionSignature, acks: acks)
+        return ErasureCertificate(request: signed, completedAt: completedAt, completedBy: completer?.node,
+                                  completionPublicKey: completer?.publicKey, completionSignature: completionSignature, acks: acks)
+    }
+
+    struct Completer: Sendable {
+        let node: String
+        let publicKey: Ed25519PublicKey
     }
 }

@@ -407,5 +407,20 @@ enum NodeSchema {
                 version INTEGER NOT NULL
             ) STRICT;
             """),
+        Migration(version: 12, name: "an erasure's counts where it ran; who signed its completion", sql: """
+            -- The rows an erasure removed here, per table, written in the erasure's own
+            -- transaction: in a region with a log every node applies the same rows, and
+            -- the region's one ack repeats these counts once each node has confirmed it.
+            CREATE TABLE erasure_local_counts (
+                erasure_id TEXT NOT NULL REFERENCES erasure_requests (erasure_id),
+                table_name TEXT NOT NULL,
+                count INTEGER NOT NULL,
+                PRIMARY KEY (erasure_id, table_name)
+            ) STRICT, WITHOUT ROWID;
+            -- The node of the origin region that signed the completion, and its key;
+            -- NULL: the origin (the only signer before region logs).
+            ALTER TABLE erasure_requests ADD COLUMN completed_by TEXT;
+            ALTER TABLE erasure_requests ADD COLUMN completion_public_key BLOB;
+            """),
     ])
 }

@@ -445,6 +445,16 @@ final class RegionLog: @unchecked Sendable {
         throw NoQuorum(reason: "no leader of the region answered in time")
     }
 
+    /// Runs an internal call (`/internal/…`) on `node`, a member of the
+    /// region, over the region channel: authenticated by the node keys, and
+    /// addressed by the roster, not by gossip.
+    func call(_ node: NodeName, _ request: ForwardedCall.Request, timeoutMilliseconds: Int64) async throws -> ForwardedCall.Answer {
+        precondition(request.target.hasPrefix(RegionRouting.internalPrefix), "only internal calls go to a chosen node")
+        guard let channel else { throw NoQuorum(reason: "the region channel is not running") }
+        let reply = try await channel.request(ForwardedCall.encode(request), to: node, deadline: .now + .milliseconds(timeoutMilliseconds))
+        return try ForwardedCall.decodeAnswer(reply)
+    }
+
     /// Sends `payload` to `leader` and waits for its reply, giving up as soon
     /// as this node follows another leader (or none) or `deadline` passes.
     private func ask(_ leader: NodeName, _ payload: [UInt8], over channel: RegionChannel, until deadline: Int64) async throws -> [UInt8] {

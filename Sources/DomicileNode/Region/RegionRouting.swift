@@ -14,6 +14,9 @@ enum RegionRouting {
     /// forwarded again.
     @TaskLocal static var isForwarded = false
 
+    /// The routes the nodes of a region call on each other.
+    static let internalPrefix = "/internal/"
+
     /// Headers of the leader's answer the answering server sets itself.
     private static let hopHeaders: Set<String> = ["content-length", "connection", "transfer-encoding", "date", "x-request-id", "keep-alive"]
 
@@ -36,9 +39,13 @@ enum RegionRouting {
         return HTTPResponse(status: status, headers: headers, body: body)
     }
 
-    /// The leader's side: runs a follower's call through the routes.
+    /// The leader's side: runs a follower's call through the routes. A call
+    /// between the region's nodes (`/internal/`, `RegionLog.call`) is for
+    /// the node asked, leader or not.
     static func serve(_ call: ForwardedCall.Request, router: Router, log: RegionLog) async -> ForwardedCall.Answer {
-        guard await log.waitServingLeader(until: monotonicMilliseconds() + log.settings.tickMilliseconds * 5) else { return .notLeader }
+        if !call.target.hasPrefix(internalPrefix) {
+            guard await log.waitServingLeader(until: monotonicMilliseconds() + log.settings.tickMilliseconds * 5) else { return .notLeader }
+        }
         var headers = HTTPHeaders()
         for field in call.headers { headers.add(field.name, field.value) }
         let request = HTTPRequest(method: call.method, target: call.target, headers: headers, body: call.body)
