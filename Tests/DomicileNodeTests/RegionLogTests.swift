@@ -300,6 +300,32 @@ final class RegionLogTests: XCTestCase {
         XCTAssertEqual(verified.status, 0, verified.stderr + verified.stdout)
     }
 
+    /// What a crash between a snapshot's restore into node.sqlite and
+    /// raft.sqlite recording it leaves: a database ahead of its node's log.
+    /// The node rebases its log onto its applied state when it starts, and
+    /// applies what the leader commits next (without the rebase, it would
+    /// refuse every snapshot at or below its applied index, and its log
+    /// would stay behind the leader's compaction). Enough entries that the
+    /// leader compacts past the follower's log while it is down.
+    func test_aNodeWhoseDatabaseIsAheadOfItsLog_rebasesTheLog_andAppliesWhatFollows() async throws {
+        let leader = try await leader()
+        let follower = try XCTUnwrap(names.first { $0 != leader })
+        nodes[follower]!.kill()
+        for index in 0..<80 { _ = try await register("ahead-\(index)@example.com", on: leader) }
+        let database = federation.dataDirectory(follower) + "/node.sqlite"
+        for suffix in ["", "-wal", "-shm"] { unlink(database + suffix) }
+        try Database(path: federation.dataDirectory(leader) + "/node.sqlite").backup(to: database)
+        nodes[follower] = try federation.start(follower)
+        try await waitUntilReady([follower])
+
+        let pid = try await register("after-the-rebase@example.com", on: leader)
+        try await waitUntilConverged()
+        let held = try Database(path: database).fetchOne("SELECT count(*) FROM subjects WHERE pid = ?", [pid]) { $0.int64(0) }
+        XCTAssertEqual(held, 1, "\(follower) applied the entry that followed its rebase")
+        XCTAssertTrue(nodes[follower]!.logLines.contains { $0.contains("region log rebased onto the applied state") },
+                      "\(follower) rebased its log")
+    }
+
     static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
         guard !needle.isEmpty, haystack.count >= needle.count else { return false }
         return (0...(haystack.count - needle.count)).contains { haystack[$0..<($0 + needle.count)].elementsEqual(needle) }

@@ -21,9 +21,9 @@ extension RegionLog {
         guard listed.publicKey.rawRepresentation == services.keys.signing.publicKey.rawRepresentation else {
             throw Misconfigured(description: "the roster's key for \(node) is not the signing key of its keyring")
         }
-        let applied = try services.store.read { try RegionLogRecords.appliedIndex(in: $0) }
+        let applied = try services.store.read { try RegionLogRecords.applied(in: $0) }
         return try RegionLog(name: node, settings: configuration, roster: roster, dataDirectory: services.configuration.dataDirectory,
-                             appliedIndex: applied, store: services.store, random: random,
+                             applied: applied, store: services.store, random: random,
                              now: services.clock.now().milliseconds / 1_000, logger: services.logger,
                              follower: try RegionFollower(services: services))
     }

@@ -112,10 +112,10 @@ final class RegionLog: @unchecked Sendable {
 
     /// Opens `raft.sqlite` in `dataDirectory` and restores the machine (a
     /// new region's node starts with every roster node as a voter; a
-    /// joining node with no membership). `appliedIndex` is how far
-    /// node.sqlite has applied the log.
+    /// joining node with no membership). `applied` is how far node.sqlite
+    /// has applied the log: the last entry's index and term.
     init(name: NodeName, settings: NodeConfiguration.RegionLog, roster: RegionRoster, dataDirectory: String,
-         appliedIndex: UInt64, store: Store, random: any RandomSource, now: Int64, logger: Logger,
+         applied: (index: UInt64, term: UInt64), store: Store, random: any RandomSource, now: Int64, logger: Logger,
          follower: RegionFollower) throws {
         self.name = name
         self.settings = settings
@@ -126,11 +126,41 @@ final class RegionLog: @unchecked Sendable {
         Self.removeOutgoingLeftovers(in: dataDirectory)
         self.logger = logger
         self.follower = follower
-        storage = try RaftStorage(path: (dataDirectory as NSString).appendingPathComponent(RaftStorage.fileName), now: now)
+        let storage = try RaftStorage(path: (dataDirectory as NSString).appendingPathComponent(RaftStorage.fileName), now: now)
         var draws = random.generator()
-        raft = try Self.restore(name: name, storage: storage, roster: roster, join: settings.join, appliedIndex: appliedIndex,
-                                settings: Self.raftSettings(settings), seed: UInt64.random(in: 0...UInt64.max, using: &draws))
-        shared.withLock { $0.appliedIndex = max(appliedIndex, raft.appliedIndex) }
+        let seed = UInt64.random(in: 0...UInt64.max, using: &draws)
+        func restored() throws -> RaftNode {
+            try Self.restore(name: name, storage: storage, roster: roster, join: settings.join, appliedIndex: applied.index,
+                             settings: Self.raftSettings(settings), seed: seed)
+        }
+        var raft = try restored()
+        if try Self.rebase(storage, ontoApplied: applied, membership: raft.membership) {
+            logger.warning("region log rebased onto the applied state", ["index": .int(Int64(applied.index)), "term": .int(Int64(applied.term))])
+            raft = try restored()
+        }
+        self.storage = storage
+        self.raft = raft
+        shared.withLock { $0.appliedIndex = max(applied.index, raft.appliedIndex) }
+    }
+
+    /// node.sqlite may hold a snapshot raft.sqlite never recorded: a crash
+    /// between `install`'s restore and the machine's persist of the
+    /// snapshot. Its applied state (committed: a leader sent it) is then
+    /// past the log's end, or disagrees with the log's entry at its index
+    /// (an uncommitted suffix of an older term). The log is rebased onto it
+    /// as persisting the snapshot would have: a boundary at that index and
+    /// term, with the membership the log knew last, and no entries; the
+    /// leader sends what follows. Returns whether it did.
+    static func rebase(_ storage: RaftStorage, ontoApplied applied: (index: UInt64, term: UInt64),
+                       membership: Membership) throws -> Bool {
+        guard applied.index > storage.snapshot.index else { return false }
+        if applied.index <= storage.lastIndex, try storage.term(at: applied.index) == applied.term { return false }
+        let hard = storage.hardState
+        let term = max(hard.term, applied.term)
+        let metadata = SnapshotMetadata(index: applied.index, term: applied.term, membership: membership)
+        try storage.persist(hardState: RaftHardState(term: term, vote: term == hard.term ? hard.vote : nil, commit: applied.index),
+                            snapshot: RaftSnapshotMetadata(index: applied.index, term: applied.term, configuration: RaftCodec.encode(metadata)))
+        return true
     }
 
     static func raftSettings(_ configuration: NodeConfiguration.RegionLog) -> RaftSettings {
