@@ -434,10 +434,12 @@ final class RegionLog: @unchecked Sendable {
         return true
     }
 
-    /// Hands a client's call to the leader and returns its answer once this
-    /// node has applied what the leader had applied when it answered (or,
-    /// far behind, after an election timeout: what the leader applied is
-    /// committed).
+    static let readMethods: Set<String> = ["GET", "HEAD"]
+
+    /// Hands a client's call to the leader and returns its answer — for a
+    /// write, once this node has applied what the leader had applied when it
+    /// answered (or, far behind, after an election timeout: what the leader
+    /// applied is committed).
     ///
     /// Waits for a leader while an election runs. A call already handed to
     /// a leader is never handed to another (it may have taken effect): if
@@ -461,9 +463,12 @@ final class RegionLog: @unchecked Sendable {
             let reply = try await ask(leader, payload, over: channel, until: deadline)
             switch try? ForwardedCall.decodeAnswer(reply) {
             case .response(let status, let headers, let body, let leaderApplied)?:
-                // The leader applied it (it is committed): a follower far
-                // behind answers after an election timeout at most.
-                _ = await waitApplied(leaderApplied, until: min(deadline, monotonicMilliseconds() + electionMilliseconds))
+                // A write is answered once applied here too (the leader applied it: it is committed; a
+                // follower far behind answers after an election timeout at most). A read changed nothing
+                // this node must show: its answer is the leader's, and so is the next call's.
+                if !Self.readMethods.contains(request.method) {
+                    _ = await waitApplied(leaderApplied, until: min(deadline, monotonicMilliseconds() + electionMilliseconds))
+                }
                 return .response(status: status, headers: headers, body: body, appliedIndex: leaderApplied)
             case .notLeader?:
                 // It ran nothing: ask whoever leads next.
