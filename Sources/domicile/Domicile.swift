@@ -20,6 +20,8 @@ enum Domicile {
         PolicyCheckCommand.self,
         AuditVerifyCommand.self,
         ErasureVerifyCommand.self,
+        ScanCommand.self,
+        ScanVerifyCommand.self,
         TokenGenerateCommand.self,
         StorageCheckCommand.self,
         StorageLoadCommand.self,
