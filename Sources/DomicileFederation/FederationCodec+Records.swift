@@ -190,3 +190,33 @@ extension FederationReader {
         return key
     }
 }
+
+extension FederationCodec {
+    /// `encode(record).count`, computed without encoding (a region restoring
+    /// or receiving records sizes each one against the exchange's bounds).
+    /// A test holds it to `encode`.
+    public static func bodySize(of record: FederationRecord) -> Int {
+        func short(_ text: String) -> Int { 1 + text.utf8.count }
+        switch record {
+        case .aggregate(let release):
+            let result = switch release.result {
+            case .value: 1 + 8
+            case .values(let categories): 1 + 2 + categories.reduce(0) { $0 + short($1.label) + 8 }
+            }
+            return short(release.releaseID) + short(release.name.rawValue) + short(release.region.rawValue) + short(release.kind.rawValue)
+                + short(release.dataset.rawValue) + short(release.mechanism.rawValue) + 5 * 8 + result
+        case .erasureIntent(let intent):
+            let request = intent.request
+            let expected = request.expectedNodes.reduce(0) { sum, element in
+                sum + short(element.key.rawValue) + 1 + element.value.reduce(0) { $0 + short($1) }
+            }
+            return short(request.erasureID) + 2 * 8 + short(request.jurisdiction) + short(request.originRegion.rawValue)
+                + short(request.originNode) + 8 + ErasureFields.hashByteCount + 2 + expected + ErasureFields.signatureByteCount
+                + Ed25519PublicKey.byteCount + 4 + intent.erasedPids.reduce(0) { $0 + short($1.rawValue) }
+        case .erasureAck(let ack):
+            return short(ack.erasureID) + ErasureFields.hashByteCount + short(ack.region.rawValue) + short(ack.node)
+                + short(ack.scope.rawValue) + 8 + ErasureFields.hashByteCount + 1 + 8 + 1
+                + ack.counts.reduce(0) { $0 + short($1.key) + 8 } + ErasureFields.signatureByteCount + Ed25519PublicKey.byteCount
+        }
+    }
+}

@@ -17,9 +17,7 @@ extension FederationNode {
     /// by erasure id: the shell erases for each (idempotently) and publishes
     /// its ack — after each `apply`, and after a restart.
     public var intentsAwaitingAck: [ErasureIntent] {
-        intents.values.filter { intent in
-            intent.expectedRegions.contains(region) && acks[intent.erasureID]?[region] == nil
-        }.sorted { $0.erasureID < $1.erasureID }
+        unacknowledged.sorted().map { intents[$0]! }
     }
 
     /// The request's progress, once its intent is held here. An ack that

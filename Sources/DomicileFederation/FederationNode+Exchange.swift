@@ -68,18 +68,16 @@ extension FederationNode {
                 if !Self.agree(logs[entry.origin]![Int(entry.seq - 1)].body, entry.body) { conflicts += 1 }
                 continue
             }
-            if entry.seq > held + 1 {
-                guard settings.unsafeAdvancePastGaps else { continue }
-                for seq in held + 1..<entry.seq {
-                    take(FederationEntry(origin: entry.origin, seq: seq, body: .skipped(entry.body.kind)), bodyBytes: nil)
-                }
-            }
+            // Never when shells persist before they send (a digest claims
+            // only what is durable); a region whose store went back in time
+            // would see it.
+            guard entry.seq == held + 1 else { continue }
             guard case .record(let record) = entry.body else {
                 take(entry, bodyBytes: nil)
                 continue
             }
-            guard record.region == entry.origin, let bodyBytes = try? FederationCodec.encode(record).count,
-                  bodyBytes <= settings.recordBytesMax else {
+            let bodyBytes = FederationCodec.bodySize(of: record)
+            guard record.region == entry.origin, bodyBytes <= settings.recordBytesMax else {
                 refused += 1
                 continue
             }

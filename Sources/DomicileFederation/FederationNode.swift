@@ -34,6 +34,8 @@ public struct FederationNode: Sendable {
     public internal(set) var intents: [String: ErasureIntent] = [:]
     /// Per erasure id, the acks held per acking region.
     public internal(set) var acks: [String: [RegionID: ErasureAck]] = [:]
+    /// The intents held that expect this region and that it has not acked.
+    var unacknowledged: Set<String> = []
 
     /// Entries received that differ from the one held at their position:
     /// an origin that numbered two records alike (never, when shells persist
@@ -48,7 +50,8 @@ public struct FederationNode: Sendable {
     var unpersisted: [FederationEntry] = []
     var unapplied: [FederationEntry] = []
 
-    /// A region's machine; `restoring` is every entry it persisted (any order).
+    /// A region's machine; `restoring` is every entry it persisted, in the
+    /// order persisted (each origin's by sequence, origins interleaved).
     public init(region: RegionID, peers: [RegionID], settings: FederationSettings, transfer: FederationTransfer,
                 randomSeed: UInt64, restoring entries: [FederationEntry] = []) throws(FederationError) {
         try settings.validate()
@@ -57,12 +60,11 @@ public struct FederationNode: Sendable {
         self.transfer = transfer
         self.random = SeededRandom(seed: randomSeed)
         self.peers = peers.filter { $0 != region }.sorted()
-        let sorted = entries.sorted { ($0.origin, $0.seq) < ($1.origin, $1.seq) }
-        for entry in sorted {
+        for entry in entries {
             guard entry.seq == UInt64(logs[entry.origin]?.count ?? 0) + 1 else {
                 throw .corruptState("the entries of \(entry.origin) are not 1, 2, 3, …")
             }
-            let bodyBytes = try entry.body.record.map { record throws(FederationError) in try FederationCodec.encode(record).count }
+            let bodyBytes = entry.body.record.map(FederationCodec.bodySize)
             logs[entry.origin, default: []].append(Held(body: entry.body, bodyBytes: bodyBytes))
             if let record = entry.body.record { index(record) }
         }
@@ -96,7 +98,14 @@ public struct FederationNode: Sendable {
         elapsed += 1
         guard elapsed >= settings.exchangeTicks else { return }
         elapsed = 0
-        if let peer = peers.randomElement(using: &random) { send(to: peer, .digest(vector)) }
+        if let peer = peers.randomElement(using: &random) { exchange(with: peer) }
+    }
+
+    /// Starts an exchange with `peer` now: this region's digest (the shell
+    /// may call it when a peer comes back, besides the ticks).
+    public mutating func exchange(with peer: RegionID) {
+        guard peer != region else { return }
+        send(to: peer, .digest(vector))
     }
 
     /// Sets the federation's other regions (membership changed).
@@ -159,9 +168,13 @@ public struct FederationNode: Sendable {
         case .aggregate(let release):
             if releases[release.releaseID] == nil { releases[release.releaseID] = release }
         case .erasureIntent(let intent):
-            if intents[intent.erasureID] == nil { intents[intent.erasureID] = intent }
+            guard intents[intent.erasureID] == nil else { return }
+            intents[intent.erasureID] = intent
+            if intent.expectedRegions.contains(region), acks[intent.erasureID]?[region] == nil { unacknowledged.insert(intent.erasureID) }
         case .erasureAck(let ack):
-            if acks[ack.erasureID]?[ack.region] == nil { acks[ack.erasureID, default: [:]][ack.region] = ack }
+            guard acks[ack.erasureID]?[ack.region] == nil else { return }
+            acks[ack.erasureID, default: [:]][ack.region] = ack
+            if ack.region == region { unacknowledged.remove(ack.erasureID) }
         }
     }
 }

@@ -16,10 +16,6 @@ public struct FederationSettings: Sendable {
     /// placeholders even to regions the policy lets hold the record, which
     /// then never get it.
     var unsafeRelayPlaceholders = false
-    /// A known-bad machine: a receiver that takes an entry beyond a gap and
-    /// fills the gap with placeholders, advancing its vector past records it
-    /// never received.
-    var unsafeAdvancePastGaps = false
 
     public init() {}
 
