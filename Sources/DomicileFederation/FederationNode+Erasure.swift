@@ -20,15 +20,18 @@ extension FederationNode {
         unacknowledged.sorted().map { intents[$0]! }
     }
 
-    /// The request's progress, once its intent is held here. An ack that
-    /// names another request hash or link, or comes from a region the
-    /// request did not expect, does not count.
+    /// The request's progress, once its intent is held here: per expected
+    /// region, its first ack that names the request's hash and link. An ack
+    /// that names another request, or comes from a region the request did
+    /// not expect, does not count. (Signatures and the signing keys are the
+    /// shell's to check against the federation's trusted keys.)
     public func progress(of erasureID: String) -> ErasureProgress? {
         guard let intent = intents[erasureID] else { return nil }
         let hash = intent.request.hash
         let expected = Set(intent.expectedRegions)
-        let binding = (acks[erasureID] ?? [:]).filter { region, ack in
-            expected.contains(region) && ack.requestHash == hash && ack.linkHash == intent.linkHash
+        var binding: [RegionID: ErasureAck] = [:]
+        for ack in acks[erasureID] ?? [] where binding[ack.region] == nil && expected.contains(ack.region) {
+            if ack.requestHash == hash && ack.linkHash == intent.linkHash { binding[ack.region] = ack }
         }
         return ErasureProgress(intent: intent, acks: binding)
     }

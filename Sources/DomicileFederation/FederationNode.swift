@@ -32,8 +32,9 @@ public struct FederationNode: Sendable {
     /// The records held, by their ids (the first one kept when an id repeats).
     public internal(set) var releases: [String: AggregateRelease] = [:]
     public internal(set) var intents: [String: ErasureIntent] = [:]
-    /// Per erasure id, the acks held per acking region.
-    public internal(set) var acks: [String: [RegionID: ErasureAck]] = [:]
+    /// Per erasure id, the acks held, in the order taken (a region may ack
+    /// twice: once more after a crash lost its first ack before it was durable).
+    public internal(set) var acks: [String: [ErasureAck]] = [:]
     /// The intents held that expect this region and that it has not acked.
     var unacknowledged: Set<String> = []
 
@@ -170,10 +171,12 @@ public struct FederationNode: Sendable {
         case .erasureIntent(let intent):
             guard intents[intent.erasureID] == nil else { return }
             intents[intent.erasureID] = intent
-            if intent.expectedRegions.contains(region), acks[intent.erasureID]?[region] == nil { unacknowledged.insert(intent.erasureID) }
+            if intent.expectedRegions.contains(region), !(acks[intent.erasureID] ?? []).contains(where: { $0.region == region }) {
+                unacknowledged.insert(intent.erasureID)
+            }
         case .erasureAck(let ack):
-            guard acks[ack.erasureID]?[ack.region] == nil else { return }
-            acks[ack.erasureID, default: [:]][ack.region] = ack
+            guard !(acks[ack.erasureID] ?? []).contains(ack) else { return }
+            acks[ack.erasureID, default: []].append(ack)
             if ack.region == region { unacknowledged.remove(ack.erasureID) }
         }
     }

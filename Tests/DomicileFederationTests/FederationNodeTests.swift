@@ -177,6 +177,11 @@ final class FederationNodeTests: XCTestCase {
         try federation.drain(eu)
         XCTAssertEqual(federation[eu].progress(of: intent.erasureID)?.isComplete, false)
         XCTAssertEqual(federation[eu].progress(of: intent.erasureID)?.missing, [us])
+        // us's real ack, after the misbound one, completes it.
+        var real = forged
+        try real.publish(.erasureAck(Fixtures.ack(of: intent, by: us)))
+        federation[eu].step(FederationEnvelope(from: us, to: eu, message: .deltas(entries: real.entries(from: us), digest: nil, more: false)))
+        XCTAssertEqual(federation[eu].progress(of: intent.erasureID)?.isComplete, true)
     }
 
     func test_erasure_completesWhenEveryExpectedRegionAcked() throws {
