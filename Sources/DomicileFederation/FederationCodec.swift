@@ -1,6 +1,4 @@
-import DomicileCrypto
 import DomicileModel
-import DomicilePrivacy
 
 /// The federation's wire format, version 1 (docs/FORMATS.md, "Federation
 /// records and exchange"): big-endian integers, u8-prefixed UTF-8 strings,

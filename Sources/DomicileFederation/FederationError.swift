@@ -5,7 +5,7 @@ public enum FederationError: Error, Equatable, Sendable, CustomStringConvertible
     case invalidRecord(String)
     /// A record published by a region that is not its own.
     case notOurs
-    /// A record whose encoding exceeds `FederationCodec.recordBytesMax`.
+    /// A record whose body exceeds the record bound (`recordBytesMax`).
     case recordTooLarge(bytes: Int)
     /// Bytes the codec refuses: another version, an unknown type or kind,
     /// a count or length beyond its bound or beyond what remains, trailing bytes.
@@ -19,7 +19,7 @@ public enum FederationError: Error, Equatable, Sendable, CustomStringConvertible
         switch self {
         case .invalidRecord(let field): "invalid federation record: \(field)"
         case .notOurs: "a region publishes only its own records"
-        case .recordTooLarge(let bytes): "a federation record of \(bytes) bytes exceeds \(FederationCodec.recordBytesMax)"
+        case .recordTooLarge(let bytes): "a federation record of \(bytes) bytes exceeds the record bound"
         case .malformed(let reason): "malformed federation message: \(reason)"
         case .corruptState(let reason): "corrupt federation state: \(reason)"
         case .invalidSettings(let reason): "invalid federation settings: \(reason)"

@@ -39,7 +39,7 @@ public struct FederationNode: Sendable {
     var unacknowledged: Set<String> = []
 
     /// Entries received that differ from the one held at their position:
-    /// an origin that numbered two records alike (never, when shells persist
+    /// an origin gave one number to two records (never, when shells persist
     /// before sending).
     public internal(set) var conflicts = 0
     /// Entries received and dropped: a record whose region is not its origin
@@ -51,8 +51,8 @@ public struct FederationNode: Sendable {
     var unpersisted: [FederationEntry] = []
     var unapplied: [FederationEntry] = []
 
-    /// A region's machine; `restoring` is every entry it persisted, in the
-    /// order persisted (each origin's by sequence, origins interleaved).
+    /// A region's machine; `restoring` is every entry it persisted, each
+    /// origin's in sequence order (origins interleaved in any way).
     public init(region: RegionID, peers: [RegionID], settings: FederationSettings, transfer: FederationTransfer,
                 randomSeed: UInt64, restoring entries: [FederationEntry] = []) throws(FederationError) {
         try settings.validate()
