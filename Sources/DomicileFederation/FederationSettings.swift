@@ -23,8 +23,8 @@ public struct FederationSettings: Sendable {
     public static var testing: FederationSettings {
         var settings = FederationSettings()
         settings.exchangeTicks = 3
-        settings.exchangeEntriesMax = 8
-        settings.recordBytesMax = 16 << 10
+        settings.exchangeEntriesMax = 16
+        settings.recordBytesMax = 4 << 10
         settings.exchangeBytesMax = settings.recordBytesMax + messageOverheadMax
         return settings
     }

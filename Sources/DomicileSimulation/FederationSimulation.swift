@@ -45,7 +45,7 @@ public final class FederationSimulation {
         /// Each ordered pair of regions: aggregates denied from the first to the second.
         public var deniedPairProbability = 0.25
         /// A release or intent near the record bound, so exchanges stop at the byte bound.
-        public var largeRecordProbability = 0.05
+        public var largeRecordProbability = 0.15
 
         public init() {}
     }
@@ -65,8 +65,10 @@ public final class FederationSimulation {
         public var partitions = 0
         public var messagesSent = 0
         public var messagesDropped = 0
-        /// `deltas` messages that stopped at a bound (`more`), and the largest one's bytes.
+        /// `deltas` messages that stopped at a bound (`more`), of which at the
+        /// byte bound (fewer entries than the entry bound), and the largest one's bytes.
         public var boundedExchanges = 0
+        public var byteBoundedExchanges = 0
         public var largestExchangeBytes = 0
         public var violation: FederationViolation?
     }
@@ -354,6 +356,7 @@ public final class FederationSimulation {
                 throw FederationViolation(.exchangeBounded, "\(envelope.from)→\(envelope.to): \(entries.count) entries, \(bytes.count) bytes")
             }
             if more { outcome.boundedExchanges += 1 }
+            if more, entries.count < plan.settings.exchangeEntriesMax { outcome.byteBoundedExchanges += 1 }
             outcome.largestExchangeBytes = max(outcome.largestExchangeBytes, bytes.count)
         }
         outcome.messagesSent += 1
@@ -423,7 +426,7 @@ public final class FederationSimulation {
         if chance(0.5) {
             result = .value(Double(Int.random(in: -5...500, using: &random)))
         } else {
-            let count = chance(plan.largeRecordProbability) ? Int.random(in: 250...400, using: &random) : Int.random(in: 1...8, using: &random)
+            let count = chance(plan.largeRecordProbability) ? Int.random(in: 200...300, using: &random) : Int.random(in: 1...8, using: &random)
             result = .values((0..<count).map { AggregateRelease.Category(label: "c\($0)", value: Double(Int.random(in: 0...99, using: &random))) })
         }
         let isCount = if case .value = result { true } else { false }

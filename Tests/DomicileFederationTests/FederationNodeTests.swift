@@ -21,11 +21,9 @@ final class FederationNodeTests: XCTestCase {
     }
 
     func test_publish_refusesAnotherRegionsRecordAndOneOverTheBound() throws {
-        var settings = FederationSettings.testing
-        settings.recordBytesMax = 4_096
-        var node = try Fixtures.node(eu, settings: settings)
+        var node = try Fixtures.node(eu)
         XCTAssertThrowsError(try node.publish(.aggregate(Fixtures.release(1, in: us)))) { XCTAssertEqual($0 as? FederationError, .notOurs) }
-        // 1,000 categories of ~13 bytes: over a bound of 4 KiB.
+        // 1,000 categories of ~13 bytes: over the testing bound of 4 KiB.
         XCTAssertThrowsError(try node.publish(.aggregate(Fixtures.release(2, in: eu, categories: 1_000)))) {
             guard case .recordTooLarge = $0 as? FederationError else { return XCTFail("\($0)") }
         }
@@ -49,7 +47,7 @@ final class FederationNodeTests: XCTestCase {
 
     func test_exchange_isBoundedAndResumesFromTheNewVector() throws {
         var federation = Federation([try Fixtures.node(eu), try Fixtures.node(us)])
-        for number in 1...20 { try federation[eu].publish(.aggregate(Fixtures.release(number, in: eu, categories: number % 2 == 0 ? 900 : 0))) }
+        for number in 1...20 { try federation[eu].publish(.aggregate(Fixtures.release(number, in: eu, categories: number % 2 == 0 ? 250 : 0))) }
         try federation.drain(eu)
         try federation.exchange(us, eu)
         XCTAssertEqual(federation[us].vector, VersionVector([eu: 20]))
@@ -58,7 +56,7 @@ final class FederationNodeTests: XCTestCase {
             return (entries.count, try! FederationCodec.encode(envelope).count, more)
         }
         let settings = FederationSettings.testing
-        XCTAssertGreaterThan(deltas.count, 2, "20 records in exchanges of at most 8")
+        XCTAssertGreaterThan(deltas.count, 2, "20 records, 10 of them 3 KiB, in exchanges of at most 12 KiB")
         XCTAssertTrue(deltas.allSatisfy { $0.0 <= settings.exchangeEntriesMax && $0.1 <= settings.exchangeBytesMax })
         XCTAssertTrue(deltas.contains { $0.0 < settings.exchangeEntriesMax && $0.2 }, "a message stopped at the byte bound")
         XCTAssertEqual(federation[us].releases.count, 20)

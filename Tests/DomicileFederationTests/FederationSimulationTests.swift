@@ -58,6 +58,7 @@ final class FederationSimulationTests: XCTestCase {
         var releases = 0
         var certificates = 0
         var bounded = 0
+        var byteBounded = 0
         var shellCrashes = 0
         for seed in seeds {
             let outcome = try FederationSimulation(seed: seed, plan: plan()).run()
@@ -68,12 +69,14 @@ final class FederationSimulationTests: XCTestCase {
             releases += outcome.releases
             certificates += outcome.certificatesCompleted
             bounded += outcome.boundedExchanges
+            byteBounded += outcome.byteBoundedExchanges
             shellCrashes += outcome.shellCrashes
         }
         XCTAssertGreaterThan(releases, seeds.count, "the runs published releases")
         XCTAssertGreaterThan(certificates, 0, "the runs completed certificates")
         XCTAssertGreaterThan(bounded, 0, "exchanges stopped at a bound and resumed")
+        XCTAssertGreaterThan(byteBounded, 0, "exchanges stopped at the byte bound")
         print("federation simulation: \(seeds.count) seeds from \(seeds.first!), \(releases) releases, \(certificates) certificates, "
-            + "\(bounded) exchanges resumed after a bound, \(shellCrashes) crashes inside the shell")
+            + "\(bounded) exchanges resumed after a bound (\(byteBounded) at the byte bound), \(shellCrashes) crashes inside the shell")
     }
 }
