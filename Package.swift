@@ -61,10 +61,18 @@ let package = Package(
         .target(name: "DomicileConsensus", dependencies: ["DomicileModel"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
 
+        // The federation: anti-entropy of DP releases and erasure signals between regions as a pure state machine
+        // (steps in; what to persist, send and apply out) and its wire codec, which has no case for resident data.
+        // Optimized in debug builds too, like DomicileConsensus: the simulator runs hundreds of seeded federations.
+        .target(name: "DomicileFederation", dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+
         // Simulators replayable from a seed: many membership instances on a virtual clock and a simulated network;
-        // a region log's nodes with simulated disks, network, clock and crashes, checked after every step.
+        // a region log's nodes with simulated disks, network, clock and crashes, checked after every step;
+        // a federation of regions exchanging releases and erasure signals.
         // Optimized in debug builds too, like DomicileConsensus: its tests run thousands of seeded histories.
-        .target(name: "DomicileSimulation", dependencies: ["DomicileModel", "DomicileGossip", "DomicileConsensus"],
+        .target(name: "DomicileSimulation", dependencies: ["DomicileModel", "DomicileGossip", "DomicileConsensus", "DomicileFederation",
+                                                           "DomicilePrivacy", "DomicileCrypto"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
 
         .executableTarget(
@@ -93,6 +101,10 @@ let package = Package(
                     swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // Unit tests of the machine over DomicileSimulation's SimulatedRegion.
         .testTarget(name: "DomicileConsensusTests", dependencies: ["DomicileConsensus", "DomicileSimulation", "DomicileModel"],
+                    swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        // The federation's machine and codec, and its simulator's seeded runs.
+        .testTarget(name: "DomicileFederationTests",
+                    dependencies: ["DomicileFederation", "DomicileSimulation", "DomicileModel", "DomicilePrivacy", "DomicileCrypto"],
                     swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .testTarget(name: "DomicileVectorsTests", dependencies: ["DomicileVectors", "CVectorKernels", "DomicileModel"]),
         .testTarget(name: "DomicilePrivacyTests", dependencies: ["DomicilePrivacy", "DomicileModel", "DomicileCrypto"]),

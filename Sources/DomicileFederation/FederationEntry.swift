@@ -1,0 +1,36 @@
+import DomicileModel
+
+/// One position in an origin region's sequence: the origin numbers its
+/// records 1, 2, 3, … as it publishes them.
+public struct FederationEntry: Sendable, Equatable {
+    public enum Body: Sendable, Equatable {
+        case record(FederationRecord)
+        /// A placeholder for a record the residency policy keeps from the
+        /// region that holds it (or from the one it is sent to): only its
+        /// kind. It fills the position so that the receiver's contiguous
+        /// vector advances past it (docs/FEDERATION.md, "Denied records").
+        case skipped(FederationRecordKind)
+
+        public var kind: FederationRecordKind {
+            switch self {
+            case .record(let record): record.kind
+            case .skipped(let kind): kind
+            }
+        }
+
+        public var record: FederationRecord? {
+            if case .record(let record) = self { return record }
+            return nil
+        }
+    }
+
+    public let origin: RegionID
+    public let seq: UInt64
+    public let body: Body
+
+    public init(origin: RegionID, seq: UInt64, body: Body) {
+        self.origin = origin
+        self.seq = seq
+        self.body = body
+    }
+}

@@ -1,0 +1,454 @@
+import DomicileCrypto
+import DomicileFederation
+import DomicileModel
+import DomicilePrivacy
+
+/// One seeded run of a federation of regions under a nemesis: a network
+/// that drops, delays, reorders and duplicates messages and partitions the
+/// regions; regions that crash — between steps, and inside the shell's
+/// handling of a `FederationReady` (before its transaction is synced, which
+/// then survives whole or is lost whole, or before it sends) — and restart
+/// from their durable store alone. Each region is one `FederationNode` (its
+/// region log makes the region one store); clients publish releases and
+/// start erasures in any region; an intent that expects a region makes it
+/// erase (in the transaction that keeps the intent) and then publish its
+/// signed ack. The residency policy of a run denies aggregates between some
+/// ordered pairs of regions, drawn from the seed.
+///
+/// Checked after every step: no region holds a record denied to it; every
+/// held entry is the one its origin published at that position; no ack
+/// exists before its region's erasure is durable; a certificate completes
+/// only when every expected region acked and erased; every `deltas`
+/// message is within the exchange's bounds; every message survives the
+/// codec unchanged. At the end the nemesis stops, everything heals and
+/// restarts, and the run waits for convergence: every region holds every
+/// release it may hold, every expected region erased every intent, every
+/// certificate is complete at its origin, and the vectors agree. Everything
+/// is drawn from `seed`, so a failing run replays exactly.
+public final class FederationSimulation {
+    public struct Plan: Sendable {
+        public var regions = 4
+        public var settings = FederationSettings.testing
+        /// Time units (one tick of each live region) under the nemesis, then to heal.
+        public var chaosTime = 300
+        public var healTimeMax = 3_000
+        public var dropProbability = 0.1
+        public var duplicateProbability = 0.03
+        public var crashProbability = 0.01
+        /// Per `FederationReady`: a crash before its transaction is synced, or before it sends.
+        public var shellCrashProbability = 0.01
+        public var restartProbability = 0.08
+        public var partitionProbability = 0.02
+        public var healProbability = 0.05
+        public var publishProbability = 0.3
+        public var erasureProbability = 0.03
+        /// Each ordered pair of regions: aggregates denied from the first to the second.
+        public var deniedPairProbability = 0.25
+        /// A release or intent near the record bound, so exchanges stop at the byte bound.
+        public var largeRecordProbability = 0.15
+
+        public init() {}
+    }
+
+    public struct Outcome: Sendable {
+        public var seed: UInt64
+        public var regions: Int
+        /// Time units run (nemesis and healing).
+        public var steps = 0
+        public var releases = 0
+        public var erasures = 0
+        public var certificatesCompleted = 0
+        public var crashes = 0
+        /// Of which inside the shell's handling of a `FederationReady`.
+        public var shellCrashes = 0
+        public var restarts = 0
+        public var partitions = 0
+        public var messagesSent = 0
+        public var messagesDropped = 0
+        /// `deltas` messages that stopped at a bound (`more`), of which at the
+        /// byte bound (fewer entries than the entry bound), and the largest one's bytes.
+        public var boundedExchanges = 0
+        public var byteBoundedExchanges = 0
+        public var largestExchangeBytes = 0
+        public var violation: FederationViolation?
+    }
+
+    /// A region's durable store: its entries and the erasures it applied,
+    /// each `FederationReady` one transaction of both (written whole or lost
+    /// whole by a crash before its sync).
+    struct Store {
+        var entries: [FederationEntry] = []
+        var erased: Set<String> = []
+    }
+
+    final class Region {
+        let id: RegionID
+        let key: Ed25519PrivateKey
+        var store = Store()
+        var node: FederationNode?
+
+        init(id: RegionID, key: Ed25519PrivateKey) {
+            self.id = id
+            self.key = key
+        }
+    }
+
+    struct Position: Hashable {
+        let origin: RegionID
+        let seq: UInt64
+    }
+
+    public let seed: UInt64
+    public let plan: Plan
+    private var random: SeededRandom
+    private let transfer: FederationTransfer
+    private let denied: Set<[RegionID]>
+    private var regions: [Region] = []
+    private var now: UInt64 = 0
+    private var network: [(at: UInt64, to: RegionID, bytes: [UInt8], sent: FederationEnvelope)] = []
+    private var sides: [RegionID: Int]?
+    private var chaos = true
+    /// What each origin durably published at each position.
+    private var published: [Position: FederationRecord] = [:]
+    private var completed: Set<String> = []
+    private var outcome: Outcome
+
+    public init(seed: UInt64, plan: Plan) throws {
+        self.seed = seed
+        self.plan = plan
+        random = SeededRandom(seed: seed)
+        outcome = Outcome(seed: seed, regions: plan.regions)
+        let ids = try (0..<plan.regions).map { try RegionID("r\($0)") }
+        var denied = Set<[RegionID]>()
+        for origin in ids {
+            for destination in ids where destination != origin && Double.random(in: 0..<1, using: &random) < plan.deniedPairProbability {
+                denied.insert([origin, destination])
+            }
+        }
+        self.denied = denied
+        transfer = FederationTransfer { [denied] kind, origin, destination in
+            kind != .aggregate || !denied.contains([origin, destination])
+        }
+        for id in ids {
+            let seedBytes = (0..<Ed25519PrivateKey.seedByteCount).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let region = Region(id: id, key: try Ed25519PrivateKey(seed: seedBytes))
+            regions.append(region)
+            region.node = try makeNode(region)
+        }
+    }
+
+    /// Runs the nemesis, then heals and waits for convergence. Stops at the
+    /// first broken property.
+    public func run() -> Outcome {
+        do {
+            try runChecked()
+        } catch let violation as FederationViolation {
+            outcome.violation = violation
+        } catch {
+            outcome.violation = FederationViolation(.codec, "\(error)")
+        }
+        return outcome
+    }
+
+    private func runChecked() throws {
+        for _ in 0..<plan.chaosTime { try step() }
+        chaos = false
+        sides = nil
+        for region in regions where region.node == nil { try restart(region) }
+        for time in 0..<plan.healTimeMax {
+            try step()
+            if time % 10 == 9, try converged() == nil { return }
+        }
+        throw FederationViolation(.convergence, try converged() ?? "")
+    }
+
+    // MARK: One time unit
+
+    private func step() throws {
+        now += 1
+        outcome.steps += 1
+        if chaos { try nemesis() }
+        try clients()
+        for region in regions where region.node != nil {
+            region.node!.tick()
+            try handle(region)
+        }
+        try flowMessages()
+    }
+
+    private func nemesis() throws {
+        for region in regions where region.node != nil && chance(plan.crashProbability) { crash(region) }
+        for region in regions where region.node == nil && chance(plan.restartProbability) { try restart(region) }
+        if sides == nil, chance(plan.partitionProbability) {
+            sides = Dictionary(uniqueKeysWithValues: regions.map { ($0.id, Int.random(in: 0...1, using: &random)) })
+            outcome.partitions += 1
+        } else if sides != nil, chance(plan.healProbability) {
+            sides = nil
+        }
+    }
+
+    private func clients() throws {
+        guard chaos else { return }
+        if chance(plan.publishProbability), let region = liveRegions.randomElement(using: &random) {
+            try region.node!.publish(.aggregate(release(in: region.id)))
+            outcome.releases += 1
+            try handle(region)
+        }
+        // The region may have crashed while handling the release: choose again.
+        if chance(plan.erasureProbability), let region = liveRegions.randomElement(using: &random) {
+            try region.node!.publish(.erasureIntent(intent(from: region)))
+            outcome.erasures += 1
+            try handle(region)
+        }
+    }
+
+    private var liveRegions: [Region] { regions.filter { $0.node != nil } }
+
+    // MARK: The shell of one region
+
+    /// What the node's shell does with each `FederationReady`: check what it
+    /// would keep, keep it and apply it in one transaction (an intent that
+    /// expects this region erases here), send, then ack every intent erased
+    /// and not yet acked.
+    private func handle(_ region: Region) throws {
+        while region.node?.hasReady == true {
+            let ready = region.node!.ready()
+            try check(ready, in: region)
+            var erased: [String] = []
+            for entry in ready.apply {
+                if case .erasureIntent(let intent) = entry.body.record, intent.expectedRegions.contains(region.id) {
+                    erased.append(intent.erasureID)
+                }
+            }
+            if chaos, chance(plan.shellCrashProbability) {
+                // Before the sync: the transaction reaches the disk whole, or not at all.
+                if chance(0.5) { try commit(ready.persist, erased: erased, in: region) }
+                outcome.shellCrashes += 1
+                crash(region)
+                return
+            }
+            try commit(ready.persist, erased: erased, in: region)
+            if chaos, chance(plan.shellCrashProbability) {
+                outcome.shellCrashes += 1
+                crash(region)
+                return
+            }
+            for envelope in ready.messages { try send(envelope) }
+            try acknowledge(region)
+            try checkCertificates(of: region, after: ready)
+        }
+    }
+
+    /// One transaction of the region's store: the entries and the erasures.
+    private func commit(_ entries: [FederationEntry], erased: [String], in region: Region) throws {
+        for entry in entries where entry.origin == region.id {
+            guard case .record(let record) = entry.body else { continue }
+            let position = Position(origin: entry.origin, seq: entry.seq)
+            if let earlier = published[position], earlier != record {
+                throw FederationViolation(.onePositionOneRecord, "\(region.id) published two records at \(entry.origin)#\(entry.seq)")
+            }
+            published[position] = record
+        }
+        region.store.entries += entries
+        region.store.erased.formUnion(erased)
+    }
+
+    /// Publishes this region's ack of every intent it holds, expects it and
+    /// has durably erased for.
+    private func acknowledge(_ region: Region) throws {
+        guard let node = region.node else { return }
+        for intent in node.intentsAwaitingAck {
+            guard region.store.erased.contains(intent.erasureID) else {
+                throw FederationViolation(.ackAfterErasure, "\(region.id) holds \(intent.erasureID) unerased after its transaction")
+            }
+            let ack = ErasureAck.signed(for: intent.request, region: region.id, node: "\(region.id)-1",
+                                        erasedAt: Timestamp(milliseconds: Int64(now)), counts: ["subjects": 1], walTruncated: true,
+                                        policyVersion: 1, key: region.key)
+            try region.node!.publish(.erasureAck(ack))
+        }
+        if region.node!.hasReady { try handle(region) }
+    }
+
+    // MARK: Checks
+
+    private func check(_ ready: FederationReady, in region: Region) throws {
+        for entry in ready.persist {
+            if case .record(let record) = entry.body {
+                guard transfer.allows(record.kind, from: entry.origin, to: region.id) else {
+                    throw FederationViolation(.residency, "\(region.id) keeps \(record.kind) \(entry.origin)#\(entry.seq)")
+                }
+                if case .erasureAck(let ack) = record {
+                    let acking = regions.first { $0.id == ack.region }!
+                    guard acking.store.erased.contains(ack.erasureID) else {
+                        throw FederationViolation(.ackAfterErasure, "\(region.id) keeps an ack of \(ack.region) that did not erase")
+                    }
+                }
+            }
+            let position = Position(origin: entry.origin, seq: entry.seq)
+            guard let truth = published[position] else {
+                // Its own record, published in this batch: recorded when durable.
+                if entry.origin == region.id { continue }
+                throw FederationViolation(.onePositionOneRecord, "\(region.id) keeps \(entry.origin)#\(entry.seq), never published")
+            }
+            guard truth.kind == entry.body.kind, entry.body.record.map({ $0 == truth }) ?? true else {
+                throw FederationViolation(.onePositionOneRecord, "\(region.id) keeps another record at \(entry.origin)#\(entry.seq)")
+            }
+        }
+        if region.node!.conflicts > 0 {
+            throw FederationViolation(.onePositionOneRecord, "\(region.id) received a record unlike the one it holds at its position")
+        }
+    }
+
+    /// At the origin, after a batch that took acks: a complete certificate
+    /// means every expected region acked and durably erased.
+    private func checkCertificates(of region: Region, after ready: FederationReady) throws {
+        guard let node = region.node else { return }
+        for entry in ready.apply {
+            guard case .erasureAck(let ack) = entry.body.record, let progress = node.progress(of: ack.erasureID),
+                  progress.intent.originRegion == region.id, progress.isComplete else { continue }
+            for expected in progress.intent.expectedRegions {
+                guard progress.acks[expected] != nil, regions.first(where: { $0.id == expected })!.store.erased.contains(ack.erasureID) else {
+                    throw FederationViolation(.certificateSound, "\(ack.erasureID) complete at \(region.id) without \(expected)")
+                }
+            }
+            if completed.insert(ack.erasureID).inserted { outcome.certificatesCompleted += 1 }
+        }
+    }
+
+    /// nil when converged; otherwise what is still missing.
+    private func converged() throws -> String? {
+        let truth = publishedVector()
+        for region in regions {
+            guard let node = region.node else { return "\(region.id) is down" }
+            if node.vector != truth { return "\(region.id) holds \(node.vector), the origins published \(truth)" }
+            let expected = Set(published.values.compactMap { record -> String? in
+                guard case .aggregate(let release) = record,
+                      transfer.allows(.aggregate, from: release.region, to: region.id) else { return nil }
+                return release.releaseID
+            })
+            if Set(node.releases.keys) != expected {
+                return "\(region.id) holds \(node.releases.count) releases, may hold \(expected.count)"
+            }
+            for case .erasureIntent(let intent) in published.values {
+                if intent.expectedRegions.contains(region.id), !region.store.erased.contains(intent.erasureID) {
+                    return "\(region.id) did not erase \(intent.erasureID)"
+                }
+                if intent.originRegion == region.id, node.progress(of: intent.erasureID)?.isComplete != true {
+                    return "\(intent.erasureID) is not complete at its origin \(region.id)"
+                }
+            }
+        }
+        return nil
+    }
+
+    private func publishedVector() -> VersionVector {
+        var vector = VersionVector()
+        for position in published.keys { vector[position.origin] = max(vector[position.origin], position.seq) }
+        return vector
+    }
+
+    // MARK: Network
+
+    private func send(_ envelope: FederationEnvelope) throws {
+        let bytes = try FederationCodec.encode(envelope)
+        if case .deltas(let entries, _, let more) = envelope.message {
+            guard bytes.count <= plan.settings.exchangeBytesMax, entries.count <= plan.settings.exchangeEntriesMax else {
+                throw FederationViolation(.exchangeBounded, "\(envelope.from)→\(envelope.to): \(entries.count) entries, \(bytes.count) bytes")
+            }
+            if more { outcome.boundedExchanges += 1 }
+            if more, entries.count < plan.settings.exchangeEntriesMax { outcome.byteBoundedExchanges += 1 }
+            outcome.largestExchangeBytes = max(outcome.largestExchangeBytes, bytes.count)
+        }
+        outcome.messagesSent += 1
+        if let sides, sides[envelope.from] != sides[envelope.to] {
+            outcome.messagesDropped += 1
+            return
+        }
+        if chaos, chance(plan.dropProbability) {
+            outcome.messagesDropped += 1
+            return
+        }
+        network.append((now + delay(), envelope.to, bytes, envelope))
+        if chaos, chance(plan.duplicateProbability) { network.append((now + delay(), envelope.to, bytes, envelope)) }
+    }
+
+    private func flowMessages() throws {
+        for _ in 0..<64 {
+            let due = network.filter { $0.at <= now }
+            guard !due.isEmpty else { return }
+            network.removeAll { $0.at <= now }
+            for message in due.shuffled(using: &random) {
+                let envelope: FederationEnvelope
+                do {
+                    envelope = try FederationCodec.decode(message.bytes)
+                } catch {
+                    throw FederationViolation(.codec, "\(message.sent.from)→\(message.to): \(error)")
+                }
+                guard envelope == message.sent else { throw FederationViolation(.codec, "a message changed through the codec") }
+                guard let region = regions.first(where: { $0.id == message.to }), region.node != nil else { continue }
+                region.node!.step(envelope)
+                try handle(region)
+            }
+        }
+    }
+
+    private func delay() -> UInt64 { chance(0.5) ? 0 : UInt64.random(in: 1...4, using: &random) }
+
+    private func chance(_ probability: Double) -> Bool { Double.random(in: 0..<1, using: &random) < probability }
+
+    // MARK: Crashes
+
+    private func crash(_ region: Region) {
+        region.node = nil
+        outcome.crashes += 1
+    }
+
+    /// From the durable store alone; then the acks a crash may have cut off.
+    private func restart(_ region: Region) throws {
+        region.node = try makeNode(region)
+        outcome.restarts += 1
+        try acknowledge(region)
+    }
+
+    private func makeNode(_ region: Region) throws -> FederationNode {
+        try FederationNode(region: region.id, peers: regions.map(\.id), settings: plan.settings, transfer: transfer,
+                           randomSeed: random.next(), restoring: region.store.entries)
+    }
+
+    // MARK: What the clients publish
+
+    private func mintedID(_ kind: IDKind) -> String {
+        kind.id(randomBytes: (0..<IDKind.randomByteCount).map { _ in UInt8.random(in: 0...255, using: &random) })
+    }
+
+    private func release(in region: RegionID) throws -> AggregateRelease {
+        let result: AggregateRelease.Result
+        if chance(0.5) {
+            result = .value(Double(Int.random(in: -5...500, using: &random)))
+        } else {
+            let count = chance(plan.largeRecordProbability) ? Int.random(in: 200...300, using: &random) : Int.random(in: 1...8, using: &random)
+            result = .values((0..<count).map { AggregateRelease.Category(label: "c\($0)", value: Double(Int.random(in: 0...99, using: &random))) })
+        }
+        let isCount = if case .value = result { true } else { false }
+        return try AggregateRelease(releaseID: mintedID(.release), name: try Name("visits", what: "aggregate"), region: region,
+                                    kind: try Name(isCount ? "count" : "histogram", what: "kind"),
+                                    dataset: try Name("default", what: "dataset"), result: result,
+                                    mechanism: try Name("laplace", what: "mechanism"), epsilon: 0.5, delta: 0, noiseScale: 2.8,
+                                    releasedAt: Timestamp(milliseconds: Int64(now)), policyVersion: 1)
+    }
+
+    private func intent(from region: Region) throws -> ErasureIntent {
+        let expected = Dictionary(uniqueKeysWithValues: regions.map { ($0.id, ["\($0.id)-1"]) })
+        let request = SignedErasureRequest.signed(
+            erasureID: mintedID(.erasure), requestedAt: Timestamp(milliseconds: Int64(now)),
+            dueAt: Timestamp(milliseconds: Int64(now) + 30 * 86_400_000), jurisdiction: "gdpr", originRegion: region.id,
+            originNode: "\(region.id)-1", policyVersion: 1,
+            linkHash: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }, expectedNodes: expected, key: region.key)
+        let count = chance(plan.largeRecordProbability) ? Int.random(in: 40...60, using: &random) : Int.random(in: 1...3, using: &random)
+        let pids = (0..<count).map { _ in
+            PID(keyVersion: 1, region: regions.randomElement(using: &random)!.id,
+                digest: (0..<PID.digestByteCount).map { _ in UInt8.random(in: 0...255, using: &random) })
+        }
+        return try ErasureIntent(request: request, erasedPids: pids)
+    }
+}
