@@ -202,7 +202,7 @@ public final class SnapshotChunkWriter {
     /// Checks that every byte arrived, that their SHA-256 is
     /// `expectedDigest`, makes the file durable, and checks it opens as a
     /// sound SQLite database (PRAGMA quick_check). Returns the file's path:
-    /// the caller now owns it (`Store.installSnapshot`, or remove it).
+    /// the caller now owns it (`Database.restore` reads it; remove it after).
     public func finish(expectedDigest: [UInt8]) throws(SnapshotError) -> String {
         guard state == .receiving else { throw .closed }
         do throws(SnapshotError) {

@@ -131,7 +131,7 @@ final class SnapshotTests: XCTestCase {
         return path
     }
 
-    func test_roundTrip_throughReaderAndWriter_inManyChunks_equalsTheSource_andInstalls() throws {
+    func test_roundTrip_throughReaderAndWriter_inManyChunks_equalsTheSource_andRestoresIntoAnOpenDatabase() throws {
         let source = try makeBackup()
         let reader = try SnapshotChunkReader(path: source, chunkBytesMax: 64 * 1_024)
         XCTAssertGreaterThanOrEqual(reader.chunkCount, 3)
@@ -153,27 +153,14 @@ final class SnapshotTests: XCTestCase {
         XCTAssertEqual(try fileBytes(received), try fileBytes(source))
         XCTAssertThrowsError(try writer.append(SnapshotChunk(offset: offset, bytes: [1]))) { XCTAssertEqual($0 as? SnapshotError, .closed) }
 
-        // The follower's own database, with a WAL a crash left beside it (frames of another history).
+        // The follower restores it into its own open database (one of another history), as the region log does.
         let followerPath = receiving.file("node.sqlite")
-        let follower = try Store(path: followerPath, migrator: Self.schema, now: 0)
-        let staleWAL: [UInt8]
-        do {
-            let other = try Database(path: followerPath)
-            for _ in 0..<3 { try Self.commitBatch(other) }
-            staleWAL = try fileBytes(followerPath + "-wal")
-        }
-        XCTAssertFalse(staleWAL.isEmpty)
-        follower.close()
-        try Data(staleWAL).write(to: URL(fileURLWithPath: followerPath + "-wal"))
-
-        try Store.installSnapshot(received, at: followerPath)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: received))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: followerPath + "-wal"))
-        XCTAssertEqual(try fileBytes(followerPath), try fileBytes(source))
-        let reopened = try Store(path: followerPath, migrator: Self.schema, now: 0)
-        defer { reopened.close() }
-        XCTAssertEqual(try reopened.read { try $0.fetchOne("SELECT count(*) FROM rows") { $0.int64(0) } }, 400)
-        XCTAssertEqual(try reopened.read { try $0.fetchAll("PRAGMA integrity_check") { $0.text(0) } }, ["ok"])
+        let follower = try Database(path: followerPath)
+        try Self.schema.migrate(follower, appliedAt: 0)
+        for _ in 0..<3 { try Self.commitBatch(follower) }
+        try follower.restore(from: received)
+        XCTAssertEqual(try follower.fetchOne("SELECT count(*) FROM rows") { $0.int64(0) }, 400)
+        XCTAssertEqual(try follower.fetchAll("PRAGMA integrity_check") { $0.text(0) }, ["ok"])
     }
 
     func receive(_ chunks: [SnapshotChunk], byteCount: UInt64, digest: [UInt8], in receiving: TemporaryDirectory,
