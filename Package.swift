@@ -53,7 +53,7 @@ let package = Package(
 
         // The node: services, routes, and the shell that runs them.
         .target(name: "DomicileNode", dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileVectors", "DomicileGossip",
-                                                     "DomicileStorage", "DomicileConsensus",
+                                                     "DomicileStorage", "DomicileConsensus", "DomicileFederation",
                                                      "DomicileNet"]),
 
         // The region log: Raft as a pure state machine (steps in; what to persist, send and apply out) and its wire codec.

@@ -16,6 +16,7 @@ public final class Node: Sendable {
     private let server: HTTPServer
     private let sweeper: RetentionSweeper
     private let erasureConfirmations: ErasureConfirmations
+    private let federation: FederationSync
     private let keyringLock: KeyringLock
     public let httpAddress: SocketAddress
     /// Every route served, as (method, pattern): docs/openapi.yaml must list the same.
@@ -29,12 +30,13 @@ public final class Node: Sendable {
     public var logger: Logger { services.logger }
 
     private init(services: NodeServices, server: HTTPServer, sweeper: RetentionSweeper, erasureConfirmations: ErasureConfirmations,
-                 keyringLock: KeyringLock, httpAddress: SocketAddress, routes: [Route]) {
+                 federation: FederationSync, keyringLock: KeyringLock, httpAddress: SocketAddress, routes: [Route]) {
         self.services = services
         self.keyringLock = keyringLock
         self.server = server
         self.sweeper = sweeper
         self.erasureConfirmations = erasureConfirmations
+        self.federation = federation
         self.httpAddress = httpAddress
         self.routes = routes
     }
@@ -151,6 +153,7 @@ public final class Node: Sendable {
         AggregateRoutes.add(to: &api)
         ErasureRoutes.add(to: &api)
         RegionErasure.add(to: &api)
+        FederationSync.add(to: &api)
         ReidentificationRoutes.add(to: &api)
         AuditRoutes.add(to: &api)
         RegionLogRoutes.add(to: &api)
@@ -206,12 +209,14 @@ public final class Node: Sendable {
         sweeper.start()
         let erasureConfirmations = ErasureConfirmations(services: services)
         erasureConfirmations.start()
+        let federation = FederationSync(services: services)
+        federation.start()
         services.lifecycle.withLock { $0 = .serving }
         logger.info("listening", ["node": .string(configuration.node.rawValue), "region": .string(configuration.region.rawValue),
                                   "http": .string(bound.description), "boot_id": .string(services.bootIDText),
                                   "policy_version": .int(Int64(policy.version)), "vector_kernels": .string(VectorKernels.Level.current.description)])
         return Node(services: services, server: server, sweeper: sweeper, erasureConfirmations: erasureConfirmations,
-                    keyringLock: keyringLock, httpAddress: bound,
+                    federation: federation, keyringLock: keyringLock, httpAddress: bound,
                     routes: api.router.routes.map { Route(method: $0.method, pattern: $0.pattern) })
     }
 
@@ -225,6 +230,7 @@ public final class Node: Sendable {
         await server.shutdown(graceMilliseconds: graceMilliseconds)
         await sweeper.stop()
         await erasureConfirmations.stop()
+        await federation.stop()
         // Waiting batches fail (not acknowledged) before the writer drains.
         services.regionLog.value?.stop()
         services.store.close()

@@ -35,7 +35,7 @@ final class NodeSchemaChangesetTests: XCTestCase {
                                                           1800000000000)
                     """, [releaseID])
             }
-            return try AggregateData.latest(try Name("subjects", what: "aggregate name"), in: database)?.releaseID
+            return try AggregateData.latest(try Name("subjects", what: "aggregate name"), of: try RegionID("eu"), in: database)?.releaseID
         }
         XCTAssertEqual(try latest(insertingIn: ["rl_b", "rl_a"], into: "one.sqlite"), "rl_b")
         XCTAssertEqual(try latest(insertingIn: ["rl_a", "rl_b"], into: "other.sqlite"), "rl_b")

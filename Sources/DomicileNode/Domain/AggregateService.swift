@@ -191,13 +191,29 @@ enum AggregateService {
     static func latest(named text: String, call: CallContext) throws -> (release: Release, remaining: PrivacyLedger.Spend) {
         let services = call.services
         guard let name = try? Name(text, what: "aggregate name"),
-              let release = try services.store.read({ try AggregateData.latest(name, in: $0) }) else {
+              let release = try services.store.read({ try AggregateData.latest(name, of: services.region, in: $0) }) else {
             throw DomainError(.notFound, code: "unknown_aggregate", detail: "no release of this aggregate in this region")
         }
         let budget = limits(services)
         let standing = try services.store.read { try PrivacyLedger.standing(period: budget.period.key(at: call.now), in: $0) }
         let remaining = standing.remaining(for: try Name(release.dataset, what: "stored dataset label"), limits: budget)
         return (release, remaining)
+    }
+
+    /// Every region's latest release of the name, combined: what this node
+    /// holds of them (its own region's releases, and the others' as the
+    /// federation delivered them). 404 when no region released it.
+    static func global(named text: String, call: CallContext) throws -> GlobalAggregate {
+        let services = call.services
+        guard let name = try? Name(text, what: "aggregate name") else {
+            throw DomainError(.notFound, code: "unknown_aggregate", detail: "no release of this aggregate in any region")
+        }
+        let regions = services.policy.regions.keys.map(\.rawValue)
+        let latest = try services.store.read { try AggregateData.latestPerRegion(name, in: $0) }.filter { regions.contains($0.region) }
+        guard let view = GlobalAggregate(latest: latest, regions: regions, preferred: services.region.rawValue) else {
+            throw DomainError(.notFound, code: "unknown_aggregate", detail: "no release of this aggregate in any region")
+        }
+        return view
     }
 
     /// The region's spend this period, and its limits.

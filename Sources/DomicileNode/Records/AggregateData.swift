@@ -56,13 +56,38 @@ enum AggregateData {
                   release.epsilon, release.delta, release.noiseScale, release.releasedAt.milliseconds])
     }
 
-    /// The last release of `name`; of releases in the same millisecond, the
-    /// greatest release_id (not the last inserted: rowids are each node's own).
-    static func latest(_ name: Name, in database: Database) throws -> Release? {
-        try database.fetchOne("""
+    /// The last release of `name` made in `region` (releases of other
+    /// regions arrive through the federation); of releases in the same
+    /// millisecond, the greatest release_id (not the last inserted: rowids
+    /// are each node's own).
+    static func latest(_ name: Name, of region: RegionID, in database: Database) throws -> Release? {
+        try releases("WHERE name = ? AND region = ? ORDER BY released_at DESC, release_id DESC LIMIT 1", [name.rawValue, region.rawValue],
+                     in: database).first
+    }
+
+    /// The last release of `name` of each region that released it.
+    static func latestPerRegion(_ name: Name, in database: Database) throws -> [Release] {
+        try releases("""
+            WHERE name = ? AND release_id = (SELECT r.release_id FROM aggregate_releases r WHERE r.name = aggregate_releases.name
+                AND r.region = aggregate_releases.region ORDER BY r.released_at DESC, r.release_id DESC LIMIT 1)
+            ORDER BY region
+            """, [name.rawValue], in: database)
+    }
+
+    /// This region's releases that the federation has not carried yet (see
+    /// `FederationSync`), oldest first.
+    static func unpublished(of region: RegionID, limit: Int, in database: Database) throws -> [Release] {
+        try releases("""
+            WHERE region = ? AND release_id NOT IN (SELECT record_id FROM federation_entries WHERE origin = ? AND record_id IS NOT NULL)
+            ORDER BY released_at, release_id LIMIT ?
+            """, [region.rawValue, region.rawValue, limit], in: database)
+    }
+
+    private static func releases(_ clause: String, _ arguments: [any DatabaseValueConvertible], in database: Database) throws -> [Release] {
+        try database.fetchAll("""
             SELECT release_id, region, name, kind, dataset, result, mechanism, epsilon, delta, noise_scale, released_at
-            FROM aggregate_releases WHERE name = ? ORDER BY released_at DESC, release_id DESC LIMIT 1
-            """, [name.rawValue]) { row throws(StorageError) -> Release in
+            FROM aggregate_releases \(clause)
+            """, arguments) { row throws(StorageError) -> Release in
             // A release that does not decode is corrupt, never silently "no release".
             guard let result = AggregateResult(encoded: row.text(5)) else {
                 throw StorageError.corrupt(table: "aggregate_releases", column: "result")

@@ -422,5 +422,21 @@ enum NodeSchema {
             ALTER TABLE erasure_requests ADD COLUMN completed_by TEXT;
             ALTER TABLE erasure_requests ADD COLUMN completion_public_key BLOB;
             """),
+        Migration(version: 13, name: "the federation's entries", sql: """
+            -- Per origin region, the contiguous prefix of the federation's entries this
+            -- region holds (docs/FEDERATION.md): a record in its codec's form, or NULL for
+            -- a placeholder (a record the residency policy keeps from this region).
+            -- Replicated by the region log, so any node can answer a peer region's digest.
+            CREATE TABLE federation_entries (
+                origin TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                kind INTEGER NOT NULL,
+                record BLOB,
+                -- The release or erasure id a record is about (NULL for a placeholder).
+                record_id TEXT,
+                PRIMARY KEY (origin, seq)
+            ) STRICT, WITHOUT ROWID;
+            CREATE INDEX federation_entries_by_record ON federation_entries (record_id);
+            """),
     ])
 }

@@ -11,8 +11,10 @@ enum AggregateRoutes {
     static func add(to api: inout API) {
         let services = api.services
         api.route("POST", "/v1/aggregates", roles: [.analyst]) { try await release($0, services) }
-        api.route("GET", "/v1/aggregates/{name}", roles: [.analyst]) { try latest($0, services, global: false) }
-        api.route("GET", "/v1/aggregates/{name}/global", roles: [.analyst]) { try latest($0, services, global: true) }
+        api.route("GET", "/v1/aggregates/{name}", roles: [.analyst]) { try latest($0, services) }
+        api.route("GET", "/v1/aggregates/{name}/global", roles: [.analyst]) { request in
+            .json(GlobalJSON(view: try AggregateService.global(named: request.http.parameter("name"), call: request.call)))
+        }
         api.route("GET", "/v1/privacy-budget", roles: [.analyst, .privacyOfficer]) { try budget($0, services) }
         api.route("POST", "/v1/privacy-budget/charges", roles: [.analyst]) { try await charge($0, services) }
     }
@@ -27,11 +29,9 @@ enum AggregateRoutes {
 
     // MARK: Reading releases
 
-    static func latest(_ request: APIRequest, _ services: NodeServices, global: Bool) throws -> HTTPResponse {
+    static func latest(_ request: APIRequest, _ services: NodeServices) throws -> HTTPResponse {
         let (release, remaining) = try AggregateService.latest(named: request.http.parameter("name"), call: request.call)
-        guard global else { return .json(ReleaseJSON(release: release, remaining: remaining)) }
-        let others = services.policy.regions.keys.filter { $0 != services.region }.map(\.rawValue).sorted()
-        return .json(GlobalJSON(release: release, remaining: remaining, missingRegions: others))
+        return .json(ReleaseJSON(release: release, remaining: remaining))
     }
 
     // MARK: Budget
@@ -63,25 +63,40 @@ enum AggregateRoutes {
         }
     }
 
+    /// Every region's latest release and their combination (API.md, "Aggregates"; docs/DECISIONS.md, "The global view").
     struct GlobalJSON: JSONWritable {
-        let release: Release
-        let remaining: PrivacyLedger.Spend
-        let missingRegions: [String]
+        let view: GlobalAggregate
 
         func write(to json: inout JSONWriter) {
             json.object { json in
-                json.member("name", release.name)
-                json.member("kind", release.kind)
+                json.member("name", view.name)
+                json.member("kind", view.kind)
+                json.member("combined_as", view.combinedAs.rawValue)
+                view.result.write(to: &json)
+                json.member("noise_scale", view.noiseScale)
+                json.key("interval")
+                json.object { json in
+                    json.member("level", GlobalAggregate.intervalLevel)
+                    json.member("half_width", view.intervalHalfWidth)
+                    if case .value(let value) = view.result {
+                        json.member("low", value - view.intervalHalfWidth)
+                        json.member("high", value + view.intervalHalfWidth)
+                    }
+                }
+                json.member("epsilon", view.epsilon)
+                json.member("delta", view.delta)
+                json.member("epsilon_assumption", "disjoint_subjects")
                 json.key("regions")
                 json.object { json in
-                    json.key(escaping: release.region)
-                    ReleaseJSON(release: release, remaining: remaining).write(to: &json)
+                    for release in view.releases {
+                        json.key(escaping: release.region)
+                        json.object { release.writeMembers(to: &$0) }
+                    }
                 }
-                // The sum of the regions' latest releases: this region's alone until the federation replicates them.
-                release.result.write(to: &json)
-                json.member("noise_scale", release.noiseScale)
                 json.key("missing_regions")
-                json.array(missingRegions) { $0.value($1) }
+                json.array(view.missingRegions) { $0.value($1) }
+                json.key("mismatched_regions")
+                json.array(view.mismatchedRegions) { $0.value($1) }
             }
         }
     }

@@ -1,0 +1,212 @@
+import DomicileFederation
+import DomicileModel
+import DomicileNet
+import DomicileStorage
+import Foundation
+
+/// The federation's shell (docs/FEDERATION.md, "The shell"): the region's
+/// anti-entropy machine (`FederationNode`), driven by the node that leads
+/// the region (a region's only node, without a log), ticking every
+/// `tickMilliseconds`. What the machine takes is written through the region
+/// log, in one transaction with what applying it does (a release joins
+/// `aggregate_releases`), before any message leaves; so every node of the
+/// region holds the region's federation state, and any of them answers a
+/// peer region's digest from its own copy (`answer`).
+///
+/// Messages travel as `POST /internal/v1/federation` to a live node of the
+/// destination region (from the federation's gossip pool), sealed both ways
+/// under the federation key: a request carries one envelope, the answer the
+/// envelopes the answering region's machine has for the asker. The exchange
+/// is pull-driven: the shell sends its machine's digests, and a region takes
+/// entries only from answers to its own digests, never from a peer's push
+/// (the machine's `deltas` to a peer are left unsent; the peer pulls them in
+/// its own round). So only the node that leads a region ever writes its
+/// federation state.
+final class FederationSync: Sendable {
+    static let path = "/internal/v1/federation"
+    static let tickMilliseconds: Int64 = 500
+    /// A peer region's answer, within which it is given up for this round.
+    static let requestTimeoutMilliseconds: Int64 = 5_000
+    /// Live nodes of a region tried for one message.
+    static let attemptsPerMessage = 2
+    /// This region's releases handed to the machine per round.
+    static let publishBatch = 64
+    static let messageAssociatedData = Array("domicile/federation/message/v1".utf8)
+    static let answerAssociatedData = Array("domicile/federation/answer/v1".utf8)
+
+    private let services: NodeServices
+    private let schedule = PeriodicTask()
+    /// The machine while this node drives the region's federation, with the
+    /// term of the region log it was restored in (rebuilt from node.sqlite
+    /// when leadership comes back, or after a failed round).
+    private let driven = Locked<Driven?>(nil)
+
+    private struct Driven: Sendable {
+        var node: FederationNode
+        let term: UInt64
+    }
+
+    init(services: NodeServices) { self.services = services }
+
+    func start() {
+        guard services.policy.regions.count > 1 else { return }
+        schedule.start(everyMilliseconds: Self.tickMilliseconds) { [self] in await round() }
+    }
+
+    func stop() async { await schedule.stop() }
+
+    // MARK: Driving (the region's leader)
+
+    /// Whether this node drives the region's federation, and the log's term.
+    private var leadership: (drives: Bool, term: UInt64) {
+        guard let log = services.regionLog.value else { return (true, 0) }
+        return (log.isServingLeader, log.status.term)
+    }
+
+    /// One tick: hands the machine this region's new releases, ticks it,
+    /// and carries out what it has ready.
+    func round() async {
+        let (drives, term) = leadership
+        guard drives else {
+            driven.withLock { $0 = nil }
+            return
+        }
+        do {
+            if driven.withLock({ $0?.term }) != term {
+                let node = try Self.restore(services)
+                driven.withLock { $0 = Driven(node: node, term: term) }
+            }
+            let region = services.region
+            let releases = try services.store.read { try AggregateData.unpublished(of: region, limit: Self.publishBatch, in: $0) }
+            let policyVersion = Int64(services.policy.version)
+            let records = try releases.map { FederationRecord.aggregate(try $0.federated(policyVersion: policyVersion)) }
+            try driven.withLock { driven throws in
+                for record in records { _ = try driven?.node.publish(record) }
+                driven?.node.tick()
+            }
+            try await carryOut()
+        } catch {
+            // What the machine holds may not be durable: rebuild it from node.sqlite next round.
+            driven.withLock { $0 = nil }
+            services.logger.warning("federation round failed", ["error": .string("\(error)")])
+        }
+    }
+
+    /// Persists and applies what the machine has ready, then sends its
+    /// digests and steps the answers, until nothing is ready.
+    private func carryOut() async throws {
+        while let ready = driven.withLock({ driven -> FederationReady? in
+            guard driven?.node.hasReady == true else { return nil }
+            return driven?.node.ready()
+        }) {
+            if !ready.persist.isEmpty || !ready.apply.isEmpty {
+                let region = services.region
+                try await services.store.write { database in
+                    try FederationRecords.insert(ready.persist, in: database)
+                    try FederationRecords.apply(ready.apply, here: region, in: database)
+                }
+            }
+            for envelope in ready.messages {
+                guard case .digest = envelope.message else { continue }
+                let answers = await send(envelope)
+                driven.withLock { driven in for answer in answers { driven?.node.step(answer) } }
+            }
+        }
+    }
+
+    /// This region's machine as node.sqlite holds it.
+    static func restore(_ services: NodeServices) throws -> FederationNode {
+        let entries = try services.store.read { try FederationRecords.entries(in: $0) }
+        var draws = services.random.generator()
+        return try FederationNode(region: services.region, peers: Array(services.policy.regions.keys), settings: FederationSettings(),
+                                  transfer: .policy(services.policy), randomSeed: UInt64.random(in: 0...UInt64.max, using: &draws),
+                                  restoring: entries)
+    }
+
+    /// Sends `envelope` to a live node of its region; returns the answers
+    /// addressed to this region (none if no node answered).
+    private func send(_ envelope: FederationEnvelope) async -> [FederationEnvelope] {
+        guard let plaintext = try? FederationCodec.encode(envelope) else { return [] }
+        let sealed = services.keys.federationGossip.seal(plaintext, associatedData: Self.messageAssociatedData)
+        for node in services.liveNodes(in: envelope.to).shuffled().prefix(Self.attemptsPerMessage) {
+            do {
+                var headers = HTTPHeaders()
+                headers.set("Content-Type", "application/octet-stream")
+                let response = try await services.peerClient.send("POST", Self.path, to: try SocketAddress(parsing: node.http),
+                                                                  headers: headers, body: sealed,
+                                                                  timeoutMilliseconds: Self.requestTimeoutMilliseconds)
+                guard response.status == 200 else { throw HTTPError(status: response.status, code: "peer_refused", detail: "") }
+                let opened = try services.keys.federationGossip.open(response.body, associatedData: Self.answerAssociatedData)
+                return try Self.decodeAnswers(opened).filter { $0.from == envelope.to && $0.to == services.region }
+            } catch {
+                services.logger.info("federation peer did not answer", ["region": .string(envelope.to.rawValue),
+                                                                        "node": .string(node.name), "error": .string("\(error)")])
+            }
+        }
+        return []
+    }
+
+    // MARK: Answering (any node)
+
+    /// `POST /internal/v1/federation`: a peer region's sealed envelope;
+    /// answers with this region's sealed envelopes for it.
+    static func add(to api: inout API) {
+        let services = api.services
+        api.peer("POST", path, bodyBytesMax: FederationCodec.messageBytesMax + 64) { request in
+            guard services.policy.regions.count > 1,
+                  let plaintext = try? services.keys.federationGossip.open(request.body, associatedData: messageAssociatedData) else {
+                throw HTTPError(status: 403, code: "not_a_federation_node", detail: "the body is not sealed by a node of the federation")
+            }
+            let envelope: FederationEnvelope
+            do { envelope = try FederationCodec.decode(plaintext) } catch {
+                throw HTTPError(status: 400, code: "invalid_federation_message", detail: "the message does not decode: \(error)")
+            }
+            guard envelope.to == services.region, envelope.from != services.region, services.policy.regions[envelope.from] != nil else {
+                throw HTTPError(status: 422, code: "invalid_federation_message", detail: "the message is not from a peer region to this one")
+            }
+            let answers = try answer(envelope, services: services)
+            return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"],
+                                body: services.keys.federationGossip.seal(try encodeAnswers(answers), associatedData: answerAssociatedData))
+        }
+    }
+
+    /// What this region's machine, as this node's copy holds it, answers to
+    /// `envelope`: for a digest, the entries the asker lacks. Nothing is
+    /// taken from a peer here (see the type's comment).
+    static func answer(_ envelope: FederationEnvelope, services: NodeServices) throws -> [FederationEnvelope] {
+        guard case .digest = envelope.message else { return [] }
+        var node = try restore(services)
+        node.step(envelope)
+        return node.ready().messages.filter { $0.to == envelope.from }
+    }
+
+    // MARK: Answer framing
+
+    /// At most as many envelopes as an answer could need (a deltas and a digest).
+    static let answersMax = 16
+
+    static func encodeAnswers(_ envelopes: [FederationEnvelope]) throws -> [UInt8] {
+        var writer = BinaryWriter(capacity: 64)
+        writer.write(UInt32(envelopes.count))
+        for envelope in envelopes {
+            let encoded = try FederationCodec.encode(envelope)
+            writer.write(UInt32(encoded.count))
+            writer.write(raw: encoded)
+        }
+        return writer.bytes
+    }
+
+    static func decodeAnswers(_ bytes: [UInt8]) throws -> [FederationEnvelope] {
+        var reader = BinaryReader(bytes, what: "federation answer")
+        let count = try reader.readUInt32()
+        guard count <= answersMax else { throw ModelError.invalidEncoding(what: "federation answer") }
+        var envelopes: [FederationEnvelope] = []
+        for _ in 0..<count {
+            let length = Int(try reader.readUInt32())
+            guard length <= FederationCodec.messageBytesMax else { throw ModelError.invalidEncoding(what: "federation answer") }
+            envelopes.append(try FederationCodec.decode(try reader.readBytes(length)))
+        }
+        guard reader.isAtEnd else { throw ModelError.invalidEncoding(what: "federation answer") }
+        return envelopes
+    }
+}

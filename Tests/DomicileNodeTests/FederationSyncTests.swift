@@ -1,0 +1,102 @@
+import DomicileStorage
+import DomicileTestSupport
+import Foundation
+import XCTest
+
+/// Three regions of three nodes, each region one store by its region log:
+/// a release made in each region reaches every other region through the
+/// federation's anti-entropy, and the global view on every node of every
+/// region combines the three (sum, √Σσ², ε the largest); what crosses a
+/// border is only the federation's record kinds; a message not sealed
+/// with the federation key is refused.
+final class FederationSyncTests: XCTestCase {
+    var federation: FederationFixture!
+    var nodes: [String: NodeProcess] = [:]
+
+    override func tearDown() {
+        for node in nodes.values { node.kill() }
+        nodes = [:]
+        super.tearDown()
+    }
+
+    func call(_ node: String, _ method: String, _ path: String, role: String, json: String? = nil) async throws -> NodeProcess.Response {
+        try await nodes[node]!.call(method, path, token: federation.token(role), json: json)
+    }
+
+    func eventually(seconds: Double, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        return try await condition()
+    }
+
+    func test_aReleaseInEachRegion_reachesEveryNodeOfEveryRegion_andTheGlobalViewCombinesThem() async throws {
+        federation = try FederationFixture(regions: ["eu", "us", "br"], nodesPerRegion: 3, gossip: true, regionLog: true) { _, config in
+            var limits = config["limits"] as? [String: Any] ?? [:]
+            limits["privacy_epsilon_per_period"] = 1_000.0
+            config["limits"] = limits
+        }
+        for name in federation.nodeNames { nodes[name] = try federation.start(name) }
+        let ready = try await eventually(seconds: 30) {
+            for name in federation.nodeNames where (try? await nodes[name]!.call("GET", "/readyz", token: nil))?.status != 200 { return false }
+            return true
+        }
+        XCTAssertTrue(ready, "every node is ready")
+
+        // Each region: subjects registered on one node, consent on another, the release on a third.
+        let subjects = ["eu": ("DE", 2), "us": ("US", 3), "br": ("BR", 4)]
+        var releaseIDs: [String: String] = [:]
+        for (region, (country, count)) in subjects {
+            for index in 0..<count {
+                let registered = try await call("\(region)-1", "POST", "/v1/subjects", role: "ingest",
+                                                json: #"{"identifier":{"kind":"email","value":"\#(region)-\#(index)@example.com"},"country":"\#(country)"}"#)
+                XCTAssertEqual(registered.status, 201, registered.text)
+                let pid = try XCTUnwrap(registered.json["pid"] as? String)
+                let granted = try await call("\(region)-2", "POST", "/v1/subjects/\(pid)/consents", role: "ingest",
+                                             json: #"{"action":"grant","purposes":["analytics"],"source":"test:e2e","collected_at":"2026-01-01T00:00:00Z"}"#)
+                XCTAssertEqual(granted.status, 201, granted.text)
+            }
+            // ε = 60: the discrete Laplace is 0 with probability 1 − 2e⁻⁶⁰/(1+e⁻⁶⁰), so the count is exact.
+            let released = try await call("\(region)-3", "POST", "/v1/aggregates", role: "analyst",
+                                          json: #"{"name":"subjects","kind":"count","epsilon":60}"#)
+            XCTAssertEqual(released.status, 201, released.text)
+            XCTAssertEqual(released.json["value"] as? Double, Double(count))
+            releaseIDs[region] = try XCTUnwrap(released.json["release_id"] as? String)
+        }
+
+        for name in federation.nodeNames {
+            var view: [String: Any] = [:]
+            let complete = try await eventually(seconds: 30) {
+                view = try await call(name, "GET", "/v1/aggregates/subjects/global", role: "analyst").json
+                return (view["missing_regions"] as? [String]) == []
+            }
+            XCTAssertTrue(complete, "\(name) sees every region's release: \(view)")
+            XCTAssertEqual(view["value"] as? Double, 9, "\(name): the sum of the regions' counts")
+            XCTAssertEqual(view["combined_as"] as? String, "sum")
+            XCTAssertEqual(view["epsilon"] as? Double, 60)
+            XCTAssertEqual(view["epsilon_assumption"] as? String, "disjoint_subjects")
+            XCTAssertEqual(view["noise_scale"] as? Double ?? 0, (3.0 / 3_600).squareRoot(), accuracy: 1e-4, "√Σσᵢ² of three σ = 1/60")
+            let regions = try XCTUnwrap(view["regions"] as? [String: [String: Any]])
+            XCTAssertEqual(regions.mapValues { $0["release_id"] as? String ?? "" }, releaseIDs, name)
+            let interval = try XCTUnwrap(view["interval"] as? [String: Any])
+            XCTAssertEqual(interval["level"] as? Double, 0.95)
+            XCTAssertLessThan(interval["low"] as? Double ?? .infinity, 9)
+            XCTAssertGreaterThan(interval["high"] as? Double ?? -.infinity, 9)
+        }
+        // A region's own view of its release stays its own.
+        let own = try await call("us-2", "GET", "/v1/aggregates/subjects", role: "analyst")
+        XCTAssertEqual(own.json["release_id"] as? String, releaseIDs["us"], own.text)
+
+        // What crossed the borders: aggregate records only (kind 1), two of other regions on each node.
+        let database = try Database(path: federation.dataDirectory("br-2") + "/node.sqlite")
+        let kinds = try database.fetchAll("SELECT origin, kind FROM federation_entries ORDER BY origin") { "\($0.text(0)):\($0.int64(1))" }
+        XCTAssertEqual(kinds, ["br:1", "eu:1", "us:1"])
+
+        // A message not sealed with the federation key is refused.
+        let forged = try await nodes["eu-1"]!.call("POST", "/internal/v1/federation", token: nil, json: #"{"digest":{}}"#)
+        XCTAssertEqual(forged.status, 403, forged.text)
+        XCTAssertEqual(forged.json["code"] as? String, "not_a_federation_node")
+    }
+}
