@@ -119,7 +119,9 @@ public struct ErasureCertificate: Sendable, Equatable {
             problems.append(.untrustedRequestKey(region: request.originRegion))
         }
         if request.expectedNodes.isEmpty { problems.append(.noExpectedRegions) }
-        for region in request.expectedRegions where request.expectedNodes[region]!.isEmpty {
+        let regionWide = Set(acks.filter { $0.scope == .region }.map(\.region))
+        // A region named without nodes can only be acked for as a whole (a region whose nodes the origin did not know).
+        for region in request.expectedRegions where request.expectedNodes[region]!.isEmpty && !regionWide.contains(region) {
             problems.append(.regionWithoutNodes(region))
         }
         let completion = ErasureCompletion.canonicalEncoding(request: request, completedAt: completedAt, acks: acks)
@@ -130,7 +132,6 @@ public struct ErasureCertificate: Sendable, Equatable {
         if completedAt < request.requestedAt { problems.append(.completedBeforeRequested) }
 
         let requestHash = request.hash
-        let regionWide = Set(acks.filter { $0.scope == .region }.map(\.region))
         var acked: Set<[String]> = []
         for ack in acks {
             let (region, node) = (ack.region, ack.node)

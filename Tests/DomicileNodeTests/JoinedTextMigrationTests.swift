@@ -137,7 +137,7 @@ final class JoinedTextMigrationTests: XCTestCase {
         try ErasureRecords.insert(erasure.request, requestedBy: "privacy_officer", erasedPIDs: erasure.erasedPIDs, counts: erasure.ack.counts,
                                   in: database)
         XCTAssertEqual(try ErasureRecords.localCounts(of: erasure.request.erasureID, in: database), erasure.ack.counts)
-        let recorded = try ErasureRecords.record(erasure.ack, completer: "eu-1", key: key, now: Timestamp(milliseconds: 16), in: database)
+        let recorded = try ErasureRecords.record(erasure.ack, here: erasure.request.originRegion, completer: "eu-1", key: key, now: Timestamp(milliseconds: 16), in: database)
         XCTAssertEqual(recorded.acks, [erasure.ack])
         XCTAssertEqual(recorded.erasedPIDs, [owner.rawValue])
         XCTAssertEqual(recorded.status, .complete)

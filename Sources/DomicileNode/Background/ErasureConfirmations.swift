@@ -46,7 +46,7 @@ final class ErasureConfirmations: Sendable {
             guard let ack = await RegionErasure.regionAck(for: signed, counts: counts, walTruncated: walTruncated,
                                                           appliedIndex: log.appliedIndex, log: log, services: services) else { continue }
             let request = try await services.store.write { database in
-                try ErasureRecords.record(ack, completer: services.configuration.node.rawValue, key: services.keys.signing,
+                try ErasureRecords.record(ack, here: services.region, completer: services.configuration.node.rawValue, key: services.keys.signing,
                                           now: max(ack.erasedAt, services.clock.now()), in: database)
             }
             services.logger.info("erasure confirmed by every node of the region", [

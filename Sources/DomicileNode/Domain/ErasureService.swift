@@ -22,6 +22,9 @@ enum ErasureService {
     enum Target: Sendable {
         case pid(PID)
         case identifier(Identifier)
+        /// Another region's intent, as it arrives: the pids it lists that
+        /// live here, and every subject here whose link has its hash.
+        case intent(linkHash: [UInt8], pids: [PID])
     }
 
     /// Erases the subject `target` names: signs and records the request,
@@ -33,16 +36,18 @@ enum ErasureService {
             throw DomainError.invalid("jurisdiction", "must be one of \(ErasureRecords.deadlineDays.keys.sorted().joined(separator: ", "))")
         }
         let jurisdiction = named ?? services.policy.jurisdiction(of: services.region) ?? "default"
-        if case .pid(let pid) = target, pid.region != services.region {
-            // The cascade to other regions comes with the federation; until then the client goes to the home region.
+        var expectedNodes = federationRegions(services)
+        if case .pid(let pid) = target, pid.region != services.region, expectedNodes[pid.region] == nil {
+            // The pid's region is not in this node's view of the federation: the cascade could not reach it.
             throw DomainError.misdirected(home: pid.region, nodes: services.liveNodes(in: pid.region))
         }
+        expectedNodes[services.region] = try regionNodes(services)
         let signed = SignedErasureRequest.signed(
             erasureID: services.ids.next(.erasure), requestedAt: call.now,
             dueAt: call.now.adding(seconds: (ErasureRecords.deadlineDays[jurisdiction] ?? ErasureRecords.defaultDeadlineDays) * 86_400),
             jurisdiction: jurisdiction, originRegion: services.region, originNode: services.configuration.node.rawValue,
             policyVersion: Int64(services.policy.version), linkHash: try linkHash(of: target, services),
-            expectedNodes: [services.region: try regionNodes(services)], key: services.keys.signing)
+            expectedNodes: expectedNodes, key: services.keys.signing)
         let counts = try await recordAndErase(signed, target: target, call)
         // An ack is signed once the WAL no longer holds what was erased, so it can say so.
         let walTruncated = await truncateWAL(services)
@@ -60,7 +65,7 @@ enum ErasureService {
         let recorded = try await services.store.write { database in
             var recorded = try ErasureRecords.find(signed.erasureID, in: database)!
             for ack in acks {
-                recorded = try ErasureRecords.record(ack, completer: services.configuration.node.rawValue, key: services.keys.signing,
+                recorded = try ErasureRecords.record(ack, here: services.region, completer: services.configuration.node.rawValue, key: services.keys.signing,
                                                      now: max(ack.erasedAt, services.clock.now()), in: database)
             }
             try AuditLog.append(call.event("erasure.request", outcome: recorded.status.rawValue,
@@ -69,6 +74,39 @@ enum ErasureService {
         }
         services.metrics.countAudit(action: "erasure.request", outcome: recorded.status.rawValue)
         return recorded
+    }
+
+    /// Erases here what another region's intent names, through this
+    /// region's log, and records the request (pending in every expected
+    /// region) with what it erased, in the same transaction; then truncates
+    /// the WAL. The region's ack follows once every node of the region has
+    /// confirmed (`ErasureConfirmations`). Nothing happens if the request is
+    /// already recorded here: an intent is acted on once.
+    static func erase(forIntentOf signed: SignedErasureRequest, pids: [PID], services: NodeServices) async throws {
+        guard try services.store.read({ try ErasureRecords.find(signed.erasureID, in: $0) }) == nil else { return }
+        _ = try await erase(.intent(linkHash: signed.linkHash, pids: pids), services: services, event: { pid in
+            AuditEvent(at: services.clock.now(), principal: "region:\(signed.originRegion)", action: "erasure.erase", pid: pid.rawValue,
+                       outcome: "erased", detail: "erasure_id=\(signed.erasureID)")
+        }, then: { erasedPIDs, counts, database in
+            guard try ErasureRecords.find(signed.erasureID, in: database) == nil else { return }
+            try ErasureRecords.insert(signed, requestedBy: "region:\(signed.originRegion)", erasedPIDs: erasedPIDs, counts: counts,
+                                      in: database)
+        })
+        _ = await truncateWAL(services)
+        services.metrics.countAudit(action: "erasure.erase", outcome: "erased")
+    }
+
+    /// The other regions of the federation as this node's gossip knows them
+    /// (any state: a region that is down is still expected, and the request
+    /// waits for it), each with the names of its known nodes. Without
+    /// gossip, none: the request expects this region alone.
+    static func federationRegions(_ services: NodeServices) -> [RegionID: [String]] {
+        var regions: [RegionID: [String]] = [:]
+        for member in services.gossip.value?.members(of: .federation) ?? [] where member.identity.region != services.region {
+            guard services.policy.regions[member.identity.region] != nil else { continue }
+            regions[member.identity.region, default: []].append(member.name.rawValue)
+        }
+        return regions.mapValues { Array(Set($0)).sorted() }
     }
 
     static func linkHash(of target: Target, _ services: NodeServices) throws -> [UInt8] {
@@ -81,7 +119,10 @@ enum ErasureService {
         try await erase(target, services: call.services, event: { pid in
             call.event("erasure.erase", pid: pid.rawValue, outcome: "erased", detail: "erasure_id=\(signed.erasureID)")
         }, then: { erasedPIDs, counts, database in
-            try ErasureRecords.insert(signed, requestedBy: call.principal.name, erasedPIDs: erasedPIDs, counts: counts, in: database)
+            // A pid of another region is erased there: the intent names it.
+            var named = erasedPIDs
+            if case .pid(let pid) = target, pid.region != call.services.region { named.append(pid.rawValue) }
+            try ErasureRecords.insert(signed, requestedBy: call.principal.name, erasedPIDs: named, counts: counts, in: database)
         })
     }
 
@@ -100,8 +141,11 @@ enum ErasureService {
             let counts = try await services.store.write { database in
                 let pids: [PID]
                 switch target {
-                case .pid(let pid): pids = [pid]
+                case .pid(let pid): pids = pid.region == services.region ? [pid] : []
                 case .identifier(let identifier): pids = try ErasureRecords.subjects(matching: identifier, keys: services.keys, in: database)
+                case .intent(let linkHash, let named):
+                    pids = Array(Set(named.filter { $0.region == services.region }
+                                     + (try ErasureRecords.subjects(withLinkHash: linkHash, in: database)))).sorted()
                 }
                 var counts = Dictionary(uniqueKeysWithValues: ErasureRecords.countedTables.map { ($0, Int64(0)) })
                 var erasedPIDs: [String] = []

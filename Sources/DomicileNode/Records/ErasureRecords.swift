@@ -83,7 +83,47 @@ enum ErasureRecords {
             guard let (link, version) = stored else { return SignedErasureRequest.linkHash(pid: pid) }
             guard let version = UInt32(exactly: version) else { throw StorageError.corrupt(table: "subjects", column: "link_version") }
             return SignedErasureRequest.linkHash(link: link, version: version)
+        case .intent(let linkHash, _):
+            return linkHash
         }
+    }
+
+    /// The subjects whose stored link has `linkHash` (an intent from another
+    /// region names the subject by its link's hash only). A scan of every
+    /// subject's link: one SHA-256 each (docs/FEDERATION.md, "Not yet").
+    static func subjects(withLinkHash linkHash: [UInt8], in database: Database) throws -> [PID] {
+        var found: [PID] = []
+        try database.forEach("SELECT pid, link, link_version FROM subjects", []) { row in
+            guard let version = UInt32(exactly: row.int64(2)),
+                  SignedErasureRequest.linkHash(link: row.blob(1), version: version) == linkHash,
+                  let pid = try? PID(parsing: row.text(0)) else { return }
+            found.append(pid)
+        }
+        return found
+    }
+
+    /// Requests made in `region` that expect other regions and that the
+    /// federation has not carried yet, oldest first, with the pids they name.
+    static func unpublishedIntents(of region: RegionID, limit: Int, in database: Database) throws -> [ErasureRequest] {
+        try database.fetchAll("""
+            SELECT \(requestColumns) FROM erasure_requests
+            WHERE origin_region = ? AND request_signature IS NOT NULL
+                AND erasure_id IN (SELECT erasure_id FROM erasure_regions WHERE region != ?)
+                AND erasure_id NOT IN (SELECT record_id FROM federation_entries WHERE origin = ? AND kind = 2 AND record_id IS NOT NULL)
+            ORDER BY requested_at, erasure_id LIMIT ?
+            """, [region.rawValue, region.rawValue, region.rawValue, limit], RequestRow.init).map { try $0.request(in: database) }
+    }
+
+    /// This region's acks for requests of other regions that the federation
+    /// has not carried yet.
+    static func unpublishedAcks(of region: RegionID, limit: Int, in database: Database) throws -> [ErasureAck] {
+        let ids = try database.fetchAll("""
+            SELECT a.erasure_id FROM erasure_node_acks a JOIN erasure_requests r ON r.erasure_id = a.erasure_id
+            WHERE a.region = ? AND a.scope = 'region' AND r.origin_region != ?
+                AND a.erasure_id NOT IN (SELECT record_id FROM federation_entries WHERE origin = ? AND kind = 3 AND record_id IS NOT NULL)
+            ORDER BY a.erased_at, a.erasure_id LIMIT ?
+            """, [region.rawValue, region.rawValue, region.rawValue, limit]) { $0.text(0) }
+        return try ids.compactMap { try find($0, in: database)?.acks.first { $0.region == region && $0.scope == .region } }
     }
 
     /// An ack that does not answer the request (another request or subject,
@@ -122,9 +162,10 @@ enum ErasureRecords {
     /// Records one ack. A region is `erased` once every expected node of it
     /// has acked, or one of its nodes for the whole region (scope `region`);
     /// the request is `complete` once every expected region is, and then
-    /// this node (`completer`, of the origin region) signs the completion
-    /// over the request and the acks with `key`.
-    static func record(_ ack: ErasureAck, completer: String, key: Ed25519PrivateKey, now: Timestamp,
+    /// this node (`completer`, of region `here`) signs the completion over the
+    /// request and the acks with `key` — if `here` is the origin region: another region keeps
+    /// the acks it learns of, and the request stays pending there.
+    static func record(_ ack: ErasureAck, here: RegionID, completer: String, key: Ed25519PrivateKey, now: Timestamp,
                        in database: Database) throws -> ErasureRequest {
         guard var request = try find(ack.erasureID, in: database), let signed = request.signed else {
             throw UnexpectedAck(erasureID: ack.erasureID)
@@ -148,7 +189,7 @@ enum ErasureRecords {
             try database.execute("UPDATE erasure_regions SET status = 'erased' WHERE erasure_id = ? AND region = ?",
                                  [ack.erasureID, ack.region.rawValue])
         }
-        if waiting.isEmpty {
+        if waiting.isEmpty, here == signed.originRegion {
             let signature = ErasureCompletion.signature(request: signed, completedAt: now, acks: request.acks, key: key)
             try database.execute("""
                 UPDATE erasure_requests SET status = 'complete', completed_at = ?, completion_signature = ?, completed_by = ?,

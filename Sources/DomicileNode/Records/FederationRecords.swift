@@ -1,3 +1,4 @@
+import DomicileCrypto
 import DomicileFederation
 import DomicileModel
 import DomicileStorage
@@ -43,18 +44,33 @@ enum FederationRecords {
 
     /// Applies other regions' records here: a release joins
     /// `aggregate_releases` under its own region, where the global view
-    /// reads it. (Erasure intents and acks are kept in `federation_entries`
-    /// until the cascade acts on them.)
-    static func apply(_ entries: [FederationEntry], here region: RegionID, in database: Database) throws {
+    /// reads it; an ack for a request made in this region is recorded with
+    /// the request (`ErasureRecords.record`: checked against it, and the
+    /// completion signed here, by `completer`, once every expected region has
+    /// acked). Intents are acted on by `FederationSync` once held.
+    static func apply(_ entries: [FederationEntry], here region: RegionID, completer: String, key: Ed25519PrivateKey, now: Timestamp,
+                      in database: Database) throws {
         for entry in entries where entry.origin != region {
-            guard case .aggregate(let release)? = entry.body.record else { continue }
-            try database.execute("""
-                INSERT OR IGNORE INTO aggregate_releases (release_id, name, region, kind, dataset, result, mechanism, epsilon, delta,
-                    noise_scale, released_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [release.releaseID, release.name.rawValue, release.region.rawValue, release.kind.rawValue, release.dataset.rawValue,
-                      AggregateResult(release.result).encoded, release.mechanism.rawValue, release.epsilon, release.delta,
-                      release.noiseScale, release.releasedAt.milliseconds])
+            switch entry.body.record {
+            case .aggregate(let release)?:
+                try database.execute("""
+                    INSERT OR IGNORE INTO aggregate_releases (release_id, name, region, kind, dataset, result, mechanism, epsilon, delta,
+                        noise_scale, released_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [release.releaseID, release.name.rawValue, release.region.rawValue, release.kind.rawValue, release.dataset.rawValue,
+                          AggregateResult(release.result).encoded, release.mechanism.rawValue, release.epsilon, release.delta,
+                          release.noiseScale, release.releasedAt.milliseconds])
+            case .erasureAck(let ack)?:
+                guard ack.region == entry.origin, let request = try ErasureRecords.find(ack.erasureID, in: database),
+                      request.originRegion == region, !request.acks.contains(where: { $0.region == ack.region }) else { continue }
+                do {
+                    _ = try ErasureRecords.record(ack, here: region, completer: completer, key: key, now: max(now, ack.erasedAt), in: database)
+                } catch is ErasureRecords.UnexpectedAck {
+                    // It does not answer the request (checked before anything is written): kept out of the certificate.
+                }
+            case .erasureIntent?, nil:
+                continue
+            }
         }
     }
 }

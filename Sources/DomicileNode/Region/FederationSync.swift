@@ -76,10 +76,8 @@ final class FederationSync: Sendable {
                 let node = try Self.restore(services)
                 driven.withLock { $0 = Driven(node: node, term: term) }
             }
-            let region = services.region
-            let releases = try services.store.read { try AggregateData.unpublished(of: region, limit: Self.publishBatch, in: $0) }
-            let policyVersion = Int64(services.policy.version)
-            let records = try releases.map { FederationRecord.aggregate(try $0.federated(policyVersion: policyVersion)) }
+            try await eraseForIntents()
+            let records = try unpublished()
             try driven.withLock { driven throws in
                 for record in records { _ = try driven?.node.publish(record) }
                 driven?.node.tick()
@@ -92,6 +90,42 @@ final class FederationSync: Sendable {
         }
     }
 
+    /// This region's records that node.sqlite holds and the federation has
+    /// not carried yet: its releases, the intents of its erasure requests
+    /// that expect other regions, and its acks for other regions' requests.
+    /// (A record published just before a crash or a change of leader is
+    /// found again by the next round, wherever it runs.)
+    private func unpublished() throws -> [FederationRecord] {
+        let region = services.region, policyVersion = Int64(services.policy.version), batch = Self.publishBatch
+        return try services.store.read { database in
+            var records = try AggregateData.unpublished(of: region, limit: batch, in: database)
+                .map { FederationRecord.aggregate(try $0.federated(policyVersion: policyVersion)) }
+            for request in try ErasureRecords.unpublishedIntents(of: region, limit: batch, in: database) {
+                guard let signed = request.signed else { continue }
+                records.append(.erasureIntent(try ErasureIntent(request: signed, erasedPids: try request.erasedPIDs.map { try PID(parsing: $0) })))
+            }
+            records += try ErasureRecords.unpublishedAcks(of: region, limit: batch, in: database).map { .erasureAck($0) }
+            return records
+        }
+    }
+
+    /// The erasure cascade's step here (DESIGN.md section 9): each intent of
+    /// another region that expects this one and is not recorded here yet is
+    /// erased here, through the region log; the region's ack follows once
+    /// every node has confirmed (`ErasureConfirmations`), and the next round
+    /// publishes it. An intent whose signature does not check is left alone.
+    private func eraseForIntents() async throws {
+        // Without a log, each node of a region holds what it was sent and none may ack for the region.
+        guard let log = services.regionLog.value else { return }
+        let region = services.region
+        let intents = driven.withLock { $0?.node.intentsAwaitingAck ?? [] }.filter { $0.originRegion != region && $0.request.isValid }
+        guard !intents.isEmpty else { return }
+        for intent in intents {
+            try await ErasureService.erase(forIntentOf: intent.request, pids: intent.erasedPids, services: services)
+        }
+        try await ErasureConfirmations.confirmPending(services, log: log)
+    }
+
     /// Persists and applies what the machine has ready, then sends its
     /// digests and steps the answers, until nothing is ready.
     private func carryOut() async throws {
@@ -100,10 +134,11 @@ final class FederationSync: Sendable {
             return driven?.node.ready()
         }) {
             if !ready.persist.isEmpty || !ready.apply.isEmpty {
-                let region = services.region
+                let services = self.services
                 try await services.store.write { database in
                     try FederationRecords.insert(ready.persist, in: database)
-                    try FederationRecords.apply(ready.apply, here: region, in: database)
+                    try FederationRecords.apply(ready.apply, here: services.region, completer: services.configuration.node.rawValue,
+                                                key: services.keys.signing, now: services.clock.now(), in: database)
                 }
             }
             for envelope in ready.messages {

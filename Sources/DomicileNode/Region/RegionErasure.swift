@@ -89,6 +89,9 @@ enum RegionErasure {
         case .pid(let pid): order = Order(request: signed, pid: pid.rawValue)
         case .identifier(let identifier):
             order = Order(request: signed, identifier: IdentifierDocument(kind: identifier.kind, value: identifier.value))
+        case .intent:
+            // Another region's intent is acted on through a region log only (FederationSync).
+            return []
         }
         let peers = (signed.expectedNodes[services.region] ?? []).filter { $0 != me }
         return await fanOut(order, to: peers, timeoutMilliseconds: timeoutMilliseconds, services: services)

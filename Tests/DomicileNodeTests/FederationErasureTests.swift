@@ -1,0 +1,159 @@
+import DomicileStorage
+import DomicileTestSupport
+import Foundation
+import XCTest
+
+/// The erasure cascade across three regions of three nodes (DESIGN.md
+/// section 9): a request made on any node of any region, by another
+/// region's pid or by an identifier held in several regions, reaches every
+/// region through the federation, is erased there through each region's
+/// log, and completes with one signed ack per region, in a certificate that
+/// `domicile erasure verify` accepts with the nodes' keys; a region that is
+/// down keeps the request pending, naming it, until it is back; and no
+/// node's data directory holds the erased subjects' canaries afterwards.
+final class FederationErasureTests: XCTestCase {
+    var federation: FederationFixture!
+    var nodes: [String: NodeProcess] = [:]
+
+    override func tearDown() {
+        for node in nodes.values { node.kill() }
+        nodes = [:]
+        super.tearDown()
+    }
+
+    func call(_ node: String, _ method: String, _ path: String, role: String, json: String? = nil) async throws -> NodeProcess.Response {
+        try await nodes[node]!.call(method, path, token: federation.token(role), json: json)
+    }
+
+    func eventually(seconds: Double, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(nanoseconds: 200_000_000)
+        }
+        return try await condition()
+    }
+
+    func waitUntilReady(_ names: [String]) async throws {
+        let ready = try await eventually(seconds: 40) {
+            for name in names where (try? await nodes[name]!.call("GET", "/readyz", token: nil))?.status != 200 { return false }
+            return true
+        }
+        XCTAssertTrue(ready, "\(names) ready")
+    }
+
+    func register(_ email: String, on node: String, country: String) async throws -> String {
+        let response = try await call(node, "POST", "/v1/subjects", role: "ingest",
+                                      json: #"{"identifier":{"kind":"email","value":"\#(email)"},"country":"\#(country)"}"#)
+        XCTAssertEqual(response.status, 201, response.text)
+        return try XCTUnwrap(response.json["pid"] as? String, response.text)
+    }
+
+    /// Polls the request on `node` until it completes; returns its last state.
+    func completion(of id: String, on node: String, seconds: Double = 60) async throws -> [String: Any] {
+        var state: [String: Any] = [:]
+        _ = try await eventually(seconds: seconds) {
+            state = try await call(node, "GET", "/v1/erasures/\(id)", role: "privacy_officer").json
+            return state["status"] as? String == "complete"
+        }
+        return state
+    }
+
+    func verify(_ certificate: [String: Any], named name: String) throws {
+        let file = federation.directory.file("\(name).json")
+        try JSONSerialization.data(withJSONObject: certificate).write(to: URL(fileURLWithPath: file))
+        var trust: [String] = []
+        for node in federation.nodeNames {
+            let keysFile = federation.directory.file("\(node)-keys.json")
+            if !FileManager.default.fileExists(atPath: keysFile) {
+                let keys = try Binary.run(["keys", "export-public", "--keyring", federation.directory.file("\(node)/\(node).keyring"),
+                                           "--master-key-file", federation.directory.file("master.key")])
+                XCTAssertEqual(keys.status, 0, keys.stderr)
+                try Data(keys.stdout.utf8).write(to: URL(fileURLWithPath: keysFile))
+            }
+            trust += ["--trust", keysFile]
+        }
+        let verified = try Binary.run(["erasure", "verify", file] + trust)
+        XCTAssertEqual(verified.status, 0, verified.stderr + verified.stdout)
+    }
+
+    func test_erasuresCascadeToEveryRegion_completeWithARegionAckEach_andWaitForARegionThatIsDown() async throws {
+        federation = try FederationFixture(regions: ["eu", "us", "br"], nodesPerRegion: 3, gossip: true, regionLog: true)
+        for name in federation.nodeNames { nodes[name] = try federation.start(name) }
+        try await waitUntilReady(federation.nodeNames)
+        // Every node sees the nine of the federation (so a request expects the three regions).
+        let known = try await eventually(seconds: 30) {
+            for name in federation.nodeNames {
+                let view = try await call(name, "GET", "/v1/cluster", role: "admin").json
+                let members = (view["pools"] as? [String: Any])?["federation"] as? [[String: Any]] ?? []
+                if members.filter({ $0["status"] as? String == "alive" }).count < 9 { return false }
+            }
+            return true
+        }
+        XCTAssertTrue(known, "the federation pool knows every node")
+
+        let anna = try await register("anna.cascade@example.de", on: "eu-1", country: "DE")
+        let carlaEU = try await register("carla.cascade@example.com", on: "eu-2", country: "DE")
+        let carlaBR = try await register("carla.cascade@example.com", on: "br-1", country: "BR")
+        let bo = try await register("bo.cascade@example.com", on: "us-1", country: "US")
+
+        // 1. On us-2, by the pid of an eu subject.
+        let byPID = try await call("us-2", "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(anna)"}"#)
+        XCTAssertEqual(byPID.status, 202, byPID.text)
+        XCTAssertEqual(Set((byPID.json["regions"] as? [String: String])?.keys.map { $0 } ?? []), ["eu", "us", "br"], byPID.text)
+        let first = try await completion(of: try XCTUnwrap(byPID.json["erasure_id"] as? String), on: "us-3")
+        XCTAssertEqual(first["status"] as? String, "complete", "\(first)")
+        let certificate = try XCTUnwrap(first["certificate"] as? [String: Any], "\(first)")
+        let acks = try XCTUnwrap(certificate["acks"] as? [[String: Any]])
+        XCTAssertEqual(Set(acks.compactMap { $0["region"] as? String }), ["eu", "us", "br"])
+        XCTAssertEqual(Set(acks.compactMap { $0["scope"] as? String }), ["region"])
+        let erasedInEU = acks.first { $0["region"] as? String == "eu" }.flatMap { ($0["counts"] as? [String: Any])?["subjects"] as? Int }
+        XCTAssertEqual(erasedInEU, 1, "eu erased the subject")
+        try verify(certificate, named: "by-pid")
+        let gone = try await call("eu-3", "GET", "/v1/subjects/\(anna)", role: "serve")
+        XCTAssertEqual(gone.status, 404, gone.text)
+
+        // 2. On eu-1, by an identifier registered in eu and in br: both subjects go.
+        let byIdentifier = try await call("eu-1", "POST", "/v1/erasures", role: "privacy_officer",
+                                          json: #"{"identifier":{"kind":"email","value":"Carla.Cascade@example.com"}}"#)
+        XCTAssertEqual(byIdentifier.status, 202, byIdentifier.text)
+        let second = try await completion(of: try XCTUnwrap(byIdentifier.json["erasure_id"] as? String), on: "eu-2")
+        XCTAssertEqual(second["status"] as? String, "complete", "\(second)")
+        try verify(try XCTUnwrap(second["certificate"] as? [String: Any]), named: "by-identifier")
+        for (node, pid) in [("eu-3", carlaEU), ("br-2", carlaBR)] {
+            let read = try await call(node, "GET", "/v1/subjects/\(pid)", role: "serve")
+            XCTAssertEqual(read.status, 404, "\(node): \(read.text)")
+        }
+
+        // 3. With br down, a request waits for br, naming it; it completes once br is back.
+        for node in ["br-1", "br-2", "br-3"] { nodes[node]!.kill() }
+        let waiting = try await call("eu-2", "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(bo)"}"#)
+        XCTAssertEqual(waiting.status, 202, waiting.text)
+        let id = try XCTUnwrap(waiting.json["erasure_id"] as? String)
+        let pendingState = try await eventually(seconds: 30) {
+            let state = try await call("eu-3", "GET", "/v1/erasures/\(id)", role: "privacy_officer").json
+            return (state["regions"] as? [String: String]) == ["eu": "erased", "us": "erased", "br": "pending"]
+        }
+        XCTAssertTrue(pendingState, "eu and us erased, br pending")
+        let stillPending = try await call("eu-3", "GET", "/v1/erasures/\(id)", role: "privacy_officer")
+        XCTAssertEqual(stillPending.json["status"] as? String, "pending", stillPending.text)
+        XCTAssertEqual(stillPending.json["waiting_for"] as? [String], ["br"], stillPending.text)
+        for node in ["br-1", "br-2", "br-3"] { nodes[node] = try federation.start(node) }
+        let third = try await completion(of: id, on: "eu-1", seconds: 90)
+        XCTAssertEqual(third["status"] as? String, "complete", "\(third)")
+        try verify(try XCTUnwrap(third["certificate"] as? [String: Any]), named: "after-heal")
+        let boGone = try await call("us-1", "GET", "/v1/subjects/\(bo)", role: "serve")
+        XCTAssertEqual(boGone.status, 404, boGone.text)
+
+        // No node of any region holds the erased subjects' identifiers.
+        let canaries = federation.directory.file("canaries.json")
+        try Data("""
+            {"identifiers":[{"kind":"email","value":"anna.cascade@example.de"},{"kind":"email","value":"carla.cascade@example.com"},
+                            {"kind":"email","value":"bo.cascade@example.com"}]}
+            """.utf8).write(to: URL(fileURLWithPath: canaries))
+        for node in federation.nodeNames {
+            let scan = try Binary.run(["scan", federation.dataDirectory(node), "--canaries", canaries])
+            XCTAssertEqual(scan.status, 0, "\(node): \(scan.stderr)")
+        }
+    }
+}
