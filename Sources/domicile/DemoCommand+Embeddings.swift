@@ -67,5 +67,29 @@ extension DemoCommand {
                                                      json: #"{"name":"analytics_subjects","kind":"count","epsilon":0.5,"dataset":"crm_copy"}"#)
         say("the region's remaining ε under the label web: \(relabelled.status); then ε 0.5 under a fresh label: "
             + "\(anotherLabel.status) \(anotherLabel.json["code"] ?? "") (one budget per region, whatever the label)")
+
+        step("The federation: us and br release the same count; only the releases cross borders, and every node of every region "
+             + "sees the global view")
+        for releasing in ["us-3", "br-3"] {
+            let released = try await federation.call(releasing, "POST", "/v1/aggregates", role: "analyst",
+                                                     json: #"{"name":"analytics_subjects","kind":"count","epsilon":1.0,"dataset":"crm"}"#)
+            say(String(format: "%@ released %.0f (ε=1)", releasing, released.json["value"] as? Double ?? .nan))
+        }
+        var global: [String: Any] = [:]
+        let started = Date()
+        let everywhere = await waitUntil(seconds: 30) {
+            for reader in federation.nodeNames {
+                guard let view = try? await federation.call(reader, "GET", "/v1/aggregates/analytics_subjects/global", role: "analyst"),
+                      (view.json["missing_regions"] as? [String]) == [] else { return false }
+                global = view.json
+            }
+            return true
+        }
+        guard everywhere else { throw CLIError.failed("the global view did not reach every node in 30 s") }
+        let interval = global["interval"] as? [String: Any] ?? [:]
+        say(String(format: "on all nine nodes after %.1f s: sum %.0f, σ %.2f (√Σσᵢ²), 95%% interval [%.1f, %.1f], ε %.0f (%@)",
+                   Date().timeIntervalSince(started), global["value"] as? Double ?? .nan, global["noise_scale"] as? Double ?? .nan,
+                   interval["low"] as? Double ?? .nan, interval["high"] as? Double ?? .nan, global["epsilon"] as? Double ?? .nan,
+                   global["epsilon_assumption"] as? String ?? "?"))
     }
 }

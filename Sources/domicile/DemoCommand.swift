@@ -96,6 +96,7 @@ struct DemoCommand: Command {
 
         try await embeddingsAndAggregates(federation, anna: ("eu-2", pids["Anna"]!.pid))
         try await featuresAndErasure(federation, anna: pids["Anna"]!.pid, directory: directory)
+        try await erasureWithARegionDown(federation, clara: pids["Clara"]!.pid)
 
         step("Failure detection: SIGKILL us-2, watch the others notice, restart it")
         federation.kill("us-2")
@@ -168,14 +169,18 @@ struct DemoCommand: Command {
                                                 json: #"{"values":{"last_category":"boots"}}"#)
         say("writing a product_recs feature now: \(refused.status) \(refused.json["code"] ?? "")")
 
-        step("Erasure: Anna asks eu-3 to forget her; one log entry erases her on every node of eu; once each node has confirmed "
-             + "it applied it, the leader signs for the region, and the certificate verifies")
-        let erasure = try await federation.call("eu-3", "POST", "/v1/erasures", role: "privacy_officer",
-                                                json: #"{"identifier":{"kind":"email","value":"Anna.Schmidt@example.de"}}"#)
-        guard erasure.status == 202, let certificateObject = erasure.json["certificate"] else {
-            throw CLIError.failed("erasure did not complete: \(erasure.status) \(erasure.json["code"] ?? "") "
-                                  + "waiting for \(erasure.json["waiting_for_nodes"] ?? "?")")
+        step("Erasure: Anna asks a node of us to forget her (an eu subject); one log entry erases her on every node of eu, the "
+             + "request cascades to every region through the federation, each region acks once its nodes confirmed")
+        let requested = try await federation.call("us-2", "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(pid)"}"#)
+        guard requested.status == 202, let erasureID = requested.json["erasure_id"] as? String else {
+            throw CLIError.failed("erasure refused: \(requested.status) \(requested.json["code"] ?? "")")
         }
+        say("\(erasureID) \(requested.json["status"] ?? "?") on us-2: \(regionStates(requested.json))")
+        let (erasure, seconds) = await completion(of: erasureID, readOn: "us-1", federation)
+        guard let certificateObject = erasure.json["certificate"] else {
+            throw CLIError.failed("erasure did not complete in 60 s: waiting for \(erasure.json["waiting_for"] ?? "?")")
+        }
+        say(String(format: "complete after %.1f s (read on us-1)", seconds))
         let certificateData = try JSONSerialization.data(withJSONObject: certificateObject, options: [.prettyPrinted, .sortedKeys])
         let certificate = try JSONDecoder().decode(ErasureCertificate.self, from: certificateData)
         let certificateFile = (directory as NSString).appendingPathComponent("erasure-certificate.json")
@@ -213,6 +218,46 @@ struct DemoCommand: Command {
     }
 
     static func step(_ text: String) { Output.line("\n== \(text)") }
+
+    /// `eu erased, us pending, …` from an erasure's `regions`.
+    static func regionStates(_ json: [String: Any]) -> String {
+        (json["regions"] as? [String: String] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
+
+    /// Polls an erasure until it completes (60 s at most): its last state, and the seconds it took.
+    static func completion(of id: String, readOn node: String, _ federation: LocalFederation) async -> (LocalFederation.Reply, Double) {
+        let started = Date()
+        var last = LocalFederation.Reply(status: 0, json: [:])
+        _ = await waitUntil(seconds: 60) {
+            guard let state = try? await federation.call(node, "GET", "/v1/erasures/\(id)", role: "privacy_officer") else { return false }
+            last = state
+            return state.json["status"] as? String == "complete"
+        }
+        return (last, Date().timeIntervalSince(started))
+    }
+
+    /// An erasure started while a region is stopped: pending, naming it; complete once it is back.
+    static func erasureWithARegionDown(_ federation: LocalFederation, clara pid: String) async throws {
+        step("Erasure with a region cut off: br stopped, Clara (a br subject) asks eu-1 to forget her")
+        for node in ["br-1", "br-2", "br-3"] { federation.kill(node) }
+        let requested = try await federation.call("eu-1", "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(pid)"}"#)
+        guard requested.status == 202, let erasureID = requested.json["erasure_id"] as? String else {
+            throw CLIError.failed("erasure refused: \(requested.status) \(requested.json["code"] ?? "")")
+        }
+        var pending = requested
+        _ = await waitUntil(seconds: 30) {
+            guard let state = try? await federation.call("eu-2", "GET", "/v1/erasures/\(erasureID)", role: "privacy_officer") else { return false }
+            pending = state
+            return (state.json["regions"] as? [String: String])?.filter({ $0.value == "pending" }).keys.sorted() == ["br"]
+        }
+        say("\(erasureID) \(pending.json["status"] ?? "?") on eu-2: \(regionStates(pending.json)); waiting for "
+            + "\((pending.json["waiting_for"] as? [String] ?? []).joined(separator: ", "))")
+        for node in ["br-1", "br-2", "br-3"] { try federation.start(node) }
+        let (done, seconds) = await completion(of: erasureID, readOn: "eu-3", federation)
+        guard done.json["status"] as? String == "complete" else { throw CLIError.failed("the erasure did not complete once br was back") }
+        let acks = ((done.json["certificate"] as? [String: Any])?["acks"] as? [[String: Any]] ?? []).compactMap { $0["region"] as? String }
+        say(String(format: "br restarted: complete %.1f s later, with acks of %@", seconds, acks.sorted().joined(separator: ", ")))
+    }
     static func say(_ text: String) { Output.line("   \(text)") }
 
     static func waitUntil(seconds: Double, _ condition: () async -> Bool) async -> Bool {

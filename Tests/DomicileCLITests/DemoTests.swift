@@ -11,13 +11,16 @@ final class DemoTests: XCTestCase {
                          "Bo: active consent analytics   (granted on us-2, read on us-3", "unknown_purpose",
                          "16 vectors stored, 8 refused", "searched again on eu-1: out of the index before the revoke returned",
                          "all eight others declared us-2 dead", "us-2 restarted with a new boot id and rejoined",
-                         "eu-1: chain valid", "certificate against the nodes' public keys: valid and complete"] {
+                         "eu-1: chain valid", "certificate against the nodes' public keys: valid and complete",
+                         "on all nine nodes after", "br pending, eu erased, us erased; waiting for br", "with acks of br, eu, us"] {
             XCTAssertTrue(result.stdout.contains(expected), "demo output lacks '\(expected)':\n\(result.stdout)")
         }
-        // One ack for eu, signed by whichever node leads it once every node of eu confirmed.
-        let acks = lines(of: result.stdout, containing: "(scope region) erased:")
-        XCTAssertEqual(acks.count, 1, result.stdout)
-        XCTAssertTrue(["eu-1", "eu-2", "eu-3"].contains { acks.first?.trimmingCharacters(in: .whitespaces).hasPrefix($0) == true }, result.stdout)
+        // One ack per region, each signed by whichever node leads it once every node of the region confirmed.
+        let acks = lines(of: result.stdout, containing: "(scope region) erased:").map { $0.trimmingCharacters(in: .whitespaces) }
+        XCTAssertEqual(acks.count, 3, result.stdout)
+        for region in ["eu", "us", "br"] {
+            XCTAssertEqual(acks.filter { $0.hasPrefix("\(region)-") }.count, 1, "one ack of \(region):\n\(result.stdout)")
+        }
         try assertLeaderKill(result.stdout)
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.file("run")), "the demo removes its directory unless --keep")
         XCTAssertFalse(result.stdout.contains("anna.schmidt@example.de"), "the demo prints pids, not identifiers")

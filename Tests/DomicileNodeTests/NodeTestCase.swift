@@ -1,3 +1,4 @@
+@testable import DomicileNode
 import DomicileNet
 import DomicileTestSupport
 import Foundation
@@ -94,5 +95,19 @@ class NodeTestCase: XCTestCase {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.string(from: Date().addingTimeInterval(seconds))
+    }
+}
+
+/// Runs `body` against an in-process node, then shuts the node down —
+/// awaited, whether `body` returned or threw — so nothing of it (its log
+/// writer, its store) outlives the descriptors and files the test closes.
+func shuttingDown<T>(_ node: Node, after body: () async throws -> T) async throws -> T {
+    do {
+        let value = try await body()
+        await node.shutdown(graceMilliseconds: 0)
+        return value
+    } catch {
+        await node.shutdown(graceMilliseconds: 0)
+        throw error
     }
 }
