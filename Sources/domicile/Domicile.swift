@@ -35,6 +35,7 @@ enum Domicile {
         BenchErasureCommand.self,
         BenchGossipCommand.self,
         SimulateRegionLogCommand.self,
+        SimulateFederationCommand.self,
         BenchChannelCommand.self,
         BenchVectorsCommand.self,
         BenchKernelsCommand.self,
