@@ -9,8 +9,10 @@ import XCTest
 /// region through the federation, is erased there through each region's
 /// log, and completes with one signed ack per region, in a certificate that
 /// `domicile erasure verify` accepts with the nodes' keys; a region that is
-/// down keeps the request pending, naming it, until it is back; and no
-/// node's data directory holds the erased subjects' canaries afterwards.
+/// down keeps the request pending, naming it, until it is back; a request
+/// acknowledged by a leader SIGKILLed right after completes under the next;
+/// and no node's data directory holds the erased subjects' canaries
+/// afterwards.
 final class FederationErasureTests: XCTestCase {
     var federation: FederationFixture!
     var nodes: [String: NodeProcess] = [:]
@@ -145,11 +147,31 @@ final class FederationErasureTests: XCTestCase {
         let boGone = try await call("us-1", "GET", "/v1/subjects/\(bo)", role: "serve")
         XCTAssertEqual(boGone.status, 404, boGone.text)
 
+        // 4. SIGKILL of the origin region's leader right after it acknowledged a request: the next leader carries it on.
+        let dana = try await register("dana.cascade@example.com", on: "us-2", country: "US")
+        var leader = ""
+        for name in ["eu-1", "eu-2", "eu-3"] {
+            let log = try await call(name, "GET", "/v1/cluster", role: "admin").json["region_log"] as? [String: Any]
+            if log?["role"] as? String == "leader" { leader = name }
+        }
+        XCTAssertFalse(leader.isEmpty, "eu has a leader")
+        let acknowledged = try await call(leader, "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(dana)"}"#)
+        XCTAssertEqual(acknowledged.status, 202, acknowledged.text)
+        nodes[leader]!.kill()
+        let survivor = try XCTUnwrap(["eu-1", "eu-2", "eu-3"].first { $0 != leader })
+        let fourth = try await completion(of: try XCTUnwrap(acknowledged.json["erasure_id"] as? String), on: survivor, seconds: 90)
+        XCTAssertEqual(fourth["status"] as? String, "complete", "\(fourth)")
+        try verify(try XCTUnwrap(fourth["certificate"] as? [String: Any]), named: "after-leader-kill")
+        let danaGone = try await call("us-3", "GET", "/v1/subjects/\(dana)", role: "serve")
+        XCTAssertEqual(danaGone.status, 404, danaGone.text)
+        nodes[leader] = try federation.start(leader)
+        try await waitUntilReady([leader])
+
         // No node of any region holds the erased subjects' identifiers.
         let canaries = federation.directory.file("canaries.json")
         try Data("""
             {"identifiers":[{"kind":"email","value":"anna.cascade@example.de"},{"kind":"email","value":"carla.cascade@example.com"},
-                            {"kind":"email","value":"bo.cascade@example.com"}]}
+                            {"kind":"email","value":"bo.cascade@example.com"},{"kind":"email","value":"dana.cascade@example.com"}]}
             """.utf8).write(to: URL(fileURLWithPath: canaries))
         for node in federation.nodeNames {
             let scan = try Binary.run(["scan", federation.dataDirectory(node), "--canaries", canaries])
