@@ -38,6 +38,8 @@ final class NodeServices: Sendable {
     let gossip = Locked<GossipService?>(nil)
     /// The region log, once started (nil when the node runs without one).
     let regionLog = Locked<RegionLog?>(nil)
+    /// The federation's shell, once started (nil in a federation of one region).
+    let federation = Locked<FederationSync?>(nil)
     /// Calls to the other nodes of the region (`RegionErasure`).
     let peerClient = HTTPClient()
 

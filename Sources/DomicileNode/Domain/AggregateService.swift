@@ -140,6 +140,7 @@ enum AggregateService {
             return remaining
         }
         services.metrics.countAudit(action: "aggregate.release", outcome: "ok")
+        services.federation.value?.wake()
         return (release, remaining)
     }
 

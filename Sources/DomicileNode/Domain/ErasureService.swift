@@ -73,6 +73,7 @@ enum ErasureService {
             return recorded
         }
         services.metrics.countAudit(action: "erasure.request", outcome: recorded.status.rawValue)
+        if recorded.status == .pending { services.federation.value?.wake() }
         return recorded
     }
 

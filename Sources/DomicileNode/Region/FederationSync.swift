@@ -16,12 +16,17 @@ import Foundation
 /// Messages travel as `POST /internal/v1/federation` to a live node of the
 /// destination region (from the federation's gossip pool), sealed both ways
 /// under the federation key: a request carries one envelope, the answer the
-/// envelopes the answering region's machine has for the asker. The exchange
-/// is pull-driven: the shell sends its machine's digests, and a region takes
-/// entries only from answers to its own digests, never from a peer's push
-/// (the machine's `deltas` to a peer are left unsent; the peer pulls them in
-/// its own round). So only the node that leads a region ever writes its
-/// federation state.
+/// envelopes the answering region's machine has for the asker. A digest is
+/// answered by any node from its own copy; entries pushed by a peer
+/// (`deltas`) go to the machine of the region's leader — relayed to it over
+/// the region channel by a follower — and are persisted by its next round,
+/// so only the leader ever writes the region's federation state.
+///
+/// Rounds run every `tickMilliseconds`, and at once (`wake`) when there is
+/// news: a release or an erasure request made here, entries pushed by a
+/// peer, or a round that took or published something. A round that
+/// publishes records also sends a digest to every peer region, so records
+/// travel in a few round trips instead of waiting for the periodic digest.
 final class FederationSync: Sendable {
     static let path = "/internal/v1/federation"
     static let tickMilliseconds: Int64 = 500
@@ -50,8 +55,12 @@ final class FederationSync: Sendable {
 
     func start() {
         guard services.policy.regions.count > 1 else { return }
+        services.federation.withLock { $0 = self }
         schedule.start(everyMilliseconds: Self.tickMilliseconds) { [self] in await round() }
     }
+
+    /// Runs a round now: there is something to publish or to persist.
+    func wake() { schedule.wake() }
 
     func stop() async { await schedule.stop() }
 
@@ -80,9 +89,11 @@ final class FederationSync: Sendable {
             let records = try unpublished()
             try driven.withLock { driven throws in
                 for record in records { _ = try driven?.node.publish(record) }
+                // News goes to every peer now, not at the next periodic digest.
+                if !records.isEmpty { for peer in driven?.node.peers ?? [] { driven?.node.exchange(with: peer) } }
                 driven?.node.tick()
             }
-            try await carryOut()
+            if try await carryOut() { wake() }
         } catch {
             // What the machine holds may not be durable: rebuild it from node.sqlite next round.
             driven.withLock { $0 = nil }
@@ -127,14 +138,17 @@ final class FederationSync: Sendable {
     }
 
     /// Persists and applies what the machine has ready, then sends its
-    /// digests and steps the answers, until nothing is ready.
-    private func carryOut() async throws {
+    /// messages and steps the answers, until nothing is ready. Returns
+    /// whether it took any entry (the next round may act on it).
+    private func carryOut() async throws -> Bool {
+        var took = false
         while let ready = driven.withLock({ driven -> FederationReady? in
             guard driven?.node.hasReady == true else { return nil }
             return driven?.node.ready()
         }) {
             if !ready.persist.isEmpty || !ready.apply.isEmpty {
                 let services = self.services
+                took = took || ready.persist.contains { $0.origin != services.region }
                 try await services.store.write { database in
                     try FederationRecords.insert(ready.persist, in: database)
                     try FederationRecords.apply(ready.apply, here: services.region, completer: services.configuration.node.rawValue,
@@ -142,11 +156,11 @@ final class FederationSync: Sendable {
                 }
             }
             for envelope in ready.messages {
-                guard case .digest = envelope.message else { continue }
                 let answers = await send(envelope)
                 driven.withLock { driven in for answer in answers { driven?.node.step(answer) } }
             }
         }
+        return took
     }
 
     /// This region's machine as node.sqlite holds it.
@@ -199,6 +213,13 @@ final class FederationSync: Sendable {
             guard envelope.to == services.region, envelope.from != services.region, services.policy.regions[envelope.from] != nil else {
                 throw HTTPError(status: 422, code: "invalid_federation_message", detail: "the message is not from a peer region to this one")
             }
+            if case .deltas = envelope.message {
+                // Pushed entries are the leader's to take; a follower relays them to it.
+                if let relayed = try await relayToLeader(request.body, services: services) { return relayed }
+                services.federation.value?.take(envelope)
+                return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"],
+                                    body: services.keys.federationGossip.seal(try encodeAnswers([]), associatedData: answerAssociatedData))
+            }
             let answers = try answer(envelope, services: services)
             return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"],
                                 body: services.keys.federationGossip.seal(try encodeAnswers(answers), associatedData: answerAssociatedData))
@@ -206,13 +227,40 @@ final class FederationSync: Sendable {
     }
 
     /// What this region's machine, as this node's copy holds it, answers to
-    /// `envelope`: for a digest, the entries the asker lacks. Nothing is
-    /// taken from a peer here (see the type's comment).
+    /// a digest: the entries the asker lacks, and this region's digest.
     static func answer(_ envelope: FederationEnvelope, services: NodeServices) throws -> [FederationEnvelope] {
         guard case .digest = envelope.message else { return [] }
         var node = try restore(services)
         node.step(envelope)
         return node.ready().messages.filter { $0.to == envelope.from }
+    }
+
+    /// Entries a peer pushed, on the node that drives the machine: stepped
+    /// into it and persisted by a round that runs now. Anywhere else they
+    /// are dropped (the peer's next digest brings them again).
+    func take(_ envelope: FederationEnvelope) {
+        let taken = driven.withLock { driven -> Bool in
+            guard driven != nil else { return false }
+            driven?.node.step(envelope)
+            return true
+        }
+        if taken { wake() }
+    }
+
+    /// On a follower of a region with a log, hands the sealed request to the
+    /// region's leader over the region channel and returns its answer; nil
+    /// on the leader, or without a log.
+    static func relayToLeader(_ body: [UInt8], services: NodeServices) async throws -> HTTPResponse? {
+        guard let log = services.regionLog.value, !log.isServingLeader else { return nil }
+        guard let leader = log.status.leader, leader != services.configuration.node else {
+            throw HTTPError(status: 503, code: "no_quorum", detail: "no leader of this region is known")
+        }
+        let call = ForwardedCall.Request(method: "POST", target: path, headers: [], body: body, requestID: "federation-relay")
+        guard case .response(let status, _, let answer, _) = try await log.call(leader, call, timeoutMilliseconds: requestTimeoutMilliseconds),
+              status == 200 else {
+            throw HTTPError(status: 503, code: "no_quorum", detail: "the region's leader did not take the entries")
+        }
+        return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"], body: answer)
     }
 
     // MARK: Answer framing
