@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "domicile",
             dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileVectors", "DomicileStorage", "DomicileNet", "DomicileNode",
-                           "DomicileGossip", "DomicileSimulation", "DomicileConsensus", "CLinux"]
+                           "DomicileGossip", "DomicileSimulation", "DomicileConsensus", "DomicileFederation", "CLinux"]
         ),
 
         // The HTTP request parser's fuzz target (Tests/Fuzz/run http); a corpus replayer otherwise.

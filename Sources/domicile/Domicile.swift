@@ -30,6 +30,7 @@ enum Domicile {
         BenchStorageCommand.self,
         BenchRaftLogCommand.self,
         BenchRegionCommand.self,
+        BenchFederationCommand.self,
         BenchHTTPCommand.self,
         BenchNodeCommand.self,
         BenchErasureCommand.self,

@@ -40,7 +40,9 @@ final class LocalFederation {
         guard let line = process.waitForLine(timeout: 30, where: { $0.contains(#""event":"listening""#) }),
               let range = line.range(of: #""http":""#) else {
             process.signal(SIGKILL)
-            throw CLIError.failed("node \(node) did not start (see \(path("\(node)/stderr.log")))")
+            let errors = (try? String(contentsOfFile: path("\(node)/stderr.log"), encoding: .utf8)) ?? ""
+            let last = errors.split(separator: "\n").last.map(String.init) ?? process.output.last ?? "nothing"
+            throw CLIError.failed("node \(node) did not start: \(last)")
         }
         let rest = line[range.upperBound...]
         addresses[node] = try SocketAddress(parsing: String(rest.prefix { $0 != "\"" }))

@@ -184,6 +184,8 @@ final class FederationSync: Sendable {
                 let response = try await services.peerClient.send("POST", Self.path, to: try SocketAddress(parsing: node.http),
                                                                   headers: headers, body: sealed,
                                                                   timeoutMilliseconds: Self.requestTimeoutMilliseconds)
+                services.metrics.increment("domicile_federation_bytes_total", labels: ["direction": "sent"], by: sealed.count)
+                services.metrics.increment("domicile_federation_bytes_total", labels: ["direction": "received"], by: response.body.count)
                 guard response.status == 200 else { throw HTTPError(status: response.status, code: "peer_refused", detail: "") }
                 let opened = try services.keys.federationGossip.open(response.body, associatedData: Self.answerAssociatedData)
                 return try Self.decodeAnswers(opened).filter { $0.from == envelope.to && $0.to == services.region }
@@ -202,28 +204,37 @@ final class FederationSync: Sendable {
     static func add(to api: inout API) {
         let services = api.services
         api.peer("POST", path, bodyBytesMax: FederationCodec.messageBytesMax + 64) { request in
-            guard services.policy.regions.count > 1,
-                  let plaintext = try? services.keys.federationGossip.open(request.body, associatedData: messageAssociatedData) else {
-                throw HTTPError(status: 403, code: "not_a_federation_node", detail: "the body is not sealed by a node of the federation")
-            }
-            let envelope: FederationEnvelope
-            do { envelope = try FederationCodec.decode(plaintext) } catch {
-                throw HTTPError(status: 400, code: "invalid_federation_message", detail: "the message does not decode: \(error)")
-            }
-            guard envelope.to == services.region, envelope.from != services.region, services.policy.regions[envelope.from] != nil else {
-                throw HTTPError(status: 422, code: "invalid_federation_message", detail: "the message is not from a peer region to this one")
-            }
-            if case .deltas = envelope.message {
-                // Pushed entries are the leader's to take; a follower relays them to it.
-                if let relayed = try await relayToLeader(request.body, services: services) { return relayed }
-                services.federation.value?.take(envelope)
-                return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"],
-                                    body: services.keys.federationGossip.seal(try encodeAnswers([]), associatedData: answerAssociatedData))
-            }
-            let answers = try answer(envelope, services: services)
-            return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"],
-                                body: services.keys.federationGossip.seal(try encodeAnswers(answers), associatedData: answerAssociatedData))
+            let response = try await serve(request, services: services)
+            services.metrics.increment("domicile_federation_bytes_total", labels: ["direction": "received"], by: request.body.count)
+            services.metrics.increment("domicile_federation_bytes_total", labels: ["direction": "sent"], by: response.body.count)
+            return response
         }
+    }
+
+    /// A peer's message: a digest is answered from this node's copy;
+    /// pushed entries go to the region's leader.
+    private static func serve(_ request: HTTPRequest, services: NodeServices) async throws -> HTTPResponse {
+        guard services.policy.regions.count > 1,
+              let plaintext = try? services.keys.federationGossip.open(request.body, associatedData: messageAssociatedData) else {
+            throw HTTPError(status: 403, code: "not_a_federation_node", detail: "the body is not sealed by a node of the federation")
+        }
+        let envelope: FederationEnvelope
+        do { envelope = try FederationCodec.decode(plaintext) } catch {
+            throw HTTPError(status: 400, code: "invalid_federation_message", detail: "the message does not decode: \(error)")
+        }
+        guard envelope.to == services.region, envelope.from != services.region, services.policy.regions[envelope.from] != nil else {
+            throw HTTPError(status: 422, code: "invalid_federation_message", detail: "the message is not from a peer region to this one")
+        }
+        if case .deltas = envelope.message {
+            // Pushed entries are the leader's to take; a follower relays them to it.
+            if let relayed = try await relayToLeader(request.body, services: services) { return relayed }
+            services.federation.value?.take(envelope)
+            return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"],
+                                body: services.keys.federationGossip.seal(try encodeAnswers([]), associatedData: answerAssociatedData))
+        }
+        let answers = try answer(envelope, services: services)
+        return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"],
+                            body: services.keys.federationGossip.seal(try encodeAnswers(answers), associatedData: answerAssociatedData))
     }
 
     /// What this region's machine, as this node's copy holds it, answers to
