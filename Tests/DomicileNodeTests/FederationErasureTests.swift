@@ -140,6 +140,12 @@ final class FederationErasureTests: XCTestCase {
         let stillPending = try await call("eu-3", "GET", "/v1/erasures/\(id)", role: "privacy_officer")
         XCTAssertEqual(stillPending.json["status"] as? String, "pending", stillPending.text)
         XCTAssertEqual(stillPending.json["waiting_for"] as? [String], ["br"], stillPending.text)
+        let status = try XCTUnwrap(stillPending.json["region_status"] as? [String: [String: Any]], stillPending.text)
+        XCTAssertEqual(status["br"]?["state"] as? String, "pending")
+        XCTAssertTrue(["awaiting_ack", "unreachable"].contains(status["br"]?["code"] as? String ?? ""), stillPending.text)
+        XCTAssertNotNil(status["br"]?["last_contact"] as? String, "br was heard from before it stopped: \(stillPending.text)")
+        XCTAssertEqual(status["us"]?["state"] as? String, "erased")
+        XCTAssertTrue(status["us"]?["code"] is NSNull, stillPending.text)
         for node in ["br-1", "br-2", "br-3"] { nodes[node] = try federation.start(node) }
         let third = try await completion(of: id, on: "eu-1", seconds: 90)
         XCTAssertEqual(third["status"] as? String, "complete", "\(third)")

@@ -45,6 +45,9 @@ final class FederationSync: Sendable {
     /// term of the region log it was restored in (rebuilt from node.sqlite
     /// when leadership comes back, or after a failed round).
     private let driven = Locked<Driven?>(nil)
+    /// When this node last exchanged a message with a node of each region
+    /// (either way): what a pending erasure shows as a region's last contact.
+    private let contacts = Locked<[RegionID: Timestamp]>([:])
 
     private struct Driven: Sendable {
         var node: FederationNode
@@ -61,6 +64,14 @@ final class FederationSync: Sendable {
 
     /// Runs a round now: there is something to publish or to persist.
     func wake() { schedule.wake() }
+
+    /// When this node last exchanged a message with a node of `region`.
+    func lastContact(with region: RegionID) -> Timestamp? { contacts.withLock { $0[region] } }
+
+    fileprivate func contacted(_ region: RegionID) {
+        let now = services.clock.now()
+        contacts.withLock { $0[region] = now }
+    }
 
     func stop() async { await schedule.stop() }
 
@@ -188,7 +199,9 @@ final class FederationSync: Sendable {
                 services.metrics.increment("domicile_federation_bytes_total", labels: ["direction": "received"], by: response.body.count)
                 guard response.status == 200 else { throw HTTPError(status: response.status, code: "peer_refused", detail: "") }
                 let opened = try services.keys.federationGossip.open(response.body, associatedData: Self.answerAssociatedData)
-                return try Self.decodeAnswers(opened).filter { $0.from == envelope.to && $0.to == services.region }
+                let answers = try Self.decodeAnswers(opened).filter { $0.from == envelope.to && $0.to == services.region }
+                contacted(envelope.to)
+                return answers
             } catch {
                 services.logger.info("federation peer did not answer", ["region": .string(envelope.to.rawValue),
                                                                         "node": .string(node.name), "error": .string("\(error)")])
@@ -225,6 +238,7 @@ final class FederationSync: Sendable {
         guard envelope.to == services.region, envelope.from != services.region, services.policy.regions[envelope.from] != nil else {
             throw HTTPError(status: 422, code: "invalid_federation_message", detail: "the message is not from a peer region to this one")
         }
+        services.federation.value?.contacted(envelope.from)
         if case .deltas = envelope.message {
             // Pushed entries are the leader's to take; a follower relays them to it.
             if let relayed = try await relayToLeader(request.body, services: services) { return relayed }

@@ -17,6 +17,7 @@ enum ErasureRoutes {
         let request: ErasureRequest
         let now: Timestamp
         let withCertificate: Bool
+        let services: NodeServices
 
         func write(to json: inout JSONWriter) {
             json.object { json in
@@ -46,6 +47,13 @@ enum ErasureRoutes {
                     json.value(status.rawValue)
                 }
             }
+            json.key("region_status")
+            json.object { json in
+                for (region, state) in request.regions.sorted(by: { $0.key < $1.key }) {
+                    json.key(escaping: region.rawValue)
+                    RegionStatusJSON(region: region, state: state, services: services, now: now).write(to: &json)
+                }
+            }
             json.key("waiting_for")
             json.array(request.regions.filter { $0.value != .erased }.keys.sorted()) { $0.value($1.rawValue) }
             if let signed = request.signed {
@@ -53,6 +61,35 @@ enum ErasureRoutes {
                 NodesJSON(nodes: signed.expectedNodes).write(to: &json)
                 json.key("waiting_for_nodes")
                 NodesJSON(nodes: request.waitingForNodes).write(to: &json)
+            }
+        }
+    }
+
+    /// Where one expected region stands, for a reader of a pending request:
+    /// its state, when this node last exchanged with it through the
+    /// federation, and why it is not erased yet — `confirming` (this region:
+    /// its nodes are confirming), `awaiting_ack` (a region heard from within
+    /// `contactRecentSeconds`), `unreachable` (not heard from since).
+    struct RegionStatusJSON: JSONWritable {
+        static let contactRecentSeconds: Int64 = 15
+        let region: RegionID
+        let state: ErasureRequest.RegionState
+        let services: NodeServices
+        let now: Timestamp
+
+        func write(to json: inout JSONWriter) {
+            let contact = region == services.region ? nil : services.federation.value?.lastContact(with: region)
+            json.object { json in
+                json.member("state", state.rawValue)
+                json.member("last_contact", contact)
+                json.key("code")
+                switch state {
+                case .erased: json.null()
+                case .pending where region == services.region: json.value("confirming")
+                case .pending:
+                    let recent = contact.map { now.milliseconds - $0.milliseconds <= Self.contactRecentSeconds * 1_000 } ?? false
+                    json.value(recent ? "awaiting_ack" : "unreachable")
+                }
             }
         }
     }
@@ -80,11 +117,12 @@ enum ErasureRoutes {
     struct List: JSONWritable {
         let requests: [ErasureRequest]
         let now: Timestamp
+        let services: NodeServices
 
         func write(to json: inout JSONWriter) {
             json.object { json in
                 json.key("erasures")
-                json.array(requests) { Summary(request: $1, now: now, withCertificate: false).write(to: &$0) }
+                json.array(requests) { Summary(request: $1, now: now, withCertificate: false, services: services).write(to: &$0) }
             }
         }
     }
@@ -99,7 +137,7 @@ enum ErasureRoutes {
             guard let found = try services.store.read({ try ErasureRecords.find(id, in: $0) }) else {
                 throw DomainError(.notFound, code: "unknown_erasure", detail: "no erasure request with this id")
             }
-            return .json(Summary(request: found, now: request.now, withCertificate: true))
+            return .json(Summary(request: found, now: request.now, withCertificate: true, services: services))
         }
         api.route("GET", "/v1/erasures", roles: [.privacyOfficer]) { request in
             let status = try request.http.queryParameters()["status"]
@@ -107,7 +145,7 @@ enum ErasureRoutes {
                 throw DomainError(.malformed, code: "invalid_query", detail: "status must be pending, complete or overdue")
             }
             let found = try services.store.read { try ErasureRecords.list(status: status, now: request.now, limit: listLimit, in: $0) }
-            return .json(List(requests: found, now: request.now))
+            return .json(List(requests: found, now: request.now, services: services))
         }
     }
 
@@ -123,6 +161,6 @@ enum ErasureRoutes {
             throw DomainError.invalid("pid, identifier", "give exactly one of them")
         }
         let recorded = try await ErasureService.request(target, jurisdiction: body.jurisdiction, call: request.call)
-        return .json(Summary(request: recorded, now: request.now, withCertificate: true), status: 202)
+        return .json(Summary(request: recorded, now: request.now, withCertificate: true, services: services), status: 202)
     }
 }
