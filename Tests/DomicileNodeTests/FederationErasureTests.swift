@@ -127,6 +127,16 @@ final class FederationErasureTests: XCTestCase {
             XCTAssertEqual(read.status, 404, "\(node): \(read.text)")
         }
 
+        // 2b. On br-2, by the pid of a us subject.
+        let ed = try await register("ed.cascade@example.com", on: "us-3", country: "US")
+        let fromBR = try await call("br-2", "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(ed)"}"#)
+        XCTAssertEqual(fromBR.status, 202, fromBR.text)
+        let fromBRDone = try await completion(of: try XCTUnwrap(fromBR.json["erasure_id"] as? String), on: "br-3")
+        XCTAssertEqual(fromBRDone["status"] as? String, "complete", "\(fromBRDone)")
+        try verify(try XCTUnwrap(fromBRDone["certificate"] as? [String: Any]), named: "from-br")
+        let edGone = try await call("us-2", "GET", "/v1/subjects/\(ed)", role: "serve")
+        XCTAssertEqual(edGone.status, 404, edGone.text)
+
         // 3. With br down, a request waits for br, naming it; it completes once br is back.
         for node in ["br-1", "br-2", "br-3"] { nodes[node]!.kill() }
         let waiting = try await call("eu-2", "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(bo)"}"#)
@@ -177,7 +187,8 @@ final class FederationErasureTests: XCTestCase {
         let canaries = federation.directory.file("canaries.json")
         try Data("""
             {"identifiers":[{"kind":"email","value":"anna.cascade@example.de"},{"kind":"email","value":"carla.cascade@example.com"},
-                            {"kind":"email","value":"bo.cascade@example.com"},{"kind":"email","value":"dana.cascade@example.com"}]}
+                            {"kind":"email","value":"bo.cascade@example.com"},{"kind":"email","value":"dana.cascade@example.com"},
+                            {"kind":"email","value":"ed.cascade@example.com"}]}
             """.utf8).write(to: URL(fileURLWithPath: canaries))
         for node in federation.nodeNames {
             let scan = try Binary.run(["scan", federation.dataDirectory(node), "--canaries", canaries])

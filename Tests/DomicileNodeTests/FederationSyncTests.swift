@@ -7,8 +7,9 @@ import XCTest
 /// a release made in each region reaches every other region through the
 /// federation's anti-entropy, and the global view on every node of every
 /// region combines the three (sum, √Σσ², ε the largest); what crosses a
-/// border is only the federation's record kinds; a message not sealed
-/// with the federation key is refused.
+/// border is only the federation's record kinds, and no node holds another
+/// region's identifiers; a message not sealed with the federation key is
+/// refused.
 final class FederationSyncTests: XCTestCase {
     var federation: FederationFixture!
     var nodes: [String: NodeProcess] = [:]
@@ -93,6 +94,17 @@ final class FederationSyncTests: XCTestCase {
         let database = try Database(path: federation.dataDirectory("br-2") + "/node.sqlite")
         let kinds = try database.fetchAll("SELECT origin, kind FROM federation_entries ORDER BY origin") { "\($0.text(0)):\($0.int64(1))" }
         XCTAssertEqual(kinds, ["br:1", "eu:1", "us:1"])
+
+        // Residency: no node holds another region's subjects' identifiers, in any form the scanner knows.
+        for (region, (_, count)) in subjects {
+            let canaries = federation.directory.file("canaries-\(region).json")
+            let identifiers = (0..<count).map { #"{"kind":"email","value":"\#(region)-\#($0)@example.com"}"# }.joined(separator: ",")
+            try Data(#"{"identifiers":[\#(identifiers)]}"#.utf8).write(to: URL(fileURLWithPath: canaries))
+            for node in federation.nodeNames where !node.hasPrefix(region + "-") {
+                let scan = try Binary.run(["scan", federation.dataDirectory(node), "--canaries", canaries])
+                XCTAssertEqual(scan.status, 0, "\(node) holds an identifier of \(region): \(scan.stderr)")
+            }
+        }
 
         // A message not sealed with the federation key is refused.
         let forged = try await nodes["eu-1"]!.call("POST", "/internal/v1/federation", token: nil, json: #"{"digest":{}}"#)
