@@ -44,6 +44,20 @@ final class FederationErasureTests: XCTestCase {
         XCTAssertTrue(ready, "\(names) ready")
     }
 
+    /// Every node ready, and seeing the nine of the federation alive (so a request expects the three regions).
+    func waitUntilFederated() async throws {
+        try await waitUntilReady(federation.nodeNames)
+        let known = try await eventually(seconds: 30) {
+            for name in federation.nodeNames {
+                let view = try await call(name, "GET", "/v1/cluster", role: "admin").json
+                let members = (view["pools"] as? [String: Any])?["federation"] as? [[String: Any]] ?? []
+                if members.filter({ $0["status"] as? String == "alive" }).count < federation.nodeNames.count { return false }
+            }
+            return true
+        }
+        XCTAssertTrue(known, "the federation pool knows every node")
+    }
+
     func register(_ email: String, on node: String, country: String) async throws -> String {
         let response = try await call(node, "POST", "/v1/subjects", role: "ingest",
                                       json: #"{"identifier":{"kind":"email","value":"\#(email)"},"country":"\#(country)"}"#)
@@ -82,17 +96,7 @@ final class FederationErasureTests: XCTestCase {
     func test_erasuresCascadeToEveryRegion_completeWithARegionAckEach_andWaitForARegionThatIsDown() async throws {
         federation = try FederationFixture(regions: ["eu", "us", "br"], nodesPerRegion: 3, gossip: true, regionLog: true)
         for name in federation.nodeNames { nodes[name] = try federation.start(name) }
-        try await waitUntilReady(federation.nodeNames)
-        // Every node sees the nine of the federation (so a request expects the three regions).
-        let known = try await eventually(seconds: 30) {
-            for name in federation.nodeNames {
-                let view = try await call(name, "GET", "/v1/cluster", role: "admin").json
-                let members = (view["pools"] as? [String: Any])?["federation"] as? [[String: Any]] ?? []
-                if members.filter({ $0["status"] as? String == "alive" }).count < 9 { return false }
-            }
-            return true
-        }
-        XCTAssertTrue(known, "the federation pool knows every node")
+        try await waitUntilFederated()
 
         let anna = try await register("anna.cascade@example.de", on: "eu-1", country: "DE")
         let carlaEU = try await register("carla.cascade@example.com", on: "eu-2", country: "DE")
@@ -194,5 +198,45 @@ final class FederationErasureTests: XCTestCase {
             let scan = try Binary.run(["scan", federation.dataDirectory(node), "--canaries", canaries])
             XCTAssertEqual(scan.status, 0, "\(node): \(scan.stderr)")
         }
+    }
+
+    /// The same wait with the region cut off by the network rather than
+    /// stopped: br's three nodes, each in a network namespace, keep running
+    /// and reach each other but nothing outside br (blackhole routes). The
+    /// request stays pending naming br, then completes after the heal.
+    func test_aRegionPartitionedAway_keepsARequestPending_andItCompletesAfterTheHeal() async throws {
+        federation = try FederationFixture(regions: ["eu", "us", "br"], nodesPerRegion: 3, gossip: true, regionLog: true)
+        let network: NamespaceNetwork
+        switch NamespaceNetwork.make(nodeCount: federation.nodeNames.count) {
+        case .success(let made): network = made
+        case .failure(let why): throw XCTSkip("no network namespaces here (\(why.description)); the stopped-region test covers the wait")
+        }
+        defer { network.tearDown() }
+        try network.rewriteAddresses(in: federation)
+        for (offset, name) in federation.nodeNames.enumerated() {
+            nodes[name] = try federation.start(name, launcher: network.launcher(offset + 1))
+        }
+        try await waitUntilFederated()
+        let subject = try await register("fay.partition@example.com", on: "us-1", country: "US")
+        let br = Set(federation.nodeNames.enumerated().filter { $0.element.hasPrefix("br-") }.map { $0.offset + 1 })
+
+        try network.partition(group: br)
+        let requested = try await call("eu-1", "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(subject)"}"#)
+        XCTAssertEqual(requested.status, 202, requested.text)
+        XCTAssertEqual(Set((requested.json["regions"] as? [String: String])?.keys.map { $0 } ?? []), ["eu", "us", "br"], requested.text)
+        let id = try XCTUnwrap(requested.json["erasure_id"] as? String)
+        let waits = try await eventually(seconds: 30) {
+            let state = try await call("eu-2", "GET", "/v1/erasures/\(id)", role: "privacy_officer").json
+            return (state["regions"] as? [String: String]) == ["eu": "erased", "us": "erased", "br": "pending"]
+        }
+        XCTAssertTrue(waits, "eu and us erased, br pending")
+        let pending = try await call("eu-3", "GET", "/v1/erasures/\(id)", role: "privacy_officer")
+        XCTAssertEqual(pending.json["status"] as? String, "pending", pending.text)
+        XCTAssertEqual(pending.json["waiting_for"] as? [String], ["br"], pending.text)
+
+        try network.heal(group: br)
+        let done = try await completion(of: id, on: "eu-1", seconds: 90)
+        XCTAssertEqual(done["status"] as? String, "complete", "\(done)")
+        try verify(try XCTUnwrap(done["certificate"] as? [String: Any]), named: "after-partition")
     }
 }

@@ -129,6 +129,26 @@ public final class NamespaceNetwork: @unchecked Sendable {
         }
     }
 
+    /// Cuts the nodes of `group` off from every node outside it (both
+    /// directions); they still reach each other (a region partitioned away).
+    public func partition(group: Set<Int>) throws {
+        for inside in group.sorted() {
+            for outside in 1...nodeCount where !group.contains(outside) {
+                try Self.ip(["-n", namespace(inside), "route", "add", "blackhole", "\(host(outside))/32"])
+                try Self.ip(["-n", namespace(outside), "route", "add", "blackhole", "\(host(inside))/32"])
+            }
+        }
+    }
+
+    public func heal(group: Set<Int>) throws {
+        for inside in group.sorted() {
+            for outside in 1...nodeCount where !group.contains(outside) {
+                try Self.ip(["-n", namespace(inside), "route", "del", "blackhole", "\(host(outside))/32"])
+                try Self.ip(["-n", namespace(outside), "route", "del", "blackhole", "\(host(inside))/32"])
+            }
+        }
+    }
+
     /// Deletes the namespaces (which deletes their interfaces, and the veth ends in ours).
     public func tearDown() {
         for name in [hub] + (1...max(nodeCount, 1)).map(namespace) { _ = try? Self.ip(["netns", "del", name]) }
