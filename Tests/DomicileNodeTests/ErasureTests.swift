@@ -211,15 +211,7 @@ final class ErasureTests: NodeTestCase {
         // The certificate verifies offline only with both nodes' keys.
         let certificateFile = federation.directory.file("certificate.json")
         try JSONSerialization.data(withJSONObject: certificate).write(to: URL(fileURLWithPath: certificateFile))
-        var trust: [String] = []
-        for name in ["eu-1", "eu-2"] {
-            let keys = try Binary.run(["keys", "export-public", "--keyring", federation.directory.file("\(name)/\(name).keyring"),
-                                       "--master-key-file", federation.directory.file("master.key")])
-            XCTAssertEqual(keys.status, 0, keys.stderr)
-            let keysFile = federation.directory.file("\(name)-keys.json")
-            try Data(keys.stdout.utf8).write(to: URL(fileURLWithPath: keysFile))
-            trust += ["--trust", keysFile]
-        }
+        let trust = try federation.trustArguments(for: ["eu-1", "eu-2"])
         let verified = try Binary.run(["erasure", "verify", certificateFile] + trust)
         XCTAssertEqual(verified.status, 0, verified.stderr + verified.stdout)
         let halfTrusted = try Binary.run(["erasure", "verify", certificateFile] + trust.prefix(2))

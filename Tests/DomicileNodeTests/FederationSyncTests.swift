@@ -10,29 +10,7 @@ import XCTest
 /// border is only the federation's record kinds, and no node holds another
 /// region's identifiers; a message not sealed with the federation key is
 /// refused.
-final class FederationSyncTests: XCTestCase {
-    var federation: FederationFixture!
-    var nodes: [String: NodeProcess] = [:]
-
-    override func tearDown() {
-        for node in nodes.values { node.kill() }
-        nodes = [:]
-        super.tearDown()
-    }
-
-    func call(_ node: String, _ method: String, _ path: String, role: String, json: String? = nil) async throws -> NodeProcess.Response {
-        try await nodes[node]!.call(method, path, token: federation.token(role), json: json)
-    }
-
-    func eventually(seconds: Double, _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(nanoseconds: 100_000_000)
-        }
-        return try await condition()
-    }
-
+final class FederationSyncTests: FederationTestCase {
     func test_aReleaseInEachRegion_reachesEveryNodeOfEveryRegion_andTheGlobalViewCombinesThem() async throws {
         federation = try FederationFixture(regions: ["eu", "us", "br"], nodesPerRegion: 3, gossip: true, regionLog: true) { _, config in
             var limits = config["limits"] as? [String: Any] ?? [:]
@@ -40,11 +18,7 @@ final class FederationSyncTests: XCTestCase {
             config["limits"] = limits
         }
         for name in federation.nodeNames { nodes[name] = try federation.start(name) }
-        let ready = try await eventually(seconds: 30) {
-            for name in federation.nodeNames where (try? await nodes[name]!.call("GET", "/readyz", token: nil))?.status != 200 { return false }
-            return true
-        }
-        XCTAssertTrue(ready, "every node is ready")
+        try await waitUntilReady(federation.nodeNames)
 
         // Each region: subjects registered on one node, consent on another, the release on a third.
         let subjects = ["eu": ("DE", 2), "us": ("US", 3), "br": ("BR", 4)]

@@ -287,16 +287,7 @@ final class RegionLogTests: XCTestCase {
 
         let certificateFile = federation.directory.file("certificate.json")
         try JSONSerialization.data(withJSONObject: certificate).write(to: URL(fileURLWithPath: certificateFile))
-        var trust: [String] = []
-        for name in names {
-            let keys = try Binary.run(["keys", "export-public", "--keyring", federation.directory.file("\(name)/\(name).keyring"),
-                                       "--master-key-file", federation.directory.file("master.key")])
-            XCTAssertEqual(keys.status, 0, keys.stderr)
-            let keysFile = federation.directory.file("\(name)-keys.json")
-            try Data(keys.stdout.utf8).write(to: URL(fileURLWithPath: keysFile))
-            trust += ["--trust", keysFile]
-        }
-        let verified = try Binary.run(["erasure", "verify", certificateFile] + trust)
+        let verified = try Binary.run(["erasure", "verify", certificateFile] + (try federation.trustArguments(for: names)))
         XCTAssertEqual(verified.status, 0, verified.stderr + verified.stdout)
     }
 

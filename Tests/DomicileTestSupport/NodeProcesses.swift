@@ -40,6 +40,23 @@ public final class FederationFixture: @unchecked Sendable {
     public func dataDirectory(_ node: String) -> String { directory.file("\(node)/data") }
     public func token(_ role: String) -> String { tokens[role]! }
 
+    /// `--trust FILE` for each of `nodes`: its public signing keys as `domicile
+    /// keys export-public` prints them, written once beside the fixture.
+    public func trustArguments(for nodes: [String]) throws -> [String] {
+        var arguments: [String] = []
+        for node in nodes {
+            let keysFile = directory.file("\(node)-keys.json")
+            if !FileManager.default.fileExists(atPath: keysFile) {
+                let keys = try Binary.run(["keys", "export-public", "--keyring", directory.file("\(node)/\(node).keyring"),
+                                           "--master-key-file", directory.file("master.key")])
+                guard keys.status == 0 else { throw FixtureError(description: "keys export-public \(node): \(keys.stderr)") }
+                try Data(keys.stdout.utf8).write(to: URL(fileURLWithPath: keysFile))
+            }
+            arguments += ["--trust", keysFile]
+        }
+        return arguments
+    }
+
     /// `launcher` runs the node through another command (e.g. `ip netns exec NS`), which must exec it.
     public func start(_ node: String, launcher: [String] = []) throws -> NodeProcess {
         try NodeProcess(name: node, configPath: configPath(node), logPath: directory.file("\(node)/stderr.log"), launcher: launcher)

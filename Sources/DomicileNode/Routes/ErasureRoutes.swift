@@ -81,7 +81,8 @@ enum ErasureRoutes {
             let contact = region == services.region ? nil : services.federation.value?.lastContact(with: region)
             json.object { json in
                 json.member("state", state.rawValue)
-                json.member("last_contact", contact)
+                json.key("last_contact")
+                if let contact { json.value(contact.rfc3339) } else { json.null() }
                 json.key("code")
                 switch state {
                 case .erased: json.null()

@@ -1,0 +1,52 @@
+import DomicileTestSupport
+import Foundation
+import XCTest
+
+/// Helpers shared by the tests of a federation of `domicile serve`
+/// processes: calls by node name, bounded waits, readiness.
+class FederationTestCase: XCTestCase {
+    var federation: FederationFixture!
+    var nodes: [String: NodeProcess] = [:]
+
+    override func tearDown() {
+        for node in nodes.values { node.kill() }
+        nodes = [:]
+        super.tearDown()
+    }
+
+    func call(_ node: String, _ method: String, _ path: String, role: String, json: String? = nil) async throws -> NodeProcess.Response {
+        try await nodes[node]!.call(method, path, token: federation.token(role), json: json)
+    }
+
+    /// Polls `condition` every 100 ms for at most `seconds`; returns its last answer.
+    func eventually(seconds: Double, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        return try await condition()
+    }
+
+    func waitUntilReady(_ names: [String], file: StaticString = #filePath, line: UInt = #line) async throws {
+        let ready = try await eventually(seconds: 40) {
+            for name in names where (try? await nodes[name]!.call("GET", "/readyz", token: nil))?.status != 200 { return false }
+            return true
+        }
+        XCTAssertTrue(ready, "\(names) ready", file: file, line: line)
+    }
+
+    /// Every node ready, and seeing every node of the federation alive (so a request expects every region).
+    func waitUntilFederated(file: StaticString = #filePath, line: UInt = #line) async throws {
+        try await waitUntilReady(federation.nodeNames, file: file, line: line)
+        let known = try await eventually(seconds: 30) {
+            for name in federation.nodeNames {
+                let view = try await call(name, "GET", "/v1/cluster", role: "admin").json
+                let members = (view["pools"] as? [String: Any])?["federation"] as? [[String: Any]] ?? []
+                if members.filter({ $0["status"] as? String == "alive" }).count < federation.nodeNames.count { return false }
+            }
+            return true
+        }
+        XCTAssertTrue(known, "the federation pool knows every node", file: file, line: line)
+    }
+}
