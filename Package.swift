@@ -111,7 +111,7 @@ let package = Package(
         // Start the built `domicile` binary as real node processes.
         .testTarget(name: "DomicileNodeTests",
                     dependencies: ["domicile", "DomicileNode", "DomicileNet", "DomicileStorage", "DomicileModel", "DomicilePrivacy",
-                                   "DomicileVectors", "DomicileConsensus", "DomicileCrypto", "DomicileTestSupport"]),
+                                   "DomicileVectors", "DomicileConsensus", "DomicileCrypto", "DomicileFederation", "DomicileTestSupport"]),
         // Runs the built `domicile` binary as a child process.
         .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileModel", "DomicileStorage", "DomicileNet", "DomicileCrypto", "DomicilePrivacy",
                                                       "DomicileTestSupport"]),

@@ -209,7 +209,12 @@ public final class Node: Sendable {
         sweeper.start()
         let erasureConfirmations = ErasureConfirmations(services: services)
         erasureConfirmations.start()
-        let federation = FederationSync(services: services)
+        let federation: FederationSync
+        do { federation = try FederationSync(services: services) } catch {
+            await server.shutdown(graceMilliseconds: 0)
+            store.close()
+            throw StartupError(description: "federation.rosters: \(error)")
+        }
         federation.start()
         services.lifecycle.withLock { $0 = .serving }
         logger.info("listening", ["node": .string(configuration.node.rawValue), "region": .string(configuration.region.rawValue),

@@ -139,6 +139,8 @@ struct ClusterInitCommand: Command {
             }
             if let address = layout.channelAddress(node.index) {
                 configuration["region_log"] = ["address": address, "roster": "../\(node.region).roster.json"]
+                // Every region's roster: who may speak for a region in the federation (FederationTrust).
+                configuration["federation"] = ["rosters": Array(Set(layout.nodes.map(\.region))).sorted().map { "../\($0).roster.json" }]
                 rosters[node.region, default: []].append(["name": node.name.rawValue, "channel": address,
                                                           "public_key": Base64.encodeURL(try keyring.signingKey().publicKey.rawRepresentation)])
             }

@@ -58,8 +58,10 @@ struct ClusterAddNodeCommand: Command {
             "http": ["address": "127.0.0.1:\(httpPort)"],
             "region_log": ["address": channel, "roster": "../\(region).roster.json", "join": true],
         ]
+        let modelConfig = try JSONSerialization.jsonObject(with: Data(try FileIO.read(file("\(model)/config.json"), byteCountMax: 1 << 20)))
+        // The same federation rosters as the region's other nodes (its own region's roster lists it too).
+        if let federation = (modelConfig as? [String: Any])?["federation"] { configuration["federation"] = federation }
         if let gossipPort {
-            let modelConfig = try JSONSerialization.jsonObject(with: Data(try FileIO.read(file("\(model)/config.json"), byteCountMax: 1 << 20)))
             let gossip = (modelConfig as? [String: Any])?["gossip"] as? [String: Any]
             let seeds = [gossip?["address"] as? String].compactMap { $0 } + ((gossip?["seeds"] as? [String]) ?? [])
             configuration["gossip"] = ["address": "127.0.0.1:\(gossipPort)", "seeds": seeds, "profile": gossip?["profile"] ?? "default"]

@@ -1,3 +1,7 @@
+@testable import DomicileNode
+import DomicileCrypto
+import DomicileFederation
+import DomicileModel
 import DomicileStorage
 import DomicileTestSupport
 import Foundation
@@ -79,6 +83,25 @@ final class FederationSyncTests: FederationTestCase {
                 XCTAssertEqual(scan.status, 0, "\(node) holds an identifier of \(region): \(scan.stderr)")
             }
         }
+
+        // A node of us, with the federation key, cannot speak for eu: the message's signer must be a node of its region.
+        let master = try MasterKey(base64: try String(contentsOfFile: federation.directory.file("master.key"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines))
+        let keyring = try KeyringFile.load(path: federation.directory.file("us-1/us-1.keyring"), master: master)
+        func posted(claiming from: String) async throws -> NodeProcess.Response {
+            let envelope = FederationEnvelope(from: try RegionID(from), to: try RegionID("br"), message: .digest(VersionVector([:])))
+            let framed = FederationFrame.frame(try FederationCodec.encode(envelope), domain: FederationFrame.requestDomain,
+                                               node: try NodeName("us-1"), key: try keyring.signingKey())
+            let sealed = try keyring.keySet(.federationGossip).seal(framed, associatedData: FederationSync.messageAssociatedData)
+            let response = try await NodeProcess.client.send("POST", "/internal/v1/federation", to: nodes["br-1"]!.address,
+                                                             headers: ["Content-Type": "application/octet-stream"], body: sealed)
+            return NodeProcess.Response(status: response.status, headers: response.headers, body: response.body)
+        }
+        let impersonating = try await posted(claiming: "eu")
+        XCTAssertEqual(impersonating.status, 403, impersonating.text)
+        XCTAssertEqual(impersonating.json["code"] as? String, "untrusted_sender")
+        let honest = try await posted(claiming: "us")
+        XCTAssertEqual(honest.status, 200, honest.text)
 
         // A message not sealed with the federation key is refused.
         let forged = try await nodes["eu-1"]!.call("POST", "/internal/v1/federation", token: nil, json: #"{"digest":{}}"#)

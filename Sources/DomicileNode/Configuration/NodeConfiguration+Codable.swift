@@ -9,7 +9,7 @@ import Foundation
 extension NodeConfiguration: Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case node, region, keyring, policy, principals, http, gossip, log, limits
-        case regionLog = "region_log"
+        case regionLog = "region_log", federation
         case dataDirectory = "data_dir"
         case masterKeyFile = "master_key_file"
     }
@@ -24,6 +24,10 @@ extension NodeConfiguration: Codable {
 
     enum LogKeys: String, CodingKey, CaseIterable {
         case access
+    }
+
+    enum FederationKeys: String, CodingKey, CaseIterable {
+        case rosters
     }
 
     enum RegionLogKeys: String, CodingKey, CaseIterable {
@@ -66,6 +70,7 @@ extension NodeConfiguration: Codable {
             log.compactEntries = try fields.integer(.compactEntries, in: 10...10_000_000) ?? log.compactEntries
             return log
         }
+        federationRosterPaths = try container.fields(FederationKeys.self, .federation)?.strings(.rosters).map(path) ?? []
         limits = try container.object(Limits.self, .limits) ?? Limits()
 
         routeBodyBytesMax = settings.limits.bodyBytesMax
@@ -131,6 +136,10 @@ extension NodeConfiguration: Codable {
             try fields.encode(regionLog.join, forKey: .join)
             try fields.encode(regionLog.commitTimeoutMilliseconds, forKey: .commitTimeoutMilliseconds)
             try fields.encode(regionLog.compactEntries, forKey: .compactEntries)
+        }
+        if !federationRosterPaths.isEmpty {
+            var fields = container.nestedContainer(keyedBy: FederationKeys.self, forKey: .federation)
+            try fields.encode(federationRosterPaths, forKey: .rosters)
         }
     }
 }

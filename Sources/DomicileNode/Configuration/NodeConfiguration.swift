@@ -123,6 +123,12 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// The region log (Raft among the region's nodes); nil runs the node as
     /// a store of its own, with no log (docs/CONFIGURATION.md).
     public var regionLog: RegionLog?
+    /// `federation.rosters`: the roster files of every region of the
+    /// federation (each node's name and Ed25519 public key), which
+    /// authenticate the senders of federation messages and the signers of
+    /// erasure intents and acks. Empty: senders are not authenticated beyond
+    /// the federation key (docs/CONFIGURATION.md).
+    public var federationRosterPaths: [String] = []
     public var keyringPath: String
     public var masterKey: MasterKeySource
     public var policyPath: String

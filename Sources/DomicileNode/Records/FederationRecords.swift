@@ -47,9 +47,9 @@ enum FederationRecords {
     /// reads it; an ack for a request made in this region is recorded with
     /// the request (`ErasureRecords.record`: checked against it, and the
     /// completion signed here, by `completer`, once every expected region has
-    /// acked). Intents are acted on by `FederationSync` once held.
+    /// acked) if `trust` says its signer is a node of the region it names. Intents are acted on by `FederationSync` once held.
     static func apply(_ entries: [FederationEntry], here region: RegionID, completer: String, key: Ed25519PrivateKey, now: Timestamp,
-                      in database: Database) throws {
+                      trusting trust: FederationTrust?, in database: Database) throws {
         for entry in entries where entry.origin != region {
             switch entry.body.record {
             case .aggregate(let release)?:
@@ -61,7 +61,9 @@ enum FederationRecords {
                           AggregateResult(release.result).encoded, release.mechanism.rawValue, release.epsilon, release.delta,
                           release.noiseScale, release.releasedAt.milliseconds])
             case .erasureAck(let ack)?:
-                guard ack.region == entry.origin, let request = try ErasureRecords.find(ack.erasureID, in: database),
+                // Signed by a node of the region it speaks for (when the federation's rosters are known).
+                guard ack.region == entry.origin, trust?.trusts(ack.publicKey, node: ack.node, region: ack.region) != false,
+                      let request = try ErasureRecords.find(ack.erasureID, in: database),
                       request.originRegion == region, !request.acks.contains(where: { $0.region == ack.region }) else { continue }
                 do {
                     _ = try ErasureRecords.record(ack, here: region, completer: completer, key: key, now: max(now, ack.erasedAt), in: database)

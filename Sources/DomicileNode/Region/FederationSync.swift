@@ -54,10 +54,22 @@ final class FederationSync: Sendable {
         let term: UInt64
     }
 
-    init(services: NodeServices) { self.services = services }
+    /// Who may speak for each region; nil when `federation.rosters` is not
+    /// configured (senders are then authenticated by the federation key
+    /// alone, and the log says so at start).
+    let trust: FederationTrust?
+
+    init(services: NodeServices) throws {
+        self.services = services
+        let paths = services.configuration.federationRosterPaths
+        trust = paths.isEmpty ? nil : try FederationTrust(paths: paths)
+    }
 
     func start() {
         guard services.policy.regions.count > 1 else { return }
+        if trust == nil {
+            services.logger.warning("federation senders are authenticated by the federation key alone: federation.rosters is not configured")
+        }
         services.federation.withLock { $0 = self }
         schedule.start(everyMilliseconds: Self.tickMilliseconds) { [self] in await round() }
     }
@@ -140,7 +152,11 @@ final class FederationSync: Sendable {
         // Without a log, each node of a region holds what it was sent and none may ack for the region.
         guard let log = services.regionLog.value else { return }
         let region = services.region
-        let intents = driven.withLock { $0?.node.intentsAwaitingAck ?? [] }.filter { $0.originRegion != region && $0.request.isValid }
+        let intents = driven.withLock { $0?.node.intentsAwaitingAck ?? [] }.filter { intent in
+            let request = intent.request
+            return intent.originRegion != region && request.isValid
+                && trust?.trusts(request.publicKey, node: request.originNode, region: request.originRegion) != false
+        }
         guard !intents.isEmpty else { return }
         for intent in intents {
             try await ErasureService.erase(forIntentOf: intent.request, pids: intent.erasedPids, services: services)
@@ -158,12 +174,12 @@ final class FederationSync: Sendable {
             return driven?.node.ready()
         }) {
             if !ready.persist.isEmpty || !ready.apply.isEmpty {
-                let services = self.services
+                let services = self.services, trust = self.trust
                 took = took || ready.persist.contains { $0.origin != services.region }
                 try await services.store.write { database in
                     try FederationRecords.insert(ready.persist, in: database)
                     try FederationRecords.apply(ready.apply, here: services.region, completer: services.configuration.node.rawValue,
-                                                key: services.keys.signing, now: services.clock.now(), in: database)
+                                                key: services.keys.signing, now: services.clock.now(), trusting: trust, in: database)
                 }
             }
             for envelope in ready.messages {
@@ -186,8 +202,10 @@ final class FederationSync: Sendable {
     /// Sends `envelope` to a live node of its region; returns the answers
     /// addressed to this region (none if no node answered).
     private func send(_ envelope: FederationEnvelope) async -> [FederationEnvelope] {
-        guard let plaintext = try? FederationCodec.encode(envelope) else { return [] }
-        let sealed = services.keys.federationGossip.seal(plaintext, associatedData: Self.messageAssociatedData)
+        guard let encoded = try? FederationCodec.encode(envelope) else { return [] }
+        let framed = FederationFrame.frame(encoded, domain: FederationFrame.requestDomain, node: services.configuration.node,
+                                           key: services.keys.signing)
+        let sealed = services.keys.federationGossip.seal(framed, associatedData: Self.messageAssociatedData)
         for node in services.liveNodes(in: envelope.to).shuffled().prefix(Self.attemptsPerMessage) {
             do {
                 var headers = HTTPHeaders()
@@ -198,8 +216,13 @@ final class FederationSync: Sendable {
                 services.metrics.increment("domicile_federation_bytes_total", labels: ["direction": "sent"], by: sealed.count)
                 services.metrics.increment("domicile_federation_bytes_total", labels: ["direction": "received"], by: response.body.count)
                 guard response.status == 200 else { throw HTTPError(status: response.status, code: "peer_refused", detail: "") }
-                let opened = try services.keys.federationGossip.open(response.body, associatedData: Self.answerAssociatedData)
-                let answers = try Self.decodeAnswers(opened).filter { $0.from == envelope.to && $0.to == services.region }
+                let plaintext = try services.keys.federationGossip.open(response.body, associatedData: Self.answerAssociatedData)
+                guard let opened = FederationFrame.open(plaintext),
+                      trust?.isSigned(opened.signedBytes(FederationFrame.answerDomain), signature: opened.signature, by: opened.node,
+                                      of: envelope.to) != false else {
+                    throw HTTPError(status: 403, code: "untrusted_sender", detail: "the answer is not signed by a node of \(envelope.to)")
+                }
+                let answers = try Self.decodeAnswers(opened.payload).filter { $0.from == envelope.to && $0.to == services.region }
                 contacted(envelope.to)
                 return answers
             } catch {
@@ -227,28 +250,40 @@ final class FederationSync: Sendable {
     /// A peer's message: a digest is answered from this node's copy;
     /// pushed entries go to the region's leader.
     private static func serve(_ request: HTTPRequest, services: NodeServices) async throws -> HTTPResponse {
-        guard services.policy.regions.count > 1,
+        guard let sync = services.federation.value,
               let plaintext = try? services.keys.federationGossip.open(request.body, associatedData: messageAssociatedData) else {
             throw HTTPError(status: 403, code: "not_a_federation_node", detail: "the body is not sealed by a node of the federation")
         }
+        guard let opened = FederationFrame.open(plaintext) else {
+            throw HTTPError(status: 400, code: "invalid_federation_message", detail: "the message is not framed with its sender")
+        }
         let envelope: FederationEnvelope
-        do { envelope = try FederationCodec.decode(plaintext) } catch {
+        do { envelope = try FederationCodec.decode(opened.payload) } catch {
             throw HTTPError(status: 400, code: "invalid_federation_message", detail: "the message does not decode: \(error)")
         }
         guard envelope.to == services.region, envelope.from != services.region, services.policy.regions[envelope.from] != nil else {
             throw HTTPError(status: 422, code: "invalid_federation_message", detail: "the message is not from a peer region to this one")
         }
-        services.federation.value?.contacted(envelope.from)
+        guard sync.trust?.isSigned(opened.signedBytes(FederationFrame.requestDomain), signature: opened.signature, by: opened.node,
+                                   of: envelope.from) != false else {
+            throw HTTPError(status: 403, code: "untrusted_sender", detail: "the message is not signed by a node of the region it names")
+        }
+        sync.contacted(envelope.from)
         if case .deltas = envelope.message {
             // Pushed entries are the leader's to take; a follower relays them to it.
             if let relayed = try await relayToLeader(request.body, services: services) { return relayed }
-            services.federation.value?.take(envelope)
-            return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"],
-                                body: services.keys.federationGossip.seal(try encodeAnswers([]), associatedData: answerAssociatedData))
+            sync.take(envelope)
+            return try sealedAnswer([], services: services)
         }
-        let answers = try answer(envelope, services: services)
+        return try sealedAnswer(try answer(envelope, services: services), services: services)
+    }
+
+    /// Answers framed with this node's signature and sealed.
+    private static func sealedAnswer(_ answers: [FederationEnvelope], services: NodeServices) throws -> HTTPResponse {
+        let framed = FederationFrame.frame(try encodeAnswers(answers), domain: FederationFrame.answerDomain,
+                                           node: services.configuration.node, key: services.keys.signing)
         return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"],
-                            body: services.keys.federationGossip.seal(try encodeAnswers(answers), associatedData: answerAssociatedData))
+                            body: services.keys.federationGossip.seal(framed, associatedData: answerAssociatedData))
     }
 
     /// What this region's machine, as this node's copy holds it, answers to
