@@ -48,6 +48,11 @@ final class FederationSync: Sendable {
     /// When this node last exchanged a message with a node of each region
     /// (either way): what a pending erasure shows as a region's last contact.
     private let contacts = Locked<[RegionID: Timestamp]>([:])
+    /// Per region that did not answer: consecutive failures, and the
+    /// monotonic millisecond before which no message is sent to it.
+    private let backOff = Locked<[RegionID: (failures: Int, until: Int64)]>([:])
+    /// The longest a region that does not answer waits for the next try.
+    static let backOffMaxMilliseconds: Int64 = 8_000
 
     private struct Driven: Sendable {
         var node: FederationNode
@@ -200,9 +205,25 @@ final class FederationSync: Sendable {
     }
 
     /// Sends `envelope` to a live node of its region; returns the answers
-    /// addressed to this region (none if no node answered).
+    /// addressed to this region (none if no node answered). A region that
+    /// did not answer is left alone for a while that doubles with each
+    /// failure, from one round up to `backOffMaxMilliseconds`.
     private func send(_ envelope: FederationEnvelope) async -> [FederationEnvelope] {
-        guard let encoded = try? FederationCodec.encode(envelope) else { return [] }
+        let region = envelope.to
+        guard backOff.withLock({ $0[region].map { monotonicMilliseconds() >= $0.until } ?? true }) else { return [] }
+        let answers = await attempt(envelope)
+        backOff.withLock { backOff in
+            guard answers == nil else { return backOff[region] = nil }
+            let failures = (backOff[region]?.failures ?? 0) + 1
+            let delay = min(Self.backOffMaxMilliseconds, Self.tickMilliseconds << min(failures - 1, 16))
+            backOff[region] = (failures, monotonicMilliseconds() + delay)
+        }
+        return answers ?? []
+    }
+
+    /// One message to a live node of its region (two tried): the answers, or nil if none answered.
+    private func attempt(_ envelope: FederationEnvelope) async -> [FederationEnvelope]? {
+        guard let encoded = try? FederationCodec.encode(envelope) else { return nil }
         let framed = FederationFrame.frame(encoded, domain: FederationFrame.requestDomain, node: services.configuration.node,
                                            key: services.keys.signing)
         let sealed = services.keys.federationGossip.seal(framed, associatedData: Self.messageAssociatedData)
@@ -230,7 +251,7 @@ final class FederationSync: Sendable {
                                                                         "node": .string(node.name), "error": .string("\(error)")])
             }
         }
-        return []
+        return nil
     }
 
     // MARK: Answering (any node)
