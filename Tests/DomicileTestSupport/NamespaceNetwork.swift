@@ -48,6 +48,8 @@ public final class NamespaceNetwork: @unchecked Sendable {
     deinit { tearDown() }
 
     var hub: String { "\(Self.prefix)\(tag)-hub" }
+    /// The command that runs a program in the hub namespace, where the bridge `br0` joins every node.
+    public var hubLauncher: [String] { [Self.ipTool, "netns", "exec", hub] }
     func namespace(_ index: Int) -> String { "\(Self.prefix)\(tag)-n\(index)" }
     /// Interface names have at most 15 bytes: a short per-network suffix.
     private var short: String { String(tag.suffix(6)).replacingOccurrences(of: "x", with: "") }
