@@ -250,8 +250,10 @@ struct DemoCommand: Command {
             pending = state
             return (state.json["regions"] as? [String: String])?.filter({ $0.value == "pending" }).keys.sorted() == ["br"]
         }
+        let br = (pending.json["region_status"] as? [String: [String: Any]])?["br"] ?? [:]
         say("\(erasureID) \(pending.json["status"] ?? "?") on eu-2: \(regionStates(pending.json)); waiting for "
-            + "\((pending.json["waiting_for"] as? [String] ?? []).joined(separator: ", "))")
+            + "\((pending.json["waiting_for"] as? [String] ?? []).joined(separator: ", ")) (br: \(br["code"] as? String ?? "?"), "
+            + "last contact \(br["last_contact"] as? String ?? "never"))")
         for node in ["br-1", "br-2", "br-3"] { try federation.start(node) }
         let (done, seconds) = await completion(of: erasureID, readOn: "eu-3", federation)
         guard done.json["status"] as? String == "complete" else { throw CLIError.failed("the erasure did not complete once br was back") }
