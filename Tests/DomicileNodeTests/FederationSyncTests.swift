@@ -15,6 +15,14 @@ import XCTest
 /// region's identifiers; a message not sealed with the federation key is
 /// refused.
 final class FederationSyncTests: FederationTestCase {
+    /// A subject's feature value and vector, distinct per region and subject.
+    static func feature(_ region: String, _ index: Int) -> String { "segment-\(region)-\(["alpha", "beta", "gamma", "delta"][index])" }
+    static func vector(_ region: String, _ index: Int) -> String {
+        let seed = Double(region.unicodeScalars.reduce(0) { $0 * 31 + Int($1.value) } % 997 + index * 13)
+        return "[" + (1...4).map { "\(((seed * Double($0) * 0.6180339).truncatingRemainder(dividingBy: 1) * 1_000).rounded() / 1_000 + 0.001)" }
+            .joined(separator: ",") + "]"
+    }
+
     func test_aReleaseInEachRegion_reachesEveryNodeOfEveryRegion_andTheGlobalViewCombinesThem() async throws {
         federation = try FederationFixture(regions: ["eu", "us", "br"], nodesPerRegion: 3, gossip: true, regionLog: true) { _, config in
             var limits = config["limits"] as? [String: Any] ?? [:]
@@ -28,6 +36,15 @@ final class FederationSyncTests: FederationTestCase {
         let subjects = ["eu": ("DE", 2), "us": ("US", 3), "br": ("BR", 4)]
         var releaseIDs: [String: String] = [:]
         for (region, (country, count)) in subjects {
+            // Each subject also gets a feature value and a vector: what must never leave its region.
+            let defined = try await call("\(region)-1", "PUT", "/v1/feature-definitions/segment", role: "admin", json: """
+                {"type":"string","purpose":"analytics","ttl_seconds":3600,"classification":"behavioral"}
+                """)
+            XCTAssertTrue([200, 201].contains(defined.status), defined.text)
+            let collection = try await call("\(region)-1", "PUT", "/v1/collections/taste", role: "admin", json: """
+                {"dimension":4,"metric":"cosine","purpose":"analytics","index":{"kind":"flat"}}
+                """)
+            XCTAssertTrue([200, 201].contains(collection.status), collection.text)
             for index in 0..<count {
                 let registered = try await call("\(region)-1", "POST", "/v1/subjects", role: "ingest",
                                                 json: #"{"identifier":{"kind":"email","value":"\#(region)-\#(index)@example.com"},"country":"\#(country)"}"#)
@@ -36,6 +53,12 @@ final class FederationSyncTests: FederationTestCase {
                 let granted = try await call("\(region)-2", "POST", "/v1/subjects/\(pid)/consents", role: "ingest",
                                              json: #"{"action":"grant","purposes":["analytics"],"source":"test:e2e","collected_at":"2026-01-01T00:00:00Z"}"#)
                 XCTAssertEqual(granted.status, 201, granted.text)
+                let written = try await call("\(region)-3", "PUT", "/v1/subjects/\(pid)/features", role: "ingest",
+                                             json: #"{"values":{"segment":"\#(Self.feature(region, index))"}}"#)
+                XCTAssertEqual(written.status, 200, written.text)
+                let stored = try await call("\(region)-1", "PUT", "/v1/collections/taste/vectors/\(pid)", role: "ingest",
+                                            json: #"{"vector":\#(Self.vector(region, index))}"#)
+                XCTAssertTrue([200, 201, 204].contains(stored.status), stored.text)
             }
             // ε = 60: the discrete Laplace is 0 with probability 1 − 2e⁻⁶⁰/(1+e⁻⁶⁰), so the count is exact.
             let released = try await call("\(region)-3", "POST", "/v1/aggregates", role: "analyst",
@@ -73,11 +96,14 @@ final class FederationSyncTests: FederationTestCase {
         let kinds = try database.fetchAll("SELECT origin, kind FROM federation_entries ORDER BY origin") { "\($0.text(0)):\($0.int64(1))" }
         XCTAssertEqual(kinds, ["br:1", "eu:1", "us:1"])
 
-        // Residency: no node holds another region's subjects' identifiers, in any form the scanner knows.
+        // Residency: no node holds another region's subjects' identifiers, feature values or vectors, in any form the scanner knows.
         for (region, (_, count)) in subjects {
             let canaries = federation.directory.file("canaries-\(region).json")
             let identifiers = (0..<count).map { #"{"kind":"email","value":"\#(region)-\#($0)@example.com"}"# }.joined(separator: ",")
-            try Data(#"{"identifiers":[\#(identifiers)]}"#.utf8).write(to: URL(fileURLWithPath: canaries))
+            let features = (0..<count).map { #"{"value":"\#(Self.feature(region, $0))"}"# }.joined(separator: ",")
+            let vectors = (0..<count).map { #"{"values":\#(Self.vector(region, $0))}"# }.joined(separator: ",")
+            try Data(#"{"identifiers":[\#(identifiers)],"features":[\#(features)],"vectors":[\#(vectors)]}"#.utf8)
+                .write(to: URL(fileURLWithPath: canaries))
             for node in federation.nodeNames where !node.hasPrefix(region + "-") {
                 let scan = try Binary.run(["scan", federation.dataDirectory(node), "--canaries", canaries])
                 XCTAssertEqual(scan.status, 0, "\(node) holds an identifier of \(region): \(scan.stderr)")
