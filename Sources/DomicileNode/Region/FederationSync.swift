@@ -14,9 +14,11 @@ import Foundation
 /// peer region's digest from its own copy (`answer`).
 ///
 /// Messages travel as `POST /internal/v1/federation` to a live node of the
-/// destination region (from the federation's gossip pool), sealed both ways
-/// under the federation key: a request carries one envelope, the answer the
-/// envelopes the answering region's machine has for the asker. A digest is
+/// destination region (from the federation's gossip pool), signed by the
+/// sending node (`FederationFrame`, checked against the regions' rosters,
+/// `FederationTrust`) and sealed both ways under the federation key: a
+/// request carries one envelope, the answer the envelopes the answering
+/// region's machine has for the asker. A digest is
 /// answered by any node from its own copy; entries pushed by a peer
 /// (`deltas`) go to the machine of the region's leader — relayed to it over
 /// the region channel by a follower — and are persisted by its next round,
@@ -100,8 +102,9 @@ final class FederationSync: Sendable {
         return (log.isServingLeader, log.status.term)
     }
 
-    /// One tick: hands the machine this region's new releases, ticks it,
-    /// and carries out what it has ready.
+    /// One tick: erases here for the intents that wait for this region,
+    /// hands the machine this region's records not yet published (releases,
+    /// intents, acks), ticks it, and carries out what it has ready.
     func round() async {
         let (drives, term) = leadership
         guard drives else {
