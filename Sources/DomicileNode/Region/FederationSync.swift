@@ -72,8 +72,10 @@ final class FederationSync: Sendable {
         trust = paths.isEmpty ? nil : try FederationTrust(paths: paths)
     }
 
+    /// Starts the rounds, in a federation of several regions whose peers
+    /// this node can find (gossip); otherwise there is nothing to exchange.
     func start() {
-        guard services.policy.regions.count > 1 else { return }
+        guard services.policy.regions.count > 1, services.gossip.value != nil else { return }
         if trust == nil {
             services.logger.warning("federation senders are authenticated by the federation key alone: federation.rosters is not configured")
         }
