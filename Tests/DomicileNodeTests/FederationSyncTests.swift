@@ -87,6 +87,16 @@ final class FederationSyncTests: FederationTestCase {
             XCTAssertLessThan(interval["low"] as? Double ?? .infinity, 9)
             XCTAssertGreaterThan(interval["high"] as? Double ?? -.infinity, 9)
         }
+        // The same view as CSV, for a BI tool: a row per region, then the global row.
+        let csv = try await nodes["us-1"]!.call("GET", "/v1/aggregates/subjects/global", token: federation.token("analyst"),
+                                                headers: ["Accept": "text/csv"])
+        XCTAssertEqual(csv.status, 200, csv.text)
+        XCTAssertEqual(csv.contentType, "text/csv; charset=utf-8")
+        let lines = csv.text.components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        XCTAssertEqual(lines.count, 5, csv.text)
+        XCTAssertEqual(Set(lines.dropFirst().prefix(3).map { $0.split(separator: ",")[1] }), ["br", "eu", "us"], csv.text)
+        XCTAssertTrue(lines.last?.hasPrefix("global,,,subjects,count,,9.0,") == true, csv.text)
+
         // A region's own view of its release stays its own.
         let own = try await call("us-2", "GET", "/v1/aggregates/subjects", role: "analyst")
         XCTAssertEqual(own.json["release_id"] as? String, releaseIDs["us"], own.text)

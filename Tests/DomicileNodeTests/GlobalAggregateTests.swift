@@ -45,3 +45,28 @@ final class GlobalAggregateTests: XCTestCase {
         XCTAssertNil(GlobalAggregate(latest: [], regions: ["eu"], preferred: "eu"), "no release anywhere")
     }
 }
+
+/// Aggregates as CSV for BI tools: RFC 4180 quoting, CRLF lines, and no
+/// text a spreadsheet would run as a formula.
+final class AggregateCSVTests: XCTestCase {
+    func test_fields_areQuotedWhenNeeded_andFormulasAreDefused() {
+        XCTAssertEqual(AggregateCSV.field("gold"), "gold")
+        XCTAssertEqual(AggregateCSV.field("a,b"), "\"a,b\"")
+        XCTAssertEqual(AggregateCSV.field("say \"hi\""), "\"say \"\"hi\"\"\"")
+        XCTAssertEqual(AggregateCSV.field("line\nbreak"), "\"line\nbreak\"")
+        XCTAssertEqual(AggregateCSV.field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"")
+        XCTAssertEqual(AggregateCSV.field("@SUM(A1)"), "'@SUM(A1)")
+        XCTAssertEqual(AggregateCSV.field("-3.5"), "-3.5", "a number is left as it is")
+    }
+
+    func test_aReleasesRows_carryItsNoiseAndInterval_perCategory() {
+        let release = Release(releaseID: "rl_1", region: "eu", name: "segments", kind: "histogram", dataset: "crm",
+                              result: .values([("gold", 6), ("silver, plated", 2)]), mechanism: "laplace", epsilon: 1, delta: 0,
+                              noiseScale: 2, releasedAt: Timestamp(milliseconds: 0))
+        let lines = AggregateCSV.document(AggregateCSV.rows(of: release)).components(separatedBy: "\r\n")
+        XCTAssertEqual(lines.first, AggregateCSV.header.joined(separator: ","))
+        XCTAssertEqual(lines.count, 4, "the header, a row per category, and the final CRLF's empty remainder")
+        XCTAssertTrue(lines[1].hasPrefix("region,eu,rl_1,segments,histogram,gold,6.0,2.0,0.95,"), lines[1])
+        XCTAssertTrue(lines[2].contains(",\"silver, plated\",2.0,"), lines[2])
+    }
+}

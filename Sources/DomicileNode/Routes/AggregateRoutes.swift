@@ -13,7 +13,8 @@ enum AggregateRoutes {
         api.route("POST", "/v1/aggregates", roles: [.analyst]) { try await release($0, services) }
         api.route("GET", "/v1/aggregates/{name}", roles: [.analyst]) { try latest($0, services) }
         api.route("GET", "/v1/aggregates/{name}/global", roles: [.analyst]) { request in
-            .json(GlobalJSON(view: try AggregateService.global(named: request.http.parameter("name"), call: request.call)))
+            let view = try AggregateService.global(named: request.http.parameter("name"), call: request.call)
+            return AggregateCSV.isWanted(request.http) ? AggregateCSV.response(AggregateCSV.rows(of: view)) : .json(GlobalJSON(view: view))
         }
         api.route("GET", "/v1/privacy-budget", roles: [.analyst, .privacyOfficer]) { try budget($0, services) }
         api.route("POST", "/v1/privacy-budget/charges", roles: [.analyst]) { try await charge($0, services) }
@@ -31,6 +32,7 @@ enum AggregateRoutes {
 
     static func latest(_ request: APIRequest, _ services: NodeServices) throws -> HTTPResponse {
         let (release, remaining) = try AggregateService.latest(named: request.http.parameter("name"), call: request.call)
+        if AggregateCSV.isWanted(request.http) { return AggregateCSV.response(AggregateCSV.rows(of: release)) }
         return .json(ReleaseJSON(release: release, remaining: remaining))
     }
 
