@@ -87,6 +87,10 @@ final class FederationErasureTests: FederationTestCase {
         try verify(certificate, named: "by-pid")
         let gone = try await call("eu-3", "GET", "/v1/subjects/\(anna)", role: "serve")
         XCTAssertEqual(gone.status, 404, gone.text)
+        // In eu, which did not make the request, its copy is complete once eu acked; the certificate is the origin's.
+        let copy = try await call("eu-1", "GET", "/v1/erasures/\(try XCTUnwrap(byPID.json["erasure_id"] as? String))", role: "privacy_officer")
+        XCTAssertEqual(copy.json["status"] as? String, "complete", copy.text)
+        XCTAssertNil(copy.json["certificate"], copy.text)
 
         // 2. On eu-1, by an identifier registered in eu and in br: both subjects go.
         let byIdentifier = try await call("eu-1", "POST", "/v1/erasures", role: "privacy_officer",

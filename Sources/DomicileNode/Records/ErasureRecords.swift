@@ -163,8 +163,9 @@ enum ErasureRecords {
     /// has acked, or one of its nodes for the whole region (scope `region`);
     /// the request is `complete` once every expected region is, and then
     /// this node (`completer`, of region `here`) signs the completion over the
-    /// request and the acks with `key` — if `here` is the origin region: another region keeps
-    /// the acks it learns of, and the request stays pending there.
+    /// request and the acks with `key` — if `here` is the origin region.
+    /// Another region's copy of the request is `complete` once that region
+    /// has acked (its part is done; the certificate is the origin's).
     static func record(_ ack: ErasureAck, here: RegionID, completer: String, key: Ed25519PrivateKey, now: Timestamp,
                        in database: Database) throws -> ErasureRequest {
         guard var request = try find(ack.erasureID, in: database), let signed = request.signed else {
@@ -196,6 +197,10 @@ enum ErasureRecords {
                     completion_public_key = ?
                 WHERE erasure_id = ?
                 """, [now.milliseconds, signature, completer, key.publicKey.rawRepresentation, ack.erasureID])
+        } else if here != signed.originRegion, ack.region == here {
+            // Another region's request: this region's part is done once it has acked. The certificate is the origin's.
+            try database.execute("UPDATE erasure_requests SET status = 'complete', completed_at = ? WHERE erasure_id = ?",
+                                 [now.milliseconds, ack.erasureID])
         }
         return try find(ack.erasureID, in: database)!
     }
