@@ -40,6 +40,8 @@ final class NodeServices: Sendable {
     let regionLog = Locked<RegionLog?>(nil)
     /// The federation's shell, once started (nil in a federation of one region).
     let federation = Locked<FederationSync?>(nil)
+    /// The leader's retries of erasure confirmations, once started.
+    let erasureConfirmations = Locked<ErasureConfirmations?>(nil)
     /// Calls to the other nodes of the region (`RegionErasure`).
     let peerClient = HTTPClient()
 

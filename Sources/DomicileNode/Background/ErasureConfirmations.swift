@@ -18,6 +18,7 @@ final class ErasureConfirmations: Sendable {
 
     func start() {
         let services = self.services
+        services.erasureConfirmations.withLock { $0 = self }
         schedule.start(everyMilliseconds: Self.intervalMilliseconds) {
             guard let log = services.regionLog.value, log.isServingLeader else { return }
             do { _ = try await Self.confirmPending(services, log: log) } catch {
@@ -25,6 +26,9 @@ final class ErasureConfirmations: Sendable {
             }
         }
     }
+
+    /// Runs a round now: an erasure waits for this region's confirmations.
+    func wake() { schedule.wake() }
 
     func stop() async { await schedule.stop() }
 
@@ -53,6 +57,8 @@ final class ErasureConfirmations: Sendable {
                 "erasure_id": .string(signed.erasureID), "status": .string(request.status.rawValue)])
             recorded += 1
         }
+        // An ack for another region's request leaves through the federation.
+        if recorded > 0 { services.federation.value?.wake() }
         return recorded
     }
 }

@@ -171,6 +171,8 @@ enum ErasureRecords {
         guard var request = try find(ack.erasureID, in: database), let signed = request.signed else {
             throw UnexpectedAck(erasureID: ack.erasureID)
         }
+        // A region acks once: another ack for the whole region (a retry, a second leader's) changes nothing.
+        if ack.scope == .region, request.acks.contains(where: { $0.region == ack.region && $0.scope == .region }) { return request }
         let regionAcked = request.acks.contains { $0.region == ack.region && ($0.scope == .region || ack.scope == .region) }
         guard ack.isValid, ack.requestHash == signed.hash, ack.linkHash == signed.linkHash,
               let expected = signed.expectedNodes[ack.region], ack.scope == .region || expected.contains(ack.node), !regionAcked,

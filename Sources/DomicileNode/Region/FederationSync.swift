@@ -155,12 +155,13 @@ final class FederationSync: Sendable {
 
     /// The erasure cascade's step here (DESIGN.md section 9): each intent of
     /// another region that expects this one and is not recorded here yet is
-    /// erased here, through the region log; the region's ack follows once
-    /// every node has confirmed (`ErasureConfirmations`), and the next round
-    /// publishes it. An intent whose signature does not check is left alone.
+    /// erased here, through the region log; `ErasureConfirmations`, woken,
+    /// signs the region's ack once every node has confirmed and wakes the
+    /// round that publishes it. An intent whose signature does not check is
+    /// left alone.
     private func eraseForIntents() async throws {
         // Without a log, each node of a region holds what it was sent and none may ack for the region.
-        guard let log = services.regionLog.value else { return }
+        guard services.regionLog.value != nil else { return }
         let region = services.region
         let intents = driven.withLock { $0?.node.intentsAwaitingAck ?? [] }.filter { intent in
             let request = intent.request
@@ -171,7 +172,7 @@ final class FederationSync: Sendable {
         for intent in intents {
             try await ErasureService.erase(forIntentOf: intent.request, pids: intent.erasedPids, services: services)
         }
-        try await ErasureConfirmations.confirmPending(services, log: log)
+        services.erasureConfirmations.value?.wake()
     }
 
     /// Persists and applies what the machine has ready, then sends its
