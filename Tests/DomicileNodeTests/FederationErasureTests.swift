@@ -162,18 +162,8 @@ final class FederationErasureTests: FederationTestCase {
     /// and reach each other but nothing outside br (blackhole routes). The
     /// request stays pending naming br, then completes after the heal.
     func test_aRegionPartitionedAway_keepsARequestPending_andItCompletesAfterTheHeal() async throws {
-        federation = try FederationFixture(regions: ["eu", "us", "br"], nodesPerRegion: 3, gossip: true, regionLog: true)
-        let network: NamespaceNetwork
-        switch NamespaceNetwork.make(nodeCount: federation.nodeNames.count) {
-        case .success(let made): network = made
-        case .failure(let why): throw XCTSkip("no network namespaces here (\(why.description)); the stopped-region test covers the wait")
-        }
+        let network = try await startFederationInNamespaces(skipping: "the stopped-region test covers the wait")
         defer { network.tearDown() }
-        try network.rewriteAddresses(in: federation)
-        for (offset, name) in federation.nodeNames.enumerated() {
-            nodes[name] = try federation.start(name, launcher: network.launcher(offset + 1))
-        }
-        try await waitUntilFederated()
         let subject = try await register("fay.partition@example.com", on: "us-1", country: "US")
         let br = Set(federation.nodeNames.enumerated().filter { $0.element.hasPrefix("br-") }.map { $0.offset + 1 })
 

@@ -49,4 +49,27 @@ class FederationTestCase: XCTestCase {
         }
         XCTAssertTrue(known, "the federation pool knows every node", file: file, line: line)
     }
+
+    /// Three regions of three nodes, each node in its own network namespace
+    /// (`NamespaceNetwork`), started and federated; skipped, saying `why`,
+    /// where namespaces cannot be made. The caller tears the network down.
+    func startFederationInNamespaces(skipping why: String) async throws -> NamespaceNetwork {
+        federation = try FederationFixture(regions: ["eu", "us", "br"], nodesPerRegion: 3, gossip: true, regionLog: true)
+        let network: NamespaceNetwork
+        switch NamespaceNetwork.make(nodeCount: federation.nodeNames.count) {
+        case .success(let made): network = made
+        case .failure(let reason): throw XCTSkip("no network namespaces here (\(reason.description)): \(why)")
+        }
+        do {
+            try network.rewriteAddresses(in: federation)
+            for (offset, name) in federation.nodeNames.enumerated() {
+                nodes[name] = try federation.start(name, launcher: network.launcher(offset + 1))
+            }
+            try await waitUntilFederated()
+        } catch {
+            network.tearDown()
+            throw error
+        }
+        return network
+    }
 }

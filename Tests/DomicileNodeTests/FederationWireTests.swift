@@ -31,19 +31,9 @@ final class FederationWireTests: FederationTestCase {
     }
 
     func test_theFederationTrafficCapturedOnTheWire_holdsOnlyTheFederationsRecordKinds() async throws {
-        federation = try FederationFixture(regions: ["eu", "us", "br"], nodesPerRegion: 3, gossip: true, regionLog: true)
-        let network: NamespaceNetwork
-        switch NamespaceNetwork.make(nodeCount: federation.nodeNames.count) {
-        case .success(let made): network = made
-        case .failure(let why): throw XCTSkip("no network namespaces here (\(why.description)): nothing to capture on")
-        }
-        defer { network.tearDown() }
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { throw XCTSkip("python3 is missing: no capture") }
-        try network.rewriteAddresses(in: federation)
-        for (offset, name) in federation.nodeNames.enumerated() {
-            nodes[name] = try federation.start(name, launcher: network.launcher(offset + 1))
-        }
-        try await waitUntilFederated()
+        let network = try await startFederationInNamespaces(skipping: "nothing to capture on")
+        defer { network.tearDown() }
 
         let output = federation.directory.file("capture.json")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
