@@ -222,12 +222,12 @@ public final class FederationSimulation {
             }
             if chaos, chance(plan.shellCrashProbability) {
                 // Before the sync: the transaction reaches the disk whole, or not at all.
-                if chance(0.5) { try commit(ready.persist, erased: erased, in: region) }
+                if chance(0.5) { try commit(ready, erased: erased, in: region) }
                 outcome.shellCrashes += 1
                 crash(region)
                 return
             }
-            try commit(ready.persist, erased: erased, in: region)
+            try commit(ready, erased: erased, in: region)
             if chaos, chance(plan.shellCrashProbability) {
                 outcome.shellCrashes += 1
                 crash(region)
@@ -239,8 +239,10 @@ public final class FederationSimulation {
         }
     }
 
-    /// One transaction of the region's store: the entries and the erasures.
-    private func commit(_ entries: [FederationEntry], erased: [String], in region: Region) throws {
+    /// One transaction of the region's store: the entries, the bodies
+    /// retired, and the erasures.
+    private func commit(_ ready: FederationReady, erased: [String], in region: Region) throws {
+        let entries = ready.persist
         for entry in entries where entry.origin == region.id {
             guard case .record(let record) = entry.body else { continue }
             let position = Position(origin: entry.origin, seq: entry.seq)
@@ -250,6 +252,12 @@ public final class FederationSimulation {
             published[position] = record
         }
         region.store.entries += entries
+        for retired in ready.retire {
+            guard let index = region.store.entries.firstIndex(where: { $0.origin == retired.origin && $0.seq == retired.seq }) else {
+                throw FederationViolation(.onePositionOneRecord, "\(region.id) retires \(retired.origin)#\(retired.seq), which it never kept")
+            }
+            region.store.entries[index] = retired
+        }
         region.store.erased.formUnion(erased)
     }
 
@@ -274,7 +282,7 @@ public final class FederationSimulation {
     private func check(_ ready: FederationReady, in region: Region) throws {
         for entry in ready.persist {
             if case .record(let record) = entry.body {
-                guard transfer.allows(record.kind, from: entry.origin, to: region.id) else {
+                guard transfer.allows(record, from: entry.origin, to: region.id) else {
                     throw FederationViolation(.residency, "\(region.id) keeps \(record.kind) \(entry.origin)#\(entry.seq)")
                 }
                 if case .erasureAck(let ack) = record {

@@ -66,7 +66,7 @@ enum VectorService {
         let outcome = try await services.store.write { database -> VectorRecords.Upsert in
             let outcome = try VectorRecords.upsert(definition, now: call.now, in: database)
             if case .inUse = outcome { return outcome }
-            services.vectors.install(definition)
+            try services.vectors.install(definition, services: services, from: database)
             try AuditLog.append(call.event("collection.define", purpose: definition.purpose.rawValue, detail: "collection=\(definition.name)"),
                                 to: database)
             return outcome
