@@ -349,18 +349,20 @@ final class FederationSync: Sendable {
 
     /// On a follower of a region with a log, hands the sealed request to the
     /// region's leader over the region channel and returns its answer; nil
-    /// on the leader, or without a log.
-    static func relayToLeader(_ body: [UInt8], services: NodeServices) async throws -> HTTPResponse? {
+    /// on the leader, or without a log. (A fresh federated search is relayed
+    /// too: the leader's copy is the one consent is current in.)
+    static func relayToLeader(_ body: [UInt8], path: String = path, services: NodeServices) async throws -> HTTPResponse? {
         guard let log = services.regionLog.value, !log.isServingLeader else { return nil }
         guard let leader = log.status.leader, leader != services.configuration.node else {
             throw HTTPError(status: 503, code: "no_quorum", detail: "no leader of this region is known")
         }
         let call = ForwardedCall.Request(method: "POST", target: path, headers: [], body: body, requestID: "federation-relay")
-        guard case .response(let status, _, let answer, _) = try await log.call(leader, call, timeoutMilliseconds: requestTimeoutMilliseconds),
-              status == 200 else {
-            throw HTTPError(status: 503, code: "no_quorum", detail: "the region's leader did not take the entries")
+        guard case .response(let status, _, let answer, _) = try await log.call(leader, call, timeoutMilliseconds: requestTimeoutMilliseconds) else {
+            throw HTTPError(status: 503, code: "no_quorum", detail: "the region's leader did not answer")
         }
-        return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"], body: answer)
+        // The leader's answer as it gave it, a refusal included.
+        return HTTPResponse(status: status, headers: ["Content-Type": status == 200 ? "application/octet-stream" : "application/problem+json"],
+                            body: answer)
     }
 
     // MARK: Answer framing

@@ -30,10 +30,19 @@ final class VectorCollections: Sendable {
     final class Replicas: Sendable {
         let definition: CollectionDefinition
         private let indexes = Locked<[RegionID: VectorIndex]>([:])
+        /// Per source region, the newest export or retraction time held.
+        private let newest = Locked<[RegionID: Timestamp]>([:])
 
         init(definition: CollectionDefinition) { self.definition = definition }
 
         var regions: [RegionID: VectorIndex] { indexes.withLock { $0 } }
+
+        /// How recent `region`'s copies are: its newest export or retraction held here.
+        func asOf(_ region: RegionID) -> Timestamp? { newest.withLock { $0[region] } }
+
+        func noted(_ time: Timestamp, from region: RegionID) {
+            newest.withLock { $0[region] = max($0[region] ?? time, time) }
+        }
 
         /// Holds `vector` as `region`'s copy of `pid`; one of another dimension is not held.
         func upsert(_ pid: PID, vector: [Float], from region: RegionID) {
@@ -111,6 +120,7 @@ final class VectorCollections: Sendable {
             switch entry.body.record {
             case .noisedEmbedding(let embedding)? where embedding.region != region:
                 guard let replicas = collection(embedding.collection)?.replicas else { continue }
+                replicas.noted(embedding.exportedAt, from: embedding.region)
                 if let vector = embedding.vector {
                     replicas.upsert(embedding.pid, vector: vector, from: embedding.region)
                 } else {
@@ -152,6 +162,7 @@ final class VectorCollections: Sendable {
     private func loadReplicas(of collection: Collection, services: NodeServices, from database: Database) throws {
         for embedding in try FederationRecords.replicas(of: collection.definition.name, here: services.region, keys: services.keys,
                                                         in: database) {
+            collection.replicas.noted(embedding.exportedAt, from: embedding.region)
             if let vector = embedding.vector { collection.replicas.upsert(embedding.pid, vector: vector, from: embedding.region) }
         }
     }
