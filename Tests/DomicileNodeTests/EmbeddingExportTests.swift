@@ -87,6 +87,18 @@ final class EmbeddingExportTests: XCTestCase {
             XCTAssertEqual(counts.overBudget, 1)
             XCTAssertEqual(counts.exported, 1, "the copy released under budget stays")
 
+            // The ledger shows every export: in total, per collection, and the subject's own charges.
+            let budget = try await call("GET", "/v1/privacy-budget?pid=\(pid)", "privacy_officer", "")
+            let ledger = try XCTUnwrap(budget["embeddings"] as? [String: Any])
+            XCTAssertEqual(ledger["exports"] as? Int, 2)
+            XCTAssertEqual(ledger["subjects"] as? Int, 1)
+            XCTAssertEqual(ledger["refused_over_budget"] as? Int, 1)
+            XCTAssertEqual((ledger["largest_subject_spend"] as? [String: Any])?["epsilon"] as? Double, 8)
+            XCTAssertEqual((ledger["collections"] as? [[String: Any]])?.compactMap { $0["collection"] as? String }, ["also", "shared"])
+            let subject = try XCTUnwrap(ledger["subject"] as? [String: Any])
+            XCTAssertEqual((subject["charges"] as? [[String: Any]])?.count, 2)
+            XCTAssertEqual((subject["remaining"] as? [String: Any])?["epsilon"] as? Double, 2)
+
             // The federation publishes; then a revoke retracts both copies in its own transaction.
             try await services.store.write { try EmbeddingExportRecords.markPublished(exported, in: $0) }
             XCTAssertTrue(try pending().isEmpty)
