@@ -7,7 +7,8 @@ import XCTest
 /// search on any node finds subjects of all three regions, each hit saying
 /// where it comes from and whether its score is exact or noised; a revoke in
 /// us takes the subject out of fresh results at once and out of replica
-/// results within the stated bound; a stopped region makes the answer
+/// results within the stated bound, and an erasure takes it out of every
+/// region's; a stopped region makes the answer
 /// partial within the deadline; and no other region's files hold a
 /// subject's full-precision vector.
 final class FederatedSearchTests: FederationTestCase {
@@ -125,6 +126,22 @@ final class FederatedSearchTests: FederationTestCase {
             XCTAssertTrue(gone, "\(name)'s replica of the revoked subject is retracted")
         }
         print("replica retraction after a revoke, seen on eu-2 and br-3: \(Int(Date().timeIntervalSince(revokedAt) * 1_000)) ms")
+
+        // An erasure asked of a node of us for an eu subject: once complete, no region finds its copy, fresh or replica.
+        let erased = pids["eu"]![2]
+        let requested = try await call("us-1", "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(erased)"}"#)
+        XCTAssertEqual(requested.status, 202, requested.text)
+        let erasureID = try XCTUnwrap(requested.json["erasure_id"] as? String)
+        let completed = try await eventually(seconds: 30) {
+            try await call("us-1", "GET", "/v1/erasures/\(erasureID)", role: "privacy_officer").json["status"] as? String == "complete"
+        }
+        XCTAssertTrue(completed, "the erasure completes in every region")
+        for name in ["us-2", "br-1"] {
+            for body in [query + "}", query + #","fresh":true}"#] {
+                let after = try await search(name, body).json
+                XCTAssertFalse(results(after).contains { $0["pid"] as? String == erased }, "\(name) still finds the erased subject: \(after)")
+            }
+        }
 
         // br stops: a fresh search is partial, br unreachable, and answered within the deadline.
         for index in 1...3 { nodes["br-\(index)"]!.kill() }
