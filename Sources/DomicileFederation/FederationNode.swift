@@ -193,7 +193,7 @@ public struct FederationNode: Sendable {
             if erasedPids.contains(embedding.pid) { return retire(entry.origin, entry.seq) }
             if let current = embeddings[key] {
                 guard current.generation < embedding.generation else { return retire(entry.origin, entry.seq) }
-                retire(entry.origin, current.seq)
+                if !settings.unsafeKeepSupersededEmbeddings { retire(entry.origin, current.seq) }
             }
             embeddings[key] = (entry.seq, embedding.generation)
         }
