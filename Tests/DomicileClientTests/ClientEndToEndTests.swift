@@ -209,6 +209,28 @@ final class ClientEndToEndTests: ClientTestCase {
         XCTAssertEqual(verification.length, page.events.last?.seq)
     }
 
+    func test_reidentification_twoOtherOfficersApprove_thenTheIdentifiersAreReleasedOnce() async throws {
+        try startNode()
+        let pid = try await client("ingest").register(.email("who@example.com"), home: .region("eu")).pid
+        let requester = try client("privacy_officer")
+        let created = try await requester.requestReidentification(pid: pid, reason: "fraud case", ticket: "SEC-9")
+        XCTAssertEqual(created.status, "pending_approval")
+        let selfApproval = await problem { _ = try await requester.approveReidentification(created.id) }
+        XCTAssertEqual(selfApproval?.code, .selfApproval)
+        let second = requester.withToken(federation.token("privacy_officer_2"))
+        _ = try await second.approveReidentification(created.id)
+        let twice = await problem { _ = try await second.approveReidentification(created.id) }
+        XCTAssertEqual(twice?.code, .alreadyApproved)
+        _ = try await requester.withToken(federation.token("privacy_officer_3")).approveReidentification(created.id)
+
+        let released = try await requester.reidentification(created.id)
+        XCTAssertEqual(released.status, "approved")
+        XCTAssertEqual(released.identifiers, [.email("who@example.com")])
+        let after = try await requester.reidentification(created.id)
+        XCTAssertEqual(after.status, "fulfilled")
+        XCTAssertNil(after.identifiers, "released once")
+    }
+
     func test_clusterAndSystem_healthReadinessViewAndPolicy() async throws {
         try startNode()
         let admin = try client("admin")
