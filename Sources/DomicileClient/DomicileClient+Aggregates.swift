@@ -89,13 +89,16 @@ public struct GlobalAggregate: Decodable, Sendable, Hashable {
     /// The largest over the regions (their subjects are disjoint).
     public let epsilon: Double
     public let delta: Double?
+    /// Why ε is the largest rather than the sum: `disjoint_subjects`.
+    public let epsilonAssumption: String?
     public let regions: [String: AggregateRelease]
     public let missingRegions: [String]
     /// Regions whose release is of another kind, set aside.
     public let mismatchedRegions: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case name, kind, combinedAs = "combined_as", value, values, noiseScale = "noise_scale", interval, epsilon, delta, regions
+        case name, kind, combinedAs = "combined_as", value, values, noiseScale = "noise_scale", interval, epsilon, delta
+        case epsilonAssumption = "epsilon_assumption", regions
         case missingRegions = "missing_regions", mismatchedRegions = "mismatched_regions"
     }
 }

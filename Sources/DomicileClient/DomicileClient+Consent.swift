@@ -8,7 +8,8 @@ public struct ConsentRequest: Encodable, Sendable, Hashable {
 
     public var action: Action
     public var purposes: [String]?
-    /// The lawful basis (`consent`, `contract`, `legitimate_interest`, …); grants only.
+    /// The lawful basis (`consent`, `contract`, `legitimate_interest`, `legal_obligation`); grants
+    /// only; absent: `consent`. Another must be the one the policy allows for the purpose in the region.
     public var basis: String?
     /// Where the choice was collected (`web-portal:v2`).
     public var source: String
@@ -30,7 +31,7 @@ public struct ConsentRequest: Encodable, Sendable, Hashable {
         self.expiresAt = expiresAt
     }
 
-    public static func grant(_ purposes: [String], basis: String = "consent", source: String, collectedAt: String,
+    public static func grant(_ purposes: [String], basis: String? = nil, source: String, collectedAt: String,
                              expiresAt: String? = nil) -> ConsentRequest {
         ConsentRequest(action: .grant, purposes: purposes, basis: basis, source: source, collectedAt: collectedAt, expiresAt: expiresAt)
     }

@@ -1,5 +1,5 @@
 /// A feature's value: what a definition's `type` allows.
-public enum FeatureValue: Codable, Sendable, Hashable, ExpressibleByStringLiteral, ExpressibleByFloatLiteral,
+public enum FeatureValue: Codable, Sendable, Hashable, CustomStringConvertible, ExpressibleByStringLiteral, ExpressibleByFloatLiteral,
     ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral {
     case number(Double)
     case string(String)
@@ -9,6 +9,16 @@ public enum FeatureValue: Codable, Sendable, Hashable, ExpressibleByStringLitera
     public init(floatLiteral value: Double) { self = .number(value) }
     public init(integerLiteral value: Int) { self = .number(Double(value)) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+
+    /// The value as text: a string as it is, a whole number without a fraction.
+    public var description: String {
+        switch self {
+        case .number(let number) where number.rounded() == number && abs(number) < 1e15: return String(Int64(number))
+        case .number(let number): return "\(number)"
+        case .string(let text): return text
+        case .bool(let flag): return "\(flag)"
+        }
+    }
 
     public init(from decoder: any Decoder) throws {
         switch try JSONValue(from: decoder) {
