@@ -82,7 +82,7 @@ let package = Package(
 
         .executableTarget(
             name: "domicile",
-            dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileVectors", "DomicileStorage", "DomicileNet", "DomicileNode",
+            dependencies: ["DomicileClient", "DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileVectors", "DomicileStorage", "DomicileNet", "DomicileNode",
                            "DomicileGossip", "DomicileSimulation", "DomicileConsensus", "DomicileFederation", "CLinux"]
         ),
 
