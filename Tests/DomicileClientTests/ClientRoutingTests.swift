@@ -74,6 +74,8 @@ final class ClientRoutingTests: ClientTestCase {
         let subject = try await ingest.withToken(federation.token("serve")).subject(registered.pid)
         XCTAssertEqual(subject.region, "us")
         XCTAssertEqual(subject.activePurposes, ["analytics"])
+        let misdirectedByEU = try await answers(of: "eu-1", status: 421)
+        XCTAssertEqual(misdirectedByEU, 1, "only the registration went to eu-1; the calls naming the pid went to us-1 directly")
 
         // A client that does not follow gets the 421 itself, naming the home region and its nodes.
         let stayHome = try client("serve", seeds: ["eu-1"]) { $0.misdirectedHopsMax = 0 }
@@ -111,6 +113,13 @@ final class ClientRoutingTests: ClientTestCase {
         XCTAssertEqual(retried, pid, "answered after waiting as asked")
         let refusals = try await rateLimitedCount()
         XCTAssertEqual(refusals, 2, "one 429 for the client that may not retry, one for the one that waited")
+    }
+
+    /// Responses of `status` that `node` sent, over every route (`domicile_http_requests_total`).
+    func answers(of node: String, status: Int) async throws -> Int {
+        let metrics = try await nodes[node]!.call("GET", "/metrics", token: nil).text
+        return metrics.split(separator: "\n").filter { $0.hasPrefix("domicile_http_requests_total{") && $0.contains(#"status="\#(status)""#) }
+            .compactMap { $0.split(separator: " ").last.flatMap { Int($0) } }.reduce(0, +)
     }
 
     /// `domicile_rate_limited_total`, summed over routes, from the node's metrics.
