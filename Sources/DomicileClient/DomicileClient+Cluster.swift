@@ -101,6 +101,7 @@ extension DomicileClient {
 
     /// Adds `node` to the region log of the region the answering node is
     /// in (a learner until it catches up; the call waits for that, up to two minutes). Admin.
+    @discardableResult
     public func addRegionLogMember(_ node: String) async throws -> ClusterView.RegionLog {
         struct Body: Encodable { let name: String }
         var call = try Call("POST", "/v1/cluster/region-log/members", idempotent: false).json(Body(name: node))
@@ -109,6 +110,7 @@ extension DomicileClient {
     }
 
     /// Removes `node` from the answering node's region log. Admin.
+    @discardableResult
     public func removeRegionLogMember(_ node: String) async throws -> ClusterView.RegionLog {
         var call = Call("DELETE", "/v1/cluster/region-log/members/\(Self.escaped(node))")
         call.timeoutMilliseconds = 20_000

@@ -115,6 +115,7 @@ public struct ConsentBatchResult: Decodable, Sendable, Hashable {
 extension DomicileClient {
     /// Appends a receipt to the subject's chain. Not retried after a lost
     /// connection or a 503 `no_quorum`: a second copy would be a second receipt.
+    @discardableResult
     public func appendConsent(_ receipt: ConsentRequest, for pid: String) async throws -> ConsentReceipt {
         try await send(Call("POST", "/v1/subjects/\(Self.escaped(pid))/consents", idempotent: false, region: Routing.region(ofPID: pid))
             .json(receipt))

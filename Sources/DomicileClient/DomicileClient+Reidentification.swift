@@ -24,6 +24,7 @@ extension DomicileClient {
     }
 
     /// Approves another officer's request: `self_approval`, `already_approved`.
+    @discardableResult
     public func approveReidentification(_ id: String) async throws -> Reidentification {
         try await send(Call("POST", "/v1/reidentifications/\(Self.escaped(id))/approvals", idempotent: false))
     }
