@@ -8,13 +8,9 @@ extension DemoCommand {
     static func embeddingsAndAggregates(_ federation: LocalFederation, anna: (node: String, pid: String)) async throws {
         let (node, pid) = anna
         step("Embeddings: stored sealed, searched only among subjects whose consent covers the purpose")
-        let products = CollectionDefinition(dimension: 8, metric: .cosine, purpose: "product_recs", index: .hnsw(m: 16, efConstruction: 100))
+        let products = Self.products
         if let refused = try await refusal(of: { try await federation.node(node, as: "admin").defineCollection("products", products) }) {
             throw CLIError.failed("collection refused: \(refused.status)")
-        }
-        // Eight components, each to three decimals.
-        func vector(_ seed: Int) -> [Double] {
-            (0..<8).map { Double(String(format: "%.3f", sin(Double(seed) * 0.37 + Double($0))))! }
         }
         var stored = 0
         // Each shopper is registered, granted and given a vector through three different nodes.
@@ -89,5 +85,63 @@ extension DemoCommand {
         say(String(format: "on all nine nodes after %.1f s: sum %.0f, σ %.2f (√Σσᵢ²), 95%% interval [%.1f, %.1f], ε %.0f (%@)",
                    Date().timeIntervalSince(started), global.value ?? .nan, global.noiseScale, global.interval.low ?? .nan,
                    global.interval.high ?? .nan, global.epsilon, global.epsilonAssumption ?? "?"))
+        try await federatedSearch(federation, likeAnna: likeAnna, from: node)
+    }
+
+    /// The demo's collection in every region: cosine over eight components,
+    /// noised copies exported for federated search at ε 4.
+    static let products = CollectionDefinition(dimension: 8, metric: .cosine, purpose: "product_recs",
+                                               index: .hnsw(m: 16, efConstruction: 100),
+                                               export: .init(epsilon: 4, delta: 1e-6, clipNorm: 1))
+
+    /// Eight components, each to three decimals.
+    static func vector(_ seed: Int) -> [Double] {
+        (0..<8).map { Double(String(format: "%.3f", sin(Double(seed) * 0.37 + Double($0))))! }
+    }
+
+    /// Shoppers in us and br too; a search on eu merges eu's exact results
+    /// with the other regions' noised copies: replicas, then fresh.
+    static func federatedSearch(_ federation: LocalFederation, likeAnna: SearchRequest, from node: String) async throws {
+        step("Federated search: eu's exact results merged with us's and br's noised embeddings (exported once per vector, "
+             + "charged to each shopper's budget)")
+        for (region, country) in [("us", "US"), ("br", "BR")] {
+            let nodes = federation.nodes(of: region)
+            _ = try await federation.node(nodes[0], as: "admin").defineCollection("products", products)
+            for index in 0..<6 {
+                let shopper = try await federation.node(nodes[index % nodes.count], as: "ingest")
+                    .register(.customerID("shopper-\(region)-\(index)"), home: .country(country)).pid
+                let grant = ConsentRequest.grant(["product_recs"], source: "app:v7", collectedAt: Timestamp.now.rfc3339)
+                _ = try await federation.node(nodes[(index + 1) % nodes.count], as: "ingest").appendConsent(grant, for: shopper)
+                try await federation.node(nodes[(index + 2) % nodes.count], as: "ingest").putVector(vector(index * 5 + 3), for: shopper, in: "products")
+            }
+        }
+        say("us and br: 6 shoppers each, granted, with a vector; each region's leader exports a noised copy of every vector")
+        var federated = likeAnna
+        federated.scope = .federated
+        federated.k = 12
+        var answer: SearchResults?
+        let started = Date()
+        let replicated = await waitUntil(seconds: 30) {
+            guard let found = try? await federation.node(node, as: "serve").search("products", federated) else { return false }
+            answer = found
+            return ["us", "br"].allSatisfy { found.regions?[$0]?.hits ?? 0 > 0 }
+        }
+        guard replicated, let replicas = answer else { throw CLIError.failed("no replicas of us and br reached \(node) in 30 s") }
+        say(String(format: "on %@ after %.1f s, from replicas: %@", node, Date().timeIntervalSince(started), describe(replicas)))
+        federated.fresh = true
+        let fresh = try await federation.node(node, as: "serve").search("products", federated)
+        say("fresh (one hedged request per region, answered by its leader under consent now): \(describe(fresh))")
+    }
+
+    /// `eu 5 of 7 exact (local, 2 ms), us 3 of 6 noised (replica, 0 ms)`: per region, its hits in the
+    /// merged top k of those it returned; and whether partial.
+    static func describe(_ results: SearchResults) -> String {
+        let parts = (results.regions ?? [:]).sorted { $0.key < $1.key }.map { region, report in
+            let hits = results.results.filter { $0.region == region }
+            let kind = hits.first?.scoreKind ?? (region == "eu" ? "exact" : "noised")
+            let took = report.tookMilliseconds.map { String(format: ", %.0f ms", $0) } ?? ""
+            return "\(region) \(hits.count) of \(report.hits ?? 0) \(kind) (\(report.status)\(took))"
+        }
+        return parts.joined(separator: ", ") + ((results.partial ?? false) ? " — partial" : "")
     }
 }

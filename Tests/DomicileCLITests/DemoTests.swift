@@ -12,7 +12,8 @@ final class DemoTests: XCTestCase {
                          "16 vectors stored, 8 refused", "searched again on eu-1: out of the index before the revoke returned",
                          "all eight others declared us-2 dead", "us-2 restarted with a new boot id and rejoined",
                          "eu-1: chain valid", "certificate against the nodes' public keys: valid and complete",
-                         "on all nine nodes after", "br pending, eu erased, us erased; waiting for br", "with acks of br, eu, us"] {
+                         "on all nine nodes after", "br pending, eu erased, us erased; waiting for br", "with acks of br, eu, us",
+                         "from replicas: br", "of 6 noised (replica", "of 6 noised (remote"] {
             XCTAssertTrue(result.stdout.contains(expected), "demo output lacks '\(expected)':\n\(result.stdout)")
         }
         // One ack per region, each signed by whichever node leads it once every node of the region confirmed.
