@@ -31,6 +31,7 @@ enum Domicile {
         BenchRaftLogCommand.self,
         BenchRegionCommand.self,
         BenchFederationCommand.self,
+        BenchSearchCommand.self,
         BenchHTTPCommand.self,
         BenchNodeCommand.self,
         BenchErasureCommand.self,

@@ -1,0 +1,158 @@
+import DomicileModel
+import DomicileNet
+import DomicileVectors
+import Foundation
+
+/// `domicile bench search`: federated search on real processes, three
+/// regions of three nodes on loopback — its latency from replicas and fresh
+/// against a local search in the same run, and fresh with one region paused
+/// beyond the deadline.
+struct BenchSearchCommand: Command {
+    static let path = ["bench", "search"]
+    static let summary = "federated search latency (replicas, fresh, a region paused) against a local search, on real processes"
+    static let help = """
+        [--subjects N] [--dimension D] [--queries N] [--k K] [--deadline-ms MS] [--dir DIR]
+
+        Three regions of three nodes (each region one region log) on loopback, from this binary. Each region
+        gets N subjects (default 300) with a clustered synthetic vector of D dimensions (default 128) in a
+        cosine collection with export settings (ε 4, δ 1e-6, clip norm 1); the run waits until every region
+        holds the others' noised copies. Then, from one client on eu-1 (a follower or the leader, as the
+        election made it), --queries searches (default 300, k 10) of each kind, one at a time:
+        local; federated from replicas; federated fresh (one hedged request per region); and fresh with
+        br's three nodes paused (SIGSTOP) beyond --deadline-ms (default 200). Reported: p50 and p99 of each,
+        and each as a ratio to the local search's p50 measured in the same run.
+        """
+
+    static func run(_ arguments: inout Arguments) async throws {
+        let subjects = try arguments.integer("subjects", default: 300, range: 10...100_000)
+        let dimension = try arguments.integer("dimension", default: 128, range: 2...4_096)
+        let queries = try arguments.integer("queries", default: 300, range: 10...100_000)
+        let k = try arguments.integer("k", default: 10, range: 1...100)
+        let deadline = try arguments.integer("deadline-ms", default: 200, range: 10...60_000)
+        let directory = try arguments.option("dir")
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("domicile-bench-search-\(UUID().uuidString)").path
+        try arguments.finish()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+
+        Output.line("domicile bench search (\(System.coreCount) cores, loopback, 3 regions × 3 nodes, \(subjects) subjects × \(dimension) dimensions per region)")
+        let regions = try ["eu", "us", "br"].map { try RegionID($0) }
+        let federation = try LocalFederation(directory: directory, regions: regions, nodesPerRegion: 3)
+        try raiseEmbeddingBudgets(federation)
+        defer { federation.stopAll() }
+        for node in federation.nodeNames { try federation.start(node) }
+        try await BenchFederationCommand.waitUntilFederated(federation)
+
+        let data = SyntheticVectors.clustered(count: 3 * subjects + queries, dimension: dimension, clusters: 24, seed: 16)
+        try await load(federation, data: data, subjects: subjects, dimension: dimension)
+        let started = Bench.monotonicSeconds()
+        try await waitForReplicas(federation, subjects: subjects, probe: data[3 * subjects], k: k)
+        Output.line(String(format: "replicas of every region's %d copies reached eu-1 in %.1f s after the last write", subjects,
+                           Bench.monotonicSeconds() - started))
+
+        let probes = (0..<queries).map { data[3 * subjects + $0] }
+        func body(_ vector: [Float], _ extra: String) -> String {
+            #"{"vector":[\#(vector.map { String($0) }.joined(separator: ","))],"k":\#(k),"purpose":"product_recs"\#(extra)}"#
+        }
+        var rows: [(String, Latency)] = []
+        rows.append(("local", try await measure(federation, probes) { body($0, "") }))
+        rows.append(("federated, replicas", try await measure(federation, probes) { body($0, #","scope":"federated""#) }))
+        rows.append(("federated, fresh", try await measure(federation, probes) { body($0, #","scope":"federated","fresh":true"#) }))
+        for node in federation.nodes(of: "br") { federation.processes[node]?.signal(SIGSTOP) }
+        let paused = try await measure(federation, probes) { body($0, #","scope":"federated","fresh":true,"deadline_ms":\#(deadline)"#) }
+        for node in federation.nodes(of: "br") { federation.processes[node]?.signal(SIGCONT) }
+        rows.append(("fresh, br paused (deadline \(deadline) ms)", paused))
+
+        let reference = rows[0].1.p50
+        Output.line("search from eu-1, k \(k), \(queries) queries each, one at a time")
+        Output.line("kind                                   p50 ms    p99 ms   p50 / local p50   partial   br missing because")
+        for (name, latency) in rows {
+            let reasons = latency.reasons.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            Output.line(name.padding(toLength: 36, withPad: " ", startingAt: 0)
+                        + String(format: "%9.2f %9.2f %17.1f %9d   ", latency.p50 * 1_000, latency.p99 * 1_000, latency.p50 / reference, latency.partial)
+                        + reasons)
+        }
+    }
+
+    struct Latency {
+        let p50: Double
+        let p99: Double
+        let partial: Int
+        /// Why br was missing, and how often.
+        let reasons: [String: Int]
+    }
+
+    /// Budgets that hold every export, and no access log.
+    static func raiseEmbeddingBudgets(_ federation: LocalFederation) throws {
+        for node in federation.nodeNames {
+            let path = federation.path("\(node)/config.json")
+            var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any] ?? [:]
+            var limits = config["limits"] as? [String: Any] ?? [:]
+            limits["embedding_epsilon_per_period"] = 1e6
+            limits["read_rate_per_second"] = 1e6
+            limits["read_burst"] = 1e6
+            config["limits"] = limits
+            config["log"] = ["access": false]
+            try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: path))
+        }
+    }
+
+    /// Per region: the collection, then its subjects, granted, with their vectors (16 at a time).
+    static func load(_ federation: LocalFederation, data: SyntheticVectors, subjects: Int, dimension: Int) async throws {
+        for (offset, (region, country)) in [("eu", "DE"), ("us", "US"), ("br", "BR")].enumerated() {
+            let nodes = federation.nodes(of: region)
+            let defined = try await federation.call(nodes[0], "PUT", "/v1/collections/taste", role: "admin", json: """
+                {"dimension":\(dimension),"metric":"cosine","purpose":"product_recs","export":{"epsilon":4,"delta":1e-6,"clip_norm":1}}
+                """)
+            guard [200, 201].contains(defined.status) else { throw CLIError.failed("collection refused: \(defined.status) \(defined.code)") }
+            let caller = federation.caller
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<subjects {
+                    if index >= 16 { try await group.next() }
+                    let vector = data[offset * subjects + index]
+                    group.addTask {
+                        let node = nodes[index % nodes.count]
+                        let registered = try await caller.call(node, "POST", "/v1/subjects", role: "ingest",
+                                                               json: #"{"identifier":{"kind":"customer_id","value":"bench-\#(region)-\#(index)"},"country":"\#(country)"}"#)
+                        guard let pid = registered.json["pid"] as? String else { throw CLIError.failed("registration failed: \(registered.status)") }
+                        _ = try await caller.call(node, "POST", "/v1/subjects/\(pid)/consents", role: "ingest",
+                                                  json: #"{"action":"grant","purposes":["product_recs"],"source":"bench","collected_at":"2026-01-01T00:00:00Z"}"#)
+                        let stored = try await caller.call(node, "PUT", "/v1/collections/taste/vectors/\(pid)", role: "ingest",
+                                                           json: #"{"vector":[\#(vector.map { String($0) }.joined(separator: ","))]}"#)
+                        guard stored.status == 200 else { throw CLIError.failed("a vector was refused: \(stored.status) \(stored.code)") }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    /// Until eu-1 holds, per other region, as many noised copies as it has subjects (a search for all of them reports so).
+    static func waitForReplicas(_ federation: LocalFederation, subjects: Int, probe: [Float], k: Int) async throws {
+        let body = #"{"vector":[\#(probe.map { String($0) }.joined(separator: ","))],"k":100,"purpose":"product_recs","scope":"federated"}"#
+        let complete = await DemoCommand.waitUntil(seconds: 120) {
+            guard let reply = try? await federation.call("eu-1", "POST", "/v1/collections/taste/search", role: "serve", json: body),
+                  let regions = reply.json["regions"] as? [String: [String: Any]] else { return false }
+            return ["us", "br"].allSatisfy { (regions[$0]?["hits"] as? Int) == min(100, subjects) }
+        }
+        guard complete else { throw CLIError.failed("the replicas did not reach eu-1 in 120 s") }
+        // Every export of every region published and applied: wait until a round passes with nothing new.
+        try await Task.sleep(nanoseconds: 2_000_000_000)
+    }
+
+    static func measure(_ federation: LocalFederation, _ probes: [[Float]], body: ([Float]) -> String) async throws -> Latency {
+        var seconds: [Double] = []
+        var partial = 0
+        var reasons: [String: Int] = [:]
+        for probe in probes {
+            let started = Bench.monotonicSeconds()
+            let reply = try await federation.call("eu-1", "POST", "/v1/collections/taste/search", role: "serve", json: body(probe))
+            seconds.append(Bench.monotonicSeconds() - started)
+            guard reply.status == 200 else { throw CLIError.failed("a search failed: \(reply.status) \(reply.code)") }
+            if reply.json["partial"] as? Bool == true { partial += 1 }
+            if let reason = ((reply.json["regions"] as? [String: [String: Any]])?["br"])?["reason"] as? String { reasons[reason, default: 0] += 1 }
+        }
+        let sorted = seconds.sorted()
+        return Latency(p50: sorted[sorted.count / 2], p99: sorted[min(sorted.count - 1, sorted.count * 99 / 100)], partial: partial,
+                       reasons: reasons)
+    }
+}
