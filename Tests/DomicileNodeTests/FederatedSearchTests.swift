@@ -8,7 +8,8 @@ import XCTest
 /// where it comes from and whether its score is exact or noised; a revoke in
 /// us takes the subject out of fresh results at once and out of replica
 /// results within the stated bound, and an erasure takes it out of every
-/// region's; a stopped region makes the answer
+/// region's; a paused node is covered by the hedge to another; a stopped
+/// region makes the answer
 /// partial within the deadline; and no other region's files hold a
 /// subject's full-precision vector.
 final class FederatedSearchTests: FederationTestCase {
@@ -126,6 +127,20 @@ final class FederatedSearchTests: FederationTestCase {
             XCTAssertTrue(gone, "\(name)'s replica of the revoked subject is retracted")
         }
         print("replica retraction after a revoke, seen on eu-2 and br-3: \(Int(Date().timeIntervalSince(revokedAt) * 1_000)) ms")
+
+        // A follower of us paused: every fresh search still hears from us, through the hedge to a second node.
+        var leader = ""
+        for name in ["us-1", "us-2", "us-3"] {
+            let log = try await call(name, "GET", "/v1/cluster", role: "admin").json["region_log"] as? [String: Any]
+            if log?["role"] as? String == "leader" { leader = name }
+        }
+        let paused = try XCTUnwrap(["us-1", "us-2", "us-3"].first { $0 != leader && !leader.isEmpty }, "us has a leader")
+        nodes[paused]!.pause()
+        for _ in 0..<20 {
+            let answer = try await search("eu-2", query + #","fresh":true,"deadline_ms":600}"#).json
+            XCTAssertEqual(report(answer, "us")["status"] as? String, "remote", "with \(paused) paused: \(answer)")
+        }
+        nodes[paused]!.resume()
 
         // An erasure asked of a node of us for an eu subject: once complete, no region finds its copy, fresh or replica.
         let erased = pids["eu"]![2]

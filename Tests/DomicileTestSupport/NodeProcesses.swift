@@ -125,6 +125,11 @@ public final class NodeProcess: @unchecked Sendable {
         process.wait()
     }
 
+    /// SIGSTOP: the process stays, its sockets stay open, and it answers nothing until `resume`.
+    public func pause() { process.signal(SIGSTOP) }
+
+    public func resume() { process.signal(SIGCONT) }
+
     /// SIGTERM and wait; returns the exit status.
     @discardableResult
     public func stop() -> Int32 {
