@@ -38,6 +38,9 @@ public final class LinkShaper: Sendable {
         self.links = links
     }
 
+    /// Peer addresses listed (shaped or not).
+    public var peerCount: Int { links.count }
+
     /// The link to `peer`, or nil when it is not shaped.
     public func shape(to peer: SocketAddress) -> LinkShape? {
         guard let shape = links[peer], shape.oneWayMicroseconds > 0 || shape.loss > 0 else { return nil }

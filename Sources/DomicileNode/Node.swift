@@ -177,6 +177,10 @@ public final class Node: Sendable {
             throw StartupError(description: "http.address \(configuration.http.address): \(error)")
         }
         boundAddress.withLock { $0 = bound.description }
+        if let links = services.links {
+            logger.warning("wan emulation: delays (and loss) are added to what this node sends to other regions",
+                           ["peer_addresses": .int(Int64(links.peerCount))])
+        }
         if let gossipAddress = configuration.gossip.address {
             do {
                 var settings = try GossipService.Settings(configuration.gossip)

@@ -1,0 +1,103 @@
+import DomicileNet
+import DomicileTestSupport
+import Foundation
+import XCTest
+
+/// `cluster/up --wan`: a federation on loopback whose links between regions
+/// have the round trips of `cluster/netns`, added in the nodes' own
+/// transports, as the nodes themselves measure them (`GET /v1/cluster`,
+/// `round_trips`): gossip probes over UDP, federation exchanges over HTTP.
+final class WANClusterTests: XCTestCase {
+    private let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+    /// The round trips of cluster/netns (cluster/round-trips), by pair as the configs write them.
+    private let netnsRoundTrips: [String: Double] = ["eu-us": 80, "br-us": 120, "br-eu": 190]
+
+    func test_clusterUpWan_givesEachPairOfRegionsTheRoundTripOfClusterNetns_within20Percent() async throws {
+        let directory = TemporaryDirectory("domicile-wan")
+        let cluster = directory.file("cluster")
+        let base = try FreePorts.consecutive(27)
+        var environment = ProcessInfo.processInfo.environment
+        environment["DOMICILE_BINARY"] = Binary.path
+        environment["DOMICILE_CLUSTER_DIR"] = cluster
+        func script(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+            let process = try RunningProcess(repository.appendingPathComponent("cluster/\(name)").path, arguments, environment: environment,
+                                             stderrPath: directory.file("\(name).stderr"))
+            let status = process.wait()
+            let errors = (try? String(contentsOfFile: directory.file("\(name).stderr"), encoding: .utf8)) ?? ""
+            return (status, process.output.joined(separator: "\n") + errors)
+        }
+        let up = try script("up", ["--wan", "--http-port", "\(base)", "--gossip-port", "\(base + 9)", "--channel-port", "\(base + 18)"])
+        defer { _ = try? script("down", []) }
+        XCTAssertEqual(up.status, 0, up.output)
+
+        let config = try json(at: "\(cluster)/eu-1/config.json")
+        let configured = try XCTUnwrap((config["wan"] as? [String: Any])?["round_trip_ms"] as? [String: Double], "\(config)")
+        XCTAssertEqual(configured, netnsRoundTrips, "cluster/up --wan writes the round trips of cluster/netns")
+
+        let tokens = try json(at: "\(cluster)/tokens.json")
+        let token = try XCTUnwrap(tokens["admin"] as? String)
+        let client = HTTPClient()
+        let nodes = try (0..<9).map { try SocketAddress(parsing: "127.0.0.1:\(base + $0)") }
+        func views() async -> [(region: String, roundTrips: [[String: Any]])] {
+            var views: [(String, [[String: Any]])] = []
+            for node in nodes {
+                var headers = HTTPHeaders()
+                headers.set("Authorization", "Bearer \(token)")
+                guard let response = try? await client.send("GET", "/v1/cluster", to: node, headers: headers), response.status == 200,
+                      let view = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+                      let region = view["region"] as? String else { continue }
+                views.append((region, view["round_trips"] as? [[String: Any]] ?? []))
+            }
+            return views
+        }
+
+        // Medians of the last nine measurements, per node, region and way, once every node has nine of
+        // gossip to each peer region and each pair has been measured by a few federation exchanges.
+        var medians: [String: [String: [Double]]] = [:]
+        let deadline = Date().addingTimeInterval(150)
+        repeat {
+            try await Task.sleep(nanoseconds: 1_000_000_000)
+            let current = await views()
+            medians = [:]
+            var gossipComplete = current.count == nodes.count
+            var federationSamples: [String: Int] = [:]
+            for (region, roundTrips) in current {
+                var gossipSeen = 0
+                for entry in roundTrips {
+                    guard let peer = entry["region"] as? String, let way = entry["way"] as? String,
+                          let median = entry["median_ms"] as? Double, let samples = entry["samples"] as? Int else { continue }
+                    let pair = [region, peer].sorted().joined(separator: "-")
+                    if way == "gossip" {
+                        if samples >= 9 { gossipSeen += 1 }
+                    } else {
+                        federationSamples[pair, default: 0] += samples
+                    }
+                    medians[way, default: [:]][pair, default: []].append(median)
+                }
+                if gossipSeen < 2 { gossipComplete = false }
+            }
+            if gossipComplete && netnsRoundTrips.keys.allSatisfy({ federationSamples[$0, default: 0] >= 3 }) { break }
+        } while Date() < deadline
+
+        for way in ["gossip", "federation"] {
+            for (pair, roundTrip) in netnsRoundTrips.sorted(by: { $0.key < $1.key }) {
+                let measured = try XCTUnwrap(median(medians[way]?[pair] ?? []), "no \(way) round trip measured for \(pair): \(medians)")
+                print("cluster/up --wan: \(way) round trip \(pair) configured \(Int(roundTrip)) ms, measured \(String(format: "%.1f", measured)) ms "
+                      + "(median of the nodes' medians \(medians[way]?[pair] ?? []))")
+                XCTAssertEqual(measured, roundTrip, accuracy: roundTrip * 0.2,
+                               "\(way) round trip \(pair): configured \(roundTrip) ms, measured \(measured) ms (\(medians[way]?[pair] ?? []))")
+            }
+        }
+    }
+
+    private func json(at path: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any], path)
+    }
+
+    private func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+}
