@@ -1,5 +1,6 @@
 import DomicileCrypto
 import DomicileModel
+import DomicileNet
 import DomicileStorage
 import Foundation
 
@@ -12,6 +13,7 @@ struct ClusterInitCommand: Command {
                   [--gossip-port 7300 | --no-gossip] [--channel-port 7500 | --no-region-log]
                   [--allow-two-nodes] [--policy FILE] [--force]
                   [--wan-round-trips eu-us=80,us-br=120,*=40 [--wan-loss PERCENT]]
+                  [--hosts eu=192.168.56.11,us=192.168.56.12,br=192.168.56.13]
 
         Writes into DIR: master.key (mode 0600), policy.json (the embedded default unless --policy),
         principals.json and tokens.json (one bearer token per role, plus a second privacy officer),
@@ -31,6 +33,9 @@ struct ClusterInitCommand: Command {
         of regions (`*` for the pairs not named), which the nodes add in their own transports to what
         they send to the other regions (half each way), and --wan-loss, the percent of gossip
         datagrams lost between regions. `cluster/up --wan` passes the round trips of cluster/netns.
+
+        --hosts puts each region's nodes on a host of its own (an IPv4 address; 127.0.0.1 for a region
+        not named), as the Vagrantfile's three VMs do; the ports still count up over every node.
         """
 
     struct Layout {
@@ -45,6 +50,8 @@ struct ClusterInitCommand: Command {
         /// Round-trip milliseconds and loss percent per pair of regions (`wan`); empty: none.
         var wanRoundTrips: [String: Int] = [:]
         var wanLossPercent: Double = 0
+        /// The address of each region's nodes; 127.0.0.1 for a region not listed.
+        var hosts: [RegionID: String] = [:]
 
         var nodes: [(name: NodeName, region: RegionID, index: Int)] {
             var nodes: [(NodeName, RegionID, Int)] = []
@@ -56,9 +63,10 @@ struct ClusterInitCommand: Command {
             return nodes
         }
 
-        func httpAddress(_ index: Int) -> String { "127.0.0.1:\(httpPort == 0 ? 0 : httpPort + index)" }
-        func gossipAddress(_ index: Int) -> String? { gossipPort.map { "127.0.0.1:\($0 + index)" } }
-        func channelAddress(_ index: Int) -> String? { channelPort.map { "127.0.0.1:\($0 + index)" } }
+        func httpAddress(_ index: Int) -> String { "\(host(index)):\(httpPort == 0 ? 0 : httpPort + index)" }
+        func gossipAddress(_ index: Int) -> String? { gossipPort.map { "\(host(index)):\($0 + index)" } }
+        func channelAddress(_ index: Int) -> String? { channelPort.map { "\(host(index)):\($0 + index)" } }
+        private func host(_ index: Int) -> String { hosts[regions[index / nodesPerRegion]] ?? "127.0.0.1" }
 
         /// The `wan` section every node's config gets, or nil.
         var wanSection: [String: Any]? {
@@ -88,6 +96,7 @@ struct ClusterInitCommand: Command {
         let force = arguments.flag("force")
         let wanRoundTrips = try arguments.option("wan-round-trips")
         let wanLoss = try arguments.option("wan-loss")
+        let hosts = try arguments.option("hosts")
         try arguments.finish()
         let regions = try regionNames.map { name in
             do { return try RegionID(name) } catch { throw CLIError.usage("--regions: '\(name)' is not a region id") }
@@ -107,6 +116,7 @@ struct ClusterInitCommand: Command {
         var layout = Layout(directory: directory, regions: regions, nodesPerRegion: nodesPerRegion, httpPort: httpPort,
                             gossipPort: noGossip ? nil : gossipPort)
         layout.channelPort = noRegionLog ? nil : channelPort
+        layout.hosts = try hosts.map { try regionHosts($0, regions: regions) } ?? [:]
         if let wanRoundTrips {
             guard httpPort != 0 else { throw CLIError.usage("--wan-round-trips needs every node's address in advance: give an --http-port base") }
             layout.wanRoundTrips = try roundTrips(wanRoundTrips, regions: regions)
@@ -119,6 +129,22 @@ struct ClusterInitCommand: Command {
         }
         try write(layout, policy: policyFile.map { try FileIO.read($0, byteCountMax: 1 << 20) } ?? Array(DefaultPolicy.json.utf8), force: force)
         Output.line("wrote a federation of \(layout.nodes.count) nodes (\(regions.map(\.rawValue).joined(separator: ", "))) to \(directory)")
+    }
+
+    /// `eu=192.168.56.11,us=…`: an IPv4 address per region of the layout.
+    static func regionHosts(_ text: String, regions: [RegionID]) throws -> [RegionID: String] {
+        var hosts: [RegionID: String] = [:]
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=").map(String.init)
+            guard parts.count == 2, let region = try? RegionID(parts[0]), regions.contains(region) else {
+                throw CLIError.usage("--hosts: '\(item)' is not REGION=ADDRESS for a region of --regions")
+            }
+            guard parts[1].split(separator: ".").count == 4, (try? SocketAddress(host: parts[1], port: 1)) != nil else {
+                throw CLIError.usage("--hosts: '\(parts[1])' is not an IPv4 address")
+            }
+            hosts[region] = parts[1]
+        }
+        return hosts
     }
 
     /// `eu-us=80,us-br=120,*=40`: the round trip of every pair of `regions`

@@ -90,6 +90,35 @@ final class WANClusterTests: XCTestCase {
         }
     }
 
+    func test_clusterInit_writesTheWanSection_andPutsEachRegionOnItsHost() throws {
+        let directory = TemporaryDirectory("domicile-wan-init")
+        let result = try Binary.run(["cluster", "init", "--dir", directory.file("fed"), "--regions", "eu,us,br", "--nodes-per-region", "1",
+                                     "--wan-round-trips", "us-eu=80,*=40", "--wan-loss", "2", "--hosts", "eu=10.0.0.1,us=10.0.0.2"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let config = try json(at: directory.file("fed/us-1/config.json"))
+        XCTAssertEqual((config["http"] as? [String: Any])?["address"] as? String, "10.0.0.2:7101")
+        let gossip = try XCTUnwrap(config["gossip"] as? [String: Any])
+        XCTAssertEqual(gossip["address"] as? String, "10.0.0.2:7301")
+        XCTAssertEqual(gossip["probe_timeout_ms"] as? Int, 400, "probes wait for the slowest round trip twice over")
+        let wan = try XCTUnwrap(config["wan"] as? [String: Any])
+        XCTAssertEqual(wan["round_trip_ms"] as? [String: Int], ["eu-us": 80, "br-eu": 40, "br-us": 40], "`*` fills the pairs not named")
+        XCTAssertEqual(wan["loss_percent"] as? [String: Double], ["eu-us": 2, "br-eu": 2, "br-us": 2])
+        XCTAssertEqual(wan["peers"] as? [String: String], ["10.0.0.1:7100": "eu", "10.0.0.1:7300": "eu", "10.0.0.2:7101": "us",
+                                                         "10.0.0.2:7301": "us", "127.0.0.1:7102": "br", "127.0.0.1:7302": "br"])
+        let roster = try json(at: directory.file("fed/eu.roster.json"))
+        XCTAssertEqual(((roster["nodes"] as? [[String: Any]])?.first)?["channel"] as? String, "10.0.0.1:7500")
+
+        for (arguments, message) in [(["--wan-loss", "1"], "--wan-loss goes with --wan-round-trips"),
+                                     (["--wan-round-trips", "eu-eu=3"], "is not a pair such as eu-us"),
+                                     (["--hosts", "sa=10.0.0.9"], "is not REGION=ADDRESS for a region of --regions"),
+                                     (["--hosts", "eu=10.0.0"], "is not an IPv4 address")] {
+            let refused = try Binary.run(["cluster", "init", "--dir", directory.file("refused"), "--regions", "eu,us"] + arguments)
+            XCTAssertNotEqual(refused.status, 0, "\(arguments)")
+            XCTAssertTrue(refused.stderr.contains(message), "\(arguments): \(refused.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: directory.file("refused")), "a refused init writes nothing")
+        }
+    }
+
     private func json(at path: String) throws -> [String: Any] {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         return try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any], path)
