@@ -88,6 +88,13 @@ final class WANClusterTests: XCTestCase {
                                "\(way) round trip \(pair): configured \(roundTrip) ms, measured \(measured) ms (\(medians[way]?[pair] ?? []))")
             }
         }
+
+        // The demo's workload, through the API only, across the shaped links.
+        let workload = try script("workload", [cluster])
+        XCTAssertEqual(workload.status, 0, workload.output)
+        for expected in ["eu-1 answers 421, home region us", "complete after", "with acks of br, eu, us", "br-1: chain valid"] {
+            XCTAssertTrue(workload.output.contains(expected), "cluster/workload's output lacks '\(expected)':\n\(workload.output)")
+        }
     }
 
     func test_clusterInit_writesTheWanSection_andPutsEachRegionOnItsHost() throws {
