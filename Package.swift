@@ -11,6 +11,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "domicile", targets: ["domicile"]),
+        // The Swift client of the HTTP API (docs/CLIENT.md).
+        .library(name: "DomicileClient", targets: ["DomicileClient"]),
     ],
     targets: [
         // C libraries behind thin module maps.
@@ -51,6 +53,9 @@ let package = Package(
         // POSIX: processes, sockets, the event loop and HTTP/1.1.
         .target(name: "DomicileNet", dependencies: ["DomicileModel", "CLinux"]),
 
+        // The client library: typed calls of the whole HTTP API over DomicileNet's HTTP client (docs/CLIENT.md).
+        .target(name: "DomicileClient", dependencies: ["DomicileModel", "DomicileNet"]),
+
         // The node: services, routes, and the shell that runs them.
         .target(name: "DomicileNode", dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileVectors", "DomicileGossip",
                                                      "DomicileStorage", "DomicileConsensus", "DomicileFederation",
@@ -77,7 +82,7 @@ let package = Package(
 
         .executableTarget(
             name: "domicile",
-            dependencies: ["DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileVectors", "DomicileStorage", "DomicileNet", "DomicileNode",
+            dependencies: ["DomicileClient", "DomicileModel", "DomicileCrypto", "DomicilePrivacy", "DomicileVectors", "DomicileStorage", "DomicileNet", "DomicileNode",
                            "DomicileGossip", "DomicileSimulation", "DomicileConsensus", "DomicileFederation", "CLinux"]
         ),
 
@@ -112,6 +117,8 @@ let package = Package(
         .testTarget(name: "DomicileNodeTests",
                     dependencies: ["domicile", "DomicileNode", "DomicileNet", "DomicileStorage", "DomicileModel", "DomicilePrivacy",
                                    "DomicileVectors", "DomicileConsensus", "DomicileCrypto", "DomicileFederation", "DomicileTestSupport"]),
+        // The client against real node processes, one end-to-end flow per API area.
+        .testTarget(name: "DomicileClientTests", dependencies: ["domicile", "DomicileClient", "DomicileNet", "DomicileTestSupport"]),
         // Runs the built `domicile` binary as a child process.
         .testTarget(name: "DomicileCLITests", dependencies: ["domicile", "DomicileModel", "DomicileStorage", "DomicileNet", "DomicileCrypto", "DomicilePrivacy",
                                                       "DomicileTestSupport"]),

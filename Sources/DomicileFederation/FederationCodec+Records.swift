@@ -2,7 +2,7 @@ import DomicileCrypto
 import DomicileModel
 import DomicilePrivacy
 
-/// The three record bodies (docs/FORMATS.md, "Federation records and exchange").
+/// The record bodies (docs/FORMATS.md, "Federation records and exchange").
 extension FederationCodec {
     // MARK: aggregate (kind 1)
 
@@ -180,6 +180,53 @@ extension FederationCodec {
         try ErasureFields.validate(ack)
         return ack
     }
+
+    // MARK: noised_embedding (kind 4)
+
+    static func write(_ embedding: NoisedEmbedding, to writer: inout BinaryWriter) throws(FederationError) {
+        writer.write(region: embedding.region)
+        try writer.write(short: embedding.collection.rawValue)
+        try writer.write(short: embedding.pid.rawValue)
+        writer.write(embedding.generation)
+        writer.write(embedding.exportedAt.milliseconds)
+        switch embedding.content {
+        case .vector(let values, let sigma, let epsilon, let delta):
+            writer.write(UInt8(1))
+            writer.write(double: sigma)
+            writer.write(double: epsilon)
+            writer.write(double: delta)
+            writer.write(UInt16(values.count))
+            for value in values { writer.write(value.bitPattern) }
+        case .retracted:
+            writer.write(UInt8(2))
+        }
+    }
+
+    static func readEmbedding(_ reader: inout FederationReader) throws(FederationError) -> NoisedEmbedding {
+        let region = try reader.region()
+        let collection = try reader.name("collection")
+        guard let pid = try? PID(parsing: try reader.string()) else { throw .invalidRecord("pid") }
+        let generation = try reader.uint64()
+        let exportedAt = Timestamp(milliseconds: try reader.int64())
+        let content: NoisedEmbedding.Content
+        switch try reader.uint8() {
+        case 1:
+            let sigma = try reader.double()
+            let epsilon = try reader.double()
+            let delta = try reader.double()
+            let count = try reader.count(UInt16.self, max: NoisedEmbedding.dimensionMax, elementBytesMin: 4)
+            var values: [Float] = []
+            values.reserveCapacity(count)
+            for _ in 0..<count { values.append(Float(bitPattern: try reader.uint32())) }
+            content = .vector(values, sigma: sigma, epsilon: epsilon, delta: delta)
+        case 2:
+            content = .retracted
+        default:
+            throw .malformed("unknown noised embedding content")
+        }
+        return try NoisedEmbedding(region: region, collection: collection, pid: pid, generation: generation, exportedAt: exportedAt,
+                                   content: content)
+    }
 }
 
 extension FederationReader {
@@ -217,6 +264,12 @@ extension FederationCodec {
             return short(ack.erasureID) + ErasureFields.hashByteCount + short(ack.region.rawValue) + short(ack.node)
                 + short(ack.scope.rawValue) + 8 + ErasureFields.hashByteCount + 1 + 8 + 1
                 + ack.counts.reduce(0) { $0 + short($1.key) + 8 } + ErasureFields.signatureByteCount + Ed25519PublicKey.byteCount
+        case .noisedEmbedding(let embedding):
+            let content = switch embedding.content {
+            case .vector(let values, _, _, _): 1 + 3 * 8 + 2 + 4 * values.count
+            case .retracted: 1
+            }
+            return short(embedding.region.rawValue) + short(embedding.collection.rawValue) + short(embedding.pid.rawValue) + 2 * 8 + content
         }
     }
 }

@@ -82,6 +82,8 @@ public enum FederationCodec {
         switch entry.body {
         case .skipped:
             writer.write(UInt8(0))
+        case .retired:
+            writer.write(UInt8(2))
         case .record(let record):
             let body = try encode(record)
             writer.write(UInt8(1))
@@ -98,6 +100,8 @@ public enum FederationCodec {
         switch try reader.uint8() {
         case 0:
             return FederationEntry(origin: origin, seq: seq, body: .skipped(kind))
+        case 2:
+            return FederationEntry(origin: origin, seq: seq, body: .retired(kind))
         case 1:
             let length = try reader.count(UInt32.self, max: recordBytesMax, elementBytesMin: 1)
             let record = try decodeRecord(kind, try reader.bytes(length))
@@ -135,6 +139,7 @@ public enum FederationCodec {
         case .aggregate(let release): try write(release, to: &writer)
         case .erasureIntent(let intent): try write(intent, to: &writer)
         case .erasureAck(let ack): try write(ack, to: &writer)
+        case .noisedEmbedding(let embedding): try write(embedding, to: &writer)
         }
         guard writer.bytes.count <= recordBytesMax else { throw .recordTooLarge(bytes: writer.bytes.count) }
         return writer.bytes
@@ -148,6 +153,7 @@ public enum FederationCodec {
         case .aggregate: record = .aggregate(try readRelease(&reader))
         case .erasureIntent: record = .erasureIntent(try readIntent(&reader))
         case .erasureAck: record = .erasureAck(try readAck(&reader))
+        case .noisedEmbedding: record = .noisedEmbedding(try readEmbedding(&reader))
         }
         guard reader.isAtEnd else { throw .malformed("trailing bytes in a record") }
         return record

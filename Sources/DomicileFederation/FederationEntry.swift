@@ -10,11 +10,16 @@ public struct FederationEntry: Sendable, Equatable {
         /// kind. It fills the position so that the receiver's contiguous
         /// vector advances past it (docs/FEDERATION.md, "Denied records").
         case skipped(FederationRecordKind)
+        /// A placeholder for a record every region drops: a noised embedding
+        /// a newer generation superseded, or one of a subject erased. Unlike
+        /// `skipped`, any region relays it as it is (no region keeps the
+        /// body to give instead; docs/FEDERATION.md, "Noised embeddings").
+        case retired(FederationRecordKind)
 
         public var kind: FederationRecordKind {
             switch self {
             case .record(let record): record.kind
-            case .skipped(let kind): kind
+            case .skipped(let kind), .retired(let kind): kind
             }
         }
 

@@ -7,7 +7,8 @@ extension FederationNode {
     /// per origin, until the exchange's entry or byte bound; `more` when a
     /// bound stopped it. A record the policy keeps from `peer` goes as a
     /// placeholder; a placeholder held here for a record `peer` may hold
-    /// ends that origin's run (this region cannot give it, another will).
+    /// ends that origin's run (this region cannot give it, another will); a
+    /// retired entry goes as it is (no region gives its body any more).
     func deltas(for peer: RegionID, after theirs: VersionVector,
                 attaching digest: VersionVector?) -> (entries: [FederationEntry], more: Bool) {
         var cursors: [(origin: RegionID, next: Int)] = logs.keys.sorted().compactMap { origin in
@@ -27,7 +28,7 @@ extension FederationNode {
                 var bodyBytes: Int?
                 switch held.body {
                 case .record(let record):
-                    if transfer.allows(record.kind, from: origin, to: peer) {
+                    if transfer.allows(record, from: origin, to: peer) {
                         body = held.body
                         bodyBytes = held.bodyBytes
                     } else {
@@ -38,6 +39,8 @@ extension FederationNode {
                         cursors.remove(at: position)
                         continue
                     }
+                    body = held.body
+                case .retired:
                     body = held.body
                 }
                 let size = FederationCodec.entrySize(origin: origin, bodyBytes: bodyBytes)
@@ -81,7 +84,7 @@ extension FederationNode {
                 refused += 1
                 continue
             }
-            if transfer.allows(record.kind, from: entry.origin, to: region) {
+            if transfer.allows(record, from: entry.origin, to: region) {
                 take(entry, bodyBytes: bodyBytes)
             } else {
                 take(FederationEntry(origin: entry.origin, seq: entry.seq, body: .skipped(record.kind)), bodyBytes: nil)

@@ -37,6 +37,12 @@ public struct FederationNode: Sendable {
     public internal(set) var acks: [String: [ErasureAck]] = [:]
     /// The intents held that expect this region and that it has not acked.
     var unacknowledged: Set<String> = []
+    /// Per (region, collection, pid), the position and generation of its
+    /// newest noised embedding or retraction held; older bodies are retired.
+    var embeddings: [NoisedEmbedding.Key: (seq: UInt64, generation: UInt64)] = [:]
+    /// The pids the intents held erase: their noised embeddings are retired
+    /// wherever they are, and on arrival.
+    var erasedPids: Set<PID> = []
 
     /// Entries received that differ from the one held at their position:
     /// an origin gave one number to two records (never, when shells persist
@@ -50,6 +56,7 @@ public struct FederationNode: Sendable {
     var outbox: [FederationEnvelope] = []
     var unpersisted: [FederationEntry] = []
     var unapplied: [FederationEntry] = []
+    var retirements: [FederationEntry] = []
 
     /// A region's machine; `restoring` is every entry it persisted, each
     /// origin's in sequence order (origins interleaved in any way).
@@ -67,7 +74,7 @@ public struct FederationNode: Sendable {
             }
             let bodyBytes = entry.body.record.map(FederationCodec.bodySize)
             logs[entry.origin, default: []].append(Held(body: entry.body, bodyBytes: bodyBytes))
-            if let record = entry.body.record { index(record) }
+            if let record = entry.body.record { index(record, at: entry) }
         }
     }
 
@@ -136,7 +143,7 @@ public struct FederationNode: Sendable {
 
     // MARK: Output
 
-    public var hasReady: Bool { !outbox.isEmpty || !unpersisted.isEmpty || !unapplied.isEmpty }
+    public var hasReady: Bool { !outbox.isEmpty || !unpersisted.isEmpty || !unapplied.isEmpty || !retirements.isEmpty }
 
     /// What the shell must now persist, apply and send (`FederationReady`).
     public mutating func ready() -> FederationReady {
@@ -144,8 +151,9 @@ public struct FederationNode: Sendable {
             outbox = []
             unpersisted = []
             unapplied = []
+            retirements = []
         }
-        return FederationReady(persist: unpersisted, messages: outbox, apply: unapplied)
+        return FederationReady(persist: unpersisted, messages: outbox, apply: unapplied, retire: retirements)
     }
 
     // MARK: Helpers
@@ -159,12 +167,13 @@ public struct FederationNode: Sendable {
         logs[entry.origin, default: []].append(Held(body: entry.body, bodyBytes: bodyBytes))
         unpersisted.append(entry)
         if let record = entry.body.record {
-            index(record)
             unapplied.append(entry)
+            index(record, at: entry)
         }
     }
 
-    mutating func index(_ record: FederationRecord) {
+    /// Notes a record held at `entry`'s position (and retires what it supersedes or erases).
+    mutating func index(_ record: FederationRecord, at entry: FederationEntry) {
         switch record {
         case .aggregate(let release):
             if releases[release.releaseID] == nil { releases[release.releaseID] = release }
@@ -174,10 +183,48 @@ public struct FederationNode: Sendable {
             if intent.expectedRegions.contains(region), !(acks[intent.erasureID] ?? []).contains(where: { $0.region == region }) {
                 unacknowledged.insert(intent.erasureID)
             }
+            retireEmbeddings(of: intent.erasedPids)
         case .erasureAck(let ack):
             guard !(acks[ack.erasureID] ?? []).contains(ack) else { return }
             acks[ack.erasureID, default: []].append(ack)
             if ack.region == region { unacknowledged.remove(ack.erasureID) }
+        case .noisedEmbedding(let embedding):
+            let key = embedding.key
+            if erasedPids.contains(embedding.pid) { return retire(entry.origin, entry.seq) }
+            if let current = embeddings[key] {
+                guard current.generation < embedding.generation else { return retire(entry.origin, entry.seq) }
+                if !settings.unsafeKeepSupersededEmbeddings { retire(entry.origin, current.seq) }
+            }
+            embeddings[key] = (entry.seq, embedding.generation)
+        }
+    }
+
+    // MARK: Retiring noised embeddings
+
+    /// Every noised embedding held of `pids` is retired, and any that arrives later.
+    mutating func retireEmbeddings(of pids: [PID]) {
+        guard !pids.isEmpty else { return }
+        erasedPids.formUnion(pids)
+        let erased = Set(pids)
+        for (key, current) in embeddings where erased.contains(key.pid) {
+            retire(key.region, current.seq)
+            embeddings[key] = nil
+        }
+    }
+
+    /// Drops the body held at a position (a placeholder takes its place,
+    /// relayed as it is); the shell is told to do the same to its copy,
+    /// unless the entry is not persisted yet (it is then persisted retired).
+    mutating func retire(_ origin: RegionID, _ seq: UInt64) {
+        let index = Int(seq) - 1
+        guard let held = logs[origin]?[index], case .record(let record) = held.body else { return }
+        let retired = FederationEntry(origin: origin, seq: seq, body: .retired(record.kind))
+        logs[origin]![index] = Held(body: retired.body, bodyBytes: nil)
+        unapplied.removeAll { $0.origin == origin && $0.seq == seq }
+        if let unpersisted = unpersisted.firstIndex(where: { $0.origin == origin && $0.seq == seq }) {
+            self.unpersisted[unpersisted] = retired
+        } else {
+            retirements.append(retired)
         }
     }
 }

@@ -15,6 +15,17 @@ public struct FederationReady: Sendable, Equatable {
     /// excluded), its own included: store the releases, erase for the
     /// intents that expect this region, collect the acks.
     public var apply: [FederationEntry]
+    /// Entries persisted earlier whose bodies are now dropped (superseded or
+    /// erased noised embeddings): overwrite each with its placeholder in the
+    /// same transaction as `persist`.
+    public var retire: [FederationEntry]
 
-    public var isEmpty: Bool { persist.isEmpty && messages.isEmpty && apply.isEmpty }
+    public init(persist: [FederationEntry], messages: [FederationEnvelope], apply: [FederationEntry], retire: [FederationEntry] = []) {
+        self.persist = persist
+        self.messages = messages
+        self.apply = apply
+        self.retire = retire
+    }
+
+    public var isEmpty: Bool { persist.isEmpty && messages.isEmpty && apply.isEmpty && retire.isEmpty }
 }

@@ -3,7 +3,7 @@ import DomicilePrivacy
 
 /// The kinds of record the federation carries, and nothing else: the type
 /// numbers are the codec's (docs/FORMATS.md, "Federation records and
-/// exchange"), append-only. Noised embeddings come next as type 4.
+/// exchange"), append-only.
 ///
 /// Every kind is a CRDT: a record is immutable, keyed by its own id, and a
 /// region's set of them only grows, so duplicates and order do not matter.
@@ -14,12 +14,14 @@ public enum FederationRecordKind: UInt8, CaseIterable, Sendable, Hashable, Custo
     case aggregate = 1
     case erasureIntent = 2
     case erasureAck = 3
+    case noisedEmbedding = 4
 
     /// The residency policy's data class of the kind (its transfer rules decide).
     public var dataClass: DataClass {
         switch self {
         case .aggregate: .aggregate
         case .erasureIntent, .erasureAck: .erasureSignal
+        case .noisedEmbedding: .noisedEmbedding
         }
     }
 
@@ -28,6 +30,7 @@ public enum FederationRecordKind: UInt8, CaseIterable, Sendable, Hashable, Custo
         case .aggregate: "aggregate"
         case .erasureIntent: "erasure_intent"
         case .erasureAck: "erasure_ack"
+        case .noisedEmbedding: "noised_embedding"
         }
     }
 }
@@ -40,12 +43,16 @@ public enum FederationRecord: Sendable, Equatable {
     case erasureIntent(ErasureIntent)
     /// One region's signed answer to an intent.
     case erasureAck(ErasureAck)
+    /// A subject's noised vector in a collection, or its retraction; the
+    /// newest generation of a (collection, pid) wins.
+    case noisedEmbedding(NoisedEmbedding)
 
     public var kind: FederationRecordKind {
         switch self {
         case .aggregate: .aggregate
         case .erasureIntent: .erasureIntent
         case .erasureAck: .erasureAck
+        case .noisedEmbedding: .noisedEmbedding
         }
     }
 
@@ -55,6 +62,7 @@ public enum FederationRecord: Sendable, Equatable {
         case .aggregate(let release): release.region
         case .erasureIntent(let intent): intent.request.originRegion
         case .erasureAck(let ack): ack.region
+        case .noisedEmbedding(let embedding): embedding.region
         }
     }
 }

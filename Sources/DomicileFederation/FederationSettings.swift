@@ -16,6 +16,9 @@ public struct FederationSettings: Sendable {
     /// placeholders even to regions the policy lets hold the record, which
     /// then never get it.
     var unsafeRelayPlaceholders = false
+    /// Another known-bad machine: a newer noised embedding does not retire
+    /// the body it supersedes.
+    var unsafeKeepSupersededEmbeddings = false
 
     public init() {}
 

@@ -154,6 +154,7 @@ public final class Node: Sendable {
         ErasureRoutes.add(to: &api)
         RegionErasure.add(to: &api)
         FederationSync.add(to: &api)
+        RemoteSearch.add(to: &api)
         ReidentificationRoutes.add(to: &api)
         AuditRoutes.add(to: &api)
         RegionLogRoutes.add(to: &api)

@@ -10,20 +10,25 @@ import DomicilePrivacy
 /// then survives whole or is lost whole, or before it sends) — and restart
 /// from their durable store alone. Each region is one `FederationNode` (its
 /// region log makes the region one store); clients publish releases and
-/// start erasures in any region; an intent that expects a region makes it
-/// erase (in the transaction that keeps the intent) and then publish its
-/// signed ack. The residency policy of a run denies aggregates between some
-/// ordered pairs of regions, drawn from the seed.
+/// start erasures in any region, and each region exports (and retracts)
+/// noised embeddings of a few subjects of its own, some of which intents
+/// erase; an intent that expects a region makes it erase (in the
+/// transaction that keeps the intent) and then publish its signed ack. The
+/// residency policy of a run denies aggregates between some ordered pairs
+/// of regions, drawn from the seed.
 ///
 /// Checked after every step: no region holds a record denied to it; every
 /// held entry is the one its origin published at that position; no ack
 /// exists before its region's erasure is durable; a certificate completes
-/// only when every expected region acked and erased; every `deltas`
-/// message is within the exchange's bounds; every message survives the
-/// codec unchanged. At the end the nemesis stops, everything heals and
-/// restarts, and the run waits for convergence: every region holds every
-/// release it may hold, every expected region erased every intent, every
-/// certificate is complete at its origin, and the vectors agree. Everything
+/// only when every expected region acked and erased; no region's store
+/// keeps the body of a noised embedding a newer generation superseded, nor
+/// of a pid an intent it holds erases; every `deltas` message is within the
+/// exchange's bounds; every message survives the codec unchanged. At the
+/// end the nemesis stops, everything heals and restarts, and the run waits
+/// for convergence: every region holds every release it may hold and the
+/// newest copy of every subject not erased, every expected region erased
+/// every intent, every certificate is complete at its origin, and the
+/// vectors agree. Everything
 /// is drawn from `seed`, so a failing run replays exactly.
 public final class FederationSimulation {
     public struct Plan: Sendable {
@@ -42,6 +47,10 @@ public final class FederationSimulation {
         public var healProbability = 0.05
         public var publishProbability = 0.3
         public var erasureProbability = 0.03
+        /// Per time unit: a region exports (or, one time in four, retracts) a noised copy of one of its subjects.
+        public var embeddingProbability = 0.25
+        /// Subjects per region whose noised copies are exported.
+        public var subjectsPerRegion = 5
         /// Each ordered pair of regions: aggregates denied from the first to the second.
         public var deniedPairProbability = 0.25
         /// A release or intent near the record bound, so exchanges stop at the byte bound.
@@ -57,6 +66,9 @@ public final class FederationSimulation {
         public var steps = 0
         public var releases = 0
         public var erasures = 0
+        public var embeddings = 0
+        /// Bodies the regions' stores dropped (superseded or erased copies).
+        public var retirements = 0
         public var certificatesCompleted = 0
         public var crashes = 0
         /// Of which inside the shell's handling of a `FederationReady`.
@@ -79,6 +91,31 @@ public final class FederationSimulation {
     struct Store {
         var entries: [FederationEntry] = []
         var erased: Set<String> = []
+        /// What the noised embeddings' check reads, kept as entries come and go:
+        /// the generations whose bodies are kept, per key and per pid, the
+        /// newest generation ever kept, and the pids held intents erase.
+        var bodies: [NoisedEmbedding.Key: Set<UInt64>] = [:]
+        var keys: [PID: Set<NoisedEmbedding.Key>] = [:]
+        var newest: [NoisedEmbedding.Key: UInt64] = [:]
+        var erasedPids: Set<PID> = []
+
+        mutating func kept(_ record: FederationRecord?) {
+            switch record {
+            case .noisedEmbedding(let embedding)?:
+                bodies[embedding.key, default: []].insert(embedding.generation)
+                keys[embedding.pid, default: []].insert(embedding.key)
+                newest[embedding.key] = max(newest[embedding.key] ?? 0, embedding.generation)
+            case .erasureIntent(let intent)?:
+                erasedPids.formUnion(intent.erasedPids)
+            default:
+                break
+            }
+        }
+
+        mutating func dropped(_ record: FederationRecord?) {
+            guard case .noisedEmbedding(let embedding)? = record else { return }
+            bodies[embedding.key]?.remove(embedding.generation)
+        }
     }
 
     final class Region {
@@ -112,6 +149,12 @@ public final class FederationSimulation {
     private var published: [Position: FederationRecord] = [:]
     private var completed: Set<String> = []
     private var outcome: Outcome
+    /// Each region's subjects whose copies it exports, and the last generation given to each.
+    private var subjects: [RegionID: [PID]] = [:]
+    private var generations: [PID: UInt64] = [:]
+    /// The noised embeddings clients handed to their regions, by the position each took.
+    private var offered: [Position: FederationRecord] = [:]
+    private static let collection = try! Name("taste", what: "collection")
 
     public init(seed: UInt64, plan: Plan) throws {
         self.seed = seed
@@ -134,6 +177,9 @@ public final class FederationSimulation {
             let region = Region(id: id, key: try Ed25519PrivateKey(seed: seedBytes))
             regions.append(region)
             region.node = try makeNode(region)
+            subjects[id] = (0..<plan.subjectsPerRegion).map { _ in
+                PID(keyVersion: 1, region: id, digest: (0..<PID.digestByteCount).map { _ in UInt8.random(in: 0...255, using: &random) })
+            }
         }
     }
 
@@ -200,6 +246,13 @@ public final class FederationSimulation {
             outcome.erasures += 1
             try handle(region)
         }
+        if chance(plan.embeddingProbability), let region = liveRegions.randomElement(using: &random) {
+            let record = FederationRecord.noisedEmbedding(try embedding(in: region.id))
+            let entry = try region.node!.publish(record)
+            offered[Position(origin: entry.origin, seq: entry.seq)] = record
+            outcome.embeddings += 1
+            try handle(region)
+        }
     }
 
     private var liveRegions: [Region] { regions.filter { $0.node != nil } }
@@ -222,12 +275,12 @@ public final class FederationSimulation {
             }
             if chaos, chance(plan.shellCrashProbability) {
                 // Before the sync: the transaction reaches the disk whole, or not at all.
-                if chance(0.5) { try commit(ready.persist, erased: erased, in: region) }
+                if chance(0.5) { try commit(ready, erased: erased, in: region) }
                 outcome.shellCrashes += 1
                 crash(region)
                 return
             }
-            try commit(ready.persist, erased: erased, in: region)
+            try commit(ready, erased: erased, in: region)
             if chaos, chance(plan.shellCrashProbability) {
                 outcome.shellCrashes += 1
                 crash(region)
@@ -239,18 +292,55 @@ public final class FederationSimulation {
         }
     }
 
-    /// One transaction of the region's store: the entries and the erasures.
-    private func commit(_ entries: [FederationEntry], erased: [String], in region: Region) throws {
+    /// One transaction of the region's store: the entries, the bodies
+    /// retired, and the erasures.
+    private func commit(_ ready: FederationReady, erased: [String], in region: Region) throws {
+        let entries = ready.persist
         for entry in entries where entry.origin == region.id {
-            guard case .record(let record) = entry.body else { continue }
             let position = Position(origin: entry.origin, seq: entry.seq)
+            // A copy retired as it was published (its pid erased) still took its position.
+            guard let record = entry.body.record ?? (entry.body == .retired(.noisedEmbedding) ? offered[position] : nil) else { continue }
             if let earlier = published[position], earlier != record {
                 throw FederationViolation(.onePositionOneRecord, "\(region.id) published two records at \(entry.origin)#\(entry.seq)")
             }
             published[position] = record
         }
         region.store.entries += entries
+        for entry in entries { region.store.kept(entry.body.record) }
+        outcome.retirements += ready.retire.count
+        for retired in ready.retire {
+            guard let index = region.store.entries.lastIndex(where: { $0.origin == retired.origin && $0.seq == retired.seq }) else {
+                throw FederationViolation(.onePositionOneRecord, "\(region.id) retires \(retired.origin)#\(retired.seq), which it never kept")
+            }
+            region.store.dropped(region.store.entries[index].body.record)
+            region.store.entries[index] = retired
+        }
         region.store.erased.formUnion(erased)
+        try checkRetired(region.store, of: region.id, after: entries)
+    }
+
+    /// The region's store keeps one body per noised embedding (the newest
+    /// generation it holds) and none of a pid an intent it holds erases:
+    /// checked for what this transaction kept (the store's indexes make it
+    /// cheap).
+    private func checkRetired(_ store: Store, of region: RegionID, after entries: [FederationEntry]) throws {
+        var touched: Set<NoisedEmbedding.Key> = []
+        for entry in entries {
+            switch entry.body.record {
+            case .noisedEmbedding(let embedding)?: touched.insert(embedding.key)
+            case .erasureIntent(let intent)?: for pid in intent.erasedPids { touched.formUnion(store.keys[pid] ?? []) }
+            default: continue
+            }
+        }
+        for key in touched {
+            let kept = store.bodies[key] ?? []
+            if store.erasedPids.contains(key.pid), !kept.isEmpty {
+                throw FederationViolation(.retired, "\(region) keeps a copy of erased \(key.pid)")
+            }
+            if kept.count > 1 || kept.contains(where: { $0 != store.newest[key] }) {
+                throw FederationViolation(.retired, "\(region) keeps generations \(kept.sorted()) of \(key.pid)")
+            }
+        }
     }
 
     /// Publishes this region's ack of every intent it holds, expects it and
@@ -274,7 +364,7 @@ public final class FederationSimulation {
     private func check(_ ready: FederationReady, in region: Region) throws {
         for entry in ready.persist {
             if case .record(let record) = entry.body {
-                guard transfer.allows(record.kind, from: entry.origin, to: region.id) else {
+                guard transfer.allows(record, from: entry.origin, to: region.id) else {
                     throw FederationViolation(.residency, "\(region.id) keeps \(record.kind) \(entry.origin)#\(entry.seq)")
                 }
                 if case .erasureAck(let ack) = record {
@@ -329,6 +419,7 @@ public final class FederationSimulation {
             if Set(node.releases.keys) != expected {
                 return "\(region.id) holds \(node.releases.count) releases, may hold \(expected.count)"
             }
+            if let missing = missingEmbedding(in: region) { return missing }
             for case .erasureIntent(let intent) in published.values {
                 if intent.expectedRegions.contains(region.id), !region.store.erased.contains(intent.erasureID) {
                     return "\(region.id) did not erase \(intent.erasureID)"
@@ -337,6 +428,29 @@ public final class FederationSimulation {
                     return "\(intent.erasureID) is not complete at its origin \(region.id)"
                 }
             }
+        }
+        return nil
+    }
+
+    /// A subject not erased anywhere whose newest published copy (or
+    /// retraction) the region's store does not hold, if any.
+    private func missingEmbedding(in region: Region) -> String? {
+        var erased: Set<PID> = []
+        var newest: [NoisedEmbedding.Key: NoisedEmbedding] = [:]
+        for record in published.values {
+            switch record {
+            case .erasureIntent(let intent): erased.formUnion(intent.erasedPids)
+            case .noisedEmbedding(let embedding) where (newest[embedding.key]?.generation ?? 0) < embedding.generation:
+                newest[embedding.key] = embedding
+            default: continue
+            }
+        }
+        let held = Set(region.store.entries.compactMap { entry -> NoisedEmbedding? in
+            if case .noisedEmbedding(let embedding)? = entry.body.record { return embedding }
+            return nil
+        }.map { [$0.key.pid.rawValue, String($0.generation)] })
+        for (key, embedding) in newest where !erased.contains(key.pid) && !held.contains([key.pid.rawValue, String(embedding.generation)]) {
+            return "\(region.id) lacks generation \(embedding.generation) of \(key.pid)"
         }
         return nil
     }
@@ -437,6 +551,18 @@ public final class FederationSimulation {
                                     releasedAt: Timestamp(milliseconds: Int64(now)), policyVersion: 1)
     }
 
+    /// The next generation of a copy of one of the region's subjects: a noised vector, or one time in four a retraction.
+    private func embedding(in region: RegionID) throws -> NoisedEmbedding {
+        let pid = subjects[region]!.randomElement(using: &random)!
+        let generation = (generations[pid] ?? 0) + 1
+        generations[pid] = generation
+        let content: NoisedEmbedding.Content = chance(0.25)
+            ? .retracted
+            : .vector((0..<8).map { _ in Float.random(in: -1...1, using: &random) }, sigma: 0.5, epsilon: 4, delta: 1e-6)
+        return try NoisedEmbedding(region: region, collection: Self.collection, pid: pid, generation: generation,
+                                   exportedAt: Timestamp(milliseconds: Int64(now)), content: content)
+    }
+
     private func intent(from region: Region) throws -> ErasureIntent {
         let expected = Dictionary(uniqueKeysWithValues: regions.map { ($0.id, ["\($0.id)-1"]) })
         let request = SignedErasureRequest.signed(
@@ -445,9 +571,11 @@ public final class FederationSimulation {
             originNode: "\(region.id)-1", policyVersion: 1,
             linkHash: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }, expectedNodes: expected, key: region.key)
         let count = chance(plan.largeRecordProbability) ? Int.random(in: 40...60, using: &random) : Int.random(in: 1...3, using: &random)
+        // Now and then one of the subjects whose copies travel: its copies are retired everywhere.
         let pids = (0..<count).map { _ in
-            PID(keyVersion: 1, region: regions.randomElement(using: &random)!.id,
-                digest: (0..<PID.digestByteCount).map { _ in UInt8.random(in: 0...255, using: &random) })
+            chance(0.3) ? subjects.values.joined().randomElement(using: &random)!
+                : PID(keyVersion: 1, region: regions.randomElement(using: &random)!.id,
+                      digest: (0..<PID.digestByteCount).map { _ in UInt8.random(in: 0...255, using: &random) })
         }
         return try ErasureIntent(request: request, erasedPids: pids)
     }

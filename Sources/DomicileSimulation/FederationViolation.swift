@@ -11,10 +11,14 @@ public struct FederationViolation: Error, CustomStringConvertible, Sendable {
         case certificateSound = "certificate complete only when every expected region acked"
         /// A `deltas` message over the exchange's byte or entry bound.
         case exchangeBounded = "bounded exchange"
+        /// A region keeps the body of a noised embedding that a newer generation
+        /// superseded, or of a pid an intent it holds erases.
+        case retired = "superseded and erased noised embeddings are retired"
         /// A message that did not survive the codec unchanged.
         case codec
-        /// After healing: a region lacks a release it may hold, an expected region never
-        /// got an intent, a certificate never completed, or the vectors differ.
+        /// After healing: a region lacks a release it may hold or the newest copy of a
+        /// noised embedding, an expected region never got an intent, a certificate
+        /// never completed, or the vectors differ.
         case convergence
     }
 

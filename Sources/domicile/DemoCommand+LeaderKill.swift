@@ -1,3 +1,4 @@
+import DomicileClient
 import DomicileModel
 import DomicileNode
 import DomicileStorage
@@ -17,7 +18,7 @@ extension DemoCommand {
         say("\(leader) leads \(region) (GET /v1/cluster on \(nodes.joined(separator: ", ")))")
         let (successor, written) = try await kill(leader, underLoadOn: nodes, federation)
         try await restart(leader, following: successor, federation)
-        try await readBack(written, through: nodes, caller: federation.caller)
+        try await readBack(written, through: nodes, clients: federation.clients)
         try await compareAuditChains(federation, nodes: nodes)
     }
 
@@ -27,10 +28,10 @@ extension DemoCommand {
     static func kill(_ leader: String, underLoadOn nodes: [String], _ federation: LocalFederation) async throws
         -> (successor: String, written: [WriteLoad.Write]) {
         let load = WriteLoad(targets: nodes)
-        let caller = federation.caller
+        let nodeClients = federation.clients
         let clients = Task {
             await withTaskGroup(of: Void.self) { group in
-                for _ in 1...WriteLoad.clientCount { group.addTask { await load.runClient(caller: caller) } }
+                for _ in 1...WriteLoad.clientCount { group.addTask { await load.runClient(clients: nodeClients) } }
             }
         }
         _ = await waitUntil(seconds: 10) { await load.acknowledgedCount >= 40 }
@@ -93,7 +94,7 @@ extension DemoCommand {
     /// looking its identifier up, a grant by the subject's active consent.
     /// A read the region refuses (503, no answer) is retried: only a read
     /// that answers without the write counts as lost.
-    static func readBack(_ writes: [WriteLoad.Write], through nodes: [String], caller: NodeCaller) async throws {
+    static func readBack(_ writes: [WriteLoad.Write], through nodes: [String], clients: NodeClients) async throws {
         let checks = nodes.flatMap { node in writes.map { (node, $0) } }
         let outcomes = await withTaskGroup(of: [String: [String]].self) { group in
             for worker in 0..<WriteLoad.clientCount {
@@ -101,10 +102,10 @@ extension DemoCommand {
                     var outcomes: [String: [String]] = [:]
                     for index in stride(from: worker, to: checks.count, by: WriteLoad.clientCount) {
                         let (node, write) = checks[index]
-                        var found = await write.readBack(on: node, caller: caller)
+                        var found = await write.readBack(on: node, clients: clients)
                         for _ in 0..<20 where found == nil {
                             try? await Task.sleep(nanoseconds: 250_000_000)
-                            found = await write.readBack(on: node, caller: caller)
+                            found = await write.readBack(on: node, clients: clients)
                         }
                         if found != true { outcomes[found == false ? "lost" : "unread", default: []].append("\(write.kind) on \(node)") }
                     }
@@ -134,7 +135,7 @@ extension DemoCommand {
             guard applied.count == 1 else { return false }
             chains = Dictionary(uniqueKeysWithValues: nodes.compactMap { node in ownAuditChain(of: node, federation).map { (node, $0) } })
             for node in nodes {
-                answered[node] = (try? await federation.call(node, "GET", "/v1/audit/verify", role: "privacy_officer"))?.json["head"] as? String
+                answered[node] = (try? await federation.node(node, as: "privacy_officer").verifyAudit())?.head
             }
             let heads = Set(chains.values.map(\.head))
             return chains.count == nodes.count && chains.values.allSatisfy(\.valid) && heads.count == 1 && Set(answered.values) == heads
@@ -178,17 +179,18 @@ actor WriteLoad {
 
         /// true: the write is there; false: the node answered without it;
         /// nil: no answer (refused with 503 or 429, or unreachable).
-        func readBack(on node: String, caller: NodeCaller) async -> Bool? {
+        func readBack(on node: String, clients: NodeClients) async -> Bool? {
+            let answer: CallOutcome<Bool>
             switch self {
             case .registration(let identifier, let pid):
-                guard let reply = try? await caller.call(node, "POST", "/v1/subjects/lookup", role: "serve",
-                                                         json: #"{"identifier":{"kind":"customer_id","value":"\#(identifier)"}}"#),
-                      ![429, 503].contains(reply.status) else { return nil }
-                return reply.status == 200 && reply.json["pid"] as? String == pid
+                answer = await CallOutcome { try await clients.node(node, as: "serve").lookup(.customerID(identifier)) == pid }
             case .grant(let pid, let purpose):
-                guard let reply = try? await caller.call(node, "GET", "/v1/subjects/\(pid)/consent", role: "serve"),
-                      ![429, 503].contains(reply.status) else { return nil }
-                return reply.status == 200 && (reply.json["active"] as? [[String: Any]] ?? []).contains { $0["purpose"] as? String == purpose }
+                answer = await CallOutcome { try await clients.node(node, as: "serve").consent(of: pid).purposes.contains(purpose) }
+            }
+            switch answer {
+            case .answered(let found): return found
+            case .refused(let problem): return [429, 503].contains(problem.status) ? nil : false
+            case .unanswered: return nil
             }
         }
     }
@@ -246,30 +248,71 @@ actor WriteLoad {
     }
 
     /// One client: writes until the load stops.
-    nonisolated func runClient(caller: NodeCaller) async {
+    nonisolated func runClient(clients: NodeClients) async {
         while let (identifier, registerOn, grantOn) = await next() {
             var started = Date()
-            let registered = try? await caller.call(registerOn, "POST", "/v1/subjects", role: "ingest",
-                                                    json: #"{"identifier":{"kind":"customer_id","value":"\#(identifier)"},"country":"DE"}"#)
-            let pid = registered?.status == 201 ? registered?.json["pid"] as? String : nil
-            await record(pid.map { .registration(identifier: identifier, pid: $0) }, status: registered?.status,
-                         code: registered?.code ?? "", startedAt: started)
+            let registered = await CallOutcome {
+                try await clients.node(registerOn, as: "ingest").register(.customerID(identifier), home: .country("DE"))
+            }
+            // Acknowledged: created now (an existing subject would answer 200, created false).
+            let pid = registered.value.flatMap { $0.created ? $0.pid : nil }
+            await record(pid.map { .registration(identifier: identifier, pid: $0) }, status: registered.status(success: 200),
+                         code: registered.code, startedAt: started)
             guard let pid else {
                 await Self.pause()
                 continue
             }
             started = Date()
-            let granted = try? await caller.call(grantOn, "POST", "/v1/subjects/\(pid)/consents", role: "ingest", json: """
-                {"action":"grant","purposes":["product_recs"],"source":"load:v1","collected_at":"\(Timestamp.now.rfc3339)"}
-                """)
-            await record(granted?.status == 201 ? .grant(pid: pid, purpose: "product_recs") : nil, status: granted?.status,
-                         code: granted?.code ?? "", startedAt: started)
-            if granted?.status != 201 { await Self.pause() }
+            let granted = await CallOutcome {
+                try await clients.node(grantOn, as: "ingest").appendConsent(
+                    .grant(["product_recs"], source: "load:v1", collectedAt: Timestamp.now.rfc3339), for: pid)
+            }
+            await record(granted.value != nil ? .grant(pid: pid, purpose: "product_recs") : nil, status: granted.status(success: 201),
+                         code: granted.code, startedAt: started)
+            if granted.value == nil { await Self.pause() }
         }
     }
 
     /// A refused or failed call: wait a little before the next (a client honouring `Retry-After` would wait longer).
     private static func pause() async {
         try? await Task.sleep(nanoseconds: 100_000_000)
+    }
+}
+
+/// How one call of the load ended: answered, refused with a problem, or
+/// without an answer (the node unreachable, the connection lost).
+enum CallOutcome<Value: Sendable>: Sendable {
+    case answered(Value)
+    case refused(DomicileProblem)
+    case unanswered
+
+    init(_ call: () async throws -> Value) async {
+        do {
+            self = .answered(try await call())
+        } catch let problem as DomicileProblem {
+            self = .refused(problem)
+        } catch {
+            self = .unanswered
+        }
+    }
+
+    var value: Value? {
+        if case .answered(let value) = self { return value }
+        return nil
+    }
+
+    /// The response's status: a refusal's, `success` for an answer, nil without one.
+    func status(success: Int) -> Int? {
+        switch self {
+        case .answered: return success
+        case .refused(let problem): return problem.status
+        case .unanswered: return nil
+        }
+    }
+
+    /// A refusal's code, or "".
+    var code: String {
+        if case .refused(let problem) = self { return problem.code.rawValue }
+        return ""
     }
 }

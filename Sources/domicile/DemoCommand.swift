@@ -1,3 +1,4 @@
+import DomicileClient
 import DomicileCrypto
 import DomicileModel
 import DomicileNet
@@ -44,7 +45,7 @@ struct DemoCommand: Command {
             for node in federation.nodeNames {
                 if await federation.view(node).values.filter({ $0 == "alive" }).count != federation.nodeNames.count { return false }
                 // Ready: joined, and its region log has a leader.
-                if (try? await federation.call(node, "GET", "/readyz", role: "admin"))?.status != 200 { return false }
+                if (try? await federation.node(node, as: "admin").readiness())?.isReady != true { return false }
             }
             return true
         }
@@ -55,44 +56,50 @@ struct DemoCommand: Command {
         // Each step of a subject's life goes to another node of its region: registered on
         // REGION-1, consent on REGION-2, read on REGION-3; the region is one store.
         var pids: [String: (region: String, pid: String)] = [:]
-        for (label, kind, value, country) in [("Anna", "email", "anna.schmidt@example.de", "DE"), ("Bo", "phone", "+14155550142", "US"),
-                                              ("Clara", "customer_id", "CRM-BR-7731", "BR")] {
+        for (label, kind, value, country) in [("Anna", SubjectIdentifier.Kind.email, "anna.schmidt@example.de", "DE"),
+                                              ("Bo", .phone, "+14155550142", "US"), ("Clara", .customerID, "CRM-BR-7731", "BR")] {
+            // eu-1's client does not follow a 421, so the demo can show it and pick the home region's node itself.
             var node = "eu-1"
-            var reply = try await federation.call(node, "POST", "/v1/subjects", role: "ingest",
-                                                  json: #"{"identifier":{"kind":"\#(kind)","value":"\#(value)"},"country":"\#(country)"}"#)
-            if reply.status == 421, let nodes = reply.json["nodes"] as? [[String: Any]], let name = nodes.first?["name"] as? String {
-                say("\(label) (\(kind), \(country)): eu-1 answers 421, home region \(reply.json["home_region"] ?? "?"), live nodes "
-                    + nodes.compactMap { $0["name"] as? String }.joined(separator: ", "))
-                node = nodes.compactMap { $0["name"] as? String }.first { $0.hasSuffix("-1") } ?? name
-                reply = try await federation.call(node, "POST", "/v1/subjects", role: "ingest",
-                                                  json: #"{"identifier":{"kind":"\#(kind)","value":"\#(value)"},"country":"\#(country)"}"#)
+            let identifier = SubjectIdentifier(kind: kind, value: value)
+            var registered: Registration
+            do {
+                registered = try await federation.node(node, as: "ingest").register(identifier, home: .country(country))
+            } catch let problem as DomicileProblem where problem.status == 421 && !problem.nodes.isEmpty {
+                say("\(label) (\(kind.rawValue), \(country)): eu-1 answers 421, home region \(problem.homeRegion ?? "?"), live nodes "
+                    + problem.nodes.map(\.name).joined(separator: ", "))
+                node = problem.nodes.map(\.name).first { $0.hasSuffix("-1") } ?? problem.nodes[0].name
+                registered = try await federation.node(node, as: "ingest").register(identifier, home: .country(country))
             }
-            guard reply.status == 201, let pid = reply.json["pid"] as? String else { throw CLIError.failed("registration failed: \(reply.status)") }
-            say("\(label) registered on \(node): \(pid)")
-            pids[label] = (String(node.prefix { $0 != "-" }), pid)
+            guard registered.created else { throw CLIError.failed("registration failed: 200") }
+            say("\(label) registered on \(node): \(registered.pid)")
+            pids[label] = (String(node.prefix { $0 != "-" }), registered.pid)
         }
 
         step("Consent: receipts are appended and hash-chained; GPC revokes the policy's gpc purposes")
         for label in ["Anna", "Bo", "Clara"] {
             let (region, pid) = pids[label]!
-            let grant = try await federation.call("\(region)-2", "POST", "/v1/subjects/\(pid)/consents", role: "ingest", json: """
-                {"action":"grant","purposes":["product_recs","marketing_email","analytics"],"source":"web-portal:v2","collected_at":"\(Timestamp.now.rfc3339)"}
-                """)
-            guard grant.status == 201 else { throw CLIError.failed("grant refused: \(grant.json["code"] ?? grant.status)") }
+            let grant = ConsentRequest.grant(["product_recs", "marketing_email", "analytics"], source: "web-portal:v2",
+                                             collectedAt: Timestamp.now.rfc3339)
+            if let refused = try await refusal(of: { _ = try await federation.node("\(region)-2", as: "ingest").appendConsent(grant, for: pid) }) {
+                throw CLIError.failed("grant refused: \(refused.code)")
+            }
         }
         let (boRegion, boPID) = pids["Bo"]!
-        _ = try await federation.call("\(boRegion)-2", "POST", "/v1/subjects/\(boPID)/consents", role: "ingest",
-                                      json: #"{"action":"gpc","source":"browser:gpc","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
+        _ = try await refusal(of: {
+            _ = try await federation.node("\(boRegion)-2", as: "ingest").appendConsent(.gpc(source: "browser:gpc", collectedAt: Timestamp.now.rfc3339),
+                                                                                     for: boPID)
+        })
         for label in ["Anna", "Bo", "Clara"] {
             let (region, pid) = pids[label]!
-            let active = try await federation.call("\(region)-3", "GET", "/v1/subjects/\(pid)/consent", role: "serve")
-            let purposes = (active.json["active"] as? [[String: Any]] ?? []).compactMap { $0["purpose"] as? String }
+            let purposes = try await federation.node("\(region)-3", as: "serve").consent(of: pid).purposes
             say("\(label): active consent \(purposes.joined(separator: ", "))   (granted on \(region)-2, read on \(region)-3"
                 + "\(label == "Bo" ? ", after a GPC signal" : ""))")
         }
-        let unknown = try await federation.call("eu-1", "POST", "/v1/subjects/\(pids["Anna"]!.pid)/consents", role: "ingest",
-                                                json: #"{"action":"grant","purposes":["sell_to_brokers"],"source":"x","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
-        say("a purpose the policy does not know: \(unknown.status) \(unknown.json["code"] ?? "")  (unknown means deny)")
+        let unknown = try await refusal(of: {
+            _ = try await federation.node("eu-1", as: "ingest").appendConsent(.grant(["sell_to_brokers"], source: "x", collectedAt: Timestamp.now.rfc3339),
+                                                                               for: pids["Anna"]!.pid)
+        })
+        say("a purpose the policy does not know: \(outcome(unknown, success: 201))  (unknown means deny)")
 
         try await embeddingsAndAggregates(federation, anna: ("eu-2", pids["Anna"]!.pid))
         try await featuresAndErasure(federation, anna: pids["Anna"]!.pid, directory: directory)
@@ -122,8 +129,8 @@ struct DemoCommand: Command {
 
         step("Audit: every access was recorded in each region's hash chain")
         for node in ["eu-1", "us-1", "br-1"] {
-            let verify = try await federation.call(node, "GET", "/v1/audit/verify", role: "privacy_officer")
-            say("\(node): chain \((verify.json["valid"] as? Bool) == true ? "valid" : "BROKEN"), \(verify.json["length"] ?? 0) events")
+            let verify = try await federation.node(node, as: "privacy_officer").verifyAudit()
+            say("\(node): chain \(verify.valid ? "valid" : "BROKEN"), \(verify.length) events")
         }
         step("Done")
         say(keep ? "keys, configs, data and logs kept in \(directory)" : "stopping the nodes (run with --keep to keep their data and logs)")
@@ -134,58 +141,64 @@ struct DemoCommand: Command {
     /// Calls go to eu-1, eu-2 and eu-3 in turn: any node serves any call.
     static func featuresAndErasure(_ federation: LocalFederation, anna pid: String, directory: String) async throws {
         let node = "eu-1"
+        let admin = try federation.node(node, as: "admin")
+        let ingest = try federation.node(node, as: "ingest")
         step("Features: written under consent, minimized at ingestion, withheld once consent goes")
         for name in ["last_category", "last_seen_day", "network"] {
-            _ = try await federation.call(node, "PUT", "/v1/feature-definitions/\(name)", role: "admin",
-                                          json: #"{"type":"string","purpose":"product_recs","ttl_seconds":7776000,"classification":"behavioral"}"#)
+            _ = try await refusal(of: {
+                try await admin.defineFeature(FeatureDefinition(name: name, type: .string, purpose: "product_recs", ttlSeconds: 7_776_000))
+            })
         }
-        _ = try await federation.call(node, "PUT", "/v1/contracts/page_view", role: "admin", json: """
-            {"fields":{"category":{"type":"string","feature":"last_category"},
-                       "seen_at":{"type":"timestamp","transform":"bucket_day","feature":"last_seen_day"},
-                       "ip":{"type":"string","transform":"ip_prefix","feature":"network"},
-                       "email":{"type":"string","identity":true,"transform":"drop"}}}
-            """)
-        let event = try await federation.call(node, "POST", "/v1/events/page_view", role: "ingest", json: """
-            {"pid":"\(pid)","fields":{"category":"running shoes","seen_at":"\(Timestamp.now.rfc3339)","ip":"203.0.113.77",
-                                      "email":"anna.schmidt@example.de"}}
-            """)
-        say("event page_view for Anna: \(event.status), features updated \((event.json["features_updated"] as? [String] ?? []).joined(separator: ", "))")
-        let served = try await federation.call("eu-2", "GET", "/v1/subjects/\(pid)/features?purpose=product_recs", role: "serve")
-        let features = (served.json["features"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        _ = try await refusal(of: {
+            try await admin.defineContract("page_view", EventContract(fields: [
+                "category": .init(type: "string", feature: "last_category"),
+                "seen_at": .init(type: "timestamp", feature: "last_seen_day", transform: "bucket_day"),
+                "ip": .init(type: "string", feature: "network", transform: "ip_prefix"),
+                "email": .init(type: "string", transform: "drop", identity: true),
+            ]))
+        })
+        let updated = try await ingest.sendEvent("page_view", pid: pid, fields: [
+            "category": .string("running shoes"), "seen_at": .string(Timestamp.now.rfc3339), "ip": .string("203.0.113.77"),
+            "email": .string("anna.schmidt@example.de"),
+        ])
+        say("event page_view for Anna: 202, features updated \(updated.joined(separator: ", "))")
+        let served = try await federation.node("eu-2", as: "serve").features(of: pid, purpose: "product_recs")
+        let features = served.features.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         say("Anna's product_recs features, read on eu-2: \(features.joined(separator: ", "))   (raw IP, time and e-mail never stored)")
-        let unknown = try await federation.call(node, "POST", "/v1/events/page_view", role: "ingest",
-                                                json: #"{"pid":"\#(pid)","fields":{"category":"hats","referrer":"https://x.example"}}"#)
-        let pii = try await federation.call(node, "POST", "/v1/events/page_view", role: "ingest",
-                                            json: #"{"pid":"\#(pid)","fields":{"category":"call +49 151 2345 6789"}}"#)
-        say("a field the contract does not allow: \(unknown.status) \(unknown.json["code"] ?? "");  a phone number in category: "
-            + "\(pii.status) \(pii.json["code"] ?? "")")
-        _ = try await federation.call("eu-3", "POST", "/v1/subjects/\(pid)/consents", role: "ingest",
-                                      json: #"{"action":"revoke","purposes":["product_recs"],"source":"web-portal:v2","collected_at":"\#(Timestamp.now.rfc3339)"}"#)
-        let withheld = try await federation.call("eu-2", "GET", "/v1/subjects/\(pid)/features?purpose=product_recs", role: "serve")
-        let names = (withheld.json["withheld"] as? [[String: Any]] ?? []).map { "\($0["name"] ?? "?") (\($0["reason"] ?? "?"))" }
-        say("after Anna revokes product_recs on eu-3, read on eu-2: served \((withheld.json["features"] as? [String: Any])?.count ?? 0), withheld "
+        let unknown = try await refusal(of: {
+            _ = try await ingest.sendEvent("page_view", pid: pid, fields: ["category": .string("hats"), "referrer": .string("https://x.example")])
+        })
+        let pii = try await refusal(of: { _ = try await ingest.sendEvent("page_view", pid: pid, fields: ["category": .string("call +49 151 2345 6789")]) })
+        say("a field the contract does not allow: \(outcome(unknown, success: 202));  a phone number in category: "
+            + "\(outcome(pii, success: 202))")
+        _ = try await refusal(of: {
+            _ = try await federation.node("eu-3", as: "ingest").appendConsent(
+                .revoke(["product_recs"], source: "web-portal:v2", collectedAt: Timestamp.now.rfc3339), for: pid)
+        })
+        let withheld = try await federation.node("eu-2", as: "serve").features(of: pid, purpose: "product_recs")
+        let names = withheld.withheld.map { "\($0.name) (\($0.reason))" }
+        say("after Anna revokes product_recs on eu-3, read on eu-2: served \(withheld.features.count), withheld "
             + names.joined(separator: ", ") + "; the values were purged with the revoke")
-        let refused = try await federation.call(node, "PUT", "/v1/subjects/\(pid)/features", role: "ingest",
-                                                json: #"{"values":{"last_category":"boots"}}"#)
-        say("writing a product_recs feature now: \(refused.status) \(refused.json["code"] ?? "")")
+        let refused = try await refusal(of: { try await ingest.writeFeatures(["last_category": "boots"], for: pid) })
+        say("writing a product_recs feature now: \(outcome(refused, success: 200))")
 
         step("Erasure: Anna asks a node of us to forget her (an eu subject); one log entry erases her on every node of eu, the "
              + "request cascades to every region through the federation, each region acks once its nodes confirmed")
-        let requested = try await federation.call("us-2", "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(pid)"}"#)
-        guard requested.status == 202, let erasureID = requested.json["erasure_id"] as? String else {
-            throw CLIError.failed("erasure refused: \(requested.status) \(requested.json["code"] ?? "")")
-        }
-        say("\(erasureID) \(requested.json["status"] ?? "?") on us-2: \(regionStates(requested.json))")
+        let requested = try await requestErasure(of: pid, on: "us-2", federation)
+        let erasureID = requested.erasureID
+        say("\(erasureID) \(requested.status) on us-2: \(regionStates(requested))")
         let (erasure, seconds) = await completion(of: erasureID, readOn: "us-1", federation)
-        guard let certificateObject = erasure.json["certificate"] else {
-            throw CLIError.failed("erasure did not complete in 60 s: waiting for \(erasure.json["waiting_for"] ?? "?")")
+        guard let erasure, let sent = erasure.certificate else {
+            throw CLIError.failed("erasure did not complete in 60 s: waiting for \(erasure?.waitingFor ?? [])")
         }
         say(String(format: "complete after %.1f s (read on us-1)", seconds))
-        let certificateData = try JSONSerialization.data(withJSONObject: certificateObject, options: [.prettyPrinted, .sortedKeys])
-        let certificate = try JSONDecoder().decode(ErasureCertificate.self, from: certificateData)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let certificateData = try encoder.encode(sent.document)
+        let certificate = try JSONDecoder().decode(DomicilePrivacy.ErasureCertificate.self, from: certificateData)
         let certificateFile = (directory as NSString).appendingPathComponent("erasure-certificate.json")
         try certificateData.write(to: URL(fileURLWithPath: certificateFile))
-        say("\(certificate.request.erasureID) \(erasure.json["status"] ?? "?"), due \(erasure.json["due_at"] ?? "?") "
+        say("\(certificate.request.erasureID) \(erasure.status), due \(erasure.dueAt ?? "?") "
             + "(\(certificate.request.jurisdiction)); acks:")
         for ack in certificate.acks {
             let counts = ack.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
@@ -194,15 +207,14 @@ struct DemoCommand: Command {
         let problems = certificate.problems(trusted: try trustedKeys(of: certificate, directory: directory))
         say("certificate against the nodes' public keys: \(problems.isEmpty ? "valid and complete" : "INVALID: \(problems)")"
             + "; offline (with --keep): domicile erasure verify \(certificateFile) --trust KEYS (domicile keys export-public)")
-        let lookup = try await federation.call("eu-1", "POST", "/v1/subjects/lookup", role: "serve",
-                                               json: #"{"identifier":{"kind":"email","value":"anna.schmidt@example.de"}}"#)
-        let history = try await federation.call("eu-2", "GET", "/v1/subjects/\(pid)/consents", role: "privacy_officer")
-        say("lookup of Anna on eu-1: \(lookup.status) \(lookup.json["code"] ?? "");  her receipts on eu-2: \((history.json["receipts"] as? [Any])?.count ?? 0) "
-            + "redacted to their hashes, chain \((history.json["chain_valid"] as? Bool) == true ? "still valid" : "BROKEN")")
+        let lookup = try await refusal(of: { _ = try await federation.node("eu-1", as: "serve").lookup(.email("anna.schmidt@example.de")) })
+        let history = try await federation.node("eu-2", as: "privacy_officer").consentHistory(of: pid)
+        say("lookup of Anna on eu-1: \(outcome(lookup, success: 200));  her receipts on eu-2: \(history.receipts.count) "
+            + "redacted to their hashes, chain \(history.chainValid ? "still valid" : "BROKEN")")
     }
 
     /// The signing keys of every node the certificate expects, read from their keyrings (what `keys export-public` prints).
-    static func trustedKeys(of certificate: ErasureCertificate, directory: String) throws -> ErasureTrust {
+    static func trustedKeys(of certificate: DomicilePrivacy.ErasureCertificate, directory: String) throws -> ErasureTrust {
         let master = try MasterKeySource.file(path: (directory as NSString).appendingPathComponent("master.key")).load()
         var trusted = ErasureTrust()
         for (region, nodes) in certificate.request.expectedNodes {
@@ -220,18 +232,42 @@ struct DemoCommand: Command {
     static func step(_ text: String) { Output.line("\n== \(text)") }
 
     /// `eu erased, us pending, …` from an erasure's `regions`.
-    static func regionStates(_ json: [String: Any]) -> String {
-        (json["regions"] as? [String: String] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    static func regionStates(_ erasure: ErasureStatus) -> String {
+        erasure.regions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
+
+    /// The problem a call was refused with, or nil if it was answered; any other error is thrown.
+    static func refusal(of call: () async throws -> Void) async throws -> DomicileProblem? {
+        do {
+            try await call()
+            return nil
+        } catch let problem as DomicileProblem {
+            return problem
+        }
+    }
+
+    /// `403 consent_required` for a refusal, else the status the call answers when it succeeds.
+    static func outcome(_ refusal: DomicileProblem?, success status: Int) -> String {
+        refusal.map { "\($0.status) \($0.code)" } ?? "\(status) "
+    }
+
+    /// Requests the erasure of `pid` on `node`, or fails the demo saying why.
+    static func requestErasure(of pid: String, on node: String, _ federation: LocalFederation) async throws -> ErasureStatus {
+        do {
+            return try await federation.node(node, as: "privacy_officer").requestErasure(pid: pid)
+        } catch let problem as DomicileProblem {
+            throw CLIError.failed("erasure refused: \(problem.status) \(problem.code)")
+        }
     }
 
     /// Polls an erasure until it completes (60 s at most): its last state, and the seconds it took.
-    static func completion(of id: String, readOn node: String, _ federation: LocalFederation) async -> (LocalFederation.Reply, Double) {
+    static func completion(of id: String, readOn node: String, _ federation: LocalFederation) async -> (ErasureStatus?, Double) {
         let started = Date()
-        var last = LocalFederation.Reply(status: 0, json: [:])
+        var last: ErasureStatus?
         _ = await waitUntil(seconds: 60) {
-            guard let state = try? await federation.call(node, "GET", "/v1/erasures/\(id)", role: "privacy_officer") else { return false }
+            guard let state = try? await federation.node(node, as: "privacy_officer").erasure(id) else { return false }
             last = state
-            return state.json["status"] as? String == "complete"
+            return state.isComplete
         }
         return (last, Date().timeIntervalSince(started))
     }
@@ -240,24 +276,22 @@ struct DemoCommand: Command {
     static func erasureWithARegionDown(_ federation: LocalFederation, clara pid: String) async throws {
         step("Erasure with a region cut off: br stopped, Clara (a br subject) asks eu-1 to forget her")
         for node in ["br-1", "br-2", "br-3"] { federation.kill(node) }
-        let requested = try await federation.call("eu-1", "POST", "/v1/erasures", role: "privacy_officer", json: #"{"pid":"\#(pid)"}"#)
-        guard requested.status == 202, let erasureID = requested.json["erasure_id"] as? String else {
-            throw CLIError.failed("erasure refused: \(requested.status) \(requested.json["code"] ?? "")")
-        }
+        let requested = try await requestErasure(of: pid, on: "eu-1", federation)
+        let erasureID = requested.erasureID
         var pending = requested
         _ = await waitUntil(seconds: 30) {
-            guard let state = try? await federation.call("eu-2", "GET", "/v1/erasures/\(erasureID)", role: "privacy_officer") else { return false }
+            guard let state = try? await federation.node("eu-2", as: "privacy_officer").erasure(erasureID) else { return false }
             pending = state
-            return (state.json["regions"] as? [String: String])?.filter({ $0.value == "pending" }).keys.sorted() == ["br"]
+            return state.regions.filter({ $0.value == "pending" }).keys.sorted() == ["br"]
         }
-        let br = (pending.json["region_status"] as? [String: [String: Any]])?["br"] ?? [:]
-        say("\(erasureID) \(pending.json["status"] ?? "?") on eu-2: \(regionStates(pending.json)); waiting for "
-            + "\((pending.json["waiting_for"] as? [String] ?? []).joined(separator: ", ")) (br: \(br["code"] as? String ?? "?"), "
-            + "last contact \(br["last_contact"] as? String ?? "never"))")
+        let br = pending.regionStatus?["br"]
+        say("\(erasureID) \(pending.status) on eu-2: \(regionStates(pending)); waiting for "
+            + "\((pending.waitingFor ?? []).joined(separator: ", ")) (br: \(br?.code ?? "?"), "
+            + "last contact \(br?.lastContact ?? "never"))")
         for node in ["br-1", "br-2", "br-3"] { try federation.start(node) }
         let (done, seconds) = await completion(of: erasureID, readOn: "eu-3", federation)
-        guard done.json["status"] as? String == "complete" else { throw CLIError.failed("the erasure did not complete once br was back") }
-        let acks = ((done.json["certificate"] as? [String: Any])?["acks"] as? [[String: Any]] ?? []).compactMap { $0["region"] as? String }
+        guard let done, done.isComplete else { throw CLIError.failed("the erasure did not complete once br was back") }
+        let acks = (done.certificate?.acks ?? []).map(\.region)
         say(String(format: "br restarted: complete %.1f s later, with acks of %@", seconds, acks.sorted().joined(separator: ", ")))
     }
     static func say(_ text: String) { Output.line("   \(text)") }

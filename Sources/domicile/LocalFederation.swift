@@ -1,3 +1,4 @@
+import DomicileClient
 import DomicileModel
 import DomicileNet
 import Foundation
@@ -10,6 +11,8 @@ final class LocalFederation {
     private(set) var processes: [String: RunningProcess] = [:]
     private(set) var addresses: [String: SocketAddress] = [:]
     let client: HTTPClient
+    /// A `DomicileClient` per started node (the demo's calls).
+    private(set) var clients = NodeClients()
     let nodeNames: [String]
     private let binary: String
 
@@ -47,6 +50,7 @@ final class LocalFederation {
         let rest = line[range.upperBound...]
         addresses[node] = try SocketAddress(parsing: String(rest.prefix { $0 != "\"" }))
         processes[node] = process
+        try clients.add(node, address: addresses[node]!, tokens: tokens)
     }
 
     func kill(_ node: String) {
@@ -82,13 +86,14 @@ final class LocalFederation {
     /// The nodes of `region`, in order: eu-1, eu-2, …
     func nodes(of region: String) -> [String] { nodeNames.filter { $0.hasPrefix("\(region)-") } }
 
+    /// `node`'s client, calling as `role` (see `NodeClients`).
+    func node(_ node: String, as role: String) throws -> DomicileClient { try clients.node(node, as: role) }
+
     /// `node`'s view of its region log (`GET /v1/cluster`), nil while it does not answer.
     func regionLog(_ node: String) async -> RegionLogView? {
-        guard let reply = try? await call(node, "GET", "/v1/cluster", role: "serve"),
-              let log = reply.json["region_log"] as? [String: Any] else { return nil }
-        return RegionLogView(role: log["role"] as? String ?? "?", leader: log["leader"] as? String,
-                             term: (log["term"] as? NSNumber)?.intValue ?? 0, commitIndex: (log["commit_index"] as? NSNumber)?.intValue ?? 0,
-                             appliedIndex: (log["applied_index"] as? NSNumber)?.intValue ?? 0)
+        guard let log = (try? await self.node(node, as: "serve").cluster())?.regionLog else { return nil }
+        return RegionLogView(role: log.role, leader: log.leader, term: Int(log.term), commitIndex: Int(log.commitIndex),
+                             appliedIndex: Int(log.appliedIndex))
     }
 
     struct RegionLogView {
@@ -101,11 +106,8 @@ final class LocalFederation {
 
     /// The federation pool as `observer` sees it: name → status.
     func view(_ observer: String) async -> [String: String] {
-        guard let reply = try? await call(observer, "GET", "/v1/cluster", role: "serve"),
-              let pools = reply.json["pools"] as? [String: Any], let members = pools["federation"] as? [[String: Any]] else { return [:] }
-        return Dictionary(uniqueKeysWithValues: members.compactMap { entry in
-            (entry["name"] as? String).map { ($0, entry["status"] as? String ?? "?") }
-        })
+        guard let members = (try? await node(observer, as: "serve").cluster())?.pools.federation else { return [:] }
+        return Dictionary(uniqueKeysWithValues: members.map { ($0.name, $0.status) })
     }
 
     static func freePortBase(count: Int) throws -> Int {
@@ -146,5 +148,30 @@ struct NodeCaller: Sendable {
         let response = try await client.send(method, target, to: address, headers: headers, body: Array((json ?? "").utf8))
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
         return Reply(status: response.status, json: object)
+    }
+}
+
+/// A `DomicileClient` per node, for the demo: each calls its one node, one
+/// exchange per call (no retry, no 421 followed), so what the demo prints is
+/// what that node answered. Shareable by concurrent tasks (the write load).
+struct NodeClients: Sendable {
+    private var clients: [String: DomicileClient] = [:]
+    private var tokens: [String: String] = [:]
+
+    /// A client of the node at `address`; a restarted node keeps its client (and its port).
+    mutating func add(_ node: String, address: SocketAddress, tokens: [String: String]) throws {
+        self.tokens = tokens
+        guard clients[node]?.configuration.seeds != [address.description] else { return }
+        var configuration = DomicileClient.Configuration(seeds: [address.description])
+        configuration.attemptsMax = 1
+        configuration.misdirectedHopsMax = 0
+        configuration.requestTimeoutMilliseconds = 10_000
+        clients[node] = try DomicileClient(configuration: configuration)
+    }
+
+    /// `node`'s client, calling with `role`'s token.
+    func node(_ node: String, as role: String) throws -> DomicileClient {
+        guard let client = clients[node] else { throw CLIError.failed("node \(node) has no address (not started)") }
+        return client.withToken(tokens[role] ?? "")
     }
 }

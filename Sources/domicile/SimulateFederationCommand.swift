@@ -11,7 +11,7 @@ struct SimulateFederationCommand: Command {
         Runs N regions (default 4), each one anti-entropy machine (docs/FEDERATION.md), in the deterministic
         simulator for K time units (default 300) under the nemesis — message loss, delay, duplication,
         reordering, partitions, crashes (also inside the shell) and restarts from the simulated stores — while
-        clients publish releases and start erasures; then heals and waits until every region converges. Every
+        clients publish releases, noised embeddings and retractions, and start erasures; then heals and waits until every region converges. Every
         safety property is checked after every step. Prints what happened and the violation, if any (exit
         status 1). The same seed replays the same run:
         DOMICILE_FEDERATION_SEED=N swift test --filter FederationSimulationTests.
@@ -26,6 +26,7 @@ struct SimulateFederationCommand: Command {
         let outcome = try FederationSimulation(seed: seed, plan: plan).run()
         Output.line("federation simulation: seed \(seed), \(outcome.regions) regions, \(outcome.steps) steps (\(plan.chaosTime) under the nemesis)")
         Output.line("  releases \(outcome.releases), erasures \(outcome.erasures), certificates completed \(outcome.certificatesCompleted)")
+        Output.line("  noised embeddings \(outcome.embeddings), bodies retired \(outcome.retirements)")
         Output.line("  crashes \(outcome.crashes) (\(outcome.shellCrashes) inside the shell), restarts \(outcome.restarts), "
             + "partitions \(outcome.partitions), messages sent \(outcome.messagesSent), dropped \(outcome.messagesDropped)")
         Output.line("  exchanges stopped at a bound \(outcome.boundedExchanges) (\(outcome.byteBoundedExchanges) at the byte bound), "

@@ -11,12 +11,14 @@ final class FederationCodecTests: XCTestCase {
     private var sampleRecords: [FederationRecord] {
         let intent = Fixtures.intent(3, from: eu, expecting: [eu, us, Fixtures.br], pids: 5)
         return [.aggregate(Fixtures.release(1, in: eu)), .aggregate(Fixtures.release(2, in: eu, categories: 12)),
-                .erasureIntent(intent), .erasureAck(Fixtures.ack(of: intent, by: us))]
+                .erasureIntent(intent), .erasureAck(Fixtures.ack(of: intent, by: us)),
+                .noisedEmbedding(Fixtures.embedding(4, in: eu, generation: 1, vector: (0..<384).map { Float($0) / 384 })),
+                .noisedEmbedding(Fixtures.embedding(4, in: eu, generation: 2, vector: nil))]
     }
 
     private var sampleMessages: [FederationEnvelope] {
         let entries = sampleRecords.enumerated().map { FederationEntry(origin: $0.element.region, seq: UInt64($0.offset + 1), body: .record($0.element)) }
-            + [FederationEntry(origin: us, seq: 9, body: .skipped(.aggregate))]
+            + [FederationEntry(origin: us, seq: 9, body: .skipped(.aggregate)), FederationEntry(origin: us, seq: 10, body: .retired(.noisedEmbedding))]
         return [FederationEnvelope(from: eu, to: us, message: .digest(VersionVector([eu: 4, us: 12]))),
                 FederationEnvelope(from: eu, to: us, message: .digest(VersionVector())),
                 FederationEnvelope(from: us, to: eu, message: .deltas(entries: entries, digest: VersionVector([us: 9]), more: true)),
@@ -104,12 +106,14 @@ final class FederationCodecTests: XCTestCase {
 
     // MARK: Residency: nothing resident can be encoded
 
-    /// The codec's kinds are exactly these three: adding one is a decision
+    /// The codec's kinds are exactly these four: adding one is a decision
     /// this test makes visible. None is a resident data class, and every
-    /// resident class (identity, consent, feature, embedding, audit) has no kind.
-    func test_recordKinds_areExactlyTheThreeNonResidentOnes() {
-        XCTAssertEqual(FederationRecordKind.allCases, [.aggregate, .erasureIntent, .erasureAck])
-        XCTAssertEqual(FederationRecordKind.allCases.map(\.rawValue), [1, 2, 3])
+    /// resident class (identity, consent, feature, embedding, audit) has no
+    /// kind: a noised embedding is its own class, never a full-precision vector.
+    func test_recordKinds_areExactlyTheFourNonResidentOnes() {
+        XCTAssertEqual(FederationRecordKind.allCases, [.aggregate, .erasureIntent, .erasureAck, .noisedEmbedding])
+        XCTAssertEqual(FederationRecordKind.allCases.map(\.rawValue), [1, 2, 3, 4])
+        XCTAssertEqual(FederationRecordKind.noisedEmbedding.dataClass, .noisedEmbedding)
         XCTAssertTrue(FederationRecordKind.allCases.allSatisfy { !$0.dataClass.isResident })
         let resident = DataClass.allCases.filter(\.isResident)
         XCTAssertEqual(Set(resident), [.identity, .consent, .feature, .embedding, .audit])
@@ -122,6 +126,7 @@ final class FederationCodecTests: XCTestCase {
             case .aggregate(let release): XCTAssertEqual(record.kind, .aggregate, release.releaseID)
             case .erasureIntent(let intent): XCTAssertEqual(record.kind, .erasureIntent, intent.erasureID)
             case .erasureAck(let ack): XCTAssertEqual(record.kind, .erasureAck, ack.erasureID)
+            case .noisedEmbedding(let embedding): XCTAssertEqual(record.kind, .noisedEmbedding, embedding.pid.rawValue)
             }
         }
     }

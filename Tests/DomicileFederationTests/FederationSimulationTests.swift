@@ -36,6 +36,14 @@ final class FederationSimulationTests: XCTestCase {
         try expectCaught(plan, what: "relaying placeholders")
     }
 
+    /// A known-bad machine that keeps the bodies newer noised embeddings
+    /// supersede: a store holds two generations of one subject's copy.
+    func test_simulation_catchesKeepingSupersededCopies() throws {
+        var plan = FederationSimulation.Plan()
+        plan.settings.unsafeKeepSupersededEmbeddings = true
+        try expectCaught(plan, what: "keeping superseded copies")
+    }
+
     private func expectCaught(_ plan: FederationSimulation.Plan, what: String) throws {
         for seed in seeds(count: 200, base: 0xF000) {
             let outcome = try FederationSimulation(seed: seed, plan: plan).run()

@@ -46,6 +46,16 @@ enum Fixtures {
                           counts: ["subjects": 1, "features": 3], walTruncated: true, policyVersion: 2, key: key)
     }
 
+    static let collection = try! Name("products", what: "collection")
+
+    /// Subject `number`'s noised copy (or retraction, `vector` nil) of generation `generation`.
+    static func embedding(_ number: Int, in region: RegionID, generation: UInt64, vector: [Float]? = [0.25, -0.5, 1.0],
+                          epsilon: Double = 4) -> NoisedEmbedding {
+        try! NoisedEmbedding(region: region, collection: collection, pid: pid(number, in: region), generation: generation,
+                             exportedAt: Timestamp(milliseconds: 1_790_000_000_000 + Int64(generation)),
+                             content: vector.map { .vector($0, sigma: 0.4, epsilon: epsilon, delta: 1e-6) } ?? .retracted)
+    }
+
     static func node(_ region: RegionID, peers: [RegionID] = [eu, us, br], transfer: FederationTransfer = .everything,
                      settings: FederationSettings = .testing, restoring: [FederationEntry] = []) throws -> FederationNode {
         try FederationNode(region: region, peers: peers, settings: settings, transfer: transfer, randomSeed: 1, restoring: restoring)

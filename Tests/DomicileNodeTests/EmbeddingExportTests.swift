@@ -1,4 +1,5 @@
 @testable import DomicileNode
+import DomicileFederation
 import DomicileModel
 import DomicileNet
 import DomicilePrivacy
@@ -6,11 +7,12 @@ import DomicileTestSupport
 import Foundation
 import XCTest
 
-/// The export path the federation will use: a noised embedding leaves only
-/// under consent, from a collection with export settings, while the
-/// subject's embedding budget holds — charged before it is handed back.
+/// The exporter the federation publishes from: a noised copy per vector
+/// version, only under consent, from a collection with export settings,
+/// while the subject's embedding budget holds — charged in the transaction
+/// that records it; a revoke retracts it in its own.
 final class EmbeddingExportTests: XCTestCase {
-    func test_exports_areNoisedAndCharged_andRefusedBeyondTheSubjectsBudget() async throws {
+    func test_exports_areNoisedChargedOncePerVersion_refusedBeyondTheBudget_andRetractedOnRevoke() async throws {
         let federation = try FederationFixture(regions: ["eu"]) { _, config in
             var limits = config["limits"] as? [String: Any] ?? [:]
             limits["embedding_epsilon_per_period"] = 10.0
@@ -45,49 +47,69 @@ final class EmbeddingExportTests: XCTestCase {
                 _ = try await call("PUT", "/v1/collections/\(name)/vectors/\(pid)", "ingest", #"{"vector":[3,4,0,0]}"#)
             }
             let services = node.services
-            let shared = try Name("shared", what: "collection"), also = try Name("also", what: "collection"), secret = try Name("private", what: "collection")
-            func export(_ collection: Name) async throws -> EmbeddingNoise.Noised {
-                try await services.store.write { try EmbeddingExports.export(collection, pid: pid, services: services, now: services.clock.now(), in: $0) }
+            let shared = try Name("shared", what: "collection"), also = try Name("also", what: "collection")
+            func pending() throws -> [NoisedEmbedding] {
+                try services.store.read { try EmbeddingExportRecords.unpublished(of: services.region, limit: 100, keys: services.keys, in: $0) }
+            }
+            func exportPending() async throws -> Int { try await EmbeddingExports.exportPending(services: services) }
+            func charges() throws -> Int64? {
+                try services.store.read { try $0.fetchOne("SELECT count(*) FROM embedding_charges WHERE pid = ?", [pid.rawValue]) { $0.int64(0) } }
             }
 
-            // Two exports at ε 4 fit a budget of 10; the third does not, and charges nothing.
-            let first = try await export(shared)
-            XCTAssertEqual(first.vector.count, 4)
-            XCTAssertNotEqual(first.vector, [0.6, 0.8, 0, 0], "the exported vector carries noise")
-            XCTAssertGreaterThan(first.sigma, 0.5, "σ for ε 4 and sensitivity 2 is above 0.5")
-            _ = try await export(shared)
-            do {
-                _ = try await export(shared)
-                XCTFail("a third export fitted a budget of 10 at ε 4 each")
-            } catch let error as DomainError {
-                XCTAssertEqual(error.code, "budget_exhausted")
-            }
-            // The budget is the subject's, over every collection: another collection adds none.
-            do {
-                _ = try await export(also)
-                XCTFail("another collection exported beyond the subject's budget")
-            } catch let error as DomainError {
-                XCTAssertEqual(error.code, "budget_exhausted")
-            }
-            let charges = try services.store.read { try $0.fetchOne("SELECT count(*) FROM embedding_charges WHERE pid = ?", [pid.rawValue]) { $0.int64(0) } }
-            XCTAssertEqual(charges, 2, "the refused export was charged")
+            // One copy per collection with export settings, each charged ε 4 (8 of 10 spent).
+            let pass1 = try await exportPending()
+            XCTAssertEqual(pass1, 2)
+            let exported = try pending()
+            XCTAssertEqual(Set(exported.map(\.collection)), [shared, also], "a collection without export settings keeps its vectors")
+            XCTAssertEqual(exported.map(\.generation), [1, 1])
+            let copy = try XCTUnwrap(exported.first?.vector)
+            XCTAssertEqual(copy.count, 4)
+            XCTAssertNotEqual(copy, [0.6, 0.8, 0, 0], "the exported vector carries noise")
+            guard case .vector(_, let sigma, let epsilon, _)? = exported.first?.content else { return XCTFail("not a vector") }
+            XCTAssertGreaterThan(sigma, 0.5, "σ for ε 4 and sensitivity 2 is above 0.5")
+            XCTAssertEqual(epsilon, 4)
+            XCTAssertEqual(try charges(), 2)
+            XCTAssertEqual(services.vectors.collection(shared)?.exports.count, 1, "the region answers fresh searches from its copy")
 
-            // Without export settings, vectors never leave.
-            do {
-                _ = try await export(secret)
-                XCTFail("a collection without export settings exported")
-            } catch let error as DomainError {
-                XCTAssertEqual(error.code, "export_not_allowed")
-            }
-            // Without consent, nothing leaves either (the revoke purged the vector too).
+            // Once per vector version: another pass exports nothing and charges nothing.
+            let pass2 = try await exportPending()
+            XCTAssertEqual(pass2, 0)
+            XCTAssertEqual(try charges(), 2)
+
+            // A new version would need ε 4 more of a budget with 2 left: refused, counted, and not retried this period.
+            _ = try await call("PUT", "/v1/collections/shared/vectors/\(pid)", "ingest", #"{"vector":[0,0,3,4]}"#)
+            let pass3 = try await exportPending()
+            XCTAssertEqual(pass3, 0)
+            let pass4 = try await exportPending()
+            XCTAssertEqual(pass4, 0)
+            XCTAssertEqual(try charges(), 2, "a refused export charges nothing")
+            let counts = try services.store.read { try EmbeddingExportRecords.counts(shared, in: $0) }
+            XCTAssertEqual(counts.overBudget, 1)
+            XCTAssertEqual(counts.exported, 1, "the copy released under budget stays")
+
+            // The ledger shows every export: in total, per collection, and the subject's own charges.
+            let budget = try await call("GET", "/v1/privacy-budget?pid=\(pid)", "privacy_officer", "")
+            let ledger = try XCTUnwrap(budget["embeddings"] as? [String: Any])
+            XCTAssertEqual(ledger["exports"] as? Int, 2)
+            XCTAssertEqual(ledger["subjects"] as? Int, 1)
+            XCTAssertEqual(ledger["refused_over_budget"] as? Int, 1)
+            XCTAssertEqual((ledger["largest_subject_spend"] as? [String: Any])?["epsilon"] as? Double, 8)
+            XCTAssertEqual((ledger["collections"] as? [[String: Any]])?.compactMap { $0["collection"] as? String }, ["also", "shared"])
+            let subject = try XCTUnwrap(ledger["subject"] as? [String: Any])
+            XCTAssertEqual((subject["charges"] as? [[String: Any]])?.count, 2)
+            XCTAssertEqual((subject["remaining"] as? [String: Any])?["epsilon"] as? Double, 2)
+
+            // The federation publishes; then a revoke retracts both copies in its own transaction.
+            try await services.store.write { try EmbeddingExportRecords.markPublished(exported, in: $0) }
+            XCTAssertTrue(try pending().isEmpty)
             _ = try await call("POST", "/v1/subjects/\(pid)/consents", "ingest",
                                #"{"action":"revoke","purposes":["product_recs"],"source":"test","collected_at":"2026-01-01T00:00:00Z"}"#)
-            do {
-                _ = try await export(shared)
-                XCTFail("an export without consent")
-            } catch let error as DomainError {
-                XCTAssertEqual(error.code, "unknown_vector")
-            }
+            let retracted = try pending()
+            XCTAssertEqual(retracted.map(\.generation), [2, 2])
+            XCTAssertTrue(retracted.allSatisfy { $0.content == .retracted })
+            XCTAssertEqual(services.vectors.collection(shared)?.exports.count, 0)
+            let pass5 = try await exportPending()
+            XCTAssertEqual(pass5, 0, "nothing uncovered is exported")
         }
     }
 }

@@ -4,48 +4,95 @@ import DomicileNet
 import DomicilePrivacy
 import DomicileStorage
 
-/// Noised embeddings for export (the federation's cross-region search uses
-/// them): only from collections with export settings, only for subjects
-/// whose consent covers the collection's purpose now, and only while the
-/// subject's embedding budget for the period holds the charge. The charge
-/// is recorded in the caller's transaction, before the noised vector is
-/// handed back; over budget nothing is noised and the vector stays local.
+/// Noised embeddings for the federation's cross-region search (DESIGN.md
+/// section 8, docs/FEDERATION.md "Noised embeddings"): for each collection
+/// with export settings, one noised copy of each covered subject's vector
+/// per version of that vector — not per query, so repeated searches cannot
+/// average the noise away. Each copy is charged to the subject's embedding
+/// budget in the transaction that records it, before the federation may
+/// publish it; over budget the vector stays local (and is counted).
+/// Retractions are made where a vector leaves (`VectorRecords.purge`,
+/// `delete`), in the same transaction.
 enum EmbeddingExports {
-    static func export(_ collection: Name, pid: PID, services: NodeServices, now: Timestamp,
-                       in database: Database) throws -> EmbeddingNoise.Noised {
-        guard let definition = services.vectors.collection(collection)?.definition else {
-            throw DomainError(.notFound, code: "unknown_collection", detail: "no collection with this name")
+    /// Vectors looked at per collection and pass.
+    static let batch = 256
+
+    /// One pass, on the node that drives the region's federation: exports
+    /// (or refuses) the current version of every vector that awaits a
+    /// decision. Returns how many copies it exported.
+    @discardableResult
+    static func exportPending(services: NodeServices) async throws -> Int {
+        let collections = services.vectors.collections(for: nil).filter { $0.definition.export != nil }
+        guard !collections.isEmpty, services.policy.regions.count > 1 else { return 0 }
+        let now = services.clock.now()
+        let period = services.configuration.limits.privacyPeriod.key(at: now)
+        let waiting = try services.store.read { database in
+            try collections.contains { !(try EmbeddingExportRecords.candidates($0.definition.name, period: period, limit: 1, in: database)).isEmpty }
         }
-        guard let export = definition.export else {
-            throw DomainError(.refused, code: "export_not_allowed", detail: "collection \(collection) has no export settings; its vectors stay in the region")
+        guard waiting else { return 0 }
+        let touched = Locked<[PID]>([])
+        do {
+            return try await services.store.write { database in
+                var exported = 0
+                for collection in collections {
+                    for candidate in try EmbeddingExportRecords.candidates(collection.definition.name, period: period, limit: batch,
+                                                                           in: database) {
+                        touched.withLock { $0.append(candidate.pid) }
+                        let outcome = try export(candidate, of: collection, period: period, now: now, services: services, in: database)
+                        services.metrics.increment("domicile_embedding_exports_total", labels: ["outcome": outcome.rawValue])
+                        if outcome == .exported { exported += 1 }
+                    }
+                }
+                return exported
+            }
+        } catch {
+            // The exports index may hold copies the failed transaction did not keep.
+            try? await services.resynchronizeVectors(of: touched.withLock { $0 })
+            throw error
         }
+    }
+
+    enum Outcome: String {
+        case exported
+        case overBudget = "over_budget"
+        case uncovered
+    }
+
+    /// Exports one vector version, inside the pass's transaction: only while
+    /// the subject's consent covers the collection's purpose now, and only
+    /// if the subject's embedding budget for the period holds the charge.
+    private static func export(_ candidate: EmbeddingExportRecords.Candidate, of collection: VectorCollections.Collection,
+                               period: String, now: Timestamp, services: NodeServices, in database: Database) throws -> Outcome {
+        let definition = collection.definition
+        guard let settings = definition.export else { return .uncovered }
+        let pid = candidate.pid
         let grants = try ConsentRecords.activeGrants(of: pid, in: database)
         guard services.consentGate.coverage(of: definition.purpose, grants: grants, now: now).isCovered,
               let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database),
-              let vector = try VectorRecords.vector(collection: collection, pid: pid, key: key, in: database) else {
-            throw DomainError(.notFound, code: "unknown_vector", detail: "no vector this subject's consent lets leave the region")
+              let vector = try VectorRecords.vector(collection: definition.name, pid: pid, key: key, in: database) else {
+            try EmbeddingExportRecords.recordUncovered(candidate, collection: definition.name, now: now, in: database)
+            return .uncovered
         }
         let limits = services.configuration.limits
-        let period = limits.privacyPeriod.key(at: now)
         let spent = try database.fetchOne("""
             SELECT coalesce(sum(epsilon), 0), coalesce(sum(delta), 0) FROM embedding_charges WHERE pid = ? AND period = ?
             """, [pid.rawValue, period]) { PrivacyLedger.Spend(epsilon: $0.double(0), delta: $0.double(1)) } ?? PrivacyLedger.Spend()
-        guard spent.admits(epsilon: export.epsilon, delta: export.delta,
+        guard spent.admits(epsilon: settings.epsilon, delta: settings.delta,
                            within: (limits.embeddingEpsilonPerPeriod, limits.embeddingDeltaPerPeriod)) else {
-            throw DomainError(.refused, code: "budget_exhausted",
-                            detail: "this subject's embedding budget for the \(limits.privacyPeriod.rawValue) is spent; the vector stays local")
+            try EmbeddingExportRecords.recordSkipped(candidate, collection: definition.name, period: period, now: now, in: database)
+            return .overBudget
         }
         var random = services.random.generator()
-        let noised: EmbeddingNoise.Noised
-        do {
-            noised = try EmbeddingNoise.noised(vector, clipNorm: export.clipNorm, epsilon: export.epsilon, delta: export.delta, using: &random)
-        } catch {
-            throw DomainError(.invalid, code: "invalid_request", detail: "export settings: \(error.description)")
-        }
+        let noised = try EmbeddingNoise.noised(vector, clipNorm: settings.clipNorm, epsilon: settings.epsilon, delta: settings.delta,
+                                               using: &random)
         try database.execute("""
             INSERT INTO embedding_charges (pid, period, seq, collection, epsilon, delta, charged_at)
             VALUES (?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM embedding_charges WHERE pid = ? AND period = ?), ?, ?, ?, ?)
-            """, [pid.rawValue, period, pid.rawValue, period, collection.rawValue, export.epsilon, export.delta, now.milliseconds])
-        return noised
+            """, [pid.rawValue, period, pid.rawValue, period, definition.name.rawValue, settings.epsilon, settings.delta, now.milliseconds])
+        try EmbeddingExportRecords.recordExport(noised, of: candidate, collection: definition.name, settings: settings, key: key, now: now,
+                                                using: &random, in: database)
+        try? collection.exports.upsert(pid.rawValue, vector: noised.vector,
+                                       eligibleUntil: services.consentGate.eligibleUntil(definition.purpose, grants: grants))
+        return .exported
     }
 }

@@ -66,7 +66,7 @@ enum VectorService {
         let outcome = try await services.store.write { database -> VectorRecords.Upsert in
             let outcome = try VectorRecords.upsert(definition, now: call.now, in: database)
             if case .inUse = outcome { return outcome }
-            services.vectors.install(definition)
+            try services.vectors.install(definition, services: services, from: database)
             try AuditLog.append(call.event("collection.define", purpose: definition.purpose.rawValue, detail: "collection=\(definition.name)"),
                                 to: database)
             return outcome
@@ -121,6 +121,8 @@ enum VectorService {
             try AuditLog.append(call.event("vector.write", pid: pid.rawValue, purpose: purpose.rawValue,
                                               detail: "collection=\(definition.name)"), to: database)
         }
+        // A new version to export: the federation's next round, now.
+        if definition.export != nil { services.federation.value?.wake() }
     }
 
     /// Removes the subject's vector from the collection (absent is not an error).
@@ -151,15 +153,31 @@ enum VectorService {
 
     /// The `k` nearest eligible vectors to `query` in the collection, for
     /// `purpose` (the collection's); a search by example excludes the
-    /// example and needs it eligible now.
+    /// example and needs it eligible now. Audited (`scope` in the detail).
     static func search(_ query: Query, k: Int, ef: Int?, purpose: Purpose, in collection: VectorCollections.Collection,
                        call: CallContext) async throws -> [SearchHit] {
+        let local = try await searchUnaudited(query, k: k, ef: ef, purpose: purpose, in: collection, call: call)
+        try await auditSearch(local, returned: local.hits.count, scope: "local", in: collection, call: call)
+        return local.hits
+    }
+
+    /// A local search's hits, the vector it searched with, and the example it excluded.
+    struct LocalSearch: Sendable {
+        let hits: [SearchHit]
+        let vector: [Float]
+        let example: PID?
+    }
+
+    /// The local search, audited only when its example is refused (the
+    /// caller audits the search with what it returns).
+    static func searchUnaudited(_ query: Query, k: Int, ef: Int?, purpose: Purpose, in collection: VectorCollections.Collection,
+                                call: CallContext) async throws -> LocalSearch {
         let services = call.services
         let definition = collection.definition
         try checkPurpose(purpose, of: collection)
         let now = call.now.milliseconds
         let vector: [Float]
-        var exclude: String?
+        var example: PID?
         switch query {
         case .vector(let values):
             vector = values
@@ -172,14 +190,19 @@ enum VectorService {
                 throw DomainError(.notFound, code: "unknown_vector", detail: "no eligible vector for this pid in the collection")
             }
             vector = stored
-            exclude = pid.rawValue
+            example = pid
         }
+        let exclude = example?.rawValue
         let wanted = k + (exclude == nil ? 0 : 1)
         let result = try collection.index.search(vector, k: wanted, ef: ef ?? definition.defaultEF, now: now)
-        let hits = Array(result.hits.filter { $0.label != exclude }.prefix(k))
         services.metrics.increment("domicile_vector_searches_total", labels: ["plan": result.plan.rawValue])
-        try await services.audit(call.event("vector.search", pid: exclude, purpose: purpose.rawValue,
-                                            detail: "collection=\(definition.name),returned=\(hits.count)"))
-        return hits
+        return LocalSearch(hits: Array(result.hits.filter { $0.label != exclude }.prefix(k)), vector: vector, example: example)
+    }
+
+    /// Audits a search: its example (if any), purpose, collection, scope and the count returned.
+    static func auditSearch(_ search: LocalSearch, returned: Int, scope: String, in collection: VectorCollections.Collection,
+                            call: CallContext) async throws {
+        try await call.services.audit(call.event("vector.search", pid: search.example?.rawValue, purpose: collection.definition.purpose.rawValue,
+                                                 detail: "collection=\(collection.definition.name),scope=\(scope),returned=\(returned)"))
     }
 }

@@ -8,37 +8,85 @@ import DomicileStorage
 /// the region has them; and what applying them does to the node's tables.
 enum FederationRecords {
     /// Every entry held, each origin's in sequence order.
-    static func entries(in database: Database) throws -> [FederationEntry] {
-        try database.fetchAll("SELECT origin, seq, kind, record FROM federation_entries ORDER BY origin, seq") { row in
-            guard let origin = try? RegionID(row.text(0)), let seq = UInt64(exactly: row.int64(1)),
-                  let kindByte = UInt8(exactly: row.int64(2)), let kind = FederationRecordKind(rawValue: kindByte) else {
-                throw StorageError.corrupt(table: "federation_entries", column: "origin, seq, kind")
-            }
-            guard let bytes = row.optionalBlob(3) else { return FederationEntry(origin: origin, seq: seq, body: .skipped(kind)) }
-            guard let record = try? FederationCodec.decodeRecord(kind, bytes) else {
-                throw StorageError.corrupt(table: "federation_entries", column: "record")
-            }
-            return FederationEntry(origin: origin, seq: seq, body: .record(record))
+    static func entries(keys: RegionKeys, in database: Database) throws -> [FederationEntry] {
+        try database.fetchAll("SELECT origin, seq, kind, record, retired FROM federation_entries ORDER BY origin, seq") { row in
+            try entry(row, keys: keys)
         }
+    }
+
+    /// The entries at these positions (those held).
+    static func entries(at positions: [(origin: String, seq: Int64)], keys: RegionKeys, in database: Database) throws -> [FederationEntry] {
+        try positions.flatMap { position in
+            try database.fetchAll("SELECT origin, seq, kind, record, retired FROM federation_entries WHERE origin = ? AND seq = ?",
+                                  [position.origin, position.seq]) { try entry($0, keys: keys) }
+        }
+    }
+
+    private static func entry(_ row: Row, keys: RegionKeys) throws -> FederationEntry {
+        guard let origin = try? RegionID(row.text(0)), let seq = UInt64(exactly: row.int64(1)),
+              let kindByte = UInt8(exactly: row.int64(2)), let kind = FederationRecordKind(rawValue: kindByte) else {
+            throw StorageError.corrupt(table: "federation_entries", column: "origin, seq, kind")
+        }
+        guard let stored = row.optionalBlob(3) else {
+            return FederationEntry(origin: origin, seq: seq, body: row.bool(4) ? .retired(kind) : .skipped(kind))
+        }
+        let bytes = kind == .noisedEmbedding ? try? keys.data.open(stored, associatedData: sealingData(origin, seq)) : stored
+        guard let bytes, let record = try? FederationCodec.decodeRecord(kind, bytes) else {
+            throw StorageError.corrupt(table: "federation_entries", column: "record")
+        }
+        return FederationEntry(origin: origin, seq: seq, body: .record(record))
     }
 
     /// Keeps `entries` (a position already held is left as it is: the
-    /// machine hands each position once, and a record is immutable).
-    static func insert(_ entries: [FederationEntry], in database: Database) throws {
+    /// machine hands each position once, and a record is immutable). A noised
+    /// embedding is sealed under the region's data key, like any vector at rest.
+    static func insert(_ entries: [FederationEntry], keys: RegionKeys, in database: Database) throws {
         for entry in entries {
-            let record = try entry.body.record.map { try FederationCodec.encode($0) }
+            var record = try entry.body.record.map { try FederationCodec.encode($0) }
+            if entry.body.kind == .noisedEmbedding, let plain = record {
+                record = keys.data.seal(plain, associatedData: sealingData(entry.origin, entry.seq))
+            }
+            let retired: Int64 = if case .retired = entry.body { 1 } else { 0 }
             try database.execute("""
-                INSERT OR IGNORE INTO federation_entries (origin, seq, kind, record, record_id) VALUES (?, ?, ?, ?, ?)
-                """, [entry.origin.rawValue, Int64(entry.seq), Int64(entry.body.kind.rawValue), record, entry.body.record.map(recordID)])
+                INSERT OR IGNORE INTO federation_entries (origin, seq, kind, record, record_id, retired) VALUES (?, ?, ?, ?, ?, ?)
+                """, [entry.origin.rawValue, Int64(entry.seq), Int64(entry.body.kind.rawValue), record, entry.body.record.map(recordID),
+                      retired])
         }
     }
 
-    /// What a record is about: a release id, an erasure id.
+    /// Drops the bodies of entries the machine retired (superseded or erased
+    /// noised embeddings): only the placeholder stays.
+    static func retire(_ entries: [FederationEntry], in database: Database) throws {
+        for entry in entries {
+            try database.execute("""
+                UPDATE federation_entries SET record = NULL, record_id = NULL, retired = 1 WHERE origin = ? AND seq = ?
+                """, [entry.origin.rawValue, Int64(entry.seq)])
+        }
+    }
+
+    /// Other regions' current noised copies for `collection` (retractions excluded).
+    static func replicas(of collection: Name, here region: RegionID, keys: RegionKeys, in database: Database) throws -> [NoisedEmbedding] {
+        try database.fetchAll("""
+            SELECT origin, seq, kind, record, retired FROM federation_entries
+            WHERE kind = ? AND record_id >= ? AND record_id < ? AND origin != ? ORDER BY origin, seq
+            """, [Int64(FederationRecordKind.noisedEmbedding.rawValue), collection.rawValue + "/", collection.rawValue + "0",
+                  region.rawValue]) { row -> NoisedEmbedding? in
+            guard case .noisedEmbedding(let embedding)? = try entry(row, keys: keys).body.record, embedding.vector != nil else { return nil }
+            return embedding
+        }.compactMap { $0 }
+    }
+
+    private static func sealingData(_ origin: RegionID, _ seq: UInt64) -> [UInt8] {
+        Array("federation-entry/\(origin.rawValue)/\(seq)".utf8)
+    }
+
+    /// What a record is about: a release id, an erasure id, a collection and pid.
     static func recordID(_ record: FederationRecord) -> String {
         switch record {
         case .aggregate(let release): release.releaseID
         case .erasureIntent(let intent): intent.erasureID
         case .erasureAck(let ack): ack.erasureID
+        case .noisedEmbedding(let embedding): "\(embedding.collection.rawValue)/\(embedding.pid.rawValue)"
         }
     }
 
@@ -70,7 +118,7 @@ enum FederationRecords {
                 } catch is ErasureRecords.UnexpectedAck {
                     // It does not answer the request (checked before anything is written): kept out of the certificate.
                 }
-            case .erasureIntent?, nil:
+            case .erasureIntent?, .noisedEmbedding?, nil:
                 continue
             }
         }

@@ -438,5 +438,35 @@ enum NodeSchema {
             ) STRICT, WITHOUT ROWID;
             CREATE INDEX federation_entries_by_record ON federation_entries (record_id);
             """),
+        Migration(version: 14, name: "noised embeddings: exports and retired federation entries", sql: """
+            -- Per collection with export settings and subject, the region's latest export
+            -- of the subject's vector (docs/FEDERATION.md, "Noised embeddings"): the noised
+            -- copy as it left, sealed under the subject's key (crypto-shredded with it), or
+            -- its retraction. Each export or retraction takes the next generation; pending
+            -- until the federation has published that generation.
+            CREATE TABLE embedding_exports (
+                collection TEXT NOT NULL,
+                pid TEXT NOT NULL,
+                -- 'exported', 'retracted', or 'none' (never exported: generation 0).
+                state TEXT NOT NULL CHECK (state IN ('exported', 'retracted', 'none')),
+                generation INTEGER NOT NULL,
+                -- The vectors.written_seq this state is about (NULL: the vector is gone).
+                vector_seq INTEGER,
+                sealed_noised BLOB,
+                sigma REAL,
+                epsilon REAL,
+                delta REAL,
+                changed_at INTEGER NOT NULL,
+                pending INTEGER NOT NULL,
+                -- The vector version last refused for a spent budget, and the period it was refused in.
+                skipped_seq INTEGER,
+                skipped_period TEXT,
+                PRIMARY KEY (collection, pid)
+            ) STRICT, WITHOUT ROWID;
+            CREATE INDEX embedding_exports_pending ON embedding_exports (pending) WHERE pending = 1;
+            CREATE INDEX embedding_exports_by_pid ON embedding_exports (pid);
+            -- 1: a placeholder for a noised embedding every region drops (superseded or erased).
+            ALTER TABLE federation_entries ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;
+            """),
     ])
 }

@@ -40,6 +40,8 @@ final class FederationSync: Sendable {
     static let attemptsPerMessage = 2
     /// This region's releases handed to the machine per round.
     static let publishBatch = 64
+    /// This region's noised exports and retractions handed to the machine per round.
+    static let embeddingBatch = 512
     static let messageAssociatedData = Array("domicile/federation/message/v1".utf8)
     static let answerAssociatedData = Array("domicile/federation/answer/v1".utf8)
 
@@ -121,6 +123,7 @@ final class FederationSync: Sendable {
                 driven.withLock { $0 = Driven(node: node, term: term) }
             }
             try await eraseForIntents()
+            try await EmbeddingExports.exportPending(services: services)
             let records = try unpublished()
             try driven.withLock { driven throws in
                 for record in records { _ = try driven?.node.publish(record) }
@@ -138,7 +141,8 @@ final class FederationSync: Sendable {
 
     /// This region's records that node.sqlite holds and the federation has
     /// not carried yet: its releases, the intents of its erasure requests
-    /// that expect other regions, and its acks for other regions' requests.
+    /// that expect other regions, its acks for other regions' requests, and
+    /// its noised exports and retractions.
     /// (A record published just before a crash or a change of leader is
     /// found again by the next round, wherever it runs.)
     private func unpublished() throws -> [FederationRecord] {
@@ -151,6 +155,8 @@ final class FederationSync: Sendable {
                 records.append(.erasureIntent(try ErasureIntent(request: signed, erasedPids: try request.erasedPIDs.map { try PID(parsing: $0) })))
             }
             records += try ErasureRecords.unpublishedAcks(of: region, limit: batch, in: database).map { .erasureAck($0) }
+            records += try EmbeddingExportRecords.unpublished(of: region, limit: Self.embeddingBatch, keys: services.keys, in: database)
+                .map { .noisedEmbedding($0) }
             return records
         }
     }
@@ -186,13 +192,20 @@ final class FederationSync: Sendable {
             guard driven?.node.hasReady == true else { return nil }
             return driven?.node.ready()
         }) {
-            if !ready.persist.isEmpty || !ready.apply.isEmpty {
+            if !ready.persist.isEmpty || !ready.apply.isEmpty || !ready.retire.isEmpty {
                 let services = self.services, trust = self.trust
                 took = took || ready.persist.contains { $0.origin != services.region }
+                let published = ready.persist.compactMap { entry -> NoisedEmbedding? in
+                    guard entry.origin == services.region, case .noisedEmbedding(let embedding)? = entry.body.record else { return nil }
+                    return embedding
+                }
                 try await services.store.write { database in
-                    try FederationRecords.insert(ready.persist, in: database)
+                    try FederationRecords.insert(ready.persist, keys: services.keys, in: database)
+                    try FederationRecords.retire(ready.retire, in: database)
+                    try EmbeddingExportRecords.markPublished(published, in: database)
                     try FederationRecords.apply(ready.apply, here: services.region, completer: services.configuration.node.rawValue,
                                                 key: services.keys.signing, now: services.clock.now(), trusting: trust, in: database)
+                    services.vectors.applyFederated(ready.apply, here: services.region)
                 }
             }
             for envelope in ready.messages {
@@ -205,7 +218,7 @@ final class FederationSync: Sendable {
 
     /// This region's machine as node.sqlite holds it.
     static func restore(_ services: NodeServices) throws -> FederationNode {
-        let entries = try services.store.read { try FederationRecords.entries(in: $0) }
+        let entries = try services.store.read { try FederationRecords.entries(keys: services.keys, in: $0) }
         var draws = services.random.generator()
         return try FederationNode(region: services.region, peers: Array(services.policy.regions.keys), settings: FederationSettings(),
                                   transfer: .policy(services.policy), randomSeed: UInt64.random(in: 0...UInt64.max, using: &draws),
@@ -347,18 +360,20 @@ final class FederationSync: Sendable {
 
     /// On a follower of a region with a log, hands the sealed request to the
     /// region's leader over the region channel and returns its answer; nil
-    /// on the leader, or without a log.
-    static func relayToLeader(_ body: [UInt8], services: NodeServices) async throws -> HTTPResponse? {
+    /// on the leader, or without a log. (A fresh federated search is relayed
+    /// too: the leader's copy is the one consent is current in.)
+    static func relayToLeader(_ body: [UInt8], path: String = path, services: NodeServices) async throws -> HTTPResponse? {
         guard let log = services.regionLog.value, !log.isServingLeader else { return nil }
         guard let leader = log.status.leader, leader != services.configuration.node else {
             throw HTTPError(status: 503, code: "no_quorum", detail: "no leader of this region is known")
         }
         let call = ForwardedCall.Request(method: "POST", target: path, headers: [], body: body, requestID: "federation-relay")
-        guard case .response(let status, _, let answer, _) = try await log.call(leader, call, timeoutMilliseconds: requestTimeoutMilliseconds),
-              status == 200 else {
-            throw HTTPError(status: 503, code: "no_quorum", detail: "the region's leader did not take the entries")
+        guard case .response(let status, _, let answer, _) = try await log.call(leader, call, timeoutMilliseconds: requestTimeoutMilliseconds) else {
+            throw HTTPError(status: 503, code: "no_quorum", detail: "the region's leader did not answer")
         }
-        return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"], body: answer)
+        // The leader's answer as it gave it, a refusal included.
+        return HTTPResponse(status: status, headers: ["Content-Type": status == 200 ? "application/octet-stream" : "application/problem+json"],
+                            body: answer)
     }
 
     // MARK: Answer framing

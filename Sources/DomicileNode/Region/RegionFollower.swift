@@ -7,7 +7,8 @@ import DomicileStorage
 /// only the version number travels, in `bucket_versions`);
 /// inside the entry's transaction, brings what it keeps in memory to what it
 /// applied — the vector indexes and eligibility deadlines of every subject
-/// the entry touched (its subject row, active consents or vectors), or every
+/// the entry touched (its subject row, active consents, vectors or noised
+/// exports) and the replicas of federation entries it took, or every
 /// collection when a definition changed; after, when an erasure re-wrapped
 /// subject keys, destroys bucket versions no row uses any more.
 struct RegionFollower: Sendable {
@@ -53,9 +54,19 @@ struct RegionFollower: Sendable {
             var pids = Set(try changeset.textValues(ofColumn: 0, in: "subjects"))
             pids.formUnion(try changeset.textValues(ofColumn: 0, in: "consent_active"))
             pids.formUnion(try changeset.textValues(ofColumn: vectorsPID, in: "vectors"))
+            pids.formUnion(try changeset.textValues(ofColumn: 1, in: "embedding_exports"))
             for text in pids.sorted() {
                 guard let pid = try? PID(parsing: text) else { continue }
                 try services.vectors.resynchronize(pid, services: services, in: database)
+            }
+            // Other regions' noised copies, and erasures of them, as the leader applied them.
+            let positions = try changeset.rows(in: "federation_entries", columns: [0, 1]).compactMap { row -> (String, Int64)? in
+                guard case .text(let origin)? = row[0], case .integer(let seq)? = row[1] else { return nil }
+                return (origin, seq)
+            }
+            if !positions.isEmpty {
+                let entries = try FederationRecords.entries(at: positions, keys: services.keys, in: database)
+                services.vectors.applyFederated(entries, here: services.region)
             }
         }
     }

@@ -16,7 +16,7 @@ enum AggregateRoutes {
             let view = try AggregateService.global(named: request.http.parameter("name"), call: request.call)
             return AggregateCSV.isWanted(request.http) ? AggregateCSV.response(AggregateCSV.rows(of: view)) : .json(GlobalJSON(view: view))
         }
-        api.route("GET", "/v1/privacy-budget", roles: [.analyst, .privacyOfficer]) { try budget($0, services) }
+        api.route("GET", "/v1/privacy-budget", roles: [.analyst, .privacyOfficer]) { try await budget($0, services) }
         api.route("POST", "/v1/privacy-budget/charges", roles: [.analyst]) { try await charge($0, services) }
     }
 
@@ -38,9 +38,24 @@ enum AggregateRoutes {
 
     // MARK: Budget
 
-    static func budget(_ request: APIRequest, _ services: NodeServices) throws -> HTTPResponse {
+    /// The region's budget, and the embedding exports charged to subjects'
+    /// budgets (`?pid=`: that subject's charges too, audited).
+    static func budget(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let (standing, limits) = try AggregateService.standing(call: request.call)
-        return .json(BudgetJSON(standing: standing, limits: limits))
+        let pid = try request.http.queryParameters()["pid"].map { try services.homePID($0) }
+        let period = limits.period.key(at: request.call.now)
+        let (embeddings, charges) = try services.store.read { database in
+            (try EmbeddingLedger.standing(period: period, in: database),
+             try pid.map { try EmbeddingLedger.charges(of: $0, period: period, in: database) })
+        }
+        if let pid {
+            try await services.audit(request.call.event("privacy_budget.read", pid: pid.rawValue, detail: "charges=\(charges?.count ?? 0)"))
+        }
+        let configured = services.configuration.limits
+        return .json(BudgetJSON(standing: standing, limits: limits,
+                                embeddings: EmbeddingJSON(standing: embeddings, pid: pid, charges: charges,
+                                                          perSubject: .init(epsilon: configured.embeddingEpsilonPerPeriod,
+                                                                            delta: configured.embeddingDeltaPerPeriod))))
     }
 
     static func charge(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
@@ -109,6 +124,7 @@ enum AggregateRoutes {
     struct BudgetJSON: JSONWritable {
         let standing: PrivacyLedger.Standing
         let limits: PrivacyLedger.Limits
+        var embeddings: EmbeddingJSON?
 
         static func write(_ amount: PrivacyLedger.Spend, to json: inout JSONWriter) {
             json.object { json in
@@ -140,6 +156,59 @@ enum AggregateRoutes {
                         if let cap = limits.labelCaps[dataset] {
                             json.key("cap")
                             Self.write(cap, to: &json)
+                        }
+                    }
+                }
+                if let embeddings {
+                    json.key("embeddings")
+                    embeddings.write(to: &json)
+                }
+            }
+        }
+    }
+
+    /// Noised embeddings exported this period, each charged to its subject's budget.
+    struct EmbeddingJSON: JSONWritable {
+        let standing: EmbeddingLedger.Standing
+        let pid: PID?
+        let charges: [EmbeddingLedger.SubjectCharge]?
+        let perSubject: PrivacyLedger.Spend
+
+        func write(to json: inout JSONWriter) {
+            json.object { json in
+                json.key("limits_per_subject")
+                BudgetJSON.write(perSubject, to: &json)
+                json.member("exports", standing.exports)
+                json.member("subjects", standing.subjects)
+                json.key("largest_subject_spend")
+                BudgetJSON.write(standing.largestSubjectSpend, to: &json)
+                json.member("refused_over_budget", standing.refused)
+                json.key("collections")
+                json.array(standing.collections) { json, collection in
+                    json.object { json in
+                        json.member("collection", collection.collection)
+                        json.member("exports", collection.exports)
+                        json.member("epsilon_spent", collection.spent.epsilon)
+                        json.member("delta_spent", collection.spent.delta)
+                    }
+                }
+                if let pid, let charges {
+                    json.key("subject")
+                    json.object { json in
+                        json.member("pid", pid.rawValue)
+                        let spent = charges.reduce(PrivacyLedger.Spend()) { $0 + PrivacyLedger.Spend(epsilon: $1.epsilon, delta: $1.delta) }
+                        json.key("spent")
+                        BudgetJSON.write(spent, to: &json)
+                        json.key("remaining")
+                        BudgetJSON.write(spent.remaining(of: perSubject), to: &json)
+                        json.key("charges")
+                        json.array(charges) { json, charge in
+                            json.object { json in
+                                json.member("collection", charge.collection)
+                                json.member("epsilon", charge.epsilon)
+                                json.member("delta", charge.delta)
+                                json.member("charged_at", charge.chargedAt)
+                            }
                         }
                     }
                 }

@@ -5,8 +5,8 @@ import DomicilePrivacy
 import DomicileStorage
 import DomicileVectors
 
-/// Collections, their vectors, and consent-filtered search (local scope;
-/// the federation adds the other regions' noised embeddings).
+/// Collections, their vectors, and consent-filtered search, local or
+/// federated (the other regions' noised embeddings; `FederatedSearch`).
 enum VectorRoutes {
     struct VectorBody: Decodable, Sendable {
         let vector: [Double]
@@ -20,6 +20,7 @@ enum VectorRoutes {
         let purpose: String?
         let scope: String?
         let fresh: Bool?
+        let deadlineMs: Int64?
     }
 
     static let defaultK = 10
@@ -113,26 +114,33 @@ enum VectorRoutes {
     // MARK: Search
 
     struct Results: JSONWritable {
-        let hits: [SearchHit]
-        let region: RegionID
-        let partial: Bool
+        let result: FederatedSearch.Result
 
         func write(to json: inout JSONWriter) {
             json.object { json in
                 json.key("results")
-                json.array(hits) { json, hit in
+                json.array(result.hits) { json, hit in
                     json.object { json in
-                        json.member("pid", hit.label)
+                        json.member("pid", hit.pid)
                         json.member("score", Double(hit.score))
-                        json.member("region", region.rawValue)
-                        json.member("source", "local")
+                        json.member("score_kind", hit.scoreKind)
+                        json.member("region", hit.region.rawValue)
+                        json.member("source", hit.source.rawValue)
                     }
                 }
-                json.member("partial", partial)
+                json.member("partial", result.partial)
                 json.key("regions")
                 json.object { json in
-                    json.key(escaping: region.rawValue)
-                    json.value("local")
+                    for (region, report) in result.regions.sorted(by: { $0.key < $1.key }) {
+                        json.key(escaping: region.rawValue)
+                        json.object { json in
+                            json.member("status", report.status)
+                            if let took = report.tookMilliseconds { json.member("took_ms", Int(took)) }
+                            if let hits = report.hits { json.member("hits", hits) }
+                            if let asOf = report.asOf { json.member("as_of", asOf) }
+                            if let reason = report.reason { json.member("reason", reason) }
+                        }
+                    }
                 }
             }
         }
@@ -161,8 +169,12 @@ enum VectorRoutes {
         case (nil, let text?): query = .example(try services.homePID(text))
         default: throw DomainError.invalid("vector, pid", "give exactly one of them")
         }
-        let hits = try await VectorService.search(query, k: k, ef: body.ef, purpose: purpose, in: collection, call: request.call)
-        // The federation is not built yet: a federated search is answered by this region alone, and says so.
-        return .json(Results(hits: hits, region: services.region, partial: scope == "federated"))
+        let deadline = body.deadlineMs ?? FederatedSearch.defaultDeadlineMilliseconds
+        guard FederatedSearch.deadlineRange.contains(deadline) else {
+            throw DomainError.invalid("deadline_ms", "must be \(FederatedSearch.deadlineRange.lowerBound) to \(FederatedSearch.deadlineRange.upperBound)")
+        }
+        let search = FederatedSearch.Request(query: query, k: k, ef: body.ef, purpose: purpose, federated: scope == "federated",
+                                             fresh: body.fresh ?? false, deadlineMilliseconds: deadline)
+        return .json(Results(result: try await FederatedSearch.search(search, in: collection, call: request.call)))
     }
 }

@@ -1,9 +1,13 @@
+import DomicileFederation
 import DomicileModel
 import DomicileStorage
 import DomicileVectors
 
-/// The node's in-memory vector indexes, one per collection, rebuilt from
-/// SQLite at start.
+/// The node's in-memory vector indexes, rebuilt from SQLite at start: per
+/// collection, its vectors; this region's noised exports of them (what a
+/// fresh federated search is answered from, eligible as consent says); and
+/// the other regions' noised copies this region holds, per source region
+/// (docs/FEDERATION.md, "Noised embeddings").
 ///
 /// Every change to an index is made inside the write transaction that
 /// changes the `vectors` table, on the writer thread: so the indexes change
@@ -15,6 +19,46 @@ final class VectorCollections: Sendable {
     struct Collection: Sendable {
         let definition: CollectionDefinition
         let index: VectorIndex
+        /// This region's noised copies as exported, labelled by pid.
+        let exports: VectorIndex
+        /// Other regions' noised copies, per source region.
+        let replicas: Replicas
+    }
+
+    /// The noised copies of one collection that other regions exported, one
+    /// index per source region, made as their first copy arrives.
+    final class Replicas: Sendable {
+        let definition: CollectionDefinition
+        private let indexes = Locked<[RegionID: VectorIndex]>([:])
+        /// Per source region, the newest export or retraction time held.
+        private let newest = Locked<[RegionID: Timestamp]>([:])
+
+        init(definition: CollectionDefinition) { self.definition = definition }
+
+        var regions: [RegionID: VectorIndex] { indexes.withLock { $0 } }
+
+        /// How recent `region`'s copies are: its newest export or retraction held here.
+        func asOf(_ region: RegionID) -> Timestamp? { newest.withLock { $0[region] } }
+
+        func noted(_ time: Timestamp, from region: RegionID) {
+            newest.withLock { $0[region] = max($0[region] ?? time, time) }
+        }
+
+        /// Holds `vector` as `region`'s copy of `pid`; one of another dimension is not held.
+        func upsert(_ pid: PID, vector: [Float], from region: RegionID) {
+            guard vector.count == definition.dimension else { return }
+            let index = indexes.withLock { indexes in
+                if let index = indexes[region] { return index }
+                let index = VectorCollections.emptyIndex(for: definition)
+                indexes[region] = index
+                return index
+            }
+            try? index.upsert(pid.rawValue, vector: vector, eligibleUntil: .max)
+        }
+
+        func remove(_ pid: PID, from region: RegionID? = nil) {
+            for (source, index) in regions where region == nil || source == region { index.remove(pid.rawValue) }
+        }
     }
 
     private let collections = Locked<[Name: Collection]>([:])
@@ -28,32 +72,67 @@ final class VectorCollections: Sendable {
         }
     }
 
-    /// A new empty index for a new (or reshaped, empty) collection, or the
-    /// existing index under new settings that do not change its shape.
-    func install(_ definition: CollectionDefinition) {
-        collections.withLock { all in
-            if let existing = all[definition.name], VectorRecords.sameShape(existing.definition, definition) {
-                all[definition.name] = Collection(definition: definition, index: existing.index)
-            } else {
-                all[definition.name] = Collection(definition: definition, index: Self.emptyIndex(for: definition))
+    /// A new empty index for a new (or reshaped, empty) collection, with the
+    /// other regions' copies `database` holds for it; or the existing
+    /// indexes under new settings that do not change their shape.
+    func install(_ definition: CollectionDefinition, services: NodeServices, from database: Database) throws {
+        if let existing = collection(definition.name), VectorRecords.sameShape(existing.definition, definition) {
+            collections.withLock {
+                $0[definition.name] = Collection(definition: definition, index: existing.index, exports: existing.exports,
+                                                 replicas: existing.replicas)
             }
+            return
         }
+        let collection = Collection(definition: definition, index: Self.emptyIndex(for: definition),
+                                    exports: Self.emptyIndex(for: definition), replicas: Replicas(definition: definition))
+        try loadReplicas(of: collection, services: services, from: database)
+        collections.withLock { $0[definition.name] = collection }
     }
 
     static func emptyIndex(for definition: CollectionDefinition) -> VectorIndex {
         VectorIndex(dimension: definition.dimension, metric: definition.metric, kind: definition.index)
     }
 
-    /// Takes the subject out of these collections' indexes.
+    /// Takes the subject out of these collections' indexes (its vector and its noised export).
     func remove(_ pid: PID, from names: [Name]) {
-        for name in names { collection(name)?.index.remove(pid.rawValue) }
+        for name in names {
+            collection(name)?.index.remove(pid.rawValue)
+            collection(name)?.exports.remove(pid.rawValue)
+        }
     }
 
     /// Moves the subject's eligibility in every index that holds it to what
     /// its grants now say.
     func refreshEligibility(of pid: PID, eligibleUntil: (Purpose) -> Int64) {
-        for collection in collections(for: nil) where collection.index.contains(pid.rawValue) {
-            collection.index.setEligibleUntil(pid.rawValue, eligibleUntil(collection.definition.purpose))
+        for collection in collections(for: nil) {
+            for index in [collection.index, collection.exports] where index.contains(pid.rawValue) {
+                index.setEligibleUntil(pid.rawValue, eligibleUntil(collection.definition.purpose))
+            }
+        }
+    }
+
+    /// Brings the replicas to what the federation's records `entries` (held
+    /// here, of any origin) say: another region's noised copy is held or
+    /// replaced, a retraction drops it, and an erasure intent drops every
+    /// copy of the pids it erases.
+    func applyFederated(_ entries: [FederationEntry], here region: RegionID) {
+        for entry in entries {
+            switch entry.body.record {
+            case .noisedEmbedding(let embedding)? where embedding.region != region:
+                guard let replicas = collection(embedding.collection)?.replicas else { continue }
+                replicas.noted(embedding.exportedAt, from: embedding.region)
+                if let vector = embedding.vector {
+                    replicas.upsert(embedding.pid, vector: vector, from: embedding.region)
+                } else {
+                    replicas.remove(embedding.pid, from: embedding.region)
+                }
+            case .erasureIntent(let intent)?:
+                for collection in collections(for: nil) {
+                    for pid in intent.erasedPids { collection.replicas.remove(pid) }
+                }
+            default:
+                continue
+            }
         }
     }
 
@@ -62,14 +141,30 @@ final class VectorCollections: Sendable {
     func load(services: NodeServices, from database: Database) throws {
         var loaded: [Name: Collection] = [:]
         for definition in try VectorRecords.collections(in: database) {
-            let index = Self.emptyIndex(for: definition)
+            let collection = Collection(definition: definition, index: Self.emptyIndex(for: definition),
+                                        exports: Self.emptyIndex(for: definition), replicas: Replicas(definition: definition))
             try VectorRecords.forEachVector(in: definition, keys: services.keys, database: database) { pid, vector, hasGrant, expiry in
                 let deadline = services.consentGate.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
-                try index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
+                try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
             }
-            loaded[definition.name] = Collection(definition: definition, index: index)
+            try EmbeddingExportRecords.forEachExported(definition.name, purpose: definition.purpose, keys: services.keys,
+                                                       database: database) { pid, vector, hasGrant, expiry in
+                let deadline = services.consentGate.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
+                try? collection.exports.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
+            }
+            try loadReplicas(of: collection, services: services, from: database)
+            loaded[definition.name] = collection
         }
         collections.withLock { $0 = loaded }
+    }
+
+    /// The other regions' current noised copies for the collection, as `federation_entries` holds them.
+    private func loadReplicas(of collection: Collection, services: NodeServices, from database: Database) throws {
+        for embedding in try FederationRecords.replicas(of: collection.definition.name, here: services.region, keys: services.keys,
+                                                        in: database) {
+            collection.replicas.noted(embedding.exportedAt, from: embedding.region)
+            if let vector = embedding.vector { collection.replicas.upsert(embedding.pid, vector: vector, from: embedding.region) }
+        }
     }
 
     /// Puts the subject's vectors in every index back as `database` has
@@ -79,13 +174,17 @@ final class VectorCollections: Sendable {
         let grants = try ConsentRecords.activeGrants(of: pid, in: database)
         for collection in collections(for: nil) {
             let name = collection.definition.name
-            guard let key, let vector = try VectorRecords.vector(collection: name, pid: pid, key: key, in: database) else {
+            let deadline = services.consentGate.eligibleUntil(collection.definition.purpose, grants: grants)
+            if let key, let vector = try VectorRecords.vector(collection: name, pid: pid, key: key, in: database) {
+                try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
+            } else {
                 collection.index.remove(pid.rawValue)
-                continue
             }
-            let purpose = collection.definition.purpose
-            let deadline = services.consentGate.eligibleUntil(purpose, grants: grants)
-            try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
+            if let key, let noised = try EmbeddingExportRecords.exported(name, pid: pid, key: key, in: database) {
+                try? collection.exports.upsert(pid.rawValue, vector: noised, eligibleUntil: deadline)
+            } else {
+                collection.exports.remove(pid.rawValue)
+            }
         }
     }
 }

@@ -1,0 +1,57 @@
+import DomicileClient
+import DomicileTestSupport
+import Foundation
+import XCTest
+
+/// Helpers for the client's end-to-end tests: real `domicile serve`
+/// processes from a `cluster init` directory, and clients of them per role.
+class ClientTestCase: XCTestCase {
+    var federation: FederationFixture!
+    var nodes: [String: NodeProcess] = [:]
+
+    override func tearDown() {
+        for node in nodes.values { node.kill() }
+        nodes = [:]
+        super.tearDown()
+    }
+
+    /// One node, `eu-1`, of a policy with the regions `eu` and `us`, without gossip.
+    func startNode(configure: @escaping (_ node: String, _ config: inout [String: Any]) -> Void = { _, _ in }) throws {
+        federation = try FederationFixture(regions: ["eu", "us"], configure: configure)
+        nodes["eu-1"] = try federation.start("eu-1")
+    }
+
+    /// A client of `seeds` (node names; default every started node) calling as `role`.
+    func client(_ role: String?, seeds: [String]? = nil,
+                configure: (inout DomicileClient.Configuration) -> Void = { _ in }) throws -> DomicileClient {
+        let addresses = (seeds ?? nodes.keys.sorted()).map { nodes[$0]!.address.description }
+        var configuration = DomicileClient.Configuration(seeds: addresses, token: role.map { federation.token($0) })
+        configure(&configuration)
+        return try DomicileClient(configuration: configuration)
+    }
+
+    /// Runs `body`, which must throw a `DomicileProblem`, and returns it.
+    func problem(_ body: () async throws -> Void, file: StaticString = #filePath, line: UInt = #line) async -> DomicileProblem? {
+        do {
+            try await body()
+            XCTFail("expected a problem", file: file, line: line)
+        } catch let problem as DomicileProblem {
+            return problem
+        } catch {
+            XCTFail("expected a problem, got \(error)", file: file, line: line)
+        }
+        return nil
+    }
+
+    /// Polls `condition` every 100 ms for at most `seconds`; returns its last answer.
+    func eventually(seconds: Double, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if (try? await condition()) == true { return true }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        return try await condition()
+    }
+
+    static let collectedAt = "2026-01-01T00:00:00Z"
+}
