@@ -6,14 +6,18 @@ import Glibc
 
 /// A UDP socket for gossip: bound once, sends to any address, receives with
 /// a timeout on a thread of its own. Safe to send from several threads
-/// (sendto on one socket is atomic per datagram).
+/// (sendto on one socket is atomic per datagram). With a `LinkShaper`, a
+/// datagram to a shaped peer is sent after the link's one-way time, or lost
+/// at the link's rate.
 public final class DatagramSocket: @unchecked Sendable {
     public let descriptor: Int32
     public let localAddress: SocketAddress
+    private let links: LinkShaper?
     /// Receives larger than this are truncated, then dropped as malformed.
     public static let datagramBytesMax = 65_507
 
-    public init(bind address: SocketAddress, receiveTimeoutMilliseconds: Int) throws(SystemError) {
+    public init(bind address: SocketAddress, receiveTimeoutMilliseconds: Int, links: LinkShaper? = nil) throws(SystemError) {
+        self.links = links
         let descriptor = try syscallValue("socket") {
             socket(address.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         }
@@ -36,8 +40,17 @@ public final class DatagramSocket: @unchecked Sendable {
     deinit { closeDescriptor(descriptor) }
 
     /// Best effort, as UDP is: a failure is counted by the caller, not thrown.
+    /// A datagram delayed or lost by the shaper counts as sent.
     @discardableResult
     public func send(_ bytes: [UInt8], to address: SocketAddress) -> Bool {
+        guard let links, links.shape(to: address) != nil else { return sendNow(bytes, to: address) }
+        if !links.losesDatagram(to: address) {
+            links.afterOneWay(to: address) { [self] in _ = sendNow(bytes, to: address) }
+        }
+        return true
+    }
+
+    private func sendNow(_ bytes: [UInt8], to address: SocketAddress) -> Bool {
         let sent = bytes.withUnsafeBytes { raw in
             address.withSockAddr { pointer, length in
                 sendto(descriptor, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL), pointer, length)

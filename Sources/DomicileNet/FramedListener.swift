@@ -17,11 +17,14 @@ public final class FramedListener: Sendable {
     private let registry: FramedRegistry
     private let openCounts = Locked(OpenConnections())
     private let closed = Locked(false)
+    /// Delays to the peers of other regions: the request frame and the reply each wait the link's one-way time.
+    private let links: LinkShaper?
 
     /// Binds `address` (port 0 picks a free port) and starts the loop; it
     /// accepts once `start` says how to answer.
     public init(bind address: SocketAddress, connectionsMax: Int, frameBytesMax: Int, timeoutMilliseconds: Int64,
-                name: String) throws(SystemError) {
+                name: String, links: LinkShaper? = nil) throws(SystemError) {
+        self.links = links
         let listener = try Socket.listen(on: address, backlog: 64)
         do {
             localAddress = try SocketAddress.local(of: listener)
@@ -53,12 +56,14 @@ public final class FramedListener: Sendable {
     /// Connects to `address`, sends `request` as one frame and returns the
     /// reply frame, within the listener's timeout.
     public func exchange(_ request: [UInt8], with address: SocketAddress) async throws(FramedConnection.Failure) -> [UInt8] {
+        await links?.waitOneWay(to: address)
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<[UInt8], FramedConnection.Failure>, Never>) in
             let accepted = loop.execute { [registry] in
                 registry.call(address, request: request) { continuation.resume(returning: $0) }
             }
             if !accepted { continuation.resume(returning: .failure(.closed)) }
         }
+        if case .success = result { await links?.waitOneWay(to: address) }
         return try result.get()
     }
 

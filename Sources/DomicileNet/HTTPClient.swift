@@ -39,6 +39,10 @@ public final class HTTPClient: Sendable {
             limits.bodyBytesMax = 16 * 1_024 * 1_024
             return limits
         }()
+        /// Delays to the peers of other regions (`cluster/up --wan`): the
+        /// request waits the link's one-way time before it is written, the
+        /// response before it is handed back. Never loses a byte.
+        public var links: LinkShaper?
 
         public init() {}
     }
@@ -100,17 +104,32 @@ public final class HTTPClient: Sendable {
                                     deadline: monotonicMilliseconds() + (timeoutMilliseconds ?? settings.requestTimeoutMilliseconds),
                                     idempotent: ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"].contains(method))
         let pools = try self.pools(for: peer)
-        return try await withTaskCancellationHandler {
+        let response = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 request.continuation = continuation
-                if !pools.loop.execute({ pools.submit(request) }) {
-                    request.resume(with: .failure(.connectionClosed(peer: peer.description)))
+                let submit: @Sendable () -> Void = {
+                    if !pools.loop.execute({ pools.submit(request) }) {
+                        request.resume(with: .failure(.connectionClosed(peer: peer.description)))
+                    }
                 }
+                if let links = settings.links { links.afterOneWay(to: peer, submit) } else { submit() }
             }
         } onCancel: {
             request.markCancelled()
             pools.loop.execute { pools.cancel(request) }
         }
+        return try await handBack(response, of: request)
+    }
+
+    /// The response once the link's one-way time has passed (at once when
+    /// the link is not shaped); a deadline that passes first times the call out.
+    private func handBack(_ response: HTTPClientResponse, of request: ClientRequest) async throws -> HTTPClientResponse {
+        guard let links = settings.links, links.shape(to: request.peer) != nil else { return response }
+        let remaining = (request.deadline - monotonicMilliseconds()) * 1_000
+        guard await links.waitOneWay(to: request.peer, limitMicroseconds: remaining) else {
+            throw Failure.timedOut(peer: request.peer.description)
+        }
+        return response
     }
 
     /// Sends `value` as JSON.

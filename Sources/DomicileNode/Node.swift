@@ -178,12 +178,18 @@ public final class Node: Sendable {
             throw StartupError(description: "http.address \(configuration.http.address): \(error)")
         }
         boundAddress.withLock { $0 = bound.description }
+        if let links = services.links {
+            logger.warning("wan emulation: delays (and loss) are added to what this node sends to other regions",
+                           ["peer_addresses": .int(Int64(links.peerCount))])
+        }
         if let gossipAddress = configuration.gossip.address {
             do {
+                var settings = try GossipService.Settings(configuration.gossip)
+                settings.links = services.links
                 let gossip = try GossipService(bind: gossipAddress, advertise: configuration.gossip.advertise, name: configuration.node,
                                                region: configuration.region, bootID: services.bootID, httpAddress: bound.description, seeds: configuration.gossip.seeds,
                                                keyring: (services.keys.regionGossip, services.keys.federationGossip),
-                                               settings: try GossipService.Settings(configuration.gossip), logger: logger)
+                                               settings: settings, logger: logger, roundTrips: services.roundTrips)
                 services.gossip.withLock { $0 = gossip }
                 gossip.start()
                 logger.info("gossip", ["address": .string(gossip.identity.gossipAddress), "seeds": .int(Int64(configuration.gossip.seeds.count)),

@@ -42,8 +42,12 @@ final class NodeServices: Sendable {
     let federation = Locked<FederationSync?>(nil)
     /// The leader's retries of erasure confirmations, once started.
     let erasureConfirmations = Locked<ErasureConfirmations?>(nil)
-    /// Calls to the other nodes of the region (`RegionErasure`).
-    let peerClient = HTTPClient()
+    /// Calls to other nodes (`RegionErasure`, `FederationSync`), shaped by `links`.
+    let peerClient: HTTPClient
+    /// Delays and loss to the peers of other regions (config `wan`); nil: none.
+    let links: LinkShaper?
+    /// Round trips measured to each peer region (`GET /v1/cluster`).
+    let roundTrips = RoundTrips()
 
     enum Lifecycle: Sendable, Equatable {
         case starting
@@ -68,6 +72,10 @@ final class NodeServices: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.bootID = bootID
+        links = configuration.wan?.shaper(from: configuration.region)
+        var clientSettings = HTTPClient.Settings()
+        clientSettings.links = links
+        peerClient = HTTPClient(settings: clientSettings)
         regionPurposes = Set(policy.purposes.keys.filter { policy.basis(for: $0, in: configuration.region) != nil })
         gpcPurposes = policy.gpcPurposes
         consentGate = ConsentGate(policy: policy, region: configuration.region)

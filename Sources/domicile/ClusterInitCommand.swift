@@ -1,5 +1,6 @@
 import DomicileCrypto
 import DomicileModel
+import DomicileNet
 import DomicileStorage
 import Foundation
 
@@ -11,6 +12,8 @@ struct ClusterInitCommand: Command {
         --dir DIR [--regions eu,us,br] [--nodes-per-region 3] [--http-port 7100]
                   [--gossip-port 7300 | --no-gossip] [--channel-port 7500 | --no-region-log]
                   [--allow-two-nodes] [--policy FILE] [--force]
+                  [--wan-round-trips eu-us=80,us-br=120,*=40 [--wan-loss PERCENT]]
+                  [--hosts eu=192.168.56.11,us=192.168.56.12,br=192.168.56.13]
 
         Writes into DIR: master.key (mode 0600), policy.json (the embedded default unless --policy),
         principals.json and tokens.json (one bearer token per role, plus a second privacy officer),
@@ -25,6 +28,14 @@ struct ClusterInitCommand: Command {
         signing key. A region of two nodes tolerates no failure (losing either stops its writes):
         it is refused unless --allow-two-nodes. --no-region-log writes nodes that are each a store
         of their own.
+
+        --wan-round-trips writes a `wan` section into every config: the round-trip milliseconds per pair
+        of regions (`*` for the pairs not named), which the nodes add in their own transports to what
+        they send to the other regions (half each way), and --wan-loss, the percent of gossip
+        datagrams lost between regions. `cluster/up --wan` passes the round trips of cluster/netns.
+
+        --hosts puts each region's nodes on a host of its own (an IPv4 address; 127.0.0.1 for a region
+        not named), as the Vagrantfile's three VMs do; the ports still count up over every node.
         """
 
     struct Layout {
@@ -36,6 +47,11 @@ struct ClusterInitCommand: Command {
         let gossipPort: Int?
         /// nil: the nodes run without a region log.
         var channelPort: Int? = nil
+        /// Round-trip milliseconds and loss percent per pair of regions (`wan`); empty: none.
+        var wanRoundTrips: [String: Int] = [:]
+        var wanLossPercent: Double = 0
+        /// The address of each region's nodes; 127.0.0.1 for a region not listed.
+        var hosts: [RegionID: String] = [:]
 
         var nodes: [(name: NodeName, region: RegionID, index: Int)] {
             var nodes: [(NodeName, RegionID, Int)] = []
@@ -47,9 +63,23 @@ struct ClusterInitCommand: Command {
             return nodes
         }
 
-        func httpAddress(_ index: Int) -> String { "127.0.0.1:\(httpPort == 0 ? 0 : httpPort + index)" }
-        func gossipAddress(_ index: Int) -> String? { gossipPort.map { "127.0.0.1:\($0 + index)" } }
-        func channelAddress(_ index: Int) -> String? { channelPort.map { "127.0.0.1:\($0 + index)" } }
+        func httpAddress(_ index: Int) -> String { "\(host(index)):\(httpPort == 0 ? 0 : httpPort + index)" }
+        func gossipAddress(_ index: Int) -> String? { gossipPort.map { "\(host(index)):\($0 + index)" } }
+        func channelAddress(_ index: Int) -> String? { channelPort.map { "\(host(index)):\($0 + index)" } }
+        private func host(_ index: Int) -> String { hosts[regions[index / nodesPerRegion]] ?? "127.0.0.1" }
+
+        /// The `wan` section every node's config gets, or nil.
+        var wanSection: [String: Any]? {
+            guard !wanRoundTrips.isEmpty else { return nil }
+            var peers: [String: String] = [:]
+            for node in nodes {
+                peers[httpAddress(node.index)] = node.region.rawValue
+                if let gossip = gossipAddress(node.index) { peers[gossip] = node.region.rawValue }
+            }
+            var section: [String: Any] = ["peers": peers, "round_trip_ms": wanRoundTrips]
+            if wanLossPercent > 0 { section["loss_percent"] = wanRoundTrips.mapValues { _ in wanLossPercent } }
+            return section
+        }
     }
 
     static func run(_ arguments: inout Arguments) async throws {
@@ -64,6 +94,9 @@ struct ClusterInitCommand: Command {
         let allowTwo = arguments.flag("allow-two-nodes")
         let policyFile = try arguments.option("policy")
         let force = arguments.flag("force")
+        let wanRoundTrips = try arguments.option("wan-round-trips")
+        let wanLoss = try arguments.option("wan-loss")
+        let hosts = try arguments.option("hosts")
         try arguments.finish()
         let regions = try regionNames.map { name in
             do { return try RegionID(name) } catch { throw CLIError.usage("--regions: '\(name)' is not a region id") }
@@ -83,8 +116,64 @@ struct ClusterInitCommand: Command {
         var layout = Layout(directory: directory, regions: regions, nodesPerRegion: nodesPerRegion, httpPort: httpPort,
                             gossipPort: noGossip ? nil : gossipPort)
         layout.channelPort = noRegionLog ? nil : channelPort
+        layout.hosts = try hosts.map { try regionHosts($0, regions: regions) } ?? [:]
+        if let wanRoundTrips {
+            guard httpPort != 0 else { throw CLIError.usage("--wan-round-trips needs every node's address in advance: give an --http-port base") }
+            layout.wanRoundTrips = try roundTrips(wanRoundTrips, regions: regions)
+            layout.wanLossPercent = try wanLoss.map { text in
+                guard let percent = Double(text), (0...100).contains(percent) else { throw CLIError.usage("--wan-loss: a percent, 0 to 100") }
+                return percent
+            } ?? 0
+        } else if wanLoss != nil {
+            throw CLIError.usage("--wan-loss goes with --wan-round-trips")
+        }
         try write(layout, policy: policyFile.map { try FileIO.read($0, byteCountMax: 1 << 20) } ?? Array(DefaultPolicy.json.utf8), force: force)
         Output.line("wrote a federation of \(layout.nodes.count) nodes (\(regions.map(\.rawValue).joined(separator: ", "))) to \(directory)")
+    }
+
+    /// `eu=192.168.56.11,us=…`: an IPv4 address per region of the layout.
+    static func regionHosts(_ text: String, regions: [RegionID]) throws -> [RegionID: String] {
+        var hosts: [RegionID: String] = [:]
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=").map(String.init)
+            guard parts.count == 2, let region = try? RegionID(parts[0]), regions.contains(region) else {
+                throw CLIError.usage("--hosts: '\(item)' is not REGION=ADDRESS for a region of --regions")
+            }
+            guard parts[1].split(separator: ".").count == 4, (try? SocketAddress(host: parts[1], port: 1)) != nil else {
+                throw CLIError.usage("--hosts: '\(parts[1])' is not an IPv4 address")
+            }
+            hosts[region] = parts[1]
+        }
+        return hosts
+    }
+
+    /// `eu-us=80,us-br=120,*=40`: the round trip of every pair of `regions`
+    /// (in the config's `eu-us` form), `*` for the pairs not named; a pair
+    /// without either is left out (not shaped).
+    static func roundTrips(_ text: String, regions: [RegionID]) throws -> [String: Int] {
+        var named: [Set<String>: Int] = [:]
+        var otherwise: Int?
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=")
+            guard parts.count == 2, let milliseconds = Int(parts[1]), (0...60_000).contains(milliseconds) else {
+                throw CLIError.usage("--wan-round-trips: '\(item)' is not PAIR=MILLISECONDS (such as eu-us=80, or *=40)")
+            }
+            if parts[0] == "*" {
+                otherwise = milliseconds
+                continue
+            }
+            let pair = parts[0].split(separator: "-").map(String.init)
+            guard pair.count == 2, pair[0] != pair[1] else { throw CLIError.usage("--wan-round-trips: '\(parts[0])' is not a pair such as eu-us") }
+            named[Set(pair)] = milliseconds
+        }
+        var roundTrips: [String: Int] = [:]
+        for (index, first) in regions.enumerated() {
+            for second in regions.dropFirst(index + 1) {
+                let pair = [first.rawValue, second.rawValue].sorted()
+                if let milliseconds = named[Set(pair)] ?? otherwise { roundTrips[pair.joined(separator: "-")] = milliseconds }
+            }
+        }
+        return roundTrips
     }
 
     static func write(_ layout: Layout, policy: [UInt8], force: Bool) throws {
@@ -136,7 +225,14 @@ struct ClusterInitCommand: Command {
             ]
             if let address = layout.gossipAddress(node.index) {
                 configuration["gossip"] = ["address": address, "seeds": seeds, "profile": "loopback"]
+                if !layout.wanRoundTrips.isEmpty {
+                    // Probes that wait for a round trip across the slowest pair (as cluster/netns sets them).
+                    let timeout = max(400, 2 * (layout.wanRoundTrips.values.max() ?? 0))
+                    configuration["gossip"] = ["address": address, "seeds": seeds, "profile": "loopback",
+                                               "probe_interval_ms": timeout + 100, "probe_timeout_ms": timeout]
+                }
             }
+            if let wan = layout.wanSection { configuration["wan"] = wan }
             if let address = layout.channelAddress(node.index) {
                 configuration["region_log"] = ["address": address, "roster": "../\(node.region).roster.json"]
                 // Every region's roster: who may speak for a region in the federation (FederationTrust).

@@ -9,7 +9,7 @@ import Foundation
 extension NodeConfiguration: Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case node, region, keyring, policy, principals, http, gossip, log, limits
-        case regionLog = "region_log", federation
+        case regionLog = "region_log", federation, wan
         case dataDirectory = "data_dir"
         case masterKeyFile = "master_key_file"
     }
@@ -72,6 +72,7 @@ extension NodeConfiguration: Codable {
         }
         federationRosterPaths = try container.fields(FederationKeys.self, .federation)?.strings(.rosters).map(path) ?? []
         limits = try container.object(Limits.self, .limits) ?? Limits()
+        wan = try container.object(WAN.self, .wan)
 
         routeBodyBytesMax = settings.limits.bodyBytesMax
         settings.limits.bodyBytesMax = max(settings.limits.bodyBytesMax, limits.batchBodyBytesMax)
@@ -141,6 +142,7 @@ extension NodeConfiguration: Codable {
             var fields = container.nestedContainer(keyedBy: FederationKeys.self, forKey: .federation)
             try fields.encode(federationRosterPaths, forKey: .rosters)
         }
+        try container.encodeIfPresent(wan, forKey: .wan)
     }
 }
 

@@ -129,6 +129,9 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// erasure intents and acks. Empty: senders are not authenticated beyond
     /// the federation key (docs/CONFIGURATION.md).
     public var federationRosterPaths: [String] = []
+    /// `wan`: delays and loss to the peers of other regions, emulated in
+    /// the node's own transports (`cluster/up --wan`); nil: none.
+    public var wan: WAN?
     public var keyringPath: String
     public var masterKey: MasterKeySource
     public var policyPath: String

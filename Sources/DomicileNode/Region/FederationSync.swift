@@ -32,6 +32,8 @@ import Foundation
 final class FederationSync: Sendable {
     static let path = "/internal/v1/federation"
     static let tickMilliseconds: Int64 = 500
+    /// The `Server-Timing` metric of an answer: the time the answering node spent on it.
+    static let timingMetric = "federation"
     /// A peer region's answer, within which it is given up for this round.
     static let requestTimeoutMilliseconds: Int64 = 5_000
     /// Live nodes of a region tried for one message.
@@ -250,9 +252,11 @@ final class FederationSync: Sendable {
             do {
                 var headers = HTTPHeaders()
                 headers.set("Content-Type", "application/octet-stream")
+                let started = DispatchTime.now().uptimeNanoseconds
                 let response = try await services.peerClient.send("POST", Self.path, to: try SocketAddress(parsing: node.http),
                                                                   headers: headers, body: sealed,
                                                                   timeoutMilliseconds: Self.requestTimeoutMilliseconds)
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
                 services.metrics.increment("domicile_federation_bytes_total", labels: ["direction": "sent"], by: sealed.count)
                 services.metrics.increment("domicile_federation_bytes_total", labels: ["direction": "received"], by: response.body.count)
                 guard response.status == 200 else { throw HTTPError(status: response.status, code: "peer_refused", detail: "") }
@@ -264,6 +268,9 @@ final class FederationSync: Sendable {
                 }
                 let answers = try Self.decodeAnswers(opened.payload).filter { $0.from == envelope.to && $0.to == services.region }
                 contacted(envelope.to)
+                if let answering = ServerTiming.milliseconds(response.headers[ServerTiming.header], metric: Self.timingMetric) {
+                    services.roundTrips.record(milliseconds: elapsed - min(answering, elapsed), to: envelope.to, by: .federation)
+                }
                 return answers
             } catch {
                 services.logger.info("federation peer did not answer", ["region": .string(envelope.to.rawValue),
@@ -280,7 +287,11 @@ final class FederationSync: Sendable {
     static func add(to api: inout API) {
         let services = api.services
         api.peer("POST", path, bodyBytesMax: FederationCodec.messageBytesMax + 64) { request in
-            let response = try await serve(request, services: services)
+            let started = DispatchTime.now().uptimeNanoseconds
+            var response = try await serve(request, services: services)
+            // What the sender subtracts from its round trip (RoundTrips).
+            response.headers.set(ServerTiming.header, ServerTiming.value(metric: timingMetric,
+                                                                         milliseconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000))
             services.metrics.increment("domicile_federation_bytes_total", labels: ["direction": "received"], by: request.body.count)
             services.metrics.increment("domicile_federation_bytes_total", labels: ["direction": "sent"], by: response.body.count)
             return response

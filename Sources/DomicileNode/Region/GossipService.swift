@@ -19,6 +19,8 @@ final class GossipService: Sendable {
         var frameBytesMax = 4 * 1_024 * 1_024
         /// Push-pull connections served at once, and started at once.
         var pushPullConnectionsMax = 16
+        /// Delays and loss to the peers of other regions (`wan`); nil: none.
+        var links: LinkShaper?
     }
 
     private struct PoolState: Sendable {
@@ -40,6 +42,15 @@ final class GossipService: Sendable {
     private let addresses = Locked<[String: SocketAddress]>([:])
     private let logger: Logger
     let counters = Locked(Counters())
+    /// Where the round trips of the federation pool's direct probes go.
+    private let roundTrips: RoundTrips?
+    /// The federation pool's direct probes awaiting their ack, by sequence number.
+    private let probesInFlight = Locked<[UInt32: ProbeInFlight]>([:])
+
+    private struct ProbeInFlight: Sendable {
+        let target: SocketAddress
+        let sentNanoseconds: UInt64
+    }
 
     struct Counters: Sendable {
         var packetsSent = 0
@@ -55,11 +66,12 @@ final class GossipService: Sendable {
     private static func bindPair(_ bind: SocketAddress, settings: Settings) throws -> (DatagramSocket, FramedListener) {
         var attempt = 1
         while true {
-            let socket = try DatagramSocket(bind: bind, receiveTimeoutMilliseconds: 200)
+            let socket = try DatagramSocket(bind: bind, receiveTimeoutMilliseconds: 200, links: settings.links)
             do {
                 return (socket, try FramedListener(bind: socket.localAddress, connectionsMax: settings.pushPullConnectionsMax,
                                                    frameBytesMax: settings.frameBytesMax,
-                                                   timeoutMilliseconds: settings.pushPullTimeoutMilliseconds, name: "gossip-push-pull"))
+                                                   timeoutMilliseconds: settings.pushPullTimeoutMilliseconds, name: "gossip-push-pull",
+                                                   links: settings.links))
             } catch {
                 // The UDP socket closes when it goes out of scope.
                 guard bind.port == 0, attempt < 10 else { throw error }
@@ -70,9 +82,12 @@ final class GossipService: Sendable {
 
     /// Binds the UDP socket and the TCP listener on `bind`; others reach this
     /// node at `advertise` (the bound address unless configured).
-    /// `bootID` is the node's (the one it logs and `/v1/cluster` reports).
+    /// `bootID` is the node's (the one it logs and `/v1/cluster` reports);
+    /// the federation pool's probes are timed into `roundTrips`.
     init(bind: SocketAddress, advertise: SocketAddress?, name: NodeName, region: RegionID, bootID: UInt64, httpAddress: String,
-         seeds: [SocketAddress], keyring keys: (region: KeySet, federation: KeySet), settings: Settings, logger: Logger) throws {
+         seeds: [SocketAddress], keyring keys: (region: KeySet, federation: KeySet), settings: Settings, logger: Logger,
+         roundTrips: RoundTrips? = nil) throws {
+        self.roundTrips = roundTrips
         (socket, listener) = try Self.bindPair(bind, settings: settings)
         let advertised = advertise ?? socket.localAddress
         identity = MemberIdentity(name: name, region: region, bootID: bootID,
@@ -157,6 +172,7 @@ final class GossipService: Sendable {
             case .send(let messages, let address):
                 guard let target = resolve(address) else { continue }
                 let packet = GossipCodec.seal(GossipCodec.encode(messages), pool: pool, keys: keys(pool))
+                if pool == .federation { timeProbes(messages, to: target) }
                 if socket.send(packet, to: target) { counters.withLock { $0.packetsSent += 1 } }
             case .pushPull(let address):
                 guard let target = resolve(address) else { continue }
@@ -200,8 +216,36 @@ final class GossipService: Sendable {
             drop(Self.reason(error))
             return
         }
+        if pool == .federation { timeAcks(messages, from: address) }
         let now = monotonicMilliseconds()
         step(pool) { $0.instance.receive(messages, from: address.description, now: now) }
+    }
+
+    // MARK: Round trips
+
+    /// Notes when this node's direct probes leave (a relayed probe's ack
+    /// comes back from the relay, so it is not timed).
+    private func timeProbes(_ messages: [GossipMessage], to target: SocketAddress) {
+        guard roundTrips != nil else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        for case .ping(let seq, _, let source) in messages where source == identity.name {
+            probesInFlight.withLock { probes in
+                if probes.count >= 64 { probes.removeAll() }
+                probes[seq] = ProbeInFlight(target: target, sentNanoseconds: now)
+            }
+        }
+    }
+
+    /// A probe's ack from the member probed: its round trip, to the member's region.
+    private func timeAcks(_ messages: [GossipMessage], from address: SocketAddress) {
+        guard let roundTrips else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        for case .ack(let seq, let source) in messages {
+            guard let probe = probesInFlight.withLock({ $0.removeValue(forKey: seq) }), probe.target == address,
+                  let region = pools.withLock({ $0[.federation]!.instance.members[source]?.identity.region }),
+                  region != identity.region else { continue }
+            roundTrips.record(milliseconds: Double(now - probe.sentNanoseconds) / 1_000_000, to: region, by: .gossip)
+        }
     }
 
     private static func reason(_ error: any Error) -> String {

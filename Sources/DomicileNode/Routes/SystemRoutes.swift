@@ -49,6 +49,8 @@ enum SystemRoutes {
         let policyVersion: Int
         let pools: Pools
         let regionLog: RegionLogView?
+        /// Round trips measured to each peer region, by way (gossip probes, federation exchanges).
+        let roundTrips: [RoundTrips.Summary]
     }
 
     static func add(to api: inout API, httpAddress: @escaping @Sendable () -> String) {
@@ -97,7 +99,7 @@ enum SystemRoutes {
                                              http: httpAddress()),
                                  region: services.region, policyVersion: services.policy.version,
                                  pools: .init(region: members(.region), federation: members(.federation)),
-                                 regionLog: services.regionLog.value.map(regionLogView)))
+                                 regionLog: services.regionLog.value.map(regionLogView), roundTrips: services.roundTrips.summaries()))
         }
         api.route("GET", "/v1/policy", roles: [], local: true) { _ in
             .json(bytes: services.policy.document)
