@@ -11,7 +11,7 @@ struct BenchSearchCommand: Command {
     static let path = ["bench", "search"]
     static let summary = "federated search latency (replicas, fresh, a region paused) against a local search, on real processes"
     static let help = """
-        [--subjects N] [--dimension D] [--queries N] [--k K] [--deadline-ms MS] [--dir DIR]
+        [--subjects N] [--dimension D] [--queries N] [--k K] [--deadline-ms MS] [--wan] [--dir DIR]
 
         Three regions of three nodes (each region one region log) on loopback, from this binary. Each region
         gets N subjects (default 300) with a clustered synthetic vector of D dimensions (default 128) in a
@@ -20,7 +20,8 @@ struct BenchSearchCommand: Command {
         election made it), --queries searches (default 300, k 10) of each kind, one at a time:
         local; federated from replicas; federated fresh (one hedged request per region); and fresh with
         br's three nodes paused (SIGSTOP) beyond --deadline-ms (default 200). Reported: p50 and p99 of each,
-        and each as a ratio to the local search's p50 measured in the same run.
+        and each as a ratio to the local search's p50 measured in the same run. --wan shapes the links between
+        regions in the nodes' own transports with cluster/round-trips's times (eu-us 80, us-br 120, eu-br 190 ms).
         """
 
     static func run(_ arguments: inout Arguments) async throws {
@@ -29,14 +30,17 @@ struct BenchSearchCommand: Command {
         let queries = try arguments.integer("queries", default: 300, range: 10...100_000)
         let k = try arguments.integer("k", default: 10, range: 1...100)
         let deadline = try arguments.integer("deadline-ms", default: 200, range: 10...60_000)
+        let wan = arguments.flag("wan")
         let directory = try arguments.option("dir")
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("domicile-bench-search-\(UUID().uuidString)").path
         try arguments.finish()
         defer { try? FileManager.default.removeItem(atPath: directory) }
 
-        Output.line("domicile bench search (\(System.coreCount) cores, loopback, 3 regions × 3 nodes, \(subjects) subjects × \(dimension) dimensions per region)")
+        Output.line("domicile bench search (\(System.coreCount) cores, loopback\(wan ? " shaped as a WAN" : ""), 3 regions × 3 nodes, "
+                    + "\(subjects) subjects × \(dimension) dimensions per region)")
         let regions = try ["eu", "us", "br"].map { try RegionID($0) }
-        let federation = try LocalFederation(directory: directory, regions: regions, nodesPerRegion: 3)
+        let federation = try LocalFederation(directory: directory, regions: regions, nodesPerRegion: 3,
+                                             wanRoundTrips: wan ? ["eu-us": 80, "us-br": 120, "eu-br": 190] : [:])
         try raiseEmbeddingBudgets(federation)
         defer { federation.stopAll() }
         for node in federation.nodeNames { try federation.start(node) }

@@ -17,7 +17,8 @@ final class LocalFederation {
     private let binary: String
 
     /// `regionLog: false` lays out nodes that are each a store of their own.
-    init(directory: String, regions: [RegionID], nodesPerRegion: Int, regionLog: Bool = true) throws {
+    /// `wanRoundTrips` (milliseconds per pair, as `cluster init --wan-round-trips`) shapes the links between regions.
+    init(directory: String, regions: [RegionID], nodesPerRegion: Int, regionLog: Bool = true, wanRoundTrips: [String: Int] = [:]) throws {
         self.directory = directory
         binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let count = regions.count * nodesPerRegion
@@ -25,6 +26,7 @@ final class LocalFederation {
         var layout = ClusterInitCommand.Layout(directory: directory, regions: regions, nodesPerRegion: nodesPerRegion, httpPort: base,
                                                gossipPort: base + count)
         layout.channelPort = regionLog ? base + 2 * count : nil
+        layout.wanRoundTrips = wanRoundTrips
         try ClusterInitCommand.write(layout, policy: Array(DefaultPolicy.json.utf8), force: true)
         let tokenData = try Data(contentsOf: URL(fileURLWithPath: (directory as NSString).appendingPathComponent("tokens.json")))
         tokens = try JSONSerialization.jsonObject(with: tokenData) as? [String: String] ?? [:]
