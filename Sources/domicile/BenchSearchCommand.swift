@@ -20,7 +20,8 @@ struct BenchSearchCommand: Command {
         election made it), --queries searches (default 300, k 10) of each kind, one at a time:
         local; federated from replicas; federated fresh (one hedged request per region); and fresh with
         br's three nodes paused (SIGSTOP) beyond --deadline-ms (default 200). Reported: p50 and p99 of each,
-        and each as a ratio to the local search's p50 measured in the same run. --wan shapes the links between
+        and each as a ratio to the local search's p50 measured in the same run. Then up to ten us subjects
+        are revoked one at a time, each timed until eu-1's replicas no longer find it. --wan shapes the links between
         regions in the nodes' own transports with cluster/round-trips's times (eu-us 80, us-br 120, eu-br 190 ms).
         """
 
@@ -47,7 +48,7 @@ struct BenchSearchCommand: Command {
         try await BenchFederationCommand.waitUntilFederated(federation)
 
         let data = SyntheticVectors.clustered(count: 3 * subjects + queries, dimension: dimension, clusters: 24, seed: 16)
-        try await load(federation, data: data, subjects: subjects, dimension: dimension)
+        let pids = try await load(federation, data: data, subjects: subjects, dimension: dimension)
         let started = Bench.monotonicSeconds()
         try await waitForReplicas(federation, subjects: subjects, probe: data[3 * subjects], k: k)
         Output.line(String(format: "replicas of every region's %d copies reached eu-1 in %.1f s after the last write", subjects,
@@ -66,6 +67,7 @@ struct BenchSearchCommand: Command {
         for node in federation.nodes(of: "br") { federation.processes[node]?.signal(SIGCONT) }
         rows.append(("fresh, br paused (deadline \(deadline) ms)", paused))
 
+        let retractions = try await retraction(federation, pids: pids["us"]!, vectors: (0..<subjects).map { data[subjects + $0] })
         let reference = rows[0].1.p50
         Output.line("search from eu-1, k \(k), \(queries) queries each, one at a time")
         Output.line("kind                                   p50 ms    p99 ms   p50 / local p50   partial   br missing because")
@@ -74,6 +76,11 @@ struct BenchSearchCommand: Command {
             Output.line(name.padding(toLength: 36, withPad: " ", startingAt: 0)
                         + String(format: "%9.2f %9.2f %17.1f %9d   ", latency.p50 * 1_000, latency.p99 * 1_000, latency.p50 / reference, latency.partial)
                         + reasons)
+        }
+        if !retractions.isEmpty {
+            let sorted = retractions.sorted()
+            Output.line(String(format: "a revoke in us until eu-1's replicas drop the copy (%d subjects): median %.0f ms, max %.0f ms",
+                               sorted.count, sorted[sorted.count / 2] * 1_000, sorted.last! * 1_000))
         }
     }
 
@@ -101,8 +108,11 @@ struct BenchSearchCommand: Command {
     }
 
     /// Per region: the collection, then its subjects, granted, with their vectors (16 at a time).
-    static func load(_ federation: LocalFederation, data: SyntheticVectors, subjects: Int, dimension: Int) async throws {
+    /// Returns each region's pids, in the order of their vectors.
+    static func load(_ federation: LocalFederation, data: SyntheticVectors, subjects: Int, dimension: Int) async throws -> [String: [String]] {
+        var pids: [String: [String]] = [:]
         for (offset, (region, country)) in [("eu", "DE"), ("us", "US"), ("br", "BR")].enumerated() {
+            let registeredPIDs = Locked([Int: String]())
             let nodes = federation.nodes(of: region)
             let defined = try await federation.call(nodes[0], "PUT", "/v1/collections/taste", role: "admin", json: """
                 {"dimension":\(dimension),"metric":"cosine","purpose":"product_recs","export":{"epsilon":4,"delta":1e-6,"clip_norm":1}}
@@ -118,6 +128,7 @@ struct BenchSearchCommand: Command {
                         let registered = try await caller.call(node, "POST", "/v1/subjects", role: "ingest",
                                                                json: #"{"identifier":{"kind":"customer_id","value":"bench-\#(region)-\#(index)"},"country":"\#(country)"}"#)
                         guard let pid = registered.json["pid"] as? String else { throw CLIError.failed("registration failed: \(registered.status)") }
+                        registeredPIDs.withLock { $0[index] = pid }
                         _ = try await caller.call(node, "POST", "/v1/subjects/\(pid)/consents", role: "ingest",
                                                   json: #"{"action":"grant","purposes":["product_recs"],"source":"bench","collected_at":"2026-01-01T00:00:00Z"}"#)
                         let stored = try await caller.call(node, "PUT", "/v1/collections/taste/vectors/\(pid)", role: "ingest",
@@ -127,7 +138,33 @@ struct BenchSearchCommand: Command {
                 }
                 try await group.waitForAll()
             }
+            pids[region] = registeredPIDs.withLock { found in (0..<subjects).map { found[$0]! } }
         }
+        return pids
+    }
+
+    /// Revokes up to ten us subjects that eu-1's replicas find by their own vector, one at a time; each timed
+    /// from the revoke's answer until eu-1's replica search no longer finds it.
+    static func retraction(_ federation: LocalFederation, pids: [String], vectors: [[Float]]) async throws -> [Double] {
+        var seconds: [Double] = []
+        for (pid, vector) in zip(pids, vectors) where seconds.count < 10 {
+            let body = #"{"vector":[\#(vector.map { String($0) }.joined(separator: ","))],"k":100,"purpose":"product_recs","scope":"federated"}"#
+            func found() async throws -> Bool {
+                let reply = try await federation.call("eu-1", "POST", "/v1/collections/taste/search", role: "serve", json: body)
+                return (reply.json["results"] as? [[String: Any]] ?? []).contains { $0["pid"] as? String == pid }
+            }
+            guard try await found() else { continue }
+            let revoked = try await federation.call("us-1", "POST", "/v1/subjects/\(pid)/consents", role: "ingest",
+                                                    json: #"{"action":"revoke","purposes":["product_recs"],"source":"bench","collected_at":"2026-01-02T00:00:00Z"}"#)
+            guard revoked.status == 201 else { throw CLIError.failed("a revoke failed: \(revoked.status) \(revoked.code)") }
+            let started = Bench.monotonicSeconds()
+            while try await found() {
+                guard Bench.monotonicSeconds() - started < 30 else { throw CLIError.failed("a revoked copy stayed on eu-1 for 30 s") }
+                try await Task.sleep(nanoseconds: 5_000_000)
+            }
+            seconds.append(Bench.monotonicSeconds() - started)
+        }
+        return seconds
     }
 
     /// Until eu-1 holds, per other region, as many noised copies as it has subjects (a search for all of them reports so).

@@ -51,7 +51,7 @@ final class EmbeddingExportTests: XCTestCase {
             func pending() throws -> [NoisedEmbedding] {
                 try services.store.read { try EmbeddingExportRecords.unpublished(of: services.region, limit: 100, keys: services.keys, in: $0) }
             }
-            func exportPending() async throws -> Int { try await EmbeddingExports.exportPending(services: services) }
+            func exportPending() async throws -> Int { try await EmbeddingExports.exportPending(services: services).exported }
             func charges() throws -> Int64? {
                 try services.store.read { try $0.fetchOne("SELECT count(*) FROM embedding_charges WHERE pid = ?", [pid.rawValue]) { $0.int64(0) } }
             }

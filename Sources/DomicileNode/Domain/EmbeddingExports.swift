@@ -17,33 +17,41 @@ enum EmbeddingExports {
     /// Vectors looked at per collection and pass.
     static let batch = 256
 
+    /// What a pass did: copies exported, and whether a collection filled its batch (more may wait).
+    struct Pass: Sendable, Equatable {
+        var exported = 0
+        var more = false
+    }
+
     /// One pass, on the node that drives the region's federation: exports
     /// (or refuses) the current version of every vector that awaits a
-    /// decision. Returns how many copies it exported.
+    /// decision, up to `batch` per collection.
     @discardableResult
-    static func exportPending(services: NodeServices) async throws -> Int {
+    static func exportPending(services: NodeServices) async throws -> Pass {
         let collections = services.vectors.collections(for: nil).filter { $0.definition.export != nil }
-        guard !collections.isEmpty, services.policy.regions.count > 1 else { return 0 }
+        guard !collections.isEmpty, services.policy.regions.count > 1 else { return Pass() }
         let now = services.clock.now()
         let period = services.configuration.limits.privacyPeriod.key(at: now)
         let waiting = try services.store.read { database in
             try collections.contains { !(try EmbeddingExportRecords.candidates($0.definition.name, period: period, limit: 1, in: database)).isEmpty }
         }
-        guard waiting else { return 0 }
+        guard waiting else { return Pass() }
         let touched = Locked<[PID]>([])
         do {
             return try await services.store.write { database in
-                var exported = 0
+                var pass = Pass()
                 for collection in collections {
-                    for candidate in try EmbeddingExportRecords.candidates(collection.definition.name, period: period, limit: batch,
-                                                                           in: database) {
+                    let candidates = try EmbeddingExportRecords.candidates(collection.definition.name, period: period, limit: batch,
+                                                                           in: database)
+                    pass.more = pass.more || candidates.count == batch
+                    for candidate in candidates {
                         touched.withLock { $0.append(candidate.pid) }
                         let outcome = try export(candidate, of: collection, period: period, now: now, services: services, in: database)
                         services.metrics.increment("domicile_embedding_exports_total", labels: ["outcome": outcome.rawValue])
-                        if outcome == .exported { exported += 1 }
+                        if outcome == .exported { pass.exported += 1 }
                     }
                 }
-                return exported
+                return pass
             }
         } catch {
             // The exports index may hold copies the failed transaction did not keep.

@@ -122,7 +122,7 @@ enum VectorService {
                                               detail: "collection=\(definition.name)"), to: database)
         }
         // A new version to export: the federation's next round, now.
-        if definition.export != nil { services.federation.value?.wake() }
+        if definition.export != nil { services.federation.value?.vectorsChanged() }
     }
 
     /// Removes the subject's vector from the collection (absent is not an error).

@@ -60,6 +60,14 @@ final class FederationSync: Sendable {
     /// The longest a region that does not answer waits for the next try.
     static let backOffMaxMilliseconds: Int64 = 8_000
 
+    /// Whether vectors may await an export decision: set by a vector write
+    /// in an exporting collection, when this node starts driving, and every
+    /// `exportScanRounds` rounds (a new budget period may admit versions
+    /// refused in the last); the exporter's scan runs only then.
+    private let exportsDue = Locked(true)
+    private let roundsSinceExportScan = Locked(0)
+    static let exportScanRounds = 120
+
     private struct Driven: Sendable {
         var node: FederationNode
         let term: UInt64
@@ -89,6 +97,12 @@ final class FederationSync: Sendable {
 
     /// Runs a round now: there is something to publish or to persist.
     func wake() { schedule.wake() }
+
+    /// A vector of a collection with export settings was written: the next round exports it.
+    func vectorsChanged() {
+        exportsDue.withLock { $0 = true }
+        wake()
+    }
 
     /// When this node last exchanged a message with a node of `region`.
     func lastContact(with region: RegionID) -> Timestamp? { contacts.withLock { $0[region] } }
@@ -121,9 +135,10 @@ final class FederationSync: Sendable {
             if driven.withLock({ $0?.term }) != term {
                 let node = try Self.restore(services)
                 driven.withLock { $0 = Driven(node: node, term: term) }
+                exportsDue.withLock { $0 = true }
             }
             try await eraseForIntents()
-            try await EmbeddingExports.exportPending(services: services)
+            try await export()
             let records = try unpublished()
             try driven.withLock { driven throws in
                 for record in records { _ = try driven?.node.publish(record) }
@@ -136,6 +151,22 @@ final class FederationSync: Sendable {
             // What the machine holds may not be durable: rebuild it from node.sqlite next round.
             driven.withLock { $0 = nil }
             services.logger.warning("federation round failed", ["error": .string("\(error)")])
+        }
+    }
+
+    /// The exporter's pass, when one is due; due again while a pass fills its batch.
+    private func export() async throws {
+        let scheduled = roundsSinceExportScan.withLock { rounds in
+            rounds += 1
+            return rounds >= Self.exportScanRounds
+        }
+        guard exportsDue.withLock({ due in defer { due = false }; return due }) || scheduled else { return }
+        roundsSinceExportScan.withLock { $0 = 0 }
+        do {
+            if try await EmbeddingExports.exportPending(services: services).more { exportsDue.withLock { $0 = true } }
+        } catch {
+            exportsDue.withLock { $0 = true }
+            throw error
         }
     }
 
