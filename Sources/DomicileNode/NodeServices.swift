@@ -150,6 +150,11 @@ final class NodeServices: Sendable {
         }
     }
 
+    /// After a committed write that may have retracted noised exports (a
+    /// revoke, a vector deleted or purged): the federation's next round
+    /// publishes the retractions now rather than at its next tick.
+    func exportsRetracted() { federation.value?.wake() }
+
     /// After a failed write that may have changed vector indexes: puts the
     /// subjects' vectors back as committed (on the writer, in commit order).
     func resynchronizeVectors(of pids: [PID]) async throws {

@@ -63,6 +63,7 @@ struct BenchSearchCommand: Command {
         rows.append(("federated, replicas", try await measure(federation, probes) { body($0, #","scope":"federated""#) }))
         rows.append(("federated, fresh", try await measure(federation, probes) { body($0, #","scope":"federated","fresh":true"#) }))
         for node in federation.nodes(of: "br") { federation.processes[node]?.signal(SIGSTOP) }
+        // The first searches after the pause wait out the deadline; once gossip declares br's nodes dead, br is skipped at once.
         let paused = try await measure(federation, probes) { body($0, #","scope":"federated","fresh":true,"deadline_ms":\#(deadline)"#) }
         for node in federation.nodes(of: "br") { federation.processes[node]?.signal(SIGCONT) }
         rows.append(("fresh, br paused (deadline \(deadline) ms)", paused))
@@ -75,7 +76,7 @@ struct BenchSearchCommand: Command {
             let reasons = latency.reasons.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             Output.line(name.padding(toLength: 36, withPad: " ", startingAt: 0)
                         + String(format: "%9.2f %9.2f %17.1f %9d   ", latency.p50 * 1_000, latency.p99 * 1_000, latency.p50 / reference, latency.partial)
-                        + reasons)
+                        + reasons + (latency.timedOutP50.map { String(format: " (those timed out: median %.0f ms)", $0 * 1_000) } ?? ""))
         }
         if !retractions.isEmpty {
             let sorted = retractions.sorted()
@@ -90,6 +91,8 @@ struct BenchSearchCommand: Command {
         let partial: Int
         /// Why br was missing, and how often.
         let reasons: [String: Int]
+        /// The median of the searches during which br timed out (nil: none did).
+        let timedOutP50: Double?
     }
 
     /// Budgets that hold every export, and no access log.
@@ -184,16 +187,20 @@ struct BenchSearchCommand: Command {
         var seconds: [Double] = []
         var partial = 0
         var reasons: [String: Int] = [:]
+        var timedOut: [Double] = []
         for probe in probes {
             let started = Bench.monotonicSeconds()
             let reply = try await federation.call("eu-1", "POST", "/v1/collections/taste/search", role: "serve", json: body(probe))
             seconds.append(Bench.monotonicSeconds() - started)
             guard reply.status == 200 else { throw CLIError.failed("a search failed: \(reply.status) \(reply.code)") }
             if reply.json["partial"] as? Bool == true { partial += 1 }
-            if let reason = ((reply.json["regions"] as? [String: [String: Any]])?["br"])?["reason"] as? String { reasons[reason, default: 0] += 1 }
+            if let reason = ((reply.json["regions"] as? [String: [String: Any]])?["br"])?["reason"] as? String {
+                reasons[reason, default: 0] += 1
+                if reason == "timeout" { timedOut.append(seconds.last!) }
+            }
         }
         let sorted = seconds.sorted()
         return Latency(p50: sorted[sorted.count / 2], p99: sorted[min(sorted.count - 1, sorted.count * 99 / 100)], partial: partial,
-                       reasons: reasons)
+                       reasons: reasons, timedOutP50: timedOut.isEmpty ? nil : timedOut.sorted()[timedOut.count / 2])
     }
 }

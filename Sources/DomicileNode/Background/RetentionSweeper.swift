@@ -59,6 +59,7 @@ final class RetentionSweeper: Sendable {
             services.metrics.increment("domicile_retention_deleted_total", labels: ["kind": "purged_features"], by: batch.purgedFeatures)
             services.metrics.increment("domicile_retention_deleted_total", labels: ["kind": "purged_vectors"], by: batch.purgedVectors)
             if batch != Totals() { services.metrics.countAudit(action: "retention.sweep", outcome: "ok") }
+            if batch.purgedVectors > 0 { services.exportsRetracted() }
             if batch.expiredFeatures < batchSize && batch.expiredGrants < batchSize { return totals }
         }
     }

@@ -125,6 +125,7 @@ enum ConsentService {
             return try record(draft, for: pid, call: call, in: database)
         }
         services.metrics.countAudit(action: "consent.append", outcome: receipt.action.rawValue)
+        if receipt.action == .revoke { services.exportsRetracted() }
         return receipt
     }
 
@@ -183,6 +184,7 @@ enum ConsentService {
             throw error
         }
         for (_, receipt) in outcome.stored { services.metrics.countAudit(action: "consent.append", outcome: receipt.action.rawValue) }
+        if outcome.stored.contains(where: { $0.receipt.action == .revoke }) { services.exportsRetracted() }
         for event in outcome.refusalEvents { services.metrics.countAudit(action: event.action, outcome: event.outcome) }
         guard var refusal = outcome.refusal else { return outcome.stored.map(\.receipt) }
         call.refusals.markAudited()

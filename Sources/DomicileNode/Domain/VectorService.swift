@@ -135,6 +135,7 @@ enum VectorService {
             try AuditLog.append(call.event("vector.delete", pid: pid.rawValue, outcome: deleted ? "ok" : "absent",
                                               detail: "collection=\(name)"), to: database)
         }
+        if collection.definition.export != nil { services.exportsRetracted() }
     }
 
     /// A search must say the purpose the collection serves (403 `purpose_mismatch`).
