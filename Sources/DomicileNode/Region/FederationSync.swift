@@ -68,6 +68,9 @@ final class FederationSync: Sendable {
     private let roundsSinceExportScan = Locked(0)
     static let exportScanRounds = 120
 
+    /// The machine digests are answered from, and the state it was restored at.
+    private let answering = Locked<(stamp: [Int64], node: FederationNode)?>(nil)
+
     private struct Driven: Sendable {
         var node: FederationNode
         let term: UInt64
@@ -369,12 +372,27 @@ final class FederationSync: Sendable {
     }
 
     /// What this region's machine, as this node's copy holds it, answers to
-    /// a digest: the entries the asker lacks, and this region's digest.
+    /// a digest: the entries the asker lacks, and this region's digest
+    /// (from a machine kept while the entries do not change).
     static func answer(_ envelope: FederationEnvelope, services: NodeServices) throws -> [FederationEnvelope] {
         guard case .digest = envelope.message else { return [] }
-        var node = try restore(services)
+        var node = try services.federation.value?.answeringMachine() ?? restore(services)
         node.step(envelope)
         return node.ready().messages.filter { $0.to == envelope.from }
+    }
+
+    /// The region's machine as node.sqlite holds it, restored again only
+    /// when `federation_entries` changed: entries are only added and
+    /// retired, never removed, so their count and the count retired name
+    /// the state.
+    private func answeringMachine() throws -> FederationNode {
+        let stamp = try services.store.read { database in
+            try database.fetchOne("SELECT count(*), coalesce(sum(retired), 0) FROM federation_entries") { [$0.int64(0), $0.int64(1)] } ?? []
+        }
+        if let cached = answering.withLock({ $0 }), cached.stamp == stamp { return cached.node }
+        let node = try Self.restore(services)
+        answering.withLock { $0 = (stamp, node) }
+        return node
     }
 
     /// Entries a peer pushed, on the node that drives the machine: stepped
