@@ -206,7 +206,8 @@ public struct FederationNode: Sendable {
         guard !pids.isEmpty else { return }
         erasedPids.formUnion(pids)
         let erased = Set(pids)
-        for (key, current) in embeddings where erased.contains(key.pid) {
+        // In key order: the shell is told of the retirements in the same order on every run.
+        for (key, current) in embeddings.sorted(by: { $0.key < $1.key }) where erased.contains(key.pid) {
             retire(key.region, current.seq)
             embeddings[key] = nil
         }

@@ -573,7 +573,7 @@ public final class FederationSimulation {
         let count = chance(plan.largeRecordProbability) ? Int.random(in: 40...60, using: &random) : Int.random(in: 1...3, using: &random)
         // Now and then one of the subjects whose copies travel: its copies are retired everywhere.
         let pids = (0..<count).map { _ in
-            chance(0.3) ? subjects.values.joined().randomElement(using: &random)!
+            chance(0.3) ? regions.flatMap { subjects[$0.id]! }.randomElement(using: &random)!
                 : PID(keyVersion: 1, region: regions.randomElement(using: &random)!.id,
                       digest: (0..<PID.digestByteCount).map { _ in UInt8.random(in: 0...255, using: &random) })
         }

@@ -90,7 +90,7 @@ final class PrimaryKeyMigrationTests: XCTestCase {
         func suffix(_ subject: Int) -> Substring { subjects[subject].rawValue.suffix(6) }
         XCTAssertEqual(before[0], ["\(suffix(1))=[0.0, 1.0]", "\(suffix(2))=[2.0, 2.0]", "\(suffix(0))=[5.0, 5.0]", "\(suffix(3))=[6.0, 6.0]"])
 
-        XCTAssertEqual(try NodeSchema.migrator.migrate(database, appliedAt: 1), [10, 11, 12, 13])
+        XCTAssertEqual(try NodeSchema.migrator.migrate(database, appliedAt: 1), [10, 11, 12, 13, 14])
 
         XCTAssertEqual(try [taste, faces].map { try vectorsInRebuildOrder($0, keys: keys, in: database) }, before)
         XCTAssertEqual(try database.fetchAll("SELECT collection, written_seq FROM vectors ORDER BY collection, written_seq") {
@@ -142,7 +142,7 @@ final class PrimaryKeyMigrationTests: XCTestCase {
         }
         let spent = try spend(database)
 
-        for migrating in [database, other] { XCTAssertEqual(try NodeSchema.migrator.migrate(migrating, appliedAt: 1), [10, 11, 12, 13]) }
+        for migrating in [database, other] { XCTAssertEqual(try NodeSchema.migrator.migrate(migrating, appliedAt: 1), [10, 11, 12, 13, 14]) }
 
         XCTAssertEqual(try spend(database), spent)
         XCTAssertEqual(try database.fetchAll("SELECT pid, period, seq, collection, charged_at FROM embedding_charges ORDER BY pid, period, seq") {
