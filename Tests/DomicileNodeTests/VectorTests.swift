@@ -52,6 +52,15 @@ final class VectorTests: NodeTestCase {
         assertProblem(try await defineCollection("bad", purpose: "astrology"), 422, "unknown_purpose")
         assertProblem(try await defineCollection("bad", index: #"{"kind":"hnsw","m":1}"#), 422, "invalid_request")
         assertProblem(try await defineCollection("bad", index: #"{"kind":"ivf"}"#), 422, "invalid_request")
+        // An empty export takes the defaults chosen from the utility curve; a bad field is refused by name.
+        let defaulted = try await node.call("PUT", "/v1/collections/shared", token: token("admin"),
+                                            json: #"{"dimension":8,"metric":"cosine","purpose":"product_recs","export":{}}"#)
+        XCTAssertEqual(defaulted.status, 201, defaulted.text)
+        let export = try XCTUnwrap(defaulted.json["export"] as? [String: Any])
+        XCTAssertEqual([export["epsilon"] as? Double, export["delta"] as? Double, export["clip_norm"] as? Double], [1, 1e-6, 1])
+        assertProblem(try await node.call("PUT", "/v1/collections/bad", token: token("admin"),
+                                          json: #"{"dimension":8,"metric":"cosine","purpose":"product_recs","export":{"epsilon":0}}"#),
+                      422, "invalid_request")
         assertProblem(try await node.call("PUT", "/v1/collections/recs", token: token("serve"), json: "{}"), 403, "forbidden")
         assertProblem(try await node.call("POST", "/v1/collections/recs/search", token: token("ingest"),
                                           json: #"{"vector":[1,2,3,4,5,6,7,8],"purpose":"product_recs"}"#), 403, "forbidden")

@@ -3,6 +3,7 @@ import DomicileModel
 import DomicileNet
 import DomicilePrivacy
 import DomicileStorage
+import DomicileVectors
 
 /// Noised embeddings for the federation's cross-region search (DESIGN.md
 /// section 8, docs/FEDERATION.md "Noised embeddings"): for each collection
@@ -60,6 +61,16 @@ enum EmbeddingExports {
         }
     }
 
+    /// What is noised: for cosine, the direction at the clip norm (a cosine
+    /// ignores the length, and a shorter vector would lose signal against
+    /// the same noise — BENCHMARKS.md, "Federated search: utility"); for the
+    /// other metrics, the vector as stored (clipped by the noise).
+    static func exportable(_ vector: [Float], definition: CollectionDefinition, clipNorm: Double) throws -> [Float] {
+        guard definition.metric == .cosine else { return vector }
+        let direction = try definition.metric.prepare(vector, dimension: definition.dimension)
+        return direction.map { Float(Double($0) * clipNorm) }
+    }
+
     enum Outcome: String {
         case exported
         case overBudget = "over_budget"
@@ -91,8 +102,8 @@ enum EmbeddingExports {
             return .overBudget
         }
         var random = services.random.generator()
-        let noised = try EmbeddingNoise.noised(vector, clipNorm: settings.clipNorm, epsilon: settings.epsilon, delta: settings.delta,
-                                               using: &random)
+        let noised = try EmbeddingNoise.noised(exportable(vector, definition: definition, clipNorm: settings.clipNorm),
+                                               clipNorm: settings.clipNorm, epsilon: settings.epsilon, delta: settings.delta, using: &random)
         try database.execute("""
             INSERT INTO embedding_charges (pid, period, seq, collection, epsilon, delta, charged_at)
             VALUES (?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM embedding_charges WHERE pid = ? AND period = ?), ?, ?, ?, ?)

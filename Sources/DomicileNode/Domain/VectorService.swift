@@ -23,10 +23,11 @@ enum VectorService {
         let ef: Int?
     }
 
+    /// Missing fields take `ExportSettings.defaults`.
     struct ExportFields: Decodable, Sendable {
-        let epsilon: Double
-        let delta: Double
-        let clipNorm: Double
+        let epsilon: Double?
+        let delta: Double?
+        let clipNorm: Double?
     }
 
     /// The collection a definition describes, validated (422 naming the field otherwise).
@@ -51,10 +52,12 @@ enum VectorService {
         }
         var export: ExportSettings?
         if let body = body.export {
-            guard body.epsilon > 0, body.epsilon <= 100 else { throw DomainError.invalid("export.epsilon", "must be above 0 and at most 100") }
-            guard body.delta > 0, body.delta < 1 else { throw DomainError.invalid("export.delta", "must be between 0 and 1") }
-            guard body.clipNorm > 0, body.clipNorm.isFinite else { throw DomainError.invalid("export.clip_norm", "must be a positive number") }
-            export = ExportSettings(epsilon: body.epsilon, delta: body.delta, clipNorm: body.clipNorm)
+            let defaults = ExportSettings.defaults
+            let (epsilon, delta, clipNorm) = (body.epsilon ?? defaults.epsilon, body.delta ?? defaults.delta, body.clipNorm ?? defaults.clipNorm)
+            guard epsilon > 0, epsilon <= 100 else { throw DomainError.invalid("export.epsilon", "must be above 0 and at most 100") }
+            guard delta > 0, delta < 1 else { throw DomainError.invalid("export.delta", "must be between 0 and 1") }
+            guard clipNorm > 0, clipNorm.isFinite else { throw DomainError.invalid("export.clip_norm", "must be a positive number") }
+            export = ExportSettings(epsilon: epsilon, delta: delta, clipNorm: clipNorm)
         }
         return CollectionDefinition(name: name, dimension: body.dimension, metric: metric, purpose: purpose, index: index, export: export)
     }

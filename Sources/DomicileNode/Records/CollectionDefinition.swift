@@ -28,4 +28,8 @@ struct ExportSettings: Sendable, Equatable {
     let epsilon: Double
     let delta: Double
     let clipNorm: Double
+
+    /// What `"export": {}` means: chosen from the measured utility curve
+    /// (docs/DECISIONS.md, "Default export settings for noised embeddings").
+    static let defaults = ExportSettings(epsilon: 1, delta: 1e-6, clipNorm: 1)
 }
