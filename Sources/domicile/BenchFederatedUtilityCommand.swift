@@ -105,13 +105,15 @@ struct UtilityData {
     let queries: [[Float]]
     /// The region (an index into `BenchFederatedUtilityCommand.regions`) of each row: an even split at random.
     let regionOf: [Int]
+    /// Keeps the split's draws apart from the generator's, which uses the seed as is.
+    static let regionSplitSalt: UInt64 = 0x5EED_0F_2E610
 
     init(name: String, dimension: Int, rows: [[Float]], queries: [[Float]], seed: UInt64) {
         self.name = name
         self.dimension = dimension
         self.rows = rows
         self.queries = queries
-        var random = SeededRandom(seed: seed ^ 0x5EED_0F_2E610)
+        var random = SeededRandom(seed: seed ^ Self.regionSplitSalt)
         var order = Array(rows.indices)
         order.shuffle(using: &random)
         var regionOf = [Int](repeating: 0, count: rows.count)
@@ -269,15 +271,15 @@ struct FederatedUtility {
         let replicas = try BenchFederatedUtilityCommand.regions.indices.map { region in
             try Self.index(data.rows.indices.filter { data.regionOf[$0] == region }, metric: metric, dimension: data.dimension) { exported[$0] }
         }
-        let calibration = RemoteScore(metric: metric, clipNorm: clipNorm, sigma: sigma, dimension: data.dimension)
+        let scores = MergeScore(metric: metric, clipNorm: clipNorm, sigma: sigma, dimension: data.dimension)
         let k = BenchFederatedUtilityCommand.k
         var found = 0, foundCalibrated = 0, remoteTruth = 0, remoteFound = 0, remoteCandidates = 0
         for (number, query) in data.queries.enumerated() {
             let querier = Self.querier(of: number)
             let remote = try replicas.indices.filter { $0 != querier }.flatMap { try replicas[$0].exactSearch(query, k: k, now: 0) }
-            let localHits = local[number].map { (label: Int($0.label)!, closeness: calibration.closeness(exact: $0.score)) }
-            let raw = top(localHits + remote.map { (Int($0.label)!, calibration.closeness(exact: $0.score)) }, k)
-            let calibrated = top(localHits + remote.map { (Int($0.label)!, calibration.closeness(remote: $0.score, exported[Int($0.label)!])) }, k)
+            let localHits = local[number].map { (label: Int($0.label)!, closeness: scores.closeness(exact: $0.score)) }
+            let raw = top(localHits + remote.map { (Int($0.label)!, scores.closeness(exact: $0.score)) }, k)
+            let calibrated = top(localHits + remote.map { (Int($0.label)!, scores.closeness(remote: $0.score, exported[Int($0.label)!])) }, k)
             let expected = Set(truth[number])
             let expectedRemote = expected.filter { data.regionOf[$0] != querier }
             found += raw.filter(expected.contains).count
@@ -314,7 +316,7 @@ struct FederatedUtility {
 /// Scores made comparable for the merge: higher is closer. Exact and raw
 /// remote scores are the metric's own; a calibrated remote score removes
 /// what the noise adds on average.
-struct RemoteScore {
+struct MergeScore {
     let metric: Metric
     let clipNorm: Double
     let sigma: Double
