@@ -40,6 +40,7 @@ enum Domicile {
         SimulateFederationCommand.self,
         BenchChannelCommand.self,
         BenchVectorsCommand.self,
+        BenchFederatedUtilityCommand.self,
         BenchKernelsCommand.self,
         BenchPrivacyCommand.self,
         BenchChangesetCommand.self,
