@@ -70,7 +70,7 @@ enum FederatedSearch {
             let others = services.policy.regions.keys.filter { $0 != services.region }.sorted()
             let parts = request.fresh
                 ? await remote(others, local: local, request: request, collection: collection, deadline: deadline, services: services)
-                : replicas(others, vector: local.vector, request: request, collection: collection, services: services)
+                : try replicas(others, vector: local.vector, request: request, collection: collection, services: services)
             for (region, part) in parts {
                 reports[region] = part.report
                 hits += part.hits
@@ -85,23 +85,24 @@ enum FederatedSearch {
     private typealias Part = (hits: [Hit], report: RegionReport)
 
     /// The replicas of each region, searched here with the query as it came
-    /// (nothing leaves the region). A region this region has heard nothing
-    /// from is missing.
+    /// (nothing leaves the region). A region this region holds no
+    /// federation entry of — it never synchronized with it — is missing.
     private static func replicas(_ regions: [RegionID], vector: [Float], request: Request, collection: VectorCollections.Collection,
-                                 services: NodeServices) -> [RegionID: Part] {
+                                 services: NodeServices) throws -> [RegionID: Part] {
         let indexes = collection.replicas.regions
+        let synced = try services.store.read { try FederationRecords.origins(in: $0) }
         var parts: [RegionID: Part] = [:]
         for region in regions {
             guard services.policy.transfer(.noisedEmbedding, from: region, to: services.region) != nil else {
                 parts[region] = ([], RegionReport(status: "denied", reason: "policy"))
                 continue
             }
-            let started = monotonicMilliseconds()
-            let asOf = [collection.replicas.asOf(region), services.federation.value?.lastContact(with: region)].compactMap { $0 }.max()
-            guard let asOf else {
+            guard synced.contains(region) else {
                 parts[region] = ([], RegionReport(status: "unreachable", reason: "never_synced"))
                 continue
             }
+            let started = monotonicMilliseconds()
+            let asOf = [collection.replicas.asOf(region), services.federation.value?.lastContact(with: region)].compactMap { $0 }.max()
             let found = (try? indexes[region]?.search(vector, k: request.k, ef: request.ef, now: services.clock.now().milliseconds).hits) ?? []
             let hits = found.map { Hit(pid: $0.label, score: $0.score, region: region, source: .replica) }
             parts[region] = (hits, RegionReport(status: "replica", tookMilliseconds: monotonicMilliseconds() - started, hits: hits.count,

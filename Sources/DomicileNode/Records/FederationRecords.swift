@@ -64,6 +64,16 @@ enum FederationRecords {
         }
     }
 
+    /// The regions this region holds any entry of (a skip scan: one index seek per region).
+    static func origins(in database: Database) throws -> Set<RegionID> {
+        Set(try database.fetchAll("""
+            WITH RECURSIVE o(origin) AS (
+                SELECT min(origin) FROM federation_entries
+                UNION ALL SELECT (SELECT min(origin) FROM federation_entries WHERE origin > o.origin) FROM o WHERE o.origin IS NOT NULL)
+            SELECT origin FROM o WHERE origin IS NOT NULL
+            """) { try? RegionID($0.text(0)) }.compactMap { $0 })
+    }
+
     /// Other regions' current noised copies for `collection` (retractions excluded).
     static func replicas(of collection: Name, here region: RegionID, keys: RegionKeys, in database: Database) throws -> [NoisedEmbedding] {
         try database.fetchAll("""
