@@ -129,9 +129,9 @@ final class ClientRoutingTests: ClientTestCase {
             .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0) { $0 + Int($1) }
     }
 
-    func test_aCAFile_isRefusedUntilTLSArrives_andABadSeedIsAConfigurationError() {
-        XCTAssertThrowsError(try DomicileClient(configuration: .init(seeds: ["127.0.0.1:1"], caFile: "/tmp/ca.pem"))) {
-            XCTAssertEqual($0 as? DomicileClientError, .tlsUnavailable)
+    func test_aMissingCAFile_andABadSeed_areConfigurationErrors() {
+        XCTAssertThrowsError(try DomicileClient(configuration: .init(seeds: ["127.0.0.1:1"], caFile: "/nonexistent/ca.pem"))) {
+            guard case .invalidConfiguration(let reason) = $0 as? DomicileClientError, reason.hasPrefix("caFile") else { return XCTFail("\($0)") }
         }
         XCTAssertThrowsError(try DomicileClient(seeds: ["no port"])) {
             guard case .invalidConfiguration = $0 as? DomicileClientError else { return XCTFail("\($0)") }
