@@ -61,6 +61,14 @@ struct ClusterAddNodeCommand: Command {
         let modelConfig = try JSONSerialization.jsonObject(with: Data(try FileIO.read(file("\(model)/config.json"), byteCountMax: 1 << 20)))
         // The same federation rosters as the region's other nodes (its own region's roster lists it too).
         if let federation = (modelConfig as? [String: Any])?["federation"] { configuration["federation"] = federation }
+        // TLS like the region's other nodes: a certificate from the layout's CA, or plaintext as they have.
+        if FileManager.default.fileExists(atPath: file("ca-key.pem")) {
+            let authority = try IssuedCertificate(certificateFile: file("ca.pem"), keyFile: file("ca-key.pem"))
+            configuration["tls"] = try ClusterInitCommand.issueCertificate(for: name, hosts: ["127.0.0.1"], in: nodeDirectory,
+                                                                           by: authority, replacing: false)
+        } else {
+            configuration["tls"] = (modelConfig as? [String: Any])?["tls"] ?? ["plaintext": true]
+        }
         if let gossipPort {
             let gossip = (modelConfig as? [String: Any])?["gossip"] as? [String: Any]
             let seeds = [gossip?["address"] as? String].compactMap { $0 } + ((gossip?["seeds"] as? [String]) ?? [])
