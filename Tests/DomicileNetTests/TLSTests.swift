@@ -166,6 +166,32 @@ final class TLSTests: XCTestCase {
         await fixture.stop()
     }
 
+    func test_mutualTLS_aServerAskingForClientCertificates_refusesAClientWithout() async throws {
+        let pki = try PKI()
+        let server = try pki.issue("server")
+        let fixture = try TestServer(tls: try TLSContext.server(certificateChainFile: server.certificate, keyFile: server.key,
+                                                                clientCAFile: pki.caFile))
+        let identity = try pki.issue("client", hosts: [])
+        var settings = HTTPClient.Settings()
+        settings.tls = try TLSContext.client(caFile: pki.caFile, certificateChainFile: identity.certificate, keyFile: identity.key)
+        let answered = try await HTTPClient(settings: settings).send("GET", "/healthz", to: fixture.address)
+        XCTAssertEqual(answered.status, 200)
+
+        do {
+            _ = try await pki.client().send("GET", "/healthz", to: fixture.address)
+            XCTFail("a client without a certificate was answered")
+        } catch is HTTPClient.Failure {}
+        let stranger = try PKI(name: "Stranger CA")
+        let foreign = try stranger.issue("foreign", hosts: [])
+        settings.tls = try TLSContext.client(caFile: pki.caFile, certificateChainFile: foreign.certificate, keyFile: foreign.key)
+        do {
+            _ = try await HTTPClient(settings: settings).send("GET", "/healthz", to: fixture.address)
+            XCTFail("a client certificate from another CA was accepted")
+        } catch is HTTPClient.Failure {}
+        XCTAssertThrowsError(try TLSContext.client(caFile: pki.caFile, certificateChainFile: identity.certificate, keyFile: nil))
+        await fixture.stop()
+    }
+
     func test_reload_keepsOpenConnections_andNewConnectionsGetTheNewCertificate() async throws {
         let first = try PKI(name: "First CA")
         let second = try PKI(name: "Second CA")
