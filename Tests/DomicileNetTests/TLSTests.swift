@@ -1,4 +1,5 @@
 import DomicileNet
+import DomicileModel
 import DomicileTestSupport
 import Foundation
 import XCTest
@@ -124,6 +125,48 @@ final class TLSTests: XCTestCase {
 
         let health = try await pki.client().send("GET", "/healthz", to: fixture.address)
         XCTAssertEqual(health.status, 200)
+        await fixture.stop()
+    }
+
+    /// Seeded random bytes before the handshake (some behind a TLS record
+    /// header), and garbage records after a real handshake: each closes its
+    /// own connection, no connection is left behind, the server serves on.
+    func test_randomBytes_beforeAndAfterTheHandshake_closeOnlyTheirConnections() async throws {
+        let pki = try PKI()
+        let fixture = try TestServer(tls: try pki.serverContext())
+        var random = SeededRandom(seed: 20_261_130)
+        for round in 0..<64 {
+            let length = Int.random(in: 1...2_048, using: &random)
+            var bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+            if round % 2 == 0 { bytes = [0x16, 0x03, 0x01, UInt8(length >> 8), UInt8(length & 0xFF)] + bytes }
+            let raw = try RawConnection(port: fixture.port, receiveTimeoutSeconds: 5)
+            _ = raw.send(bytes)
+            if round % 4 == 0 { raw.reset() }
+        }
+        if let python = ChildProcess.find("python3") {
+            let script = """
+                import os, random, socket, ssl, sys
+                context = ssl.create_default_context(cafile=sys.argv[1])
+                for seed in range(8):
+                    tls = context.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[2]))), server_hostname="127.0.0.1")
+                    garbage = random.Random(seed).randbytes(64)
+                    os.write(tls.fileno(), bytes([0x17, 0x03, 0x03, 0x00, 64]) + garbage)
+                    tls.settimeout(5)
+                    try:
+                        answer = tls.recv(100)
+                    except (ssl.SSLError, OSError):
+                        answer = b""
+                    print("closed" if not answer else "answered")
+                """
+            let result = try ChildProcess.run(python, ["-c", script, pki.caFile, "\(fixture.port)"], captureStandardError: true)
+            XCTAssertEqual(result.output.split(separator: "\n").map(String.init), Array(repeating: "closed", count: 8), result.output)
+        }
+        let health = try await pki.client().send("GET", "/healthz", to: fixture.address)
+        XCTAssertEqual(health.status, 200)
+        // Every garbage connection was closed (those left waiting mid-record by the header timeout).
+        let deadline = Date().addingTimeInterval(20)
+        while fixture.server.connectionCount > 1 && Date() < deadline { try await Task.sleep(nanoseconds: 50_000_000) }
+        XCTAssertLessThanOrEqual(fixture.server.connectionCount, 1, "only the client's keep-alive connection is left")
         await fixture.stop()
     }
 
