@@ -112,6 +112,25 @@ final class TLSTests: XCTestCase {
         await fixture.stop()
     }
 
+    func test_aServerName_isCheckedInsteadOfTheAddress_whenGiven() async throws {
+        let pki = try PKI()
+        let fixture = try TestServer(tls: try pki.serverContext("named", hosts: ["node.example"]))
+        var settings = HTTPClient.Settings()
+        settings.tls = try TLSContext.client(caFile: pki.caFile)
+        settings.tlsServerName = "node.example"
+        let named = try await HTTPClient(settings: settings).send("GET", "/healthz", to: fixture.address)
+        XCTAssertEqual(named.status, 200)
+        settings.tlsServerName = "other.example"
+        do {
+            _ = try await HTTPClient(settings: settings).send("GET", "/healthz", to: fixture.address)
+            XCTFail("a certificate for another name was accepted")
+        } catch let failure as HTTPClient.Failure {
+            guard case .tlsFailed(_, let reason) = failure else { return XCTFail("\(failure)") }
+            XCTAssertTrue(reason.contains("mismatch"), reason)
+        }
+        await fixture.stop()
+    }
+
     func test_badBytes_closeThatConnectionOnly() async throws {
         let pki = try PKI()
         let fixture = try TestServer(tls: try pki.serverContext())
