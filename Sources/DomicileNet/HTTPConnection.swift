@@ -570,6 +570,11 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     }
 
     private func timeOut(_ detail: String) {
+        // A TLS handshake not finished: no answer can be sent, and waiting to write one would hold the connection.
+        guard wire.isEstablished else {
+            close()
+            return
+        }
         requestStarted = loop.now
         respond(.problem(HTTPError(status: 408, code: "request_timeout", detail: detail)), to: nil, keepAlive: false,
                 requestID: registry.nextRequestID())

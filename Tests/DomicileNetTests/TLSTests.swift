@@ -189,6 +189,23 @@ final class TLSTests: XCTestCase {
         await fixture.stop()
     }
 
+    /// A client that never finishes its handshake is closed at the header
+    /// timeout, not held until a write timeout for an answer it cannot read.
+    func test_aStalledHandshake_isClosedAtTheHeaderTimeout() async throws {
+        let pki = try PKI()
+        var settings = HTTPServer.Settings.loopback
+        settings.writeTimeoutMilliseconds = 60_000
+        let fixture = try TestServer(settings: settings, tls: try pki.serverContext())
+        for prefix in [[], [UInt8]([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])] {
+            let raw = try RawConnection(port: fixture.port, receiveTimeoutSeconds: 20)
+            XCTAssertTrue(raw.send(prefix))
+            XCTAssertThrowsError(try raw.readResponse()) { error in
+                guard case RawConnection.Failure.closed = error else { return XCTFail("\(error): the server held the connection") }
+            }
+        }
+        await fixture.stop()
+    }
+
     func test_curl_withTheCAFile_andTLS12RefusedByDefault() async throws {
         guard let curl = ChildProcess.find("curl") else { throw XCTSkip("curl is not installed (apt-get install -y curl)") }
         let pki = try PKI()
