@@ -186,9 +186,6 @@ public final class Node: Sendable {
             throw StartupError(description: "http.address \(configuration.http.address): \(error)")
         }
         boundAddress.withLock { $0 = bound.description }
-        if case .plaintext = configuration.tls {
-            logger.warning("plaintext: the HTTP API and this node's calls to its peers are not encrypted (tls.plaintext in the config)")
-        }
         if let links = services.links {
             logger.warning("wan emulation: delays (and loss) are added to what this node sends to other regions",
                            ["peer_addresses": .int(Int64(links.peerCount))])
@@ -239,6 +236,9 @@ public final class Node: Sendable {
                                   "http": .string(bound.description), "transport": .string(configuration.tls.transport),
                                   "boot_id": .string(services.bootIDText),
                                   "policy_version": .int(Int64(policy.version)), "vector_kernels": .string(VectorKernels.Level.current.description)])
+        if case .plaintext = configuration.tls {
+            logger.warning("plaintext: the HTTP API and this node's calls to its peers are not encrypted (tls.plaintext in the config)")
+        }
         return Node(services: services, server: server, sweeper: sweeper, erasureConfirmations: erasureConfirmations,
                     federation: federation, keyringLock: keyringLock, httpAddress: bound,
                     routes: api.router.routes.map { Route(method: $0.method, pattern: $0.pattern) })
