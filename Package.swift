@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "DomicileStorage", dependencies: ["DomicileModel", "DomicileCrypto", "CSQLite", "CLinux"]),
 
         // POSIX: processes, sockets, the event loop and HTTP/1.1.
-        .target(name: "DomicileNet", dependencies: ["DomicileModel", "CLinux"]),
+        .target(name: "DomicileNet", dependencies: ["DomicileModel", "CLinux", "COpenSSL"]),
 
         // The client library: typed calls of the whole HTTP API over DomicileNet's HTTP client (docs/CLIENT.md).
         .target(name: "DomicileClient", dependencies: ["DomicileModel", "DomicileNet"]),

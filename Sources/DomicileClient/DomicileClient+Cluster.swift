@@ -69,6 +69,8 @@ public struct Readiness: Decodable, Sendable, Hashable {
     public let status: String
     /// `no_quorum`, `disk_full`, `starting`, …
     public let reason: String?
+    /// When ready: `tls`, or `plaintext` (a node configured to serve in clear).
+    public let transport: String?
 
     public var isReady: Bool { status == "ready" }
 }

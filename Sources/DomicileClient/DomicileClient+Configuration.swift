@@ -13,11 +13,11 @@ extension DomicileClient {
         /// with another token that shares this one's connections.
         public var token: String?
         /// A PEM file of the certificate authority that signed the nodes'
-        /// certificates: calls go over TLS, and a node whose certificate
-        /// does not chain to it is refused. TLS arrives with issue 17's TLS
-        /// item; until then a client with a `caFile` refuses to start
-        /// (`DomicileClientError.tlsUnavailable`) rather than send in clear
-        /// what its caller wanted encrypted.
+        /// certificates (`cluster init` writes `ca.pem`): calls go over TLS
+        /// (1.2 or 1.3), and a node whose certificate does not chain to it,
+        /// has expired, or does not name the seed's IP address is refused.
+        /// A file that cannot be loaded is `invalidConfiguration`. Nil:
+        /// plaintext.
         public var caFile: String?
         /// Attempts per call (the first included) when the node answers 429
         /// or 503, or no endpoint can be reached. At least 1.
@@ -52,8 +52,6 @@ extension DomicileClient {
 public enum DomicileClientError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The configuration cannot work: no seeds, a seed that is not `host:port`, a bad limit.
     case invalidConfiguration(String)
-    /// `caFile` was set: TLS arrives with issue 17's TLS item.
-    case tlsUnavailable
     /// The request cannot be sent as it is (a header with a line break, a body that does not encode).
     case invalidRequest(String)
     /// No endpoint could be reached (after every attempt); the last reason.
@@ -64,7 +62,6 @@ public enum DomicileClientError: Error, Sendable, Equatable, CustomStringConvert
     public var description: String {
         switch self {
         case .invalidConfiguration(let reason): return "invalid client configuration: \(reason)"
-        case .tlsUnavailable: return "TLS is not available yet (it arrives with issue 17's TLS item): remove caFile to call in plaintext"
         case .invalidRequest(let reason): return "invalid request: \(reason)"
         case .unreachable(let reason): return "no Domicile node could be reached: \(reason)"
         case .invalidResponse(let status, let reason): return "unreadable response (status \(status)): \(reason)"

@@ -32,10 +32,13 @@ public final class DomicileClient: Sendable {
         guard configuration.requestTimeoutMilliseconds > 0, configuration.connectTimeoutMilliseconds > 0 else {
             throw .invalidConfiguration("timeouts must be positive")
         }
-        guard configuration.caFile == nil else { throw .tlsUnavailable }
+        var tls: TLSContext?
+        if let caFile = configuration.caFile {
+            do { tls = try TLSContext.client(caFile: caFile) } catch { throw .invalidConfiguration("caFile: \(error.reason)") }
+        }
         self.init(configuration: configuration,
-                  transport: PlainTransport(connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds,
-                                            requestTimeoutMilliseconds: configuration.requestTimeoutMilliseconds),
+                  transport: HTTPTransport(connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds,
+                                           requestTimeoutMilliseconds: configuration.requestTimeoutMilliseconds, tls: tls),
                   routing: Routing(seeds: seeds))
     }
 

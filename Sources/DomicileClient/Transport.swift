@@ -1,8 +1,8 @@
 import DomicileNet
 
-/// One HTTP exchange as the client makes it: the seam where TLS plugs in
-/// (a transport over OpenSSL given `Configuration.caFile`), so that retries,
-/// failover and 421 following stay the same whatever carries the bytes.
+/// One HTTP exchange as the client makes it, so that retries, failover and
+/// 421 following stay the same whatever carries the bytes (plaintext, or
+/// TLS given `Configuration.caFile`).
 protocol Transport: Sendable {
     func exchange(_ request: TransportRequest, with node: SocketAddress) async throws(TransportFailure) -> HTTPClientResponse
 }
@@ -33,12 +33,14 @@ enum TransportFailure: Error, Sendable {
     }
 }
 
-/// Plain HTTP/1.1 over DomicileNet's client: its keep-alive pools and deadlines.
-struct PlainTransport: Transport {
+/// HTTP/1.1 over DomicileNet's client: its keep-alive pools and deadlines,
+/// over TLS when given a client context (`Configuration.caFile`).
+struct HTTPTransport: Transport {
     let client: HTTPClient
 
-    init(connectTimeoutMilliseconds: Int64, requestTimeoutMilliseconds: Int64) {
+    init(connectTimeoutMilliseconds: Int64, requestTimeoutMilliseconds: Int64, tls: TLSContext?) {
         var settings = HTTPClient.Settings()
+        settings.tls = tls
         settings.connectTimeoutMilliseconds = connectTimeoutMilliseconds
         settings.requestTimeoutMilliseconds = requestTimeoutMilliseconds
         // A caller's concurrent calls to one node wait for a connection rather than fail at once.
@@ -52,7 +54,8 @@ struct PlainTransport: Transport {
                                          timeoutMilliseconds: request.timeoutMilliseconds)
         } catch let failure as HTTPClient.Failure {
             switch failure {
-            case .connectFailed, .poolExhausted: throw .notSent(failure.description)
+            // A refused certificate: nothing was sent (another node may hold a good one).
+            case .connectFailed, .poolExhausted, .tlsFailed: throw .notSent(failure.description)
             case .invalidRequest: throw .unsendable(failure.description)
             case .timedOut, .connectionClosed, .malformedResponse, .cancelled: throw .lost(failure.description)
             }

@@ -26,6 +26,8 @@ final class ClientConnection: Selectable {
 
     let peer: SocketAddress
     private let descriptor: Int32
+    /// The socket, or TLS over it (`HTTPClient.Settings.tls`).
+    private let wire: Wire
     private unowned let pools: ClientPools
     private(set) var phase: Phase
     /// The request it carries (connecting or exchanging).
@@ -47,7 +49,18 @@ final class ClientConnection: Selectable {
         self.pools = pools
         parser = ResponseParser(limits: pools.settings.responseLimits)
         phase = .connecting(since: pools.loop.now)
-        descriptor = try Socket.startConnect(to: peer)
+        let descriptor = try Socket.startConnect(to: peer)
+        self.descriptor = descriptor
+        var tls: TLSSession?
+        if let context = pools.settings.tls {
+            do {
+                tls = try TLSSession(context: context, descriptor: descriptor, expectedHost: pools.settings.tlsServerName ?? peer.host)
+            } catch {
+                closeDescriptor(descriptor)
+                throw .protocolFailure("SSL_new")
+            }
+        }
+        wire = Wire(descriptor: descriptor, tls: tls)
         try pools.loop.adopt(descriptor, self, events: interest)
     }
 
@@ -74,7 +87,7 @@ final class ClientConnection: Selectable {
         phase = .closed
         request = nil
         pools.loop.deregister(descriptor)
-        closeDescriptor(descriptor)
+        wire.close()
     }
 
     // MARK: Events
@@ -91,8 +104,14 @@ final class ClientConnection: Selectable {
             guard events & EPOLLOUT.rawValue != 0 else { return }
             Socket.setNoDelay(descriptor)
             phase = .exchanging
+            guard handshake() else { return }
             write()
         case .exchanging:
+            if !wire.isEstablished {
+                guard handshake() else { return }
+                write()
+                return
+            }
             if events & EPOLLOUT.rawValue != 0 { write() }
             let readable = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue
             if case .exchanging = phase, events & readable != 0 { read() }
@@ -103,9 +122,25 @@ final class ClientConnection: Selectable {
         }
     }
 
+    /// Advances the TLS handshake; true once it is done. A refused
+    /// certificate or a bad handshake fails the call with `tlsFailed`.
+    private func handshake() -> Bool {
+        guard let tls = wire.tls else { return true }
+        do {
+            switch try tls.handshake() {
+            case .done: return true
+            case .wantRead: watch(EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+            case .wantWrite: watch(EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue)
+            }
+        } catch {
+            finish(.failed(.tlsFailed(peer: peer.description, reason: error.reason)))
+        }
+        return false
+    }
+
     private func write() {
         do {
-            let done = try output.flush(to: descriptor)
+            let done = try output.flush(to: wire)
             watch(done ? EPOLLIN.rawValue | EPOLLRDHUP.rawValue : EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue)
         } catch {
             finish(reused ? .stale : .failed(failure))
@@ -115,7 +150,7 @@ final class ClientConnection: Selectable {
     private func read() {
         let buffer = pools.readBuffer
         for _ in 0..<4 where !peerClosed {
-            let result = Result { () throws(SystemError) in try Socket.read(descriptor, into: buffer) }
+            let result = Result { () throws(SystemError) in try wire.read(into: buffer) }
             switch result {
             case .failure:
                 // A reset: like an end of stream, but nothing more is coming.

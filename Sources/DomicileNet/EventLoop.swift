@@ -52,11 +52,24 @@ final class EventLoop: @unchecked Sendable {
     func start() {
         let thread = Thread { [self] in
             nameCurrentThread(name)
+            Self.holdBrokenPipeSignals()
             run()
             finished.signal()
         }
         thread.name = name
         thread.start()
+    }
+
+    /// OpenSSL writes to a TLS socket with write(2), not send(MSG_NOSIGNAL):
+    /// a peer gone away raises SIGPIPE on the writing thread, which kills a
+    /// process that does not ignore it (a client-only process: the CLI, an
+    /// application using DomicileClient). Blocked on the loop's thread, the
+    /// signal stays pending there, harmless, and the write fails with EPIPE.
+    private static func holdBrokenPipeSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
     /// Runs `task` on the loop's thread soon. Safe from any thread. A task

@@ -43,6 +43,12 @@ public final class HTTPClient: Sendable {
         /// request waits the link's one-way time before it is written, the
         /// response before it is handed back. Never loses a byte.
         public var links: LinkShaper?
+        /// TLS to every peer (a client context: the CA to trust, and a
+        /// certificate to present for mutual TLS); nil: plaintext.
+        public var tls: TLSContext?
+        /// The name every peer's certificate must carry; nil: the peer's
+        /// IP address (an IP subject alternative name).
+        public var tlsServerName: String?
 
         public init() {}
     }
@@ -53,6 +59,9 @@ public final class HTTPClient: Sendable {
         case timedOut(peer: String)
         case connectionClosed(peer: String)
         case malformedResponse(peer: String, reason: String)
+        /// The TLS handshake failed: the peer's certificate was refused
+        /// (unknown CA, expired, another host) or the peer refused ours.
+        case tlsFailed(peer: String, reason: String)
         /// The calling task was cancelled.
         case cancelled(peer: String)
         /// The request itself could not be written: a line break (or, in the
@@ -66,6 +75,7 @@ public final class HTTPClient: Sendable {
             case .timedOut(let peer): return "\(peer) did not answer in time"
             case .connectionClosed(let peer): return "\(peer) closed the connection"
             case .malformedResponse(let peer, let reason): return "malformed response from \(peer): \(reason)"
+            case .tlsFailed(let peer, let reason): return "TLS with \(peer) failed: \(reason)"
             case .cancelled(let peer): return "the call to \(peer) was cancelled"
             case .invalidRequest(let reason): return "the request cannot be sent: \(reason)"
             }

@@ -32,6 +32,8 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     static let lingerBytesMax = 16 * 1_024 * 1_024
 
     private let descriptor: Int32
+    /// The socket, or TLS over it.
+    private let wire: Wire
     private unowned let registry: ConnectionRegistry
     private var phase: Phase
     private var parser: RequestParser
@@ -50,23 +52,32 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private var lingersOnClose = false
     /// Bytes read and dropped after the last response (closing, lingering).
     private var discardedBytes = 0
+    /// The last read stopped until the socket is writable (TLS).
+    private var readWaitsForWritable = false
 
     private var server: HTTPServer { registry.server }
     private var loop: EventLoop { registry.loop }
 
-    init(descriptor: Int32, registry: ConnectionRegistry, now: Int64) {
+    init(descriptor: Int32, tls: TLSSession?, registry: ConnectionRegistry, now: Int64) {
         self.descriptor = descriptor
+        wire = Wire(descriptor: descriptor, tls: tls)
         self.registry = registry
         parser = RequestParser(limits: registry.server.settings.limits)
-        // A new connection owes its first request's head within the header timeout.
+        // A new connection owes its first request's head (after the TLS handshake) within the header timeout.
         phase = .head(since: now)
     }
 
     // MARK: Events
 
     func handle(events: UInt32) {
+        if !wire.isEstablished {
+            guard handshake() else { return }
+            readAvailable()
+            return
+        }
         if events & EPOLLOUT.rawValue != 0 { flush() }
-        guard events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 else { return }
+        let readable = events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+        guard readable || (readWaitsForWritable && events & EPOLLOUT.rawValue != 0) else { return }
         switch phase {
         case .closed:
             return
@@ -77,6 +88,23 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         }
     }
 
+    /// Advances the TLS handshake; true once it is done. A peer's bad
+    /// handshake (or a certificate the server refuses) closes the connection.
+    private func handshake() -> Bool {
+        guard let tls = wire.tls else { return true }
+        let progress: TLSSession.Handshake
+        do { progress = try tls.handshake() } catch {
+            close()
+            return false
+        }
+        switch progress {
+        case .done: return true
+        case .wantRead: watch(EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+        case .wantWrite: watch(EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue)
+        }
+        return false
+    }
+
     /// Request bytes read and not yet parsed (for tests).
     var bufferedInputBytes: Int { input.count }
 
@@ -85,13 +113,15 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         while !readingPaused && !peerClosed && total < 4 * server.settings.readChunkBytes {
             let result: IOResult<Int>
             do {
-                result = try Socket.read(descriptor, into: registry.readBuffer)
+                result = try wire.read(into: registry.readBuffer)
             } catch {
                 close()
                 return
             }
+            readWaitsForWritable = false
             switch result {
             case .wouldBlock:
+                readWaitsForWritable = wire.wantsWritable
                 process()
                 return
             case .done(0):
@@ -435,7 +465,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     private func flush() {
         while outputOffset < output.count {
             let result = output.withUnsafeBytes { raw in
-                try? Socket.send(descriptor, UnsafeRawBufferPointer(rebasing: raw[outputOffset...]))
+                try? wire.send(UnsafeRawBufferPointer(rebasing: raw[outputOffset...]))
             }
             switch result {
             case .done(let written)?:
@@ -460,7 +490,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
 
     private func linger() {
         lingersOnClose = false
-        _ = shutdown(descriptor, Int32(SHUT_WR))
+        wire.shutdownWrite()
         phase = .lingering(since: loop.now)
         updateInterest()
     }
@@ -471,7 +501,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     /// one stops reading and goes on writing its response.
     private func discardAvailable() {
         while !peerClosed {
-            switch try? Socket.read(descriptor, into: registry.readBuffer) {
+            switch try? wire.read(into: registry.readBuffer) {
             case .wouldBlock?:
                 return
             case .done(let count)? where count > 0:
@@ -502,7 +532,11 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         readingPaused = handling && input.count > server.settings.pipelinedBytesMax
         var events: UInt32 = 0
         if !readingPaused && !peerClosed { events |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
-        if outputOffset < output.count { events |= EPOLLOUT.rawValue }
+        if outputOffset < output.count || readWaitsForWritable { events |= EPOLLOUT.rawValue }
+        watch(events)
+    }
+
+    private func watch(_ events: UInt32) {
         if events != interest {
             interest = events
             loop.modify(descriptor, events: events)
@@ -536,6 +570,11 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
     }
 
     private func timeOut(_ detail: String) {
+        // A TLS handshake not finished: no answer can be sent, and waiting to write one would hold the connection.
+        guard wire.isEstablished else {
+            close()
+            return
+        }
         requestStarted = loop.now
         respond(.problem(HTTPError(status: 408, code: "request_timeout", detail: detail)), to: nil, keepAlive: false,
                 requestID: registry.nextRequestID())
@@ -560,7 +599,7 @@ final class HTTPConnection: Selectable, @unchecked Sendable {
         phase = .closed
         releaseBodyReservation()
         loop.deregister(descriptor)
-        closeDescriptor(descriptor)
+        wire.close()
         registry.connectionClosed(descriptor)
     }
 }

@@ -35,6 +35,9 @@ public final class HTTPServer: Sendable {
     let bodyBytesInFlight = Locked(0)
     /// A per-server prefix for generated request ids.
     let requestIDPrefix: String
+    /// The TLS context new connections start with (nil: plaintext);
+    /// `reloadTLS` replaces it, open connections keep theirs.
+    private let tlsContext: Locked<TLSContext?>
 
     private struct State: Sendable {
         var listener: Int32?
@@ -42,8 +45,11 @@ public final class HTTPServer: Sendable {
         var draining = false
     }
 
+    /// With `tls`, every connection speaks TLS (docs/HTTP.md, "TLS").
     public init(settings: Settings = Settings(), router: Router, requestIDFilter: RequestIDFilter? = nil,
-                observer: Observer? = nil) throws {
+                observer: Observer? = nil, tls: TLSContext? = nil) throws {
+        precondition(tls.map { $0.role == .server } ?? true, "an HTTPServer needs a server TLS context")
+        tlsContext = Locked(tls)
         self.settings = try settings.validated()
         self.router = router
         self.requestIDFilter = requestIDFilter
@@ -55,6 +61,25 @@ public final class HTTPServer: Sendable {
     }
 
     public var connectionCount: Int { openConnections.value }
+
+    /// True when connections speak TLS.
+    public var usesTLS: Bool { tlsContext.value != nil }
+
+    /// Connections accepted from now on use `context` (new certificates,
+    /// key or trust); open connections keep the context they started with.
+    /// A server started in plaintext stays in plaintext.
+    public func reloadTLS(_ context: TLSContext) {
+        precondition(context.role == .server, "an HTTPServer needs a server TLS context")
+        tlsContext.withLock { current in
+            if current != nil { current = context }
+        }
+    }
+
+    /// A TLS session for a new connection, nil in plaintext.
+    func tlsSession(for descriptor: Int32) throws(TLSError) -> TLSSession? {
+        guard let context = tlsContext.value else { return nil }
+        return try TLSSession(context: context, descriptor: descriptor)
+    }
     /// Body bytes currently reserved (see `Settings.bodyBytesInFlightMax`).
     public var bodyBytesReserved: Int { bodyBytesInFlight.value }
 
@@ -213,8 +238,9 @@ final class ConnectionRegistry: Selectable, @unchecked Sendable {
             return
         }
         Socket.setNoDelay(descriptor)
-        let connection = HTTPConnection(descriptor: descriptor, registry: self, now: loop.now)
         do {
+            let connection = HTTPConnection(descriptor: descriptor, tls: try server.tlsSession(for: descriptor), registry: self,
+                                            now: loop.now)
             try loop.register(descriptor, connection, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
             connections[descriptor] = connection
         } catch {
@@ -224,8 +250,13 @@ final class ConnectionRegistry: Selectable, @unchecked Sendable {
     }
 
     /// Over the connection limit: a best-effort 503 and close, without
-    /// reading from or waiting on the client.
+    /// reading from or waiting on the client (under TLS just a close: the
+    /// answer would need a handshake first).
     private func refuse(_ descriptor: Int32) {
+        guard !server.usesTLS else {
+            closeDescriptor(descriptor)
+            return
+        }
         let body = #"{"type":"https://domicile.dev/problems/too_many_connections","title":"Service Unavailable","status":503,"detail":"the server is at its connection limit","code":"too_many_connections"}"#
         let response = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\nRetry-After: 1\r\n\r\n\(body)"
         var bytes = Array(response.utf8)

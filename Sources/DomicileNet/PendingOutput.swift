@@ -14,9 +14,14 @@ struct PendingOutput {
     /// Writes what the socket takes now; true once everything is written.
     /// A failure (EPIPE, ECONNRESET) means the peer is gone.
     mutating func flush(to descriptor: Int32) throws(SystemError) -> Bool {
+        try flush(to: Wire(descriptor: descriptor))
+    }
+
+    /// Writes what the wire (the socket, or TLS over it) takes now.
+    mutating func flush(to wire: Wire) throws(SystemError) -> Bool {
         while offset < bytes.count {
             let result = bytes.withUnsafeBytes { raw in
-                Result { () throws(SystemError) in try Socket.send(descriptor, UnsafeRawBufferPointer(rebasing: raw[offset...])) }
+                Result { () throws(SystemError) in try wire.send(UnsafeRawBufferPointer(rebasing: raw[offset...])) }
             }
             switch result {
             case .success(.done(let written)): offset += written

@@ -86,6 +86,13 @@ public final class Node: Sendable {
         do { principals = try Principals.load(path: configuration.principalsPath) } catch {
             throw StartupError(description: "principals \(configuration.principalsPath): \(error)")
         }
+        let serverTLS: TLSContext?, peerTLS: TLSContext?
+        do {
+            serverTLS = try configuration.tls.serverContext()
+            peerTLS = try configuration.tls.peerClientContext()
+        } catch {
+            throw StartupError(description: "tls: \(error.reason)")
+        }
         // With a region log, every batch's changeset goes through the log
         // before it commits (`RegionLog.replicate`); the log starts once
         // the services it applies into exist.
@@ -116,7 +123,8 @@ public final class Node: Sendable {
                                         try KeyringFile.save($0, path: configuration.keyringPath, master: master, replacing: true)
                                     }, policy: policy,
                                     principals: principals, clock: clock, ids: ids, random: random, metrics: Metrics(), logger: logger,
-                                    bootID: { var draws = random.generator(); return UInt64.random(in: 1...UInt64.max, using: &draws) }())
+                                    bootID: { var draws = random.generator(); return UInt64.random(in: 1...UInt64.max, using: &draws) }(),
+                                    peerTLS: peerTLS)
         do {
             try await services.keys.subjects.recover(store, replicated: roster != nil)
         } catch {
@@ -163,7 +171,7 @@ public final class Node: Sendable {
         // A client's request id is logged and audited: one that looks like an
         // identifier (a phone number, an e-mail address…) is replaced.
         let server = try HTTPServer(settings: configuration.http.settings, router: api.router,
-                                    requestIDFilter: { PIIClassifier.classify($0) == nil }) { exchange in
+                                    requestIDFilter: { PIIClassifier.classify($0) == nil }, observer: { exchange in
             services.metrics.record(exchange)
             if accessLog {
                 logger.info("http", ["method": .string(exchange.method), "route": .string(exchange.route),
@@ -171,7 +179,7 @@ public final class Node: Sendable {
                                      "ms": .double(Double(exchange.durationMicroseconds) / 1_000),
                                      "request_id": .string(exchange.requestID)])
             }
-        }
+        }, tls: serverTLS)
         let bound: SocketAddress
         do { bound = try server.start(address: configuration.http.address) } catch {
             store.close()
@@ -225,11 +233,33 @@ public final class Node: Sendable {
         federation.start()
         services.lifecycle.withLock { $0 = .serving }
         logger.info("listening", ["node": .string(configuration.node.rawValue), "region": .string(configuration.region.rawValue),
-                                  "http": .string(bound.description), "boot_id": .string(services.bootIDText),
+                                  "http": .string(bound.description), "transport": .string(configuration.tls.transport),
+                                  "boot_id": .string(services.bootIDText),
                                   "policy_version": .int(Int64(policy.version)), "vector_kernels": .string(VectorKernels.Level.current.description)])
+        if case .plaintext = configuration.tls {
+            logger.warning("plaintext: the HTTP API and this node's calls to its peers are not encrypted (tls.plaintext in the config)")
+        }
         return Node(services: services, server: server, sweeper: sweeper, erasureConfirmations: erasureConfirmations,
                     federation: federation, keyringLock: keyringLock, httpAddress: bound,
                     routes: api.router.routes.map { Route(method: $0.method, pattern: $0.pattern) })
+    }
+
+    /// Reads the TLS certificate and key files again (SIGHUP): connections
+    /// accepted from now on present them, open ones keep theirs. A file
+    /// that cannot be loaded leaves the current certificate in force; false then.
+    @discardableResult
+    public func reloadTLS() -> Bool {
+        let configuration = services.configuration
+        guard case .files = configuration.tls else { return false }
+        do {
+            guard let context = try configuration.tls.serverContext() else { return false }
+            server.reloadTLS(context)
+            logger.info("tls reloaded")
+            return true
+        } catch {
+            logger.warning("tls reload failed: the current certificate stays in force", ["reason": .string(error.reason)])
+            return false
+        }
     }
 
     /// Stops serving (requests in flight finish), closes storage, and

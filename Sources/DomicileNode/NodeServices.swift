@@ -60,7 +60,8 @@ final class NodeServices: Sendable {
     var bootIDText: String { String(bootID, radix: 16) }
 
     init(configuration: NodeConfiguration, store: Store, keys: RegionKeys, policy: ResidencyPolicy, principals: Principals,
-         clock: any Clock, ids: any IDGenerator, random: any RandomSource, metrics: Metrics, logger: Logger, bootID: UInt64) {
+         clock: any Clock, ids: any IDGenerator, random: any RandomSource, metrics: Metrics, logger: Logger, bootID: UInt64,
+         peerTLS: TLSContext? = nil) {
         self.configuration = configuration
         self.store = store
         self.keys = keys
@@ -75,6 +76,8 @@ final class NodeServices: Sendable {
         links = configuration.wan?.shaper(from: configuration.region)
         var clientSettings = HTTPClient.Settings()
         clientSettings.links = links
+        // Calls to peers verify their certificates against the cluster CA (`tls.ca_file`).
+        clientSettings.tls = peerTLS
         peerClient = HTTPClient(settings: clientSettings)
         regionPurposes = Set(policy.purposes.keys.filter { policy.basis(for: $0, in: configuration.region) != nil })
         gpcPurposes = policy.gpcPurposes

@@ -13,7 +13,7 @@ struct ClusterInitCommand: Command {
                   [--gossip-port 7300 | --no-gossip] [--channel-port 7500 | --no-region-log]
                   [--allow-two-nodes] [--policy FILE] [--force]
                   [--wan-round-trips eu-us=80,us-br=120,*=40 [--wan-loss PERCENT]]
-                  [--hosts eu=192.168.56.11,us=192.168.56.12,br=192.168.56.13]
+                  [--hosts eu=192.168.56.11,us=192.168.56.12,br=192.168.56.13] [--tls]
 
         Writes into DIR: master.key (mode 0600), policy.json (the embedded default unless --policy),
         principals.json and tokens.json (one bearer token per role, plus a second privacy officer),
@@ -36,6 +36,11 @@ struct ClusterInitCommand: Command {
 
         --hosts puts each region's nodes on a host of its own (an IPv4 address; 127.0.0.1 for a region
         not named), as the Vagrantfile's three VMs do; the ports still count up over every node.
+
+        --tls makes a local certificate authority (DIR/ca.pem, its key DIR/ca-key.pem, mode 0600) and per
+        node a certificate for its host (NAME/NAME.pem, key NAME/NAME-key.pem), and the configs serve the
+        HTTP API over TLS 1.3 with them and trust the CA in their calls to peers; clients need DIR/ca.pem
+        (curl --cacert, DomicileClient's caFile). Without it the configs say "tls": {"plaintext": true}.
         """
 
     struct Layout {
@@ -52,6 +57,8 @@ struct ClusterInitCommand: Command {
         var wanLossPercent: Double = 0
         /// The address of each region's nodes; 127.0.0.1 for a region not listed.
         var hosts: [RegionID: String] = [:]
+        /// A local CA and a certificate per node (`--tls`); false: explicit plaintext.
+        var tls = false
 
         var nodes: [(name: NodeName, region: RegionID, index: Int)] {
             var nodes: [(NodeName, RegionID, Int)] = []
@@ -66,7 +73,7 @@ struct ClusterInitCommand: Command {
         func httpAddress(_ index: Int) -> String { "\(host(index)):\(httpPort == 0 ? 0 : httpPort + index)" }
         func gossipAddress(_ index: Int) -> String? { gossipPort.map { "\(host(index)):\($0 + index)" } }
         func channelAddress(_ index: Int) -> String? { channelPort.map { "\(host(index)):\($0 + index)" } }
-        private func host(_ index: Int) -> String { hosts[regions[index / nodesPerRegion]] ?? "127.0.0.1" }
+        func host(_ index: Int) -> String { hosts[regions[index / nodesPerRegion]] ?? "127.0.0.1" }
 
         /// The `wan` section every node's config gets, or nil.
         var wanSection: [String: Any]? {
@@ -97,6 +104,7 @@ struct ClusterInitCommand: Command {
         let wanRoundTrips = try arguments.option("wan-round-trips")
         let wanLoss = try arguments.option("wan-loss")
         let hosts = try arguments.option("hosts")
+        let tls = arguments.flag("tls")
         try arguments.finish()
         let regions = try regionNames.map { name in
             do { return try RegionID(name) } catch { throw CLIError.usage("--regions: '\(name)' is not a region id") }
@@ -117,6 +125,7 @@ struct ClusterInitCommand: Command {
                             gossipPort: noGossip ? nil : gossipPort)
         layout.channelPort = noRegionLog ? nil : channelPort
         layout.hosts = try hosts.map { try regionHosts($0, regions: regions) } ?? [:]
+        layout.tls = tls
         if let wanRoundTrips {
             guard httpPort != 0 else { throw CLIError.usage("--wan-round-trips needs every node's address in advance: give an --http-port base") }
             layout.wanRoundTrips = try roundTrips(wanRoundTrips, regions: regions)
@@ -200,6 +209,7 @@ struct ClusterInitCommand: Command {
         try writeJSON(["principals": principals], to: file("principals.json"), mode: 0o644, replacing: force)
         try writeJSON(Dictionary(uniqueKeysWithValues: tokens), to: file("tokens.json"), mode: 0o600, replacing: force)
 
+        let authority = layout.tls ? try makeAuthority(in: layout.directory, replacing: force) : nil
         var keyrings: [RegionID: Keyring] = [:]
         var rosters: [RegionID: [[String: Any]]] = [:]
         var first: Keyring?
@@ -233,6 +243,12 @@ struct ClusterInitCommand: Command {
                 }
             }
             if let wan = layout.wanSection { configuration["wan"] = wan }
+            if let authority {
+                configuration["tls"] = try issueCertificate(for: node.name, hosts: [layout.host(node.index)], in: nodeDirectory,
+                                                            by: authority, replacing: force)
+            } else {
+                configuration["tls"] = ["plaintext": true]
+            }
             if let address = layout.channelAddress(node.index) {
                 configuration["region_log"] = ["address": address, "roster": "../\(node.region).roster.json"]
                 // Every region's roster: who may speak for a region in the federation (FederationTrust).
@@ -245,6 +261,27 @@ struct ClusterInitCommand: Command {
         for (region, nodes) in rosters {
             try writeJSON(["region": region.rawValue, "nodes": nodes], to: file("\(region).roster.json"), mode: 0o644, replacing: force)
         }
+    }
+
+    /// A local certificate authority: DIR/ca.pem and DIR/ca-key.pem (0600).
+    static func makeAuthority(in directory: String, replacing: Bool) throws -> IssuedCertificate {
+        let authority = try CertificateIssuer.makeAuthority(commonName: "Domicile local CA")
+        let file = { (name: String) in (directory as NSString).appendingPathComponent(name) }
+        try FileIO.writeAtomically(Array(authority.keyPEM.utf8), to: file("ca-key.pem"), mode: 0o600, replacing: replacing)
+        try FileIO.writeAtomically(Array(authority.certificatePEM.utf8), to: file("ca.pem"), mode: 0o644, replacing: replacing)
+        return authority
+    }
+
+    /// A certificate for node `name` on `hosts` (its subject alternative
+    /// names; loopback added), written in its directory; the config's `tls` section.
+    static func issueCertificate(for name: NodeName, hosts: [String], in nodeDirectory: String, by authority: IssuedCertificate,
+                                 replacing: Bool) throws -> [String: Any] {
+        let names = Array(Set(hosts + ["127.0.0.1", "localhost"])).sorted()
+        let issued = try CertificateIssuer.issue(commonName: name.rawValue, hosts: names, by: authority)
+        let file = { (suffix: String) in (nodeDirectory as NSString).appendingPathComponent("\(name)\(suffix)") }
+        try FileIO.writeAtomically(Array(issued.keyPEM.utf8), to: file("-key.pem"), mode: 0o600, replacing: replacing)
+        try FileIO.writeAtomically(Array(issued.certificatePEM.utf8), to: file(".pem"), mode: 0o644, replacing: replacing)
+        return ["cert_file": "\(name).pem", "key_file": "\(name)-key.pem", "ca_file": "../ca.pem", "min_version": "1.3"]
     }
 
     static func writeJSON(_ object: Any, to path: String, mode: mode_t, replacing: Bool) throws {

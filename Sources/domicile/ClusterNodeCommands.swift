@@ -61,6 +61,14 @@ struct ClusterAddNodeCommand: Command {
         let modelConfig = try JSONSerialization.jsonObject(with: Data(try FileIO.read(file("\(model)/config.json"), byteCountMax: 1 << 20)))
         // The same federation rosters as the region's other nodes (its own region's roster lists it too).
         if let federation = (modelConfig as? [String: Any])?["federation"] { configuration["federation"] = federation }
+        // TLS like the region's other nodes: a certificate from the layout's CA, or plaintext as they have.
+        if FileManager.default.fileExists(atPath: file("ca-key.pem")) {
+            let authority = try IssuedCertificate(certificateFile: file("ca.pem"), keyFile: file("ca-key.pem"))
+            configuration["tls"] = try ClusterInitCommand.issueCertificate(for: name, hosts: ["127.0.0.1"], in: nodeDirectory,
+                                                                           by: authority, replacing: false)
+        } else {
+            configuration["tls"] = (modelConfig as? [String: Any])?["tls"] ?? ["plaintext": true]
+        }
         if let gossipPort {
             let gossip = (modelConfig as? [String: Any])?["gossip"] as? [String: Any]
             let seeds = [gossip?["address"] as? String].compactMap { $0 } + ((gossip?["seeds"] as? [String]) ?? [])
@@ -74,7 +82,8 @@ struct ClusterAddNodeCommand: Command {
         try ClusterInitCommand.writeJSON(roster, to: rosterPath, mode: 0o644, replacing: true)
         Output.line("laid out \(name) in \(nodeDirectory) and added it to \(rosterPath)")
         Output.line("next: domicile serve --config \(nodeDirectory)/config.json")
-        Output.line("then: domicile cluster join \(name) --via HOST:PORT --token-file \(file("tokens.json"))")
+        let tls = FileManager.default.fileExists(atPath: file("ca.pem")) ? " --ca-file \(file("ca.pem"))" : ""
+        Output.line("then: domicile cluster join \(name) --via HOST:PORT --token-file \(file("tokens.json"))\(tls)")
     }
 }
 
@@ -84,16 +93,16 @@ struct ClusterJoinCommand: Command {
     static let path = ["cluster", "join"]
     static let summary = "add a started node to its region's log (learner, then voter once caught up)"
     static let help = """
-        NAME --via HOST:PORT --token-file FILE
+        NAME --via HOST:PORT --token-file FILE [--ca-file FILE]
 
         Asks the region (any node: it forwards to the leader) to add NAME, which must be listed in the
         roster and running with region_log.join. Returns once NAME has caught up and votes. Audited.
         """
 
     static func run(_ arguments: inout Arguments) async throws {
-        let (name, via, token) = try MembershipCall.arguments(&arguments)
-        let reply = try await MembershipCall.send("POST", "/v1/cluster/region-log/members", via: via, token: token,
-                                                  body: #"{"name":"\#(name)"}"#)
+        let call = try MembershipCall(&arguments)
+        let reply = try await call.send("POST", "/v1/cluster/region-log/members", body: #"{"name":"\#(call.name)"}"#)
+        let name = call.name
         Output.line("\(name) joined; voters: \(MembershipCall.voters(reply))")
     }
 }
@@ -102,36 +111,47 @@ struct ClusterRemoveNodeCommand: Command {
     static let path = ["cluster", "remove-node"]
     static let summary = "remove a node from its region's log"
     static let help = """
-        NAME --via HOST:PORT --token-file FILE
+        NAME --via HOST:PORT --token-file FILE [--ca-file FILE]
 
         Asks the region (any node) to remove NAME from its log; NAME then receives no more entries and
         may be stopped. Removing the leader first hands the leadership to another voter. Audited.
+        --ca-file: the nodes serve TLS (cluster init --tls: DIR/ca.pem); the call verifies them against it.
         """
 
     static func run(_ arguments: inout Arguments) async throws {
-        let (name, via, token) = try MembershipCall.arguments(&arguments)
-        let reply = try await MembershipCall.send("DELETE", "/v1/cluster/region-log/members/\(name)", via: via, token: token, body: nil)
+        let call = try MembershipCall(&arguments)
+        let reply = try await call.send("DELETE", "/v1/cluster/region-log/members/\(call.name)", body: nil)
+        let name = call.name
         Output.line("\(name) removed; voters: \(MembershipCall.voters(reply))")
     }
 }
 
-enum MembershipCall {
-    static func arguments(_ arguments: inout Arguments) throws -> (NodeName, SocketAddress, String) {
+/// A membership change sent to a node of the region: `NAME --via HOST:PORT --token-file FILE [--ca-file FILE]`.
+struct MembershipCall {
+    let name: NodeName
+    let via: SocketAddress
+    let token: String
+    /// The CA of nodes that serve TLS; nil: plaintext.
+    let caFile: String?
+
+    init(_ arguments: inout Arguments) throws {
         guard let text = arguments.positional() else { throw CLIError.usage("name the node") }
-        let name = try NodeName(text)
-        let via = try SocketAddress(parsing: try arguments.required("via"))
+        name = try NodeName(text)
+        via = try SocketAddress(parsing: try arguments.required("via"))
         let tokenFile = try arguments.required("token-file")
+        caFile = try arguments.option("ca-file")
         try arguments.finish()
         let tokens = try JSONSerialization.jsonObject(with: Data(try FileIO.read(tokenFile, byteCountMax: 1 << 20))) as? [String: String]
         guard let token = tokens?["admin"] else { throw CLIError.failed("\(tokenFile) has no admin token") }
-        return (name, via, token)
+        self.token = token
     }
 
     /// Sends the call, asking again while the region answers 503 (an
     /// election, or the leader handing over before it removes itself).
-    static func send(_ method: String, _ target: String, via: SocketAddress, token: String, body: String?) async throws -> [String: Any] {
+    func send(_ method: String, _ target: String, body: String?) async throws -> [String: Any] {
         var settings = HTTPClient.Settings()
         settings.requestTimeoutMilliseconds = 150_000
+        do { settings.tls = try caFile.map { try TLSContext.client(caFile: $0) } } catch { throw CLIError.failed("--ca-file: \(error)") }
         let client = HTTPClient(settings: settings)
         var headers: HTTPHeaders = ["Authorization": "Bearer \(token)"]
         if body != nil { headers.set("Content-Type", "application/json") }

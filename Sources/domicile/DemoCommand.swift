@@ -32,7 +32,7 @@ struct DemoCommand: Command {
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("domicile-demo-\(UUID().uuidString)").path
         try arguments.finish()
         let federation = try LocalFederation(directory: directory, regions: try ["eu", "us", "br"].map { try RegionID($0) },
-                                             nodesPerRegion: 3)
+                                             nodesPerRegion: 3, tls: true)
         defer {
             federation.stopAll()
             if !keep { try? FileManager.default.removeItem(atPath: directory) }
@@ -40,7 +40,8 @@ struct DemoCommand: Command {
 
         step("Starting a federation of nine nodes (eu, us, br × 3, one region log per region) in \(directory)")
         for node in federation.nodeNames { try federation.start(node) }
-        for node in federation.nodeNames { say("\(node)  http://\(federation.addresses[node]!)") }
+        for node in federation.nodeNames { say("\(node)  https://\(federation.addresses[node]!)") }
+        say("TLS 1.3 everywhere: a local CA (\(federation.caFile ?? "")) signed each node's certificate; clients and nodes verify it")
         let converged = await waitUntil(seconds: 30) {
             for node in federation.nodeNames {
                 if await federation.view(node).values.filter({ $0 == "alive" }).count != federation.nodeNames.count { return false }

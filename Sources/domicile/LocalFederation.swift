@@ -15,10 +15,14 @@ final class LocalFederation {
     private(set) var clients = NodeClients()
     let nodeNames: [String]
     private let binary: String
+    /// The layout's CA when the nodes serve TLS (`tls`), nil in plaintext.
+    let caFile: String?
 
     /// `regionLog: false` lays out nodes that are each a store of their own.
     /// `wanRoundTrips` (milliseconds per pair, as `cluster init --wan-round-trips`) shapes the links between regions.
-    init(directory: String, regions: [RegionID], nodesPerRegion: Int, regionLog: Bool = true, wanRoundTrips: [String: Int] = [:]) throws {
+    /// `tls` lays out a local CA and node certificates (`cluster init --tls`); the calls trust the CA.
+    init(directory: String, regions: [RegionID], nodesPerRegion: Int, regionLog: Bool = true, wanRoundTrips: [String: Int] = [:],
+         tls: Bool = false) throws {
         self.directory = directory
         binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let count = regions.count * nodesPerRegion
@@ -27,12 +31,15 @@ final class LocalFederation {
                                                gossipPort: base + count)
         layout.channelPort = regionLog ? base + 2 * count : nil
         layout.wanRoundTrips = wanRoundTrips
+        layout.tls = tls
         try ClusterInitCommand.write(layout, policy: Array(DefaultPolicy.json.utf8), force: true)
+        caFile = tls ? (directory as NSString).appendingPathComponent("ca.pem") : nil
         let tokenData = try Data(contentsOf: URL(fileURLWithPath: (directory as NSString).appendingPathComponent("tokens.json")))
         tokens = try JSONSerialization.jsonObject(with: tokenData) as? [String: String] ?? [:]
         nodeNames = regions.flatMap { region in (1...nodesPerRegion).map { "\(region)-\($0)" } }
         var settings = HTTPClient.Settings()
         settings.requestTimeoutMilliseconds = 10_000
+        settings.tls = try caFile.map { try TLSContext.client(caFile: $0) }
         client = HTTPClient(settings: settings)
     }
 
@@ -52,7 +59,7 @@ final class LocalFederation {
         let rest = line[range.upperBound...]
         addresses[node] = try SocketAddress(parsing: String(rest.prefix { $0 != "\"" }))
         processes[node] = process
-        try clients.add(node, address: addresses[node]!, tokens: tokens)
+        try clients.add(node, address: addresses[node]!, tokens: tokens, caFile: caFile)
     }
 
     func kill(_ node: String) {
@@ -161,10 +168,10 @@ struct NodeClients: Sendable {
     private var tokens: [String: String] = [:]
 
     /// A client of the node at `address`; a restarted node keeps its client (and its port).
-    mutating func add(_ node: String, address: SocketAddress, tokens: [String: String]) throws {
+    mutating func add(_ node: String, address: SocketAddress, tokens: [String: String], caFile: String? = nil) throws {
         self.tokens = tokens
         guard clients[node]?.configuration.seeds != [address.description] else { return }
-        var configuration = DomicileClient.Configuration(seeds: [address.description])
+        var configuration = DomicileClient.Configuration(seeds: [address.description], caFile: caFile)
         configuration.attemptsMax = 1
         configuration.misdirectedHopsMax = 0
         configuration.requestTimeoutMilliseconds = 10_000

@@ -13,7 +13,8 @@ struct ServeCommand: Command {
 
         Starts a node as described by its configuration file (docs/CONFIGURATION.md): opens the
         data directory, unseals the keyring, loads the policy and principals, and serves the
-        HTTP API. Logs are JSON lines on standard output. SIGTERM or SIGINT stop it gracefully.
+        HTTP API. Logs are JSON lines on standard output. SIGTERM or SIGINT stop it gracefully;
+        SIGHUP reloads the TLS certificate and key (tls.cert_file, tls.key_file) for new connections.
         """
 
     static func run(_ arguments: inout Arguments) async throws {
@@ -24,11 +25,15 @@ struct ServeCommand: Command {
             throw CLIError.failed("\(path): \(error)")
         }
         let stop = Signals.wait(for: [SIGTERM, SIGINT])
+        let started = Locked<Node?>(nil)
+        let reload = Signals.handle(SIGHUP) { _ = started.value?.reloadTLS() }
         let node: Node
         do { node = try await Node.start(configuration) } catch {
             throw CLIError.failed("cannot start: \(error)")
         }
+        started.withLock { $0 = node }
         let signal = await stop.value
+        reload.cancel()
         node.logger.info("signal", ["signal": .int(Int64(signal))])
         await node.shutdown()
     }
@@ -37,6 +42,20 @@ struct ServeCommand: Command {
 /// Waits for a termination signal. The mask is reset first: a parent may
 /// have left these signals blocked (Foundation's Process does).
 enum Signals {
+    /// Runs `action` on each delivery of `signal` (which no longer kills the
+    /// process) until the returned source is cancelled.
+    static func handle(_ signal: Int32, _ action: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, signal)
+        Glibc.signal(signal, SIG_IGN)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+        source.setEventHandler(handler: action)
+        source.resume()
+        return source
+    }
+
     static func wait(for signals: [Int32]) -> Task<Int32, Never> {
         var set = sigset_t()
         sigemptyset(&set)

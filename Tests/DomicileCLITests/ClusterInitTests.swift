@@ -1,5 +1,6 @@
 import DomicileCrypto
 import DomicileStorage
+import DomicileNet
 import DomicileTestSupport
 import Foundation
 import XCTest
@@ -20,6 +21,37 @@ final class ClusterInitTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("--gossip-port 0"), result.stderr)
         XCTAssertTrue(result.stderr.contains("--no-gossip"), result.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.file("fed/eu-1/config.json")))
+    }
+
+    /// `--tls`: a CA and per-node certificates naming each node's host,
+    /// keys readable by the owner only, and configs that use them; without
+    /// it, configs say plaintext explicitly.
+    func test_clusterInit_tls_writesACAAndNodeCertificates_elsePlaintextExplicitly() throws {
+        let directory = TemporaryDirectory()
+        let result = try Binary.run(["cluster", "init", "--dir", directory.path, "--regions", "eu,us", "--nodes-per-region", "1",
+                                     "--http-port", "0", "--no-gossip", "--no-region-log", "--hosts", "us=10.0.0.12", "--tls"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        for (node, host) in [("eu-1", "127.0.0.1"), ("us-1", "10.0.0.12")] {
+            let tls = try XCTUnwrap(try config(directory, node)["tls"] as? [String: String])
+            XCTAssertEqual(tls, ["cert_file": "\(node).pem", "key_file": "\(node)-key.pem", "ca_file": "../ca.pem", "min_version": "1.3"])
+            let keyMode = try FileManager.default.attributesOfItem(atPath: directory.file("\(node)/\(node)-key.pem"))[.posixPermissions] as? Int
+            XCTAssertEqual(keyMode, 0o600)
+            if let openssl = ChildProcess.find("openssl") {
+                let verified = try ChildProcess.run(openssl, ["verify", "-CAfile", directory.file("ca.pem"), "-verify_ip", host,
+                                                              directory.file("\(node)/\(node).pem")], captureStandardError: true)
+                XCTAssertEqual(verified.status, 0, verified.output)
+                let wrongHost = try ChildProcess.run(openssl, ["verify", "-CAfile", directory.file("ca.pem"), "-verify_ip", "10.9.9.9",
+                                                               directory.file("\(node)/\(node).pem")], captureStandardError: true)
+                XCTAssertNotEqual(wrongHost.status, 0, wrongHost.output)
+            }
+        }
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: directory.file("ca-key.pem"))[.posixPermissions] as? Int, 0o600)
+
+        let plain = TemporaryDirectory()
+        XCTAssertEqual(try Binary.run(["cluster", "init", "--dir", plain.path, "--regions", "eu", "--nodes-per-region", "1",
+                                       "--http-port", "0", "--no-gossip", "--no-region-log"]).status, 0)
+        XCTAssertEqual(try config(plain, "eu-1")["tls"] as? [String: Bool], ["plaintext": true])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: plain.file("ca.pem")))
     }
 
     func test_clusterInit_writesEveryOtherNodeAsASeed_orNoGossipAtAll() throws {

@@ -1,5 +1,6 @@
 import DomicileClient
 import DomicileTestSupport
+import DomicileNet
 import Foundation
 import XCTest
 
@@ -34,11 +35,30 @@ final class ClientRoutingTests: ClientTestCase {
         XCTAssertEqual(forbidden?.code, .forbidden)
     }
 
+    /// A client that does not trust the nodes' CA (or does not speak TLS) gets nothing from them.
+    func test_aClientWithoutTheClusterCA_isRefused() async throws {
+        try startNode()
+        let seed = nodes["eu-1"]!.address.description
+        let stranger = TemporaryDirectory("domicile-stranger-ca")
+        try CertificateIssuer.makeAuthority(commonName: "Stranger CA").write(certificateTo: stranger.file("ca.pem"), keyTo: stranger.file("ca-key.pem"))
+        for caFile in [stranger.file("ca.pem"), nil] {
+            var configuration = DomicileClient.Configuration(seeds: [seed], token: federation.token("admin"), caFile: caFile)
+            configuration.attemptsMax = 1
+            do {
+                _ = try await DomicileClient(configuration: configuration).cluster()
+                XCTFail("answered a client with CA \(caFile ?? "none")")
+            } catch let error as DomicileClientError {
+                guard case .unreachable(let reason) = error else { return XCTFail("\(error)") }
+                if caFile != nil { XCTAssertTrue(reason.contains("certificate refused"), reason) }
+            }
+        }
+    }
+
     func test_aSeedThatRefusesConnections_isSkipped_forTheNext() async throws {
         try startNode()
         let closed = try FreePorts.consecutive(1)
         let client = try DomicileClient(configuration: .init(seeds: ["127.0.0.1:\(closed)", nodes["eu-1"]!.address.description],
-                                                             token: federation.token("admin")))
+                                                             token: federation.token("admin"), caFile: federation.caFile))
         let answeredBy = try await client.cluster().node.name
         XCTAssertEqual(answeredBy, "eu-1")
         // Not even a POST, which is never sent twice, is lost: nothing reached the closed port.
@@ -129,9 +149,9 @@ final class ClientRoutingTests: ClientTestCase {
             .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0) { $0 + Int($1) }
     }
 
-    func test_aCAFile_isRefusedUntilTLSArrives_andABadSeedIsAConfigurationError() {
-        XCTAssertThrowsError(try DomicileClient(configuration: .init(seeds: ["127.0.0.1:1"], caFile: "/tmp/ca.pem"))) {
-            XCTAssertEqual($0 as? DomicileClientError, .tlsUnavailable)
+    func test_aMissingCAFile_andABadSeed_areConfigurationErrors() {
+        XCTAssertThrowsError(try DomicileClient(configuration: .init(seeds: ["127.0.0.1:1"], caFile: "/nonexistent/ca.pem"))) {
+            guard case .invalidConfiguration(let reason) = $0 as? DomicileClientError, reason.hasPrefix("caFile") else { return XCTFail("\($0)") }
         }
         XCTAssertThrowsError(try DomicileClient(seeds: ["no port"])) {
             guard case .invalidConfiguration = $0 as? DomicileClientError else { return XCTFail("\($0)") }

@@ -15,7 +15,7 @@ final class TestServer: Sendable {
         var all: [HTTPExchange] { lock.lock(); defer { lock.unlock() }; return entries }
     }
 
-    init(settings: HTTPServer.Settings = .loopback, requestIDFilter: HTTPServer.RequestIDFilter? = nil,
+    init(settings: HTTPServer.Settings = .loopback, requestIDFilter: HTTPServer.RequestIDFilter? = nil, tls: TLSContext? = nil,
          extraRoutes: (inout Router) -> Void = { _ in }) throws {
         var router = Router()
         router.add("GET", "/healthz", .inline { _ in .json(bytes: Array(#"{"status":"ok"}"#.utf8)) })
@@ -40,7 +40,7 @@ final class TestServer: Sendable {
         }
         extraRoutes(&router)
         let log = exchanges
-        server = try HTTPServer(settings: settings, router: router, requestIDFilter: requestIDFilter, observer: { log.append($0) })
+        server = try HTTPServer(settings: settings, router: router, requestIDFilter: requestIDFilter, observer: { log.append($0) }, tls: tls)
         address = try server.start(address: try SocketAddress(parsing: "127.0.0.1:0"))
     }
 

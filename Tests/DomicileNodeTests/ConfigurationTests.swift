@@ -6,7 +6,7 @@ import XCTest
 final class ConfigurationTests: XCTestCase {
     let valid: [String: Any] = [
         "node": "eu-1", "region": "eu", "data_dir": "data", "keyring": "k.keyring", "policy": "policy.json",
-        "principals": "principals.json", "http": ["address": "127.0.0.1:7100"],
+        "principals": "principals.json", "http": ["address": "127.0.0.1:7100"], "tls": ["plaintext": true],
     ]
 
     func parse(_ object: [String: Any]) throws -> NodeConfiguration {
@@ -155,6 +155,23 @@ final class ConfigurationTests: XCTestCase {
         refuses(object, "http", "is required")
     }
 
+    /// `tls` has no default: certificate files, or plaintext said explicitly.
+    func test_configuration_tls_isRequired_andPlaintextIsExplicit() throws {
+        var object = valid
+        object["tls"] = nil
+        refuses(object, "tls", #"is required: give cert_file, key_file and ca_file, or {"plaintext": true} to serve HTTP in clear"#)
+        refuses(with("tls", ["plaintext": false]), "tls.plaintext", "must be true when present (leave it out to use TLS)")
+        refuses(with("tls", ["plaintext": true, "cert_file": "a.pem"]), "tls.cert_file", "cannot go with plaintext")
+        refuses(with("tls", ["cert_file": "a.pem", "key_file": "a-key.pem"]), "tls.ca_file", "is required")
+        refuses(with("tls", ["cert_file": "a.pem", "key_file": "a-key.pem", "ca_file": "ca.pem", "min_version": "1.1"]),
+                "tls.min_version", #"must be "1.3" or "1.2""#)
+        refuses(with("tls", ["cert_file": "a.pem", "key_file": "a-key.pem", "ca_file": "ca.pem", "verify": false]), "tls.verify",
+                "unknown key")
+        XCTAssertEqual(try parse(valid).tls, .plaintext)
+        let files = try parse(with("tls", ["cert_file": "a.pem", "key_file": "/keys/a-key.pem", "ca_file": "../ca.pem"])).tls
+        XCTAssertEqual(files, .files(.init(certificateFile: "/etc/domicile/a.pem", keyFile: "/keys/a-key.pem", caFile: "/etc/domicile/../ca.pem")))
+    }
+
     /// A misspelt key, at any depth, is refused by its path rather than
     /// ignored; so is a value of the wrong type.
     func test_configuration_unknownOrMistypedField_namesItsPath() {
@@ -193,6 +210,8 @@ final class ConfigurationTests: XCTestCase {
         let file: [String: Any] = [
             "node": "eu-7", "region": "eu", "data_dir": "/var/lib/domicile", "keyring": "/etc/domicile/eu-7.keyring",
             "master_key_file": "/secrets/master.key", "policy": "/etc/domicile/policy.json", "principals": "/etc/domicile/principals.json",
+            "tls": ["cert_file": "/etc/domicile/eu-7.pem", "key_file": "/etc/domicile/eu-7-key.pem", "ca_file": "/etc/domicile/ca.pem",
+                    "min_version": "1.2"],
             "http": ["address": "127.0.0.1:7100", "connections_max": 512, "body_bytes_max": 2 << 20, "body_bytes_in_flight_max": 128 << 20,
                      "header_bytes_max": 16_384, "request_line_bytes_max": 4_096, "header_count_max": 50, "header_read_timeout_ms": 5_000,
                      "body_read_timeout_ms": 20_000, "idle_timeout_ms": 30_000, "event_loops": 3],

@@ -9,7 +9,7 @@ import XCTest
 final class WANConfigurationTests: XCTestCase {
     private let base: [String: Any] = [
         "node": "eu-1", "region": "eu", "data_dir": "data", "keyring": "k.keyring", "policy": "policy.json",
-        "principals": "principals.json", "http": ["address": "127.0.0.1:7100"],
+        "principals": "principals.json", "http": ["address": "127.0.0.1:7100"], "tls": ["plaintext": true],
     ]
 
     private func parse(wan: Any) throws -> NodeConfiguration {

@@ -7,13 +7,17 @@ public final class FederationFixture: @unchecked Sendable {
     public let directory: TemporaryDirectory
     public let tokens: [String: String]
     public let nodeNames: [String]
+    /// The layout's CA (`cluster init --tls`), nil in plaintext.
+    public let caFile: String?
 
     /// `configure` may edit each node's config.json before any node starts.
     /// With `gossip`, nodes get consecutive free ports and seed each other;
     /// without, they pick their own HTTP port and run without gossip. With
     /// `regionLog`, each region's nodes share a region log over channel
     /// ports allocated the same way; without, each node is a store of its own.
-    public init(regions: [String] = ["eu"], nodesPerRegion: Int = 1, gossip: Bool = false, regionLog: Bool = false,
+    /// With `tls`, a local CA and node certificates (`cluster init --tls`):
+    /// the nodes serve TLS, and `NodeProcess.call` trusts the CA.
+    public init(regions: [String] = ["eu"], nodesPerRegion: Int = 1, gossip: Bool = false, regionLog: Bool = false, tls: Bool = false,
                 configure: (_ node: String, _ config: inout [String: Any]) -> Void = { _, _ in }) throws {
         directory = TemporaryDirectory("domicile-federation")
         let count = regions.count * nodesPerRegion
@@ -22,6 +26,8 @@ public final class FederationFixture: @unchecked Sendable {
                          "--nodes-per-region", "\(nodesPerRegion)", "--http-port", "\(gossip ? ports ?? 0 : 0)"]
         arguments += gossip ? ["--gossip-port", "\(ports! + count)"] : ["--no-gossip"]
         arguments += regionLog ? ["--channel-port", "\(ports! + 2 * count)", "--allow-two-nodes"] : ["--no-region-log"]
+        if tls { arguments.append("--tls") }
+        caFile = tls ? directory.file("ca.pem") : nil
         let result = try Binary.run(arguments)
         guard result.status == 0 else { throw FixtureError(description: "cluster init failed: \(result.stderr)") }
         let tokenData = try Data(contentsOf: URL(fileURLWithPath: directory.file("tokens.json")))
@@ -101,9 +107,12 @@ public final class NodeProcess: @unchecked Sendable {
     public let address: SocketAddress
     public let process: RunningProcess
     public static let client = HTTPClient()
+    /// The client of `call`: plaintext, or trusting the node's `tls.ca_file`.
+    public let client: HTTPClient
 
     init(name: String, configPath: String, logPath: String, launcher: [String] = []) throws {
         self.name = name
+        client = try Self.client(forConfig: configPath)
         let command = launcher + [Binary.path, "serve", "--config", configPath]
         process = try RunningProcess(command[0], Array(command.dropFirst()), stderrPath: logPath)
         guard let line = process.waitForLine(timeout: 30, where: { $0.contains(#""event":"listening""#) }),
@@ -119,6 +128,24 @@ public final class NodeProcess: @unchecked Sendable {
     }
 
     public var logLines: [String] { process.output }
+
+    private static let tlsClients = NSLock()
+    nonisolated(unsafe) private static var tlsClientsByCA: [String: HTTPClient] = [:]
+
+    /// One client per CA file, shared by the nodes that trust it.
+    static func client(forConfig configPath: String) throws -> HTTPClient {
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any]
+        guard let caFile = (config?["tls"] as? [String: Any])?["ca_file"] as? String else { return Self.client }
+        let path = caFile.hasPrefix("/") ? caFile : (((configPath as NSString).deletingLastPathComponent as NSString).appendingPathComponent(caFile))
+        tlsClients.lock()
+        defer { tlsClients.unlock() }
+        if let client = tlsClientsByCA[path] { return client }
+        var settings = HTTPClient.Settings()
+        settings.tls = try TLSContext.client(caFile: path)
+        let client = HTTPClient(settings: settings)
+        tlsClientsByCA[path] = client
+        return client
+    }
 
     public func kill() {
         process.signal(SIGKILL)
@@ -159,7 +186,7 @@ public final class NodeProcess: @unchecked Sendable {
         if let token { fields.set("Authorization", "Bearer \(token)") }
         if json != nil { fields.set("Content-Type", "application/json") }
         for (name, value) in headers { fields.set(name, value) }
-        let response = try await Self.client.send(method, path, to: address, headers: fields, body: Array((json ?? "").utf8))
+        let response = try await client.send(method, path, to: address, headers: fields, body: Array((json ?? "").utf8))
         return Response(status: response.status, headers: response.headers, body: response.body)
     }
 }

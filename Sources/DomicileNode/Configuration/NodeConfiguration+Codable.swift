@@ -9,7 +9,7 @@ import Foundation
 extension NodeConfiguration: Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case node, region, keyring, policy, principals, http, gossip, log, limits
-        case regionLog = "region_log", federation, wan
+        case regionLog = "region_log", federation, wan, tls
         case dataDirectory = "data_dir"
         case masterKeyFile = "master_key_file"
     }
@@ -73,6 +73,7 @@ extension NodeConfiguration: Codable {
         federationRosterPaths = try container.fields(FederationKeys.self, .federation)?.strings(.rosters).map(path) ?? []
         limits = try container.object(Limits.self, .limits) ?? Limits()
         wan = try container.object(WAN.self, .wan)
+        tls = try Self.tls(container, path: path)
 
         routeBodyBytesMax = settings.limits.bodyBytesMax
         settings.limits.bodyBytesMax = max(settings.limits.bodyBytesMax, limits.batchBodyBytesMax)
@@ -143,6 +144,7 @@ extension NodeConfiguration: Codable {
             try fields.encode(federationRosterPaths, forKey: .rosters)
         }
         try container.encodeIfPresent(wan, forKey: .wan)
+        try encodeTLS(into: &container)
     }
 }
 

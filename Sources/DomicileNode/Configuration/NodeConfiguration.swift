@@ -132,6 +132,8 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// `wan`: delays and loss to the peers of other regions, emulated in
     /// the node's own transports (`cluster/up --wan`); nil: none.
     public var wan: WAN?
+    /// `tls`: the HTTP API's certificate and trust, or explicit plaintext.
+    public var tls: TLS
     public var keyringPath: String
     public var masterKey: MasterKeySource
     public var policyPath: String

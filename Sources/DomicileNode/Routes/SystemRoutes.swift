@@ -68,7 +68,8 @@ enum SystemRoutes {
                 if let gossip = services.gossip.value, !gossip.joined {
                     return .json(bytes: Array(#"{"status":"not_ready","reason":"joining the region's members"}"#.utf8), status: 503)
                 }
-                return .json(bytes: Array(#"{"status":"ready"}"#.utf8))
+                // `transport`: `tls` or `plaintext` (an explicit `tls.plaintext` in the config).
+                return .json(["status": "ready", "transport": services.configuration.tls.transport])
             case .starting:
                 return .json(bytes: Array(#"{"status":"not_ready","reason":"starting"}"#.utf8), status: 503)
             case .draining:
