@@ -186,6 +186,7 @@ extension FederationCodec {
     static func write(_ embedding: NoisedEmbedding, to writer: inout BinaryWriter) throws(FederationError) {
         writer.write(region: embedding.region)
         try writer.write(short: embedding.collection.rawValue)
+        try writer.write(short: embedding.purpose.rawValue)
         try writer.write(short: embedding.pid.rawValue)
         writer.write(embedding.generation)
         writer.write(embedding.exportedAt.milliseconds)
@@ -205,6 +206,7 @@ extension FederationCodec {
     static func readEmbedding(_ reader: inout FederationReader) throws(FederationError) -> NoisedEmbedding {
         let region = try reader.region()
         let collection = try reader.name("collection")
+        guard let purpose = try? Purpose(try reader.string()) else { throw .invalidRecord("purpose") }
         guard let pid = try? PID(parsing: try reader.string()) else { throw .invalidRecord("pid") }
         let generation = try reader.uint64()
         let exportedAt = Timestamp(milliseconds: try reader.int64())
@@ -224,8 +226,8 @@ extension FederationCodec {
         default:
             throw .malformed("unknown noised embedding content")
         }
-        return try NoisedEmbedding(region: region, collection: collection, pid: pid, generation: generation, exportedAt: exportedAt,
-                                   content: content)
+        return try NoisedEmbedding(region: region, collection: collection, purpose: purpose, pid: pid, generation: generation,
+                                   exportedAt: exportedAt, content: content)
     }
 }
 
@@ -269,7 +271,8 @@ extension FederationCodec {
             case .vector(let values, _, _, _): 1 + 3 * 8 + 2 + 4 * values.count
             case .retracted: 1
             }
-            return short(embedding.region.rawValue) + short(embedding.collection.rawValue) + short(embedding.pid.rawValue) + 2 * 8 + content
+            return short(embedding.region.rawValue) + short(embedding.collection.rawValue) + short(embedding.purpose.rawValue)
+                + short(embedding.pid.rawValue) + 2 * 8 + content
         }
     }
 }

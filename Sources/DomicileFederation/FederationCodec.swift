@@ -101,6 +101,8 @@ public enum FederationCodec {
         case 0:
             return FederationEntry(origin: origin, seq: seq, body: .skipped(kind))
         case 2:
+            // Only a noised embedding is ever retired: any other retired kind would stall its origin everywhere.
+            guard kind == .noisedEmbedding else { throw .malformed("a retired placeholder of a kind that is never retired") }
             return FederationEntry(origin: origin, seq: seq, body: .retired(kind))
         case 1:
             let length = try reader.count(UInt32.self, max: recordBytesMax, elementBytesMin: 1)

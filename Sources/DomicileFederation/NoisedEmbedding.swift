@@ -39,14 +39,18 @@ public struct NoisedEmbedding: Sendable, Equatable {
 
     public let region: RegionID
     public let collection: Name
+    /// The purpose the collection serves: a copy is searched only for it.
+    public let purpose: Purpose
     public let pid: PID
     public let generation: UInt64
     public let exportedAt: Timestamp
     public let content: Content
 
-    public init(region: RegionID, collection: Name, pid: PID, generation: UInt64, exportedAt: Timestamp,
+    public init(region: RegionID, collection: Name, purpose: Purpose, pid: PID, generation: UInt64, exportedAt: Timestamp,
                 content: Content) throws(FederationError) {
         guard generation >= 1 else { throw .invalidRecord("generation") }
+        // A region exports its own subjects only.
+        guard pid.region == region else { throw .invalidRecord("pid of another region") }
         if case .vector(let values, let sigma, let epsilon, let delta) = content {
             guard (1...Self.dimensionMax).contains(values.count), values.allSatisfy(\.isFinite) else { throw .invalidRecord("noised vector") }
             guard sigma.isFinite, sigma >= 0, epsilon.isFinite, epsilon > 0, delta >= 0, delta < 1 else {
@@ -55,6 +59,7 @@ public struct NoisedEmbedding: Sendable, Equatable {
         }
         self.region = region
         self.collection = collection
+        self.purpose = purpose
         self.pid = pid
         self.generation = generation
         self.exportedAt = exportedAt

@@ -158,6 +158,15 @@ final class NodeServices: Sendable {
     /// publishes the retractions now rather than at its next tick.
     func exportsRetracted() { federation.value?.wake() }
 
+    /// Puts the subjects' noised copies in the exports indexes as committed
+    /// (after an export pass: never before its charges are durable).
+    func resynchronizeExports(of pids: [PID]) async throws {
+        guard !pids.isEmpty else { return }
+        try await store.write { database in
+            for pid in pids { try self.vectors.resynchronizeExports(of: pid, services: self, in: database) }
+        }
+    }
+
     /// After a failed write that may have changed vector indexes: puts the
     /// subjects' vectors back as committed (on the writer, in commit order).
     func resynchronizeVectors(of pids: [PID]) async throws {

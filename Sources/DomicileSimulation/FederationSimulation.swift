@@ -559,7 +559,8 @@ public final class FederationSimulation {
         let content: NoisedEmbedding.Content = chance(0.25)
             ? .retracted
             : .vector((0..<8).map { _ in Float.random(in: -1...1, using: &random) }, sigma: 0.5, epsilon: 4, delta: 1e-6)
-        return try NoisedEmbedding(region: region, collection: Self.collection, pid: pid, generation: generation,
+        return try NoisedEmbedding(region: region, collection: Self.collection, purpose: try Purpose("product_recs"), pid: pid,
+                                   generation: generation,
                                    exportedAt: Timestamp(milliseconds: Int64(now)), content: content)
     }
 

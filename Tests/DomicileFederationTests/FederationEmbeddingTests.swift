@@ -66,7 +66,8 @@ final class FederationEmbeddingTests: XCTestCase {
         var federation = Federation([try Fixtures.node(eu), try Fixtures.node(us), try Fixtures.node(br)])
         let intent = Fixtures.intent(1, from: us, expecting: [eu, us, br], pids: 1)
         let erased = intent.erasedPids[0]
-        let copy = try NoisedEmbedding(region: eu, collection: Fixtures.collection, pid: erased, generation: 1,
+        let copy = try NoisedEmbedding(region: eu, collection: Fixtures.collection, purpose: try Purpose("product_recs"), pid: erased,
+                                       generation: 1,
                                        exportedAt: Timestamp(milliseconds: 1), content: .vector([1, 2, 3], sigma: 0.1, epsilon: 2, delta: 1e-6))
         let kept = Fixtures.embedding(7, in: eu, generation: 1)
         try federation[eu].publish(.noisedEmbedding(copy))
@@ -112,5 +113,49 @@ final class FederationEmbeddingTests: XCTestCase {
         node.step(FederationEnvelope(from: eu, to: us, message: .deltas(entries: [
             FederationEntry(origin: eu, seq: 3, body: .record(.noisedEmbedding(first)))], digest: nil, more: false)))
         XCTAssertEqual(node.ready().persist.map(\.body), [.retired(.noisedEmbedding)], "generation 1 after 2 is stale")
+    }
+}
+
+/// What a peer could send as a noised embedding, refused by the codec.
+final class FederationEmbeddingCodecTests: XCTestCase {
+    private let eu = Fixtures.eu, us = Fixtures.us
+
+    func test_aRetiredPlaceholder_ofAnotherKind_isRefused() throws {
+        for kind in FederationRecordKind.allCases where kind != .noisedEmbedding {
+            let envelope = FederationEnvelope(from: eu, to: us, message: .deltas(entries: [FederationEntry(origin: eu, seq: 1, body: .retired(kind))],
+                                                                                 digest: nil, more: false))
+            XCTAssertThrowsError(try FederationCodec.decode(try FederationCodec.encode(envelope)), "a retired \(kind) would stall its origin")
+        }
+        let retired = FederationEnvelope(from: eu, to: us, message: .deltas(entries: [FederationEntry(origin: eu, seq: 1, body: .retired(.noisedEmbedding))],
+                                                                            digest: nil, more: false))
+        XCTAssertEqual(try FederationCodec.decode(try FederationCodec.encode(retired)), retired)
+    }
+
+    func test_invalidCopies_areRefused() throws {
+        let purpose = try Purpose("product_recs")
+        // Another region's pid, no generation, a non-finite component, an empty vector, ε of 0.
+        XCTAssertThrowsError(try NoisedEmbedding(region: us, collection: Fixtures.collection, purpose: purpose, pid: Fixtures.pid(1, in: eu),
+                                                 generation: 1, exportedAt: Timestamp(milliseconds: 1), content: .retracted))
+        XCTAssertThrowsError(try NoisedEmbedding(region: eu, collection: Fixtures.collection, purpose: purpose, pid: Fixtures.pid(1, in: eu),
+                                                 generation: 0, exportedAt: Timestamp(milliseconds: 1), content: .retracted))
+        for content: NoisedEmbedding.Content in [.vector([1, .nan], sigma: 1, epsilon: 1, delta: 1e-6), .vector([], sigma: 1, epsilon: 1, delta: 1e-6),
+                                                 .vector([1], sigma: 1, epsilon: 0, delta: 1e-6), .vector([1], sigma: .infinity, epsilon: 1, delta: 1e-6)] {
+            XCTAssertThrowsError(try NoisedEmbedding(region: eu, collection: Fixtures.collection, purpose: purpose, pid: Fixtures.pid(1, in: eu),
+                                                     generation: 1, exportedAt: Timestamp(milliseconds: 1), content: content))
+        }
+        // The same refusals from bytes: a valid record's encoding with its content tag, count or a component changed.
+        let bytes = try FederationCodec.encode(.noisedEmbedding(Fixtures.embedding(1, in: eu, generation: 1, vector: [0.5, 0.25])))
+        let tagOffset = bytes.count - (1 + 3 * 8 + 2 + 2 * 4)
+        var unknownTag = bytes
+        unknownTag[tagOffset] = 9
+        var zeroCount = bytes
+        zeroCount[tagOffset + 25] = 0
+        zeroCount[tagOffset + 26] = 0
+        var notANumber = bytes
+        for (index, byte) in withUnsafeBytes(of: Float.nan.bitPattern.bigEndian, Array.init).enumerated() { notANumber[bytes.count - 4 + index] = byte }
+        for mutated in [unknownTag, zeroCount, notANumber, bytes + [0]] {
+            XCTAssertThrowsError(try FederationCodec.decodeRecord(.noisedEmbedding, mutated))
+        }
+        XCTAssertNoThrow(try FederationCodec.decodeRecord(.noisedEmbedding, bytes))
     }
 }

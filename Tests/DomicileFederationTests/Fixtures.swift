@@ -51,7 +51,8 @@ enum Fixtures {
     /// Subject `number`'s noised copy (or retraction, `vector` nil) of generation `generation`.
     static func embedding(_ number: Int, in region: RegionID, generation: UInt64, vector: [Float]? = [0.25, -0.5, 1.0],
                           epsilon: Double = 4) -> NoisedEmbedding {
-        try! NoisedEmbedding(region: region, collection: collection, pid: pid(number, in: region), generation: generation,
+        try! NoisedEmbedding(region: region, collection: collection, purpose: try! Purpose("product_recs"), pid: pid(number, in: region),
+                             generation: generation,
                              exportedAt: Timestamp(milliseconds: 1_790_000_000_000 + Int64(generation)),
                              content: vector.map { .vector($0, sigma: 0.4, epsilon: epsilon, delta: 1e-6) } ?? .retracted)
     }

@@ -38,8 +38,9 @@ enum EmbeddingExports {
         }
         guard waiting else { return Pass() }
         let touched = Locked<[PID]>([])
+        let pass: Pass
         do {
-            return try await services.store.write { database in
+            pass = try await services.store.write { database in
                 var pass = Pass()
                 for collection in collections {
                     let candidates = try EmbeddingExportRecords.candidates(collection.definition.name, period: period, limit: batch,
@@ -55,10 +56,13 @@ enum EmbeddingExports {
                 return pass
             }
         } catch {
-            // The exports index may hold copies the failed transaction did not keep.
-            try? await services.resynchronizeVectors(of: touched.withLock { $0 })
+            // Retractions the failed transaction made in memory (none took effect).
+            try? await services.resynchronizeExports(of: touched.withLock { $0 })
             throw error
         }
+        // Only now, with the charges and the copies committed, may a fresh search be answered from them.
+        try await services.resynchronizeExports(of: touched.withLock { $0 })
+        return pass
     }
 
     /// What is noised: for cosine, the direction at the clip norm (a cosine
@@ -110,8 +114,6 @@ enum EmbeddingExports {
             """, [pid.rawValue, period, pid.rawValue, period, definition.name.rawValue, settings.epsilon, settings.delta, now.milliseconds])
         try EmbeddingExportRecords.recordExport(noised, of: candidate, collection: definition.name, settings: settings, key: key, now: now,
                                                 using: &random, in: database)
-        try? collection.exports.upsert(pid.rawValue, vector: noised.vector,
-                                       eligibleUntil: services.consentGate.eligibleUntil(definition.purpose, grants: grants))
         return .exported
     }
 }

@@ -127,7 +127,12 @@ enum FederatedSearch {
         }
         let query = RemoteSearch.Query(from: services.region.rawValue, collection: collection.definition.name.rawValue,
                                        purpose: request.purpose.rawValue, vector: vector, k: request.k, ef: request.ef)
-        let asked = regions.filter { RemoteSearch.allowed(between: services.region, and: $0, policy: services.policy) }
+        // A pid's noised copy goes only where its ε is within the floor, as its replica would.
+        let epsilon = local.example == nil ? nil : collection.definition.export?.epsilon
+        let asked = regions.filter { region in
+            RemoteSearch.allowed(between: services.region, and: region, policy: services.policy)
+                && epsilon.map { RemoteSearch.withinFloor($0, from: services.region, to: region, policy: services.policy) } ?? true
+        }
         for region in regions where !asked.contains(region) { parts[region] = ([], RegionReport(status: "denied", reason: "policy")) }
         await withTaskGroup(of: (RegionID, Part).self) { group in
             for region in asked {

@@ -67,13 +67,17 @@ enum VectorService {
     static func define(_ definition: CollectionDefinition, call: CallContext) async throws -> (created: Bool, count: Int) {
         let services = call.services
         let outcome = try await services.store.write { database -> VectorRecords.Upsert in
+            let exported = services.vectors.collection(definition.name)?.definition.export != nil
             let outcome = try VectorRecords.upsert(definition, now: call.now, in: database)
             if case .inUse = outcome { return outcome }
+            // Without export settings the vectors never leave: what left is retracted everywhere.
+            if exported, definition.export == nil { try EmbeddingExportRecords.retractAll(definition.name, now: call.now, in: database) }
             try services.vectors.install(definition, services: services, from: database)
             try AuditLog.append(call.event("collection.define", purpose: definition.purpose.rawValue, detail: "collection=\(definition.name)"),
                                 to: database)
             return outcome
         }
+        if definition.export == nil { services.exportsRetracted() }
         switch outcome {
         case .created: return (true, 0)
         case .updated: return (false, services.vectors.collection(definition.name)?.index.count ?? 0)

@@ -87,12 +87,22 @@ enum EmbeddingExportRecords {
             """, [vectorSeq, now?.milliseconds, pid.rawValue] + (collections ?? []).map { $0.rawValue as any DatabaseValueConvertible })
     }
 
+    /// Retracts every export of `collection` (its export settings were removed).
+    static func retractAll(_ collection: Name, now: Timestamp, in database: Database) throws {
+        try database.execute("""
+            UPDATE embedding_exports SET state = 'retracted', generation = generation + 1, vector_seq = NULL, sealed_noised = NULL,
+                sigma = NULL, epsilon = NULL, delta = NULL, pending = 1, changed_at = ?
+            WHERE collection = ? AND state = 'exported'
+            """, [now.milliseconds, collection.rawValue])
+    }
+
     /// This region's exports and retractions the federation has not
     /// published, oldest change first, as records.
     static func unpublished(of region: RegionID, limit: Int, keys: RegionKeys, in database: Database) throws -> [NoisedEmbedding] {
         try database.fetchAll("""
-            SELECT collection, pid, state, generation, sealed_noised, sigma, epsilon, delta, changed_at FROM embedding_exports
-            WHERE pending = 1 ORDER BY changed_at, collection, pid LIMIT ?
+            SELECT e.collection, e.pid, e.state, e.generation, e.sealed_noised, e.sigma, e.epsilon, e.delta, e.changed_at, c.purpose
+            FROM embedding_exports e JOIN collections c ON c.name = e.collection
+            WHERE e.pending = 1 ORDER BY e.changed_at, e.collection, e.pid LIMIT ?
             """, [limit]) { row -> NoisedEmbedding? in
             let table = "embedding_exports"
             let collection = try row.decode(0, table: table) { try Name($0, what: "collection name") }
@@ -110,7 +120,8 @@ enum EmbeddingExportRecords {
             default:
                 throw StorageError.corrupt(table: table, column: "state")
             }
-            return try NoisedEmbedding(region: region, collection: collection, pid: pid, generation: generation,
+            let purpose = try row.decode(9, table: "collections") { try Purpose($0) }
+            return try NoisedEmbedding(region: region, collection: collection, purpose: purpose, pid: pid, generation: generation,
                                        exportedAt: Timestamp(milliseconds: row.int64(8)), content: content)
         }.compactMap { $0 }
     }

@@ -143,13 +143,19 @@ final class FederationSync: Sendable {
             try await eraseForIntents()
             try await export()
             let records = try unpublished()
-            try driven.withLock { driven throws in
-                for record in records { _ = try driven?.node.publish(record) }
+            // The noised embeddings handed to the machine: published, even if the machine retires one as it takes it.
+            let embeddings = try driven.withLock { driven throws -> [NoisedEmbedding] in
+                var embeddings: [NoisedEmbedding] = []
+                for record in records {
+                    guard let entry = try driven?.node.publish(record) else { continue }
+                    if case .noisedEmbedding(let embedding) = record, entry.origin == services.region { embeddings.append(embedding) }
+                }
                 // News goes to every peer now, not at the next periodic digest.
                 if !records.isEmpty { for peer in driven?.node.peers ?? [] { driven?.node.exchange(with: peer) } }
                 driven?.node.tick()
+                return embeddings
             }
-            if try await carryOut() { wake() }
+            if try await carryOut(publishing: embeddings) { wake() }
         } catch {
             // What the machine holds may not be durable: rebuild it from node.sqlite next round.
             driven.withLock { $0 = nil }
@@ -218,10 +224,12 @@ final class FederationSync: Sendable {
     }
 
     /// Persists and applies what the machine has ready, then sends its
-    /// messages and steps the answers, until nothing is ready. Returns
-    /// whether it took any entry (the next round may act on it).
-    private func carryOut() async throws -> Bool {
+    /// messages and steps the answers, until nothing is ready; the first
+    /// write also marks `embeddings` published. Returns whether it took any
+    /// entry (the next round may act on it).
+    private func carryOut(publishing embeddings: [NoisedEmbedding]) async throws -> Bool {
         var took = false
+        var published = embeddings
         while let ready = driven.withLock({ driven -> FederationReady? in
             guard driven?.node.hasReady == true else { return nil }
             return driven?.node.ready()
@@ -229,18 +237,17 @@ final class FederationSync: Sendable {
             if !ready.persist.isEmpty || !ready.apply.isEmpty || !ready.retire.isEmpty {
                 let services = self.services, trust = self.trust
                 took = took || ready.persist.contains { $0.origin != services.region }
-                let published = ready.persist.compactMap { entry -> NoisedEmbedding? in
-                    guard entry.origin == services.region, case .noisedEmbedding(let embedding)? = entry.body.record else { return nil }
-                    return embedding
-                }
+                let marking = published
                 try await services.store.write { database in
                     try FederationRecords.insert(ready.persist, keys: services.keys, in: database)
                     try FederationRecords.retire(ready.retire, in: database)
-                    try EmbeddingExportRecords.markPublished(published, in: database)
+                    try EmbeddingExportRecords.markPublished(marking, in: database)
                     try FederationRecords.apply(ready.apply, here: services.region, completer: services.configuration.node.rawValue,
                                                 key: services.keys.signing, now: services.clock.now(), trusting: trust, in: database)
-                    services.vectors.applyFederated(ready.apply, here: services.region)
                 }
+                published = []
+                // Replicas change once what they show is committed.
+                services.vectors.applyFederated(ready.apply, here: services.region, now: services.clock.now())
             }
             for envelope in ready.messages {
                 let answers = await send(envelope)

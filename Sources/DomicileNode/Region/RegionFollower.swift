@@ -66,7 +66,7 @@ struct RegionFollower: Sendable {
             }
             if !positions.isEmpty {
                 let entries = try FederationRecords.entries(at: positions, keys: services.keys, in: database)
-                services.vectors.applyFederated(entries, here: services.region)
+                services.vectors.applyFederated(entries, here: services.region, now: services.clock.now())
             }
         }
     }

@@ -58,6 +58,23 @@ enum RemoteSearch {
         policy.transfer(.noisedEmbedding, from: here, to: region) != nil && policy.transfer(.noisedEmbedding, from: region, to: here) != nil
     }
 
+    /// Whether noised copies released at `epsilon` may go from `source` to
+    /// `destination`: at most the rule's noise floor, as for replicas
+    /// (`FederationTransfer.policy`).
+    static func withinFloor(_ epsilon: Double, from source: RegionID, to destination: RegionID, policy: ResidencyPolicy) -> Bool {
+        guard let rule = policy.transfer(.noisedEmbedding, from: source, to: destination) else { return false }
+        return rule.noiseFloorEpsilon.map { epsilon <= $0 } ?? true
+    }
+
+    /// A region's refusal as a report's reason: its code when it is one (a
+    /// name), never other text a peer chose.
+    static func reason(_ code: String?) -> String {
+        guard let code, (1...40).contains(code.utf8.count), code.utf8.allSatisfy({ ("a"..."z").contains(Character(UnicodeScalar($0))) || $0 == UInt8(ascii: "_") }) else {
+            return "refused"
+        }
+        return code
+    }
+
     // MARK: Asking
 
     /// Asks a live node of `region`, and a second one if the first has not
@@ -79,6 +96,11 @@ enum RemoteSearch {
                 race.offer(outcome)
             }
             Task { await attempt(nodes[0]) }
+            // Whatever the transport does, the region's answer is given up at the deadline.
+            Task {
+                try? await Task.sleep(for: .milliseconds(max(0, deadline - monotonicMilliseconds())))
+                race.expire()
+            }
             if nodes.count > 1 {
                 Task {
                     try? await Task.sleep(for: .milliseconds(max(0, hedgeAt - monotonicMilliseconds())))
@@ -101,7 +123,7 @@ enum RemoteSearch {
                                                               body: sealed, timeoutMilliseconds: timeout)
             guard response.status == 200 else {
                 let code = (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["code"] as? String
-                return .failed(reason: code ?? "refused")
+                return .failed(reason: reason(code))
             }
             guard let plaintext = try? services.keys.federationGossip.open(response.body, associatedData: answerAssociatedData),
                   let opened = FederationFrame.open(plaintext),
@@ -144,6 +166,15 @@ enum RemoteSearch {
                 state.running += 1
                 return true
             }
+        }
+
+        /// The deadline passed: settles with a timeout if nothing answered.
+        func expire() {
+            let resume = state.withLock { state -> CheckedContinuation<Outcome, Never>? in
+                defer { state.continuation = nil }
+                return state.continuation
+            }
+            resume?.resume(returning: .failed(reason: "timeout"))
         }
 
         func offer(_ outcome: Outcome) {
@@ -190,8 +221,12 @@ enum RemoteSearch {
             throw HTTPError(status: 404, code: "unknown_collection", detail: "no collection with this name")
         }
         let definition = collection.definition
-        guard definition.export != nil else {
+        guard let export = definition.export else {
             throw HTTPError(status: 403, code: "export_not_allowed", detail: "this region's collection has no export settings")
+        }
+        // The answer is derived from copies released at the collection's ε: within the floor towards the asker.
+        guard withinFloor(export.epsilon, from: services.region, to: from, policy: services.policy) else {
+            throw HTTPError(status: 403, code: "above_noise_floor", detail: "the collection's export epsilon is above the policy's floor towards this region")
         }
         guard query.purpose == definition.purpose.rawValue else {
             throw HTTPError(status: 403, code: "purpose_mismatch", detail: "this collection serves \(definition.purpose)")

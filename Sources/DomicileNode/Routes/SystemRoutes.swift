@@ -51,6 +51,17 @@ enum SystemRoutes {
         let regionLog: RegionLogView?
         /// Round trips measured to each peer region, by way (gossip probes, federation exchanges).
         let roundTrips: [RoundTrips.Summary]
+        let federation: FederationView?
+
+        /// The federation's entries this region holds (docs/FEDERATION.md).
+        struct FederationView: Encodable {
+            /// Per origin region, how far this region holds every entry: its version vector.
+            let held: [String: Int64]
+            /// Of those, placeholders of retired noised embeddings.
+            let retired: Int64
+            /// When this node last exchanged a message with a node of each region.
+            let lastContact: [String: String]
+        }
     }
 
     static func add(to api: inout API, httpAddress: @escaping @Sendable () -> String) {
@@ -100,11 +111,25 @@ enum SystemRoutes {
                                              http: httpAddress()),
                                  region: services.region, policyVersion: services.policy.version,
                                  pools: .init(region: members(.region), federation: members(.federation)),
-                                 regionLog: services.regionLog.value.map(regionLogView), roundTrips: services.roundTrips.summaries()))
+                                 regionLog: services.regionLog.value.map(regionLogView), roundTrips: services.roundTrips.summaries(),
+                                 federation: try federationView(services)))
         }
         api.route("GET", "/v1/policy", roles: [], local: true) { _ in
             .json(bytes: services.policy.document)
         }
+    }
+
+    static func federationView(_ services: NodeServices) throws -> Cluster.FederationView? {
+        guard services.policy.regions.count > 1 else { return nil }
+        let rows = try services.store.read { database in
+            try database.fetchAll("SELECT origin, max(seq), sum(retired) FROM federation_entries GROUP BY origin") {
+                ($0.text(0), $0.int64(1), $0.int64(2))
+            }
+        }
+        let sync = services.federation.value
+        let contacts = services.policy.regions.keys.compactMap { region in sync?.lastContact(with: region).map { (region.rawValue, $0.rfc3339) } }
+        return .init(held: Dictionary(uniqueKeysWithValues: rows.map { ($0.0, $0.1) }), retired: rows.reduce(0) { $0 + $1.2 },
+                     lastContact: Dictionary(uniqueKeysWithValues: contacts))
     }
 
     static func regionLogView(_ log: RegionLog) -> Cluster.RegionLogView {

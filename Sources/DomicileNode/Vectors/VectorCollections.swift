@@ -1,3 +1,4 @@
+import DomicileCrypto
 import DomicileFederation
 import DomicileModel
 import DomicileStorage
@@ -44,8 +45,10 @@ final class VectorCollections: Sendable {
             newest.withLock { $0[region] = max($0[region] ?? time, time) }
         }
 
-        /// Holds `vector` as `region`'s copy of `pid`; one of another dimension is not held.
+        /// Holds `vector` as `region`'s copy of `pid`, in place of the one held;
+        /// one of another dimension, or that the index refuses, is not held.
         func upsert(_ pid: PID, vector: [Float], from region: RegionID) {
+            remove(pid, from: region)
             guard vector.count == definition.dimension else { return }
             let index = indexes.withLock { indexes in
                 if let index = indexes[region] { return index }
@@ -77,9 +80,10 @@ final class VectorCollections: Sendable {
     /// indexes under new settings that do not change their shape.
     func install(_ definition: CollectionDefinition, services: NodeServices, from database: Database) throws {
         if let existing = collection(definition.name), VectorRecords.sameShape(existing.definition, definition) {
+            // Without export settings nothing is exported any more (the caller retracted what was).
+            let exports = definition.export == nil ? Self.emptyIndex(for: definition) : existing.exports
             collections.withLock {
-                $0[definition.name] = Collection(definition: definition, index: existing.index, exports: existing.exports,
-                                                 replicas: existing.replicas)
+                $0[definition.name] = Collection(definition: definition, index: existing.index, exports: exports, replicas: existing.replicas)
             }
             return
         }
@@ -115,12 +119,15 @@ final class VectorCollections: Sendable {
     /// here, of any origin) say: another region's noised copy is held or
     /// replaced, a retraction drops it, and an erasure intent drops every
     /// copy of the pids it erases.
-    func applyFederated(_ entries: [FederationEntry], here region: RegionID) {
+    /// A copy is held only by a collection of the same name serving the same
+    /// purpose (its subjects' consent is for that purpose).
+    func applyFederated(_ entries: [FederationEntry], here region: RegionID, now: Timestamp) {
         for entry in entries {
             switch entry.body.record {
             case .noisedEmbedding(let embedding)? where embedding.region != region:
-                guard let replicas = collection(embedding.collection)?.replicas else { continue }
-                replicas.noted(embedding.exportedAt, from: embedding.region)
+                guard let collection = collection(embedding.collection), collection.definition.purpose == embedding.purpose else { continue }
+                let replicas = collection.replicas
+                replicas.noted(min(embedding.exportedAt, now), from: embedding.region)
                 if let vector = embedding.vector {
                     replicas.upsert(embedding.pid, vector: vector, from: embedding.region)
                 } else {
@@ -162,7 +169,8 @@ final class VectorCollections: Sendable {
     private func loadReplicas(of collection: Collection, services: NodeServices, from database: Database) throws {
         for embedding in try FederationRecords.replicas(of: collection.definition.name, here: services.region, keys: services.keys,
                                                         in: database) {
-            collection.replicas.noted(embedding.exportedAt, from: embedding.region)
+            guard embedding.purpose == collection.definition.purpose else { continue }
+            collection.replicas.noted(min(embedding.exportedAt, services.clock.now()), from: embedding.region)
             if let vector = embedding.vector { collection.replicas.upsert(embedding.pid, vector: vector, from: embedding.region) }
         }
     }
@@ -180,11 +188,28 @@ final class VectorCollections: Sendable {
             } else {
                 collection.index.remove(pid.rawValue)
             }
-            if let key, let noised = try EmbeddingExportRecords.exported(name, pid: pid, key: key, in: database) {
-                try? collection.exports.upsert(pid.rawValue, vector: noised, eligibleUntil: deadline)
-            } else {
-                collection.exports.remove(pid.rawValue)
-            }
+            try resynchronizeExport(of: pid, in: collection, key: key, eligibleUntil: deadline, in: database)
+        }
+    }
+
+    /// Puts the subject's noised copies in the exports indexes as `database`
+    /// has them (after an export pass committed).
+    func resynchronizeExports(of pid: PID, services: NodeServices, in database: Database) throws {
+        let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database)
+        let grants = try ConsentRecords.activeGrants(of: pid, in: database)
+        for collection in collections(for: nil) {
+            let deadline = services.consentGate.eligibleUntil(collection.definition.purpose, grants: grants)
+            try resynchronizeExport(of: pid, in: collection, key: key, eligibleUntil: deadline, in: database)
+        }
+    }
+
+    private func resynchronizeExport(of pid: PID, in collection: Collection, key: AESGCMKey?, eligibleUntil deadline: Int64,
+                                     in database: Database) throws {
+        if collection.definition.export != nil, let key,
+           let noised = try EmbeddingExportRecords.exported(collection.definition.name, pid: pid, key: key, in: database) {
+            try? collection.exports.upsert(pid.rawValue, vector: noised, eligibleUntil: deadline)
+        } else {
+            collection.exports.remove(pid.rawValue)
         }
     }
 }
