@@ -142,7 +142,7 @@ final class JoinedTextMigrationTests: XCTestCase {
         XCTAssertEqual(recorded.erasedPIDs, [owner.rawValue])
         XCTAssertEqual(recorded.status, .complete)
 
-        let counts = try ErasureRecords.eraseSubject(owner, vectors: VectorCollections(), in: database)
+        let counts = try ErasureRecords.eraseSubject(owner, vectors: VectorCollections(), now: Timestamp(milliseconds: 1), in: database)
         XCTAssertEqual(counts["consent_receipts"], 2)
         XCTAssertEqual(try database.fetchOne("SELECT count(*) FROM consent_receipt_purposes") { $0.int64(0) }, 0)
         let redacted = try ConsentRecords.receipts(of: owner, in: database)

@@ -103,7 +103,7 @@ final class PrimaryKeyMigrationTests: XCTestCase {
         let grounds = ConsentGate.Grounds(basis: .legitimateInterest, receiptID: nil)
         try VectorRecords.write([7, 7], collection: taste.name, pid: subjects[1], key: key, grounds: grounds, now: now, using: &random,
                                 in: database)
-        XCTAssertTrue(try VectorRecords.delete(collection: taste.name, pid: subjects[2], in: database))
+        XCTAssertTrue(try VectorRecords.delete(collection: taste.name, pid: subjects[2], now: Timestamp(milliseconds: 1), in: database))
         let key3 = try XCTUnwrap(try SubjectRecords.key(of: subjects[3], keys: keys, in: database))
         try VectorRecords.write([8, 8], collection: faces.name, pid: subjects[3], key: key3, grounds: grounds, now: now, using: &random,
                                 in: database)

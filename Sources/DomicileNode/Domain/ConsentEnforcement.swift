@@ -24,10 +24,10 @@ enum ConsentEnforcement {
     /// Removes the subject's features and vectors of the purposes whose
     /// consent ended; its vectors leave the in-memory indexes before the
     /// transaction commits.
-    static func withdraw(_ purposes: Set<Purpose>, of pid: PID, services: NodeServices, in database: Database) throws -> Removed {
+    static func withdraw(_ purposes: Set<Purpose>, of pid: PID, now: Timestamp, services: NodeServices, in database: Database) throws -> Removed {
         let consentBased = purposes.filter(services.consentGate.needsConsent)
         guard !consentBased.isEmpty else { return Removed() }
-        let collections = try VectorRecords.purge(pid, purposes: consentBased, in: database)
+        let collections = try VectorRecords.purge(pid, purposes: consentBased, now: now, in: database)
         services.vectors.remove(pid, from: collections)
         return Removed(features: try FeatureRecords.purge(pid, purposes: consentBased, in: database), vectors: collections.count)
     }
@@ -53,7 +53,7 @@ enum ConsentEnforcement {
         var removed = Removed()
         for (pidText, purposeText) in expired {
             if let pid = try? PID(parsing: pidText), let purpose = try? Purpose(purposeText) {
-                removed += try withdraw([purpose], of: pid, services: services, in: database)
+                removed += try withdraw([purpose], of: pid, now: now, services: services, in: database)
             }
             try database.execute("DELETE FROM consent_active WHERE pid = ? AND purpose = ?", [pidText, purposeText])
         }

@@ -136,7 +136,7 @@ enum ConsentService {
         let receipt = draft.receipt(call.services.ids.next(.consentReceipt), pid: pid, after: try ConsentRecords.head(of: pid, in: database),
                                     now: call.now)
         let withdrawn = try ConsentRecords.append(receipt, gpcPurposes: call.services.gpcPurposes, now: call.now, in: database)
-        let removed = try ConsentEnforcement.withdraw(withdrawn, of: pid, services: call.services, in: database)
+        let removed = try ConsentEnforcement.withdraw(withdrawn, of: pid, now: call.now, services: call.services, in: database)
         try ConsentEnforcement.refreshEligibility(of: pid, services: call.services, in: database)
         let details = [detail, draft.sourceFlaw.map { "source_redacted=\($0.code)" },
                        removed.isEmpty ? nil : removed.auditDetail].compactMap { $0 }

@@ -152,7 +152,7 @@ enum ErasureService {
                 var erasedPIDs: [String] = []
                 for pid in pids {
                     touched.withLock { $0.append(pid) }
-                    let erased = try ErasureRecords.eraseSubject(pid, vectors: services.vectors, in: database)
+                    let erased = try ErasureRecords.eraseSubject(pid, vectors: services.vectors, now: services.clock.now(), in: database)
                     if erased["subjects", default: 0] > 0 { try services.keys.subjects.rotateBucket(of: pid, in: database) }
                     counts.merge(erased, uniquingKeysWith: +)
                     if (erased["subjects"] ?? 0) > 0 || (erased["consent_receipts"] ?? 0) > 0 {

@@ -41,7 +41,7 @@ enum SubjectService {
             let pid = candidates[0]
             if try SubjectRecords.exists(pid, in: database) {
                 // What is left of an erased subject whose key is destroyed (a restored copy): erase it before the new one.
-                _ = try ErasureRecords.eraseSubject(pid, vectors: services.vectors, in: database)
+                _ = try ErasureRecords.eraseSubject(pid, vectors: services.vectors, now: call.now, in: database)
             }
             var random = services.random.generator()
             try SubjectRecords.insert(pid: pid, identifier: identifier, keys: keys, now: call.now, using: &random, in: database)

@@ -137,7 +137,7 @@ enum VectorService {
         let services = call.services
         let name = collection.definition.name
         try await services.writeAudited(call, action: "vector.delete", pid: pid) { database in
-            let deleted = try VectorRecords.delete(collection: name, pid: pid, in: database)
+            let deleted = try VectorRecords.delete(collection: name, pid: pid, now: call.now, in: database)
             collection.index.remove(pid.rawValue)
             try AuditLog.append(call.event("vector.delete", pid: pid.rawValue, outcome: deleted ? "ok" : "absent",
                                               detail: "collection=\(name)"), to: database)

@@ -74,17 +74,15 @@ enum EmbeddingExportRecords {
     /// when nil): its vector left them (deleted, its consent ended, or it
     /// was erased). The retraction takes the next generation, pending
     /// publication; the noised copy is dropped.
-    /// (`now` nil: the database's clock, for callers deep in a purge.)
-    static func retract(_ pid: PID, in collections: [Name]?, vectorSeq: Int64? = nil, now: Timestamp? = nil,
+    static func retract(_ pid: PID, in collections: [Name]?, vectorSeq: Int64? = nil, now: Timestamp,
                         in database: Database) throws {
         if let collections, collections.isEmpty { return }
         let filter = collections.map { " AND collection IN (\(Array(repeating: "?", count: $0.count).joined(separator: ", ")))" } ?? ""
         try database.execute("""
             UPDATE embedding_exports SET state = 'retracted', generation = generation + 1, vector_seq = ?, sealed_noised = NULL,
-                sigma = NULL, epsilon = NULL, delta = NULL, pending = 1,
-                changed_at = coalesce(?, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER))
+                sigma = NULL, epsilon = NULL, delta = NULL, pending = 1, changed_at = ?
             WHERE pid = ? AND state = 'exported'\(filter)
-            """, [vectorSeq, now?.milliseconds, pid.rawValue] + (collections ?? []).map { $0.rawValue as any DatabaseValueConvertible })
+            """, [vectorSeq, now.milliseconds, pid.rawValue] + (collections ?? []).map { $0.rawValue as any DatabaseValueConvertible })
     }
 
     /// Retracts every export of `collection` (its export settings were removed).

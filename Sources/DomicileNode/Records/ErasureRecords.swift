@@ -21,9 +21,9 @@ enum ErasureRecords {
     /// copy of its ciphertexts survives elsewhere) are deleted; its receipts
     /// are redacted to their hash links; re-identifications not yet
     /// fulfilled are cancelled. Returns rows affected per table.
-    static func eraseSubject(_ pid: PID, vectors: VectorCollections, in database: Database) throws -> [String: Int64] {
+    static func eraseSubject(_ pid: PID, vectors: VectorCollections, now: Timestamp, in database: Database) throws -> [String: Int64] {
         var counts: [String: Int64] = [:]
-        let collections = try VectorRecords.purge(pid, purposes: nil, in: database)
+        let collections = try VectorRecords.purge(pid, purposes: nil, now: now, in: database)
         vectors.remove(pid, from: collections)
         counts["vectors"] = Int64(collections.count)
         func run(_ table: String, _ sql: String) throws {

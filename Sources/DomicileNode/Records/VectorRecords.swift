@@ -102,17 +102,17 @@ enum VectorRecords {
 
     /// Deletes one vector; returns whether there was one.
     /// Its noised export, if any, is retracted in the same transaction.
-    static func delete(collection: Name, pid: PID, in database: Database) throws -> Bool {
+    static func delete(collection: Name, pid: PID, now: Timestamp, in database: Database) throws -> Bool {
         try database.execute("DELETE FROM vectors WHERE collection = ? AND pid = ?", [collection.rawValue, pid.rawValue])
         let deleted = database.changes > 0
-        if deleted { try EmbeddingExportRecords.retract(pid, in: [collection], in: database) }
+        if deleted { try EmbeddingExportRecords.retract(pid, in: [collection], now: now, in: database) }
         return deleted
     }
 
     /// Deletes the subject's vectors in collections of these purposes (or
     /// in every collection when nil), retracting their noised exports;
     /// returns the collections they were in.
-    static func purge(_ pid: PID, purposes: Set<Purpose>?, in database: Database) throws -> [Name] {
+    static func purge(_ pid: PID, purposes: Set<Purpose>?, now: Timestamp, in database: Database) throws -> [Name] {
         let rows = try database.fetchAll("""
             SELECT v.collection, c.purpose FROM vectors v JOIN collections c ON c.name = v.collection WHERE v.pid = ? ORDER BY v.collection
             """, [pid.rawValue]) { row in
@@ -125,7 +125,7 @@ enum VectorRecords {
             try database.execute("DELETE FROM vectors WHERE collection = ? AND pid = ?", [collection.rawValue, pid.rawValue])
             purged.append(collection)
         }
-        try EmbeddingExportRecords.retract(pid, in: purged, in: database)
+        try EmbeddingExportRecords.retract(pid, in: purged, now: now, in: database)
         return purged
     }
 
