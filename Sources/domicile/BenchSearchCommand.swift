@@ -11,7 +11,7 @@ struct BenchSearchCommand: Command {
     static let path = ["bench", "search"]
     static let summary = "federated search latency (replicas, fresh, a region paused) against a local search, on real processes"
     static let help = """
-        [--subjects N] [--dimension D] [--queries N] [--k K] [--deadline-ms MS] [--wan] [--dir DIR]
+        [--subjects N] [--dimension D] [--queries N] [--k K] [--deadline-ms MS] [--wan] [--tls] [--dir DIR]
 
         Three regions of three nodes (each region one region log) on loopback, from this binary. Each region
         gets N subjects (default 300) with a clustered synthetic vector of D dimensions (default 128) in a
@@ -23,6 +23,8 @@ struct BenchSearchCommand: Command {
         and each as a ratio to the local search's p50 measured in the same run. Then up to ten us subjects
         are revoked one at a time, each timed until eu-1's replicas no longer find it. --wan shapes the links between
         regions in the nodes' own transports with cluster/round-trips's times (eu-us 80, us-br 120, eu-br 190 ms).
+        --tls runs it all again on a federation serving TLS 1.3 (cluster init --tls) and prints each figure
+        against plaintext's: the loading writes per second and each search's p50 and p99.
         """
 
     static func run(_ arguments: inout Arguments) async throws {
@@ -32,6 +34,7 @@ struct BenchSearchCommand: Command {
         let k = try arguments.integer("k", default: 10, range: 1...100)
         let deadline = try arguments.integer("deadline-ms", default: 200, range: 10...60_000)
         let wan = arguments.flag("wan")
+        let tls = arguments.flag("tls")
         let directory = try arguments.option("dir")
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("domicile-bench-search-\(UUID().uuidString)").path
         try arguments.finish()
@@ -39,20 +42,51 @@ struct BenchSearchCommand: Command {
 
         Output.line("domicile bench search (\(System.coreCount) cores, loopback\(wan ? " shaped as a WAN" : ""), 3 regions × 3 nodes, "
                     + "\(subjects) subjects × \(dimension) dimensions per region)")
+        let settings = Settings(subjects: subjects, dimension: dimension, queries: queries, k: k, deadline: deadline, wan: wan)
+        let plaintext = try await measureFederation(settings, tls: false, directory: (directory as NSString).appendingPathComponent("plaintext"))
+        report(plaintext, settings, transport: "plaintext")
+        guard tls else { return }
+        let encrypted = try await measureFederation(settings, tls: true, directory: (directory as NSString).appendingPathComponent("tls"))
+        report(encrypted, settings, transport: "TLS 1.3")
+        Output.line("TLS against plaintext, same run: loading \(String(format: "%.2f", encrypted.writesPerSecond / plaintext.writesPerSecond))× "
+                    + "the writes per second")
+        for ((name, secure), (_, plain)) in zip(encrypted.rows, plaintext.rows) {
+            Output.line("  " + name.padding(toLength: 36, withPad: " ", startingAt: 0)
+                        + String(format: "p50 %.2f× plaintext's, p99 %.2f×", secure.p50 / plain.p50, secure.p99 / plain.p99))
+        }
+    }
+
+    struct Settings {
+        let subjects, dimension, queries, k, deadline: Int
+        let wan: Bool
+    }
+
+    /// One federation's figures.
+    struct Measured {
+        let rows: [(String, Latency)]
+        /// Subjects loaded per second (register, grant, vector: three writes each), 16 at a time.
+        let writesPerSecond: Double
+        let replicated: Double
+        let retractions: [Double]
+    }
+
+    static func measureFederation(_ settings: Settings, tls: Bool, directory: String) async throws -> Measured {
+        let (subjects, queries, k, deadline) = (settings.subjects, settings.queries, settings.k, settings.deadline)
         let regions = try ["eu", "us", "br"].map { try RegionID($0) }
         let federation = try LocalFederation(directory: directory, regions: regions, nodesPerRegion: 3,
-                                             wanRoundTrips: wan ? ["eu-us": 80, "us-br": 120, "eu-br": 190] : [:])
+                                             wanRoundTrips: settings.wan ? ["eu-us": 80, "us-br": 120, "eu-br": 190] : [:], tls: tls)
         try raiseEmbeddingBudgets(federation)
         defer { federation.stopAll() }
         for node in federation.nodeNames { try federation.start(node) }
         try await BenchFederationCommand.waitUntilFederated(federation)
 
-        let data = SyntheticVectors.clustered(count: 3 * subjects + queries, dimension: dimension, clusters: 24, seed: 16)
-        let pids = try await load(federation, data: data, subjects: subjects, dimension: dimension)
+        let data = SyntheticVectors.clustered(count: 3 * subjects + queries, dimension: settings.dimension, clusters: 24, seed: 16)
+        let loading = Bench.monotonicSeconds()
+        let pids = try await load(federation, data: data, subjects: subjects, dimension: settings.dimension)
+        let writesPerSecond = Double(3 * 3 * subjects) / (Bench.monotonicSeconds() - loading)
         let started = Bench.monotonicSeconds()
         try await waitForReplicas(federation, subjects: subjects, probe: data[3 * subjects], k: k)
-        Output.line(String(format: "replicas of every region's %d copies reached eu-1 in %.1f s after the last write", subjects,
-                           Bench.monotonicSeconds() - started))
+        let replicated = Bench.monotonicSeconds() - started
 
         let probes = (0..<queries).map { data[3 * subjects + $0] }
         func body(_ vector: [Float], _ extra: String) -> String {
@@ -69,17 +103,23 @@ struct BenchSearchCommand: Command {
         rows.append(("fresh, br paused (deadline \(deadline) ms)", paused))
 
         let retractions = try await retraction(federation, pids: pids["us"]!, vectors: (0..<subjects).map { data[subjects + $0] })
-        let reference = rows[0].1.p50
-        Output.line("search from eu-1, k \(k), \(queries) queries each, one at a time")
+        return Measured(rows: rows, writesPerSecond: writesPerSecond, replicated: replicated, retractions: retractions)
+    }
+
+    static func report(_ measured: Measured, _ settings: Settings, transport: String) {
+        Output.line("\(transport): loaded at \(Int(measured.writesPerSecond)) writes/s; replicas of every region's \(settings.subjects) copies "
+                    + String(format: "reached eu-1 %.1f s after the last write", measured.replicated))
+        let reference = measured.rows[0].1.p50
+        Output.line("search from eu-1, k \(settings.k), \(settings.queries) queries each, one at a time")
         Output.line("kind                                   p50 ms    p99 ms   p50 / local p50   partial   br missing because")
-        for (name, latency) in rows {
+        for (name, latency) in measured.rows {
             let reasons = latency.reasons.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             Output.line(name.padding(toLength: 36, withPad: " ", startingAt: 0)
                         + String(format: "%9.2f %9.2f %17.1f %9d   ", latency.p50 * 1_000, latency.p99 * 1_000, latency.p50 / reference, latency.partial)
                         + reasons + (latency.timedOutP50.map { String(format: " (those timed out: median %.0f ms)", $0 * 1_000) } ?? ""))
         }
-        if !retractions.isEmpty {
-            let sorted = retractions.sorted()
+        if !measured.retractions.isEmpty {
+            let sorted = measured.retractions.sorted()
             Output.line(String(format: "a revoke in us until eu-1's replicas drop the copy (%d subjects): median %.0f ms, max %.0f ms",
                                sorted.count, sorted[sorted.count / 2] * 1_000, sorted.last! * 1_000))
         }
