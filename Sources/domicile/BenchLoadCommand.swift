@@ -9,17 +9,19 @@ struct BenchLoadCommand: Command {
     static let path = ["bench", "load"]
     static let summary = "vectors/s through the API: single calls against the batch endpoints"
     static let help = """
-        [--count 10000] [--dimension 384] [--batch 1000] [--dir DIR]
+        [--count 10000] [--dimension 384] [--batch 1000] [--index hnsw|flat] [--dir DIR]
 
         On a one-region node (in-process, real sockets, WAL + synchronous=FULL, every write audited),
-        a collection of --dimension (cosine, hnsw m 16, ef_construction 200), four figures of
-        --count vectors each, in this order, same run:
-          - vector writes, subjects registered and granted beforehand: PUT …/vectors/{pid} from 64
-            concurrent clients, against POST …/vectors/batch (--batch per request, 4 clients);
-          - a full load of new subjects (register, grant, write the vector): three single calls per
+        a collection of --dimension (cosine; --index hnsw: m 16, ef_construction 200, or flat, which
+        shows the API's own cost without the graph's inserts), in this order, same run:
+          - vector writes, subjects registered and granted beforehand, --count / 2 vectors each:
+            PUT …/vectors/{pid} from 64 concurrent clients, against POST …/vectors/batch (--batch per
+            request, 4 clients); then the same from one client calling one request at a time;
+          - a full load of --count new subjects (register, grant, write the vector): three single calls per
             subject from 64 clients, against POST /v1/subjects/batch, POST /v1/consents/batch and
             POST …/vectors/batch per --batch subjects from 4 clients.
-        Each batch item is consent-checked, sealed, indexed and audited as its single call.
+        Each batch item is consent-checked, sealed, indexed and audited as its single call. The
+        vectors are rendered as JSON before the clock starts; the clients run in the node's process.
         Build with -c release.
         """
 
@@ -27,6 +29,8 @@ struct BenchLoadCommand: Command {
         let count = try arguments.integer("count", default: 10_000, range: 100...1_000_000)
         let dimension = try arguments.integer("dimension", default: 384, range: 2...4_096)
         let batchSize = try arguments.integer("batch", default: 1_000, range: 1...1_000)
+        let index = try arguments.option("index") ?? "hnsw"
+        guard ["hnsw", "flat"].contains(index) else { throw CLIError.usage("--index: hnsw or flat") }
         let directory = try arguments.option("dir")
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("domicile-bench-load-\(UUID().uuidString)").path
         try arguments.finish()
@@ -35,21 +39,43 @@ struct BenchLoadCommand: Command {
         let bench = try await BenchNode.start(in: directory, limits: ["batch_items_max": batchSize, "batch_receipts_max": batchSize],
                                               requestTimeoutMilliseconds: 600_000)
         do {
-            let load = Load(bench: bench, dimension: dimension,
-                            vectors: SyntheticVectors.clustered(count: 4 * count, dimension: dimension, clusters: 100, seed: 3))
-            Output.line("domicile bench load: 4 × \(count) vectors of \(dimension) (cosine, hnsw m 16, ef_construction 200), "
+            // Every vector rendered as JSON before any figure: the client's formatting is not timed.
+            let vectors = SyntheticVectors.clustered(count: 4 * count, dimension: dimension, clusters: 100, seed: 3)
+            let load = Load(bench: bench, dimension: dimension, index: index,
+                            vectorJSON: (0..<vectors.count).map { "[" + vectors[$0].map { String($0) }.joined(separator: ",") + "]" })
+            Output.line("domicile bench load: --count \(count), dimension \(dimension) (cosine, "
+                        + (index == "hnsw" ? "hnsw m 16, ef_construction 200" : "flat") + "), "
                         + "\(System.coreCount) cores, WAL + synchronous=FULL, audited")
-            try await load.define()
+            // Each figure writes to a collection of its own, so each starts from an empty graph.
+            for name in ["concurrent_single", "concurrent_batch", "sequential_single", "sequential_batch", "full_single", "full_batch"] {
+                try await load.define(name)
+            }
             // Subjects for the vector-only figures, registered and granted untimed.
             let prepared = try await load.registerAndGrant(names: (0..<(2 * count)).map { "prepared-\($0)" }, batchSize: batchSize)
-            let single = try await load.rate(count) { try await load.writeSingle(Array(prepared[0..<count]), rows: 0..<count) }
-            let batched = try await load.rate(count) {
-                try await load.writeBatches(Array(prepared[count..<(2 * count)]), rows: count..<(2 * count), batchSize: batchSize)
+            let half = count / 2
+            let single = try await load.rate(half) { try await load.writeSingle(Array(prepared[0..<half]), rows: 0..<half, clients: 64, into: "concurrent_single") }
+            let batched = try await load.rate(half) {
+                try await load.writeBatches(Array(prepared[half..<count]), rows: half..<count, batchSize: batchSize, clients: 4,
+                                            into: "concurrent_batch")
             }
-            Output.line(String(format: "vector writes/s   PUT …/vectors/{pid} (64 clients)       %9.0f", single))
-            Output.line(String(format: "vector writes/s   POST …/vectors/batch of %-4d (4 clients) %9.0f   ratio %.1f", batchSize, batched, batched / single))
-            let fullSingle = try await load.rate(count) { try await load.fullSingle(first: 2 * count, count: count) }
-            let fullBatched = try await load.rate(count) { try await load.fullBatches(first: 3 * count, count: count, batchSize: batchSize) }
+            Output.line(String(format: "vector writes/s   PUT …/vectors/{pid} (64 clients)            %9.0f", single))
+            Output.line(String(format: "vector writes/s   POST …/vectors/batch of %-4d (4 clients)      %9.0f   ratio %.1f", batchSize, batched,
+                               batched / single))
+            // One client, one call at a time: what batching saves a sequential loader.
+            let sequential = try await load.rate(half) {
+                try await load.writeSingle(Array(prepared[count..<(count + half)]), rows: count..<(count + half), clients: 1,
+                                           into: "sequential_single")
+            }
+            let sequentialBatched = try await load.rate(half) {
+                try await load.writeBatches(Array(prepared[(count + half)..<(2 * count)]), rows: (count + half)..<(2 * count), batchSize: batchSize,
+                                            clients: 1, into: "sequential_batch")
+            }
+            Output.line(String(format: "vector writes/s   PUT …/vectors/{pid} (1 client)              %9.0f", sequential))
+            Output.line(String(format: "vector writes/s   POST …/vectors/batch of %-4d (1 client)       %9.0f   ratio %.1f", batchSize, sequentialBatched,
+                               sequentialBatched / sequential))
+            let fullSingle = try await load.rate(count) { try await load.fullSingle(first: 2 * count, count: count, into: "full_single") }
+            let fullBatched = try await load.rate(count) { try await load.fullBatches(first: 3 * count, count: count, batchSize: batchSize,
+                                                                                         into: "full_batch") }
             Output.line(String(format: "full load/s       register + grant + vector, single (64)   %9.0f", fullSingle))
             Output.line(String(format: "full load/s       the three batch endpoints (4 clients)     %9.0f   ratio %.1f", fullBatched, fullBatched / fullSingle))
         } catch {
@@ -62,7 +88,8 @@ struct BenchLoadCommand: Command {
     struct Load: Sendable {
         let bench: BenchNode
         let dimension: Int
-        let vectors: SyntheticVectors
+        let index: String
+        let vectorJSON: [String]
 
         var client: HTTPClient { bench.client }
         var address: SocketAddress { bench.address }
@@ -73,13 +100,11 @@ struct BenchLoadCommand: Command {
             return response
         }
 
-        func define() async throws {
-            _ = try await send("PUT", "/v1/collections/load", role: "admin", """
-                {"dimension":\(dimension),"metric":"cosine","purpose":"product_recs","index":{"kind":"hnsw","m":16,"ef_construction":200}}
+        func define(_ collection: String) async throws {
+            _ = try await send("PUT", "/v1/collections/\(collection)", role: "admin", """
+                {"dimension":\(dimension),"metric":"cosine","purpose":"product_recs","index":\(index == "hnsw" ? #"{"kind":"hnsw","m":16,"ef_construction":200}"# : #"{"kind":"flat"}"#)}
                 """, expect: 201)
         }
-
-        func vectorJSON(_ row: Int) -> String { "[" + vectors[row].map { String($0) }.joined(separator: ",") + "]" }
 
         func subjectJSON(_ name: String) -> String { #"{"identifier":{"kind":"customer_id","value":"\#(name)"},"region":"eu"}"# }
 
@@ -114,29 +139,30 @@ struct BenchLoadCommand: Command {
             return pids
         }
 
-        func writeSingle(_ pids: [String], rows: Range<Int>) async throws {
-            try await parallel(clients: 64, count: pids.count) { index in
-                _ = try await send("PUT", "/v1/collections/load/vectors/\(pids[index])", role: "ingest",
-                                   #"{"vector":\#(vectorJSON(rows.lowerBound + index))}"#, expect: 200)
+        func writeSingle(_ pids: [String], rows: Range<Int>, clients: Int, into collection: String) async throws {
+            try await parallel(clients: clients, count: pids.count) { index in
+                _ = try await send("PUT", "/v1/collections/\(collection)/vectors/\(pids[index])", role: "ingest",
+                                   #"{"vector":\#(vectorJSON[rows.lowerBound + index])}"#, expect: 200)
             }
         }
 
-        func writeBatch(_ pids: [String], rows: Range<Int>) async throws {
-            let entries = zip(pids, rows).map { #"{"pid":"\#($0)","vector":\#(vectorJSON($1))}"# }
-            let response = try await send("POST", "/v1/collections/load/vectors/batch", role: "ingest",
+        func writeBatch(_ pids: [String], rows: Range<Int>, into collection: String) async throws {
+            let entries = zip(pids, rows).map { #"{"pid":"\#($0)","vector":\#(vectorJSON[$1])}"# }
+            let response = try await send("POST", "/v1/collections/\(collection)/vectors/batch", role: "ingest",
                                           #"{"vectors":[\#(entries.joined(separator: ","))]}"#, expect: 200)
             guard response.text.contains(#""failed":0"#) else { throw CLIError.failed("vector batch: refused items") }
         }
 
-        func writeBatches(_ pids: [String], rows: Range<Int>, batchSize: Int) async throws {
+        func writeBatches(_ pids: [String], rows: Range<Int>, batchSize: Int, clients: Int, into collection: String) async throws {
             let batches = stride(from: 0, to: pids.count, by: batchSize).map { $0..<min($0 + batchSize, pids.count) }
-            try await parallel(clients: 4, count: batches.count) { index in
+            try await parallel(clients: clients, count: batches.count) { index in
                 let range = batches[index]
-                try await writeBatch(Array(pids[range]), rows: (rows.lowerBound + range.lowerBound)..<(rows.lowerBound + range.upperBound))
+                try await writeBatch(Array(pids[range]), rows: (rows.lowerBound + range.lowerBound)..<(rows.lowerBound + range.upperBound),
+                                   into: collection)
             }
         }
 
-        func fullSingle(first: Int, count: Int) async throws {
+        func fullSingle(first: Int, count: Int, into collection: String) async throws {
             try await parallel(clients: 64, count: count) { index in
                 let row = first + index
                 let registered = try await send("POST", "/v1/subjects", role: "ingest", subjectJSON("full-\(row)"), expect: 201)
@@ -145,16 +171,16 @@ struct BenchLoadCommand: Command {
                 _ = try await send("POST", "/v1/subjects/\(pid)/consents", role: "ingest",
                                    #"{"action":"grant","purposes":["product_recs"],"source":"bench","collected_at":"2026-01-01T00:00:00Z"}"#,
                                    expect: 201)
-                _ = try await send("PUT", "/v1/collections/load/vectors/\(pid)", role: "ingest", #"{"vector":\#(vectorJSON(row))}"#, expect: 200)
+                _ = try await send("PUT", "/v1/collections/\(collection)/vectors/\(pid)", role: "ingest", #"{"vector":\#(vectorJSON[row])}"#, expect: 200)
             }
         }
 
-        func fullBatches(first: Int, count: Int, batchSize: Int) async throws {
+        func fullBatches(first: Int, count: Int, batchSize: Int, into collection: String) async throws {
             let batches = stride(from: 0, to: count, by: batchSize).map { (first + $0)..<(first + min($0 + batchSize, count)) }
             try await parallel(clients: 4, count: batches.count) { index in
                 let rows = batches[index]
                 let pids = try await registerAndGrantBatch(rows.map { "full-\($0)" })
-                try await writeBatch(pids, rows: rows)
+                try await writeBatch(pids, rows: rows, into: collection)
             }
         }
 
