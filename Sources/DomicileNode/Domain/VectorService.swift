@@ -132,36 +132,11 @@ enum VectorService {
                            call: CallContext) async throws -> [Result<PID, DomainError>] {
         let services = call.services
         try BatchItems.checkCount(entries.count, field: "vectors", services: services)
-        let purpose = collection.definition.purpose.rawValue
         let region = services.region
-        let outcome: (results: [Result<PID, DomainError>], events: [AuditEvent])
+        let outcome: BatchOutcome
         do {
             outcome = try await services.store.write { database in
-                var results: [Result<PID, DomainError>] = []
-                var events: [AuditEvent] = []
-                for entry in entries {
-                    let result: Result<PID, DomainError>
-                    var event: AuditEvent?
-                    switch entry.checked {
-                    case .failure(let refusal):
-                        result = .failure(refusal)
-                        event = Refusals.subjects(named: [entry.pidText], region: region).first.map { pid in
-                            call.event(Refusals.action, pid: pid.rawValue, outcome: Refusals.outcome(refusal.code), detail: refusalDetail)
-                        }
-                    case .success(let (pid, vector)):
-                        result = try BatchItems.run(in: database) { try store(vector, for: pid, in: collection, call: call, in: database) }
-                            .map { pid }
-                        if case .failure(let refusal) = result {
-                            event = call.event("vector.write", pid: pid.rawValue, purpose: purpose, outcome: Refusals.outcome(refusal.code))
-                        }
-                    }
-                    if let event {
-                        try AuditLog.append(event, to: database)
-                        events.append(event)
-                    }
-                    results.append(result)
-                }
-                return (results, events)
+                try storeBatch(entries, in: collection, refusalDetail: refusalDetail, call: call, in: database)
             }
         } catch {
             try? await services.resynchronizeVectors(of: Refusals.subjects(named: entries.map(\.pidText), region: region))
@@ -177,6 +152,44 @@ enum VectorService {
         let count = outcome.results.filter { if case .success = $0 { true } else { false } }.count
         written(to: collection, count: count, services: services)
         return outcome.results
+    }
+
+    /// Each batch entry's result, and the refusal events written for those refused.
+    private struct BatchOutcome: Sendable {
+        var results: [Result<PID, DomainError>] = []
+        var events: [AuditEvent] = []
+    }
+
+    /// Stores a batch's entries in the caller's transaction, each in its own
+    /// savepoint, and audits each refused one as its single call would be.
+    private static func storeBatch(_ entries: [BatchEntry], in collection: VectorCollections.Collection, refusalDetail: String,
+                                   call: CallContext, in database: Database) throws -> BatchOutcome {
+        let purpose = collection.definition.purpose.rawValue
+        var outcome = BatchOutcome()
+        for entry in entries {
+            let result: Result<PID, DomainError>
+            var event: AuditEvent?
+            switch entry.checked {
+            case .failure(let refusal):
+                // Refused before the transaction: as `RefusalAudit` audits the single call.
+                result = .failure(refusal)
+                event = Refusals.subjects(named: [entry.pidText], region: call.services.region).first.map { pid in
+                    call.event(Refusals.action, pid: pid.rawValue, outcome: Refusals.outcome(refusal.code), detail: refusalDetail)
+                }
+            case .success(let (pid, vector)):
+                // Refused in the transaction: as `writeAudited` audits the single call.
+                result = try BatchItems.run(in: database) { try store(vector, for: pid, in: collection, call: call, in: database) }.map { pid }
+                if case .failure(let refusal) = result {
+                    event = call.event("vector.write", pid: pid.rawValue, purpose: purpose, outcome: Refusals.outcome(refusal.code))
+                }
+            }
+            if let event {
+                try AuditLog.append(event, to: database)
+                outcome.events.append(event)
+            }
+            outcome.results.append(result)
+        }
+        return outcome
     }
 
     /// Stores and indexes one vector in the caller's transaction, audited;
