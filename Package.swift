@@ -93,6 +93,8 @@ let package = Package(
         .executableTarget(name: "domicile-fuzz-gossip", dependencies: ["DomicileGossip", "DomicileFuzzSupport"], path: "Tests/Fuzz/GossipPacket"),
         // Applying a peer's changeset (a region log entry) (Tests/Fuzz/run changeset); a corpus replayer otherwise.
         .executableTarget(name: "domicile-fuzz-changeset", dependencies: ["DomicileStorage", "DomicileFuzzSupport"], path: "Tests/Fuzz/Changeset"),
+        // The `.npy` / `.fvecs` readers of `bench vectors --dataset` (Tests/Fuzz/run vectorfile); a corpus replayer otherwise.
+        .executableTarget(name: "domicile-fuzz-vectorfile", dependencies: ["DomicileVectors", "DomicileFuzzSupport"], path: "Tests/Fuzz/VectorFile"),
 
         // Helpers shared by the test targets: temporary directories, the built binary, seeded randomness.
         .target(name: "DomicileTestSupport", dependencies: ["DomicileNet"], path: "Tests/DomicileTestSupport"),

@@ -34,6 +34,8 @@ final class NodeServices: Sendable {
     let lifecycle = Locked(Lifecycle.starting)
     /// The vector indexes, loaded at start.
     let vectors = VectorCollections()
+    /// The search widths of collections with a `target_recall`.
+    let calibrations = Calibrations()
     /// Membership, once started (nil when the node runs without gossip).
     let gossip = Locked<GossipService?>(nil)
     /// The region log, once started (nil when the node runs without one).

@@ -52,6 +52,18 @@ public struct SyntheticVectors: Sendable {
          SyntheticVectors(dimension: dimension, values: Array(values[(count * dimension)...])))
     }
 
+    /// Every row scaled to unit length (a zero row stays zero): on unit
+    /// vectors l2 ranks neighbours as cosine does.
+    public func normalized() -> SyntheticVectors {
+        var values = values
+        for row in 0..<count {
+            let range = row * dimension..<(row + 1) * dimension
+            let norm = values[range].reduce(0) { $0 + $1 * $1 }.squareRoot()
+            if norm > 0 { for index in range { values[index] /= norm } }
+        }
+        return SyntheticVectors(dimension: dimension, values: values)
+    }
+
     private static func uniform(_ random: inout SeededRandom) -> Float {
         Float(random.next() >> 40) * 0x1p-24
     }

@@ -96,6 +96,31 @@ public final class VectorIndex: @unchecked Sendable {
         }
     }
 
+    /// Up to `count` live vectors drawn at random (seeded), with their
+    /// labels: the queries of a recall calibration (`RecallCalibration`).
+    public func sample(_ count: Int, seed: UInt64) -> [(label: String, vector: [Float])] {
+        var random = SeededRandom(seed: seed)
+        return labels.withLock { table in
+            let live = table.slots.count
+            guard live > 0, count > 0 else { return [] }
+            if count >= live {
+                return table.slots.sorted { $0.value < $1.value }.map { label, slot in
+                    (label, Array(UnsafeBufferPointer(start: storage.vector(slot), count: dimension)))
+                }
+            }
+            var picked: Set<Int> = []
+            var result: [(label: String, vector: [Float])] = []
+            // Draws among the slots; retired slots (nil) are skipped. At most
+            // a bounded number of draws, so a sparse table cannot spin.
+            for _ in 0..<(count * 64) where result.count < count {
+                let slot = Int(random.next() % UInt64(table.labels.count))
+                guard let label = table.labels[slot], picked.insert(slot).inserted else { continue }
+                result.append((label, Array(UnsafeBufferPointer(start: storage.vector(UInt32(slot)), count: dimension))))
+            }
+            return result
+        }
+    }
+
     // MARK: Writes
 
     /// Adds or replaces `label`'s vector, eligible until `eligibleUntil`

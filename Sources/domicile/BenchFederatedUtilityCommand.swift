@@ -127,11 +127,13 @@ struct UtilityData {
                            rows: (0..<count).map { all[$0] }, queries: (count..<(count + queries)).map { all[$0] }, seed: seed)
     }
 
-    /// Rows of a 2-D little-endian float32 .npy in C order; rows that are
-    /// zero or not finite are dropped (no metric compares them).
+    /// Rows of a 2-D little-endian float32 .npy in C order (or .fvecs), read
+    /// by `VectorFile`; rows that are zero or not finite are dropped (no
+    /// metric compares them).
     static func numPy(_ path: String, count: Int, queries: Int, seed: UInt64) throws -> UtilityData {
-        let matrix = try NumPyMatrix(contentsOf: path)
-        var usable = (0..<matrix.rows).map(matrix.row).filter { row in
+        let matrix: SyntheticVectors
+        do { matrix = try VectorFile.load(path) } catch { throw CLIError.failed("\(path): \(error)") }
+        var usable = (0..<matrix.count).map { matrix[$0] }.filter { row in
             row.allSatisfy(\.isFinite) && row.contains { $0 != 0 }
         }
         var random = SeededRandom(seed: seed)
@@ -140,45 +142,9 @@ struct UtilityData {
             throw CLIError.failed("\(path) has \(usable.count) usable rows, too few for \(queries) queries")
         }
         let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-        return UtilityData(name: name, dimension: matrix.columns, rows: Array(usable[queries..<min(usable.count, queries + count)]),
+        return UtilityData(name: name, dimension: matrix.dimension, rows: Array(usable[queries..<min(usable.count, queries + count)]),
                            queries: Array(usable[..<queries]), seed: seed)
     }
-}
-
-/// A 2-D float32 matrix read from NumPy's .npy format (versions 1 to 3).
-struct NumPyMatrix {
-    let rows: Int
-    let columns: Int
-    let values: [Float]
-
-    init(contentsOf path: String) throws {
-        let bytes: [UInt8]
-        do { bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-            throw CLIError.failed("cannot read \(path): \(error.localizedDescription)")
-        }
-        let refusal = CLIError.failed("\(path) is not a 2-D little-endian float32 .npy in C order")
-        guard bytes.count >= 12, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else { throw refusal }
-        let (headerStart, headerLength) = bytes[6] == 1
-            ? (10, Int(bytes[8]) | Int(bytes[9]) << 8)
-            : (12, Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24)
-        guard headerStart + headerLength <= bytes.count else { throw refusal }
-        let header = String(decoding: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self)
-        guard header.contains("'descr': '<f4'"), header.contains("'fortran_order': False"),
-              let shapeStart = header.range(of: "'shape': ("),
-              let shapeEnd = header[shapeStart.upperBound...].firstIndex(of: ")") else { throw refusal }
-        let shape = header[shapeStart.upperBound..<shapeEnd].split(separator: ",").compactMap {
-            Int($0.trimmingCharacters(in: .whitespaces))
-        }
-        let payload = headerStart + headerLength
-        guard shape.count == 2, shape[0] > 0, shape[1] > 0, bytes.count - payload == shape[0] * shape[1] * 4 else { throw refusal }
-        rows = shape[0]
-        columns = shape[1]
-        values = bytes.withUnsafeBytes { raw in
-            (0..<(shape[0] * shape[1])).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: payload + $0 * 4, as: UInt32.self))) }
-        }
-    }
-
-    func row(_ index: Int) -> [Float] { Array(values[(index * columns)..<((index + 1) * columns)]) }
 }
 
 /// The experiment: the ground truth and each region's exact local answers

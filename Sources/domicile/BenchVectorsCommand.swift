@@ -11,6 +11,7 @@ struct BenchVectorsCommand: Command {
     static let help = """
         [--count 100000] [--dimension 384] [--clusters 1000] [--queries 1000] [--m 16] [--ef-construction 200]
         [--seed N] [--reference Tests/Bench/vectors_reference.py | none] [--skip-crossover]
+        [--dataset FILE.npy|FILE.fvecs [--normalize]]
 
         On one thread, with seeded clustered vectors of low intrinsic dimension (l2 metric):
           - the exact top-10 of every query by Domicile's flat scan (scan rate in GB/s), which is
@@ -23,6 +24,12 @@ struct BenchVectorsCommand: Command {
             and their ratio;
           - the filtered-search crossover: graph walk against exact scan with 50% to 1% of the
             vectors eligible.
+        With --dataset, real embeddings instead of the synthetic ones: a .npy file (float32, C order,
+        rows × dimension) or an .fvecs file (per row: int32 dimension, then the floats), as the
+        ANN benchmarks ship them. The last --queries rows are held out as the queries, the rest
+        are the data (--count and --dimension are then not used); the ground truth is still the
+        exact search. --normalize scales every row to unit length first, for embeddings compared
+        by cosine (angular data sets): l2 on unit vectors ranks as cosine does.
         Build with -c release. Without numpy/hnswlib, the reference side is reported missing.
         """
 
@@ -37,8 +44,8 @@ struct BenchVectorsCommand: Command {
     }
 
     static func run(_ arguments: inout Arguments) async throws {
-        let count = try arguments.integer("count", default: 100_000, range: 1_000...2_000_000)
-        let dimension = try arguments.integer("dimension", default: 384, range: 8...4_096)
+        let syntheticCount = try arguments.integer("count", default: 100_000, range: 1_000...2_000_000)
+        let syntheticDimension = try arguments.integer("dimension", default: 384, range: 8...4_096)
         let clusters = try arguments.integer("clusters", default: 1_000, range: 1...100_000)
         let queryCount = try arguments.integer("queries", default: 1_000, range: 10...100_000)
         let m = try arguments.integer("m", default: 16, range: HNSWSettings.mRange)
@@ -46,14 +53,25 @@ struct BenchVectorsCommand: Command {
         let seed = UInt64(try arguments.integer("seed", default: 20_261_122, range: 0...Int.max))
         let reference = try arguments.option("reference") ?? "Tests/Bench/vectors_reference.py"
         let crossover = !arguments.flag("skip-crossover")
+        let dataset = try arguments.option("dataset")
+        let normalize = arguments.flag("normalize")
         try arguments.finish()
 
-        Output.line("domicile bench vectors: \(count) × \(dimension) (l2, \(clusters) clusters, seed \(seed)), \(queryCount) queries, "
-                    + "k \(k), m \(m), ef_construction \(efConstruction), one thread")
         var start = Bench.monotonicSeconds()
-        let (data, queries) = SyntheticVectors.clustered(count: count + queryCount, dimension: dimension, clusters: clusters, seed: seed)
-            .split(at: count)
-        Output.line(String(format: "  data generated in %.1f s", Bench.monotonicSeconds() - start))
+        let (data, queries): (SyntheticVectors, SyntheticVectors)
+        if let dataset {
+            (data, queries) = try heldOut(dataset, queries: queryCount, normalize: normalize)
+            Output.line("domicile bench vectors: \(dataset): \(data.count) × \(data.dimension) (l2\(normalize ? " on unit vectors" : "")), "
+                        + "\(queryCount) held-out queries, k \(k), m \(m), ef_construction \(efConstruction), one thread")
+            Output.line(String(format: "  data read in %.1f s", Bench.monotonicSeconds() - start))
+        } else {
+            Output.line("domicile bench vectors: \(syntheticCount) × \(syntheticDimension) (l2, \(clusters) clusters, seed \(seed)), \(queryCount) queries, "
+                        + "k \(k), m \(m), ef_construction \(efConstruction), one thread")
+            (data, queries) = SyntheticVectors.clustered(count: syntheticCount + queryCount, dimension: syntheticDimension, clusters: clusters,
+                                                         seed: seed).split(at: syntheticCount)
+            Output.line(String(format: "  data generated in %.1f s", Bench.monotonicSeconds() - start))
+        }
+        let count = data.count, dimension = data.dimension
 
         // Exact: the flat scan, which is also the ground truth (its index is freed before the graph is measured).
         let (truth, scanGBps) = try exactTopK(data: data, queries: queries)
@@ -106,6 +124,19 @@ struct BenchVectorsCommand: Command {
             }
         }
         if crossover { try measureCrossover(graph, queries: queries, count: count) }
+    }
+
+    /// A data set's rows: all but the last `queries` as the data, those as
+    /// the queries; scaled to unit length when `normalize`.
+    static func heldOut(_ path: String, queries: Int, normalize: Bool) throws -> (data: SyntheticVectors, queries: SyntheticVectors) {
+        let rowsMax = 2_000_000 + queries
+        var vectors: SyntheticVectors
+        do { vectors = try VectorFile.load(path, rowsMax: rowsMax) } catch { throw CLIError.failed("--dataset: \(error.description)") }
+        guard vectors.count >= queries + 1_000 else {
+            throw CLIError.usage("--dataset: \(vectors.count) rows; at least \(queries + 1_000) needed for \(queries) queries and 1000 data rows")
+        }
+        if normalize { vectors = vectors.normalized() }
+        return vectors.split(at: vectors.count - queries)
     }
 
     /// The exact top-k of every query, by a flat index's scan, and the scan rate in GB/s.

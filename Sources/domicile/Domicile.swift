@@ -34,6 +34,7 @@ enum Domicile {
         BenchSearchCommand.self,
         BenchHTTPCommand.self,
         BenchNodeCommand.self,
+        BenchLoadCommand.self,
         BenchErasureCommand.self,
         BenchGossipCommand.self,
         SimulateRegionLogCommand.self,

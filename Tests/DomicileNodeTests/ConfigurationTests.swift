@@ -218,7 +218,7 @@ final class ConfigurationTests: XCTestCase {
             "gossip": ["address": "0.0.0.0:7300", "advertise": "10.0.0.7:7300", "seeds": ["10.0.0.8:7300", "[::1]:7301"],
                        "profile": "loopback", "probe_interval_ms": 500, "probe_timeout_ms": 200],
             "log": ["access": false],
-            "limits": ["batch_receipts_max": 50, "audit_page_max": 200, "batch_body_bytes_max": 16 << 20, "clock_skew_seconds_max": 60,
+            "limits": ["batch_receipts_max": 50, "batch_items_max": 40, "audit_page_max": 200, "batch_body_bytes_max": 16 << 20, "clock_skew_seconds_max": 60,
                        "read_rate_per_second": 300, "read_burst": 600, "distinct_subjects_per_minute": 70, "search_k_max": 25,
                        "privacy_epsilon_per_period": 4.5, "privacy_delta_per_period": 1e-6,
                        "privacy_label_caps": ["crm": ["epsilon": 2, "delta": 1e-7], "trial": ["epsilon": 0.5, "delta": 1e-6]],

@@ -104,7 +104,7 @@ final class JoinedTextMigrationTests: XCTestCase {
         let erasure = erasure(of: [pid(3), pid(2)])
         let database = try databaseAtSchema8("old.sqlite", receipts: chain, erasure: erasure)
 
-        XCTAssertEqual(try NodeSchema.migrator.migrate(database, appliedAt: 1), [9, 10, 11, 12, 13, 14])
+        XCTAssertEqual(try NodeSchema.migrator.migrate(database, appliedAt: 1), Array(9...NodeSchema.migrator.migrations.count))
 
         let migrated = try ConsentRecords.receipts(of: owner, in: database)
         XCTAssertEqual(migrated, chain)

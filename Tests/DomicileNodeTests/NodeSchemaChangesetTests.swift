@@ -82,7 +82,7 @@ final class NodeSchemaChangesetTests: XCTestCase {
                                               ('pid-a', 'product_recs', 'consent', 1800000000002, 1900000000000, 'rc-1');
             INSERT INTO feature_definitions VALUES ('ltv', 'number', 'analytics', 86400, 'confidential', 1800000000002);
             INSERT INTO features VALUES ('pid-a', 'ltv', 'analytics', randomblob(40), 'consent', 'rc-1', 1800000000003, 1800086400003);
-            INSERT INTO collections VALUES ('taste', 8, 'cosine', 'product_recs', 'hnsw', 16, 200, 64, 1.5, 1e-6, NULL, 1800000000003);
+            INSERT INTO collections VALUES ('taste', 8, 'cosine', 'product_recs', 'hnsw', 16, 200, 64, 1.5, 1e-6, NULL, 1800000000003, NULL);
             INSERT INTO privacy_charges VALUES ('ch-1', 'crm', '2027-01', 'laplace', 'pure', 0.5, 0.0, NULL, 'a charge', 1800000000004);
             INSERT INTO subjects (pid, key_version, link, link_version, wrapped_key, created_at) VALUES ('pid-c', 1, x'', 1, x'', 1);
             \(writeVector("pid-a"))

@@ -179,7 +179,7 @@ extension NodeConfiguration.Gossip: Decodable {
 /// Encoded as synthesized from these `CodingKeys`.
 extension NodeConfiguration.Limits: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case batchReceiptsMax = "batch_receipts_max", batchBodyBytesMax = "batch_body_bytes_max", auditPageMax = "audit_page_max"
+        case batchReceiptsMax = "batch_receipts_max", batchBodyBytesMax = "batch_body_bytes_max", batchItemsMax = "batch_items_max", auditPageMax = "audit_page_max"
         case clockSkewSecondsMax = "clock_skew_seconds_max", searchResultsCountMax = "search_k_max"
         case readRatePerSecond = "read_rate_per_second", readBurst = "read_burst"
         case distinctSubjectsPerMinute = "distinct_subjects_per_minute"
@@ -204,6 +204,7 @@ extension NodeConfiguration.Limits: Decodable {
             if let value = try container.number(key, in: range) { self[keyPath: field] = value }
         }
         try set(.batchReceiptsMax, 1...100_000, \.batchReceiptsMax) { $0 }
+        try set(.batchItemsMax, 1...100_000, \.batchItemsMax) { $0 }
         try set(.auditPageMax, 1...100_000, \.auditPageMax) { $0 }
         try set(.batchBodyBytesMax, 1_024...(256 << 20), \.batchBodyBytesMax) { $0 }
         try set(.clockSkewSecondsMax, 0...86_400, \.clockSkewSecondsMax, Int64.init)

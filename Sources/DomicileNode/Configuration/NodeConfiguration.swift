@@ -87,6 +87,8 @@ public struct NodeConfiguration: Sendable, Equatable {
     public struct Limits: Sendable, Equatable, Encodable {
         /// Receipts in one `POST /v1/consents/batch` at most.
         public var batchReceiptsMax = 1_000
+        /// Items in one `POST /v1/subjects/batch` or `POST /v1/collections/{name}/vectors/batch` at most.
+        public var batchItemsMax = 1_000
         /// Events in one `GET /v1/audit` page at most.
         public var auditPageMax = 1_000
         /// Largest body of a batch request (the batch endpoint's own body limit).

@@ -28,28 +28,64 @@ enum SubjectService {
     /// registered. Returns its pid and whether it was created.
     static func register(_ identifier: Identifier, home: RegionID, call: CallContext) async throws -> (pid: PID, created: Bool) {
         let services = call.services
-        // The identifier must reach the right region from the client: it is
-        // never carried across the border by this node.
-        guard home == services.region else { throw DomainError.misdirected(home: home, nodes: services.liveNodes(in: home)) }
-        let candidates = services.keys.pseudonymizers.candidates(for: identifier)
-        let keys = services.keys
-        let (pid, created) = try await services.store.write { database -> (PID, Bool) in
-            if let existing = try SubjectRecords.find(candidates, keys: keys, in: database) {
-                try AuditLog.append(call.event("subject.register", pid: existing.pid.rawValue, outcome: "existing"), to: database)
-                return (existing.pid, false)
-            }
-            let pid = candidates[0]
-            if try SubjectRecords.exists(pid, in: database) {
-                // What is left of an erased subject whose key is destroyed (a restored copy): erase it before the new one.
-                _ = try ErasureRecords.eraseSubject(pid, vectors: services.vectors, now: call.now, in: database)
-            }
-            var random = services.random.generator()
-            try SubjectRecords.insert(pid: pid, identifier: identifier, keys: keys, now: call.now, using: &random, in: database)
-            try AuditLog.append(call.event("subject.register", pid: pid.rawValue, outcome: "created"), to: database)
-            return (pid, true)
-        }
+        try checkHome(home, services: services)
+        let (pid, created) = try await services.store.write { try record(identifier, call: call, in: $0) }
         services.metrics.countAudit(action: "subject.register", outcome: created ? "created" : "existing")
         return (pid, created)
+    }
+
+    /// A subject to register in a batch: its identifier and home region, or
+    /// the refusal its fields get alone.
+    typealias BatchEntry = Result<(identifier: Identifier, home: RegionID), DomainError>
+
+    /// Registers every entry as `register` would, in one transaction, each
+    /// in its own savepoint: one entry's refusal (another region's subject:
+    /// `misdirected`) is its result, not the batch's.
+    static func registerBatch(_ entries: [BatchEntry], call: CallContext) async throws -> [Result<(pid: PID, created: Bool), DomainError>] {
+        let services = call.services
+        try BatchItems.checkCount(entries.count, field: "subjects", services: services)
+        let checked = entries.map { entry -> BatchEntry in
+            guard case .success(let fields) = entry else { return entry }
+            do throws(DomainError) { try checkHome(fields.home, services: services) } catch { return .failure(error) }
+            return entry
+        }
+        let results = try await services.store.write { database in
+            try checked.map { entry -> Result<(pid: PID, created: Bool), DomainError> in
+                switch entry {
+                case .failure(let refusal): return .failure(refusal)
+                case .success(let entry): return try BatchItems.run(in: database) { try record(entry.identifier, call: call, in: database) }
+                }
+            }
+        }
+        for case .success(let (_, created)) in results {
+            services.metrics.countAudit(action: "subject.register", outcome: created ? "created" : "existing")
+        }
+        return results
+    }
+
+    /// The identifier must reach the right region from the client: it is
+    /// never carried across the border by this node (421 otherwise).
+    private static func checkHome(_ home: RegionID, services: NodeServices) throws(DomainError) {
+        guard home == services.region else { throw DomainError.misdirected(home: home, nodes: services.liveNodes(in: home)) }
+    }
+
+    /// Registers or finds the subject in the caller's transaction, audited.
+    private static func record(_ identifier: Identifier, call: CallContext, in database: Database) throws -> (pid: PID, created: Bool) {
+        let services = call.services
+        let candidates = services.keys.pseudonymizers.candidates(for: identifier)
+        if let existing = try SubjectRecords.find(candidates, keys: services.keys, in: database) {
+            try AuditLog.append(call.event("subject.register", pid: existing.pid.rawValue, outcome: "existing"), to: database)
+            return (existing.pid, false)
+        }
+        let pid = candidates[0]
+        if try SubjectRecords.exists(pid, in: database) {
+            // What is left of an erased subject whose key is destroyed (a restored copy): erase it before the new one.
+            _ = try ErasureRecords.eraseSubject(pid, vectors: services.vectors, now: call.now, in: database)
+        }
+        var random = services.random.generator()
+        try SubjectRecords.insert(pid: pid, identifier: identifier, keys: services.keys, now: call.now, using: &random, in: database)
+        try AuditLog.append(call.event("subject.register", pid: pid.rawValue, outcome: "created"), to: database)
+        return (pid, true)
     }
 
     /// The pid of the subject `identifier` names in this region.

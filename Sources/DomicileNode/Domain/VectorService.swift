@@ -21,6 +21,7 @@ enum VectorService {
         let m: Int?
         let efConstruction: Int?
         let ef: Int?
+        let targetRecall: Double?
     }
 
     /// Missing fields take `ExportSettings.defaults`.
@@ -38,8 +39,13 @@ enum VectorService {
         guard let metric = Metric(rawValue: body.metric) else { throw DomainError.invalid("metric", "must be cosine, l2 or dot") }
         let purpose = try services.regionPurpose(body.purpose, field: "purpose")
         let index: IndexKind
+        let targetRecall = body.index?.targetRecall
+        if let targetRecall, !RecallCalibration.targetRange.contains(targetRecall) {
+            throw DomainError.invalid("index.target_recall", "must be \(RecallCalibration.targetRange.lowerBound) to \(RecallCalibration.targetRange.upperBound)")
+        }
         switch body.index?.kind ?? "hnsw" {
         case "flat":
+            guard targetRecall == nil else { throw DomainError.invalid("index.target_recall", "only an hnsw index has a recall to target") }
             index = .flat
         case "hnsw":
             let defaults = HNSWSettings()
@@ -59,7 +65,8 @@ enum VectorService {
             guard clipNorm > 0, clipNorm.isFinite else { throw DomainError.invalid("export.clip_norm", "must be a positive number") }
             export = ExportSettings(epsilon: epsilon, delta: delta, clipNorm: clipNorm)
         }
-        return CollectionDefinition(name: name, dimension: body.dimension, metric: metric, purpose: purpose, index: index, export: export)
+        return CollectionDefinition(name: name, dimension: body.dimension, metric: metric, purpose: purpose, index: index, export: export,
+                                    targetRecall: targetRecall)
     }
 
     /// Defines (or redefines) a collection and installs its index; returns
@@ -110,26 +117,117 @@ enum VectorService {
     /// Stores the subject's vector under consent for the collection's purpose and indexes it.
     static func write(_ vector: [Float], for pid: PID, in collection: VectorCollections.Collection, call: CallContext) async throws {
         let services = call.services
+        try await services.writeAudited(call, action: "vector.write", pid: pid, purpose: collection.definition.purpose.rawValue) { database in
+            try store(vector, for: pid, in: collection, call: call, in: database)
+        }
+        written(to: collection, count: 1, services: services)
+    }
+
+    /// A vector to write in a batch: its subject and vector, or the refusal
+    /// its fields get alone (the pid, if it names one, for the audit).
+    struct BatchEntry: Sendable {
+        let pidText: String
+        let checked: Result<(pid: PID, vector: [Float]), DomainError>
+    }
+
+    /// Writes every entry as `write` would, in one transaction, each in its
+    /// own savepoint: an entry refused (no consent, unknown subject, another
+    /// region's pid, a bad vector) is its result, not the batch's, and is
+    /// audited as its single call would be (`vector.write` refused in the
+    /// transaction, `request.refused` with `refusalDetail` before it).
+    static func writeBatch(_ entries: [BatchEntry], in collection: VectorCollections.Collection, refusalDetail: String,
+                           call: CallContext) async throws -> [Result<PID, DomainError>] {
+        let services = call.services
+        try BatchItems.checkCount(entries.count, field: "vectors", services: services)
+        let region = services.region
+        let outcome: BatchOutcome
+        do {
+            outcome = try await services.store.write { database in
+                try storeBatch(entries, in: collection, refusalDetail: refusalDetail, call: call, in: database)
+            }
+        } catch {
+            try? await services.resynchronizeVectors(of: Refusals.subjects(named: entries.map(\.pidText), region: region))
+            throw error
+        }
+        // A refused entry's savepoint rolled back its row, perhaps not its index entry.
+        let refused = zip(entries, outcome.results).compactMap { entry, result -> String? in
+            if case .failure = result, case .success = entry.checked { return entry.pidText }
+            return nil
+        }
+        try await services.resynchronizeVectors(of: Refusals.subjects(named: refused, region: region))
+        for event in outcome.events { services.metrics.countAudit(action: event.action, outcome: event.outcome) }
+        let count = outcome.results.filter { if case .success = $0 { true } else { false } }.count
+        written(to: collection, count: count, services: services)
+        return outcome.results
+    }
+
+    /// Each batch entry's result, and the refusal events written for those refused.
+    private struct BatchOutcome: Sendable {
+        var results: [Result<PID, DomainError>] = []
+        var events: [AuditEvent] = []
+    }
+
+    /// Stores a batch's entries in the caller's transaction, each in its own
+    /// savepoint, and audits each refused one as its single call would be.
+    private static func storeBatch(_ entries: [BatchEntry], in collection: VectorCollections.Collection, refusalDetail: String,
+                                   call: CallContext, in database: Database) throws -> BatchOutcome {
+        let purpose = collection.definition.purpose.rawValue
+        var outcome = BatchOutcome()
+        for entry in entries {
+            let result: Result<PID, DomainError>
+            var event: AuditEvent?
+            switch entry.checked {
+            case .failure(let refusal):
+                // Refused before the transaction: as `RefusalAudit` audits the single call.
+                result = .failure(refusal)
+                event = Refusals.subjects(named: [entry.pidText], region: call.services.region).first.map { pid in
+                    call.event(Refusals.action, pid: pid.rawValue, outcome: Refusals.outcome(refusal.code), detail: refusalDetail)
+                }
+            case .success(let (pid, vector)):
+                // Refused in the transaction: as `writeAudited` audits the single call.
+                result = try BatchItems.run(in: database) { try store(vector, for: pid, in: collection, call: call, in: database) }.map { pid }
+                if case .failure(let refusal) = result {
+                    event = call.event("vector.write", pid: pid.rawValue, purpose: purpose, outcome: Refusals.outcome(refusal.code))
+                }
+            }
+            if let event {
+                try AuditLog.append(event, to: database)
+                outcome.events.append(event)
+            }
+            outcome.results.append(result)
+        }
+        return outcome
+    }
+
+    /// Stores and indexes one vector in the caller's transaction, audited;
+    /// refused (`DomainError`) without the subject, or without consent.
+    private static func store(_ vector: [Float], for pid: PID, in collection: VectorCollections.Collection, call: CallContext,
+                              in database: Database) throws {
+        let services = call.services
         let definition = collection.definition
         let purpose = definition.purpose
-        try await services.writeAudited(call, action: "vector.write", pid: pid, purpose: purpose.rawValue) { database in
-            guard let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database) else { throw DomainError.unknownSubject() }
-            let grants = try ConsentRecords.activeGrants(of: pid, in: database)
-            let grounds = try services.consentGate.requireCoverage(of: purpose, grants: grants, now: call.now)
-            var random = services.random.generator()
-            try VectorRecords.write(vector, collection: definition.name, pid: pid, key: key, grounds: grounds, now: call.now,
-                                    using: &random, in: database)
-            let deadline = services.consentGate.eligibleUntil(purpose, grants: grants)
-            do throws(VectorError) {
-                try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
-            } catch {
-                throw DomainError(.noRoom, code: "collection_full", detail: error.description)
-            }
-            try AuditLog.append(call.event("vector.write", pid: pid.rawValue, purpose: purpose.rawValue,
-                                              detail: "collection=\(definition.name)"), to: database)
+        guard let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database) else { throw DomainError.unknownSubject() }
+        let grants = try ConsentRecords.activeGrants(of: pid, in: database)
+        let grounds = try services.consentGate.requireCoverage(of: purpose, grants: grants, now: call.now)
+        var random = services.random.generator()
+        try VectorRecords.write(vector, collection: definition.name, pid: pid, key: key, grounds: grounds, now: call.now,
+                                using: &random, in: database)
+        let deadline = services.consentGate.eligibleUntil(purpose, grants: grants)
+        do throws(VectorError) {
+            try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
+        } catch {
+            throw DomainError(.noRoom, code: "collection_full", detail: error.description)
         }
-        // A new version to export: the federation's next round, now.
-        if definition.export != nil { services.federation.value?.vectorsChanged() }
+        try AuditLog.append(call.event("vector.write", pid: pid.rawValue, purpose: purpose.rawValue,
+                                          detail: "collection=\(definition.name)"), to: database)
+    }
+
+    /// After `count` vectors were written to the collection: a new version to
+    /// export (the federation's next round, now).
+    private static func written(to collection: VectorCollections.Collection, count: Int, services: NodeServices) {
+        guard count > 0 else { return }
+        if collection.definition.export != nil { services.federation.value?.vectorsChanged() }
+        services.calibrations.noteWrites(count, to: collection)
     }
 
     /// Removes the subject's vector from the collection (absent is not an error).
@@ -143,6 +241,7 @@ enum VectorService {
                                               detail: "collection=\(name)"), to: database)
         }
         if collection.definition.export != nil { services.exportsRetracted() }
+        services.calibrations.noteWrites(1, to: collection)
     }
 
     /// A search must say the purpose the collection serves (403 `purpose_mismatch`).
@@ -202,7 +301,7 @@ enum VectorService {
         }
         let exclude = example?.rawValue
         let wanted = k + (exclude == nil ? 0 : 1)
-        let result = try collection.index.search(vector, k: wanted, ef: ef ?? definition.defaultEF, now: now)
+        let result = try collection.index.search(vector, k: wanted, ef: ef ?? services.calibrations.searchEF(collection), now: now)
         services.metrics.increment("domicile_vector_searches_total", labels: ["plan": result.plan.rawValue])
         return LocalSearch(hits: Array(result.hits.filter { $0.label != exclude }.prefix(k)), vector: vector, example: example)
     }

@@ -12,6 +12,9 @@ struct CollectionDefinition: Sendable, Equatable {
     let purpose: Purpose
     let index: IndexKind
     let export: ExportSettings?
+    /// The recall@10 searches without an `ef` should reach (hnsw only):
+    /// their width is calibrated to it (`Calibrations`).
+    var targetRecall: Double? = nil
 
     static let dimensionMax = 4_096
 

@@ -468,5 +468,9 @@ enum NodeSchema {
             -- 1: a placeholder for a noised embedding every region drops (superseded or erased).
             ALTER TABLE federation_entries ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;
             """),
+        Migration(version: 15, name: "a collection's target recall", sql: """
+            -- The recall@10 a collection's searches without ef are calibrated to (NULL: none).
+            ALTER TABLE collections ADD COLUMN target_recall REAL;
+            """),
     ])
 }

@@ -9,7 +9,7 @@ enum VectorRecords {
     // MARK: Collections
 
     private static let collectionColumns =
-        "name, dimension, metric, purpose, index_kind, m, ef_construction, ef, export_epsilon, export_delta, export_clip_norm"
+        "name, dimension, metric, purpose, index_kind, m, ef_construction, ef, export_epsilon, export_delta, export_clip_norm, target_recall"
 
     static func collections(in database: Database) throws -> [CollectionDefinition] {
         try database.fetchAll("SELECT \(collectionColumns) FROM collections ORDER BY name", [], decodeCollection)
@@ -35,7 +35,8 @@ enum VectorRecords {
         if let epsilon = row.optionalDouble(8), let delta = row.optionalDouble(9), let clipNorm = row.optionalDouble(10) {
             export = ExportSettings(epsilon: epsilon, delta: delta, clipNorm: clipNorm)
         }
-        return CollectionDefinition(name: name, dimension: Int(row.int64(1)), metric: metric, purpose: purpose, index: index, export: export)
+        return CollectionDefinition(name: name, dimension: Int(row.int64(1)), metric: metric, purpose: purpose, index: index, export: export,
+                                    targetRecall: row.optionalDouble(11))
     }
 
     enum Upsert: Equatable {
@@ -58,13 +59,14 @@ enum VectorRecords {
         case .hnsw(let settings): ("hnsw", settings.m, settings.efConstruction, settings.ef)
         }
         try database.execute("""
-            INSERT INTO collections (\(collectionColumns), updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO collections (\(collectionColumns), updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (name) DO UPDATE SET dimension = excluded.dimension, metric = excluded.metric, purpose = excluded.purpose,
                 index_kind = excluded.index_kind, m = excluded.m, ef_construction = excluded.ef_construction, ef = excluded.ef,
                 export_epsilon = excluded.export_epsilon, export_delta = excluded.export_delta,
-                export_clip_norm = excluded.export_clip_norm, updated_at = excluded.updated_at
+                export_clip_norm = excluded.export_clip_norm, target_recall = excluded.target_recall, updated_at = excluded.updated_at
             """, [definition.name.rawValue, definition.dimension, definition.metric.rawValue, definition.purpose.rawValue, kind, m,
-                  efConstruction, ef, definition.export?.epsilon, definition.export?.delta, definition.export?.clipNorm, now.milliseconds])
+                  efConstruction, ef, definition.export?.epsilon, definition.export?.delta, definition.export?.clipNorm, definition.targetRecall,
+                  now.milliseconds])
         return existing == nil ? .created : .updated
     }
 

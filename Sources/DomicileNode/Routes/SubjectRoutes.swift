@@ -12,6 +12,10 @@ enum SubjectRoutes {
         let region: String?
     }
 
+    struct BatchBody: Decodable, Sendable {
+        let subjects: [RegisterBody]
+    }
+
     struct LookupBody: Decodable, Sendable {
         let identifier: IdentifierBody
     }
@@ -58,6 +62,9 @@ enum SubjectRoutes {
     static func add(to api: inout API) {
         let services = api.services
         api.route("POST", "/v1/subjects", roles: [.ingest]) { try await register($0, services) }
+        api.route("POST", "/v1/subjects/batch", roles: [.ingest], bodyBytesMax: services.configuration.limits.batchBodyBytesMax) {
+            try await registerBatch($0, services)
+        }
         api.route("POST", "/v1/subjects/lookup", roles: [.ingest, .serve], limited: true) { try await lookup($0, services) }
         api.route("GET", "/v1/subjects/{pid}", roles: [.serve, .privacyOfficer], limited: true) { try await read($0, services) }
     }
@@ -68,6 +75,26 @@ enum SubjectRoutes {
         let home = try SubjectService.homeRegion(country: body.country, region: body.region, policy: services.policy)
         let (pid, created) = try await SubjectService.register(identifier, home: home, call: request.call)
         return .json(Registered(pid: pid, region: services.region, created: created), status: created ? 201 : 200)
+    }
+
+    /// Each subject's answer as its single registration would give it
+    /// (status, and its pid or its problem), in the order sent.
+    static func registerBatch(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
+        let body = try request.http.decode(BatchBody.self)
+        let entries = body.subjects.map { entry -> SubjectService.BatchEntry in
+            do throws(DomainError) {
+                let identifier = try entry.identifier.normalized()
+                return .success((identifier, try SubjectService.homeRegion(country: entry.country, region: entry.region, policy: services.policy)))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let results = try await SubjectService.registerBatch(entries, call: request.call)
+        return .json(BatchResults(results) { json, registered in
+            json.member("pid", registered.pid.rawValue)
+            json.member("region", services.region.rawValue)
+            json.member("created", registered.created)
+        } status: { $0.created ? 201 : 200 })
     }
 
     static func lookup(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {

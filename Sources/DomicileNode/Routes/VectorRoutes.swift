@@ -12,6 +12,15 @@ enum VectorRoutes {
         let vector: [Double]
     }
 
+    struct BatchEntry: Decodable, Sendable {
+        let pid: String
+        let vector: [Double]
+    }
+
+    struct BatchBody: Decodable, Sendable {
+        let vectors: [BatchEntry]
+    }
+
     struct SearchBody: Decodable, Sendable {
         let vector: [Double]?
         let pid: String?
@@ -28,7 +37,11 @@ enum VectorRoutes {
     static func add(to api: inout API) {
         let services = api.services
         api.route("PUT", "/v1/collections/{name}", roles: [.admin]) { try await define($0, services) }
+        api.route("GET", "/v1/collections/{name}", roles: [.admin, .serve], limited: true) { try await read($0, services) }
         api.route("PUT", "/v1/collections/{name}/vectors/{pid}", roles: [.ingest]) { try await write($0, services) }
+        api.route("POST", batchPattern, roles: [.ingest], bodyBytesMax: services.configuration.limits.batchBodyBytesMax) {
+            try await writeBatch($0, services)
+        }
         api.route("DELETE", "/v1/collections/{name}/vectors/{pid}", roles: [.ingest]) { try await delete($0, services) }
         api.route("POST", "/v1/collections/{name}/search", roles: [.serve], limited: true) { try await search($0, services) }
     }
@@ -41,13 +54,23 @@ enum VectorRoutes {
         }
         let definition = try VectorService.definition(try request.http.decode(VectorService.CollectionFields.self), name: name, services: services)
         let (created, count) = try await VectorService.define(definition, call: request.call)
-        return .json(Collection(definition: definition, count: count), status: created ? 201 : 200)
+        let calibration = services.vectors.collection(name).flatMap { services.calibrations.current($0) }
+        return .json(Collection(definition: definition, count: count, calibration: calibration), status: created ? 201 : 200)
+    }
+
+    /// A collection's definition, size, and its search width's calibration.
+    static func read(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
+        let collection = try VectorService.collection(named: request.http.parameter("name"), services: services)
+        return .json(Collection(definition: collection.definition, count: collection.index.count,
+                                calibration: services.calibrations.current(collection)))
     }
 
 
     struct Collection: JSONWritable {
         let definition: CollectionDefinition
         let count: Int
+        /// nil: no target recall, or not measured yet (written as null).
+        let calibration: RecallCalibration?
 
         func write(to json: inout JSONWriter) {
             json.object { json in
@@ -65,6 +88,7 @@ enum VectorRoutes {
                         json.member("m", settings.m)
                         json.member("ef_construction", settings.efConstruction)
                         json.member("ef", settings.ef)
+                        if let target = definition.targetRecall { json.member("target_recall", target) }
                     }
                 }
                 json.key("export")
@@ -78,6 +102,17 @@ enum VectorRoutes {
                     json.null()
                 }
                 json.member("count", count)
+                json.key("calibration")
+                if let calibration {
+                    json.object { json in
+                        json.member("ef", calibration.ef)
+                        json.member("estimated_recall", calibration.estimatedRecall)
+                        json.member("sample", calibration.sample)
+                        json.member("vectors", calibration.vectors)
+                    }
+                } else {
+                    json.null()
+                }
             }
         }
     }
@@ -102,6 +137,27 @@ enum VectorRoutes {
         let pid = try services.homePID(request.http.parameter("pid"))
         try await VectorService.write(vector, for: pid, in: collection, call: request.call)
         return .json(Written(pid: pid, collection: collection.definition.name))
+    }
+
+    static let batchPattern = "/v1/collections/{name}/vectors/batch"
+
+    /// Each vector's answer as its single write would give it (status, and
+    /// its pid or its problem), in the order sent.
+    static func writeBatch(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
+        let collection = try VectorService.collection(named: request.http.parameter("name"), services: services)
+        let body = try request.http.decode(BatchBody.self)
+        let entries = body.vectors.map { entry in
+            VectorService.BatchEntry(pidText: entry.pid, checked: Result { () throws(DomainError) in
+                let pid = try services.homePID(entry.pid)
+                return (pid, try VectorService.vector(entry.vector, for: collection.definition, field: "vector"))
+            })
+        }
+        let results = try await VectorService.writeBatch(entries, in: collection, refusalDetail: Refusals.detail(method: "POST", pattern: batchPattern),
+                                                         call: request.call)
+        return .json(BatchResults(results) { json, pid in
+            json.member("pid", pid.rawValue)
+            json.member("collection", collection.definition.name.rawValue)
+        })
     }
 
     static func delete(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {

@@ -1,0 +1,207 @@
+import DomicileModel
+import DomicileNet
+import DomicileVectors
+import Foundation
+
+/// `domicile bench load`: loading vectors through the API, one call per
+/// item against the batch endpoints, on one node in the same run.
+struct BenchLoadCommand: Command {
+    static let path = ["bench", "load"]
+    static let summary = "vectors/s through the API: single calls against the batch endpoints"
+    static let help = """
+        [--count 10000] [--dimension 384] [--batch 1000] [--index hnsw|flat] [--dir DIR]
+
+        On a one-region node (in-process, real sockets, WAL + synchronous=FULL, every write audited),
+        a collection of --dimension (cosine; --index hnsw: m 16, ef_construction 200, or flat, which
+        shows the API's own cost without the graph's inserts), in this order, same run:
+          - vector writes, subjects registered and granted beforehand, --count / 2 vectors each:
+            PUT …/vectors/{pid} from 64 concurrent clients, against POST …/vectors/batch (--batch per
+            request, 4 clients); then the same from one client calling one request at a time;
+          - a full load of --count new subjects (register, grant, write the vector): three single calls per
+            subject from 64 clients, against POST /v1/subjects/batch, POST /v1/consents/batch and
+            POST …/vectors/batch per --batch subjects from 4 clients.
+        Each batch item is consent-checked, sealed, indexed and audited as its single call. The
+        vectors are rendered as JSON before the clock starts; the clients run in the node's process.
+        Build with -c release.
+        """
+
+    static func run(_ arguments: inout Arguments) async throws {
+        let count = try arguments.integer("count", default: 10_000, range: 100...1_000_000)
+        let dimension = try arguments.integer("dimension", default: 384, range: 2...4_096)
+        let batchSize = try arguments.integer("batch", default: 1_000, range: 1...1_000)
+        let index = try arguments.option("index") ?? "hnsw"
+        guard ["hnsw", "flat"].contains(index) else { throw CLIError.usage("--index: hnsw or flat") }
+        let directory = try arguments.option("dir")
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("domicile-bench-load-\(UUID().uuidString)").path
+        try arguments.finish()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+
+        let bench = try await BenchNode.start(in: directory, limits: ["batch_items_max": batchSize, "batch_receipts_max": batchSize],
+                                              requestTimeoutMilliseconds: 600_000)
+        do {
+            // Every vector rendered as JSON before any figure: the client's formatting is not timed.
+            let vectors = SyntheticVectors.clustered(count: 4 * count, dimension: dimension, clusters: 100, seed: 3)
+            let load = Load(bench: bench, dimension: dimension, index: index,
+                            vectorJSON: (0..<vectors.count).map { "[" + vectors[$0].map { String($0) }.joined(separator: ",") + "]" })
+            Output.line("domicile bench load: --count \(count), dimension \(dimension) (cosine, "
+                        + (index == "hnsw" ? "hnsw m 16, ef_construction 200" : "flat") + "), "
+                        + "\(System.coreCount) cores, WAL + synchronous=FULL, audited")
+            // Each figure writes to a collection of its own, so each starts from an empty graph.
+            for name in ["concurrent_single", "concurrent_batch", "sequential_single", "sequential_batch", "full_single", "full_batch"] {
+                try await load.define(name)
+            }
+            // Subjects for the vector-only figures, registered and granted untimed.
+            let prepared = try await load.registerAndGrant(names: (0..<(2 * count)).map { "prepared-\($0)" }, batchSize: batchSize)
+            let half = count / 2
+            let single = try await load.rate(half) { try await load.writeSingle(Array(prepared[0..<half]), rows: 0..<half, clients: 64, into: "concurrent_single") }
+            let batched = try await load.rate(half) {
+                try await load.writeBatches(Array(prepared[half..<count]), rows: half..<count, batchSize: batchSize, clients: 4,
+                                            into: "concurrent_batch")
+            }
+            Output.line(String(format: "vector writes/s   PUT …/vectors/{pid} (64 clients)            %9.0f", single))
+            Output.line(String(format: "vector writes/s   POST …/vectors/batch of %-4d (4 clients)      %9.0f   ratio %.1f", batchSize, batched,
+                               batched / single))
+            // One client, one call at a time: what batching saves a sequential loader.
+            let sequential = try await load.rate(half) {
+                try await load.writeSingle(Array(prepared[count..<(count + half)]), rows: count..<(count + half), clients: 1,
+                                           into: "sequential_single")
+            }
+            let sequentialBatched = try await load.rate(half) {
+                try await load.writeBatches(Array(prepared[(count + half)..<(2 * count)]), rows: (count + half)..<(2 * count), batchSize: batchSize,
+                                            clients: 1, into: "sequential_batch")
+            }
+            Output.line(String(format: "vector writes/s   PUT …/vectors/{pid} (1 client)              %9.0f", sequential))
+            Output.line(String(format: "vector writes/s   POST …/vectors/batch of %-4d (1 client)       %9.0f   ratio %.1f", batchSize, sequentialBatched,
+                               sequentialBatched / sequential))
+            let fullSingle = try await load.rate(count) { try await load.fullSingle(first: 2 * count, count: count, into: "full_single") }
+            let fullBatched = try await load.rate(count) { try await load.fullBatches(first: 3 * count, count: count, batchSize: batchSize,
+                                                                                         into: "full_batch") }
+            Output.line(String(format: "full load/s       register + grant + vector, single (64)   %9.0f", fullSingle))
+            Output.line(String(format: "full load/s       the three batch endpoints (4 clients)     %9.0f   ratio %.1f", fullBatched, fullBatched / fullSingle))
+        } catch {
+            await bench.stop()
+            throw error
+        }
+        await bench.stop()
+    }
+
+    struct Load: Sendable {
+        let bench: BenchNode
+        let dimension: Int
+        let index: String
+        let vectorJSON: [String]
+
+        var client: HTTPClient { bench.client }
+        var address: SocketAddress { bench.address }
+
+        func send(_ method: String, _ path: String, role: String, _ body: String, expect: Int) async throws -> HTTPClientResponse {
+            let response = try await client.send(method, path, to: address, headers: bench.headers(role), body: Array(body.utf8))
+            guard response.status == expect else { throw CLIError.failed("\(method) \(path): \(response.status) \(response.text.prefix(300))") }
+            return response
+        }
+
+        func define(_ collection: String) async throws {
+            _ = try await send("PUT", "/v1/collections/\(collection)", role: "admin", """
+                {"dimension":\(dimension),"metric":"cosine","purpose":"product_recs","index":\(index == "hnsw" ? #"{"kind":"hnsw","m":16,"ef_construction":200}"# : #"{"kind":"flat"}"#)}
+                """, expect: 201)
+        }
+
+        func subjectJSON(_ name: String) -> String { #"{"identifier":{"kind":"customer_id","value":"\#(name)"},"region":"eu"}"# }
+
+        func grantJSON(_ pid: String) -> String {
+            #"{"pid":"\#(pid)","action":"grant","purposes":["product_recs"],"source":"bench","collected_at":"2026-01-01T00:00:00Z"}"#
+        }
+
+        /// Calls per second of `count` items done by `body`.
+        func rate(_ count: Int, _ body: () async throws -> Void) async throws -> Double {
+            let start = Bench.monotonicSeconds()
+            try await body()
+            return Double(count) / (Bench.monotonicSeconds() - start)
+        }
+
+        func registerAndGrant(names: [String], batchSize: Int) async throws -> [String] {
+            var pids: [String] = []
+            for start in stride(from: 0, to: names.count, by: batchSize) {
+                pids += try await registerAndGrantBatch(Array(names[start..<min(start + batchSize, names.count)]))
+            }
+            return pids
+        }
+
+        func registerAndGrantBatch(_ names: [String]) async throws -> [String] {
+            let registered = try await send("POST", "/v1/subjects/batch", role: "ingest",
+                                            #"{"subjects":[\#(names.map(subjectJSON).joined(separator: ","))]}"#, expect: 200)
+            guard let object = try JSONSerialization.jsonObject(with: Data(registered.body)) as? [String: Any],
+                  let results = object["results"] as? [[String: Any]] else { throw CLIError.failed("registration batch: no results") }
+            let pids = results.compactMap { $0["pid"] as? String }
+            guard pids.count == names.count else { throw CLIError.failed("registration batch: \(names.count - pids.count) refused") }
+            _ = try await send("POST", "/v1/consents/batch", role: "ingest", #"{"receipts":[\#(pids.map(grantJSON).joined(separator: ","))]}"#,
+                               expect: 201)
+            return pids
+        }
+
+        func writeSingle(_ pids: [String], rows: Range<Int>, clients: Int, into collection: String) async throws {
+            try await parallel(clients: clients, count: pids.count) { index in
+                _ = try await send("PUT", "/v1/collections/\(collection)/vectors/\(pids[index])", role: "ingest",
+                                   #"{"vector":\#(vectorJSON[rows.lowerBound + index])}"#, expect: 200)
+            }
+        }
+
+        func writeBatch(_ pids: [String], rows: Range<Int>, into collection: String) async throws {
+            let entries = zip(pids, rows).map { #"{"pid":"\#($0)","vector":\#(vectorJSON[$1])}"# }
+            let response = try await send("POST", "/v1/collections/\(collection)/vectors/batch", role: "ingest",
+                                          #"{"vectors":[\#(entries.joined(separator: ","))]}"#, expect: 200)
+            guard response.text.contains(#""failed":0"#) else { throw CLIError.failed("vector batch: refused items") }
+        }
+
+        func writeBatches(_ pids: [String], rows: Range<Int>, batchSize: Int, clients: Int, into collection: String) async throws {
+            let batches = stride(from: 0, to: pids.count, by: batchSize).map { $0..<min($0 + batchSize, pids.count) }
+            try await parallel(clients: clients, count: batches.count) { index in
+                let range = batches[index]
+                try await writeBatch(Array(pids[range]), rows: (rows.lowerBound + range.lowerBound)..<(rows.lowerBound + range.upperBound),
+                                   into: collection)
+            }
+        }
+
+        func fullSingle(first: Int, count: Int, into collection: String) async throws {
+            try await parallel(clients: 64, count: count) { index in
+                let row = first + index
+                let registered = try await send("POST", "/v1/subjects", role: "ingest", subjectJSON("full-\(row)"), expect: 201)
+                guard let object = try JSONSerialization.jsonObject(with: Data(registered.body)) as? [String: Any],
+                      let pid = object["pid"] as? String else { throw CLIError.failed("registration: no pid") }
+                _ = try await send("POST", "/v1/subjects/\(pid)/consents", role: "ingest",
+                                   #"{"action":"grant","purposes":["product_recs"],"source":"bench","collected_at":"2026-01-01T00:00:00Z"}"#,
+                                   expect: 201)
+                _ = try await send("PUT", "/v1/collections/\(collection)/vectors/\(pid)", role: "ingest", #"{"vector":\#(vectorJSON[row])}"#, expect: 200)
+            }
+        }
+
+        func fullBatches(first: Int, count: Int, batchSize: Int, into collection: String) async throws {
+            let batches = stride(from: 0, to: count, by: batchSize).map { (first + $0)..<(first + min($0 + batchSize, count)) }
+            try await parallel(clients: 4, count: batches.count) { index in
+                let rows = batches[index]
+                let pids = try await registerAndGrantBatch(rows.map { "full-\($0)" })
+                try await writeBatch(pids, rows: rows, into: collection)
+            }
+        }
+
+        /// Items 0..<count, taken in turn by `clients` concurrent workers.
+        func parallel(clients: Int, count: Int, _ item: @escaping @Sendable (Int) async throws -> Void) async throws {
+            let next = Locked(0)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<min(clients, count) {
+                    group.addTask {
+                        while true {
+                            let index = next.withLock { value -> Int in
+                                defer { value += 1 }
+                                return value
+                            }
+                            guard index < count else { return }
+                            try await item(index)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+}
