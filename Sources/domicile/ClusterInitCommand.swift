@@ -13,7 +13,7 @@ struct ClusterInitCommand: Command {
                   [--gossip-port 7300 | --no-gossip] [--channel-port 7500 | --no-region-log]
                   [--allow-two-nodes] [--policy FILE] [--force]
                   [--wan-round-trips eu-us=80,us-br=120,*=40 [--wan-loss PERCENT]]
-                  [--hosts eu=192.168.56.11,us=192.168.56.12,br=192.168.56.13] [--tls]
+                  [--hosts eu=192.168.56.11,us=192.168.56.12,br=192.168.56.13] [--plaintext]
 
         Writes into DIR: master.key (mode 0600), policy.json (the embedded default unless --policy),
         principals.json and tokens.json (one bearer token per role, plus a second privacy officer),
@@ -37,10 +37,11 @@ struct ClusterInitCommand: Command {
         --hosts puts each region's nodes on a host of its own (an IPv4 address; 127.0.0.1 for a region
         not named), as the Vagrantfile's three VMs do; the ports still count up over every node.
 
-        --tls makes a local certificate authority (DIR/ca.pem, its key DIR/ca-key.pem, mode 0600) and per
-        node a certificate for its host (NAME/NAME.pem, key NAME/NAME-key.pem), and the configs serve the
+        By default it makes a local certificate authority (DIR/ca.pem, its key DIR/ca-key.pem, mode 0600) and
+        per node a certificate for its host (NAME/NAME.pem, key NAME/NAME-key.pem), and the configs serve the
         HTTP API over TLS 1.3 with them and trust the CA in their calls to peers; clients need DIR/ca.pem
-        (curl --cacert, DomicileClient's caFile). Without it the configs say "tls": {"plaintext": true}.
+        (curl --cacert, DomicileClient's caFile). --plaintext writes "tls": {"plaintext": true} instead, which
+        every node logs at start and reports in /readyz. (--tls, the default, is accepted.)
         """
 
     struct Layout {
@@ -57,7 +58,7 @@ struct ClusterInitCommand: Command {
         var wanLossPercent: Double = 0
         /// The address of each region's nodes; 127.0.0.1 for a region not listed.
         var hosts: [RegionID: String] = [:]
-        /// A local CA and a certificate per node (`--tls`); false: explicit plaintext.
+        /// A local CA and a certificate per node (the CLI's default); false: explicit plaintext (`--plaintext`).
         var tls = false
 
         var nodes: [(name: NodeName, region: RegionID, index: Int)] {
@@ -104,7 +105,9 @@ struct ClusterInitCommand: Command {
         let wanRoundTrips = try arguments.option("wan-round-trips")
         let wanLoss = try arguments.option("wan-loss")
         let hosts = try arguments.option("hosts")
-        let tls = arguments.flag("tls")
+        // TLS unless asked, explicitly, for plaintext (`--tls` is the default, still accepted).
+        _ = arguments.flag("tls")
+        let tls = !arguments.flag("plaintext")
         try arguments.finish()
         let regions = try regionNames.map { name in
             do { return try RegionID(name) } catch { throw CLIError.usage("--regions: '\(name)' is not a region id") }

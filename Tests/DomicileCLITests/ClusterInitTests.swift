@@ -23,13 +23,13 @@ final class ClusterInitTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.file("fed/eu-1/config.json")))
     }
 
-    /// `--tls`: a CA and per-node certificates naming each node's host,
-    /// keys readable by the owner only, and configs that use them; without
-    /// it, configs say plaintext explicitly.
-    func test_clusterInit_tls_writesACAAndNodeCertificates_elsePlaintextExplicitly() throws {
+    /// By default (or `--tls`): a CA and per-node certificates naming each
+    /// node's host, keys readable by the owner only, and configs that use
+    /// them; with `--plaintext`, configs say plaintext explicitly.
+    func test_clusterInit_writesACAAndNodeCertificatesByDefault_andPlaintextOnlyWhenAsked() throws {
         let directory = TemporaryDirectory()
         let result = try Binary.run(["cluster", "init", "--dir", directory.path, "--regions", "eu,us", "--nodes-per-region", "1",
-                                     "--http-port", "0", "--no-gossip", "--no-region-log", "--hosts", "us=10.0.0.12", "--tls"])
+                                     "--http-port", "0", "--no-gossip", "--no-region-log", "--hosts", "us=10.0.0.12"])
         XCTAssertEqual(result.status, 0, result.stderr)
         for (node, host) in [("eu-1", "127.0.0.1"), ("us-1", "10.0.0.12")] {
             let tls = try XCTUnwrap(try config(directory, node)["tls"] as? [String: String])
@@ -49,7 +49,7 @@ final class ClusterInitTests: XCTestCase {
 
         let plain = TemporaryDirectory()
         XCTAssertEqual(try Binary.run(["cluster", "init", "--dir", plain.path, "--regions", "eu", "--nodes-per-region", "1",
-                                       "--http-port", "0", "--no-gossip", "--no-region-log"]).status, 0)
+                                       "--http-port", "0", "--no-gossip", "--no-region-log", "--plaintext"]).status, 0)
         XCTAssertEqual(try config(plain, "eu-1")["tls"] as? [String: Bool], ["plaintext": true])
         XCTAssertFalse(FileManager.default.fileExists(atPath: plain.file("ca.pem")))
     }

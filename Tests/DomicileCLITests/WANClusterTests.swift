@@ -36,7 +36,10 @@ final class WANClusterTests: XCTestCase {
 
         let tokens = try json(at: "\(cluster)/tokens.json")
         let token = try XCTUnwrap(tokens["admin"] as? String)
-        let client = HTTPClient()
+        // The layout serves TLS (cluster init's default): calls verify the nodes against its CA.
+        var settings = HTTPClient.Settings()
+        settings.tls = try TLSContext.client(caFile: "\(cluster)/ca.pem")
+        let client = HTTPClient(settings: settings)
         let nodes = try (0..<9).map { try SocketAddress(parsing: "127.0.0.1:\(base + $0)") }
         func views() async -> [(region: String, roundTrips: [[String: Any]])] {
             var views: [(String, [[String: Any]])] = []

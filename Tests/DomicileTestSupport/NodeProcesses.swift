@@ -26,7 +26,7 @@ public final class FederationFixture: @unchecked Sendable {
                          "--nodes-per-region", "\(nodesPerRegion)", "--http-port", "\(gossip ? ports ?? 0 : 0)"]
         arguments += gossip ? ["--gossip-port", "\(ports! + count)"] : ["--no-gossip"]
         arguments += regionLog ? ["--channel-port", "\(ports! + 2 * count)", "--allow-two-nodes"] : ["--no-region-log"]
-        if tls { arguments.append("--tls") }
+        arguments.append(tls ? "--tls" : "--plaintext")
         caFile = tls ? directory.file("ca.pem") : nil
         let result = try Binary.run(arguments)
         guard result.status == 0 else { throw FixtureError(description: "cluster init failed: \(result.stderr)") }
