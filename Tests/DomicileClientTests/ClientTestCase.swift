@@ -5,16 +5,7 @@ import XCTest
 
 /// Helpers for the client's end-to-end tests: real `domicile serve`
 /// processes from a `cluster init` directory, and clients of them per role.
-class ClientTestCase: XCTestCase {
-    var federation: FederationFixture!
-    var nodes: [String: NodeProcess] = [:]
-
-    override func tearDown() {
-        for node in nodes.values { node.kill() }
-        nodes = [:]
-        super.tearDown()
-    }
-
+class ClientTestCase: NodeProcessesTestCase {
     /// One node, `eu-1`, of a policy with the regions `eu` and `us`, without gossip, serving TLS
     /// (`cluster init --tls`): every end-to-end flow of the client runs over TLS.
     func startNode(configure: @escaping (_ node: String, _ config: inout [String: Any]) -> Void = { _, _ in }) throws {
@@ -43,16 +34,6 @@ class ClientTestCase: XCTestCase {
             XCTFail("expected a problem, got \(error)", file: file, line: line)
         }
         return nil
-    }
-
-    /// Polls `condition` every 100 ms for at most `seconds`; returns its last answer.
-    func eventually(seconds: Double, _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if (try? await condition()) == true { return true }
-            try await Task.sleep(nanoseconds: 100_000_000)
-        }
-        return try await condition()
     }
 
     static let collectedAt = "2026-01-01T00:00:00Z"

@@ -4,28 +4,9 @@ import XCTest
 
 /// Helpers shared by the tests of a federation of `domicile serve`
 /// processes: calls by node name, bounded waits, readiness.
-class FederationTestCase: XCTestCase {
-    var federation: FederationFixture!
-    var nodes: [String: NodeProcess] = [:]
-
-    override func tearDown() {
-        for node in nodes.values { node.kill() }
-        nodes = [:]
-        super.tearDown()
-    }
-
+class FederationTestCase: NodeProcessesTestCase {
     func call(_ node: String, _ method: String, _ path: String, role: String, json: String? = nil) async throws -> NodeProcess.Response {
         try await nodes[node]!.call(method, path, token: federation.token(role), json: json)
-    }
-
-    /// Polls `condition` every 100 ms for at most `seconds`; returns its last answer.
-    func eventually(seconds: Double, _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(nanoseconds: 100_000_000)
-        }
-        return try await condition()
     }
 
     func waitUntilReady(_ names: [String], file: StaticString = #filePath, line: UInt = #line) async throws {
