@@ -257,7 +257,7 @@ final class ErasureTests: NodeTestCase {
                 expectedNodes: [eu: ["eu-1", "eu-2"]], key: origin)
             let order = try JSONEncoder().encode(RegionErasure.Order(request: signed, pid: pid, identifier: nil))
             let body = sealing.seal(Array(order), associatedData: RegionErasure.orderAssociatedData)
-            let response = try await NodeProcess.client.send("POST", RegionErasure.path, to: node.address,
+            let response = try await node.client.send("POST", RegionErasure.path, to: node.address,
                                                              headers: ["Content-Type": "application/octet-stream"], body: body)
             return NodeProcess.Response(status: response.status, headers: response.headers, body: response.body)
         }
