@@ -132,7 +132,7 @@ final class TLSNodeTests: FederationTestCase {
     }
 
     func test_plaintext_isExplicit_logged_andReported() async throws {
-        federation = try FederationFixture(tls: false)
+        federation = try FederationFixture(tls: false)  // plaintext mode is what this test is about
         let node = try federation.start("eu-1")
         nodes["eu-1"] = node
         try await waitUntilReady(["eu-1"])
