@@ -130,7 +130,7 @@ final class FederationSyncTests: FederationTestCase {
                                                node: try NodeName("us-1"), key: try keyring.signingKey())
             let sealed = try keyring.keySet(.federationGossip).seal(framed, associatedData: FederationSync.messageAssociatedData)
             let response = try await nodes["br-1"]!.client.send("POST", "/internal/v1/federation", to: nodes["br-1"]!.address,
-                                                             headers: ["Content-Type": "application/octet-stream"], body: sealed)
+                                                                headers: ["Content-Type": "application/octet-stream"], body: sealed)
             return NodeProcess.Response(status: response.status, headers: response.headers, body: response.body)
         }
         let impersonating = try await posted(claiming: "eu")
