@@ -89,6 +89,8 @@ let package = Package(
         // The HTTP request parser's fuzz target (Tests/Fuzz/run http); a corpus replayer otherwise.
         .target(name: "DomicileFuzzSupport", path: "Tests/Fuzz/Support"),
         .executableTarget(name: "domicile-fuzz-http", dependencies: ["DomicileNet", "DomicileFuzzSupport"], path: "Tests/Fuzz/HTTPRequestParser"),
+        // The server's TLS framing, its plaintext handed to the request parser (Tests/Fuzz/run tls); a corpus replayer otherwise.
+        .executableTarget(name: "domicile-fuzz-tls", dependencies: ["DomicileNet", "DomicileFuzzSupport"], path: "Tests/Fuzz/TLSServer"),
         // The gossip packet decoder's fuzz target (Tests/Fuzz/run gossip); a corpus replayer otherwise.
         .executableTarget(name: "domicile-fuzz-gossip", dependencies: ["DomicileGossip", "DomicileFuzzSupport"], path: "Tests/Fuzz/GossipPacket"),
         // Applying a peer's changeset (a region log entry) (Tests/Fuzz/run changeset); a corpus replayer otherwise.

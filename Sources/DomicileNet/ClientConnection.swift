@@ -52,7 +52,7 @@ final class ClientConnection: Selectable {
         let descriptor = try Socket.startConnect(to: peer)
         self.descriptor = descriptor
         var tls: TLSSession?
-        if let context = pools.settings.tls {
+        if let context = pools.tls.value {
             do {
                 tls = try TLSSession(context: context, descriptor: descriptor, expectedHost: pools.settings.tlsServerName ?? peer.host)
             } catch {

@@ -22,6 +22,8 @@ final class ClientPools: @unchecked Sendable {
 
     let loop: EventLoop
     let settings: HTTPClient.Settings
+    /// The client's current TLS context (nil: plaintext), read per new connection.
+    let tls: Locked<TLSContext?>
     /// One read buffer for the loop: a connection copies out what it read.
     let readBuffer: UnsafeMutableRawBufferPointer
     /// What `connectionCounts` reports, written here whenever a pool changes.
@@ -30,9 +32,11 @@ final class ClientPools: @unchecked Sendable {
     private var requests: [ObjectIdentifier: ClientRequest] = [:]
     private var closed = false
 
-    init(loop: EventLoop, settings: HTTPClient.Settings, published: Locked<[SocketAddress: HTTPClient.ConnectionCounts]>) {
+    init(loop: EventLoop, settings: HTTPClient.Settings, tls: Locked<TLSContext?>,
+         published: Locked<[SocketAddress: HTTPClient.ConnectionCounts]>) {
         self.loop = loop
         self.settings = settings
+        self.tls = tls
         self.published = published
         readBuffer = .allocate(byteCount: 64 * 1_024, alignment: 16)
     }

@@ -93,10 +93,29 @@ public final class HTTPClient: Sendable {
     /// Created and started on the first call.
     private let pools = Locked<[ClientPools]>([])
     private let counts = Locked<[SocketAddress: ConnectionCounts]>([:])
+    /// The context new connections are made with: `settings.tls` until
+    /// `reloadTLS` replaces it.
+    private let tlsContext: Locked<TLSContext?>
 
     public init(settings: Settings = Settings()) {
         precondition(settings.eventLoopCount >= 1 && settings.connectionsPerPeerMax >= 1, "HTTPClient needs a loop and a connection")
         self.settings = settings
+        tlsContext = Locked(settings.tls)
+    }
+
+    /// Connections made from now on use `context` (a new CA to trust, a
+    /// new certificate to present); idle ones are closed, so every call
+    /// that starts afterwards verifies its peer against the new trust.
+    /// Calls in flight finish on their connection. A plaintext client
+    /// stays plaintext.
+    public func reloadTLS(_ context: TLSContext) {
+        precondition(context.role == .client, "an HTTPClient needs a client TLS context")
+        let reloaded = tlsContext.withLock { current in
+            guard current != nil else { return false }
+            current = context
+            return true
+        }
+        if reloaded { closeIdleConnections() }
     }
 
     deinit {
@@ -179,7 +198,7 @@ public final class HTTPClient: Sendable {
                     } catch {
                         throw Failure.connectFailed(peer: peer.description, reason: "\(error)")
                     }
-                    let loopPools = ClientPools(loop: loop, settings: settings, published: counts)
+                    let loopPools = ClientPools(loop: loop, settings: settings, tls: tlsContext, published: counts)
                     loop.start()
                     loop.execute { loopPools.install() }
                     pools.append(loopPools)

@@ -244,16 +244,21 @@ public final class Node: Sendable {
                     routes: api.router.routes.map { Route(method: $0.method, pattern: $0.pattern) })
     }
 
-    /// Reads the TLS certificate and key files again (SIGHUP): connections
-    /// accepted from now on present them, open ones keep theirs. A file
-    /// that cannot be loaded leaves the current certificate in force; false then.
+    /// Reads the TLS files again (SIGHUP): the certificate and key, and the
+    /// CA trusted in peers' certificates. Connections accepted from now on
+    /// present the new certificate, open ones keep theirs; the node's calls
+    /// to its peers verify them against the new CA (and present the new
+    /// certificate) from the next connection on. A file that cannot be
+    /// loaded leaves everything as it was; false then.
     @discardableResult
     public func reloadTLS() -> Bool {
         let configuration = services.configuration
         guard case .files = configuration.tls else { return false }
         do {
-            guard let context = try configuration.tls.serverContext() else { return false }
+            guard let context = try configuration.tls.serverContext(),
+                  let peerContext = try configuration.tls.peerClientContext() else { return false }
             server.reloadTLS(context)
+            services.peerClient.reloadTLS(peerContext)
             logger.info("tls reloaded")
             return true
         } catch {

@@ -14,7 +14,8 @@ struct ServeCommand: Command {
         Starts a node as described by its configuration file (docs/CONFIGURATION.md): opens the
         data directory, unseals the keyring, loads the policy and principals, and serves the
         HTTP API. Logs are JSON lines on standard output. SIGTERM or SIGINT stop it gracefully;
-        SIGHUP reloads the TLS certificate and key (tls.cert_file, tls.key_file) for new connections.
+        SIGHUP reloads the TLS files for new connections: the certificate and key (tls.cert_file,
+        tls.key_file) the node presents, and the CA (tls.ca_file) it trusts in its peers' certificates.
         """
 
     static func run(_ arguments: inout Arguments) async throws {

@@ -297,4 +297,31 @@ final class TLSTests: XCTestCase {
         }
         await fixture.stop()
     }
+
+    func test_clientReload_trustsTheNewCA_fromTheNextConnection_andDropsIdleOnes() async throws {
+        let first = try PKI(name: "First CA")
+        let second = try PKI(name: "Second CA")
+        let fixture = try TestServer(tls: try first.serverContext())
+        let client = try first.client()
+        let before = try await client.send("GET", "/items/1", to: fixture.address)
+        XCTAssertEqual(before.status, 200)
+        XCTAssertEqual(client.connectionCounts(for: fixture.address).idle, 1)
+
+        // The server moves to the second CA's certificate; the client is told to trust the second CA only.
+        fixture.server.reloadTLS(try second.serverContext())
+        client.reloadTLS(try TLSContext.client(caFile: second.caFile))
+        // The idle connection (verified against the first CA) is not reused: the call makes a new one, which verifies.
+        let renewed = try await client.send("GET", "/items/2", to: fixture.address)
+        XCTAssertEqual(renewed.status, 200)
+
+        // And trust follows the reload: back to the first CA only, the server's certificate from the second is refused.
+        client.reloadTLS(try TLSContext.client(caFile: first.caFile))
+        do {
+            _ = try await client.send("GET", "/items/3", to: fixture.address)
+            XCTFail("a new connection was verified against the CA the client no longer trusts")
+        } catch let failure as HTTPClient.Failure {
+            guard case .tlsFailed = failure else { return XCTFail("\(failure)") }
+        }
+        await fixture.stop()
+    }
 }

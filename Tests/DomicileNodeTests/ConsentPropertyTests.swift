@@ -86,7 +86,7 @@ final class ConsentPropertyTests: XCTestCase {
         let devNull = open("/dev/null", O_WRONLY)
         defer { close(devNull) }
         let node = try await Node.start(configuration, clock: clock, logger: Logger(clock: clock, descriptor: devNull))
-        let client = HTTPClient()
+        let client = federation.client
         func call(_ method: String, _ path: String, _ role: String, _ json: String? = nil) async throws -> (Int, [String: Any]) {
             var headers = HTTPHeaders()
             headers.set("Authorization", "Bearer \(federation.token(role))")

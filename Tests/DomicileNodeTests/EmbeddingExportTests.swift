@@ -25,7 +25,7 @@ final class EmbeddingExportTests: XCTestCase {
         defer { close(devNull) }
         let node = try await Node.start(configuration, logger: Logger(clock: SystemClock(), descriptor: devNull))
         try await shuttingDown(node) {
-            let client = HTTPClient()
+            let client = federation.client
             func call(_ method: String, _ path: String, _ role: String, _ json: String) async throws -> [String: Any] {
                 var headers = HTTPHeaders()
                 headers.set("Authorization", "Bearer \(federation.token(role))")

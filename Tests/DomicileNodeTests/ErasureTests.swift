@@ -257,8 +257,8 @@ final class ErasureTests: NodeTestCase {
                 expectedNodes: [eu: ["eu-1", "eu-2"]], key: origin)
             let order = try JSONEncoder().encode(RegionErasure.Order(request: signed, pid: pid, identifier: nil))
             let body = sealing.seal(Array(order), associatedData: RegionErasure.orderAssociatedData)
-            let response = try await NodeProcess.client.send("POST", RegionErasure.path, to: node.address,
-                                                             headers: ["Content-Type": "application/octet-stream"], body: body)
+            let response = try await node.client.send("POST", RegionErasure.path, to: node.address,
+                                                      headers: ["Content-Type": "application/octet-stream"], body: body)
             return NodeProcess.Response(status: response.status, headers: response.headers, body: response.body)
         }
         assertProblem(try await send(requestedAt: now.adding(seconds: -3_600), about: pid), 422, "stale_order")

@@ -129,8 +129,8 @@ final class FederationSyncTests: FederationTestCase {
             let framed = FederationFrame.frame(try FederationCodec.encode(envelope), domain: FederationFrame.requestDomain,
                                                node: try NodeName("us-1"), key: try keyring.signingKey())
             let sealed = try keyring.keySet(.federationGossip).seal(framed, associatedData: FederationSync.messageAssociatedData)
-            let response = try await NodeProcess.client.send("POST", "/internal/v1/federation", to: nodes["br-1"]!.address,
-                                                             headers: ["Content-Type": "application/octet-stream"], body: sealed)
+            let response = try await nodes["br-1"]!.client.send("POST", "/internal/v1/federation", to: nodes["br-1"]!.address,
+                                                                headers: ["Content-Type": "application/octet-stream"], body: sealed)
             return NodeProcess.Response(status: response.status, headers: response.headers, body: response.body)
         }
         let impersonating = try await posted(claiming: "eu")

@@ -25,10 +25,9 @@ final class HTTPAdmissionTests: NodeTestCase {
         let baseline = try residentBytes()
         let claimed = 8 * 1_024 * 1_024
         let sent = [UInt8](repeating: UInt8(ascii: "x"), count: 2 * 1_024 * 1_024)
-        let port = node.address.port
         let heads = ["GET /healthz HTTP/1.1\r\nHost: n\r\nContent-Length: \(claimed)\r\n\r\n",
                      "POST /v1/subjects HTTP/1.1\r\nHost: n\r\nContent-Type: application/json\r\nContent-Length: \(claimed)\r\n\r\n"]
-        let connections = try (0..<100).map { _ in try RawConnection(port: port, receiveTimeoutSeconds: 5) }
+        let connections = try (0..<100).map { _ in try node.rawConnection(receiveTimeoutSeconds: 5) }
         let group = DispatchGroup()
         for (index, connection) in connections.enumerated() {
             group.enter()
@@ -58,7 +57,7 @@ final class HTTPAdmissionTests: NodeTestCase {
 
         // The same claims, answered: 413 from the head for /healthz, 401 for the route without a token.
         for (head, status) in zip(heads, [413, 401]) {
-            let connection = try RawConnection(port: port)
+            let connection = try node.rawConnection()
             connection.send(head)
             XCTAssertEqual(try connection.readResponse().status, status, head)
         }
@@ -112,7 +111,7 @@ final class HTTPAdmissionTests: NodeTestCase {
                 if ![401, 403].contains(get.status) { break }
             }
             let (bearer, get) = try XCTUnwrap(chosen)
-            let connection = try RawConnection(port: node.address.port)
+            let connection = try node.rawConnection()
             let authorization = bearer.map { "Authorization: Bearer \($0)\r\n" } ?? ""
             connection.send("HEAD \(path) HTTP/1.1\r\nHost: n\r\n\(authorization)\r\nGET /healthz HTTP/1.1\r\nHost: n\r\n\r\n")
             let head = try connection.readResponseHead()
@@ -136,7 +135,7 @@ final class HTTPAdmissionTests: NodeTestCase {
     func test_aBodySentToADelete_is413FromTheHead() async throws {
         try startNode()
         let pid = try await register(email: "delete-body@example.com")
-        let connection = try RawConnection(port: node.address.port)
+        let connection = try node.rawConnection()
         connection.send("DELETE /v1/collections/none/vectors/\(pid) HTTP/1.1\r\nHost: n\r\nAuthorization: Bearer \(token("ingest"))\r\n"
                         + "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
         let response = try connection.readResponse()

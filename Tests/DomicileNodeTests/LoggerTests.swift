@@ -147,7 +147,7 @@ final class LoggerTests: XCTestCase {
         settings.flushTimeoutMilliseconds = 50
         let logger = Logger(clock: SystemClock(), descriptor: pipe.writeEnd, settings: settings)
         let node = try await Node.start(configuration, logger: logger)
-        let client = HTTPClient()
+        let client = federation.client
         for _ in 0..<50 {
             let response = try await client.send("GET", "/healthz", to: node.httpAddress, timeoutMilliseconds: 30_000)
             XCTAssertEqual(response.status, 200)

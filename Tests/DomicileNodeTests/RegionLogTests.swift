@@ -439,7 +439,8 @@ final class RegionLogTests: XCTestCase {
         XCTAssertEqual(laidOut.status, 0, laidOut.stderr)
         nodes["eu-4"] = try federation.start("eu-4")
         let joined = try Binary.run(["cluster", "join", "eu-4", "--via", nodes["eu-2"]!.address.description,
-                                     "--token-file", federation.directory.file("tokens.json")])
+                                     "--token-file", federation.directory.file("tokens.json"),
+                                     "--ca-file", federation.caFile!])
         XCTAssertEqual(joined.status, 0, joined.stderr)
         XCTAssertTrue(joined.stdout.contains("eu-4 joined; voters: eu-1, eu-2, eu-3, eu-4"), joined.stdout)
         XCTAssertTrue(nodes["eu-4"]!.logLines.contains { $0.contains("region log snapshot installed") },
@@ -457,7 +458,8 @@ final class RegionLogTests: XCTestCase {
         XCTAssertEqual(try own.fetchOne("SELECT count(*) FROM subjects") { $0.int64(0) }, Int64(pids.count))
 
         let removed = try Binary.run(["cluster", "remove-node", "eu-4", "--via", nodes["eu-1"]!.address.description,
-                                      "--token-file", federation.directory.file("tokens.json")])
+                                      "--token-file", federation.directory.file("tokens.json"),
+                                      "--ca-file", federation.caFile!])
         XCTAssertEqual(removed.status, 0, removed.stderr)
         let appliedWhenRemoved = try await regionLog("eu-4")["applied_index"] as? Int ?? 0
         for index in 0..<5 { _ = try await register("after-removal\(index)@example.com", on: names[index % 3]) }

@@ -71,7 +71,7 @@ final class ReidentificationTests: NodeTestCase {
             await XCTAssertEqualAsync(try await call("POST", "/v1/reidentifications/\(id)/approvals", as: approver).status, 200)
         }
 
-        let connection = try RawConnection(port: node.address.port)
+        let connection = try node.rawConnection()
         connection.send("HEAD /v1/reidentifications/\(id) HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer \(token("privacy_officer"))\r\n\r\n")
         let head = try connection.readResponseHead()
         XCTAssertEqual(head.status, 405)

@@ -32,7 +32,7 @@ final class ReplayTests: XCTestCase {
         defer { close(devNull) }
         let node = try await Node.start(configuration, clock: clock, ids: SeededIDGenerator(seed: seed),
                                         random: SeededRandomSource(seed: seed), logger: Logger(clock: clock, descriptor: devNull))
-        let client = HTTPClient()
+        let client = federation.client
         func call(_ method: String, _ path: String, _ role: String, _ json: String) async throws -> [String: Any] {
             var headers = HTTPHeaders()
             headers.set("Authorization", "Bearer \(federation.token(role))")

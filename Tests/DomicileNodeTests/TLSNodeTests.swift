@@ -90,8 +90,49 @@ final class TLSNodeTests: FederationTestCase {
         XCTAssertEqual(still.status, 200)
     }
 
+    func test_sighup_reloadsThePeersCA_soNodesStillTalk_afterTheCAIsRotated() async throws {
+        federation = try FederationFixture(regions: ["eu", "us"], gossip: true)
+        for name in federation.nodeNames { nodes[name] = try federation.start(name) }
+        // (One node per region: no region pool to join, so /readyz is not waited for; the exchanges are.)
+        let exchangedBefore = try await eventually(seconds: 60) { self.answeredFederationExchange(on: "us-1") }
+        XCTAssertTrue(exchangedBefore, "eu-1 reached us-1 before the rotation")
+
+        // A new CA replaces the old one in the shared ca.pem (the old is no longer trusted),
+        // and both nodes get certificates from it.
+        let authority = try CertificateIssuer.makeAuthority(commonName: "Rotated CA")
+        try authority.write(certificateTo: federation.directory.file("ca.pem"), keyTo: federation.directory.file("ca-key.pem"))
+        try federation.reloadTrust()
+        for name in federation.nodeNames {
+            try CertificateIssuer.issue(commonName: name, hosts: ["127.0.0.1"], by: authority)
+                .write(certificateTo: federation.directory.file("\(name)/\(name).pem"), keyTo: federation.directory.file("\(name)/\(name)-key.pem"))
+        }
+        // eu-1 reloads (no restart); us-1 restarts on the new files, so every connection between them is new.
+        nodes["eu-1"]!.process.signal(SIGHUP)
+        let reloaded = try await eventually(seconds: 10) { self.nodes["eu-1"]!.logLines.contains { $0.contains("tls reloaded") } }
+        XCTAssertTrue(reloaded, "eu-1 logged the reload")
+        nodes["us-1"]!.stop()
+        nodes["us-1"] = try federation.start("us-1")
+
+        // eu-1's calls verify us-1's new certificate against the CA it re-read: its exchanges are answered
+        // (before the peer client's trust was reloaded, they failed the handshake until eu-1 restarted).
+        let exchangedAfter = try await eventually(seconds: 60) { self.answeredFederationExchange(on: "us-1") }
+        XCTAssertTrue(exchangedAfter, "eu-1 reached the restarted us-1 after the rotation: \(nodes["eu-1"]!.logLines.suffix(5))")
+        // And us-1 (started on the new files) reaches eu-1, which presents its new certificate.
+        let answeredByEU = try await eventually(seconds: 60) {
+            let view = try await self.call("us-1", "GET", "/v1/cluster", role: "admin").json
+            let trips = view["round_trips"] as? [[String: Any]] ?? []
+            return trips.contains { $0["region"] as? String == "eu" && $0["way"] as? String == "federation" }
+        }
+        XCTAssertTrue(answeredByEU, "us-1 reached eu-1 after the rotation")
+    }
+
+    /// The node's access log holds a federation exchange it answered with 200 (since it started).
+    private func answeredFederationExchange(on node: String) -> Bool {
+        nodes[node]!.logLines.contains { $0.contains(#""route":"/internal/v1/federation""#) && $0.contains(#""status":200"#) }
+    }
+
     func test_plaintext_isExplicit_logged_andReported() async throws {
-        federation = try FederationFixture()
+        federation = try FederationFixture(tls: false)  // plaintext mode is what this test is about
         let node = try federation.start("eu-1")
         nodes["eu-1"] = node
         try await waitUntilReady(["eu-1"])

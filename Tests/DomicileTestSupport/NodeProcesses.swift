@@ -7,17 +7,24 @@ public final class FederationFixture: @unchecked Sendable {
     public let directory: TemporaryDirectory
     public let tokens: [String: String]
     public let nodeNames: [String]
-    /// The layout's CA (`cluster init --tls`), nil in plaintext.
+    /// The layout's CA (`ca.pem`), nil in plaintext.
     public let caFile: String?
+    /// The client of the nodes' `call`: plaintext, or trusting `caFile`
+    /// (one per fixture; its connections are reused across calls).
+    public let client: HTTPClient
 
     /// `configure` may edit each node's config.json before any node starts.
     /// With `gossip`, nodes get consecutive free ports and seed each other;
     /// without, they pick their own HTTP port and run without gossip. With
     /// `regionLog`, each region's nodes share a region log over channel
     /// ports allocated the same way; without, each node is a store of its own.
-    /// With `tls`, a local CA and node certificates (`cluster init --tls`):
-    /// the nodes serve TLS, and `NodeProcess.call` trusts the CA.
-    public init(regions: [String] = ["eu"], nodesPerRegion: Int = 1, gossip: Bool = false, regionLog: Bool = false, tls: Bool = false,
+    /// With `tls` (the default, as for `cluster init`), a local CA and node
+    /// certificates: the nodes serve TLS, call each other over it, and
+    /// `NodeProcess.call` (and `client`) trusts the CA. `tls: false` lays
+    /// out `--plaintext`, for the tests that need it (a launcher rewriting
+    /// addresses the certificates name; plaintext mode itself): say why at
+    /// the call.
+    public init(regions: [String] = ["eu"], nodesPerRegion: Int = 1, gossip: Bool = false, regionLog: Bool = false, tls: Bool = true,
                 configure: (_ node: String, _ config: inout [String: Any]) -> Void = { _, _ in }) throws {
         directory = TemporaryDirectory("domicile-federation")
         let count = regions.count * nodesPerRegion
@@ -30,6 +37,7 @@ public final class FederationFixture: @unchecked Sendable {
         caFile = tls ? directory.file("ca.pem") : nil
         let result = try Binary.run(arguments)
         guard result.status == 0 else { throw FixtureError(description: "cluster init failed: \(result.stderr)") }
+        client = try Self.client(trusting: caFile)
         let tokenData = try Data(contentsOf: URL(fileURLWithPath: directory.file("tokens.json")))
         tokens = (try JSONSerialization.jsonObject(with: tokenData) as? [String: String]) ?? [:]
         nodeNames = regions.flatMap { region in (1...nodesPerRegion).map { "\(region)-\($0)" } }
@@ -40,6 +48,20 @@ public final class FederationFixture: @unchecked Sendable {
             let data = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: path))
         }
+    }
+
+    /// A client trusting `caFile` (with the connection limits tests need), plaintext without one.
+    public static func client(trusting caFile: String?) throws -> HTTPClient {
+        guard let caFile else { return HTTPClient() }
+        var settings = HTTPClient.Settings()
+        settings.tls = try TLSContext.client(caFile: caFile)
+        return HTTPClient(settings: settings)
+    }
+
+    /// Reads `ca.pem` again into `client` (after a test rotates the CA).
+    public func reloadTrust() throws {
+        guard let caFile else { return }
+        client.reloadTLS(try TLSContext.client(caFile: caFile))
     }
 
     public func configPath(_ node: String) -> String { directory.file("\(node)/config.json") }
@@ -65,7 +87,8 @@ public final class FederationFixture: @unchecked Sendable {
 
     /// `launcher` runs the node through another command (e.g. `ip netns exec NS`), which must exec it.
     public func start(_ node: String, launcher: [String] = []) throws -> NodeProcess {
-        try NodeProcess(name: node, configPath: configPath(node), logPath: directory.file("\(node)/stderr.log"), launcher: launcher)
+        try NodeProcess(name: node, configPath: configPath(node), logPath: directory.file("\(node)/stderr.log"), client: client,
+                        caFile: caFile, launcher: launcher)
     }
 }
 
@@ -106,13 +129,15 @@ public final class NodeProcess: @unchecked Sendable {
     public let name: String
     public let address: SocketAddress
     public let process: RunningProcess
-    public static let client = HTTPClient()
-    /// The client of `call`: plaintext, or trusting the node's `tls.ca_file`.
+    /// The client of `call`: its fixture's (plaintext, or trusting the layout's CA).
     public let client: HTTPClient
+    /// The layout's CA when the node serves TLS.
+    public let caFile: String?
 
-    init(name: String, configPath: String, logPath: String, launcher: [String] = []) throws {
+    init(name: String, configPath: String, logPath: String, client: HTTPClient, caFile: String?, launcher: [String] = []) throws {
         self.name = name
-        client = try Self.client(forConfig: configPath)
+        self.client = client
+        self.caFile = caFile
         let command = launcher + [Binary.path, "serve", "--config", configPath]
         process = try RunningProcess(command[0], Array(command.dropFirst()), stderrPath: logPath)
         guard let line = process.waitForLine(timeout: 30, where: { $0.contains(#""event":"listening""#) }),
@@ -129,22 +154,11 @@ public final class NodeProcess: @unchecked Sendable {
 
     public var logLines: [String] { process.output }
 
-    private static let tlsClients = NSLock()
-    nonisolated(unsafe) private static var tlsClientsByCA: [String: HTTPClient] = [:]
-
-    /// One client per CA file, shared by the nodes that trust it.
-    static func client(forConfig configPath: String) throws -> HTTPClient {
-        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any]
-        guard let caFile = (config?["tls"] as? [String: Any])?["ca_file"] as? String else { return Self.client }
-        let path = caFile.hasPrefix("/") ? caFile : (((configPath as NSString).deletingLastPathComponent as NSString).appendingPathComponent(caFile))
-        tlsClients.lock()
-        defer { tlsClients.unlock() }
-        if let client = tlsClientsByCA[path] { return client }
-        var settings = HTTPClient.Settings()
-        settings.tls = try TLSContext.client(caFile: path)
-        let client = HTTPClient(settings: settings)
-        tlsClientsByCA[path] = client
-        return client
+    /// A byte-exact connection to the node's HTTP port: over TLS (trusting
+    /// the layout's CA) when the node serves TLS, in clear otherwise.
+    public func rawConnection(receiveTimeoutSeconds: Int = 10, receiveBufferBytes: Int32? = nil) throws -> RawConnection {
+        try RawConnection(port: address.port, receiveTimeoutSeconds: receiveTimeoutSeconds, receiveBufferBytes: receiveBufferBytes,
+                          caFile: caFile)
     }
 
     public func kill() {

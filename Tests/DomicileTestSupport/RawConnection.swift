@@ -1,13 +1,18 @@
+import DomicileNet
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A blocking TCP connection for tests that need byte-exact control over
-/// what is sent (malformed requests, pipelining, slow clients).
+/// what is sent (malformed requests, pipelining, slow clients), in clear or,
+/// given a CA file, over TLS (the bytes are then the plaintext inside it:
+/// `NodeProcess.rawConnection()` picks as its node serves).
 /// Used from one thread at a time (tests hand it to one helper thread).
 public final class RawConnection: @unchecked Sendable {
     public let descriptor: Int32
+    /// The TLS session over the socket, nil in clear.
+    private var tls: TLSSession?
 
     public struct Response {
         public let status: Int
@@ -21,7 +26,9 @@ public final class RawConnection: @unchecked Sendable {
 
     /// `receiveBufferBytes`: a fixed, small receive window (set before
     /// connecting), for a client that must not take in a large response.
-    public init(port: UInt16, host: String = "127.0.0.1", receiveTimeoutSeconds: Int = 10, receiveBufferBytes: Int32? = nil) throws {
+    /// With `caFile`, the TLS handshake is done here (verifying `host`).
+    public init(port: UInt16, host: String = "127.0.0.1", receiveTimeoutSeconds: Int = 10, receiveBufferBytes: Int32? = nil,
+                caFile: String? = nil) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         if var bytes = receiveBufferBytes {
             setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
@@ -39,6 +46,20 @@ public final class RawConnection: @unchecked Sendable {
             throw Failure.connect(code)
         }
         setTimeout(seconds: receiveTimeoutSeconds)
+        if let caFile { try startTLS(caFile: caFile, host: host) }
+    }
+
+    private func startTLS(caFile: String, host: String) throws {
+        // OpenSSL writes with write(2): a server gone away must fail the write, not kill the test process.
+        signal(SIGPIPE, SIG_IGN)
+        let session = try TLSSession(context: try TLSContext.client(caFile: caFile), descriptor: descriptor, expectedHost: host)
+        // A blocking socket: the handshake runs to its end (or the receive timeout).
+        guard try session.handshake() == .done else {
+            close(descriptor)
+            isOpen = false
+            throw Failure.timeout
+        }
+        tls = session
     }
 
     private var isOpen = true
@@ -66,7 +87,12 @@ public final class RawConnection: @unchecked Sendable {
     public func send(_ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            let written = bytes.withUnsafeBytes { all -> Int in
+                let rest = UnsafeRawBufferPointer(rebasing: all[offset...])
+                guard let tls else { return Glibc.send(descriptor, rest.baseAddress!, rest.count, Int32(MSG_NOSIGNAL)) }
+                guard case .done(let count)? = try? tls.write(rest) else { return -1 }
+                return count
+            }
             if written <= 0 { return false }
             offset += written
         }
@@ -77,9 +103,19 @@ public final class RawConnection: @unchecked Sendable {
 
     private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 65_536)
-        let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+        let count: Int
+        if let tls {
+            // A receive timeout is `.wouldBlock`; a TLS error, like a reset, ends the connection.
+            switch try? chunk.withUnsafeMutableBytes({ try tls.read(into: $0) }) {
+            case .done(let read)?: count = read
+            case .wouldBlock?: throw Failure.timeout
+            case nil: throw Failure.closed
+            }
+        } else {
+            count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count < 0 { throw errno == EAGAIN ? Failure.timeout : Failure.closed }
+        }
         if count == 0 { throw Failure.closed }
-        if count < 0 { throw errno == EAGAIN ? Failure.timeout : Failure.closed }
         buffer.append(contentsOf: chunk[0..<count])
     }
 

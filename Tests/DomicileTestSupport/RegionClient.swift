@@ -11,7 +11,8 @@ public final class RegionClient: Sendable {
     let http: HTTPClient
 
     /// `timeoutSeconds` bounds every call: past it the operation is indeterminate.
-    public init(nodes: RegionNodes, history: History, timeoutSeconds: Double = 8) {
+    /// Over TLS when the nodes' layout has a CA (`FederationFixture.caFile`).
+    public init(nodes: RegionNodes, history: History, timeoutSeconds: Double = 8) throws {
         self.nodes = nodes
         self.history = history
         tokens = nodes.federation.tokens
@@ -19,6 +20,7 @@ public final class RegionClient: Sendable {
         settings.connectTimeoutMilliseconds = 1_000
         settings.requestTimeoutMilliseconds = Int64(timeoutSeconds * 1_000)
         settings.connectionsPerPeerMax = 32
+        settings.tls = try nodes.federation.caFile.map { try TLSContext.client(caFile: $0) }
         http = HTTPClient(settings: settings)
     }
 
