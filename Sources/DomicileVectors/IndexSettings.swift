@@ -99,8 +99,8 @@ public struct SearchCosts: Sendable, Equatable {
     public var walkPerEFPerDimension: Double
     public var walkFilterExponent: Double
 
-    public init(scanSlot: Double = 0.5, scanVector: Double = 10, scanVectorPerDimension: Double = 0.1,
-                walkPerEF: Double = 100, walkPerEFPerDimension: Double = 2, walkFilterExponent: Double = 0.85) {
+    public init(scanSlot: Double = 0.7, scanVector: Double = 26, scanVectorPerDimension: Double = 0.23,
+                walkPerEF: Double = 870, walkPerEFPerDimension: Double = 5.4, walkFilterExponent: Double = 0.92) {
         self.scanSlot = scanSlot
         self.scanVector = scanVector
         self.scanVectorPerDimension = scanVectorPerDimension

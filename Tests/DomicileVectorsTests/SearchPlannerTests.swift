@@ -78,7 +78,9 @@ final class SearchPlannerTests: XCTestCase {
         XCTAssertEqual(index.storage.deadlines.eligibleBounds, 10...6_000)
         XCTAssertEqual(index.choosePlan(now: 999), .graph)
         XCTAssertEqual(index.choosePlan(now: 1_000), .exact)
-        XCTAssertEqual(Set(try index.search(Self.queries[0], k: 20, now: 1_000).hits.map(\.label)), Set((0..<10).map { "v\($0)" }))
+        let result = try index.search(Self.queries[0], k: 20, now: 1_000)
+        XCTAssertEqual(result.plan, .exact)
+        XCTAssertEqual(Set(result.hits.map(\.label)), Set((0..<10).map { "v\($0)" }))
     }
 
     // MARK: The dense deadlines
