@@ -1,3 +1,5 @@
+import Foundation
+
 /// How a collection's vectors are indexed.
 public enum IndexKind: Sendable, Equatable {
     /// Every search scans every eligible vector: exact, and the right choice
@@ -42,23 +44,78 @@ public struct HNSWSettings: Sendable, Equatable {
     }
 }
 
-/// When a search scans instead of walking the graph.
+/// When a search scans instead of walking the graph: whichever the cost
+/// model expects to be cheaper, from the collection's size, the dimension,
+/// the walk's ef and the number of vectors eligible now.
 public struct SearchPlanner: Sendable, Equatable {
     /// Collections with at most this many live vectors are always scanned:
     /// a scan of 2 048 vectors costs about what a graph walk does.
     public var exactScanVectorsMax: Int
-    /// Below this fraction of eligible vectors the scan (which only scores
-    /// eligible vectors) beats a filtered walk, which must step over the
-    /// ineligible ones to fill its candidate list. Measured crossover:
-    /// docs/BENCHMARKS.md.
-    public var exactScanEligibleFractionMax: Double
-    /// Vectors sampled to estimate the eligible fraction.
+    /// Slots sampled (in runs of eight adjacent deadlines) to estimate the
+    /// eligible count when the maintained counts cannot decide.
     public var eligibilitySampleCount: Int
+    /// What scans and walks cost on this machine.
+    public var costs: SearchCosts
 
-    public init(exactScanVectorsMax: Int = 2_048, exactScanEligibleFractionMax: Double = 0.10, eligibilitySampleCount: Int = 512) {
+    public init(exactScanVectorsMax: Int = 2_048, eligibilitySampleCount: Int = 512, costs: SearchCosts = SearchCosts()) {
         self.exactScanVectorsMax = exactScanVectorsMax
-        self.exactScanEligibleFractionMax = exactScanEligibleFractionMax
         self.eligibilitySampleCount = eligibilitySampleCount
+        self.costs = costs
+    }
+
+    @available(*, deprecated, message: "the cost model (SearchCosts) replaced the fixed eligible-fraction threshold, which is ignored")
+    public init(exactScanVectorsMax: Int, exactScanEligibleFractionMax: Double, eligibilitySampleCount: Int = 512) {
+        self.init(exactScanVectorsMax: exactScanVectorsMax, eligibilitySampleCount: eligibilitySampleCount)
+    }
+
+    /// The cheaper plan for a search over `slots` slots holding `live`
+    /// vectors of which `eligible` are eligible, walking with `ef` candidates.
+    public func plan(slots: Int, live: Int, eligible: Int, dimension: Int, ef: Int) -> SearchPlan {
+        guard live > exactScanVectorsMax, eligible > 0 else { return .exact }
+        let scan = costs.scanNanos(slots: slots, eligible: eligible, dimension: dimension)
+        let walk = costs.walkNanos(live: live, eligible: eligible, dimension: dimension, ef: ef)
+        return scan <= walk ? .exact : .graph
+    }
+}
+
+/// The cost model of the two plans, in nanoseconds per query on one core.
+/// The defaults were measured on the development machine by `domicile bench
+/// planner` (docs/BENCHMARKS.md, "Cost-based planner"); a deployment on
+/// other hardware may measure its own.
+///
+/// - An exact scan reads every slot's deadline (`scanSlot` each) and scores
+///   the eligible vectors (`scanVector + scanVectorPerDimension · d` each).
+/// - A filtered walk with `ef` candidates and a fraction `p` of the live
+///   vectors eligible costs `ef · p^(−walkFilterExponent) · (walkPerEF +
+///   walkPerEFPerDimension · d)`: unfiltered it scores a number of vectors
+///   proportional to ef, and as fewer are eligible it must cross more
+///   ineligible ones before it holds ef results (exponent fitted: below 1,
+///   because the ineligible vectors it crosses also steer it).
+public struct SearchCosts: Sendable, Equatable {
+    public var scanSlot: Double
+    public var scanVector: Double
+    public var scanVectorPerDimension: Double
+    public var walkPerEF: Double
+    public var walkPerEFPerDimension: Double
+    public var walkFilterExponent: Double
+
+    public init(scanSlot: Double = 0.7, scanVector: Double = 26, scanVectorPerDimension: Double = 0.23,
+                walkPerEF: Double = 870, walkPerEFPerDimension: Double = 5.4, walkFilterExponent: Double = 0.92) {
+        self.scanSlot = scanSlot
+        self.scanVector = scanVector
+        self.scanVectorPerDimension = scanVectorPerDimension
+        self.walkPerEF = walkPerEF
+        self.walkPerEFPerDimension = walkPerEFPerDimension
+        self.walkFilterExponent = walkFilterExponent
+    }
+
+    public func scanNanos(slots: Int, eligible: Int, dimension: Int) -> Double {
+        Double(slots) * scanSlot + Double(eligible) * (scanVector + scanVectorPerDimension * Double(dimension))
+    }
+
+    public func walkNanos(live: Int, eligible: Int, dimension: Int, ef: Int) -> Double {
+        let fraction = min(max(Double(eligible) / Double(max(live, 1)), 1e-9), 1)
+        return Double(ef) * pow(1 / fraction, walkFilterExponent) * (walkPerEF + walkPerEFPerDimension * Double(dimension))
     }
 }
 

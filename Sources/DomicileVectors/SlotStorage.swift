@@ -12,12 +12,13 @@ import Synchronization
 ///     offset                  size               field
 ///     0                       4                  state (atomic)
 ///     4                       1                  level
-///     8                       8                  eligibility deadline (atomic)
 ///     16                      4 · (1 + 2m)       level-0 links: count, then neighbours
 ///     upperOffset             8                  upper-level links (nil on level 0)
 ///     vectorOffset (32-byte)  4 · dimension      the vector
 ///
-/// records padded to a multiple of 64 bytes (a cache line).
+/// records padded to a multiple of 64 bytes (a cache line). Eligibility
+/// deadlines are not in the records but in a dense array of their own
+/// (`DeadlineChunks`), so an exact scan reads 8 bytes per slot it skips.
 ///
 /// Who may touch what:
 /// - `state` and `deadline` are atomics, read by anyone.
@@ -41,7 +42,6 @@ final class SlotStorage: @unchecked Sendable {
 
     private static let stateOffset = 0
     private static let levelOffset = 4
-    private static let deadlineOffset = 8
     private static let linksOffset = 16
     private let upperOffset: Int
     private let vectorOffset: Int
@@ -52,6 +52,8 @@ final class SlotStorage: @unchecked Sendable {
     /// Chunks allocated; written by the writer only.
     private var chunkCount = 0
     private let stripes: UnsafeMutablePointer<Mutex<Void>>
+    /// Every slot's eligibility deadline, apart from the records.
+    let deadlines = DeadlineChunks()
 
     init(dimension: Int, level0Max: Int, upperMax: Int) {
         self.dimension = dimension
@@ -78,7 +80,7 @@ final class SlotStorage: @unchecked Sendable {
     private var upperBytes = 0
 
     /// Memory held: every allocated chunk, and the upper-level lists.
-    var allocatedBytes: Int { chunkCount * Self.chunkSlots * stride + upperBytes }
+    var allocatedBytes: Int { chunkCount * Self.chunkSlots * stride + upperBytes + deadlines.allocatedBytes }
 
     /// Slots allocated so far (writer only).
     var capacity: Int { chunkCount * Self.chunkSlots }
@@ -92,9 +94,9 @@ final class SlotStorage: @unchecked Sendable {
             for index in 0..<Self.chunkSlots {
                 let record = chunk + index * stride
                 (record + Self.stateOffset).bindMemory(to: Atomic<UInt32>.self, capacity: 1).initialize(to: Atomic(0))
-                (record + Self.deadlineOffset).bindMemory(to: Atomic<Int64>.self, capacity: 1).initialize(to: Atomic(0))
                 (record + upperOffset).bindMemory(to: UnsafeMutablePointer<UInt32>?.self, capacity: 1).initialize(to: nil)
             }
+            deadlines.append()
             chunks[chunkCount] = chunk
             chunkCount += 1
         }
@@ -141,15 +143,11 @@ final class SlotStorage: @unchecked Sendable {
     }
 
     /// Milliseconds since the epoch until which the slot's subject is
-    /// eligible to appear in results.
+    /// eligible to appear in results (`DeadlineChunks.never` for an empty slot).
     @inline(__always)
-    func deadline(_ slot: UInt32) -> Int64 {
-        (record(slot) + Self.deadlineOffset).assumingMemoryBound(to: Atomic<Int64>.self).pointee.load(ordering: .relaxed)
-    }
+    func deadline(_ slot: UInt32) -> Int64 { deadlines[slot] }
 
-    func setDeadline(_ slot: UInt32, _ deadline: Int64) {
-        (record(slot) + Self.deadlineOffset).assumingMemoryBound(to: Atomic<Int64>.self).pointee.store(deadline, ordering: .relaxed)
-    }
+    func setDeadline(_ slot: UInt32, _ deadline: Int64) { deadlines.set(slot, deadline) }
 
     // MARK: Levels and links
 

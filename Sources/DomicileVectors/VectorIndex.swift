@@ -183,6 +183,7 @@ public final class VectorIndex: @unchecked Sendable {
             if let label = table.labels[Int(slot)] { table.slots[label] = nil }
             table.labels[Int(slot)] = nil
             storage.setState(slot, storage.state(slot) &+ 1)
+            storage.setDeadline(slot, DeadlineChunks.never)
         }
         liveCount.subtract(1, ordering: .relaxed)
         if usesGraph { unlink(slot, state: &state) }
@@ -204,12 +205,13 @@ public final class VectorIndex: @unchecked Sendable {
     public func search(_ query: [Float], k: Int, ef: Int? = nil, now: Int64) throws(VectorError) -> SearchResult {
         let prepared = try metric.prepare(query, dimension: dimension)
         guard k > 0 else { return SearchResult(hits: [], plan: .exact) }
-        let plan = choosePlan(now: now)
+        let walkEF = max(ef ?? defaultEF, k + Self.spareResults)
+        let plan = choosePlan(now: now, ef: walkEF)
         let candidates = withContext { context in
             prepared.withUnsafeBufferPointer { query in
                 switch plan {
                 case .exact: return scan(query.baseAddress!, k: k + Self.spareResults, now: now)
-                case .graph: return walk(query.baseAddress!, ef: max(ef ?? defaultEF, k + Self.spareResults), now: now, context: context)
+                case .graph: return walk(query.baseAddress!, ef: walkEF, now: now, context: context)
                 }
             }
         }
@@ -237,19 +239,25 @@ public final class VectorIndex: @unchecked Sendable {
         return Array(name(candidates, now: now).prefix(k))
     }
 
-    func choosePlan(now: Int64) -> SearchPlan {
-        guard usesGraph, count > planner.exactScanVectorsMax else { return .exact }
+    /// The plan the planner expects to be cheaper for a walk with `ef`
+    /// candidates (the collection's default when nil). The eligible count
+    /// comes from the deadlines' maintained bounds when both ends lead to
+    /// the same plan, else from a sample of the dense deadline array.
+    func choosePlan(now: Int64, ef: Int? = nil) -> SearchPlan {
+        let live = count
+        guard usesGraph, live > planner.exactScanVectorsMax else { return .exact }
         let slots = highWater.load(ordering: .acquiring)
-        let samples = min(planner.eligibilitySampleCount, slots)
-        var live = 0, eligible = 0
-        for sample in 0..<samples {
-            let slot = UInt32(sample * slots / samples)
-            guard storage.state(slot) & 1 == 1 else { continue }
-            live += 1
-            if storage.deadline(slot) > now { eligible += 1 }
+        let ef = ef ?? max(defaultEF, 10 + Self.spareResults)
+        func plan(_ eligible: Int) -> SearchPlan {
+            planner.plan(slots: slots, live: live, eligible: min(eligible, live), dimension: dimension, ef: ef)
         }
-        guard live > 0 else { return .exact }
-        return Double(eligible) / Double(live) < planner.exactScanEligibleFractionMax ? .exact : .graph
+        let bounds = storage.deadlines.eligibleBounds
+        let fewest = plan(bounds.lowerBound)
+        guard plan(bounds.upperBound) != fewest else { return fewest }
+        let (sampled, eligible) = storage.deadlines.sampleEligible(below: slots, samples: planner.eligibilitySampleCount, now: now)
+        guard sampled > 0 else { return .exact }
+        let estimate = Int((Double(eligible) / Double(sampled) * Double(slots)).rounded())
+        return plan(min(max(estimate, bounds.lowerBound), bounds.upperBound))
     }
 
     /// Checks candidates against the label table — still the same occupant
@@ -270,14 +278,14 @@ public final class VectorIndex: @unchecked Sendable {
         metric.distance(query, storage.vector(slot), count: dimension)
     }
 
-    /// Scores every live, eligible slot.
+    /// Scores every live, eligible slot: the dense deadline array decides
+    /// which slots to read at all (an empty slot's deadline is `never`); the
+    /// state is read, before the vector, only for those.
     private func scan(_ query: UnsafePointer<Float>, k: Int, now: Int64) -> [Candidate] {
         var best = DistanceHeap<FarthestFirst>(capacity: k + 1)
-        let slots = highWater.load(ordering: .acquiring)
-        for index in 0..<slots {
-            let slot = UInt32(index)
+        storage.deadlines.forEachEligible(below: highWater.load(ordering: .acquiring), now: now) { slot in
             let state = storage.state(slot)
-            guard state & 1 == 1, storage.deadline(slot) > now else { continue }
+            guard state & 1 == 1 else { return }
             let distance = distance(query, slot)
             if best.count < k {
                 best.push(Candidate(distance: distance, slot: slot, state: state))

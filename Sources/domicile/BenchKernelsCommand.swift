@@ -112,7 +112,7 @@ struct BenchKernelsCommand: Command {
         let (truth, _) = try BenchVectorsCommand.exactTopK(data: data, queries: queries)
         let index = VectorIndex(dimension: dimension, metric: .l2,
                                 kind: .hnsw(HNSWSettings(m: m, efConstruction: efConstruction, ef: 64)),
-                                planner: SearchPlanner(exactScanVectorsMax: 0, exactScanEligibleFractionMax: 0))
+                                planner: SearchPlanner(exactScanVectorsMax: 0))
         let start = Bench.monotonicSeconds()
         for row in 0..<count { try index.upsert(String(row), vector: data[row], eligibleUntil: .max) }
         let buildSeconds = Bench.monotonicSeconds() - start

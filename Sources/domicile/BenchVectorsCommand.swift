@@ -83,7 +83,7 @@ struct BenchVectorsCommand: Command {
         let heapBefore = heapBytes()
         let graph = VectorIndex(dimension: dimension, metric: .l2,
                                 kind: .hnsw(HNSWSettings(m: m, efConstruction: efConstruction, ef: 64)),
-                                planner: SearchPlanner(exactScanVectorsMax: 0, exactScanEligibleFractionMax: 0))
+                                planner: SearchPlanner(exactScanVectorsMax: 0))
         start = Bench.monotonicSeconds()
         for row in 0..<count { try graph.upsert(String(row), vector: data[row], eligibleUntil: .max) }
         let buildSeconds = Bench.monotonicSeconds() - start
@@ -175,29 +175,17 @@ struct BenchVectorsCommand: Command {
         return (Double(hits) / Double(truth.count * k), qps)
     }
 
-    /// Graph walk against exact scan as fewer vectors are eligible; the
-    /// planner's default switches to the scan below 5%.
+    /// Graph walk against exact scan as fewer vectors are eligible, and the
+    /// planner's choice (`bench planner` measures more sizes and dimensions).
     static func measureCrossover(_ index: VectorIndex, queries: SyntheticVectors, count: Int) throws {
         Output.line("  filtered search, ef 64 (graph walk) against exact scan of the eligible vectors:")
-        var random = SystemRandomNumberGenerator()
-        let sample = min(queries.count, 200)
-        for percent in [50, 20, 10, 5, 2, 1] {
-            for row in 0..<count { index.setEligibleUntil(String(row), Int.random(in: 0..<100, using: &random) < percent ? .max : 0) }
-            let truth = try (0..<sample).map { try index.exactSearch(queries[$0], k: k, now: 1).map { Int32($0.label)! } }
-            var start = Bench.monotonicSeconds()
-            for row in 0..<sample { _ = try index.exactSearch(queries[row], k: k, now: 1) }
-            let exactQPS = Double(sample) / (Bench.monotonicSeconds() - start)
-            start = Bench.monotonicSeconds()
-            var hits = 0
-            for row in 0..<sample {
-                let expected = Set(truth[row])
-                hits += try index.graphSearch(queries[row], k: k, ef: 64, now: 1).filter { expected.contains(Int32($0.label)!) }.count
-            }
-            let graphQPS = Double(sample) / (Bench.monotonicSeconds() - start)
-            Output.line(String(format: "    %2d%% eligible: graph %7.0f q/s (recall %.3f), exact %7.0f q/s; graph / exact %.2f",
-                               percent, graphQPS, Double(hits) / Double(sample * k), exactQPS, graphQPS / exactQPS))
+        let sample = queries.split(at: min(queries.count, 200)).data
+        for row in try BenchPlannerCommand.measure(index, queries: sample, count: count, ef: 64, seed: 20_261_130,
+                                                   percents: [50, 20, 10, 5, 2, 1]) {
+            Output.line(String(format: "    %2d%% eligible: graph %7.0f q/s (recall %.3f), exact %7.0f q/s; graph / exact %.2f; planner: %@",
+                               row.percent, row.walkQPS, row.walkRecall, row.scanQPS, row.walkQPS / row.scanQPS,
+                               row.plan == .graph ? "walk" : "scan"))
         }
-        for row in 0..<count { index.setEligibleUntil(String(row), .max) }
     }
 
     /// Writes the vectors and the truth for the script, runs it, and returns its JSON.

@@ -41,6 +41,7 @@ enum Domicile {
         SimulateFederationCommand.self,
         BenchChannelCommand.self,
         BenchVectorsCommand.self,
+        BenchPlannerCommand.self,
         BenchFederatedUtilityCommand.self,
         BenchKernelsCommand.self,
         BenchPrivacyCommand.self,
