@@ -3,6 +3,7 @@ import DomicileFederation
 import DomicileModel
 import DomicileStorage
 import DomicileVectors
+import Foundation
 
 /// The node's in-memory vector indexes, rebuilt from SQLite at start: per
 /// collection, its vectors; this region's noised exports of them (what a
@@ -145,15 +146,26 @@ final class VectorCollections: Sendable {
 
     /// Loads every collection and its vectors (in the order they were
     /// written, so the graph is rebuilt as it was built).
+    /// Vectors read from SQLite before they are linked together at a restart.
+    static let loadBatch = 16_384
+
     func load(services: NodeServices, from database: Database) throws {
         var loaded: [Name: Collection] = [:]
         for definition in try VectorRecords.collections(in: database) {
             let collection = Collection(definition: definition, index: Self.emptyIndex(for: definition),
                                         exports: Self.emptyIndex(for: definition), replicas: Replicas(definition: definition))
+            // In batches, each linked on every core (`upsertAll`), in write order.
+            var batch: [VectorItem] = []
+            let threads = ProcessInfo.processInfo.activeProcessorCount
             try VectorRecords.forEachVector(in: definition, keys: services.keys, database: database) { pid, vector, hasGrant, expiry in
                 let deadline = services.consentGate.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
-                try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
+                batch.append(VectorItem(label: pid.rawValue, vector: vector, eligibleUntil: deadline))
+                if batch.count == Self.loadBatch {
+                    try collection.index.upsertAll(batch, threads: threads)
+                    batch.removeAll(keepingCapacity: true)
+                }
             }
+            try collection.index.upsertAll(batch, threads: threads)
             try EmbeddingExportRecords.forEachExported(definition.name, purpose: definition.purpose, keys: services.keys,
                                                        database: database) { pid, vector, hasGrant, expiry in
                 let deadline = services.consentGate.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
