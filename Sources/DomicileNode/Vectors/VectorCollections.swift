@@ -144,17 +144,19 @@ final class VectorCollections: Sendable {
         }
     }
 
-    /// Loads every collection and its vectors (in the order they were
-    /// written, so the graph is rebuilt as it was built).
-    /// Vectors read from SQLite before they are linked together at a restart.
+    /// Vectors read from SQLite before they are linked together, on every
+    /// core, at a restart.
     static let loadBatch = 16_384
 
+    /// Loads every collection and its vectors (in the order they were
+    /// written, so the graph is rebuilt as it was built).
     func load(services: NodeServices, from database: Database) throws {
         var loaded: [Name: Collection] = [:]
         for definition in try VectorRecords.collections(in: database) {
             let collection = Collection(definition: definition, index: Self.emptyIndex(for: definition),
                                         exports: Self.emptyIndex(for: definition), replicas: Replicas(definition: definition))
-            // In batches, each linked on every core (`upsertAll`), in write order.
+            // Full batches are linked on every core (`upsertAll`); the rest, and so a collection smaller than a
+            // batch, on one thread, as it was written: rebuilt as the same graph (DECISIONS.md, "Vectors and search").
             var batch: [VectorItem] = []
             let threads = ProcessInfo.processInfo.activeProcessorCount
             try VectorRecords.forEachVector(in: definition, keys: services.keys, database: database) { pid, vector, hasGrant, expiry in
@@ -165,7 +167,7 @@ final class VectorCollections: Sendable {
                     batch.removeAll(keepingCapacity: true)
                 }
             }
-            try collection.index.upsertAll(batch, threads: threads)
+            try collection.index.upsertAll(batch, threads: 1)
             try EmbeddingExportRecords.forEachExported(definition.name, purpose: definition.purpose, keys: services.keys,
                                                        database: database) { pid, vector, hasGrant, expiry in
                 let deadline = services.consentGate.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
