@@ -85,7 +85,7 @@ struct DistanceHeap<Order: HeapOrder> {
 /// generation that makes clearing free (`UInt16` wraps after 65 535 uses,
 /// when the marks are zeroed once).
 final class VisitedSet {
-    private var marks: UnsafeMutablePointer<UInt16>
+    private let marks: UnsafeMutablePointer<UInt16>
     let capacity: Int
     private var generation: UInt16 = 0
 
@@ -97,13 +97,23 @@ final class VisitedSet {
 
     deinit { marks.deallocate() }
 
-    func reset() {
+    /// Clears the marks for a new search, and returns them as plain values
+    /// (the search loop then reads no property of this class).
+    func reset() -> VisitedMarks {
         generation &+= 1
         if generation == 0 {
             marks.update(repeating: 0, count: capacity)
             generation = 1
         }
+        return VisitedMarks(marks: marks, capacity: capacity, generation: generation)
     }
+}
+
+/// One search's marks (see `VisitedSet`).
+struct VisitedMarks {
+    let marks: UnsafeMutablePointer<UInt16>
+    let capacity: Int
+    let generation: UInt16
 
     /// Marks `slot`; false when it was marked already, or lies beyond this
     /// set (a slot added after the search began, which it may ignore).

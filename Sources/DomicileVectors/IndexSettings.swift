@@ -63,11 +63,6 @@ public struct SearchPlanner: Sendable, Equatable {
         self.costs = costs
     }
 
-    @available(*, deprecated, message: "the cost model (SearchCosts) replaced the fixed eligible-fraction threshold, which is ignored")
-    public init(exactScanVectorsMax: Int, exactScanEligibleFractionMax: Double, eligibilitySampleCount: Int = 512) {
-        self.init(exactScanVectorsMax: exactScanVectorsMax, eligibilitySampleCount: eligibilitySampleCount)
-    }
-
     /// The cheaper plan for a search over `slots` slots holding `live`
     /// vectors of which `eligible` are eligible, walking with `ef` candidates.
     public func plan(slots: Int, live: Int, eligible: Int, dimension: Int, ef: Int) -> SearchPlan {

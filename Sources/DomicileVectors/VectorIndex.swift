@@ -12,8 +12,9 @@ import Synchronization
 /// instead when few vectors are eligible.
 ///
 /// Concurrency: one writer at a time (inserts, removals and repairs hold
-/// `writer`); searches take no global lock and run beside the writer and
-/// each other, reading neighbour lists under per-slot stripe locks. A write
+/// `writer`; a batch may link on several threads, each list under its
+/// slot's stripe lock); searches take no lock and run beside the writers and
+/// each other, reading neighbour lists by version stamp (`SlotStorage`). A write
 /// is visible to every search that starts after it returned; a removal that
 /// returned is never in a result, because results are checked against the
 /// label table (under its lock) before they are handed out.
@@ -128,8 +129,7 @@ public final class VectorIndex: @unchecked Sendable {
     public func upsert(_ label: String, vector: [Float], eligibleUntil: Int64) throws(VectorError) {
         let prepared = try metric.prepare(vector, dimension: dimension)
         try writer.withLock { (state: inout WriterState) throws(VectorError) in
-            if let old = labels.withLock({ $0.slots[label] }) { retire(old, state: &state) }
-            try insert(label, prepared, eligibleUntil: eligibleUntil, state: &state)
+            try replace(label, prepared, eligibleUntil: eligibleUntil, state: &state)
         }
     }
 
@@ -152,7 +152,90 @@ public final class VectorIndex: @unchecked Sendable {
         }
     }
 
-    private func insert(_ label: String, _ vector: [Float], eligibleUntil: Int64, state: inout WriterState) throws(VectorError) {
+    /// Adds or replaces many vectors, as `upsert` one by one in this order
+    /// would (a label given twice ends with its last vector), linking the
+    /// new ones into the graph on up to `threads` threads, as hnswlib's
+    /// parallel build does: each list is written under its slot's stripe
+    /// lock, and each vector becomes searchable as soon as it is linked.
+    ///
+    /// Every vector is checked first: a bad one throws and changes nothing.
+    /// Slots, levels (drawn in this order from the index's seed) and vectors
+    /// are placed on the calling thread; with one thread, or a flat index,
+    /// the result is exactly that of `upsert` in this order. With more, the
+    /// graph depends on how the threads interleave (its quality does not:
+    /// `VectorIndexTests`).
+    public func upsertAll(_ items: [VectorItem], threads: Int) throws(VectorError) {
+        var prepared: [[Float]] = []
+        prepared.reserveCapacity(items.count)
+        for item in items { prepared.append(try metric.prepare(item.vector, dimension: dimension)) }
+        try writer.withLock { (state: inout WriterState) throws(VectorError) in
+            guard usesGraph, threads > 1 else {
+                for (item, vector) in zip(items, prepared) { try replace(item.label, vector, eligibleUntil: item.eligibleUntil, state: &state) }
+                return
+            }
+            // New labels are placed and linked in parallel; a label already
+            // present, or seen earlier in the batch, is replaced after them.
+            var seen = Set<String>(), fresh: [Int] = [], replaced: [Int] = []
+            labels.withLock { table in
+                for (row, item) in items.enumerated() {
+                    if table.slots[item.label] == nil, seen.insert(item.label).inserted { fresh.append(row) } else { replaced.append(row) }
+                }
+            }
+            var placed: [Placed] = []
+            placed.reserveCapacity(fresh.count)
+            for row in fresh {
+                let slot = try place(prepared[row], eligibleUntil: items[row].eligibleUntil, state: &state)
+                placed.append(Placed(label: items[row].label, slot: slot.slot, level: slot.level))
+            }
+            linkInParallel(placed, threads: threads, state: &state)
+            for row in replaced { try replace(items[row].label, prepared[row], eligibleUntil: items[row].eligibleUntil, state: &state) }
+        }
+    }
+
+    /// A slot filled but not yet linked nor published.
+    private struct Placed: Sendable {
+        let label: String
+        let slot: UInt32
+        let level: Int
+    }
+
+    /// Links and publishes placed slots on up to `threads` threads. The one
+    /// with the highest level goes first, alone, when it is above the entry
+    /// point: the entry point then never moves while links run in parallel.
+    private func linkInParallel(_ placed: [Placed], threads: Int, state: inout WriterState) {
+        var others = placed
+        let packed = entry.load(ordering: .acquiring)
+        if let top = placed.indices.max(by: { placed[$0].level < placed[$1].level }),
+           packed == Self.noEntry || placed[top].level > Int(packed >> 32) {
+            link(placed[top].slot, level: placed[top].level, context: writerContext(&state))
+            publish(placed[top].label, placed[top].slot)
+            others.remove(at: top)
+        }
+        let rest = others
+        let next = Atomic<Int>(rest.startIndex)
+        let workers = max(1, min(threads, rest.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            let context = SearchContext(level0Max: storage.level0Max)
+            while true {
+                let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard index < rest.endIndex else { return }
+                link(rest[index].slot, level: rest[index].level, context: context)
+                publish(rest[index].label, rest[index].slot)
+            }
+        }
+    }
+
+    /// `upsert` under the writer lock.
+    private func replace(_ label: String, _ vector: [Float], eligibleUntil: Int64, state: inout WriterState) throws(VectorError) {
+        if let old = labels.withLock({ $0.slots[label] }) { retire(old, state: &state) }
+        let slot = try place(vector, eligibleUntil: eligibleUntil, state: &state)
+        if usesGraph { link(slot.slot, level: slot.level, context: writerContext(&state)) }
+        publish(label, slot.slot)
+    }
+
+    /// Fills a free slot with a vector, its deadline and a level drawn from
+    /// the index's seed, with no links yet; not searchable until published.
+    private func place(_ vector: [Float], eligibleUntil: Int64, state: inout WriterState) throws(VectorError) -> (slot: UInt32, level: Int) {
         let slot: UInt32
         if let reused = state.free.popLast() {
             slot = reused
@@ -166,7 +249,11 @@ public final class VectorIndex: @unchecked Sendable {
         storage.resetLinks(slot, level: level)
         storage.setDeadline(slot, eligibleUntil)
         if Int(slot) >= highWater.load(ordering: .relaxed) { highWater.store(Int(slot) + 1, ordering: .releasing) }
-        if usesGraph { link(slot, level: level, state: &state) }
+        return (slot, level)
+    }
+
+    /// Makes a placed (and linked) slot searchable under `label`.
+    private func publish(_ label: String, _ slot: UInt32) {
         labels.withLock { table in
             if table.labels.count <= Int(slot) { table.labels.append(contentsOf: repeatElement(nil, count: Int(slot) + 1 - table.labels.count)) }
             table.labels[Int(slot)] = label
@@ -302,28 +389,35 @@ public final class VectorIndex: @unchecked Sendable {
     private func walk(_ query: UnsafePointer<Float>, ef: Int, now: Int64, context: SearchContext) -> [Candidate] {
         let packed = entry.load(ordering: .acquiring)
         guard packed != Self.noEntry else { return [] }
-        var current = Candidate(distance: 0, slot: UInt32(truncatingIfNeeded: packed))
-        current.distance = distance(query, current.slot)
+        let kernel = DistanceKernel(metric)
+        let slot = UInt32(truncatingIfNeeded: packed)
+        var current = Candidate(distance: kernel(query, storage.vector(slot), count: dimension), slot: slot)
         var level = Int(packed >> 32)
         while level > 0 {
-            current = greedy(query, from: current, level: level, context: context)
+            current = greedy(query, from: current, level: level, kernel: kernel, context: context)
             level -= 1
         }
-        return searchLevel(query, entries: [current], ef: ef, level: 0, eligibleAfter: now, context: context)
+        return withUnsafePointer(to: current) { entry in
+            searchLevel(query, entries: UnsafeBufferPointer(start: entry, count: 1), ef: ef, level: 0, eligibleAfter: now,
+                        kernel: kernel, context: context)
+        }
     }
 
-    private func greedy(_ query: UnsafePointer<Float>, from start: Candidate, level: Int, context: SearchContext) -> Candidate {
+    /// Moves to the nearest neighbour on `level` while one is nearer.
+    private func greedy(_ query: UnsafePointer<Float>, from start: Candidate, level: Int, kernel: DistanceKernel,
+                        context: SearchContext) -> Candidate {
+        let storage = storage, dimension = dimension, scratch = context.scratch
         var current = start
         var moved = true
         while moved {
             moved = false
-            let count = context.copyNeighbours(of: current.slot, level: level, from: storage)
-            if count > 0 { storage.prefetch(context.scratch[0]) }
+            let count = storage.readNeighbours(current.slot, level: level, into: scratch)
+            if count > 0 { storage.prefetchVector(scratch[0]) }
             for index in 0..<count {
-                let neighbour = context.scratch[index]
-                if index + 1 < count { storage.prefetch(context.scratch[index + 1]) }
+                let neighbour = scratch[index]
+                if index &+ 1 < count { storage.prefetchVector(scratch[index &+ 1]) }
                 guard storage.state(neighbour) & 1 == 1 else { continue }
-                let distance = distance(query, neighbour)
+                let distance = kernel(query, storage.vector(neighbour), count: dimension)
                 if distance < current.distance {
                     current = Candidate(distance: distance, slot: neighbour)
                     moved = true
@@ -336,9 +430,17 @@ public final class VectorIndex: @unchecked Sendable {
     /// The beam search of the HNSW paper (its algorithm 2) on one level. With
     /// `eligibleAfter`, only slots eligible at that time become results, and
     /// the walk goes on until it holds `ef` of them or runs out of frontier.
-    private func searchLevel(_ query: UnsafePointer<Float>, entries: [Candidate], ef: Int, level: Int, eligibleAfter now: Int64?,
-                             context: SearchContext) -> [Candidate] {
-        context.prepare(slots: highWater.load(ordering: .acquiring))
+    ///
+    /// Per expanded slot: its neighbour list is read without a lock
+    /// (`SlotStorage.readNeighbours`); the unvisited, live neighbours are
+    /// picked first (visited marks and states are dense arrays, so this
+    /// touches no record); then each is scored while every line of the next
+    /// one's vector is being fetched.
+    private func searchLevel(_ query: UnsafePointer<Float>, entries: UnsafeBufferPointer<Candidate>, ef: Int, level: Int,
+                             eligibleAfter now: Int64?, kernel: DistanceKernel, context: SearchContext) -> [Candidate] {
+        let visited = context.prepare(slots: highWater.load(ordering: .acquiring))
+        let storage = storage, dimension = dimension
+        let scratch = context.scratch, pending = context.pending, pendingStates = context.pendingStates
         // The heaps move out of the context for the search (no copy on write) and back after.
         var frontier = DistanceHeap<NearestFirst>(capacity: 0)
         var results = DistanceHeap<FarthestFirst>(capacity: 0)
@@ -351,29 +453,37 @@ public final class VectorIndex: @unchecked Sendable {
             swap(&results, &context.results)
         }
         let filtered = now != nil, cutoff = now ?? 0
-        func admit(_ candidate: Candidate) {
+        @inline(__always) func admit(_ candidate: Candidate) {
             if filtered, storage.deadline(candidate.slot) <= cutoff { return }
             results.push(candidate)
             if results.count > ef { results.pop() }
         }
-        for var entry in entries where context.visited.insert(entry.slot) {
+        for var entry in entries where visited.insert(entry.slot) {
             frontier.push(entry)
             entry.state = storage.state(entry.slot)
             if entry.state & 1 == 1 { admit(entry) }
         }
         while let nearest = frontier.pop() {
             if results.count >= ef, nearest.distance > results.top!.distance { break }
-            let count = context.copyNeighbours(of: nearest.slot, level: level, from: storage)
-            if count > 0 { storage.prefetch(context.scratch[0]) }
+            if let next = frontier.top { storage.prefetchLinks(next.slot) }
+            let count = storage.readNeighbours(nearest.slot, level: level, into: scratch)
+            var waiting = 0
             for index in 0..<count {
-                let neighbour = context.scratch[index]
-                if index + 1 < count { storage.prefetch(context.scratch[index + 1]) }
-                guard context.visited.insert(neighbour) else { continue }
+                let neighbour = scratch[index]
+                guard visited.insert(neighbour) else { continue }
                 let state = storage.state(neighbour)
                 guard state & 1 == 1 else { continue }
-                let distance = distance(query, neighbour)
+                pending[waiting] = neighbour
+                pendingStates[waiting] = state
+                waiting &+= 1
+            }
+            if waiting > 0 { storage.prefetchVector(pending[0]) }
+            for index in 0..<waiting {
+                let neighbour = pending[index]
+                if index &+ 1 < waiting { storage.prefetchVector(pending[index &+ 1]) }
+                let distance = kernel(query, storage.vector(neighbour), count: dimension)
                 if results.count < ef || distance < results.top!.distance {
-                    let candidate = Candidate(distance: distance, slot: neighbour, state: state)
+                    let candidate = Candidate(distance: distance, slot: neighbour, state: pendingStates[index])
                     frontier.push(candidate)
                     admit(candidate)
                 }
@@ -409,26 +519,31 @@ public final class VectorIndex: @unchecked Sendable {
     }
 
     /// Links a filled slot into the graph (the HNSW paper's algorithm 1).
-    private func link(_ slot: UInt32, level: Int, state: inout WriterState) {
+    /// Safe beside other calls linking other slots (a parallel build): each
+    /// list is written under its slot's stripe lock, and the entry point
+    /// only moves when no other link runs (see `upsertAll`).
+    private func link(_ slot: UInt32, level: Int, context: SearchContext) {
         let packed = entry.load(ordering: .acquiring)
         guard packed != Self.noEntry else {
             entry.store(UInt64(level) << 32 | UInt64(slot), ordering: .releasing)
             return
         }
-        let context = writerContext(&state)
-        let query = storage.vector(slot)
+        let kernel = DistanceKernel(metric)
+        let query = UnsafePointer(storage.vector(slot))
         let entryLevel = Int(packed >> 32)
-        var current = Candidate(distance: 0, slot: UInt32(truncatingIfNeeded: packed))
-        current.distance = distance(query, current.slot)
+        let start = UInt32(truncatingIfNeeded: packed)
+        var current = Candidate(distance: kernel(query, storage.vector(start), count: dimension), slot: start)
         var searchLevel = entryLevel
         while searchLevel > level {
-            current = greedy(query, from: current, level: searchLevel, context: context)
+            current = greedy(query, from: current, level: searchLevel, kernel: kernel, context: context)
             searchLevel -= 1
         }
         var entries = [current]
         for linkLevel in stride(from: min(level, entryLevel), through: 0, by: -1) {
-            let found = self.searchLevel(query, entries: entries, ef: efConstruction, level: linkLevel, eligibleAfter: nil,
-                                         context: context).filter { $0.slot != slot && reaches($0.slot, linkLevel) }
+            let found = entries.withUnsafeBufferPointer { entries in
+                self.searchLevel(query, entries: entries, ef: efConstruction, level: linkLevel, eligibleAfter: nil, kernel: kernel,
+                                 context: context)
+            }.filter { $0.slot != slot && reaches($0.slot, linkLevel) }
             let chosen = selectNeighbours(found, max: m)
             storage.setNeighbours(slot, level: linkLevel, chosen.map(\.slot))
             for neighbour in chosen { addLink(from: neighbour.slot, to: slot, distance: neighbour.distance, level: linkLevel) }
@@ -440,19 +555,17 @@ public final class VectorIndex: @unchecked Sendable {
     private func capacity(at level: Int) -> Int { level == 0 ? storage.level0Max : storage.upperMax }
 
     /// Adds `to` to `from`'s list on `level`, pruning with the heuristic
-    /// when the list is full.
+    /// when the list is full (under `from`'s stripe lock).
     private func addLink(from: UInt32, to: UInt32, distance: Float, level: Int) {
-        var neighbours = storage.neighbours(from, level: level)
-        guard !neighbours.contains(to) else { return }
-        if neighbours.count < capacity(at: level) {
-            neighbours.append(to)
-            storage.setNeighbours(from, level: level, neighbours)
-            return
+        let capacity = capacity(at: level)
+        storage.updateNeighbours(from, level: level) { neighbours in
+            guard !neighbours.contains(to) else { return nil }
+            if neighbours.count < capacity { return neighbours + [to] }
+            var candidates = neighbours.map { Candidate(distance: pairDistance(from, $0), slot: $0) }
+            candidates.append(Candidate(distance: distance, slot: to))
+            candidates.sort(by: Candidate.nearerFirst)
+            return selectNeighbours(candidates, max: capacity).map(\.slot)
         }
-        var candidates = neighbours.map { Candidate(distance: pairDistance(from, $0), slot: $0) }
-        candidates.append(Candidate(distance: distance, slot: to))
-        candidates.sort(by: Candidate.nearerFirst)
-        storage.setNeighbours(from, level: level, selectNeighbours(candidates, max: capacity(at: level)).map(\.slot))
     }
 
     /// The neighbour-selection heuristic (the HNSW paper's algorithm 4):
@@ -523,36 +636,33 @@ public final class VectorIndex: @unchecked Sendable {
     }
 }
 
-/// Scratch space one search reuses: the visited marks, the heaps and a
-/// buffer for a copied neighbour list.
+/// Scratch space one search reuses: the visited marks, the heaps, a buffer
+/// for a neighbour list and one for the neighbours left to score.
 final class SearchContext: @unchecked Sendable {
     var visited = VisitedSet(capacity: 0)
     var frontier = DistanceHeap<NearestFirst>(capacity: 256)
     var results = DistanceHeap<FarthestFirst>(capacity: 256)
     let scratch: UnsafeMutablePointer<UInt32>
+    let pending: UnsafeMutablePointer<UInt32>
+    let pendingStates: UnsafeMutablePointer<UInt32>
 
     init(level0Max: Int) {
         scratch = .allocate(capacity: level0Max)
+        pending = .allocate(capacity: level0Max)
+        pendingStates = .allocate(capacity: level0Max)
     }
 
-    deinit { scratch.deallocate() }
+    deinit {
+        scratch.deallocate()
+        pending.deallocate()
+        pendingStates.deallocate()
+    }
 
-    /// Ready for a search over `slots` slots.
-    func prepare(slots: Int) {
+    /// Ready for a search over `slots` slots: the cleared marks.
+    func prepare(slots: Int) -> VisitedMarks {
         if visited.capacity < slots {
             visited = VisitedSet(capacity: (slots + SlotStorage.chunkSlots) & ~(SlotStorage.chunkSlots - 1))
         }
-        visited.reset()
-    }
-
-    /// Copies the slot's neighbours on `level` into `scratch`; returns how many.
-    @inline(__always)
-    func copyNeighbours(of slot: UInt32, level: Int, from storage: SlotStorage) -> Int {
-        storage.withLinks(slot, level: level) { _, links in
-            guard let links else { return 0 }
-            let count = Int(links[0])
-            scratch.update(from: links + 1, count: count)
-            return count
-        }
+        return visited.reset()
     }
 }

@@ -56,3 +56,29 @@ public enum VectorKernels {
 
     public typealias DistanceFunction = @convention(c) (UnsafePointer<Float>?, UnsafePointer<Float>?, Int) -> Float
 }
+
+/// A metric's distance as the kernel in use, loaded once (a C function
+/// pointer: no closure context, no reference counting) and an exact affine
+/// map of its result: 1 − a·b for cosine, −a·b for dot, Σ(a−b)² for l2.
+/// A graph search takes one when it starts and calls it for every distance,
+/// so the metric's switch and the kernel pointer's load leave the loop.
+struct DistanceKernel {
+    let function: VectorKernels.DistanceFunction
+    let offset: Float
+    let sign: Float
+
+    init(_ metric: Metric) {
+        switch metric {
+        case .cosine: (function, offset, sign) = (domicile_dot_function(), 1, -1)
+        case .dot: (function, offset, sign) = (domicile_dot_function(), 0, -1)
+        case .l2: (function, offset, sign) = (domicile_squared_l2_function(), 0, 1)
+        }
+    }
+
+    /// The metric's distance; equal bit for bit to `Metric.distance`
+    /// (multiplying by ±1 is exact, and 1 + (−x) is 1 − x).
+    @inline(__always)
+    func callAsFunction(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        offset + sign * function(a, b, count)
+    }
+}

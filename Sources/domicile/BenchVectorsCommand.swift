@@ -19,7 +19,8 @@ struct BenchVectorsCommand: Command {
           - the reference script (Python: NumPy, hnswlib from PyPI) on the same vectors: NumPy's
             brute-force scan rate, hnswlib's build time, memory per vector and recall@10 / queries
             per second for a sweep of ef, with the same m and ef_construction;
-          - Domicile's HNSW build time, memory per vector and the same sweep;
+          - Domicile's HNSW build time, memory per vector (heap and resident) and the same sweep;
+          - the build on two threads (upsertAll, as a node's restart loads), against hnswlib's on two;
           - queries per second of each at the smallest ef reaching recall@10 0.90, 0.95 and 0.99,
             and their ratio;
           - the filtered-search crossover: graph walk against exact scan with 50% to 1% of the
@@ -80,17 +81,17 @@ struct BenchVectorsCommand: Command {
         let referenceReport = runReference(reference, data: data, queries: queries, truth: truth, m: m, efConstruction: efConstruction)
 
         // Domicile's HNSW.
-        let heapBefore = heapBytes()
-        let graph = VectorIndex(dimension: dimension, metric: .l2,
-                                kind: .hnsw(HNSWSettings(m: m, efConstruction: efConstruction, ef: 64)),
-                                planner: SearchPlanner(exactScanVectorsMax: 0))
+        let heapBefore = heapBytes(), residentBefore = residentBytes()
+        let graph = emptyGraph(dimension: dimension, m: m, efConstruction: efConstruction)
         start = Bench.monotonicSeconds()
         for row in 0..<count { try graph.upsert(String(row), vector: data[row], eligibleUntil: .max) }
         let buildSeconds = Bench.monotonicSeconds() - start
         // `data` stays alive until the heap is read: freeing it early would hide the index's growth.
         let grown = Double(withExtendedLifetime(data) { heapBytes() } - heapBefore) / Double(count)
-        Output.line(String(format: "  domicile hnsw: built in %.1f s (%.0f inserts/s), %.0f bytes/vector allocated (%.0f by the index's own count)",
-                           buildSeconds, Double(count) / buildSeconds, grown, graph.bytesPerVector))
+        let resident = Double(residentBytes() - residentBefore) / Double(count)
+        Output.line(String(format: "  domicile hnsw: built in %.1f s (%.0f inserts/s), %.0f bytes/vector allocated (%.0f by the index's own count), "
+                           + "%.0f bytes/vector resident", buildSeconds, Double(count) / buildSeconds, grown, graph.bytesPerVector, resident))
+        let parallelSeconds = try measureParallelBuild(data: data, queries: queries, truth: truth, m: m, efConstruction: efConstruction)
         var ours: [Point] = []
         for ef in efs {
             let (recall, qps) = try sweepPoint(graph, queries: queries, truth: truth, ef: ef, now: 0)
@@ -107,6 +108,11 @@ struct BenchVectorsCommand: Command {
                 let theirBytes = hnsw["bytes_per_vector"] as? Double ?? 0
                 Output.line(String(format: "  hnswlib: built in %.1f s; build time ratio (hnswlib / domicile) %.2f; bytes/vector %.0f (domicile / hnswlib %.2f)",
                                    theirBuild, theirBuild / buildSeconds, theirBytes, grown / theirBytes))
+                let theirResident = hnsw["resident_bytes_per_vector"] as? Double ?? 0
+                let theirParallel = hnsw["build_seconds_two_threads"] as? Double ?? 0
+                Output.line(String(format: "  hnswlib: %.0f bytes/vector resident (domicile / hnswlib %.2f); built on 2 threads in %.1f s "
+                                   + "(hnswlib / domicile %.2f)", theirResident, resident / theirResident, theirParallel,
+                                   theirParallel / parallelSeconds))
                 let theirs = (hnsw["sweep"] as? [[String: Any]] ?? []).map {
                     Point(ef: $0["ef"] as? Int ?? 0, recall: $0["recall"] as? Double ?? 0, qps: $0["qps"] as? Double ?? 0)
                 }
@@ -124,6 +130,35 @@ struct BenchVectorsCommand: Command {
             }
         }
         if crossover { try measureCrossover(graph, queries: queries, count: count) }
+    }
+
+    static func emptyGraph(dimension: Int, m: Int, efConstruction: Int) -> VectorIndex {
+        VectorIndex(dimension: dimension, metric: .l2, kind: .hnsw(HNSWSettings(m: m, efConstruction: efConstruction, ef: 64)),
+                    planner: SearchPlanner(exactScanVectorsMax: 0))
+    }
+
+    /// The same graph built by `upsertAll` on two threads (as a node's
+    /// restart builds it): its time, and its recall at two ef values against
+    /// the one-thread graph's. Returns the seconds.
+    static func measureParallelBuild(data: SyntheticVectors, queries: SyntheticVectors, truth: [[Int32]], m: Int,
+                                     efConstruction: Int) throws -> Double {
+        let graph = emptyGraph(dimension: data.dimension, m: m, efConstruction: efConstruction)
+        let items = (0..<data.count).map { VectorItem(label: String($0), vector: data[$0], eligibleUntil: .max) }
+        let start = Bench.monotonicSeconds()
+        try graph.upsertAll(items, threads: 2)
+        let seconds = Bench.monotonicSeconds() - start
+        var recalls: [String] = []
+        for ef in [16, 32] {
+            var hits = 0
+            for row in 0..<queries.count {
+                let expected = Set(truth[row])
+                hits += try graph.graphSearch(queries[row], k: k, ef: ef, now: 0).filter { expected.contains(Int32($0.label)!) }.count
+            }
+            recalls.append(String(format: "ef %d recall@10 %.4f", ef, Double(hits) / Double(queries.count * k)))
+        }
+        Output.line(String(format: "  domicile hnsw, 2 threads (upsertAll): built in %.1f s (%.0f inserts/s); ", seconds, Double(data.count) / seconds)
+                    + recalls.joined(separator: ", "))
+        return seconds
     }
 
     /// A data set's rows: all but the last `queries` as the data, those as
@@ -218,6 +253,14 @@ struct BenchVectorsCommand: Command {
             return nil
         }
         return report
+    }
+
+    /// The process's resident set (`/proc/self/statm`), in bytes; the
+    /// reference script reads hnswlib's the same way.
+    static func residentBytes() -> Int {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+              let pages = statm.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
     /// Bytes the allocator has handed out (glibc's mallinfo2: small blocks

@@ -43,6 +43,12 @@ def heap_bytes():
     return info.uordblks + info.hblkhd
 
 
+def resident_bytes():
+    """The resident set (/proc/self/statm), as Domicile measures itself."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def load(path, dimension):
     return np.fromfile(path, dtype="<f4").reshape(-1, dimension)
 
@@ -91,7 +97,7 @@ def main():
         report["hnswlib"] = None
         print(json.dumps(report))
         return
-    before = heap_bytes()
+    before, resident_before = heap_bytes(), resident_bytes()
     index = hnswlib.Index(space="l2", dim=arguments.dimension)
     index.init_index(max_elements=len(data), M=arguments.m, ef_construction=arguments.ef_construction, random_seed=100)
     index.set_num_threads(1)
@@ -99,6 +105,14 @@ def main():
     index.add_items(data, np.arange(len(data)), num_threads=1)
     build = time.perf_counter() - start
     grown = heap_bytes() - before
+    resident = resident_bytes() - resident_before
+    # The same build on two threads (a second index, freed at once).
+    parallel = hnswlib.Index(space="l2", dim=arguments.dimension)
+    parallel.init_index(max_elements=len(data), M=arguments.m, ef_construction=arguments.ef_construction, random_seed=100)
+    start = time.perf_counter()
+    parallel.add_items(data, np.arange(len(data)), num_threads=2)
+    build_two_threads = time.perf_counter() - start
+    del parallel
     sweep = []
     for ef in (int(value) for value in arguments.efs.split(",")):
         index.set_ef(max(ef, arguments.k))
@@ -109,7 +123,9 @@ def main():
             elapsed = min(elapsed, time.perf_counter() - start)
         sweep.append({"ef": ef, "recall": recall(labels, truth), "qps": len(queries) / elapsed})
     report["hnswlib"] = {"version": getattr(hnswlib, "__version__", "unknown"), "build_seconds": build,
-                         "bytes_per_vector": grown / len(data), "sweep": sweep}
+                         "bytes_per_vector": grown / len(data),
+                         "resident_bytes_per_vector": resident / len(data), "build_seconds_two_threads": build_two_threads,
+                         "sweep": sweep}
     print(json.dumps(report))
 
 

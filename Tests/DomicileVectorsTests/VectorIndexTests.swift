@@ -172,3 +172,145 @@ final class VectorIndexTests: XCTestCase {
         }
     }
 }
+
+/// `upsertAll`: the batch load a restart uses, linked on several threads.
+final class VectorIndexBatchTests: XCTestCase {
+    static var data: SyntheticVectors { VectorIndexTests.data }
+    static var queries: SyntheticVectors { VectorIndexTests.queries }
+    static let graph = IndexKind.hnsw(HNSWSettings(m: 12, efConstruction: 100, ef: 64))
+
+    private func items(_ rows: Range<Int>, prefix: String = "v") -> [VectorItem] {
+        rows.map { VectorItem(label: "\(prefix)\($0)", vector: Self.data[$0], eligibleUntil: .max) }
+    }
+
+    private func empty() -> VectorIndex {
+        VectorIndex(dimension: Self.data.dimension, metric: .l2, kind: Self.graph,
+                    planner: SearchPlanner(exactScanVectorsMax: 0))
+    }
+
+    private func recall(_ index: VectorIndex) throws -> Double {
+        var hits = 0
+        for row in 0..<Self.queries.count {
+            let truth = Set(try index.exactSearch(Self.queries[row], k: 10, now: 0).map(\.label))
+            hits += try index.graphSearch(Self.queries[row], k: 10, ef: 32, now: 0).filter { truth.contains($0.label) }.count
+        }
+        return Double(hits) / Double(Self.queries.count * 10)
+    }
+
+    func test_upsertAll_onOneThread_buildsTheGraphThatUpsertsInOrderBuild() throws {
+        let serial = empty(), batch = empty()
+        for item in items(0..<3_000) { try serial.upsert(item.label, vector: item.vector, eligibleUntil: item.eligibleUntil) }
+        try batch.upsertAll(items(0..<3_000), threads: 1)
+        for row in 0..<Self.queries.count {
+            XCTAssertEqual(try serial.graphSearch(Self.queries[row], k: 10, ef: 16, now: 0),
+                           try batch.graphSearch(Self.queries[row], k: 10, ef: 16, now: 0))
+        }
+    }
+
+    /// A parallel build (four threads, so they interleave even on one core)
+    /// into a graph that already holds vectors, while other threads search:
+    /// every vector ends up present, and the graph finds neighbours as well
+    /// as the serial one does.
+    func test_parallelBuild_recallMatchesTheSerialBuild_whileSearchesRun() throws {
+        let serial = empty()
+        for item in items(0..<6_000) { try serial.upsert(item.label, vector: item.vector, eligibleUntil: item.eligibleUntil) }
+        let parallel = empty()
+        try parallel.upsertAll(items(0..<500), threads: 4)
+        let done = Atomic<Bool>(false), searches = Atomic<Int>(0), strangers = Atomic<Int>(0)
+        let group = DispatchGroup()
+        for thread in 0..<2 {
+            group.enter()
+            Thread.detachNewThread {
+                var row = thread
+                while !done.load(ordering: .acquiring) {
+                    let hits = (try? parallel.graphSearch(Self.queries[row % Self.queries.count], k: 10, ef: 32, now: 0)) ?? []
+                    if hits.contains(where: { !$0.label.hasPrefix("v") }) || Set(hits.map(\.label)).count != hits.count {
+                        strangers.add(1, ordering: .relaxed)
+                    }
+                    searches.add(1, ordering: .relaxed)
+                    row += 2
+                }
+                group.leave()
+            }
+        }
+        try parallel.upsertAll(items(500..<6_000), threads: 4)
+        done.store(true, ordering: .releasing)
+        group.wait()
+        XCTAssertEqual(strangers.load(ordering: .relaxed), 0, "a search returned an unknown or repeated label")
+        XCTAssertGreaterThan(searches.load(ordering: .relaxed), 0)
+        XCTAssertEqual(parallel.count, 6_000)
+        for row in stride(from: 0, to: 6_000, by: 97) { XCTAssertTrue(parallel.contains("v\(row)")) }
+        let serialRecall = try recall(serial), parallelRecall = try recall(parallel)
+        XCTAssertGreaterThanOrEqual(parallelRecall, serialRecall - 0.02, "parallel build recall against the serial build's")
+        XCTAssertGreaterThanOrEqual(parallelRecall, 0.93)
+    }
+
+    func test_upsertAll_replacesPresentAndRepeatedLabels_withTheLastVector() throws {
+        let index = empty()
+        try index.upsertAll(items(0..<1_000), threads: 2)
+        var batch = items(1_000..<2_000)
+        batch.append(VectorItem(label: "v5", vector: Self.data[2_001], eligibleUntil: .max))       // present before
+        batch.append(VectorItem(label: "v1500", vector: Self.data[2_002], eligibleUntil: .max))    // earlier in the batch
+        try index.upsertAll(batch, threads: 2)
+        XCTAssertEqual(index.count, 2_000)
+        XCTAssertEqual(index.vector(of: "v5"), Self.data[2_001])
+        XCTAssertEqual(index.vector(of: "v1500"), Self.data[2_002])
+        XCTAssertEqual(try index.graphSearch(Self.data[2_002], k: 1, ef: 32, now: 0).first?.label, "v1500")
+    }
+
+    func test_upsertAll_refusesABadVector_andChangesNothing() throws {
+        let index = empty()
+        var batch = items(0..<100)
+        batch.append(VectorItem(label: "bad", vector: [1, 2, 3], eligibleUntil: .max))
+        XCTAssertThrowsError(try index.upsertAll(batch, threads: 2)) { XCTAssertEqual($0 as? VectorError, .wrongDimension(expected: 48, got: 3)) }
+        XCTAssertEqual(index.count, 0)
+        XCTAssertEqual(try index.search(Self.queries[0], k: 5, now: 0).hits, [])
+    }
+}
+
+/// The lock-free read of neighbour lists (a sequence lock) against a writer
+/// rewriting them, levels included.
+final class SlotStorageTests: XCTestCase {
+    /// The writer writes lists whose every entry is one value v, v % capacity
+    /// + 1 entries long, and gives the slot 1 to 3 levels; a reader must never
+    /// see a list mixing two writes (a torn read kept would).
+    func test_readNeighbours_neverReturnsATornList() throws {
+        let storage = SlotStorage(dimension: 8, level0Max: 24, upperMax: 12)
+        try storage.ensure(3)
+        let done = Atomic<Bool>(false), torn = Atomic<Int>(0), reads = Atomic<Int>(0)
+        let group = DispatchGroup()
+        for _ in 0..<2 {
+            group.enter()
+            Thread.detachNewThread {
+                let buffer = UnsafeMutablePointer<UInt32>.allocate(capacity: 24)
+                defer { buffer.deallocate() }
+                while !done.load(ordering: .acquiring) {
+                    for level in 0...2 {
+                        let count = storage.readNeighbours(1, level: level, into: buffer)
+                        guard count > 0 else { continue }
+                        let value = buffer[0]
+                        let capacity = level == 0 ? 24 : 12
+                        if Int(value) % capacity + 1 != count || (0..<count).contains(where: { buffer[$0] != value }) {
+                            torn.add(1, ordering: .relaxed)
+                        }
+                    }
+                    reads.add(1, ordering: .relaxed)
+                }
+                group.leave()
+            }
+        }
+        // Writes go on until the readers have read many times meanwhile.
+        var value: UInt32 = 0
+        while value < 2_000_000 || reads.load(ordering: .relaxed) < 200_000 {
+            value &+= 1
+            if value % 100 == 0 { storage.resetLinks(1, level: Int(value / 100) % 3 + 1) }
+            let level = Int(value) % (storage.level(1) + 1)
+            let capacity = level == 0 ? 24 : 12
+            storage.setNeighbours(1, level: level, Array(repeating: value, count: Int(value) % capacity + 1))
+        }
+        done.store(true, ordering: .releasing)
+        group.wait()
+        XCTAssertEqual(torn.load(ordering: .relaxed), 0, "a torn neighbour list was read")
+        XCTAssertGreaterThan(reads.load(ordering: .relaxed), 0)
+    }
+}

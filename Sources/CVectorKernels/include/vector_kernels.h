@@ -44,6 +44,17 @@ static inline float domicile_squared_l2(const float *a, const float *b, size_t c
     return atomic_load_explicit(&domicile_squared_l2_kernel, memory_order_relaxed)(a, b, count);
 }
 
+/// The dot kernel in use, for a caller that loads it once and calls it many
+/// times (a graph search: one load per search instead of one per distance).
+static inline domicile_distance_fn domicile_dot_function(void) {
+    return atomic_load_explicit(&domicile_dot_kernel, memory_order_relaxed);
+}
+
+/// The squared-L2 kernel in use (as `domicile_dot_function`).
+static inline domicile_distance_fn domicile_squared_l2_function(void) {
+    return atomic_load_explicit(&domicile_squared_l2_kernel, memory_order_relaxed);
+}
+
 /// Whether this build and this CPU (and its operating system, for the wider
 /// registers' state) can run `level`.
 int domicile_vectors_level_supported(int level);

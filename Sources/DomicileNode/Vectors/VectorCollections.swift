@@ -3,6 +3,7 @@ import DomicileFederation
 import DomicileModel
 import DomicileStorage
 import DomicileVectors
+import Foundation
 
 /// The node's in-memory vector indexes, rebuilt from SQLite at start: per
 /// collection, its vectors; this region's noised exports of them (what a
@@ -143,6 +144,10 @@ final class VectorCollections: Sendable {
         }
     }
 
+    /// Vectors read from SQLite before they are linked together, on every
+    /// core, at a restart.
+    static let loadBatch = 16_384
+
     /// Loads every collection and its vectors (in the order they were
     /// written, so the graph is rebuilt as it was built).
     func load(services: NodeServices, from database: Database) throws {
@@ -150,10 +155,19 @@ final class VectorCollections: Sendable {
         for definition in try VectorRecords.collections(in: database) {
             let collection = Collection(definition: definition, index: Self.emptyIndex(for: definition),
                                         exports: Self.emptyIndex(for: definition), replicas: Replicas(definition: definition))
+            // Full batches are linked on every core (`upsertAll`); the rest, and so a collection smaller than a
+            // batch, on one thread, as it was written: rebuilt as the same graph (DECISIONS.md, "Vectors and search").
+            var batch: [VectorItem] = []
+            let threads = ProcessInfo.processInfo.activeProcessorCount
             try VectorRecords.forEachVector(in: definition, keys: services.keys, database: database) { pid, vector, hasGrant, expiry in
                 let deadline = services.consentGate.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
-                try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
+                batch.append(VectorItem(label: pid.rawValue, vector: vector, eligibleUntil: deadline))
+                if batch.count == Self.loadBatch {
+                    try collection.index.upsertAll(batch, threads: threads)
+                    batch.removeAll(keepingCapacity: true)
+                }
             }
+            try collection.index.upsertAll(batch, threads: 1)
             try EmbeddingExportRecords.forEachExported(definition.name, purpose: definition.purpose, keys: services.keys,
                                                        database: database) { pid, vector, hasGrant, expiry in
                 let deadline = services.consentGate.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
