@@ -65,6 +65,8 @@ final class VectorCollections: Sendable {
     }
 
     private let collections = Locked<[Name: Collection]>([:])
+    /// Per collection, its graph as last saved or restored (GraphSnapshots.swift).
+    let savedGraphs = Locked<[Name: SavedGraph]>([:])
 
     func collection(_ name: Name) -> Collection? { collections.withLock { $0[name] } }
 
@@ -148,11 +150,15 @@ final class VectorCollections: Sendable {
     func load(services: NodeServices, from database: Database) throws {
         var loaded: [Name: Collection] = [:]
         for definition in try VectorRecords.collections(in: database) {
-            let collection = Collection(definition: definition, index: Self.emptyIndex(for: definition),
+            // The saved graph and the writes since, when there is one that fits; else a rebuild.
+            let restored = restoreGraph(of: definition, services: services, from: database)
+            let collection = Collection(definition: definition, index: restored ?? Self.emptyIndex(for: definition),
                                         exports: Self.emptyIndex(for: definition), replicas: Replicas(definition: definition))
-            try VectorRecords.forEachVector(in: definition, keys: services.keys, database: database) { pid, vector, hasGrant, expiry in
-                let deadline = services.consentGate.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
-                try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
+            if restored == nil {
+                try VectorRecords.forEachVector(in: definition, keys: services.keys, database: database) { pid, vector, hasGrant, expiry in
+                    let deadline = services.consentGate.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
+                    try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
+                }
             }
             try EmbeddingExportRecords.forEachExported(definition.name, purpose: definition.purpose, keys: services.keys,
                                                        database: database) { pid, vector, hasGrant, expiry in
