@@ -55,8 +55,8 @@ struct BenchRestartCommand: Command {
                 try await batch.writeBatch(pids, rows: 0..<rows.count, into: "restart")
             }
             let seconds = Bench.monotonicSeconds() - started
-            Output.line(String(format: "load (register, grant, vector; 4 clients)   %8.1f s   %7.0f vectors/s   RSS %s", seconds,
-                               Double(count) / seconds, residentMemory()))
+            Output.line(String(format: "load (register, grant, vector; 4 clients)   %8.1f s   %7.0f vectors/s   RSS ", seconds,
+                               Double(count) / seconds) + residentMemory())
         } catch {
             await bench.stop()
             throw error
@@ -72,7 +72,7 @@ struct BenchRestartCommand: Command {
         var rebuilt = try await search(bench, [queries[0]])
         let rebuildSeconds = Bench.monotonicSeconds() - started
         rebuilt += try await search(bench, Array(queries.dropFirst()))
-        Output.line(String(format: "restart to first search, rebuild            %8.1f s   RSS %s", rebuildSeconds, residentMemory()))
+        Output.line(String(format: "restart to first search, rebuild            %8.1f s   RSS ", rebuildSeconds) + residentMemory())
         started = Bench.monotonicSeconds()
         await bench.stop()
         let stopSeconds = Bench.monotonicSeconds() - started
@@ -87,8 +87,8 @@ struct BenchRestartCommand: Command {
         var restored = try await search(bench, [queries[0]])
         let restoreSeconds = Bench.monotonicSeconds() - started
         restored += try await search(bench, Array(queries.dropFirst()))
-        Output.line(String(format: "restart to first search, snapshot           %8.1f s   RSS %s   %.1f× faster", restoreSeconds,
-                           residentMemory(), rebuildSeconds / restoreSeconds))
+        Output.line(String(format: "restart to first search, snapshot           %8.1f s   RSS ", restoreSeconds) + residentMemory()
+                    + String(format: "   %.1f× faster", rebuildSeconds / restoreSeconds))
         await bench.stop()
         guard rebuilt == restored else { throw CLIError.failed("the restored graph answered differently from the rebuilt one") }
         Output.line("the rebuilt and the restored graph answered \(queries.count) searches alike")
