@@ -55,7 +55,7 @@ extension VectorIndex {
         writer.withLock { state in
             let table = labels.withLock { $0 }
             let slots = highWater.load(ordering: .acquiring)
-            var out = GraphWriter(capacity: 64 + 4 * state.free.count + slots * (24 + 4 * storage.level0Max))
+            var out = GraphWriter(capacity: 64 + 4 * state.free.count + slots * (80 + 4 * storage.level0Max))
             out.u8(GraphSnapshot.format)
             out.u32(UInt32(dimension))
             out.text(metric.rawValue)
@@ -250,9 +250,8 @@ struct GraphWriter {
 
     /// A u16 byte count, then UTF-8 (callers keep labels within `labelBytesMax`).
     mutating func text(_ value: String) {
-        let utf8 = Array(value.utf8)
-        u16(UInt16(utf8.count))
-        bytes.append(contentsOf: utf8)
+        u16(UInt16(value.utf8.count))
+        bytes.append(contentsOf: value.utf8)
     }
 }
 
