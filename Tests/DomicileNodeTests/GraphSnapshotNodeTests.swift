@@ -66,6 +66,33 @@ final class GraphSnapshotNodeTests: NodeTestCase {
 
     private func logged(_ event: String) -> [String] { node.logLines.filter { $0.contains(#""event":"\#(event)""#) } }
 
+    /// Saved in the background: a node with a short interval saves its
+    /// changed graphs on its own; killed later, it restores on restart
+    /// (whatever the last save held, the rest replayed from SQLite).
+    func test_backgroundSave_survivesASIGKILL() async throws {
+        try startNode(regions: ["eu"]) { _, config in
+            config["limits"] = ["graph_snapshot_interval_ms": 200, "graph_snapshot_changes": 1]
+        }
+        let define = try await node.call("PUT", "/v1/collections/recs", token: token("admin"), json: """
+            {"dimension":16,"metric":"cosine","purpose":"fraud_prevention","index":{"kind":"hnsw","m":8,"ef_construction":64}}
+            """)
+        XCTAssertEqual(define.status, 201, define.text)
+        try await write(0..<400)
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: snapshotPath) && Date() < deadline { try await Task.sleep(nanoseconds: 100_000_000) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: snapshotPath), "saved in the background")
+        let live = try await answers()
+        node.kill()
+        // What a save cut short by the kill would have left.
+        let leftover = federation.dataDirectory("eu-1") + "/graphs/recs.graph.tmp-1"
+        XCTAssertTrue(FileManager.default.createFile(atPath: leftover, contents: Data([1, 2, 3])))
+        try restart()
+        XCTAssertEqual(logged("graph restored").count, 1, node.logLines.joined(separator: "\n"))
+        let afterCrash = try await answers()
+        XCTAssertEqual(afterCrash, live)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: leftover), "a save's leftover is removed at start")
+    }
+
     func test_snapshotAtStop_thenWritesAndADelete_thenSIGKILL_restoresTheSameAnswers_andDamageRebuilds() async throws {
         try start()
         let define = try await node.call("PUT", "/v1/collections/recs", token: token("admin"), json: """

@@ -81,8 +81,10 @@ struct GraphSnapshots: Sendable {
         try FileIO.writeAtomically(GraphSnapshotFile.frame(sealed), to: path(of: collection), replacing: true)
     }
 
-    func remove(_ collection: Name) {
-        unlink(path(of: collection))
+    /// Removes the temporary files of saves a crash interrupted.
+    func removeLeftovers() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.contains(".graph.tmp-") { unlink((directory as NSString).appendingPathComponent(name)) }
     }
 
     // MARK: Restoring
@@ -213,6 +215,7 @@ final class GraphSnapshotSaver: Sendable {
     private var interval: Int64 { services.configuration.limits.graphSnapshotIntervalMilliseconds }
 
     func start() {
+        GraphSnapshots(services: services).removeLeftovers()
         guard interval > 0 else { return }
         schedule.start(everyMilliseconds: min(interval, Self.checkMilliseconds)) { [self] in await save(force: false) }
     }
