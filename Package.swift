@@ -97,6 +97,8 @@ let package = Package(
         .executableTarget(name: "domicile-fuzz-changeset", dependencies: ["DomicileStorage", "DomicileFuzzSupport"], path: "Tests/Fuzz/Changeset"),
         // The `.npy` / `.fvecs` readers of `bench vectors --dataset` (Tests/Fuzz/run vectorfile); a corpus replayer otherwise.
         .executableTarget(name: "domicile-fuzz-vectorfile", dependencies: ["DomicileVectors", "DomicileFuzzSupport"], path: "Tests/Fuzz/VectorFile"),
+        // The decoders of a saved vector graph (Tests/Fuzz/run graphsnapshot); a corpus replayer otherwise.
+        .executableTarget(name: "domicile-fuzz-graphsnapshot", dependencies: ["DomicileVectors", "DomicileFuzzSupport"], path: "Tests/Fuzz/GraphSnapshot"),
 
         // Helpers shared by the test targets: temporary directories, the built binary, seeded randomness.
         .target(name: "DomicileTestSupport", dependencies: ["DomicileNet"], path: "Tests/DomicileTestSupport"),

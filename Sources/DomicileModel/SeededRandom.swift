@@ -17,6 +17,17 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         state = (next(), next(), next(), next())
     }
 
+    /// The four state words, to resume the generator exactly where it is
+    /// (a vector index's saved graph keeps its level draw).
+    public var stateWords: [UInt64] { [state.0, state.1, state.2, state.3] }
+
+    /// Resumes a generator from `stateWords`; nil for anything but four
+    /// words, or the all-zero state xoshiro never leaves.
+    public init?(stateWords words: [UInt64]) {
+        guard words.count == 4, words.contains(where: { $0 != 0 }) else { return nil }
+        state = (words[0], words[1], words[2], words[3])
+    }
+
     public mutating func next() -> UInt64 {
         let result = rotate(state.1 &* 5, 7) &* 9
         let t = state.1 << 17

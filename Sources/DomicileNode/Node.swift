@@ -17,6 +17,7 @@ public final class Node: Sendable {
     private let sweeper: RetentionSweeper
     private let erasureConfirmations: ErasureConfirmations
     private let federation: FederationSync
+    private let graphSaver: GraphSnapshotSaver
     private let keyringLock: KeyringLock
     public let httpAddress: SocketAddress
     /// Every route served, as (method, pattern): docs/openapi.yaml must list the same.
@@ -30,7 +31,9 @@ public final class Node: Sendable {
     public var logger: Logger { services.logger }
 
     private init(services: NodeServices, server: HTTPServer, sweeper: RetentionSweeper, erasureConfirmations: ErasureConfirmations,
-                 federation: FederationSync, keyringLock: KeyringLock, httpAddress: SocketAddress, routes: [Route]) {
+                 federation: FederationSync, graphSaver: GraphSnapshotSaver, keyringLock: KeyringLock, httpAddress: SocketAddress,
+                 routes: [Route]) {
+        self.graphSaver = graphSaver
         self.services = services
         self.keyringLock = keyringLock
         self.server = server
@@ -231,6 +234,8 @@ public final class Node: Sendable {
             throw StartupError(description: "federation.rosters: \(error)")
         }
         federation.start()
+        let graphSaver = GraphSnapshotSaver(services: services)
+        graphSaver.start()
         services.lifecycle.withLock { $0 = .serving }
         logger.info("listening", ["node": .string(configuration.node.rawValue), "region": .string(configuration.region.rawValue),
                                   "http": .string(bound.description), "transport": .string(configuration.tls.transport),
@@ -240,7 +245,7 @@ public final class Node: Sendable {
             logger.warning("plaintext: the HTTP API and this node's calls to its peers are not encrypted (tls.plaintext in the config)")
         }
         return Node(services: services, server: server, sweeper: sweeper, erasureConfirmations: erasureConfirmations,
-                    federation: federation, keyringLock: keyringLock, httpAddress: bound,
+                    federation: federation, graphSaver: graphSaver, keyringLock: keyringLock, httpAddress: bound,
                     routes: api.router.routes.map { Route(method: $0.method, pattern: $0.pattern) })
     }
 
@@ -278,6 +283,9 @@ public final class Node: Sendable {
         await sweeper.stop()
         await erasureConfirmations.stop()
         await federation.stop()
+        // The graphs as they are now, so the next start restores instead of rebuilding.
+        await graphSaver.stop()
+        await graphSaver.save(force: true)
         // Waiting batches fail (not acknowledged) before the writer drains.
         services.regionLog.value?.stop()
         services.store.close()

@@ -63,6 +63,10 @@ public struct SearchPlanner: Sendable, Equatable {
         self.costs = costs
     }
 
+    /// Walks the graph whenever a vector is eligible, whatever it costs: for
+    /// measuring and testing the walk (a node never uses it).
+    public static let walkAlways = SearchPlanner(exactScanVectorsMax: 0, costs: SearchCosts(scanSlot: .infinity))
+
     /// The cheaper plan for a search over `slots` slots holding `live`
     /// vectors of which `eligible` are eligible, walking with `ef` candidates.
     public func plan(slots: Int, live: Int, eligible: Int, dimension: Int, ef: Int) -> SearchPlan {

@@ -26,34 +26,34 @@ public final class VectorIndex: @unchecked Sendable {
 
     let storage: SlotStorage
     /// Neighbours selected when linking (m), and level multiplier 1/ln m.
-    private let m: Int
+    let m: Int
     private let levelMultiplier: Double
-    private let efConstruction: Int
+    let efConstruction: Int
     private let defaultEF: Int
 
     /// `level << 32 | slot` of the entry point, or `noEntry`.
-    private let entry = Atomic<UInt64>(VectorIndex.noEntry)
-    private static let noEntry = UInt64.max
+    let entry = Atomic<UInt64>(VectorIndex.noEntry)
+    static let noEntry = UInt64.max
     /// One past the highest slot ever filled.
-    private let highWater = Atomic<Int>(0)
-    private let liveCount = Atomic<Int>(0)
+    let highWater = Atomic<Int>(0)
+    let liveCount = Atomic<Int>(0)
 
-    private struct WriterState {
+    struct WriterState {
         var random: SeededRandom
         var free: [UInt32] = []
         var context: SearchContext?
     }
 
-    private let writer: Mutex<WriterState>
+    let writer: Mutex<WriterState>
 
     /// Label ↔ slot. Held briefly: by the writer to publish or retire a
     /// slot, by a search to check and name its results.
-    private struct LabelTable {
+    struct LabelTable {
         var slots: [String: UInt32] = [:]
         var labels: [String?] = []
     }
 
-    private let labels = Mutex(LabelTable())
+    let labels = Mutex(LabelTable())
     private let contexts = Mutex<[SearchContext]>([])
 
     public init(dimension: Int, metric: Metric, kind: IndexKind, planner: SearchPlanner = SearchPlanner()) {
@@ -77,7 +77,7 @@ public final class VectorIndex: @unchecked Sendable {
         writer = Mutex(WriterState(random: SeededRandom(seed: settings.seed)))
     }
 
-    private var usesGraph: Bool { if case .hnsw = kind { return true } else { return false } }
+    var usesGraph: Bool { if case .hnsw = kind { return true } else { return false } }
 
     /// Live vectors.
     public var count: Int { liveCount.load(ordering: .relaxed) }

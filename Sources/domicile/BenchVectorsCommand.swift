@@ -134,7 +134,7 @@ struct BenchVectorsCommand: Command {
 
     static func emptyGraph(dimension: Int, m: Int, efConstruction: Int) -> VectorIndex {
         VectorIndex(dimension: dimension, metric: .l2, kind: .hnsw(HNSWSettings(m: m, efConstruction: efConstruction, ef: 64)),
-                    planner: SearchPlanner(exactScanVectorsMax: 0))
+                    planner: .walkAlways)
     }
 
     /// The same graph built by `upsertAll` on two threads (as a node's

@@ -35,6 +35,7 @@ enum Domicile {
         BenchHTTPCommand.self,
         BenchNodeCommand.self,
         BenchLoadCommand.self,
+        BenchRestartCommand.self,
         BenchErasureCommand.self,
         BenchGossipCommand.self,
         SimulateRegionLogCommand.self,

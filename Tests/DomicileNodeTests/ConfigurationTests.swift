@@ -124,6 +124,7 @@ final class ConfigurationTests: XCTestCase {
             ("limits", "privacy_epsilon_per_period", 0.0001, "0.001...1000000000.0"), ("limits", "privacy_delta_per_period", 0.2, "0.0...0.1"),
             ("limits", "embedding_epsilon_per_period", 2e6, "0.001...1000000.0"), ("limits", "embedding_delta_per_period", -1, "0.0...0.1"),
             ("limits", "retention_sweep_interval_ms", 99, "100...86400000"),
+            ("limits", "graph_snapshot_interval_ms", -1, "0...86400000"), ("limits", "graph_snapshot_changes", 0, "1...100000000"),
         ]
         for (section, key, value, range) in ranges {
             refuses(with(section, [key: value]), "\(section).\(key)", "must be in \(range)")
@@ -223,7 +224,7 @@ final class ConfigurationTests: XCTestCase {
                        "privacy_epsilon_per_period": 4.5, "privacy_delta_per_period": 1e-6,
                        "privacy_label_caps": ["crm": ["epsilon": 2, "delta": 1e-7], "trial": ["epsilon": 0.5, "delta": 1e-6]],
                        "embedding_epsilon_per_period": 12, "embedding_delta_per_period": 2e-6, "privacy_period": "day",
-                       "retention_sweep_interval_ms": 5_000],
+                       "retention_sweep_interval_ms": 5_000, "graph_snapshot_interval_ms": 60_000, "graph_snapshot_changes": 500],
         ]
         let configuration = try parse(file)
         let encoded = try configuration.encoded()

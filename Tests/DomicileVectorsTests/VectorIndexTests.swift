@@ -185,7 +185,7 @@ final class VectorIndexBatchTests: XCTestCase {
 
     private func empty() -> VectorIndex {
         VectorIndex(dimension: Self.data.dimension, metric: .l2, kind: Self.graph,
-                    planner: SearchPlanner(exactScanVectorsMax: 0))
+                    planner: .walkAlways)
     }
 
     private func recall(_ index: VectorIndex) throws -> Double {

@@ -187,6 +187,7 @@ extension NodeConfiguration.Limits: Decodable {
         case privacyPeriod = "privacy_period", privacyLabelCaps = "privacy_label_caps"
         case embeddingEpsilonPerPeriod = "embedding_epsilon_per_period", embeddingDeltaPerPeriod = "embedding_delta_per_period"
         case retentionSweepIntervalMilliseconds = "retention_sweep_interval_ms"
+        case graphSnapshotIntervalMilliseconds = "graph_snapshot_interval_ms", graphSnapshotChanges = "graph_snapshot_changes"
     }
 
     enum CapKeys: String, CodingKey, CaseIterable {
@@ -217,6 +218,8 @@ extension NodeConfiguration.Limits: Decodable {
         try set(.embeddingEpsilonPerPeriod, 0.001...1_000_000, \.embeddingEpsilonPerPeriod)
         try set(.embeddingDeltaPerPeriod, 0...0.1, \.embeddingDeltaPerPeriod)
         try set(.retentionSweepIntervalMilliseconds, 100...86_400_000, \.retentionSweepIntervalMilliseconds, Int64.init)
+        try set(.graphSnapshotIntervalMilliseconds, 0...86_400_000, \.graphSnapshotIntervalMilliseconds, Int64.init)
+        try set(.graphSnapshotChanges, 1...100_000_000, \.graphSnapshotChanges) { $0 }
         privacyPeriod = try container.choice(NodeConfiguration.PrivacyPeriod.self, .privacyPeriod, otherwise: "must be day or month") ?? .month
         privacyLabelCaps = try labelCaps(container)
     }

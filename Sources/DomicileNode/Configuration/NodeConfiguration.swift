@@ -115,6 +115,11 @@ public struct NodeConfiguration: Sendable, Equatable {
         public var searchResultsCountMax = 100
         /// How often the retention sweeper deletes expired feature values and consent grants.
         public var retentionSweepIntervalMilliseconds: Int64 = 60_000
+        /// How long a changed collection's graph waits before it is saved
+        /// (docs/DECISIONS.md, "Graph snapshots"); 0: graphs are never saved.
+        public var graphSnapshotIntervalMilliseconds: Int64 = 300_000
+        /// Changes (writes and removals) after which a graph is saved sooner.
+        public var graphSnapshotChanges = 10_000
     }
 
     public var node: NodeName

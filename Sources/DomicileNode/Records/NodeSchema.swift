@@ -472,5 +472,18 @@ enum NodeSchema {
             -- The recall@10 a collection's searches without ef are calibrated to (NULL: none).
             ALTER TABLE collections ADD COLUMN target_recall REAL;
             """),
+        Migration(version: 16, name: "a collection's vector write position", sql: """
+            -- Per collection, the written_seq of its latest vector write. A write takes
+            -- 1 + this (not 1 + the highest row's, which a deleted newest vector would
+            -- hand out again), so a written_seq names one version of one vector for
+            -- good, and a saved graph names the position it was taken at
+            -- (docs/DECISIONS.md, "Graph snapshots"). Replicated like the rows.
+            CREATE TABLE vector_write_positions (
+                collection TEXT PRIMARY KEY REFERENCES collections (name),
+                written_seq INTEGER NOT NULL
+            ) STRICT, WITHOUT ROWID;
+            INSERT INTO vector_write_positions (collection, written_seq)
+            SELECT collection, max(written_seq) FROM vectors GROUP BY collection;
+            """),
     ])
 }

@@ -94,8 +94,12 @@ enum VectorRecords {
         let sealed = Envelope.seal(encode(vector), key: key, associatedData: associatedData(collection, pid), using: &random)
         // A rewrite takes the next written_seq too: the row moves to the end of the rebuild order, as the vector does in the index.
         try database.execute("""
+            INSERT INTO vector_write_positions (collection, written_seq) VALUES (?, 1)
+            ON CONFLICT (collection) DO UPDATE SET written_seq = written_seq + 1
+            """, [collection.rawValue])
+        try database.execute("""
             INSERT INTO vectors (collection, pid, sealed_vector, basis, receipt_id, written_at, written_seq)
-            VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(written_seq), 0) + 1 FROM vectors WHERE collection = ?))
+            VALUES (?, ?, ?, ?, ?, ?, (SELECT written_seq FROM vector_write_positions WHERE collection = ?))
             ON CONFLICT (collection, pid) DO UPDATE SET sealed_vector = excluded.sealed_vector, basis = excluded.basis,
                 receipt_id = excluded.receipt_id, written_at = excluded.written_at, written_seq = excluded.written_seq
             """, [collection.rawValue, pid.rawValue, sealed, grounds.basis.rawValue, grounds.receiptID, now.milliseconds,
@@ -138,16 +142,26 @@ enum VectorRecords {
         return try sealed.map { try open($0, key: key, collection: collection, pid: pid) }
     }
 
+    /// The written_seq of the collection's latest vector write (0: none yet).
+    static func writePosition(_ collection: Name, in database: Database) throws -> Int64 {
+        try database.fetchOne("SELECT written_seq FROM vector_write_positions WHERE collection = ?", [collection.rawValue]) {
+            $0.int64(0)
+        } ?? 0
+    }
+
     /// Every vector of a collection in the order it was written (its
     /// `written_seq`, the same on every node of the region), with the
-    /// subject's grant expiry for the collection's purpose (nil: no grant).
-    static func forEachVector(in collection: CollectionDefinition, keys: RegionKeys, database: Database,
+    /// subject's grant expiry for the collection's purpose (nil: no grant);
+    /// only those whose written_seq is in `written` when given.
+    static func forEachVector(in collection: CollectionDefinition, written: ClosedRange<Int64>? = nil, keys: RegionKeys,
+                              database: Database,
                               _ body: (PID, [Float], _ hasGrant: Bool, _ grantExpiry: Int64?) throws -> Void) throws {
+        let range = written ?? Int64.min...Int64.max
         try database.forEach("""
             SELECT v.pid, v.sealed_vector, a.pid IS NOT NULL, a.expires_at FROM vectors v
             LEFT JOIN consent_active a ON a.pid = v.pid AND a.purpose = ?
-            WHERE v.collection = ? ORDER BY v.written_seq, v.pid
-            """, [collection.purpose.rawValue, collection.name.rawValue]) { row in
+            WHERE v.collection = ? AND v.written_seq BETWEEN ? AND ? ORDER BY v.written_seq, v.pid
+            """, [collection.purpose.rawValue, collection.name.rawValue, range.lowerBound, range.upperBound]) { row in
             let pid = try row.decode(0, table: "vectors") { try PID(parsing: $0) }
             // A subject without a key was erased: its vectors can no longer be read.
             guard let key = try SubjectRecords.key(of: pid, keys: keys, in: database) else { return }

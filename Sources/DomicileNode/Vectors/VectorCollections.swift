@@ -66,6 +66,8 @@ final class VectorCollections: Sendable {
     }
 
     private let collections = Locked<[Name: Collection]>([:])
+    /// Per collection, its graph as last saved or restored (GraphSnapshots.swift).
+    let savedGraphs = Locked<[Name: SavedGraph]>([:])
 
     func collection(_ name: Name) -> Collection? { collections.withLock { $0[name] } }
 
@@ -153,21 +155,25 @@ final class VectorCollections: Sendable {
     func load(services: NodeServices, from database: Database) throws {
         var loaded: [Name: Collection] = [:]
         for definition in try VectorRecords.collections(in: database) {
-            let collection = Collection(definition: definition, index: Self.emptyIndex(for: definition),
+            // The saved graph and the writes since, when there is one that fits; else a rebuild.
+            let restored = restoreGraph(of: definition, services: services, from: database)
+            let collection = Collection(definition: definition, index: restored ?? Self.emptyIndex(for: definition),
                                         exports: Self.emptyIndex(for: definition), replicas: Replicas(definition: definition))
-            // Full batches are linked on every core (`upsertAll`); the rest, and so a collection smaller than a
-            // batch, on one thread, as it was written: rebuilt as the same graph (DECISIONS.md, "Vectors and search").
-            var batch: [VectorItem] = []
-            let threads = ProcessInfo.processInfo.activeProcessorCount
-            try VectorRecords.forEachVector(in: definition, keys: services.keys, database: database) { pid, vector, hasGrant, expiry in
-                let deadline = services.consentGate.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
-                batch.append(VectorItem(label: pid.rawValue, vector: vector, eligibleUntil: deadline))
-                if batch.count == Self.loadBatch {
-                    try collection.index.upsertAll(batch, threads: threads)
-                    batch.removeAll(keepingCapacity: true)
+            if restored == nil {
+                // Full batches are linked on every core (`upsertAll`); the rest, and so a collection smaller than a
+                // batch, on one thread, as it was written: rebuilt as the same graph (DECISIONS.md, "Vectors and search").
+                var batch: [VectorItem] = []
+                let threads = ProcessInfo.processInfo.activeProcessorCount
+                try VectorRecords.forEachVector(in: definition, keys: services.keys, database: database) { pid, vector, hasGrant, expiry in
+                    let deadline = services.consentGate.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
+                    batch.append(VectorItem(label: pid.rawValue, vector: vector, eligibleUntil: deadline))
+                    if batch.count == Self.loadBatch {
+                        try collection.index.upsertAll(batch, threads: threads)
+                        batch.removeAll(keepingCapacity: true)
+                    }
                 }
+                try collection.index.upsertAll(batch, threads: 1)
             }
-            try collection.index.upsertAll(batch, threads: 1)
             try EmbeddingExportRecords.forEachExported(definition.name, purpose: definition.purpose, keys: services.keys,
                                                        database: database) { pid, vector, hasGrant, expiry in
                 let deadline = services.consentGate.eligibleUntil(definition.purpose, grant: hasGrant ? expiry ?? .max : nil)
