@@ -43,6 +43,9 @@ final class ClientConnection: Selectable {
 
     private var failure: HTTPClient.Failure { .connectionClosed(peer: peer.description) }
 
+    /// The TLS context the connection was made with (nil: plaintext).
+    let context: TLSContext?
+
     /// Starts connecting to `peer`.
     init(peer: SocketAddress, pools: ClientPools) throws(SystemError) {
         self.peer = peer
@@ -52,7 +55,8 @@ final class ClientConnection: Selectable {
         let descriptor = try Socket.startConnect(to: peer)
         self.descriptor = descriptor
         var tls: TLSSession?
-        if let context = pools.tls.value {
+        context = pools.tls.value
+        if let context {
             do {
                 tls = try TLSSession(context: context, descriptor: descriptor, expectedHost: pools.settings.tlsServerName ?? peer.host)
             } catch {

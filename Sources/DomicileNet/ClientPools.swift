@@ -131,7 +131,8 @@ final class ClientPools: @unchecked Sendable {
         peers[peer]?.busy -= 1
         switch outcome {
         case .response(let response, let reusable):
-            if reusable { reuse(connection) } else { connection.close() }
+            // One made before a TLS reload is not reused: every later call verifies against the new trust.
+            if reusable, connection.context === tls.value { reuse(connection) } else { connection.close() }
             serveWaiting(peer)
             complete(request, .success(response))
         case .stale where request.idempotent && !request.retried:

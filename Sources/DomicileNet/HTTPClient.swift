@@ -104,10 +104,10 @@ public final class HTTPClient: Sendable {
     }
 
     /// Connections made from now on use `context` (a new CA to trust, a
-    /// new certificate to present); idle ones are closed, so every call
-    /// that starts afterwards verifies its peer against the new trust.
-    /// Calls in flight finish on their connection. A plaintext client
-    /// stays plaintext.
+    /// new certificate to present); idle ones are closed, and busy ones
+    /// close when their call ends, so every call that starts afterwards
+    /// verifies its peer against the new trust. Calls in flight finish on
+    /// their connection. A plaintext client stays plaintext.
     public func reloadTLS(_ context: TLSContext) {
         precondition(context.role == .client, "an HTTPClient needs a client TLS context")
         let reloaded = tlsContext.withLock { current in

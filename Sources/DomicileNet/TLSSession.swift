@@ -14,8 +14,8 @@ import Glibc
 /// Public for tests that speak TLS byte by byte over a blocking socket
 /// (DomicileTestSupport's RawConnection): there `handshake()` blocks until
 /// it is done, and a receive timeout reads as `.wouldBlock`.
-public final class TLSSession {
-    public enum Handshake: Equatable, Sendable {
+package final class TLSSession {
+    package enum Handshake: Equatable, Sendable {
         case done
         /// Waiting for the peer's bytes.
         case wantRead
@@ -24,7 +24,7 @@ public final class TLSSession {
     }
 
     private let ssl: OpaquePointer
-    public private(set) var isEstablished = false
+    package private(set) var isEstablished = false
     /// The last call stopped until the socket becomes writable (a read too
     /// can need to write, e.g. to answer a key update).
     private(set) var wantsWritable = false
@@ -32,7 +32,7 @@ public final class TLSSession {
 
     /// A session on `descriptor` (already connected). A client checks the
     /// peer's certificate names `expectedHost` (an IP address or a DNS name).
-    public init(context: TLSContext, descriptor: Int32, expectedHost: String? = nil) throws(TLSError) {
+    package init(context: TLSContext, descriptor: Int32, expectedHost: String? = nil) throws(TLSError) {
         ERR_clear_error()
         guard let ssl = SSL_new(context.pointer) else { throw TLSError.fromQueue("cannot make a TLS session") }
         self.ssl = ssl
@@ -65,7 +65,7 @@ public final class TLSSession {
     }
 
     /// Advances the handshake as far as the socket allows.
-    public func handshake() throws(TLSError) -> Handshake {
+    package func handshake() throws(TLSError) -> Handshake {
         guard !isEstablished else { return .done }
         ERR_clear_error()
         let result = SSL_do_handshake(ssl)
@@ -92,7 +92,7 @@ public final class TLSSession {
     }
 
     /// Decrypts what is available into `buffer` (at most one record).
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(TLSError) -> IOResult<Int> {
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(TLSError) -> IOResult<Int> {
         ERR_clear_error()
         let result = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
         if result > 0 {
@@ -103,7 +103,7 @@ public final class TLSSession {
     }
 
     /// Encrypts and sends what the socket takes (whole records).
-    public func write(_ bytes: UnsafeRawBufferPointer) throws(TLSError) -> IOResult<Int> {
+    package func write(_ bytes: UnsafeRawBufferPointer) throws(TLSError) -> IOResult<Int> {
         guard !bytes.isEmpty else { return .done(0) }
         ERR_clear_error()
         let result = SSL_write(ssl, bytes.baseAddress, Int32(clamping: bytes.count))
@@ -130,7 +130,7 @@ public final class TLSSession {
     }
 
     /// Sends close_notify once, best effort (never waits for the peer's).
-    public func shutdown() {
+    package func shutdown() {
         guard isEstablished, !shutDown else { return }
         shutDown = true
         ERR_clear_error()

@@ -14,8 +14,10 @@ final class DeadlineChunks: @unchecked Sendable {
     static let never = Int64.min
 
     private let chunks: UnsafeMutablePointer<UnsafeMutablePointer<Atomic<Int64>>>
-    /// Chunks allocated; written by the writer only.
-    private var chunkCount = 0
+    /// Chunks allocated; written by the writer only, after the chunk's address
+    /// (read by anyone, for the memory held).
+    private let allocatedChunks = Atomic<Int>(0)
+    private var chunkCount: Int { allocatedChunks.load(ordering: .acquiring) }
     /// Slots whose deadline is `Int64.max` (always eligible), and slots with
     /// any other deadline but `never` (eligible until a time, perhaps
     /// passed): the eligible count at any time lies between `always` and
@@ -40,7 +42,7 @@ final class DeadlineChunks: @unchecked Sendable {
         let chunk = UnsafeMutablePointer<Atomic<Int64>>.allocate(capacity: SlotStorage.chunkSlots)
         for index in 0..<SlotStorage.chunkSlots { (chunk + index).initialize(to: Atomic(Self.never)) }
         chunks[chunkCount] = chunk
-        chunkCount += 1
+        allocatedChunks.store(chunkCount + 1, ordering: .releasing)
     }
 
     @inline(__always)

@@ -196,7 +196,7 @@ extension VectorIndex {
 /// slot's vector (as the caller's store holds it, for the label the slot
 /// held when the graph was saved); `finish` retires the live slots nobody
 /// placed (removed or rewritten since), in slot order. Until then nothing
-/// in it is eligible (deadlines are 0): it is not searched.
+/// in it is eligible (deadlines are `DeadlineChunks.never`): it is not searched.
 public final class GraphRestore {
     public let index: VectorIndex
     /// What the caller passed to `snapshotGraph(position:)`.
@@ -222,17 +222,17 @@ public final class GraphRestore {
         return true
     }
 
-    /// Retires every live slot that got no vector, in slot order (each as
-    /// `remove` does: out of the label table, neighbours relinked, slot
-    /// freed); returns how many. The index is then ready for the writes
-    /// made after the graph was saved, in their order.
+    /// Retires every live slot that got no vector (removed or rewritten
+    /// since the save): all leave the label table first, so no neighbour is
+    /// relinked to another that is going too; then each is unlinked and
+    /// freed, in slot order. Returns how many. The index is then ready for
+    /// the writes made after the graph was saved, in their order.
     @discardableResult
     public func finish() -> Int {
         let unplaced = index.labels.withLock { table in
             table.labels.indices.compactMap { slot in placed[slot] ? nil : table.labels[slot] }
         }
-        for label in unplaced { index.remove(label) }
-        return unplaced.count
+        return index.removeAll(unplaced)
     }
 }
 

@@ -21,8 +21,10 @@ public struct HNSWSettings: Sendable, Equatable {
     /// Candidates a search keeps by default (a query may ask for more); at
     /// least k is always used.
     public var ef: Int
-    /// Seeds the level draw, so that the same inserts in the same order
-    /// build the same graph (a restart rebuilds identical results).
+    /// Seeds the level draw, so that the same inserts in the same order, on
+    /// one thread, build the same graph (a restart that rebuilds a collection
+    /// smaller than a load batch gets identical results; a larger one is
+    /// linked on every core, an equally good graph but not the same one).
     public var seed: UInt64
 
     public static let mRange = 2...100

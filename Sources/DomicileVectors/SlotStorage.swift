@@ -36,6 +36,10 @@ import Synchronization
 /// - A slot's vector is written by the writer before the slot becomes
 ///   reachable (a link to it is published between stamps, or the entry
 ///   point with release ordering), and zeroed after it stopped being live.
+///   A search may still be reading a vector the writer zeroes or refills
+///   (plain stores racing plain loads: a formal data race, harmless on
+///   x86-64 and arm64, which a thread sanitizer reports); what it scored
+///   is dropped, because the slot's state changed (`VectorIndex.name`).
 final class SlotStorage: @unchecked Sendable {
     static let chunkShift = 10
     static let chunkSlots = 1 << chunkShift
@@ -82,6 +86,8 @@ final class SlotStorage: @unchecked Sendable {
 
     init(dimension: Int, level0Max: Int, upperMax: Int) {
         precondition(dimension <= 1 << 16 && level0Max <= 1 << 10, "record too large for the unchecked arithmetic")
+        // `readNeighbours` copies any level's list into a buffer of `level0Max`.
+        precondition(upperMax <= level0Max, "upper-level lists longer than level 0's")
         self.dimension = dimension
         self.level0Max = level0Max
         self.upperMax = upperMax
@@ -251,10 +257,13 @@ final class SlotStorage: @unchecked Sendable {
     func level(_ slot: UInt32) -> Int {
         let record = record(slot)
         let stamp = stamp(record)
+        var attempts = 0
         while true {
             let begun = domicile_stamp_read_begin(stamp)
             let level = Int(domicile_load_word((record + Self.levelOffset).assumingMemoryBound(to: UInt32.self)))
             if domicile_stamp_read_valid(stamp, begun) != 0 { return level }
+            attempts &+= 1
+            if attempts & 63 == 0 { sched_yield() }
         }
     }
 

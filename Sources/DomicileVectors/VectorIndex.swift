@@ -169,6 +169,9 @@ public final class VectorIndex: @unchecked Sendable {
         prepared.reserveCapacity(items.count)
         for item in items { prepared.append(try metric.prepare(item.vector, dimension: dimension)) }
         try writer.withLock { (state: inout WriterState) throws(VectorError) in
+            // Room for every item first, so running out of slots changes nothing.
+            let needed = highWater.load(ordering: .relaxed) + items.count - state.free.count
+            if !items.isEmpty, needed > highWater.load(ordering: .relaxed) { try storage.ensure(needed - 1) }
             guard usesGraph, threads > 1 else {
                 for (item, vector) in zip(items, prepared) { try replace(item.label, vector, eligibleUntil: item.eligibleUntil, state: &state) }
                 return
@@ -266,16 +269,37 @@ public final class VectorIndex: @unchecked Sendable {
     /// Retires a slot: out of the label table (so no search returns it from
     /// now on), bytes zeroed, neighbours relinked, slot free for reuse.
     private func retire(_ slot: UInt32, state: inout WriterState) {
+        retireAll([slot], state: &state)
+    }
+
+    /// Retires many slots: all of them leave the label table first, so none
+    /// is relinked to another that is about to go; then each is unlinked,
+    /// zeroed and freed, in the order given.
+    private func retireAll(_ slots: [UInt32], state: inout WriterState) {
         labels.withLock { table in
-            if let label = table.labels[Int(slot)] { table.slots[label] = nil }
-            table.labels[Int(slot)] = nil
-            storage.setState(slot, storage.state(slot) &+ 1)
-            storage.setDeadline(slot, DeadlineChunks.never)
+            for slot in slots {
+                if let label = table.labels[Int(slot)] { table.slots[label] = nil }
+                table.labels[Int(slot)] = nil
+                storage.setState(slot, storage.state(slot) &+ 1)
+                storage.setDeadline(slot, DeadlineChunks.never)
+            }
         }
-        liveCount.subtract(1, ordering: .relaxed)
-        if usesGraph { unlink(slot, state: &state) }
-        storage.vector(slot).update(repeating: 0, count: dimension)
-        state.free.append(slot)
+        liveCount.subtract(slots.count, ordering: .relaxed)
+        for slot in slots {
+            if usesGraph { unlink(slot, state: &state) }
+            storage.vector(slot).update(repeating: 0, count: dimension)
+            state.free.append(slot)
+        }
+    }
+
+    /// Removes every label in `labels` that is present, as `retireAll` does;
+    /// returns how many were.
+    func removeAll(_ labels: [String]) -> Int {
+        writer.withLock { state in
+            let slots = self.labels.withLock { table in labels.compactMap { table.slots[$0] } }
+            retireAll(slots, state: &state)
+            return slots.count
+        }
     }
 
     private func drawLevel(_ random: inout SeededRandom) -> Int {
@@ -460,8 +484,13 @@ public final class VectorIndex: @unchecked Sendable {
         }
         for var entry in entries where visited.insert(entry.slot) {
             frontier.push(entry)
+            // The state first, then the distance again: the entry was scored
+            // before its state was read, and the slot may have changed occupant
+            // since; a result carries the distance of the occupant its state names.
             entry.state = storage.state(entry.slot)
-            if entry.state & 1 == 1 { admit(entry) }
+            guard entry.state & 1 == 1 else { continue }
+            entry.distance = kernel(query, storage.vector(entry.slot), count: dimension)
+            admit(entry)
         }
         while let nearest = frontier.pop() {
             if results.count >= ef, nearest.distance > results.top!.distance { break }

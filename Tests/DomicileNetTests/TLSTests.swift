@@ -324,4 +324,32 @@ final class TLSTests: XCTestCase {
         }
         await fixture.stop()
     }
+
+    /// A connection busy when the trust is reloaded is not kept once its call
+    /// ends: the next call connects again and verifies against the new trust.
+    func test_clientReload_closesAConnectionBusyAtTheReload_whenItsCallEnds() async throws {
+        let first = try PKI(name: "First CA")
+        let second = try PKI(name: "Second CA")
+        let fixture = try TestServer(tls: try first.serverContext())
+        let client = try first.client()
+        async let slow = client.send("GET", "/slow?ms=300", to: fixture.address)
+        var busy = 0
+        for _ in 0..<100 where busy == 0 {
+            busy = client.connectionCounts(for: fixture.address).busy
+            if busy == 0 { try await Task.sleep(nanoseconds: 5_000_000) }
+        }
+        XCTAssertEqual(busy, 1, "the slow call holds a connection")
+        // Trust only the second CA, while the server still presents the first's certificate.
+        client.reloadTLS(try TLSContext.client(caFile: second.caFile))
+        let answered = try await slow
+        XCTAssertEqual(answered.status, 200, "a call in flight finishes on its connection")
+        XCTAssertEqual(client.connectionCounts(for: fixture.address).idle, 0, "the connection made under the old trust is not kept")
+        do {
+            _ = try await client.send("GET", "/items/1", to: fixture.address)
+            XCTFail("a connection verified against the CA no longer trusted was reused")
+        } catch let failure as HTTPClient.Failure {
+            guard case .tlsFailed = failure else { return XCTFail("\(failure)") }
+        }
+        await fixture.stop()
+    }
 }

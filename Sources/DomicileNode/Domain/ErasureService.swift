@@ -201,8 +201,12 @@ enum ErasureService {
     /// reader pinning old frames can make this fail; it is retried, and a
     /// failure is logged and counted (the erased ciphertexts are unreadable
     /// anyway: their subject key is gone).
+    /// The saved graphs go too: they name the erased pids and their
+    /// neighbours, sealed under the region's data key, which outlives the
+    /// subject's; the saver writes them again within seconds.
     /// Returns whether the WAL was truncated.
     static func truncateWAL(_ services: NodeServices) async -> Bool {
+        services.vectors.discardSavedGraphs(GraphSnapshots(services: services))
         for attempt in 1...3 {
             do {
                 try await services.store.checkpointAndTruncateWAL()

@@ -87,6 +87,12 @@ struct GraphSnapshots: Sendable {
         for name in names where name.contains(".graph.tmp-") { unlink((directory as NSString).appendingPathComponent(name)) }
     }
 
+    /// Removes every saved graph (and leftover).
+    func removeAll() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.contains(".graph") { unlink((directory as NSString).appendingPathComponent(name)) }
+    }
+
     // MARK: Restoring
 
     /// Why a saved graph was not used.
@@ -144,6 +150,8 @@ struct GraphSnapshots: Sendable {
             }
             return (restore.index, report)
         } catch {
+            // Not tried again at the next start (nor taken for another history's): the next save replaces it.
+            unlink(path(of: name))
             logger.warning("saved graph not used: rebuilding", ["collection": .string(name.rawValue), "reason": .string("\(error)")])
             return nil
         }
@@ -178,6 +186,13 @@ struct SavedGraph: Sendable, Equatable {
 }
 
 extension VectorCollections {
+    /// Removes every saved graph and forgets when each was saved, so the
+    /// saver writes each again at its next check (after an erasure).
+    func discardSavedGraphs(_ snapshots: GraphSnapshots) {
+        snapshots.removeAll()
+        savedGraphs.withLock { $0.removeAll() }
+    }
+
     /// The collection's graph restored from its saved file and brought to
     /// what `database` holds, or nil (a rebuild) when the collection is not
     /// a graph, has no saved graph, or its saved graph does not fit.
@@ -214,9 +229,12 @@ final class GraphSnapshotSaver: Sendable {
 
     private var interval: Int64 { services.configuration.limits.graphSnapshotIntervalMilliseconds }
 
+    /// With saving turned off (interval 0), graphs saved before are removed:
+    /// they would only grow staler (and name subjects erased since).
     func start() {
-        GraphSnapshots(services: services).removeLeftovers()
-        guard interval > 0 else { return }
+        let snapshots = GraphSnapshots(services: services)
+        snapshots.removeLeftovers()
+        guard interval > 0 else { return snapshots.removeAll() }
         schedule.start(everyMilliseconds: min(interval, Self.checkMilliseconds)) { [self] in await save(force: false) }
     }
 
@@ -249,8 +267,10 @@ final class GraphSnapshotSaver: Sendable {
         guard changes > 0 else { return false }
         if !force, let last, changes < services.configuration.limits.graphSnapshotChanges, now - last.at < interval { return false }
         // On the writer between transactions: the index holds exactly what has committed.
-        guard let captured = try await services.store.writer.outsideTransaction({ database in
-            try GraphSnapshots.capture(index, of: name, in: database).map { ($0.graph, $0.position, index.count) }
+        guard let captured = try await services.store.writer.outsideTransaction({ database -> ([UInt8], Int64, Int)? in
+            // Not if the collection was reloaded meanwhile (its graph would go out under the new position).
+            guard self.services.vectors.collection(name)?.index === index else { return nil }
+            return try GraphSnapshots.capture(index, of: name, in: database).map { ($0.graph, $0.position, index.count) }
         }) else { return false }
         let snapshots = GraphSnapshots(services: services)
         try await Self.onOwnThread { try snapshots.save(captured.0, of: name) }
