@@ -32,6 +32,9 @@ final class FederationJepsenTests: XCTestCase {
     /// Six clients register at most this many subjects each, so one search
     /// (`k` at its limit, 100) returns every subject of every region.
     static let subjectsPerClient = 12
+    /// What one export charges its subject (the per-period limit, 16 by default, allows four).
+    static let exportEpsilon = 4.0
+    static let exportDelta = 1e-6
     static let searchResults = 100
 
     static func seed() -> UInt64 {
@@ -82,7 +85,7 @@ final class FederationJepsenTests: XCTestCase {
         for region in Self.regions.keys.sorted() {
             try await client.setUp("\(region)-1", "PUT", "/v1/collections/\(Self.collection)", role: "admin", body: [
                 "dimension": Self.dimension, "metric": "l2", "purpose": Self.purpose, "index": ["kind": "flat"],
-                "export": ["epsilon": 4, "delta": 1e-6, "clip_norm": 4],
+                "export": ["epsilon": Self.exportEpsilon, "delta": Self.exportDelta, "clip_norm": 4],
             ])
         }
     }
@@ -133,6 +136,10 @@ final class FederationJepsenTests: XCTestCase {
         var found: [String: Set<String>] = [:]
         /// Per erased pid, the statuses of `GET /v1/subjects/{pid}` on its home region's nodes.
         var erasedReads: [String: [Int]] = [:]
+        /// Per region, eligible subjects some node of another region does not
+        /// hold, though their budget still had room for an export (so none of
+        /// their versions was refused this period).
+        var unreplicated: [String: Set<String>] = [:]
     }
 
     /// Reads the final state, waiting (up to 60 s) for the replicas to converge.
@@ -150,7 +157,8 @@ final class FederationJepsenTests: XCTestCase {
                 }
                 state.found[node] = Set(answer.map(\.pid))
             }
-            if Self.replicasConverged(state) { break }
+            state.unreplicated = try await unreplicated(state, client: client)
+            if Self.replicasConverged(state), state.unreplicated.values.allSatisfy(\.isEmpty) { break }
             try await Task.sleep(nanoseconds: 1_000_000_000)
         } while Date() < deadline
         for node in client.nodes.names {
@@ -166,6 +174,28 @@ final class FederationJepsenTests: XCTestCase {
             }
         }
         return state
+    }
+
+    /// The eligible subjects of each region that a node of another region
+    /// does not hold, among those whose embedding budget (read on their home
+    /// region) still has room for one more export.
+    func unreplicated(_ state: FinalState, client: FederationClient) async throws -> [String: Set<String>] {
+        var missing: [String: Set<String>] = [:]
+        for (region, views) in state.local {
+            let eligible = views.values.first ?? []
+            let heldEverywhere = state.replicas.filter { FederationClient.region(of: $0.key) != region }
+                .map { $0.value[region] ?? [] }.reduce(eligible) { $0.intersection($1) }
+            for pid in eligible.subtracting(heldEverywhere).sorted() {
+                guard case .answer(200, let json, _) = await client.call("\(region)-1", "GET", "/v1/privacy-budget?pid=\(pid)",
+                                                                         role: "privacy_officer") else { continue }
+                let remaining = ((json["embeddings"] as? [String: Any])?["subject"] as? [String: Any])?["remaining"] as? [String: Any]
+                if let epsilon = remaining?["epsilon"] as? Double, let delta = remaining?["delta"] as? Double,
+                   epsilon >= Self.exportEpsilon, delta >= Self.exportDelta {
+                    missing[region, default: []].insert(pid)
+                }
+            }
+        }
+        return missing
     }
 
     /// Every node outside a region holds the same copies of it, each of a
@@ -223,6 +253,9 @@ final class FederationJepsenTests: XCTestCase {
         violations += Self.erasedFoundAfterCompletion(entries)
         violations += Self.revokedFoundFresh(entries)
 
+        for (region, pids) in finals.unreplicated.sorted(by: { $0.key < $1.key }) where !pids.isEmpty {
+            violations.append("\(region): \(pids.count) eligible subjects with budget left are not held by every other region: \(pids.sorted())")
+        }
         // The replicas converged (the final state waited for it).
         if !Self.replicasConverged(finals) {
             violations.append("replicas did not converge: local \(finals.local.mapValues { $0.mapValues(\.count) }), "
@@ -438,23 +471,17 @@ struct FederationEntry: Sendable, CustomStringConvertible {
     }
 }
 
-/// Calls the federation's nodes for the run, recording each operation.
+/// Calls the federation's nodes for the run (through `RegionClient`'s calls,
+/// over TLS when the layout has a CA), recording each operation.
 final class FederationClient: Sendable {
     let nodes: RegionNodes
-    private let tokens: [String: String]
-    private let http: HTTPClient
+    private let calls: RegionClient
     private let started = Date()
     private let recorded = Locked<[FederationEntry]>([])
 
     init(nodes: RegionNodes) throws {
         self.nodes = nodes
-        tokens = nodes.federation.tokens
-        var settings = HTTPClient.Settings()
-        settings.connectTimeoutMilliseconds = 1_000
-        settings.requestTimeoutMilliseconds = 8_000
-        settings.connectionsPerPeerMax = 16
-        if let caFile = nodes.federation.caFile { settings.tls = try TLSContext.client(caFile: caFile) }
-        http = HTTPClient(settings: settings)
+        calls = try RegionClient(nodes: nodes, history: History())
     }
 
     /// Every operation recorded so far.
@@ -462,27 +489,8 @@ final class FederationClient: Sendable {
 
     static func region(of node: String) -> String { String(node.prefix { $0 != "-" }) }
 
-    enum Reply {
-        case answer(status: Int, json: [String: Any], headers: HTTPHeaders)
-        case failed(String)
-    }
-
-    func call(_ node: String, _ method: String, _ path: String, role: String?, body: Any? = nil) async -> Reply {
-        guard let address = nodes.address(node) else { return .failed("no address") }
-        var headers = HTTPHeaders()
-        if let role { headers.set("Authorization", "Bearer \(tokens[role] ?? "")") }
-        var bytes: [UInt8] = []
-        if let body {
-            headers.set("Content-Type", "application/json")
-            bytes = Array((try? JSONSerialization.data(withJSONObject: body)) ?? Data())
-        }
-        do {
-            let response = try await http.send(method, path, to: address, headers: headers, body: bytes)
-            let json = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
-            return .answer(status: response.status, json: json, headers: response.headers)
-        } catch {
-            return .failed("\(error)")
-        }
+    func call(_ node: String, _ method: String, _ path: String, role: String?, body: Any? = nil) async -> RegionClient.Reply {
+        await calls.call(node, method, path, role: role, body: body)
     }
 
     private var now: Double { Date().timeIntervalSince(started) }
@@ -509,7 +517,7 @@ final class FederationClient: Sendable {
         case .answer(let status, let json, _):
             entry = FederationEntry(client: client, node: node, operation: operation, invoked: invoked, completed: now, acknowledged: false,
                                     outcome: "\(status) \(json["code"] as? String ?? "")")
-        case .failed(let why):
+        case .notSent(let why), .lost(let why):
             entry = FederationEntry(client: client, node: node, operation: operation, invoked: invoked, completed: now, acknowledged: false,
                                     outcome: why)
         }
@@ -555,7 +563,7 @@ final class FederationClient: Sendable {
             switch await call(node, method, path, role: role, body: body) {
             case .answer(200, let json, _): return Self.hits(json)
             case .answer(let status, let json, _): last = "\(status) \(json["code"] as? String ?? "")"
-            case .failed(let why): last = why
+            case .notSent(let why), .lost(let why): last = why
             }
             try await Task.sleep(nanoseconds: 200_000_000)
         }
@@ -568,7 +576,7 @@ final class FederationClient: Sendable {
             switch await call(node, method, path, role: role, body: body) {
             case .answer(let status, _, _) where (200..<300).contains(status): return
             case .answer(let status, let json, _): last = "\(status) \(json)"
-            case .failed(let why): last = why
+            case .notSent(let why), .lost(let why): last = why
             }
             try await Task.sleep(nanoseconds: 200_000_000)
         }

@@ -25,7 +25,7 @@ public final class RegionClient: Sendable {
     }
 
     /// What a call came back with: an answer, or an error before one.
-    enum Reply {
+    public enum Reply {
         case answer(status: Int, json: [String: Any], headers: HTTPHeaders)
         /// Nothing was sent (the connection could not be made, and was not a resend).
         case notSent(String)
@@ -33,7 +33,8 @@ public final class RegionClient: Sendable {
         case lost(String)
     }
 
-    func call(_ node: String, _ method: String, _ path: String, role: String?, body: Any? = nil) async -> Reply {
+    /// One call, not recorded in the history.
+    public func call(_ node: String, _ method: String, _ path: String, role: String?, body: Any? = nil) async -> Reply {
         guard let address = nodes.address(node) else { return .notSent("no address") }
         var headers = HTTPHeaders()
         if let role { headers.set("Authorization", "Bearer \(tokens[role] ?? "")") }
