@@ -66,6 +66,10 @@ final class DeadlineChunks: @unchecked Sendable {
     }
 
     /// Bounds of the number of slots eligible at any time (see `always`).
+    /// Whether every filled slot is eligible forever (no deadline is a
+    /// time): a walk then need not look a candidate's deadline up.
+    var allEligibleForever: Bool { untilTime.load(ordering: .relaxed) <= 0 }
+
     var eligibleBounds: ClosedRange<Int> {
         let always = max(always.load(ordering: .relaxed), 0)
         return always...(always + max(untilTime.load(ordering: .relaxed), 0))

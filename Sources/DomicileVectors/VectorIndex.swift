@@ -476,7 +476,10 @@ public final class VectorIndex: @unchecked Sendable {
             swap(&frontier, &context.frontier)
             swap(&results, &context.results)
         }
-        let filtered = now != nil, cutoff = now ?? 0
+        // Without a deadline that is a time, every live slot is eligible: no
+        // lookup per candidate (a deadline moved meanwhile is still caught
+        // when the results are named).
+        let filtered = now != nil && !storage.deadlines.allEligibleForever, cutoff = now ?? 0
         @inline(__always) func admit(_ candidate: Candidate) {
             if filtered, storage.deadline(candidate.slot) <= cutoff { return }
             results.push(candidate)
