@@ -35,4 +35,48 @@ static inline void domicile_set_thread_name(const char *name) {
     pthread_setname_np(pthread_self(), name);
 }
 
+// A JSON number literal (already checked against JSON's grammar by the
+// caller) as the nearest double, whatever the process's locale: glibc's
+// strtod_l (a GNU extension) in the "C" locale, made once. Returns 0 when
+// the literal is longer than 63 bytes, or out of a double's normal range
+// (ERANGE: overflow, or underflow to a subnormal or zero); the caller then
+// leaves the body to Foundation's decoder.
+#include <errno.h>
+#include <locale.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern double strtod_l(const char *text, char **end, locale_t locale);
+
+// The "C" locale, made at the first call (a function's static, which the
+// importer emits with the function, unlike a header's global).
+static inline locale_t domicile_c_locale(void) {
+    static locale_t made = (locale_t)0;
+    locale_t locale = __atomic_load_n(&made, __ATOMIC_ACQUIRE);
+    if (locale == (locale_t)0) {
+        locale_t fresh = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+        locale_t expected = (locale_t)0;
+        if (fresh == (locale_t)0) return fresh;
+        if (__atomic_compare_exchange_n(&made, &expected, fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return fresh;
+        freelocale(fresh);  // another thread made it first
+        return expected;
+    }
+    return locale;
+}
+
+static inline int domicile_parse_json_double(const unsigned char *literal, size_t count, double *value) {
+    char text[64];
+    if (count == 0 || count >= sizeof text) return 0;
+    locale_t locale = domicile_c_locale();
+    if (locale == (locale_t)0) return 0;
+    memcpy(text, literal, count);
+    text[count] = 0;
+    char *end = text;
+    errno = 0;
+    double parsed = strtod_l(text, &end, locale);
+    if (end != text + count || errno == ERANGE) return 0;
+    *value = parsed;
+    return 1;
+}
+
 #endif

@@ -55,6 +55,7 @@ public enum HTTPParserFuzzing {
             precondition(first == UInt8(ascii: "-") || (first >= 0x30 && first <= 0x39), "a number literal starting with \(first)")
             precondition(!path.isEmpty, "a number without a path")
         }
+        checkVectorJSON(bytes)
         guard (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil else { return }
         let wrapped = JSONBodyScanner.scan(Array(#"{"w":"#.utf8) + bytes + Array("}".utf8), depthMax: JSONBodyScanner.depthMaxDefault + 1)
         switch (finding, wrapped) {
@@ -64,6 +65,31 @@ public enum HTTPParserFuzzing {
             preconditionFailure("a duplicate vanished when the input was wrapped")
         default:
             break
+        }
+    }
+
+    private struct VectorBody: Decodable { let vector: [Double] }
+    private struct BatchEntry: Decodable { let pid: String; let vector: [Double] }
+    private struct BatchBody: Decodable { let vectors: [BatchEntry] }
+
+    /// `VectorJSON`'s fast path reads a body only as `JSONDecoder` (with the
+    /// routes' settings) does: whatever it answers for, the decoder accepts,
+    /// with the same texts and bit for bit the same numbers.
+    static func checkVectorJSON(_ bytes: [UInt8]) {
+        func same(_ fast: [Double], _ decoded: [Double]) -> Bool {
+            fast.count == decoded.count && zip(fast, decoded).allSatisfy { $0.bitPattern == $1.bitPattern }
+        }
+        if let fast = VectorJSON.numbers(in: bytes, key: "vector") {
+            let decoded = try? JSONCoding.decoder.decode(VectorBody.self, from: Data(bytes))
+            precondition(decoded.map { same(fast, $0.vector) } == true, "the fast path read a vector body the decoder reads otherwise")
+            precondition(JSONBodyScanner.scan(bytes) == nil, "the fast path read a body the scanner refuses")
+        }
+        if let fast = VectorJSON.entries(in: bytes, list: "vectors", text: "pid", numbers: "vector") {
+            let decoded = try? JSONCoding.decoder.decode(BatchBody.self, from: Data(bytes))
+            precondition(decoded.map { body in
+                body.vectors.count == fast.count && zip(fast, body.vectors).allSatisfy { $0.text == $1.pid && same($0.numbers, $1.vector) }
+            } == true, "the fast path read a batch body the decoder reads otherwise")
+            precondition(JSONBodyScanner.scan(bytes) == nil, "the fast path read a body the scanner refuses")
         }
     }
 

@@ -1,5 +1,6 @@
 import DomicileModel
 import DomicileNet
+import DomicileStorage
 import DomicileVectors
 import Foundation
 
@@ -22,7 +23,10 @@ struct BenchLoadCommand: Command {
             POST …/vectors/batch per --batch subjects from 4 clients.
         Each batch item is consent-checked, sealed, indexed and audited as its single call. The
         vectors are rendered as JSON before the clock starts; the clients run in the node's process.
-        Build with -c release.
+        Same run, two references: the same rows (subject, consent, vector) written by plain INSERTs
+        into SQLite (WAL + synchronous=FULL, a transaction per --batch, no HTTP, sealing, audit or
+        graph); and a batch body of --batch vectors read by Foundation's JSONDecoder against the
+        node's fast reader (VectorJSON). Build with -c release.
         """
 
     static func run(_ arguments: inout Arguments) async throws {
@@ -73,11 +77,18 @@ struct BenchLoadCommand: Command {
             Output.line(String(format: "vector writes/s   PUT …/vectors/{pid} (1 client)              %9.0f", sequential))
             Output.line(String(format: "vector writes/s   POST …/vectors/batch of %-4d (1 client)       %9.0f   ratio %.1f", batchSize, sequentialBatched,
                                sequentialBatched / sequential))
+            let insert = try load.plainInserts(of: vectors, count: count, batchSize: batchSize, rows: (3 * count)..<(4 * count),
+                                               path: directory + "/plain.sqlite")
+            let decoding = try load.decodingRates(batchSize: batchSize)
+            Output.line(String(format: "reference         plain INSERTs into SQLite, same rows         %9.0f", insert))
+            Output.line(String(format: "batch bodies/s    JSONDecoder %.1f, VectorJSON %.1f (%d vectors each)   ratio %.1f",
+                               decoding.foundation, decoding.fast, batchSize, decoding.fast / decoding.foundation))
             let fullSingle = try await load.rate(count) { try await load.fullSingle(first: 2 * count, count: count, into: "full_single") }
             let fullBatched = try await load.rate(count) { try await load.fullBatches(first: 3 * count, count: count, batchSize: batchSize,
                                                                                          into: "full_batch") }
             Output.line(String(format: "full load/s       register + grant + vector, single (64)   %9.0f", fullSingle))
             Output.line(String(format: "full load/s       the three batch endpoints (4 clients)     %9.0f   ratio %.1f", fullBatched, fullBatched / fullSingle))
+            Output.line(String(format: "full load, batches, against plain INSERTs of the same rows               ratio %.2f", fullBatched / insert))
         } catch {
             await bench.stop()
             throw error
@@ -116,6 +127,12 @@ struct BenchLoadCommand: Command {
         func rate(_ count: Int, _ body: () async throws -> Void) async throws -> Double {
             let start = Bench.monotonicSeconds()
             try await body()
+            return Double(count) / (Bench.monotonicSeconds() - start)
+        }
+
+        func rate(_ count: Int, _ body: () throws -> Void) throws -> Double {
+            let start = Bench.monotonicSeconds()
+            try body()
             return Double(count) / (Bench.monotonicSeconds() - start)
         }
 
@@ -182,6 +199,56 @@ struct BenchLoadCommand: Command {
                 let pids = try await registerAndGrantBatch(rows.map { "full-\($0)" })
                 try await writeBatch(pids, rows: rows, into: collection)
             }
+        }
+
+        /// Rows/s of the full load's rows (a subject with its identifier, a
+        /// grant, a vector of `floats`) written by plain INSERTs, a
+        /// transaction per `batchSize` subjects, into a database of their own.
+        func plainInserts(of floats: SyntheticVectors, count: Int, batchSize: Int, rows: Range<Int>, path: String) throws -> Double {
+            let database = try Database(path: path)
+            try database.executeScript("""
+                CREATE TABLE subjects (pid TEXT PRIMARY KEY, identifier TEXT NOT NULL UNIQUE, region TEXT NOT NULL) STRICT;
+                CREATE TABLE consents (pid TEXT NOT NULL, purpose TEXT NOT NULL, source TEXT NOT NULL, collected_at TEXT NOT NULL,
+                                       PRIMARY KEY (pid, purpose)) STRICT;
+                CREATE TABLE vectors (collection TEXT NOT NULL, pid TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (collection, pid)) STRICT;
+                """)
+            let subject = try database.statement("INSERT INTO subjects VALUES (?, ?, 'eu')")
+            let consent = try database.statement("INSERT INTO consents VALUES (?, 'product_recs', 'bench', '2026-01-01T00:00:00Z')")
+            let vector = try database.statement("INSERT INTO vectors VALUES ('plain', ?, ?)")
+            return try rate(count) {
+                for start in stride(from: rows.lowerBound, to: rows.upperBound, by: batchSize) {
+                    try database.transaction {
+                        for row in start..<min(start + batchSize, rows.upperBound) {
+                            let pid = "pid-\(row)"
+                            try subject.bind([pid, "full-\(row)"]); try subject.run()
+                            try consent.bind([pid]); try consent.run()
+                            let blob = floats[row].withUnsafeBytes { Array($0) }
+                            try vector.bind([pid, blob]); try vector.run()
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Batch bodies of `batchSize` vectors read per second by Foundation's
+        /// JSONDecoder (what the routes did) and by `VectorJSON`, same bodies.
+        func decodingRates(batchSize: Int) throws -> (foundation: Double, fast: Double) {
+            struct Entry: Decodable { let pid: String; let vector: [Double] }
+            struct Body: Decodable { let vectors: [Entry] }
+            let entries = (0..<batchSize).map { #"{"pid":"p\#($0)","vector":\#(vectorJSON[$0])}"# }
+            let body = Array(#"{"vectors":[\#(entries.joined(separator: ","))]}"#.utf8)
+            let rounds = 5
+            var foundationCount = 0, fastCount = 0
+            let foundation = try rate(rounds) {
+                for _ in 0..<rounds { foundationCount += try JSONCoding.decoder.decode(Body.self, from: Data(body)).vectors.count }
+            }
+            let fast = try rate(rounds) {
+                for _ in 0..<rounds {
+                    fastCount += VectorJSON.entries(in: body, list: "vectors", text: "pid", numbers: "vector")?.count ?? 0
+                }
+            }
+            guard foundationCount == fastCount else { throw CLIError.failed("the two readers read different batches") }
+            return (foundation, fast)
         }
 
         /// Items 0..<count, taken in turn by `clients` concurrent workers.

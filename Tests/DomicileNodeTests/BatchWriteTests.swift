@@ -111,6 +111,38 @@ final class BatchWriteTests: NodeTestCase {
         XCTAssertFalse(response.text.contains(String(VectorTests.vector(1)[0])), "no vector component in the answer")
     }
 
+    /// A batch large enough to be linked on every core (`upsertAll`): each
+    /// stored vector is found by itself, a pid sent twice keeps its last
+    /// vector, and no refused item reaches the index.
+    func test_vectorBatch_linkedTogether_findsEachStoredVector_andNoneRefused() async throws {
+        try startNode()
+        await XCTAssertEqualAsync(try await defineCollection().status, 201)
+        let count = 200, granted = 150
+        XCTAssertGreaterThan(granted, 64, "enough stored vectors for the parallel link (VectorService.parallelLinkMin)")
+        let registered = try await registerBatch((0..<count).map { subject("linked\($0)@example.com") })
+        let pids = results(registered).compactMap { $0["pid"] as? String }
+        XCTAssertEqual(pids.count, count)
+        try await grantBatch(Array(pids[0..<granted]))
+
+        let items = pids.indices.map { (pids[$0], VectorTests.vector($0 * 10)) } + [(pids[0], VectorTests.vector(5_000))]
+        let response = try await writeBatch(items)
+        XCTAssertEqual(response.status, 200, response.text)
+        XCTAssertEqual(results(response).compactMap { $0["status"] as? Int },
+                       Array(repeating: 200, count: granted) + Array(repeating: 403, count: count - granted) + [200])
+        XCTAssertEqual(try storedVectorCount(pids[0]), 1)
+
+        for index in 1..<count {
+            let found = try await searchPIDs(near: VectorTests.vector(index * 10))
+            if index < granted {
+                XCTAssertEqual(found.first, pids[index], "stored vector \(index) is its own nearest")
+            } else {
+                XCTAssertFalse(found.contains(pids[index]), "refused vector \(index) is not indexed")
+            }
+        }
+        let last = try await searchPIDs(near: VectorTests.vector(5_000))
+        XCTAssertEqual(last.first, pids[0], "a pid sent twice keeps its last vector")
+    }
+
     func test_batches_areBoundedByTheConfiguredLimits() async throws {
         try startNode { _, config in
             var limits = config["limits"] as? [String: Any] ?? [:]

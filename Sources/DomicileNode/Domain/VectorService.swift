@@ -1,5 +1,6 @@
 import DomicileCrypto
 import DomicileModel
+import DomicileNet
 import DomicilePrivacy
 import DomicileStorage
 import DomicileVectors
@@ -169,8 +170,43 @@ enum VectorService {
 
     /// Stores a batch's entries in the caller's transaction, each in its own
     /// savepoint, and audits each refused one as its single call would be.
+    ///
+    /// The rows are written first and the vectors stored then linked into
+    /// the graph together, on every core (`upsertAll`): the graph insert is
+    /// most of an item's work, and on the writer thread one at a time it
+    /// bounded a load. The index takes every stored vector or none; when it
+    /// has no room for them all, the batch is written again item by item,
+    /// so that the items it has room for succeed, as their single calls
+    /// would, and the others are refused `collection_full`.
     private static func storeBatch(_ entries: [BatchEntry], in collection: VectorCollections.Collection, refusalDetail: String,
                                    call: CallContext, in database: Database) throws -> BatchOutcome {
+        try database.execute("SAVEPOINT vector_batch")
+        var stored: [VectorItem] = []
+        let together = try storeEntries(entries, in: collection, refusalDetail: refusalDetail, call: call, in: database) { item in
+            stored.append(item)
+        }
+        do throws(VectorError) {
+            try collection.index.upsertAll(stored, threads: stored.count >= parallelLinkMin ? System.coreCount : 1)
+        } catch {
+            try database.execute("ROLLBACK TO vector_batch")
+            try database.execute("RELEASE vector_batch")
+            return try storeEntries(entries, in: collection, refusalDetail: refusalDetail, call: call, in: database) { item throws(DomainError) in
+                try index(item, in: collection)
+            }
+        }
+        try database.execute("RELEASE vector_batch")
+        return together
+    }
+
+    /// Stored vectors in a batch at least, for its links to be made on
+    /// every core (fewer are linked on the writer thread, as a single call's).
+    static let parallelLinkMin = 64
+
+    /// Stores each entry in its own savepoint, audits each refused one, and
+    /// hands each stored vector to `index` (whose refusal refuses the entry).
+    private static func storeEntries(_ entries: [BatchEntry], in collection: VectorCollections.Collection, refusalDetail: String,
+                                     call: CallContext, in database: Database,
+                                     index: (VectorItem) throws(DomainError) -> Void) throws -> BatchOutcome {
         let purpose = collection.definition.purpose.rawValue
         var outcome = BatchOutcome()
         for entry in entries {
@@ -185,7 +221,9 @@ enum VectorService {
                 }
             case .success(let (pid, vector)):
                 // Refused in the transaction: as `writeAudited` audits the single call.
-                result = try BatchItems.run(in: database) { try store(vector, for: pid, in: collection, call: call, in: database) }.map { pid }
+                result = try BatchItems.run(in: database) {
+                    try index(try record(vector, for: pid, in: collection, call: call, in: database))
+                }.map { pid }
                 if case .failure(let refusal) = result {
                     event = call.event("vector.write", pid: pid.rawValue, purpose: purpose, outcome: Refusals.outcome(refusal.code))
                 }
@@ -203,6 +241,14 @@ enum VectorService {
     /// refused (`DomainError`) without the subject, or without consent.
     private static func store(_ vector: [Float], for pid: PID, in collection: VectorCollections.Collection, call: CallContext,
                               in database: Database) throws {
+        try index(try record(vector, for: pid, in: collection, call: call, in: database), in: collection)
+    }
+
+    /// Stores one vector in the caller's transaction, audited, and returns
+    /// it as the index takes it (with its consent's eligibility deadline);
+    /// refused (`DomainError`) without the subject, or without consent.
+    private static func record(_ vector: [Float], for pid: PID, in collection: VectorCollections.Collection, call: CallContext,
+                               in database: Database) throws -> VectorItem {
         let services = call.services
         let definition = collection.definition
         let purpose = definition.purpose
@@ -212,14 +258,18 @@ enum VectorService {
         var random = services.random.generator()
         try VectorRecords.write(vector, collection: definition.name, pid: pid, key: key, grounds: grounds, now: call.now,
                                 using: &random, in: database)
-        let deadline = services.consentGate.eligibleUntil(purpose, grants: grants)
+        try AuditLog.append(call.event("vector.write", pid: pid.rawValue, purpose: purpose.rawValue,
+                                          detail: "collection=\(definition.name)"), to: database)
+        return VectorItem(label: pid.rawValue, vector: vector, eligibleUntil: services.consentGate.eligibleUntil(purpose, grants: grants))
+    }
+
+    /// Puts one stored vector in the collection's index; 507 `collection_full` when it has no room.
+    private static func index(_ item: VectorItem, in collection: VectorCollections.Collection) throws(DomainError) {
         do throws(VectorError) {
-            try collection.index.upsert(pid.rawValue, vector: vector, eligibleUntil: deadline)
+            try collection.index.upsert(item.label, vector: item.vector, eligibleUntil: item.eligibleUntil)
         } catch {
             throw DomainError(.noRoom, code: "collection_full", detail: error.description)
         }
-        try AuditLog.append(call.event("vector.write", pid: pid.rawValue, purpose: purpose.rawValue,
-                                          detail: "collection=\(definition.name)"), to: database)
     }
 
     /// After `count` vectors were written to the collection: a new version to

@@ -133,7 +133,8 @@ enum VectorRoutes {
 
     static func write(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let collection = try VectorService.collection(named: request.http.parameter("name"), services: services)
-        let vector = try VectorService.vector(try request.http.decode(VectorBody.self).vector, for: collection.definition, field: "vector")
+        let body = try request.http.decode(VectorBody.self) { VectorJSON.numbers(in: $0, key: "vector").map(VectorBody.init) }
+        let vector = try VectorService.vector(body.vector, for: collection.definition, field: "vector")
         let pid = try services.homePID(request.http.parameter("pid"))
         try await VectorService.write(vector, for: pid, in: collection, call: request.call)
         return .json(Written(pid: pid, collection: collection.definition.name))
@@ -145,7 +146,11 @@ enum VectorRoutes {
     /// its pid or its problem), in the order sent.
     static func writeBatch(_ request: APIRequest, _ services: NodeServices) async throws -> HTTPResponse {
         let collection = try VectorService.collection(named: request.http.parameter("name"), services: services)
-        let body = try request.http.decode(BatchBody.self)
+        let body = try request.http.decode(BatchBody.self) { bytes in
+            VectorJSON.entries(in: bytes, list: "vectors", text: "pid", numbers: "vector").map { entries in
+                BatchBody(vectors: entries.map { BatchEntry(pid: $0.text, vector: $0.numbers) })
+            }
+        }
         let entries = body.vectors.map { entry in
             VectorService.BatchEntry(pidText: entry.pid, checked: Result { () throws(DomainError) in
                 let pid = try services.homePID(entry.pid)
