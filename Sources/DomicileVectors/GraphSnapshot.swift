@@ -52,7 +52,7 @@ extension VectorIndex {
     /// (one pass over the slots), searches do not. Nil when a label cannot
     /// be saved (empty, or over 4 096 bytes of UTF-8).
     public func snapshotGraph(position: UInt64) -> [UInt8]? {
-        writer.withLock { state in
+        withWriter { state in
             let table = labels.withLock { $0 }
             let slots = highWater.load(ordering: .acquiring)
             var out = GraphWriter(capacity: 64 + 4 * state.free.count + slots * (80 + 4 * storage.level0Max))
@@ -180,7 +180,7 @@ extension VectorIndex {
             let slot = Int(UInt32(truncatingIfNeeded: entry)), level = Int(entry >> 32)
             guard index.usesGraph, slot < slots, !isFree[slot], Int(levels[slot]) == level else { throw .inconsistent("the entry point") }
         }
-        index.writer.withLock { state in
+        index.withWriter { state in
             state.random = random
             state.free = free
         }

@@ -45,6 +45,13 @@ public final class VectorIndex: @unchecked Sendable {
     }
 
     let writer: Mutex<WriterState>
+    /// Taken before `writer` by every write (`withWriter`), and held by a
+    /// batch whose links are still being made in the background
+    /// (`upsertAllLinkingInBackground`) until they are: a later write, a
+    /// deadline moved or a snapshot waits for them, so the index changes in
+    /// the order its writes were asked for. A semaphore, not a lock: the
+    /// thread that links releases it for the thread that asked.
+    private let gate = DispatchSemaphore(value: 1)
 
     /// Label ↔ slot. Held briefly: by the writer to publish or retire a
     /// slot, by a search to check and name its results.
@@ -128,7 +135,7 @@ public final class VectorIndex: @unchecked Sendable {
     /// (milliseconds since the epoch; `Int64.max` for always).
     public func upsert(_ label: String, vector: [Float], eligibleUntil: Int64) throws(VectorError) {
         let prepared = try metric.prepare(vector, dimension: dimension)
-        try writer.withLock { (state: inout WriterState) throws(VectorError) in
+        try withWriter { (state: inout WriterState) throws(VectorError) in
             try replace(label, prepared, eligibleUntil: eligibleUntil, state: &state)
         }
     }
@@ -137,7 +144,7 @@ public final class VectorIndex: @unchecked Sendable {
     /// zeroed and its neighbours relinked before this returns.
     @discardableResult
     public func remove(_ label: String) -> Bool {
-        writer.withLock { state in
+        withWriter { state in
             guard let slot = labels.withLock({ $0.slots[label] }) else { return false }
             retire(slot, state: &state)
             return true
@@ -146,10 +153,20 @@ public final class VectorIndex: @unchecked Sendable {
 
     /// Moves `label`'s eligibility deadline (a grant renewed or shortened).
     public func setEligibleUntil(_ label: String, _ deadline: Int64) {
-        labels.withLock { table in
-            guard let slot = table.slots[label] else { return }
-            storage.setDeadline(slot, deadline)
+        withWriter { _ in
+            labels.withLock { table in
+                guard let slot = table.slots[label] else { return }
+                storage.setDeadline(slot, deadline)
+            }
         }
+    }
+
+    /// Runs `body` as the one writer: after any links still being made in
+    /// the background, under `writer`.
+    func withWriter<T, E: Error>(_ body: (inout WriterState) throws(E) -> T) throws(E) -> T {
+        gate.wait()
+        defer { gate.signal() }
+        return try writer.withLock { (state: inout WriterState) throws(E) -> T in try body(&state) }
     }
 
     /// Adds or replaces many vectors, as `upsert` one by one in this order
@@ -165,34 +182,97 @@ public final class VectorIndex: @unchecked Sendable {
     /// graph depends on how the threads interleave (its quality does not:
     /// `VectorIndexTests`).
     public func upsertAll(_ items: [VectorItem], threads: Int) throws(VectorError) {
+        try withWriter { (state: inout WriterState) throws(VectorError) in
+            let batch = try placeAll(items, threads: threads, state: &state)
+            try linkAll(batch, threads: threads, state: &state)
+        }
+    }
+
+    /// As `upsertAll`, but returns once the vectors are placed (checked,
+    /// each in its slot, not yet searchable), and makes the links on other
+    /// threads; the ticket is done when every vector is linked and
+    /// published. Meanwhile every other write waits (`withWriter`), so
+    /// writes still apply in the order they were asked for, and the caller
+    /// can go on with other work: the node's writer thread stores the next
+    /// transactions' rows while a batch's vectors are linked. A batch that
+    /// replaces vectors already present, or any batch of a flat index or
+    /// for one thread, is done before this returns.
+    public func upsertAllLinkingInBackground(_ items: [VectorItem], threads: Int) throws(VectorError) -> LinkTicket {
+        gate.wait()
+        let batch: PlacedBatch
+        do {
+            batch = try writer.withLock { (state: inout WriterState) throws(VectorError) in
+                let batch = try placeAll(items, threads: threads, state: &state)
+                if !batch.inBackground { try linkAll(batch, threads: threads, state: &state) }
+                return batch
+            }
+        } catch {
+            gate.signal()
+            throw error
+        }
+        guard batch.inBackground else {
+            gate.signal()
+            return .done
+        }
+        let ticket = LinkTicket()
+        DispatchQueue.global().async {
+            self.writer.withLock { state in self.linkInParallel(batch.placed, threads: threads, state: &state) }
+            self.gate.signal()
+            ticket.finish()
+        }
+        return ticket
+    }
+
+    /// A batch's vectors checked and placed: the new labels in their slots
+    /// (`placed`, to link in parallel), the rows to replace after them.
+    private struct PlacedBatch: Sendable {
+        var placed: [Placed] = []
+        var replaced: [(item: VectorItem, vector: [Float])] = []
+        /// In order, one by one, with no parallel link (a flat index, one thread).
+        var sequential: [(item: VectorItem, vector: [Float])] = []
+
+        /// Only new labels, to link in parallel: what may go on in the background.
+        var inBackground: Bool { !placed.isEmpty && replaced.isEmpty && sequential.isEmpty }
+    }
+
+    /// Checks every vector, makes room for all (so running out of slots
+    /// changes nothing), and places each new label in its slot.
+    private func placeAll(_ items: [VectorItem], threads: Int, state: inout WriterState) throws(VectorError) -> PlacedBatch {
         var prepared: [[Float]] = []
         prepared.reserveCapacity(items.count)
         for item in items { prepared.append(try metric.prepare(item.vector, dimension: dimension)) }
-        try writer.withLock { (state: inout WriterState) throws(VectorError) in
-            // Room for every item first, so running out of slots changes nothing.
-            let needed = highWater.load(ordering: .relaxed) + items.count - state.free.count
-            if !items.isEmpty, needed > highWater.load(ordering: .relaxed) { try storage.ensure(needed - 1) }
-            guard usesGraph, threads > 1 else {
-                for (item, vector) in zip(items, prepared) { try replace(item.label, vector, eligibleUntil: item.eligibleUntil, state: &state) }
-                return
-            }
-            // New labels are placed and linked in parallel; a label already
-            // present, or seen earlier in the batch, is replaced after them.
-            var seen = Set<String>(), fresh: [Int] = [], replaced: [Int] = []
-            labels.withLock { table in
-                for (row, item) in items.enumerated() {
-                    if table.slots[item.label] == nil, seen.insert(item.label).inserted { fresh.append(row) } else { replaced.append(row) }
+        let needed = highWater.load(ordering: .relaxed) + items.count - state.free.count
+        if !items.isEmpty, needed > highWater.load(ordering: .relaxed) { try storage.ensure(needed - 1) }
+        var batch = PlacedBatch()
+        guard usesGraph, threads > 1 else {
+            batch.sequential = Array(zip(items, prepared))
+            return batch
+        }
+        // New labels are placed and linked in parallel; a label already
+        // present, or seen earlier in the batch, is replaced after them.
+        var seen = Set<String>(), fresh: [Int] = []
+        labels.withLock { table in
+            for (row, item) in items.enumerated() {
+                if table.slots[item.label] == nil, seen.insert(item.label).inserted {
+                    fresh.append(row)
+                } else {
+                    batch.replaced.append((item, prepared[row]))
                 }
             }
-            var placed: [Placed] = []
-            placed.reserveCapacity(fresh.count)
-            for row in fresh {
-                let slot = try place(prepared[row], eligibleUntil: items[row].eligibleUntil, state: &state)
-                placed.append(Placed(label: items[row].label, slot: slot.slot, level: slot.level))
-            }
-            linkInParallel(placed, threads: threads, state: &state)
-            for row in replaced { try replace(items[row].label, prepared[row], eligibleUntil: items[row].eligibleUntil, state: &state) }
         }
+        batch.placed.reserveCapacity(fresh.count)
+        for row in fresh {
+            let slot = try place(prepared[row], eligibleUntil: items[row].eligibleUntil, state: &state)
+            batch.placed.append(Placed(label: items[row].label, slot: slot.slot, level: slot.level))
+        }
+        return batch
+    }
+
+    /// Links and publishes a placed batch, then replaces its other rows.
+    private func linkAll(_ batch: PlacedBatch, threads: Int, state: inout WriterState) throws(VectorError) {
+        for (item, vector) in batch.sequential { try replace(item.label, vector, eligibleUntil: item.eligibleUntil, state: &state) }
+        linkInParallel(batch.placed, threads: threads, state: &state)
+        for (item, vector) in batch.replaced { try replace(item.label, vector, eligibleUntil: item.eligibleUntil, state: &state) }
     }
 
     /// A slot filled but not yet linked nor published.
@@ -295,7 +375,7 @@ public final class VectorIndex: @unchecked Sendable {
     /// Removes every label in `labels` that is present, as `retireAll` does;
     /// returns how many were.
     func removeAll(_ labels: [String]) -> Int {
-        writer.withLock { state in
+        withWriter { state in
             let slots = self.labels.withLock { table in labels.compactMap { table.slots[$0] } }
             retireAll(slots, state: &state)
             return slots.count

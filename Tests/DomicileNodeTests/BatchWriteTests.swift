@@ -143,6 +143,54 @@ final class BatchWriteTests: NodeTestCase {
         XCTAssertEqual(last.first, pids[0], "a pid sent twice keeps its last vector")
     }
 
+    /// Revocations sent while a batch holding the subjects' vectors is being
+    /// written (its links made in the background) are never overtaken by
+    /// them: once all are answered, no search finds a revoked subject. The
+    /// revocations are spread over the batch's time; each lands before its
+    /// subject's row (the item is refused) or after it (the vector stored,
+    /// then made ineligible). `VectorIndexTests` pins the ordering itself.
+    func test_revocationsDuringABatch_areNotOvertakenByItsLinks() async throws {
+        try startNode()
+        // Wide vectors and a deep construction, so that linking a batch takes long enough for revocations to land in it.
+        await XCTAssertEqualAsync(try await node.call("PUT", "/v1/collections/race", token: token("admin"), json: """
+            {"dimension":256,"metric":"cosine","purpose":"product_recs","index":{"kind":"hnsw","m":16,"ef_construction":400}}
+            """).status, 201)
+        let count = 600, delays = [10, 25, 40, 55, 70, 85, 100, 120, 140, 160, 190, 220, 260, 300]
+        func vector(_ index: Int) -> [Double] { VectorTests.vector(index, dimension: 256) }
+        for round in 0..<2 {
+            let registered = try await registerBatch((0..<count).map { subject("race\(round)-\($0)@example.com") })
+            let pids = results(registered).compactMap { $0["pid"] as? String }
+            XCTAssertEqual(pids.count, count)
+            try await grantBatch(pids)
+            let revoked = delays.indices.map { ($0 * 37 + round) % count }
+            let entries = pids.indices.map { #"{"pid":"\#(pids[$0])","vector":\#(VectorTests.json(vector(round * 10_000 + $0 * 10)))}"# }
+            let node: NodeProcess = node, ingest = token("ingest")
+            let revocations = zip(delays, revoked).map { delay, row in
+                let pid = pids[row]
+                return Task {
+                    try await Task.sleep(nanoseconds: UInt64(delay) * 1_000_000)
+                    return try await node.call("POST", "/v1/subjects/\(pid)/consents", token: ingest, json: """
+                        {"action":"revoke","purposes":["product_recs"],"source":"test:race","collected_at":"2026-01-02T00:00:00Z"}
+                        """).status
+                }
+            }
+            let batch = try await node.call("POST", "/v1/collections/race/vectors/batch", token: ingest,
+                                            json: #"{"vectors":[\#(entries.joined(separator: ","))]}"#)
+            XCTAssertEqual(batch.status, 200, batch.text)
+            for revocation in revocations { await XCTAssertEqualAsync(try await revocation.value, 201) }
+            let statuses = results(batch).compactMap { $0["status"] as? Int }
+            for row in revoked {
+                // Stored before the revocation (200), or refused after it (403): never found either way.
+                XCTAssertTrue([200, 403].contains(statuses[row]))
+                let response = try await node.call("POST", "/v1/collections/race/search", token: token("serve"),
+                                                   json: #"{"vector":\#(VectorTests.json(vector(round * 10_000 + row * 10))),"k":10,"purpose":"product_recs"}"#)
+                let found = (response.json["results"] as? [[String: Any]] ?? []).compactMap { $0["pid"] as? String }
+                XCTAssertFalse(found.contains(pids[row]), "round \(round): revoked subject \(row) was found")
+                XCTAssertFalse(found.isEmpty)
+            }
+        }
+    }
+
     func test_batches_areBoundedByTheConfiguredLimits() async throws {
         try startNode { _, config in
             var limits = config["limits"] as? [String: Any] ?? [:]

@@ -258,6 +258,53 @@ final class VectorIndexBatchTests: XCTestCase {
         XCTAssertEqual(try index.graphSearch(Self.data[2_002], k: 1, ef: 32, now: 0).first?.label, "v1500")
     }
 
+    /// A batch linked in the background: the writes asked for after it
+    /// returned (a deadline moved, a removal, a replacement, a snapshot)
+    /// wait for its links and apply after them, so the index ends as if the
+    /// batch had been linked before they were asked, round after round.
+    func test_linkingInBackground_laterWritesApplyAfterTheLinks() async throws {
+        let index = empty()
+        try index.upsertAll(items(0..<500), threads: 2)
+        for round in 0..<8 {
+            let rows = (500 + round * 150)..<(650 + round * 150)
+            let ticket = try index.upsertAllLinkingInBackground(items(rows), threads: 2)
+            let revoked = "v\(rows.lowerBound)", removed = "v\(rows.lowerBound + 1)", replaced = "v\(rows.lowerBound + 2)"
+            index.setEligibleUntil(revoked, 0)
+            XCTAssertTrue(index.remove(removed), "the removal waited for the link, which published the label")
+            try index.upsert(replaced, vector: Self.data[5_000 + round], eligibleUntil: .max)
+            let saved = try XCTUnwrap(index.snapshotGraph(position: UInt64(round)))
+            await ticket.linked()
+
+            XCTAssertFalse(index.isEligible(revoked, now: 1))
+            XCTAssertFalse(index.contains(removed))
+            XCTAssertEqual(index.vector(of: replaced), Self.data[5_000 + round])
+            XCTAssertEqual(index.count, rows.upperBound - (round + 1), "one removed per round")
+            for row in rows.dropFirst(3) {
+                XCTAssertEqual(try index.graphSearch(Self.data[row], k: 1, ef: 64, now: 0).first?.label, "v\(row)")
+            }
+            // The snapshot, taken after the batch and the three writes, holds all of them.
+            let restore = try VectorIndex.restoring(saved, dimension: Self.data.dimension, metric: .l2, kind: Self.graph)
+            XCTAssertEqual(restore.position, UInt64(round))
+            XCTAssertEqual(restore.index.count, index.count)
+            XCTAssertFalse(restore.index.contains(removed))
+        }
+    }
+
+    /// A batch that replaces a present label, or for one thread, is done when the call returns.
+    func test_linkingInBackground_replacementsAndOneThread_areDoneOnReturn() async throws {
+        let index = empty()
+        try index.upsertAll(items(0..<300), threads: 2)
+        let replacing = try index.upsertAllLinkingInBackground(items(300..<400) + [VectorItem(label: "v7", vector: Self.data[4_000], eligibleUntil: .max)],
+                                                               threads: 2)
+        XCTAssertTrue(replacing === LinkTicket.done)
+        XCTAssertEqual(index.vector(of: "v7"), Self.data[4_000])
+        XCTAssertEqual(index.count, 400)
+        let single = try index.upsertAllLinkingInBackground(items(400..<500), threads: 1)
+        XCTAssertTrue(single === LinkTicket.done)
+        XCTAssertEqual(index.count, 500)
+        await single.linked()
+    }
+
     func test_upsertAll_refusesABadVector_andChangesNothing() throws {
         let index = empty()
         var batch = items(0..<100)

@@ -141,12 +141,17 @@ enum VectorService {
         let services = call.services
         try BatchItems.checkCount(entries.count, field: "vectors", services: services)
         let region = services.region
+        // The batch's links, made in the background while the writer goes on
+        // (`storeBatch`): awaited before the answer, whether it commits or not.
+        let links = Locked(LinkTicket.done)
         let outcome: BatchOutcome
         do {
             outcome = try await services.store.write { database in
-                try storeBatch(entries, in: collection, refusalDetail: refusalDetail, call: call, in: database)
+                try storeBatch(entries, in: collection, refusalDetail: refusalDetail, call: call, links: links, in: database)
             }
+            await links.withLock { $0 }.linked()
         } catch {
+            await links.withLock { $0 }.linked()
             try? await services.resynchronizeVectors(of: Refusals.subjects(named: entries.map(\.pidText), region: region))
             throw error
         }
@@ -171,22 +176,28 @@ enum VectorService {
     /// Stores a batch's entries in the caller's transaction, each in its own
     /// savepoint, and audits each refused one as its single call would be.
     ///
-    /// The rows are written first and the vectors stored then linked into
-    /// the graph together, on every core (`upsertAll`): the graph insert is
-    /// most of an item's work, and on the writer thread one at a time it
-    /// bounded a load. The index takes every stored vector or none; when it
-    /// has no room for them all, the batch is written again item by item,
-    /// so that the items it has room for succeed, as their single calls
-    /// would, and the others are refused `collection_full`.
+    /// The rows are written first and the vectors stored then placed in the
+    /// index together, to be linked into the graph on every core in the
+    /// background (`upsertAllLinkingInBackground`; the ticket goes to
+    /// `links`): the graph insert is most of an item's work, and on the
+    /// writer thread one at a time it bounded a load. Meanwhile the writer
+    /// stores the next transactions' rows; the index's next write waits for
+    /// the links, so the index still changes in the writer's order. The
+    /// index takes every stored vector or none; when it has no room for them
+    /// all, the batch is written again item by item, so that the items it
+    /// has room for succeed, as their single calls would, and the others are
+    /// refused `collection_full`.
     private static func storeBatch(_ entries: [BatchEntry], in collection: VectorCollections.Collection, refusalDetail: String,
-                                   call: CallContext, in database: Database) throws -> BatchOutcome {
+                                   call: CallContext, links: Locked<LinkTicket>, in database: Database) throws -> BatchOutcome {
         try database.execute("SAVEPOINT vector_batch")
         var stored: [VectorItem] = []
         let together = try storeEntries(entries, in: collection, refusalDetail: refusalDetail, call: call, in: database) { item in
             stored.append(item)
         }
         do throws(VectorError) {
-            try collection.index.upsertAll(stored, threads: stored.count >= parallelLinkMin ? System.coreCount : 1)
+            let ticket = try collection.index.upsertAllLinkingInBackground(stored,
+                                                                          threads: stored.count >= parallelLinkMin ? System.coreCount : 1)
+            links.withLock { $0 = ticket }
         } catch {
             try database.execute("ROLLBACK TO vector_batch")
             try database.execute("RELEASE vector_batch")

@@ -109,12 +109,13 @@ final class VectorCollections: Sendable {
     }
 
     /// Moves the subject's eligibility in every index that holds it to what
-    /// its grants now say.
+    /// its grants now say. Asked of every index, not only of those that
+    /// contain the pid now: a batch's vector still being linked is not
+    /// contained yet, and `setEligibleUntil` waits for its link.
     func refreshEligibility(of pid: PID, eligibleUntil: (Purpose) -> Int64) {
         for collection in collections(for: nil) {
-            for index in [collection.index, collection.exports] where index.contains(pid.rawValue) {
-                index.setEligibleUntil(pid.rawValue, eligibleUntil(collection.definition.purpose))
-            }
+            let deadline = eligibleUntil(collection.definition.purpose)
+            for index in [collection.index, collection.exports] { index.setEligibleUntil(pid.rawValue, deadline) }
         }
     }
 
