@@ -47,10 +47,11 @@ public final class VectorIndex: @unchecked Sendable {
     let writer: Mutex<WriterState>
     /// Taken before `writer` by every write (`withWriter`), and held by a
     /// batch whose links are still being made in the background
-    /// (`upsertAllLinkingInBackground`) until they are: a later write, a
-    /// deadline moved or a snapshot waits for them, so the index changes in
-    /// the order its writes were asked for. A semaphore, not a lock: the
-    /// thread that links releases it for the thread that asked.
+    /// (`upsertAllLinkingInBackground`) until they are: a later write or a
+    /// snapshot waits for them, so the index changes in the order its writes
+    /// were asked for (a deadline moved does not need to wait: see
+    /// `setEligibleUntil`). A semaphore, not a lock: the thread that links
+    /// releases it for the thread that asked.
     private let gate = DispatchSemaphore(value: 1)
 
     /// Label ↔ slot. Held briefly: by the writer to publish or retire a
@@ -58,6 +59,9 @@ public final class VectorIndex: @unchecked Sendable {
     struct LabelTable {
         var slots: [String: UInt32] = [:]
         var labels: [String?] = []
+        /// Labels placed by a batch still being linked in the background,
+        /// not yet published: their deadlines can be moved meanwhile.
+        var linking: [String: UInt32] = [:]
     }
 
     let labels = Mutex(LabelTable())
@@ -152,12 +156,14 @@ public final class VectorIndex: @unchecked Sendable {
     }
 
     /// Moves `label`'s eligibility deadline (a grant renewed or shortened).
+    /// A label still being linked (`upsertAllLinkingInBackground`) gets
+    /// its new deadline in its slot at once: publishing it keeps it. So this
+    /// never waits for links, and a grant's transaction never waits for
+    /// another subject's batch.
     public func setEligibleUntil(_ label: String, _ deadline: Int64) {
-        withWriter { _ in
-            labels.withLock { table in
-                guard let slot = table.slots[label] else { return }
-                storage.setDeadline(slot, deadline)
-            }
+        labels.withLock { table in
+            guard let slot = table.slots[label] ?? table.linking[label] else { return }
+            storage.setDeadline(slot, deadline)
         }
     }
 
@@ -213,6 +219,9 @@ public final class VectorIndex: @unchecked Sendable {
         guard batch.inBackground else {
             gate.signal()
             return .done
+        }
+        labels.withLock { table in
+            for placed in batch.placed { table.linking[placed.label] = placed.slot }
         }
         let ticket = LinkTicket()
         DispatchQueue.global().async {
@@ -341,6 +350,7 @@ public final class VectorIndex: @unchecked Sendable {
             if table.labels.count <= Int(slot) { table.labels.append(contentsOf: repeatElement(nil, count: Int(slot) + 1 - table.labels.count)) }
             table.labels[Int(slot)] = label
             table.slots[label] = slot
+            table.linking[label] = nil
             storage.setState(slot, storage.state(slot) &+ 1)
         }
         liveCount.add(1, ordering: .relaxed)

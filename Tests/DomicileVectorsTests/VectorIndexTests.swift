@@ -259,15 +259,17 @@ final class VectorIndexBatchTests: XCTestCase {
     }
 
     /// A batch linked in the background: the writes asked for after it
-    /// returned (a deadline moved, a removal, a replacement, a snapshot)
-    /// wait for its links and apply after them, so the index ends as if the
-    /// batch had been linked before they were asked, round after round.
+    /// returned (a removal, a replacement, a snapshot) wait for its links and
+    /// apply after them, and a deadline moved meanwhile is kept when its
+    /// label is published; so the index ends as if the batch had been
+    /// linked before they were asked, round after round.
     func test_linkingInBackground_laterWritesApplyAfterTheLinks() async throws {
         let index = empty()
         try index.upsertAll(items(0..<500), threads: 2)
         for round in 0..<8 {
             let rows = (500 + round * 150)..<(650 + round * 150)
             let ticket = try index.upsertAllLinkingInBackground(items(rows), threads: 2)
+            XCTAssertFalse(ticket === LinkTicket.done, "new labels on two threads are linked in the background")
             let revoked = "v\(rows.lowerBound)", removed = "v\(rows.lowerBound + 1)", replaced = "v\(rows.lowerBound + 2)"
             index.setEligibleUntil(revoked, 0)
             XCTAssertTrue(index.remove(removed), "the removal waited for the link, which published the label")

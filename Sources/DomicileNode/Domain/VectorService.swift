@@ -151,8 +151,9 @@ enum VectorService {
             }
             await links.withLock { $0 }.linked()
         } catch {
-            await links.withLock { $0 }.linked()
+            // Out of the index first (the resynchronization waits for the links on the writer thread).
             try? await services.resynchronizeVectors(of: Refusals.subjects(named: entries.map(\.pidText), region: region))
+            await links.withLock { $0 }.linked()
             throw error
         }
         // A refused entry's savepoint rolled back its row, perhaps not its index entry.
@@ -195,9 +196,11 @@ enum VectorService {
             stored.append(item)
         }
         do throws(VectorError) {
-            let ticket = try collection.index.upsertAllLinkingInBackground(stored,
-                                                                          threads: stored.count >= parallelLinkMin ? System.coreCount : 1)
-            links.withLock { $0 = ticket }
+            if !stored.isEmpty {
+                let ticket = try collection.index.upsertAllLinkingInBackground(stored,
+                                                                              threads: stored.count >= parallelLinkMin ? System.coreCount : 1)
+                links.withLock { $0 = ticket }
+            }
         } catch {
             try database.execute("ROLLBACK TO vector_batch")
             try database.execute("RELEASE vector_batch")

@@ -11,12 +11,13 @@ import Foundation
 /// the other regions' noised copies this region holds, per source region
 /// (docs/FEDERATION.md, "Noised embeddings").
 ///
-/// Every change to an index is made inside the write transaction that
-/// changes the `vectors` table, on the writer thread: so the indexes change
-/// in commit order, and a removal (revocation, erasure) is out of the index
-/// before its transaction commits. When a transaction that touched an
-/// index fails, `resynchronize` puts the subject's vectors back as SQLite
-/// has them.
+/// Every change to an index is asked for inside the write transaction that
+/// changes the `vectors` table, on the writer thread, and applies in that
+/// order: a batch's links are made on other threads after its rows, but
+/// the index's next write waits for them (`VectorIndex.withWriter`). So a
+/// removal (revocation, erasure) is out of the index before its
+/// transaction commits. When a transaction that touched an index fails,
+/// `resynchronize` puts the subject's vectors back as SQLite has them.
 final class VectorCollections: Sendable {
     struct Collection: Sendable {
         let definition: CollectionDefinition
@@ -111,7 +112,7 @@ final class VectorCollections: Sendable {
     /// Moves the subject's eligibility in every index that holds it to what
     /// its grants now say. Asked of every index, not only of those that
     /// contain the pid now: a batch's vector still being linked is not
-    /// contained yet, and `setEligibleUntil` waits for its link.
+    /// contained yet, and `setEligibleUntil` moves its deadline too.
     func refreshEligibility(of pid: PID, eligibleUntil: (Purpose) -> Int64) {
         for collection in collections(for: nil) {
             let deadline = eligibleUntil(collection.definition.purpose)
