@@ -17,7 +17,7 @@ public final class Store: Sendable {
             try migrator.migrate(database, appliedAt: now)
         }
         readers = ReaderPool(path: path, options: writerOptions)
-        checkpointer = try Checkpointer(path: path, options: writerOptions)
+        checkpointer = try Checkpointer(path: path, options: writerOptions, writer: writer)
     }
 
     @discardableResult

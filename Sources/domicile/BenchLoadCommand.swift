@@ -10,7 +10,7 @@ struct BenchLoadCommand: Command {
     static let path = ["bench", "load"]
     static let summary = "vectors/s through the API: single calls against the batch endpoints"
     static let help = """
-        [--count 10000] [--dimension 384] [--batch 1000] [--index hnsw|flat] [--dir DIR]
+        [--count 10000] [--dimension 384] [--batch 1000] [--index hnsw|flat] [--full-only] [--dir DIR]
 
         On a one-region node (in-process, real sockets, WAL + synchronous=FULL, every write audited),
         a collection of --dimension (cosine; --index hnsw: m 16, ef_construction 200, or flat, which
@@ -26,7 +26,8 @@ struct BenchLoadCommand: Command {
         Same run, two references: the same rows (subject, consent, vector) written by plain INSERTs
         into SQLite (WAL + synchronous=FULL, a transaction per --batch, no HTTP, sealing, audit or
         graph); and a batch body of --batch vectors read by Foundation's JSONDecoder against the
-        node's fast reader (VectorJSON). Build with -c release.
+        node's fast reader (VectorJSON). --full-only: only the plain INSERTs and the full loads, the
+        batch load first, into a node holding nothing yet (as a first load). Build with -c release.
         """
 
     static func run(_ arguments: inout Arguments) async throws {
@@ -35,6 +36,7 @@ struct BenchLoadCommand: Command {
         let batchSize = try arguments.integer("batch", default: 1_000, range: 1...1_000)
         let index = try arguments.option("index") ?? "hnsw"
         guard ["hnsw", "flat"].contains(index) else { throw CLIError.usage("--index: hnsw or flat") }
+        let fullOnly = arguments.flag("full-only")
         let directory = try arguments.option("dir")
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("domicile-bench-load-\(UUID().uuidString)").path
         try arguments.finish()
@@ -53,6 +55,20 @@ struct BenchLoadCommand: Command {
             // Each figure writes to a collection of its own, so each starts from an empty graph.
             for name in ["concurrent_single", "concurrent_batch", "sequential_single", "sequential_batch", "full_single", "full_batch"] {
                 try await load.define(name)
+            }
+            if fullOnly {
+                // The batch load first, into a node holding nothing yet (as a first load would).
+                let insert = try load.plainInserts(of: vectors, count: count, batchSize: batchSize, rows: (3 * count)..<(4 * count),
+                                                   path: directory + "/plain.sqlite")
+                Output.line(String(format: "reference         plain INSERTs into SQLite, same rows         %9.0f", insert))
+                let fullBatched = try await load.rate(count) { try await load.fullBatches(first: 3 * count, count: count, batchSize: batchSize,
+                                                                                             into: "full_batch") }
+                Output.line(String(format: "full load/s       the three batch endpoints (4 clients)     %9.0f   against plain INSERTs %.3f",
+                                   fullBatched, fullBatched / insert))
+                let fullSingle = try await load.rate(count) { try await load.fullSingle(first: 2 * count, count: count, into: "full_single") }
+                Output.line(String(format: "full load/s       register + grant + vector, single (64)   %9.0f   (after the batch load)", fullSingle))
+                await bench.stop()
+                return
             }
             // Subjects for the vector-only figures, registered and granted untimed.
             let prepared = try await load.registerAndGrant(names: (0..<(2 * count)).map { "prepared-\($0)" }, batchSize: batchSize)
@@ -202,8 +218,9 @@ struct BenchLoadCommand: Command {
         }
 
         /// Rows/s of the full load's rows (a subject with its identifier, a
-        /// grant, a vector of `floats`) written by plain INSERTs, a
-        /// transaction per `batchSize` subjects, into a database of their own.
+        /// grant, a vector of `floats`; keyed by random pids, as the node's
+        /// are) written by plain INSERTs, a transaction per `batchSize`
+        /// subjects, into a database of their own.
         func plainInserts(of floats: SyntheticVectors, count: Int, batchSize: Int, rows: Range<Int>, path: String) throws -> Double {
             let database = try Database(path: path)
             try database.executeScript("""
@@ -215,11 +232,15 @@ struct BenchLoadCommand: Command {
             let subject = try database.statement("INSERT INTO subjects VALUES (?, ?, 'eu')")
             let consent = try database.statement("INSERT INTO consents VALUES (?, 'product_recs', 'bench', '2026-01-01T00:00:00Z')")
             let vector = try database.statement("INSERT INTO vectors VALUES ('plain', ?, ?)")
+            // Keys spread as the node's are (a pid is a keyed hash): random, of a pid's length.
+            var random = SeededRandom(seed: 18)
+            let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+            let pids = rows.map { _ in "psn:v1:eu:" + String((0..<43).map { _ in alphabet[Int(random.next() % 64)] }) }
             return try rate(count) {
                 for start in stride(from: rows.lowerBound, to: rows.upperBound, by: batchSize) {
                     try database.transaction {
                         for row in start..<min(start + batchSize, rows.upperBound) {
-                            let pid = "pid-\(row)"
+                            let pid = pids[row - rows.lowerBound]
                             try subject.bind([pid, "full-\(row)"]); try subject.run()
                             try consent.bind([pid]); try consent.run()
                             let blob = floats[row].withUnsafeBytes { Array($0) }

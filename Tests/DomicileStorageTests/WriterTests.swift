@@ -1,4 +1,5 @@
-import DomicileStorage
+import DomicileModel
+@testable import DomicileStorage
 import DomicileTestSupport
 import Foundation
 import XCTest
@@ -150,5 +151,44 @@ final class CheckpointerTests: XCTestCase {
         }
         XCTAssertGreaterThan(after, before + 4_000_000, "pages reached the database file")
         store.close()
+    }
+
+    /// Writes that never pause (eight clients committing back to back, as a
+    /// bulk load does) still let the WAL start over once it is past the
+    /// ceiling: the RESTART runs on the writer, between two transactions.
+    /// Measured in frames (what the WAL holds since it last started over):
+    /// without it the WAL only grew, to gigabytes in a 1M-vector load.
+    func test_sustainedWrites_theWALStartsOverPastTheCeiling() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("sustained.sqlite")
+        var options = Database.Options()
+        options.autoCheckpointPages = 0
+        let writer = try Writer(path: path, options: options) { try WriterTests.schema.migrate($0, appliedAt: 0) }
+        let settings = Checkpointer.Settings(intervalMilliseconds: 5, walBytesThreshold: 256 * 1_024, walBytesCeiling: 1_024 * 1_024)
+        let checkpointer = try Checkpointer(path: path, options: options, settings: settings, writer: writer)
+        let payload = String(repeating: "y", count: 4_000)
+        let next = Locked(0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    while true {
+                        let row = next.withLock { value -> Int in defer { value += 1 }; return value }
+                        guard row < 8_000 else { return }
+                        try await writer.write { try $0.execute("INSERT INTO rows (id, value) VALUES (?, ?)", [row, payload]) }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        checkpointer.stop()
+        // About 32 MB went through the WAL: 8 000 frames and more. What it holds now is what came after its last start.
+        let frames = try await writer.outsideTransaction { database in
+            try database.fetchOne("PRAGMA wal_checkpoint(PASSIVE)") { $0.int(1) } ?? -1
+        }
+        XCTAssertGreaterThanOrEqual(frames, 0)
+        XCTAssertLessThan(frames, 4_000, "the WAL started over during the load")
+        let count = try await writer.write { try $0.fetchOne("SELECT count(*) FROM rows") { $0.int(0) } }
+        XCTAssertEqual(count, 8_000)
+        writer.close()
     }
 }
