@@ -25,19 +25,6 @@ struct GraphSnapshots: Sendable {
     let node: NodeName
     let logger: Logger
 
-    init(directory: String, keys: KeySet, region: RegionID, node: NodeName, logger: Logger) {
-        self.directory = directory
-        self.keys = keys
-        self.region = region
-        self.node = node
-        self.logger = logger
-    }
-
-    init(services: NodeServices) {
-        self.init(directory: (services.configuration.dataDirectory as NSString).appendingPathComponent("graphs"),
-                  keys: services.keys.data, region: services.region, node: services.configuration.node, logger: services.logger)
-    }
-
     /// A saved graph is at most this large (64 M slots of a few hundred bytes would be more; a node that big splits its collections).
     static let fileBytesMax = 64 << 30
 
@@ -286,5 +273,13 @@ final class GraphSnapshotSaver: Sendable {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             Thread { continuation.resume(with: Result { try body() }) }.start()
         }
+    }
+}
+
+extension GraphSnapshots {
+    /// The node's snapshots, in its data directory's `graphs`.
+    init(services: NodeServices) {
+        self.init(directory: (services.configuration.dataDirectory as NSString).appendingPathComponent("graphs"),
+                  keys: services.keys.data, region: services.region, node: services.configuration.node, logger: services.logger)
     }
 }
