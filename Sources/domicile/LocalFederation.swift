@@ -119,9 +119,13 @@ final class LocalFederation {
         return Dictionary(uniqueKeysWithValues: members.map { ($0.name, $0.status) })
     }
 
+    /// A run of `count` ports free now, below Linux's ephemeral range
+    /// (32 768 and up): a port checked there can be taken by any outgoing
+    /// connection before its node binds it (a CI run's demo lost its gossip
+    /// port that way).
     static func freePortBase(count: Int) throws -> Int {
         for _ in 0..<50 {
-            let base = Int.random(in: 20_000...55_000)
+            let base = Int.random(in: 10_000...(32_767 - count))
             if (base..<(base + count)).allSatisfy(isFree) { return base }
         }
         throw CLIError.failed("found no run of \(count) free ports")

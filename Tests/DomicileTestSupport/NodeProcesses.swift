@@ -93,11 +93,13 @@ public final class FederationFixture: @unchecked Sendable {
 }
 
 /// Finds a run of free ports (TCP and UDP) for nodes that must know each
-/// other's addresses before they start.
+/// other's addresses before they start, below Linux's ephemeral range
+/// (32 768 and up), where any outgoing connection could take a port checked
+/// free before its node binds it.
 public enum FreePorts {
     public static func consecutive(_ count: Int) throws -> Int {
         for _ in 0..<50 {
-            let base = Int.random(in: 20_000...55_000)
+            let base = Int.random(in: 10_000...(32_767 - count))
             if (base..<(base + count)).allSatisfy(isFree) { return base }
         }
         throw FixtureError(description: "no run of \(count) free ports")
