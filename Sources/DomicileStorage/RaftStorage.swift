@@ -11,7 +11,9 @@
 ///
 /// Checkpoints run off the persist path, on a `Checkpointer` thread of
 /// their own (as for the node's store), so a persist never stalls behind a
-/// copy of WAL pages and an fsync of the database file.
+/// copy of WAL pages and an fsync of the database file. Its RESTART past
+/// the WAL's ceiling wins the write lock between two persists, even back to
+/// back (`CheckpointerTests`), so, unlike the store's, it runs there.
 ///
 /// Like `Database`, it is used by one thread at a time: not `Sendable`.
 public final class RaftStorage {
@@ -39,13 +41,17 @@ public final class RaftStorage {
 
     /// Opens (creating if needed) the log at `path`, and loads and checks it.
     /// `now` (Unix seconds) only stamps the schema migration.
-    public init(path: String, now: Int64, limits: Limits = Limits(), options: Database.Options = Database.Options()) throws {
+    public convenience init(path: String, now: Int64, limits: Limits = Limits(), options: Database.Options = Database.Options()) throws {
+        try self.init(path: path, now: now, limits: limits, options: options, checkpoints: Checkpointer.Settings())
+    }
+
+    init(path: String, now: Int64, limits: Limits, options: Database.Options, checkpoints: Checkpointer.Settings) throws {
         var options = options
         options.autoCheckpointPages = 0
         let database = try Database(path: path, options: options)
         try RaftStorageSchema.migrator.migrate(database, appliedAt: now)
         let loaded = try RaftStorageSchema.load(database)
-        self.checkpointer = try Checkpointer(path: path, options: options)
+        self.checkpointer = try Checkpointer(path: path, options: options, settings: checkpoints)
         self.database = database
         self.limits = limits
         self.hardState = loaded.hardState

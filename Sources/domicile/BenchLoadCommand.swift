@@ -10,17 +10,17 @@ struct BenchLoadCommand: Command {
     static let path = ["bench", "load"]
     static let summary = "vectors/s through the API: single calls against the batch endpoints"
     static let help = """
-        [--count 10000] [--dimension 384] [--batch 1000] [--index hnsw|flat] [--full-only] [--dir DIR]
+        [--count 10000] [--dimension 384] [--batch 1000] [--clients 4] [--index hnsw|flat] [--full-only] [--dir DIR]
 
         On a one-region node (in-process, real sockets, WAL + synchronous=FULL, every write audited),
         a collection of --dimension (cosine; --index hnsw: m 16, ef_construction 200, or flat, which
         shows the API's own cost without the graph's inserts), in this order, same run:
           - vector writes, subjects registered and granted beforehand, --count / 2 vectors each:
             PUT …/vectors/{pid} from 64 concurrent clients, against POST …/vectors/batch (--batch per
-            request, 4 clients); then the same from one client calling one request at a time;
+            request, --clients); then the same from one client calling one request at a time;
           - a full load of --count new subjects (register, grant, write the vector): three single calls per
             subject from 64 clients, against POST /v1/subjects/batch, POST /v1/consents/batch and
-            POST …/vectors/batch per --batch subjects from 4 clients.
+            POST …/vectors/batch per --batch subjects from --clients clients.
         Each batch item is consent-checked, sealed, indexed and audited as its single call. The
         vectors are rendered as JSON before the clock starts; the clients run in the node's process.
         Same run, two references: the same rows (subject, consent, vector) written by plain INSERTs
@@ -34,6 +34,7 @@ struct BenchLoadCommand: Command {
         let count = try arguments.integer("count", default: 10_000, range: 100...1_000_000)
         let dimension = try arguments.integer("dimension", default: 384, range: 2...4_096)
         let batchSize = try arguments.integer("batch", default: 1_000, range: 1...1_000)
+        let batchClients = try arguments.integer("clients", default: 4, range: 1...64)
         let index = try arguments.option("index") ?? "hnsw"
         guard ["hnsw", "flat"].contains(index) else { throw CLIError.usage("--index: hnsw or flat") }
         let fullOnly = arguments.flag("full-only")
@@ -47,7 +48,7 @@ struct BenchLoadCommand: Command {
         do {
             // Every vector rendered as JSON before any figure: the client's formatting is not timed.
             let vectors = SyntheticVectors.clustered(count: 4 * count, dimension: dimension, clusters: 100, seed: 3)
-            let load = Load(bench: bench, dimension: dimension, index: index,
+            let load = Load(bench: bench, dimension: dimension, index: index, batchClients: batchClients,
                             vectorJSON: (0..<vectors.count).map { "[" + vectors[$0].map { String($0) }.joined(separator: ",") + "]" })
             Output.line("domicile bench load: --count \(count), dimension \(dimension) (cosine, "
                         + (index == "hnsw" ? "hnsw m 16, ef_construction 200" : "flat") + "), "
@@ -63,8 +64,8 @@ struct BenchLoadCommand: Command {
                 Output.line(String(format: "reference         plain INSERTs into SQLite, same rows         %9.0f", insert))
                 let fullBatched = try await load.rate(count) { try await load.fullBatches(first: 3 * count, count: count, batchSize: batchSize,
                                                                                              into: "full_batch") }
-                Output.line(String(format: "full load/s       the three batch endpoints (4 clients)     %9.0f   against plain INSERTs %.3f",
-                                   fullBatched, fullBatched / insert))
+                Output.line(String(format: "full load/s       the three batch endpoints (%2d clients)    %9.0f   against plain INSERTs %.3f",
+                                   batchClients, fullBatched, fullBatched / insert))
                 let fullSingle = try await load.rate(count) { try await load.fullSingle(first: 2 * count, count: count, into: "full_single") }
                 Output.line(String(format: "full load/s       register + grant + vector, single (64)   %9.0f   (after the batch load)", fullSingle))
                 await bench.stop()
@@ -75,11 +76,11 @@ struct BenchLoadCommand: Command {
             let half = count / 2
             let single = try await load.rate(half) { try await load.writeSingle(Array(prepared[0..<half]), rows: 0..<half, clients: 64, into: "concurrent_single") }
             let batched = try await load.rate(half) {
-                try await load.writeBatches(Array(prepared[half..<count]), rows: half..<count, batchSize: batchSize, clients: 4,
+                try await load.writeBatches(Array(prepared[half..<count]), rows: half..<count, batchSize: batchSize, clients: batchClients,
                                             into: "concurrent_batch")
             }
             Output.line(String(format: "vector writes/s   PUT …/vectors/{pid} (64 clients)            %9.0f", single))
-            Output.line(String(format: "vector writes/s   POST …/vectors/batch of %-4d (4 clients)      %9.0f   ratio %.1f", batchSize, batched,
+            Output.line(String(format: "vector writes/s   POST …/vectors/batch of %-4d (%2d clients)     %9.0f   ratio %.1f", batchSize, batchClients, batched,
                                batched / single))
             // One client, one call at a time: what batching saves a sequential loader.
             let sequential = try await load.rate(half) {
@@ -103,7 +104,7 @@ struct BenchLoadCommand: Command {
             let fullBatched = try await load.rate(count) { try await load.fullBatches(first: 3 * count, count: count, batchSize: batchSize,
                                                                                          into: "full_batch") }
             Output.line(String(format: "full load/s       register + grant + vector, single (64)   %9.0f", fullSingle))
-            Output.line(String(format: "full load/s       the three batch endpoints (4 clients)     %9.0f   ratio %.1f", fullBatched, fullBatched / fullSingle))
+            Output.line(String(format: "full load/s       the three batch endpoints (%2d clients)    %9.0f   ratio %.1f", batchClients, fullBatched, fullBatched / fullSingle))
             Output.line(String(format: "full load, batches, against plain INSERTs of the same rows               ratio %.2f", fullBatched / insert))
         } catch {
             await bench.stop()
@@ -116,6 +117,8 @@ struct BenchLoadCommand: Command {
         let bench: BenchNode
         let dimension: Int
         let index: String
+        /// Concurrent clients of the batch figures.
+        let batchClients: Int
         let vectorJSON: [String]
 
         var client: HTTPClient { bench.client }
@@ -210,7 +213,7 @@ struct BenchLoadCommand: Command {
 
         func fullBatches(first: Int, count: Int, batchSize: Int, into collection: String) async throws {
             let batches = stride(from: 0, to: count, by: batchSize).map { (first + $0)..<(first + min($0 + batchSize, count)) }
-            try await parallel(clients: 4, count: batches.count) { index in
+            try await parallel(clients: batchClients, count: batches.count) { index in
                 let rows = batches[index]
                 let pids = try await registerAndGrantBatch(rows.map { "full-\($0)" })
                 try await writeBatch(pids, rows: rows, into: collection)

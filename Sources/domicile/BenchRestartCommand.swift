@@ -45,14 +45,14 @@ struct BenchRestartCommand: Command {
             let vectors = SyntheticVectors.clustered(count: count + 100, dimension: dimension, clusters: 100, seed: 3)
             let json: @Sendable (Int) -> String = { row in "[" + vectors[row].map { String($0) }.joined(separator: ",") + "]" }
             queries = (count..<vectors.count).map(json)
-            let load = BenchLoadCommand.Load(bench: bench, dimension: dimension, index: "hnsw", vectorJSON: [])
+            let load = BenchLoadCommand.Load(bench: bench, dimension: dimension, index: "hnsw", batchClients: 4, vectorJSON: [])
             try await load.define("restart")
             let started = Bench.monotonicSeconds()
             // Each batch's JSON rendered when it is sent: a million rendered vectors would not fit beside the index.
             let batches = stride(from: 0, to: count, by: batchSize).map { $0..<min($0 + batchSize, count) }
             try await load.parallel(clients: 4, count: batches.count) { [bench] index in
                 let rows = batches[index]
-                let batch = BenchLoadCommand.Load(bench: bench, dimension: dimension, index: "hnsw", vectorJSON: rows.map(json))
+                let batch = BenchLoadCommand.Load(bench: bench, dimension: dimension, index: "hnsw", batchClients: 4, vectorJSON: rows.map(json))
                 let pids = try await batch.registerAndGrantBatch(rows.map { "full-\($0)" })
                 try await batch.writeBatch(pids, rows: 0..<rows.count, into: "restart")
             }

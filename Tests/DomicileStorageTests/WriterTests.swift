@@ -191,4 +191,29 @@ final class CheckpointerTests: XCTestCase {
         XCTAssertEqual(count, 8_000)
         writer.close()
     }
+
+    /// The region log's file is written by one thread persisting back to
+    /// back (a leader under a bulk load). Its checkpointer's own RESTART
+    /// wins the write lock between two persists, so the WAL stays bounded
+    /// without running it on the persisting thread.
+    func test_raftLog_sustainedPersists_theWALStartsOverPastTheCeiling() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("raft.sqlite")
+        let storage = try RaftStorage(path: path, now: 0, limits: RaftStorage.Limits(), options: Database.Options(),
+                                      checkpoints: Checkpointer.Settings(intervalMilliseconds: 5, walBytesThreshold: 256 * 1_024,
+                                                                         walBytesCeiling: 1_024 * 1_024))
+        let payload = [UInt8](repeating: 9, count: 4_000)
+        for index in UInt64(1)...8_000 {
+            try storage.persist(hardState: RaftHardState(term: 1, vote: "eu-1", commit: index - 1),
+                                entries: [RaftStoredEntry(index: index, term: 1, payload: payload)])
+        }
+        // About 32 MB went through the WAL. What it holds now is what came after its last start.
+        XCTAssertLessThan(try walFrames(path), 4_000, "the WAL started over during the persists")
+        XCTAssertEqual(storage.lastIndex, 8_000)
+    }
+
+    /// Frames in the WAL since it last started over (from another connection).
+    private func walFrames(_ path: String) throws -> Int {
+        try Database(path: path).fetchOne("PRAGMA wal_checkpoint(PASSIVE)") { $0.int(1) } ?? -1
+    }
 }
