@@ -39,8 +39,8 @@ enum SubjectService {
     typealias BatchEntry = Result<(identifier: Identifier, home: RegionID), DomainError>
 
     /// Registers every entry as `register` would, in one transaction, each
-    /// in its own savepoint: one entry's refusal (another region's subject:
-    /// `misdirected`) is its result, not the batch's.
+    /// undone alone when refused (`BatchItems.runAll`): one entry's refusal
+    /// (another region's subject: `misdirected`) is its result, not the batch's.
     static func registerBatch(_ entries: [BatchEntry], call: CallContext) async throws -> [Result<(pid: PID, created: Bool), DomainError>] {
         let services = call.services
         try BatchItems.checkCount(entries.count, field: "subjects", services: services)
@@ -50,10 +50,12 @@ enum SubjectService {
             return entry
         }
         let results = try await services.store.write { database in
-            try checked.map { entry -> Result<(pid: PID, created: Bool), DomainError> in
-                switch entry {
-                case .failure(let refusal): return .failure(refusal)
-                case .success(let entry): return try BatchItems.run(in: database) { try record(entry.identifier, call: call, in: database) }
+            try BatchItems.runAll(in: database) { runItem in
+                try checked.map { entry -> Result<(pid: PID, created: Bool), DomainError> in
+                    switch entry {
+                    case .failure(let refusal): return .failure(refusal)
+                    case .success(let entry): return try runItem { try record(entry.identifier, call: call, in: database) }
+                    }
                 }
             }
         }

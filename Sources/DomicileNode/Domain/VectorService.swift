@@ -191,9 +191,11 @@ enum VectorService {
     private static func storeBatch(_ entries: [BatchEntry], in collection: VectorCollections.Collection, refusalDetail: String,
                                    call: CallContext, links: Locked<LinkTicket>, in database: Database) throws -> BatchOutcome {
         try database.execute("SAVEPOINT vector_batch")
-        var stored: [VectorItem] = []
-        let together = try storeEntries(entries, in: collection, refusalDetail: refusalDetail, call: call, in: database) { item in
-            stored.append(item)
+        let (together, stored) = try BatchItems.runAll(in: database) { runItem in
+            var stored: [VectorItem] = []
+            let outcome = try storeEntries(entries, in: collection, refusalDetail: refusalDetail, call: call, runItem: runItem,
+                                           in: database) { item in stored.append(item) }
+            return (outcome, stored)
         }
         do throws(VectorError) {
             if !stored.isEmpty {
@@ -204,9 +206,8 @@ enum VectorService {
         } catch {
             try database.execute("ROLLBACK TO vector_batch")
             try database.execute("RELEASE vector_batch")
-            return try storeEntries(entries, in: collection, refusalDetail: refusalDetail, call: call, in: database) { item throws(DomainError) in
-                try index(item, in: collection)
-            }
+            return try storeEntries(entries, in: collection, refusalDetail: refusalDetail, call: call, runItem: .savepointPerItem(database),
+                                    in: database) { item throws(DomainError) in try index(item, in: collection) }
         }
         try database.execute("RELEASE vector_batch")
         return together
@@ -216,10 +217,13 @@ enum VectorService {
     /// every core (fewer are linked on the writer thread, as a single call's).
     static let parallelLinkMin = 64
 
-    /// Stores each entry in its own savepoint, audits each refused one, and
-    /// hands each stored vector to `index` (whose refusal refuses the entry).
+    /// Stores each entry through `runItem` (`BatchItems.runAll`), audits
+    /// each refused one, and hands each stored vector to `index` (whose
+    /// refusal refuses the entry). An entry's subject and consent are
+    /// checked before it writes, outside `runItem`: their refusals undo
+    /// nothing.
     private static func storeEntries(_ entries: [BatchEntry], in collection: VectorCollections.Collection, refusalDetail: String,
-                                     call: CallContext, in database: Database,
+                                     call: CallContext, runItem: BatchItems.ItemRunner, in database: Database,
                                      index: (VectorItem) throws(DomainError) -> Void) throws -> BatchOutcome {
         let purpose = collection.definition.purpose.rawValue
         var outcome = BatchOutcome()
@@ -235,9 +239,14 @@ enum VectorService {
                 }
             case .success(let (pid, vector)):
                 // Refused in the transaction: as `writeAudited` audits the single call.
-                result = try BatchItems.run(in: database) {
-                    try index(try record(vector, for: pid, in: collection, call: call, in: database))
-                }.map { pid }
+                do {
+                    let admitted = try admit(pid, to: collection, call: call, in: database)
+                    result = try runItem {
+                        try index(try record(vector, for: pid, admitted, in: collection, call: call, in: database))
+                    }.map { pid }
+                } catch let refusal as DomainError {
+                    result = .failure(refusal)
+                }
                 if case .failure(let refusal) = result {
                     event = call.event("vector.write", pid: pid.rawValue, purpose: purpose, outcome: Refusals.outcome(refusal.code))
                 }
@@ -255,22 +264,39 @@ enum VectorService {
     /// refused (`DomainError`) without the subject, or without consent.
     private static func store(_ vector: [Float], for pid: PID, in collection: VectorCollections.Collection, call: CallContext,
                               in database: Database) throws {
-        try index(try record(vector, for: pid, in: collection, call: call, in: database), in: collection)
+        let admitted = try admit(pid, to: collection, call: call, in: database)
+        try index(try record(vector, for: pid, admitted, in: collection, call: call, in: database), in: collection)
     }
 
-    /// Stores one vector in the caller's transaction, audited, and returns
-    /// it as the index takes it (with its consent's eligibility deadline);
-    /// refused (`DomainError`) without the subject, or without consent.
-    private static func record(_ vector: [Float], for pid: PID, in collection: VectorCollections.Collection, call: CallContext,
-                               in database: Database) throws -> VectorItem {
+    /// What a vector write needs once its refusals are behind it.
+    private struct Admitted {
+        let key: AESGCMKey
+        let grants: [Purpose: ActiveConsent]
+        let grounds: ConsentGate.Grounds
+    }
+
+    /// The subject's key and the consent that covers the collection's
+    /// purpose, read in the caller's transaction; refused (`DomainError`)
+    /// without the subject, or without consent. Writes nothing.
+    private static func admit(_ pid: PID, to collection: VectorCollections.Collection, call: CallContext,
+                              in database: Database) throws -> Admitted {
+        let services = call.services
+        guard let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database) else { throw DomainError.unknownSubject() }
+        let grants = try ConsentRecords.activeGrants(of: pid, in: database)
+        let grounds = try services.consentGate.requireCoverage(of: collection.definition.purpose, grants: grants, now: call.now)
+        return Admitted(key: key, grants: grants, grounds: grounds)
+    }
+
+    /// Stores one admitted vector in the caller's transaction, audited, and
+    /// returns it as the index takes it (with its consent's eligibility deadline).
+    private static func record(_ vector: [Float], for pid: PID, _ admitted: Admitted, in collection: VectorCollections.Collection,
+                               call: CallContext, in database: Database) throws -> VectorItem {
         let services = call.services
         let definition = collection.definition
         let purpose = definition.purpose
-        guard let key = try SubjectRecords.key(of: pid, keys: services.keys, in: database) else { throw DomainError.unknownSubject() }
-        let grants = try ConsentRecords.activeGrants(of: pid, in: database)
-        let grounds = try services.consentGate.requireCoverage(of: purpose, grants: grants, now: call.now)
+        let grants = admitted.grants
         var random = services.random.generator()
-        try VectorRecords.write(vector, collection: definition.name, pid: pid, key: key, grounds: grounds, now: call.now,
+        try VectorRecords.write(vector, collection: definition.name, pid: pid, key: admitted.key, grounds: admitted.grounds, now: call.now,
                                 using: &random, in: database)
         try AuditLog.append(call.event("vector.write", pid: pid.rawValue, purpose: purpose.rawValue,
                                           detail: "collection=\(definition.name)"), to: database)
