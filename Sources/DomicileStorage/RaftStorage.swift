@@ -11,9 +11,9 @@
 ///
 /// Checkpoints run off the persist path, on a `Checkpointer` thread of
 /// their own (as for the node's store), so a persist never stalls behind a
-/// copy of WAL pages and an fsync of the database file. Its RESTART past
-/// the WAL's ceiling wins the write lock between two persists, even back to
-/// back (`CheckpointerTests`), so, unlike the store's, it runs there.
+/// copy of WAL pages and an fsync of the database file. Unlike the store's,
+/// its RESTART past the WAL's ceiling stays on that thread: under persists
+/// back to back the WAL still starts over (`CheckpointerTests`).
 ///
 /// Like `Database`, it is used by one thread at a time: not `Sendable`.
 public final class RaftStorage {

@@ -193,9 +193,10 @@ final class CheckpointerTests: XCTestCase {
     }
 
     /// The region log's file is written by one thread persisting back to
-    /// back (a leader under a bulk load). Its checkpointer's own RESTART
-    /// wins the write lock between two persists, so the WAL stays bounded
-    /// without running it on the persisting thread.
+    /// back (a leader under a bulk load). Its checkpointer's checkpoints,
+    /// on their own thread, keep the WAL bounded: it starts over during the
+    /// persists (after a RESTART, or a passive checkpoint that copied every
+    /// frame), without a RESTART on the persisting thread.
     func test_raftLog_sustainedPersists_theWALStartsOverPastTheCeiling() throws {
         let directory = TemporaryDirectory()
         let path = directory.file("raft.sqlite")

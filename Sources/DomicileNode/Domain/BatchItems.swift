@@ -3,9 +3,9 @@ import DomicileStorage
 /// The items of a batch write (`POST /v1/subjects/batch`,
 /// `POST /v1/collections/{name}/vectors/batch`): each checked and stored
 /// as its single call would be, all in one write transaction (one
-/// region-log entry, one fsync), each in its own savepoint so that an item
-/// refused rolls back alone and the others commit
-/// (docs/DECISIONS.md, "Batch writes: per-item results in one transaction").
+/// region-log entry, one fsync), an item refused undone alone while the
+/// others commit (`runAll`; docs/DECISIONS.md, "Batch writes: per-item
+/// results in one transaction").
 enum BatchItems {
     /// Items in one batch at most; else 422 `batch_too_large`.
     static func checkCount(_ count: Int, field: String, services: NodeServices) throws(DomainError) {

@@ -131,9 +131,9 @@ enum VectorService {
         let checked: Result<(pid: PID, vector: [Float]), DomainError>
     }
 
-    /// Writes every entry as `write` would, in one transaction, each in its
-    /// own savepoint: an entry refused (no consent, unknown subject, another
-    /// region's pid, a bad vector) is its result, not the batch's, and is
+    /// Writes every entry as `write` would, in one transaction, each undone
+    /// alone when refused: an entry refused (no consent, unknown subject,
+    /// another region's pid, a bad vector) is its result, not the batch's, and is
     /// audited as its single call would be (`vector.write` refused in the
     /// transaction, `request.refused` with `refusalDetail` before it).
     static func writeBatch(_ entries: [BatchEntry], in collection: VectorCollections.Collection, refusalDetail: String,
@@ -174,8 +174,8 @@ enum VectorService {
         var events: [AuditEvent] = []
     }
 
-    /// Stores a batch's entries in the caller's transaction, each in its own
-    /// savepoint, and audits each refused one as its single call would be.
+    /// Stores a batch's entries in the caller's transaction (`BatchItems.runAll`),
+    /// and audits each refused one as its single call would be.
     ///
     /// The rows are written first and the vectors stored then placed in the
     /// index together, to be linked into the graph on every core in the
