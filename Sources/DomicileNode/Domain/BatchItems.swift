@@ -18,7 +18,7 @@ enum BatchItems {
 
     /// Runs a batch's items, `pass`, first without a savepoint per item:
     /// each would journal again every page its item changes (SQLite's
-    /// statement journal: in a load of 1 000-item batches, twice as many
+    /// statement journal: in a load of 1 000-item batches, 2.7 times as many
     /// page writes as the WAL's; docs/BENCHMARKS.md). `pass` runs each item
     /// through the `ItemRunner` it is given. An item refused in the middle
     /// of its writes rolls the whole pass back, and `pass` runs again with
@@ -53,8 +53,8 @@ enum BatchItems {
             case .bare:
                 do {
                     return .success(try body())
-                } catch let refusal as DomainError {
-                    throw RefusedMidItem(refusal: refusal)
+                } catch is DomainError {
+                    throw RefusedMidItem()
                 }
             }
         }
@@ -62,9 +62,7 @@ enum BatchItems {
 
     /// An item refused in a bare pass: not a `DomainError`, so that no
     /// caller's handling of refusals stops it on its way to `runAll`.
-    struct RefusedMidItem: Error {
-        let refusal: DomainError
-    }
+    struct RefusedMidItem: Error {}
 
     /// Runs one item's write in its own savepoint: its refusal (a
     /// `DomainError`) rolls back what it wrote and is returned as its
