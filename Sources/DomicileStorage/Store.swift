@@ -11,13 +11,21 @@ public final class Store: Sendable {
     public init(path: String, migrator: Migrator, now: Int64, settings: Writer.Settings = Writer.Settings(),
                 options: Database.Options = Database.Options()) throws {
         self.path = path
-        var writerOptions = options
-        writerOptions.autoCheckpointPages = 0
+        var shared = options
+        shared.autoCheckpointPages = 0
+        // The writer's cache holds the pages one batch of requests dirties.
+        // When it cannot, SQLite spills dirty pages to the WAL in mid-batch,
+        // and a page changed again after its spill is written twice: at the
+        // readers' 32 MiB, 7% of the pages a 100k-subject batch load wrote
+        // were spills; at twice that, none (docs/BENCHMARKS.md, "What the
+        // writer writes").
+        var writerOptions = shared
+        writerOptions.cacheKibibytes = 2 * options.cacheKibibytes
         writer = try Writer(path: path, options: writerOptions, settings: settings) { database in
             try migrator.migrate(database, appliedAt: now)
         }
-        readers = ReaderPool(path: path, options: writerOptions)
-        checkpointer = try Checkpointer(path: path, options: writerOptions, writer: writer)
+        readers = ReaderPool(path: path, options: shared)
+        checkpointer = try Checkpointer(path: path, options: shared, writer: writer)
     }
 
     @discardableResult

@@ -55,6 +55,13 @@ public final class Writer: Sendable {
                 prepare: (Database) throws -> Void = { _ in }) throws {
         precondition(settings.batchRequestsMax >= 1 && settings.pendingRequestsMax >= 1, "writer limits must be positive")
         let database = try Database(path: path, options: options)
+        // Each request runs in a savepoint inside the batch's transaction, so
+        // SQLite first copies each page a request changes into a statement
+        // journal, to be able to undo that request alone. Kept in memory
+        // (1 KiB chunks, freed when the request's savepoint is released), a
+        // copy costs a memcpy instead of a pwrite(2) to a temporary file. It
+        // never holds more than the pages one request changes.
+        try database.execute("PRAGMA temp_store = MEMORY")
         try prepare(database)
         self.settings = settings
         self.queue = RequestQueue(pendingMax: settings.pendingRequestsMax)

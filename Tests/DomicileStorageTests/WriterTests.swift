@@ -63,6 +63,62 @@ final class WriterTests: XCTestCase {
         XCTAssertEqual(try store.read { try $0.fetchAll("SELECT value FROM rows ORDER BY id") { $0.text(0) } }, ["first", "second"])
     }
 
+    /// A request that rewrote most of the file before failing is undone from
+    /// the statement journal, beside a request of the same batch that
+    /// commits; that journal is kept in memory, never in a temporary file.
+    func test_failedRequestRewritingManyPages_undoneFromAJournalInMemory() async throws {
+        let store = try makeStore()
+        defer { store.close() }
+        let rows = 4_000
+        let value = String(repeating: "v", count: 400)
+        try await store.write { database in
+            for id in 0..<rows { try database.execute("INSERT INTO rows (id, value) VALUES (?, ?)", [id, value]) }
+        }
+        // Hold the writer thread so the next two writes are taken as one batch.
+        let started = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let holder = Task { try await store.writer.outsideTransaction { _ in
+            started.signal()
+            release.wait()
+        } }
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                started.wait()
+                continuation.resume()
+            }
+        }
+        let journalFiles = Locked<[String]?>(nil)
+        let rewriting = Task {
+            try await store.write { database -> Void in
+                try database.execute("UPDATE rows SET value = upper(value)")
+                let open = WriterTests.temporaryFilesOpen()
+                journalFiles.withLock { $0 = open }
+                throw Deliberate()
+            }
+        }
+        while store.writer.queuedRequests < 1 { try await Task.sleep(nanoseconds: 1_000_000) }
+        let inserting = Task { try await store.write { try $0.execute("INSERT INTO rows (id, value) VALUES (?, 'new')", [rows]) } }
+        while store.writer.queuedRequests < 2 { try await Task.sleep(nanoseconds: 1_000_000) }
+        release.signal()
+        try await holder.value
+
+        await XCTAssertThrowsErrorAsync(try await rewriting.value) { XCTAssertTrue($0 is Deliberate, "\($0)") }
+        try await inserting.value
+        XCTAssertEqual(store.writer.currentStatistics.commits, 2, "one commit for the rows, one for the batch of two requests")
+        XCTAssertEqual(try store.read { try $0.fetchOne("SELECT count(*) FROM rows WHERE value = ?", [value]) { $0.int(0) } }, rows,
+                       "every page the failed request changed was restored")
+        XCTAssertEqual(try store.read { try $0.fetchOne("SELECT value FROM rows WHERE id = ?", [rows]) { $0.text(0) } }, "new")
+        XCTAssertEqual(journalFiles.value, [], "the statement journal of \(rows) rewritten rows stayed in memory")
+    }
+
+    /// The unlinked temporary files this process holds open (SQLite's
+    /// statement journals are created and unlinked at once).
+    static func temporaryFilesOpen() -> [String] {
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return descriptors.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0) }
+            .filter { $0.contains("etilqs_") }
+    }
+
     func test_acknowledgedWrite_isVisibleToAnotherConnectionAtOnce() async throws {
         let store = try makeStore()
         let observer = try Database(path: directory.file("w.sqlite"))
