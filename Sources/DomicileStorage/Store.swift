@@ -17,7 +17,7 @@ public final class Store: Sendable {
         // When it cannot, SQLite spills dirty pages to the WAL in mid-batch,
         // and a page changed again after its spill is written twice: at the
         // readers' 32 MiB, 7% of the pages a 100k-subject batch load wrote
-        // were spills; at twice that, none (docs/BENCHMARKS.md, "What the
+        // were spills; at twice that, 212 (docs/BENCHMARKS.md, "What the
         // writer writes").
         var writerOptions = shared
         writerOptions.cacheKibibytes = 2 * options.cacheKibibytes
