@@ -60,18 +60,7 @@ final class WriterDiskFullTests: XCTestCase {
         defer { store.close() }
 
         // Hold the writer thread so the next two writes are taken as one batch.
-        let started = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        let holder = Task { try await store.writer.outsideTransaction { _ in
-            started.signal()
-            release.wait()
-        } }
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                started.wait()
-                continuation.resume()
-            }
-        }
+        let (release, holder) = await store.writer.hold()
         let refused = Task { try await store.write { try WriterDiskFullTests.insertLarge($0) } }
         while store.writer.queuedRequests < 1 { try await Task.sleep(nanoseconds: 1_000_000) }
         let fitting = Task { try await store.write { try WriterDiskFullTests.updateInPlace($0) } }

@@ -75,18 +75,7 @@ final class WriterTests: XCTestCase {
             for id in 0..<rows { try database.execute("INSERT INTO rows (id, value) VALUES (?, ?)", [id, value]) }
         }
         // Hold the writer thread so the next two writes are taken as one batch.
-        let started = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        let holder = Task { try await store.writer.outsideTransaction { _ in
-            started.signal()
-            release.wait()
-        } }
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                started.wait()
-                continuation.resume()
-            }
-        }
+        let (release, holder) = await store.writer.hold()
         let journalFiles = Locked<[String]?>(nil)
         let rewriting = Task {
             try await store.write { database -> Void in
