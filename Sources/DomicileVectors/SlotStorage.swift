@@ -180,6 +180,12 @@ final class SlotStorage: @unchecked Sendable {
         domicile_prefetch_lines(record(slot) + vectorOffset, vectorLines)
     }
 
+    /// Hints the cache to fetch the first line of the slot's vector.
+    @inline(__always)
+    func prefetchVectorHead(_ slot: UInt32) {
+        domicile_prefetch(record(slot) + vectorOffset)
+    }
+
     /// Hints the cache to fetch the slot's stamp and level-0 links.
     @inline(__always)
     func prefetchLinks(_ slot: UInt32) {
