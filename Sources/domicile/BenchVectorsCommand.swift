@@ -11,7 +11,7 @@ struct BenchVectorsCommand: Command {
     static let help = """
         [--count 100000] [--dimension 384] [--clusters 1000] [--queries 1000] [--m 16] [--ef-construction 200]
         [--seed N] [--reference Tests/Bench/vectors_reference.py | none] [--skip-crossover]
-        [--dataset FILE.npy|FILE.fvecs [--normalize]] [--build-threads 1]
+        [--dataset FILE.npy|FILE.fvecs [--normalize]] [--build-threads 1] [--rounds 1]
 
         On one thread, with seeded clustered vectors of low intrinsic dimension (l2 metric):
           - the exact top-10 of every query by Domicile's flat scan (scan rate in GB/s), which is
@@ -33,6 +33,9 @@ struct BenchVectorsCommand: Command {
         by cosine (angular data sets): l2 on unit vectors ranks as cosine does.
         --build-threads N (N > 1) builds the measured graph on N threads (upsertAll) in place of
         one thread and the separate two-thread build: for sizes (1M) where two builds cost too much.
+        --rounds N (N > 1) sweeps both graphs N times, the two sides in turn (hnswlib's saved index
+        reloaded each time), and compares each side's best round per ef, so that a noisy neighbour on
+        a shared machine skews neither side alone.
         Build with -c release. Without numpy/hnswlib, the reference side is reported missing.
         """
 
@@ -59,6 +62,7 @@ struct BenchVectorsCommand: Command {
         let dataset = try arguments.option("dataset")
         let normalize = arguments.flag("normalize")
         let buildThreads = try arguments.integer("build-threads", default: 1, range: 1...64)
+        let rounds = try arguments.integer("rounds", default: 1, range: 1...20)
         try arguments.finish()
 
         var start = Bench.monotonicSeconds()
@@ -81,7 +85,9 @@ struct BenchVectorsCommand: Command {
         let (truth, scanGBps) = try exactTopK(data: data, queries: queries)
 
         // The reference, on the same files.
-        let referenceReport = runReference(reference, data: data, queries: queries, truth: truth, m: m, efConstruction: efConstruction)
+        let referenceRun = ReferenceRun(script: reference, dimension: dimension, m: m, efConstruction: efConstruction)
+        defer { referenceRun?.remove() }
+        let referenceReport = referenceRun?.report(data: data, queries: queries, truth: truth)
 
         // Domicile's HNSW.
         let heapBefore = heapBytes(), residentBefore = residentBytes()
@@ -122,13 +128,14 @@ struct BenchVectorsCommand: Command {
                 Output.line(String(format: "  hnswlib: %.0f bytes/vector resident (domicile / hnswlib %.2f); built on 2 threads in %.1f s "
                                    + "(hnswlib / domicile %.2f)", theirResident, resident / theirResident, theirParallel,
                                    theirParallel / parallelSeconds))
-                let theirs = (hnsw["sweep"] as? [[String: Any]] ?? []).map {
-                    Point(ef: $0["ef"] as? Int ?? 0, recall: $0["recall"] as? Double ?? 0, qps: $0["qps"] as? Double ?? 0)
-                }
+                var theirs = points(hnsw["sweep"])
                 for point in theirs {
                     Output.line(String(format: "    hnswlib ef %4d  recall@10 %.4f  %8.0f queries/s", point.ef, point.recall, point.qps))
                 }
-                Output.line("  at equal recall (smallest ef reaching it):")
+                if rounds > 1, let referenceRun {
+                    (ours, theirs) = try alternate(rounds: rounds, graph, ours, referenceRun, theirs, queries: queries, truth: truth)
+                }
+                Output.line("  at equal recall (smallest ef reaching it\(rounds > 1 ? ", best round of each" : "")):")
                 for target in targets {
                     let mine = ours.first { $0.recall >= target }, other = theirs.first { $0.recall >= target }
                     Output.line("    recall ≥ \(target): domicile " + describe(mine) + ", hnswlib " + describe(other)
@@ -139,6 +146,45 @@ struct BenchVectorsCommand: Command {
             }
         }
         if crossover { try measureCrossover(graph, queries: queries, count: count) }
+    }
+
+    /// Rounds 2 to `rounds` of both sweeps, hnswlib's then Domicile's, each
+    /// round's ratio per ef printed; returns each side's best queries/s per
+    /// ef over all rounds (the recalls are the same in every round).
+    static func alternate(rounds: Int, _ graph: VectorIndex, _ ours: [Point], _ reference: ReferenceRun, _ theirs: [Point],
+                          queries: SyntheticVectors, truth: [[Int32]]) throws -> ([Point], [Point]) {
+        func best(_ old: [Point], _ new: [Point]) -> [Point] {
+            zip(old, new).map { Point(ef: $0.ef, recall: $0.recall, qps: max($0.qps, $1.qps)) }
+        }
+        var ours = ours, theirs = theirs
+        func line(_ round: Int, _ mine: [Point], _ other: [Point]) {
+            Output.line("    round \(round) domicile / hnswlib per ef: "
+                        + zip(mine, other).map { String(format: "%d %.2f", $0.ef, $0.qps / $1.qps) }.joined(separator: ", "))
+        }
+        line(1, ours, theirs)
+        for round in 2...rounds {
+            guard let other = reference.sweep(), other.count == theirs.count else {
+                Output.error("reference: round \(round) of the sweep failed")
+                break
+            }
+            let mine = try efs.map { ef in
+                let (recall, qps) = try sweepPoint(graph, queries: queries, truth: truth, ef: ef, now: 0)
+                return Point(ef: ef, recall: recall, qps: qps)
+            }
+            line(round, mine, other)
+            ours = best(ours, mine)
+            theirs = best(theirs, other)
+        }
+        Output.line("  best of \(rounds) rounds, queries/s per ef (domicile / hnswlib): "
+                    + zip(ours, theirs).map { String(format: "%d %.0f / %.0f", $0.ef, $0.qps, $1.qps) }.joined(separator: ", "))
+        return (ours, theirs)
+    }
+
+    /// A sweep as the reference script reports it.
+    static func points(_ sweep: Any?) -> [Point] {
+        (sweep as? [[String: Any]] ?? []).map {
+            Point(ef: $0["ef"] as? Int ?? 0, recall: $0["recall"] as? Double ?? 0, qps: $0["qps"] as? Double ?? 0)
+        }
     }
 
     static func emptyGraph(dimension: Int, m: Int, efConstruction: Int) -> VectorIndex {
@@ -232,36 +278,62 @@ struct BenchVectorsCommand: Command {
         }
     }
 
-    /// Writes the vectors and the truth for the script, runs it, and returns its JSON.
-    static func runReference(_ script: String, data: SyntheticVectors, queries: SyntheticVectors, truth: [[Int32]], m: Int,
-                             efConstruction: Int) -> [String: Any]? {
-        guard script != "none" else { return nil }
-        guard FileManager.default.fileExists(atPath: script), let python = ChildProcess.find("python3") else {
-            Output.line("  reference: \(script) or python3 not found; skipped")
-            return nil
+    /// The reference script (`Tests/Bench/vectors_reference.py`) and the
+    /// files it reads: the vectors and the truth, written once, and
+    /// hnswlib's index, saved by the first run for the later sweeps.
+    struct ReferenceRun {
+        let python: String
+        let script: String
+        let directory: String
+        let common: [String]
+
+        /// Nil with `none`, or without the script or python3 (said why).
+        init?(script: String, dimension: Int, m: Int, efConstruction: Int) {
+            guard script != "none" else { return nil }
+            guard FileManager.default.fileExists(atPath: script), let python = ChildProcess.find("python3") else {
+                Output.line("  reference: \(script) or python3 not found; skipped")
+                return nil
+            }
+            self.python = python
+            self.script = script
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("domicile-bench-vectors-\(getpid())").path
+            common = ["--data", "\(directory)/data.f32", "--queries", "\(directory)/queries.f32", "--truth", "\(directory)/truth.i32",
+                      "--dimension", String(dimension), "--k", String(k), "--m", String(m), "--ef-construction", String(efConstruction),
+                      "--efs", efs.map(String.init).joined(separator: ",")]
         }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("domicile-bench-vectors-\(getpid())").path
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let files = (data: "\(directory)/data.f32", queries: "\(directory)/queries.f32", truth: "\(directory)/truth.i32")
-        do {
-            try data.values.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: files.data)) }
-            try queries.values.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: files.queries)) }
-            try truth.flatMap { $0 }.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: files.truth)) }
-        } catch {
-            Output.error("reference: cannot write the vectors: \(error)")
-            return nil
+
+        var indexPath: String { "\(directory)/hnswlib.bin" }
+
+        func remove() { try? FileManager.default.removeItem(atPath: directory) }
+
+        /// Writes the vectors and the truth for the script, runs it (saving its index), and returns its JSON.
+        func report(data: SyntheticVectors, queries: SyntheticVectors, truth: [[Int32]]) -> [String: Any]? {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                try data.values.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: "\(directory)/data.f32")) }
+                try queries.values.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: "\(directory)/queries.f32")) }
+                try truth.flatMap { $0 }.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: "\(directory)/truth.i32")) }
+            } catch {
+                Output.error("reference: cannot write the vectors: \(error)")
+                return nil
+            }
+            Output.line("  running the reference (\(script))…")
+            return run(common + ["--save-index", indexPath])
         }
-        Output.line("  running the reference (\(script))…")
-        guard let output = Bench.capture(python, [script, "--data", files.data, "--queries", files.queries, "--truth", files.truth,
-                                                  "--dimension", String(data.dimension), "--k", String(k), "--m", String(m),
-                                                  "--ef-construction", String(efConstruction),
-                                                  "--efs", efs.map(String.init).joined(separator: ",")]),
-              let report = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] else {
-            Output.error("reference: the script failed or printed no report")
-            return nil
+
+        /// hnswlib's sweep again, on the index the first run saved.
+        func sweep() -> [Point]? {
+            run(common + ["--sweep-index", indexPath]).map { points($0["sweep"]) }
         }
-        return report
+
+        private func run(_ arguments: [String]) -> [String: Any]? {
+            guard let output = Bench.capture(python, [script] + arguments),
+                  let report = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] else {
+                Output.error("reference: the script failed or printed no report")
+                return nil
+            }
+            return report
+        }
     }
 
     /// The process's resident set (`/proc/self/statm`), in bytes; the

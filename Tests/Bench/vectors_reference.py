@@ -9,6 +9,10 @@ queries per second for each ef; NumPy's brute-force scan rate in GB/s (one
 thread, and its default thread count); and whether NumPy's exact top-k agrees
 with Domicile's.
 
+With --save-index PATH it also saves its one-thread index there; with
+--sweep-index PATH it only loads that index and runs the sweep again (for
+`bench vectors --rounds`, which alternates the two sides' sweeps).
+
 Needs numpy and hnswlib (pip install numpy hnswlib).
 """
 import argparse
@@ -71,6 +75,20 @@ def numpy_scan(data, queries, k):
     return np.array(result), data.nbytes * len(queries) / elapsed / 1e9
 
 
+def sweep(index, queries, truth, arguments):
+    """Recall@k and queries per second (best of three rounds, as on the Domicile side) for each ef."""
+    points = []
+    for ef in (int(value) for value in arguments.efs.split(",")):
+        index.set_ef(max(ef, arguments.k))
+        elapsed = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            labels, _ = index.knn_query(queries, k=arguments.k, num_threads=1)
+            elapsed = min(elapsed, time.perf_counter() - start)
+        points.append({"ef": ef, "recall": recall(labels, truth), "qps": len(queries) / elapsed})
+    return points
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", required=True)
@@ -82,11 +100,19 @@ def main():
     parser.add_argument("--ef-construction", type=int, default=200)
     parser.add_argument("--efs", default="10,16,24,32,48,64,96,128,192,256,384,512")
     parser.add_argument("--scan-queries", type=int, default=50)
+    parser.add_argument("--save-index")
+    parser.add_argument("--sweep-index")
     arguments = parser.parse_args()
 
-    data = load(arguments.data, arguments.dimension)
     queries = load(arguments.queries, arguments.dimension)
     truth = np.fromfile(arguments.truth, dtype="<i4").reshape(len(queries), arguments.k)
+    if arguments.sweep_index:
+        index = hnswlib.Index(space="l2", dim=arguments.dimension)
+        index.load_index(arguments.sweep_index)
+        index.set_num_threads(1)
+        print(json.dumps({"sweep": sweep(index, queries, truth, arguments)}))
+        return
+    data = load(arguments.data, arguments.dimension)
     report = {"count": len(data), "dimension": arguments.dimension}
 
     scanned, gbps = numpy_scan(data, queries[: arguments.scan_queries], arguments.k)
@@ -113,19 +139,13 @@ def main():
     parallel.add_items(data, np.arange(len(data)), num_threads=2)
     build_two_threads = time.perf_counter() - start
     del parallel
-    sweep = []
-    for ef in (int(value) for value in arguments.efs.split(",")):
-        index.set_ef(max(ef, arguments.k))
-        elapsed = float("inf")
-        for _ in range(3):  # best of three, as on the Domicile side
-            start = time.perf_counter()
-            labels, _ = index.knn_query(queries, k=arguments.k, num_threads=1)
-            elapsed = min(elapsed, time.perf_counter() - start)
-        sweep.append({"ef": ef, "recall": recall(labels, truth), "qps": len(queries) / elapsed})
+    points = sweep(index, queries, truth, arguments)
+    if arguments.save_index:
+        index.save_index(arguments.save_index)
     report["hnswlib"] = {"version": getattr(hnswlib, "__version__", "unknown"), "build_seconds": build,
                          "bytes_per_vector": grown / len(data),
                          "resident_bytes_per_vector": resident / len(data), "build_seconds_two_threads": build_two_threads,
-                         "sweep": sweep}
+                         "sweep": points}
     print(json.dumps(report))
 
 
