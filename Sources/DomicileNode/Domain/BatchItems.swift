@@ -26,6 +26,9 @@ enum BatchItems {
     /// `pass` must keep its results to itself: the first pass's are dropped.
     /// A refusal checked before an item writes (its subject, its consent)
     /// is no reason for a second pass: check it outside the runner.
+    /// Any other error is thrown with `batch_items` still open: it fails
+    /// the writer's request, whose `ROLLBACK TO request` undoes the batch
+    /// and cancels the savepoints inside it (`Writer`).
     static func runAll<R>(in database: Database, _ pass: (ItemRunner) throws -> R) throws -> R {
         try database.execute("SAVEPOINT batch_items")
         let value: R
