@@ -550,7 +550,7 @@ public final class VectorIndex: @unchecked Sendable {
     /// picked first (visited marks and states are dense arrays, so this
     /// touches no record); then the first line of each of their vectors is
     /// asked for at once, and each is scored while every line of the next
-    /// one's is being fetched (on the 100k × 384 set, 12–30% more queries/s
+    /// one's is being fetched (on the 100k × 384 set, 12–21% more queries/s
     /// than fetching only the next one's; docs/BENCHMARKS.md).
     private func searchLevel(_ query: UnsafePointer<Float>, entries: UnsafeBufferPointer<Candidate>, ef: Int, level: Int,
                              eligibleAfter now: Int64?, kernel: DistanceKernel, context: SearchContext) -> [Candidate] {
