@@ -22,6 +22,20 @@ public struct TLSError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// OpenSSL's process-wide state.
+public enum OpenSSLLibrary {
+    /// Asks OpenSSL not to free its global state in an `atexit` handler
+    /// (`OPENSSL_INIT_NO_ATEXIT`); the kernel reclaims it when the process
+    /// ends. Without this, `exit` on one thread frees what an event loop's
+    /// TLS call on another thread is still using (the demo's client closing
+    /// its connections to nodes it had just stopped crashed with SIGSEGV in
+    /// libcrypto as the demo exited). Takes effect only as OpenSSL's first
+    /// initialization: call it first thing in `main`.
+    public static func keepStateUntilExit() {
+        _ = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_ATEXIT), nil)
+    }
+}
+
 /// The lowest protocol version a context accepts.
 public enum TLSVersion: String, Sendable, CaseIterable {
     case v1_2 = "1.2"

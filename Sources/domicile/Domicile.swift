@@ -1,3 +1,4 @@
+import DomicileNet
 import Foundation
 
 @main
@@ -53,6 +54,7 @@ enum Domicile {
     ]
 
     static func main() async {
+        OpenSSLLibrary.keepStateUntilExit()
         let words = Array(CommandLine.arguments.dropFirst())
         if words.isEmpty || words == ["--help"] || words == ["-h"] || words == ["help"] {
             Output.line(topLevelHelp())
